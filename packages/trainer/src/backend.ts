@@ -1,0 +1,104 @@
+// Picks the fastest TensorFlow.js backend this machine can run: tfjs-node-gpu, tfjs-node, wasm, cpu.
+// TFJS_BACKEND (or the `prefer` argument) overrides the order. Also patches the wasm backend with
+// the one kernel training needs and it lacks (UnsortedSegmentSum: the gradient of `gather`).
+
+import * as tf from '@tensorflow/tfjs';
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendChoice {
+  /** What was asked for or tried first. */
+  requested: BackendName | 'auto';
+  /** The backend now in use (tfjs's name: 'tensorflow' for both node packages). */
+  name: BackendName;
+  /** Why earlier candidates were skipped. */
+  skipped: Array<{ name: BackendName; reason: string }>;
+}
+
+let current: BackendChoice | undefined;
+
+/**
+ * Initializes TensorFlow.js once per process and returns the choice made. `prefer` (or
+ * TFJS_BACKEND) names one backend; anything else than 'auto' fails when that backend cannot load.
+ */
+export async function initBackend(prefer: BackendName | 'auto' = 'auto', log: (msg: string) => void = () => {}): Promise<BackendChoice> {
+  if (current) return current;
+  const candidates = prefer === 'auto' ? BACKEND_ORDER : [prefer];
+  const skipped: BackendChoice['skipped'] = [];
+  for (const name of candidates) {
+    try {
+      await loadBackend(name);
+      current = { requested: prefer, name, skipped };
+      log(`tfjs backend: ${name}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
+      return current;
+    } catch (err) {
+      skipped.push({ name, reason: (err as Error).message.split('\n')[0] ?? String(err) });
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could start: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
+}
+
+export function backendChoice(): BackendChoice | undefined {
+  return current;
+}
+
+async function loadBackend(name: BackendName): Promise<void> {
+  switch (name) {
+    case 'tensorflow-gpu':
+      await import('@tensorflow/tfjs-node-gpu' as string);
+      await setOrThrow('tensorflow');
+      return;
+    case 'tensorflow':
+      await import('@tensorflow/tfjs-node' as string);
+      await setOrThrow('tensorflow');
+      return;
+    case 'wasm':
+      await import('@tensorflow/tfjs-backend-wasm');
+      registerWasmSegmentSum();
+      await setOrThrow('wasm');
+      return;
+    case 'cpu':
+      await setOrThrow('cpu');
+      return;
+  }
+}
+
+async function setOrThrow(name: string): Promise<void> {
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`tf.setBackend('${name}') returned false`);
+  await tf.ready();
+}
+
+/**
+ * UnsortedSegmentSum for wasm, computed in JavaScript on the kernel's input data. It is only
+ * used by the embedding gradient (a scatter-add of B*T rows), a small share of a step.
+ */
+function registerWasmSegmentSum(): void {
+  if (tf.getKernel('UnsortedSegmentSum', 'wasm')) return;
+  tf.registerKernel({
+    kernelName: 'UnsortedSegmentSum',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+      const numSegments = (attrs as { numSegments: number }).numSegments;
+      // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
+      const wasm = backend as any;
+      const xs = wasm.readSync(x.dataId) as Float32Array;
+      const ids = wasm.readSync(segmentIds.dataId) as Int32Array;
+      const rows = segmentIds.shape.reduce((a, b) => a * b, 1);
+      const inner = xs.length / Math.max(rows, 1);
+      const out = new Float32Array(numSegments * inner);
+      for (let r = 0; r < rows; r++) {
+        const seg = ids[r] as number;
+        if (seg < 0 || seg >= numSegments) continue;
+        const o = seg * inner;
+        const s = r * inner;
+        for (let j = 0; j < inner; j++) out[o + j] = (out[o + j] as number) + (xs[s + j] as number);
+      }
+      return wasm.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], 'float32', undefined, out);
+    },
+  });
+}
+
+export { tf };

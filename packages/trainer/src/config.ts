@@ -1,0 +1,76 @@
+// Model configuration and the named presets. One config describes both architectures:
+// `gpt` (causal decoder) and `bert` (bidirectional encoder with a masked-LM head).
+
+export type Architecture = 'gpt' | 'bert';
+
+export interface ModelConfig {
+  arch: Architecture;
+  vocabSize: number;
+  nLayer: number;
+  nHead: number;
+  /** Width of the residual stream (C). */
+  dModel: number;
+  /** Longest context (T). */
+  blockSize: number;
+  /** Feed-forward width as a multiple of dModel. Default 4. */
+  ffnMult: number;
+  /** Dropout on attention weights, residual branches and embeddings. Default 0. */
+  dropout: number;
+  /** Biases in Linear layers and LayerNorms. Default true. */
+  bias: boolean;
+  /** LM head shares the token embedding matrix. Default true. */
+  tiedEmbeddings: boolean;
+}
+
+export type PresetName = 'gpt-nano' | 'gpt-micro' | 'gpt2-small' | 'bert-mini';
+
+type Shape = Pick<ModelConfig, 'arch' | 'nLayer' | 'nHead' | 'dModel' | 'blockSize'>;
+export const PRESETS: Record<PresetName, Shape> = {
+  'gpt-nano': { arch: 'gpt', nLayer: 4, nHead: 4, dModel: 128, blockSize: 64 },
+  'gpt-micro': { arch: 'gpt', nLayer: 6, nHead: 6, dModel: 384, blockSize: 256 },
+  'gpt2-small': { arch: 'gpt', nLayer: 12, nHead: 12, dModel: 768, blockSize: 1024 },
+  'bert-mini': { arch: 'bert', nLayer: 4, nHead: 4, dModel: 256, blockSize: 128 },
+};
+
+export function isPreset(name: string): name is PresetName {
+  return Object.hasOwn(PRESETS, name);
+}
+
+/** A full config from a preset, a vocabulary size and overrides; validated. */
+export function modelConfig(preset: PresetName | Shape, vocabSize: number, overrides: Partial<ModelConfig> = {}): ModelConfig {
+  const shape = typeof preset === 'string' ? PRESETS[preset] : preset;
+  const cfg: ModelConfig = {
+    ffnMult: 4,
+    dropout: 0,
+    bias: true,
+    tiedEmbeddings: true,
+    ...shape,
+    vocabSize,
+    ...overrides,
+  };
+  validateModelConfig(cfg);
+  return cfg;
+}
+
+export function validateModelConfig(c: ModelConfig): void {
+  const positive = ['vocabSize', 'nLayer', 'nHead', 'dModel', 'blockSize', 'ffnMult'] as const;
+  for (const k of positive) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new RangeError(`model config: ${k} must be a positive integer, got ${c[k]}`);
+  }
+  if (c.dModel % c.nHead !== 0) throw new RangeError(`model config: dModel (${c.dModel}) must be divisible by nHead (${c.nHead})`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new RangeError(`model config: dropout must be in [0, 1), got ${c.dropout}`);
+  if (c.arch !== 'gpt' && c.arch !== 'bert') throw new RangeError(`model config: arch must be gpt or bert, got ${c.arch}`);
+}
+
+/** Parameter count (tied head counted once). */
+export function countParams(c: ModelConfig): number {
+  const C = c.dModel;
+  const H = C * c.ffnMult;
+  const b = c.bias ? 1 : 0;
+  const ln = C + b * C;
+  const block = 2 * ln + C * 3 * C + b * 3 * C + C * C + b * C + C * H + b * H + H * C + b * C;
+  let n = c.vocabSize * C + c.blockSize * C + c.nLayer * block + ln;
+  if (!c.tiedEmbeddings) n += c.vocabSize * C;
+  if (c.arch === 'bert') n += C * C + b * C + ln + c.vocabSize;
+  return n;
+}

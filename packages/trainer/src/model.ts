@@ -1,0 +1,222 @@
+// The transformer: token + position embeddings, n_layer pre-LayerNorm blocks (multi-head
+// self-attention and a GELU MLP, each a residual branch), a final LayerNorm and the LM head.
+// arch 'gpt' masks attention causally; arch 'bert' attends both ways and adds an MLM head.
+// Parameters live in a name -> tf.Variable map with Hugging Face GPT-2 style names, so any of
+// them can be frozen, adapted or exported by name.
+
+import * as tf from '@tensorflow/tfjs';
+import { type ModelConfig, validateModelConfig } from './config';
+import { bmm, gelu, layerNorm, linear, mm, dropout as dropoutOp } from './ops';
+import { mixSeed } from './rng';
+
+export interface ForwardOptions {
+  /** Enables dropout. Default false. */
+  training?: boolean;
+  /** Seed for this call's dropout masks. */
+  seed?: number;
+  /** [B, T] with 1 for real tokens and 0 for padding (keys that must not be attended to). */
+  attentionMask?: tf.Tensor2D;
+}
+
+interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: 'normal' | 'proj' | 'zeros' | 'ones';
+}
+
+let modelCounter = 0;
+
+export class Transformer {
+  readonly config: ModelConfig;
+  /** Every parameter by name, e.g. `h.0.attn.c_attn.weight`. */
+  readonly params: Map<string, tf.Variable>;
+  private readonly frozen = new Set<string>();
+  private readonly causalMasks = new Map<number, tf.Tensor>();
+
+  private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.params = params;
+  }
+
+  /** A freshly initialized model: N(0, 0.02) weights, residual projections scaled by 1/sqrt(2 n_layer). */
+  static create(config: ModelConfig, seed = 1337): Transformer {
+    validateModelConfig(config);
+    const id = ++modelCounter;
+    const params = new Map<string, tf.Variable>();
+    const projStd = 0.02 / Math.sqrt(2 * config.nLayer);
+    paramSpecs(config).forEach((spec, i) => {
+      const value = tf.tidy(() => {
+        switch (spec.init) {
+          case 'zeros':
+            return tf.zeros(spec.shape);
+          case 'ones':
+            return tf.ones(spec.shape);
+          case 'normal':
+            return tf.randomNormal(spec.shape, 0, 0.02, 'float32', mixSeed(seed, i));
+          case 'proj':
+            return tf.randomNormal(spec.shape, 0, projStd, 'float32', mixSeed(seed, i));
+        }
+      });
+      params.set(spec.name, tf.variable(value, true, `crucible${id}/${spec.name}`));
+      value.dispose();
+    });
+    return new Transformer(config, params);
+  }
+
+  /** A model whose parameters take the given values (shapes are checked against the config). */
+  static fromWeights(config: ModelConfig, weights: Map<string, { shape: number[]; data: Float32Array }>): Transformer {
+    validateModelConfig(config);
+    const id = ++modelCounter;
+    const params = new Map<string, tf.Variable>();
+    for (const spec of paramSpecs(config)) {
+      const w = weights.get(spec.name);
+      if (!w) throw new Error(`weights lack parameter ${spec.name}`);
+      if (w.shape.join(',') !== spec.shape.join(',')) {
+        throw new Error(`parameter ${spec.name}: shape [${w.shape}] does not match the config's [${spec.shape}]`);
+      }
+      const t = tf.tensor(w.data, w.shape, 'float32');
+      params.set(spec.name, tf.variable(t, true, `crucible${id}/${spec.name}`));
+      t.dispose();
+    }
+    return new Transformer(config, params);
+  }
+
+  param(name: string): tf.Variable {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`no parameter named ${name}`);
+    return p;
+  }
+
+  /** Freezes every parameter whose name matches (a string prefix or a RegExp). */
+  freeze(match: string | RegExp): void {
+    for (const name of this.params.keys()) if (matches(name, match)) this.frozen.add(name);
+  }
+
+  unfreeze(match: string | RegExp): void {
+    for (const name of [...this.frozen]) if (matches(name, match)) this.frozen.delete(name);
+  }
+
+  /** Parameters the optimizer updates, by name. */
+  trainable(): Map<string, tf.Variable> {
+    return new Map([...this.params].filter(([n]) => !this.frozen.has(n)));
+  }
+
+  numParams(): number {
+    return [...this.params.values()].reduce((n, p) => n + p.size, 0);
+  }
+
+  /** idx [B, T] int32 -> logits [B, T, V]. */
+  forward(idx: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      const c = this.config;
+      const [B, T] = idx.shape;
+      if (T > c.blockSize) throw new RangeError(`sequence length ${T} exceeds block_size ${c.blockSize}`);
+      const C = c.dModel;
+      const nh = c.nHead;
+      const hs = C / nh;
+      const p = (n: string) => this.param(n);
+      const pb = (n: string) => (c.bias ? this.param(n) : undefined);
+      const rate = opts.training ? c.dropout : 0;
+      let drops = 0;
+      const drop = (t: tf.Tensor) => (rate > 0 ? dropoutOp(t, rate, mixSeed(opts.seed ?? 0, drops++)) : t);
+
+      const tokEmb = tf.gather(p('wte.weight'), idx.reshape([-1])).reshape([B, T, C]); // (B, T, C)
+      const posEmb = tf.slice(p('wpe.weight'), [0, 0], [T, C]); // (T, C)
+      let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
+
+      // Additive attention bias: causal (T, T) for gpt, padding (B, 1, 1, T) when given.
+      let bias: tf.Tensor | undefined = c.arch === 'gpt' ? this.causalMask(T) : undefined;
+      if (opts.attentionMask) {
+        const pad = tf.mul(tf.sub(1, tf.cast(opts.attentionMask, 'float32')), -1e9).reshape([B, 1, 1, T]);
+        bias = bias ? tf.add(bias, pad) : pad;
+      }
+
+      for (let l = 0; l < c.nLayer; l++) {
+        const h = `h.${l}.`;
+        // --- attention ---
+        const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
+        const qkv = linear(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`)); // (B, T, 3C)
+        const heads = qkv.reshape([B, T, 3, nh, hs]).transpose([2, 0, 3, 1, 4]); // (3, B, nh, T, hs)
+        const [q, k, v] = tf.unstack(heads) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        let att: tf.Tensor = tf.mul(bmm(q, k.transpose([0, 1, 3, 2]) as tf.Tensor4D), 1 / Math.sqrt(hs)); // (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T)
+        if (bias) att = tf.add(att, bias);
+        att = drop(tf.softmax(att));
+        const y = bmm(att as tf.Tensor4D, v); // (B, nh, T, T) x (B, nh, T, hs) -> (B, nh, T, hs)
+        const merged = y.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble heads side by side
+        x = tf.add(x, drop(linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`))));
+        // --- MLP ---
+        const m = layerNorm(x, p(`${h}ln_2.weight`), pb(`${h}ln_2.bias`));
+        const f = gelu(linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`))); // (B, T, 4C)
+        x = tf.add(x, drop(linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`)))); // (B, T, C)
+      }
+      x = layerNorm(x, p('ln_f.weight'), pb('ln_f.bias'));
+
+      if (c.arch === 'bert') {
+        // MLM transform: dense -> GELU -> LayerNorm, then the (tied) decoder with its own bias.
+        const t = gelu(linear(x, p('mlm_head.dense.weight'), pb('mlm_head.dense.bias')));
+        x = layerNorm(t, p('mlm_head.ln.weight'), pb('mlm_head.ln.bias'));
+      }
+      const head = c.tiedEmbeddings ? p('wte.weight') : p('lm_head.weight'); // (V, C)
+      let logits: tf.Tensor = mm(x.reshape([B * T, C]) as tf.Tensor2D, tf.transpose(head) as tf.Tensor2D); // (B*T, C) x (C, V)
+      if (c.arch === 'bert') logits = tf.add(logits, p('mlm_head.bias'));
+      return logits.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    for (const m of this.causalMasks.values()) m.dispose();
+    this.params.clear();
+    this.causalMasks.clear();
+  }
+
+  private causalMask(T: number): tf.Tensor {
+    let m = this.causalMasks.get(T);
+    if (!m) {
+      const data = new Float32Array(T * T);
+      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) data[i * T + j] = -1e9;
+      m = tf.keep(tf.tensor2d(data, [T, T]));
+      this.causalMasks.set(T, m);
+    }
+    return m;
+  }
+}
+
+/** The parameter names, shapes and initializations implied by a config, in a fixed order. */
+export function paramSpecs(c: ModelConfig): ParamSpec[] {
+  const C = c.dModel;
+  const H = C * c.ffnMult;
+  const specs: ParamSpec[] = [
+    { name: 'wte.weight', shape: [c.vocabSize, C], init: 'normal' },
+    { name: 'wpe.weight', shape: [c.blockSize, C], init: 'normal' },
+  ];
+  const add = (name: string, shape: number[], init: ParamSpec['init']) => specs.push({ name, shape, init });
+  const ln = (prefix: string) => {
+    add(`${prefix}.weight`, [C], 'ones');
+    if (c.bias) add(`${prefix}.bias`, [C], 'zeros');
+  };
+  const lin = (prefix: string, inDim: number, outDim: number, init: ParamSpec['init']) => {
+    add(`${prefix}.weight`, [inDim, outDim], init);
+    if (c.bias) add(`${prefix}.bias`, [outDim], 'zeros');
+  };
+  for (let l = 0; l < c.nLayer; l++) {
+    ln(`h.${l}.ln_1`);
+    lin(`h.${l}.attn.c_attn`, C, 3 * C, 'normal');
+    lin(`h.${l}.attn.c_proj`, C, C, 'proj');
+    ln(`h.${l}.ln_2`);
+    lin(`h.${l}.mlp.c_fc`, C, H, 'normal');
+    lin(`h.${l}.mlp.c_proj`, H, C, 'proj');
+  }
+  ln('ln_f');
+  if (c.arch === 'bert') {
+    lin('mlm_head.dense', C, C, 'normal');
+    ln('mlm_head.ln');
+    add('mlm_head.bias', [c.vocabSize], 'zeros');
+  }
+  if (!c.tiedEmbeddings) add('lm_head.weight', [c.vocabSize, C], 'normal');
+  return specs;
+}
+
+function matches(name: string, m: string | RegExp): boolean {
+  return typeof m === 'string' ? name.startsWith(m) : m.test(name);
+}

@@ -1,0 +1,142 @@
+// Text generation from a causal model: temperature, top-k, top-p (nucleus), a token budget,
+// stop sequences and a seed. Streams decoded text piece by piece.
+
+import * as tf from '@tensorflow/tfjs';
+import type { Transformer } from './model';
+import { Rng } from './rng';
+import type { Tokenizer } from './tokenizer';
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  /** 0 means greedy. Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens. Default: all. */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p. Default 1. */
+  topP?: number;
+  /** Generation stops before any of these strings would appear; they are not returned. */
+  stop?: string[];
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export interface SampleResult {
+  text: string;
+  tokens: number[];
+  finishReason: 'stop' | 'length';
+  promptTokens: number;
+}
+
+/** Picks one token id from logits with the given filters. */
+export function pickToken(logits: Float32Array, rng: Rng, o: Pick<SampleOptions, 'temperature' | 'topK' | 'topP'>): number {
+  const temperature = o.temperature ?? 1;
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if ((logits[i] as number) > (logits[best] as number)) best = i;
+  if (temperature <= 0) return best;
+  const order = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number));
+  const k = Math.min(o.topK && o.topK > 0 ? o.topK : order.length, order.length);
+  const max = logits[best] as number;
+  const probs = order.slice(0, k).map((i) => Math.exp(((logits[i] as number) - max) / temperature));
+  const z = probs.reduce((a, b) => a + b, 0);
+  let keep = k;
+  const topP = o.topP ?? 1;
+  if (topP < 1) {
+    let acc = 0;
+    for (let j = 0; j < k; j++) {
+      acc += (probs[j] as number) / z;
+      if (acc >= topP) {
+        keep = j + 1;
+        break;
+      }
+    }
+  }
+  const mass = probs.slice(0, keep).reduce((a, b) => a + b, 0);
+  let r = rng.next() * mass;
+  for (let j = 0; j < keep; j++) {
+    r -= probs[j] as number;
+    if (r <= 0) return order[j] as number;
+  }
+  return order[keep - 1] as number;
+}
+
+/** Yields text pieces as they are generated; returns the finish reason. */
+export async function* sampleStream(
+  model: Transformer,
+  tokenizer: Tokenizer,
+  prompt: string,
+  o: SampleOptions,
+): AsyncGenerator<string, SampleResult> {
+  if (model.config.arch !== 'gpt') throw new Error('text generation needs a causal (gpt) model');
+  const rng = new Rng(o.seed ?? 0);
+  const promptIds = tokenizer.encode(prompt);
+  const ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];
+  const stops = (o.stop ?? []).filter((s) => s.length > 0);
+  const eot = tokenizer.special('eot');
+  const generated: number[] = [];
+  let emitted = 0; // characters of the decoded output already yielded
+  const T = model.config.blockSize;
+  for (let n = 0; n < o.maxNewTokens; n++) {
+    if (o.signal?.aborted) break;
+    const ctx = ids.slice(-T);
+    const logits = tf.tidy(() => {
+      const out = model.forward(tf.tensor2d(ctx, [1, ctx.length], 'int32'));
+      return out.slice([0, ctx.length - 1, 0], [1, 1, -1]).reshape([-1]);
+    });
+    const data = (await logits.data()) as Float32Array;
+    logits.dispose();
+    const next = pickToken(data, rng, o);
+    if (next === eot) {
+      const text = tokenizer.decode(generated);
+      if (text.length > emitted) yield text.slice(emitted);
+      return { text, tokens: generated, finishReason: 'stop', promptTokens: promptIds.length };
+    }
+    ids.push(next);
+    generated.push(next);
+    const text = tokenizer.decode(generated);
+    const hit = firstStop(text, stops);
+    if (hit >= 0) {
+      if (hit > emitted) yield text.slice(emitted, hit);
+      return { text: text.slice(0, hit), tokens: generated, finishReason: 'stop', promptTokens: promptIds.length };
+    }
+    // hold back a tail that could still grow into a stop sequence, and an unfinished UTF-8 char
+    const safe = safeLength(text, stops);
+    if (safe > emitted) {
+      yield text.slice(emitted, safe);
+      emitted = safe;
+    }
+  }
+  const text = tokenizer.decode(generated);
+  if (text.length > emitted) yield text.slice(emitted);
+  return { text, tokens: generated, finishReason: 'length', promptTokens: promptIds.length };
+}
+
+export async function sample(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): Promise<SampleResult> {
+  const it = sampleStream(model, tokenizer, prompt, o);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
+
+function firstStop(text: string, stops: string[]): number {
+  let at = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at;
+}
+
+function safeLength(text: string, stops: string[]): number {
+  let n = text.length;
+  if (text.endsWith('\uFFFD')) n -= 1;
+  for (const s of stops) {
+    for (let k = Math.min(s.length - 1, text.length); k > 0; k--) {
+      if (text.endsWith(s.slice(0, k))) {
+        n = Math.min(n, text.length - k);
+        break;
+      }
+    }
+  }
+  return n;
+}

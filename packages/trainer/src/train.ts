@@ -1,0 +1,267 @@
+// The training loop, top to bottom: set lr, maybe evaluate, forward/backward over the
+// micro-batches, clip by global norm, optimizer step, log, maybe checkpoint. No I/O happens here:
+// hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
+
+import * as tf from '@tensorflow/tfjs';
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
+import type { ModelConfig } from './config';
+import { type Batch, BatchSource, evalBatches, type MaskingConfig, type Objective } from './data';
+import { Transformer } from './model';
+import { crossEntropy } from './ops';
+import { DEFAULT_OPTIMIZER, globalNorm, type OptimizerConfig, Optimizer } from './optim';
+import { mixSeed } from './rng';
+import { learningRate, type ScheduleConfig } from './schedule';
+import type { Tokenizer } from './tokenizer';
+
+export interface TrainConfig {
+  objective: Objective;
+  /** Optimizer steps to run. */
+  maxSteps: number;
+  /** Sequences per micro-batch (B). */
+  batchSize: number;
+  /** Tokens per sequence (T); at most the model's block_size. Default: block_size. */
+  seqLen: number;
+  /** Micro-batches whose gradients are averaged into one step. Default 1. */
+  gradAccumSteps: number;
+  schedule: ScheduleConfig;
+  optimizer: OptimizerConfig;
+  /** Clip the global gradient norm to this; 0 disables. Default 1. */
+  maxGradNorm: number;
+  /** Evaluate every this many steps (and at the end); 0 = only at the end. Default 250. */
+  evalInterval: number;
+  /** Validation batches per evaluation. Default 20. */
+  evalBatches: number;
+  /** Call onStep every this many steps. Default 1. */
+  logInterval: number;
+  /** Call onCheckpoint every this many steps (and at the end); 0 = only at the end. */
+  checkpointInterval: number;
+  seed: number;
+  /** Masked-LM selection probability. Default 0.15. */
+  mlmProbability: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  ms: number;
+  tokensPerSec: number;
+}
+
+export interface EvalMetrics {
+  step: number;
+  loss: number;
+  perplexity: number;
+  /** Token accuracy of the argmax prediction (over masked positions for MLM). */
+  accuracy: number;
+  tokens: number;
+}
+
+export interface TrainHooks {
+  onStep?: (m: StepMetrics) => void | Promise<void>;
+  onEval?: (m: EvalMetrics) => void | Promise<void>;
+  /** Receives a function that serializes the full training state (called only if needed). */
+  onCheckpoint?: (step: number, bytes: () => Uint8Array) => void | Promise<void>;
+}
+
+export interface TrainResult {
+  /** 'completed': reached max_steps; 'aborted': the signal fired. */
+  status: 'completed' | 'aborted';
+  step: number;
+  lastEval?: EvalMetrics;
+}
+
+export function defaultTrainConfig(model: ModelConfig, overrides: Partial<TrainConfig> = {}): TrainConfig {
+  const maxSteps = overrides.maxSteps ?? 2000;
+  const lr = overrides.schedule?.lr ?? 1e-3;
+  const cfg: TrainConfig = {
+    objective: model.arch === 'bert' ? 'mlm' : 'causal',
+    maxSteps,
+    batchSize: 12,
+    seqLen: model.blockSize,
+    gradAccumSteps: 1,
+    maxGradNorm: 1,
+    evalInterval: 250,
+    evalBatches: 20,
+    logInterval: 1,
+    checkpointInterval: 0,
+    seed: 1337,
+    mlmProbability: 0.15,
+    ...overrides,
+    schedule: { kind: 'cosine', lr, minLr: lr / 10, warmupSteps: 100, decaySteps: maxSteps, ...overrides.schedule },
+    optimizer: { ...DEFAULT_OPTIMIZER, ...overrides.optimizer },
+  };
+  validateTrainConfig(cfg, model);
+  return cfg;
+}
+
+export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
+  const ints = ['maxSteps', 'batchSize', 'seqLen', 'gradAccumSteps'] as const;
+  for (const k of ints) if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`train config: ${k} must be an integer >= 1`);
+  if (c.seqLen > model.blockSize) throw new RangeError(`train config: seqLen ${c.seqLen} exceeds block_size ${model.blockSize}`);
+  if (!(c.schedule.lr > 0)) throw new RangeError('train config: lr must be > 0');
+  if (!(c.schedule.minLr >= 0 && c.schedule.minLr <= c.schedule.lr)) throw new RangeError('train config: min_lr must be in [0, lr]');
+  if (c.objective === 'mlm' && model.arch !== 'bert') throw new RangeError('train config: the mlm objective needs a bert model');
+  if (c.objective === 'causal' && model.arch !== 'gpt') throw new RangeError('train config: the causal objective needs a gpt model');
+  if (!(c.maxGradNorm >= 0)) throw new RangeError('train config: max_grad_norm must be >= 0');
+}
+
+export interface TrainData {
+  train: Int32Array;
+  val: Int32Array;
+}
+
+export class Trainer {
+  step = 0;
+  readonly optimizer: Optimizer;
+  private readonly source: BatchSource;
+  private readonly evalSet: Batch[];
+
+  constructor(
+    readonly model: Transformer,
+    readonly tokenizer: Tokenizer,
+    readonly config: TrainConfig,
+    data: TrainData,
+    resume?: { step: number; dataRng: [number, number, number, number]; optimizer: Optimizer },
+  ) {
+    validateTrainConfig(config, model.config);
+    const masking = config.objective === 'mlm' ? maskingFor(tokenizer, config.mlmProbability) : undefined;
+    const { batchSize: B, seqLen: T } = config;
+    this.source = new BatchSource(data.train, B, T, config.objective, resume?.dataRng ?? mixSeed(config.seed, 1), masking);
+    this.evalSet = evalBatches(data.val, B, T, config.evalBatches, config.objective, mixSeed(config.seed, 2), masking);
+    this.optimizer = resume?.optimizer ?? new Optimizer(config.optimizer);
+    this.step = resume?.step ?? 0;
+  }
+
+  /** Continues a run from checkpoint bytes, on the same data. */
+  static resume(bytes: Uint8Array, data: TrainData): Trainer {
+    const ck = decodeCheckpoint(bytes);
+    if (!ck.train || !ck.state) throw new Error('checkpoint has no training state (it is a model export)');
+    const optimizer = new Optimizer(ck.train.optimizer);
+    const m = new Map<string, tf.Tensor>();
+    const v = new Map<string, tf.Tensor>();
+    for (const [k, t] of ck.optimizerState) (k.startsWith('m.') ? m : v).set(k.slice(2), tf.tensor(t.data, t.shape));
+    optimizer.restore(ck.state.optimizerT, m, v, ck.model.trainable());
+    for (const t of [...m.values(), ...v.values()]) t.dispose();
+    return new Trainer(ck.model, ck.tokenizer, ck.train, data, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
+  }
+
+  async run(hooks: TrainHooks = {}, signal?: AbortSignal): Promise<TrainResult> {
+    const c = this.config;
+    let lastEval: EvalMetrics | undefined;
+    while (this.step < c.maxSteps) {
+      if (signal?.aborted) return { status: 'aborted', step: this.step, lastEval };
+      if (c.evalInterval > 0 && this.step % c.evalInterval === 0) {
+        lastEval = this.evaluate();
+        await hooks.onEval?.(lastEval);
+      }
+      const m = this.trainStep();
+      if (m.step % c.logInterval === 0 || m.step === c.maxSteps) await hooks.onStep?.(m);
+      if (c.checkpointInterval > 0 && m.step % c.checkpointInterval === 0 && m.step < c.maxSteps) {
+        await hooks.onCheckpoint?.(m.step, () => this.checkpoint());
+      }
+      // let timers and I/O (abort requests, hooks) run between steps
+      await new Promise((r) => setImmediate(r));
+    }
+    lastEval = this.evaluate();
+    await hooks.onEval?.(lastEval);
+    await hooks.onCheckpoint?.(this.step, () => this.checkpoint());
+    return { status: 'completed', step: this.step, lastEval };
+  }
+
+  /** One optimizer step over grad_accum micro-batches. */
+  trainStep(): StepMetrics {
+    const c = this.config;
+    const t0 = performance.now();
+    const lr = learningRate(this.step, c.schedule);
+    const params = this.model.trainable();
+    const vars = [...params.values()];
+    const byVarName = new Map(vars.map((v) => [v.name, v]));
+    const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
+    const sum = new Map<string, tf.Tensor>();
+    let loss = 0;
+    for (let micro = 0; micro < c.gradAccumSteps; micro++) {
+      const batch = this.source.next();
+      const seed = mixSeed(c.seed, this.step, micro);
+      const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed), vars);
+      loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
+      value.dispose();
+      for (const [vname, g] of Object.entries(grads)) {
+        if (!byVarName.has(vname)) continue;
+        const name = nameOf.get(vname) as string;
+        const prev = sum.get(name);
+        if (prev) {
+          sum.set(name, tf.add(prev, g));
+          prev.dispose();
+          g.dispose();
+        } else sum.set(name, g);
+      }
+    }
+    const inv = 1 / c.gradAccumSteps;
+    const gradNorm = globalNorm(sum.values()) * inv;
+    const clip = c.maxGradNorm > 0 && gradNorm > c.maxGradNorm ? c.maxGradNorm / (gradNorm + 1e-6) : 1;
+    this.optimizer.step(params, sum, lr, inv * clip);
+    for (const g of sum.values()) g.dispose();
+    this.step += 1;
+    const ms = performance.now() - t0;
+    const tokens = c.batchSize * c.seqLen * c.gradAccumSteps;
+    return { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
+  }
+
+  /** Mean loss, perplexity and token accuracy over the fixed validation batches. */
+  evaluate(): EvalMetrics {
+    let lossSum = 0;
+    let correct = 0;
+    let count = 0;
+    for (const batch of this.evalSet) {
+      const [l, acc, n] = tf.tidy(() => {
+        const { B, T } = batch;
+        const logits = this.model.forward(tf.tensor2d(batch.x, [B, T], 'int32')).reshape([B * T, -1]) as tf.Tensor2D;
+        const y = tf.tensor1d(batch.y, 'int32');
+        const w = batch.w ? tf.tensor1d(batch.w) : tf.ones([B * T]);
+        const total = tf.sum(w);
+        const lossSumT = tf.mul(crossEntropy(logits, y, w as tf.Tensor1D), total);
+        const hits = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'float32'), w));
+        return [lossSumT.dataSync()[0], hits.dataSync()[0], total.dataSync()[0]] as number[];
+      });
+      lossSum += l as number;
+      correct += acc as number;
+      count += n as number;
+    }
+    const loss = count > 0 ? lossSum / count : Number.NaN;
+    return { step: this.step, loss, perplexity: Math.exp(loss), accuracy: count > 0 ? correct / count : Number.NaN, tokens: count };
+  }
+
+  /** The full training state as checkpoint bytes (see checkpoint.ts for the format). */
+  checkpoint(): Uint8Array {
+    return encodeCheckpoint({
+      model: this.model,
+      tokenizer: this.tokenizer,
+      train: this.config,
+      state: { step: this.step, dataRng: this.source.state(), optimizerT: this.optimizer.t },
+      optimizer: this.optimizer,
+    });
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/** Weighted cross-entropy of one batch (the training objective). */
+export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0): tf.Scalar {
+  return tf.tidy(() => {
+    const { B, T } = batch;
+    const logits = model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed }).reshape([B * T, -1]) as tf.Tensor2D;
+    const w = batch.w ? tf.tensor1d(batch.w) : undefined;
+    return crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), w);
+  });
+}
+
+function maskingFor(tokenizer: Tokenizer, probability: number): MaskingConfig {
+  const maskId = tokenizer.special('mask');
+  if (maskId === undefined) throw new Error('the mlm objective needs a tokenizer with the <|mask|> special token');
+  return { probability, maskId, vocabSize: tokenizer.vocabSize, specialIds: new Set(tokenizer.specialTokens.values()) };
+}

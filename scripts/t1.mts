@@ -1,0 +1,14 @@
+import * as T from '../packages/trainer/src/index';
+import { readFileSync } from 'node:fs';
+await T.initBackend((process.env.TFJS_BACKEND as any) ?? 'auto', console.log);
+const text = readFileSync('../shared/data/tinyshakespeare.txt', 'utf8');
+const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
+const ids = Int32Array.from(tok.encode(text));
+const data = T.trainValSplit(ids);
+const mc = T.modelConfig('gpt-nano', tok.vocabSize);
+const model = T.Transformer.create(mc);
+console.log('params', model.numParams(), T.countParams(mc));
+const tc = T.defaultTrainConfig(mc, { maxSteps: 30, evalInterval: 0, evalBatches: 2, optimizer: { ...T.DEFAULT_OPTIMIZER, beta2: 0.99 } });
+const tr = new T.Trainer(model, tok, tc, data);
+console.log(tr.evaluate());
+await tr.run({ onStep: (m) => console.log(m.step, m.loss.toFixed(4), m.lr.toExponential(2), m.gradNorm.toFixed(3), m.ms.toFixed(0), T.tf.memory().numTensors) });
