@@ -136,9 +136,12 @@ export class Transformer {
         // --- attention ---
         const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
         const qkv = linear(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`)); // (B, T, 3C)
-        const heads = qkv.reshape([B, T, 3, nh, hs]).transpose([2, 0, 3, 1, 4]); // (3, B, nh, T, hs)
-        const [q, k, v] = tf.unstack(heads) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-        let att: tf.Tensor = tf.mul(bmm(q, k.transpose([0, 1, 3, 2]) as tf.Tensor4D), 1 / Math.sqrt(hs)); // (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T)
+        // split heads with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
+        const [q0, k0, v0] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor]; // 3 x (B, T, C)
+        const q = q0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
+        const kT = k0.reshape([B, T, nh, hs]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // (B, nh, hs, T)
+        const v = v0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
+        let att: tf.Tensor = tf.mul(bmm(q, kT), 1 / Math.sqrt(hs)); // (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T)
         if (bias) att = tf.add(att, bias);
         att = drop(tf.softmax(att));
         const y = bmm(att as tf.Tensor4D, v); // (B, nh, T, T) x (B, nh, T, hs) -> (B, nh, T, hs)

@@ -44,17 +44,16 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation (GPT-2's "gelu_new"), with its analytic derivative. */
 export const gelu = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x]);
-  const inner = tf.mul(GELU_C, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  const x2 = tf.square(x);
+  const t = tf.tanh(tf.mul(tf.mul(x, GELU_C), tf.add(tf.mul(x2, 0.044715), 1))); // tanh(c (x + 0.044715 x^3))
+  save([x, x2, t]);
   return {
-    value: tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner))),
+    value: tf.mul(tf.mul(x, 0.5), tf.add(t, 1)),
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-      const sx = saved[0] as tf.Tensor;
-      const x2 = tf.square(sx);
-      const t = tf.tanh(tf.mul(GELU_C, tf.mul(sx, tf.add(1, tf.mul(0.044715, x2)))));
+      const [sx, sx2, st] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
       // d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) * c (1 + 3 * 0.044715 x^2)
-      const dInner = tf.mul(GELU_C, tf.add(1, tf.mul(3 * 0.044715, x2)));
-      const d = tf.add(tf.mul(0.5, tf.add(1, t)), tf.mul(tf.mul(0.5, sx), tf.mul(tf.sub(1, tf.square(t)), dInner)));
+      const dInner = tf.add(tf.mul(sx2, 3 * 0.044715 * GELU_C), GELU_C);
+      const d = tf.add(tf.mul(tf.add(st, 1), 0.5), tf.mul(tf.mul(sx, 0.5), tf.mul(tf.sub(1, tf.square(st)), dInner)));
       return [tf.mul(dy as tf.Tensor, d)];
     },
   };

@@ -1,0 +1,36 @@
+// Per-op profile of one training step of the nanoGPT CPU configuration: where the time goes.
+// Usage: npm run bench:ops [-- --steps 3]
+import { readFileSync } from 'node:fs';
+import * as T from '../src/index';
+import { loadCorpus } from './corpus';
+
+const steps = Number(process.argv[process.argv.indexOf('--steps') + 1]) || 3;
+await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log);
+const text = loadCorpus(readFileSync);
+const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
+const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
+const mc = T.modelConfig('gpt-nano', tok.vocabSize);
+const trainer = new T.Trainer(T.Transformer.create(mc), tok, T.defaultTrainConfig(mc, { evalBatches: 1 }), data);
+trainer.trainStep(); // warm up kernels
+const byOp = new Map<string, { ms: number; calls: number }>();
+let wall = 0;
+for (let i = 0; i < steps; i++) {
+  const t0 = performance.now();
+  const info = await T.tf.profile(() => {
+    trainer.trainStep();
+  });
+  wall += performance.now() - t0;
+  for (const k of info.kernels) {
+    const e = byOp.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    e.calls += 1;
+    byOp.set(k.name, e);
+  }
+}
+const rows = [...byOp].sort((a, b) => b[1].ms - a[1].ms);
+const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+console.log(`backend ${T.backendChoice()?.name}; per step: wall ${(wall / steps).toFixed(0)} ms (profiled), kernel time ${(total / steps).toFixed(0)} ms`);
+console.log('op                      ms/step  calls/step  share');
+for (const [name, e] of rows.slice(0, 20)) {
+  console.log(`${name.padEnd(22)} ${(e.ms / steps).toFixed(1).padStart(8)} ${String(e.calls / steps).padStart(10)}  ${((100 * e.ms) / total).toFixed(1)}%`);
+}
