@@ -1,0 +1,196 @@
+// crucible-train: train a model from a text file, resume it, or sample from a checkpoint.
+//   crucible-train [train] --preset gpt-nano --data input.txt --tokenizer char --max-iters 2000 --out ckpt/
+//   crucible-train train --out ckpt/ --resume [--max-iters 3000]
+//   crucible-train sample --checkpoint ckpt/ --prompt "ROMEO:" --max-new-tokens 200
+// Defaults, then --config file.json, then --key=value flags; an unknown key is an error.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BackendName, initBackend } from './backend';
+import { decodeCheckpoint, exportModel } from './checkpoint';
+import { isPreset, modelConfig, PRESETS } from './config';
+import { trainValSplit } from './data';
+import { Transformer } from './model';
+import type { OptimizerKind } from './optim';
+import { sampleStream } from './sample';
+import type { ScheduleKind } from './schedule';
+import { trainTokenizer } from './tokenizer';
+import { defaultTrainConfig, Trainer } from './train';
+
+const TRAIN_DEFAULTS = {
+  preset: 'gpt-nano',
+  data: '',
+  tokenizer: 'char',
+  'vocab-size': 512,
+  'max-iters': 2000,
+  out: 'ckpt',
+  resume: false,
+  'batch-size': 12,
+  'block-size': 0,
+  'grad-accum': 1,
+  lr: 1e-3,
+  'min-lr': 1e-4,
+  'lr-schedule': 'cosine',
+  warmup: 100,
+  optimizer: 'adamw',
+  'weight-decay': 0.1,
+  beta1: 0.9,
+  beta2: 0.99,
+  clip: 1.0,
+  dropout: 0,
+  'eval-interval': 250,
+  'eval-iters': 20,
+  'log-interval': 10,
+  'checkpoint-interval': 500,
+  seed: 1337,
+  backend: 'auto',
+  config: '',
+};
+
+const SAMPLE_DEFAULTS = {
+  checkpoint: 'ckpt',
+  prompt: '\n',
+  'max-new-tokens': 300,
+  temperature: 0.8,
+  'top-k': 0,
+  'top-p': 1,
+  stop: '',
+  seed: 1,
+  backend: 'auto',
+};
+
+type Opts<T> = { [K in keyof T]: T[K] };
+
+export function parseArgs<T extends Record<string, string | number | boolean>>(argv: string[], defaults: T): Opts<T> {
+  const out: Record<string, string | number | boolean> = { ...defaults };
+  const set = (key: string, raw: string | undefined) => {
+    if (!Object.hasOwn(defaults, key)) throw new Error(`unknown option --${key} (known: ${Object.keys(defaults).map((k) => `--${k}`).join(' ')})`);
+    const kind = typeof defaults[key];
+    if (kind === 'boolean') out[key] = raw === undefined || raw === 'true';
+    else if (kind === 'number') {
+      const n = Number(raw);
+      if (raw === undefined || !Number.isFinite(n)) throw new Error(`--${key} needs a number, got ${raw}`);
+      out[key] = n;
+    } else {
+      if (raw === undefined) throw new Error(`--${key} needs a value`);
+      out[key] = raw;
+    }
+  };
+  const cfgAt = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  if (cfgAt >= 0) {
+    const file = argv[cfgAt]?.includes('=') ? argv[cfgAt]?.split('=')[1] : argv[cfgAt + 1];
+    for (const [k, v] of Object.entries(JSON.parse(readFileSync(file as string, 'utf8')))) set(k, String(v));
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const eq = a.indexOf('=');
+    const key = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    let raw: string | undefined = eq > 0 ? a.slice(eq + 1) : undefined;
+    if (raw === undefined && typeof defaults[key] !== 'boolean' && i + 1 < argv.length) raw = argv[++i];
+    set(key, raw);
+  }
+  return out as Opts<T>;
+}
+
+async function train(argv: string[]): Promise<void> {
+  const o = parseArgs(argv, TRAIN_DEFAULTS);
+  await initBackend(o.backend as BackendName | 'auto', (m) => console.log(m));
+  mkdirSync(o.out, { recursive: true });
+  const ckptPath = join(o.out, 'ckpt.safetensors');
+  let trainer: Trainer;
+  if (o.resume) {
+    if (!existsSync(ckptPath)) throw new Error(`--resume: no checkpoint at ${ckptPath}`);
+    const bytes = readFileSync(ckptPath);
+    const ck = decodeCheckpoint(bytes);
+    const dataPath = o.data || (readFileSync(join(o.out, 'data-path.txt'), 'utf8').trim());
+    const ids = Int32Array.from(ck.tokenizer.encode(readFileSync(dataPath, 'utf8')));
+    trainer = Trainer.resume(bytes, trainValSplit(ids));
+    if (argv.some((a) => a.startsWith('--max-iters'))) trainer.config.maxSteps = o['max-iters'];
+    console.log(`resumed from ${ckptPath} at step ${trainer.step}`);
+  } else {
+    if (!o.data) throw new Error('--data is required (a UTF-8 text file)');
+    if (!isPreset(o.preset)) throw new Error(`unknown --preset ${o.preset} (known: ${Object.keys(PRESETS).join(', ')})`);
+    const text = readFileSync(o.data, 'utf8');
+    const t0 = performance.now();
+    const tok = trainTokenizer(text, {
+      type: o.tokenizer as 'char' | 'bpe',
+      vocabSize: o['vocab-size'],
+      specialTokens: PRESETS[o.preset].arch === 'bert' ? undefined : o.tokenizer === 'char' ? [] : ['<|endoftext|>'],
+    });
+    const ids = Int32Array.from(tok.encode(text));
+    console.log(`tokenizer ${tok.kind}: vocab ${tok.vocabSize}, ${ids.length} tokens (${(performance.now() - t0).toFixed(0)} ms)`);
+    const mc = modelConfig(o.preset, tok.vocabSize, {
+      dropout: o.dropout,
+      ...(o['block-size'] > 0 ? { blockSize: o['block-size'] } : {}),
+    });
+    const tc = defaultTrainConfig(mc, {
+      maxSteps: o['max-iters'],
+      batchSize: o['batch-size'],
+      gradAccumSteps: o['grad-accum'],
+      maxGradNorm: o.clip,
+      evalInterval: o['eval-interval'],
+      evalBatches: o['eval-iters'],
+      logInterval: o['log-interval'],
+      checkpointInterval: o['checkpoint-interval'],
+      seed: o.seed,
+      schedule: { kind: o['lr-schedule'] as ScheduleKind, lr: o.lr, minLr: o['min-lr'], warmupSteps: o.warmup, decaySteps: o['max-iters'] },
+      optimizer: { kind: o.optimizer as OptimizerKind, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o['weight-decay'] },
+    });
+    const model = Transformer.create(mc, o.seed);
+    console.log(`model ${o.preset}: ${model.numParams().toLocaleString('en')} parameters`);
+    trainer = new Trainer(model, tok, tc, trainValSplit(ids));
+    writeFileSync(join(o.out, 'data-path.txt'), `${o.data}\n`);
+  }
+  const save = (bytes: Uint8Array) => {
+    writeFileSync(`${ckptPath}.tmp`, bytes);
+    renameSync(`${ckptPath}.tmp`, ckptPath); // never leave a half-written checkpoint
+  };
+  const ctl = new AbortController();
+  process.once('SIGINT', () => {
+    console.log('\ninterrupted: saving a checkpoint (resume with --resume)');
+    ctl.abort();
+  });
+  const result = await trainer.run(
+    {
+      onStep: (m) =>
+        console.log(`step ${m.step}: loss ${m.loss.toFixed(4)}, lr ${m.lr.toExponential(2)}, grad norm ${m.gradNorm.toFixed(3)}, ${m.ms.toFixed(0)} ms/iter, ${m.tokensPerSec.toFixed(0)} tok/s`),
+      onEval: (e) => console.log(`eval step ${e.step}: val loss ${e.loss.toFixed(4)}, ppl ${e.perplexity.toFixed(2)}, acc ${(100 * e.accuracy).toFixed(1)}%`),
+      onCheckpoint: (step, bytes) => {
+        save(bytes());
+        console.log(`checkpoint step ${step} -> ${ckptPath}`);
+      },
+    },
+    ctl.signal,
+  );
+  if (result.status === 'aborted') save(trainer.checkpoint());
+  for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer))) {
+    if (name !== 'model.safetensors') writeFileSync(join(o.out, name), bytes);
+  }
+  console.log(`${result.status} at step ${result.step}`);
+}
+
+async function sampleCmd(argv: string[]): Promise<void> {
+  const o = parseArgs(argv, SAMPLE_DEFAULTS);
+  await initBackend(o.backend as BackendName | 'auto');
+  const path = o.checkpoint.endsWith('.safetensors') ? o.checkpoint : join(o.checkpoint, 'ckpt.safetensors');
+  const { model, tokenizer } = decodeCheckpoint(readFileSync(path));
+  const stream = sampleStream(model, tokenizer, o.prompt, {
+    maxNewTokens: o['max-new-tokens'],
+    temperature: o.temperature,
+    topK: o['top-k'],
+    topP: o['top-p'],
+    stop: o.stop ? [o.stop] : [],
+    seed: o.seed,
+  });
+  process.stdout.write(o.prompt);
+  for await (const piece of stream) process.stdout.write(piece);
+  process.stdout.write('\n');
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+const run = cmd === 'sample' ? sampleCmd(rest) : cmd === 'train' ? train(rest) : train(process.argv.slice(2));
+run.catch((err: Error) => {
+  console.error(`crucible-train: ${err.message}`);
+  process.exit(1);
+});
