@@ -7,24 +7,16 @@
 //   check          fail when schema.prisma has changes that no migration captures
 // Where the native CLI works, `npx prisma migrate dev|deploy` on the same folder is equivalent.
 
-import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pg from 'pg';
 import { databaseUrl, ensureDatabase } from '../src/url';
 import { loadSchemaEngine } from './schema-engine';
+import { deployMigrations, migrationNames } from '../src/migrations';
 
 const root = resolve(import.meta.dirname, '../../..');
 const schemaPath = join(root, 'prisma/schema.prisma');
 const migrationsDir = join(root, 'prisma/migrations');
-
-function migrationNames(): string[] {
-  if (!existsSync(migrationsDir)) return [];
-  return readdirSync(migrationsDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(migrationsDir, d.name, 'migration.sql')))
-    .map((d) => d.name)
-    .sort();
-}
+const deploy = () => deployMigrations(databaseUrl(process.env));
 
 /** SQL that takes the schema snapshot of the last migration (or nothing) to schema.prisma. */
 async function pendingSql(): Promise<string> {
@@ -36,7 +28,7 @@ async function pendingSql(): Promise<string> {
   // the engine expects Prisma's result-wrapped adapter; a diff between two schema files never queries
   const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: url }));
   const engine = await SchemaEngine.new({ datamodels: undefined }, () => {}, adapter);
-  const names = migrationNames();
+  const names = migrationNames(migrationsDir);
   const last = names.at(-1);
   const snapshot = last ? join(migrationsDir, last, 'schema.prisma') : undefined;
   const from =
@@ -79,47 +71,7 @@ async function check(): Promise<void> {
     console.error(sql);
     process.exit(1);
   }
-  console.log(`migrations up to date with schema.prisma (${migrationNames().length} migrations)`);
-}
-
-/** Applies pending migrations; safe to run concurrently (advisory lock). */
-export async function deploy(url = databaseUrl(process.env), log: (m: string) => void = console.log): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock(72707369)');
-    await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-      "id" VARCHAR(36) PRIMARY KEY NOT NULL, "checksum" VARCHAR(64) NOT NULL, "finished_at" TIMESTAMPTZ,
-      "migration_name" VARCHAR(255) NOT NULL, "logs" TEXT, "rolled_back_at" TIMESTAMPTZ,
-      "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(), "applied_steps_count" INTEGER NOT NULL DEFAULT 0)`);
-    const applied = await client.query<{ migration_name: string; checksum: string }>(
-      'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
-    );
-    const done = new Map(applied.rows.map((r) => [r.migration_name, r.checksum]));
-    for (const name of migrationNames()) {
-      const sql = readFileSync(join(migrationsDir, name, 'migration.sql'), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
-      if (done.has(name)) {
-        if (done.get(name) !== checksum) log(`warning: migration ${name} was edited after it was applied`);
-        continue;
-      }
-      const id = randomUUID();
-      await client.query('BEGIN');
-      try {
-        await client.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)', [id, checksum, name]);
-        await client.query(sql);
-        await client.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
-        await client.query('COMMIT');
-        log(`applied migration ${name}`);
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${name} failed: ${(err as Error).message}`);
-      }
-    }
-  } finally {
-    await client.query('SELECT pg_advisory_unlock(72707369)').catch(() => {});
-    await client.end();
-  }
+  console.log(`migrations up to date with schema.prisma (${migrationNames(migrationsDir).length} migrations)`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {

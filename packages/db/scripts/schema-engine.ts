@@ -12,8 +12,10 @@ export async function loadSchemaEngine(): Promise<Engine['SchemaEngine']> {
   const glue = (await import(join(dir, 'schema_engine_bg.js'))) as Record<string, unknown> & {
     __wbg_set_wasm: (w: unknown) => void;
   };
-  const module = await WebAssembly.compile(readFileSync(join(dir, 'schema_engine_bg.wasm')));
-  const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': glue as WebAssembly.ModuleImports });
+  // biome-ignore lint/suspicious/noExplicitAny: WebAssembly typings come with lib.dom, which this project does not load
+  const WA = (globalThis as any).WebAssembly;
+  const module = await WA.compile(readFileSync(join(dir, 'schema_engine_bg.wasm')));
+  const instance = await WA.instantiate(module, { './schema_engine_bg.js': glue });
   glue.__wbg_set_wasm(instance.exports);
   (instance.exports.__wbindgen_start as () => void)();
   return glue.SchemaEngine as Engine['SchemaEngine'];

@@ -4,8 +4,15 @@
 
 import * as tf from '@tensorflow/tfjs';
 
+type GradFn = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
+/** tf.customGrad with the save function typed as what it is (tfjs types it as part of the inputs). */
+// biome-ignore lint/suspicious/noExplicitAny: tfjs's CustomGradientFunc signature cannot express (inputs..., save)
+function customGrad<F extends (...args: any[]) => tf.Tensor>(f: (...args: any[]) => { value: tf.Tensor; gradFunc: GradFn }): F {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
+}
+
 /** a @ b for 2-D operands, with a gradient that only uses flag-free matMuls. */
-export const mm = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+export const mm = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -15,10 +22,10 @@ export const mm = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFu
       return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
     },
   };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+});
 
 /** Batched a @ b for rank-4 operands [B, H, M, K] x [B, H, K, N] -> [B, H, M, N]. */
-export const bmm = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+export const bmm = customGrad<(a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor4D>((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a, b),
@@ -29,7 +36,7 @@ export const bmm = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveF
       return [tf.matMul(g, tf.transpose(sb, perm)), tf.matMul(tf.transpose(sa, perm), g)];
     },
   };
-}) as (a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor4D;
+});
 
 /** x [..., in] @ w [in, out] (+ b [out]). */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
@@ -43,7 +50,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation (GPT-2's "gelu_new"), with its analytic derivative. */
-export const gelu = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+export const gelu = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const x2 = tf.square(x);
   const t = tf.tanh(tf.mul(tf.mul(x, GELU_C), tf.add(tf.mul(x2, 0.044715), 1))); // tanh(c (x + 0.044715 x^3))
   save([x, x2, t]);
@@ -57,7 +64,7 @@ export const gelu = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
       return [tf.mul(dy as tf.Tensor, d)];
     },
   };
-}) as (x: tf.Tensor) => tf.Tensor;
+});
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * g + b. */
 export function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor | undefined, eps = 1e-5): tf.Tensor {
@@ -77,7 +84,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?
   const w = weights ?? tf.ones([n]);
   const total = tf.maximum(tf.sum(w), 1e-12);
   // Tensors the gradient needs go through save(): closures over them would see them disposed.
-  const f = tf.customGrad((lg: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = customGrad<(lg: tf.Tensor) => tf.Tensor>((lg: tf.Tensor, save: tf.GradSaveFunc) => {
     const logp = tf.logSoftmax(lg as tf.Tensor2D);
     const onehot = tf.oneHot(targets, v);
     const scale = tf.div(w, total).reshape([n, 1]);

@@ -55,8 +55,9 @@ describe('optimizers, one step against hand-computed values', () => {
     const lr = 0.1;
     opt.step(params, grads, lr);
     // w: adam direction ~ sign(g) = [1, 1] (eps 1e-6 on |g| ~ 0.1: direction g/(|g|+1e-6))
-    const d = [0.1 / (0.1 + 1e-6), 0.3 / (0.3 + 1e-6)];
-    const r = [d[0] + 0.01 * 0.5, d[1] + 0.01 * -1.0];
+    const d0 = 0.1 / (0.1 + 1e-6);
+    const d1 = 0.3 / (0.3 + 1e-6);
+    const r: [number, number] = [d0 + 0.01 * 0.5, d1 + 0.01 * -1.0];
     const wNorm = Math.hypot(0.5, -1.0);
     const rNorm = Math.hypot(r[0], r[1]);
     const trust = wNorm / rNorm;

@@ -19,7 +19,10 @@ describe('pickToken', () => {
   it('top-k 2 only ever picks the two most likely tokens, in proportion e^3 : e^2', () => {
     const rng = new Rng(4);
     const counts = [0, 0, 0, 0];
-    for (let i = 0; i < 20000; i++) counts[pickToken(logits, rng, { topK: 2 })] += 1;
+    for (let i = 0; i < 20000; i++) {
+      const k = pickToken(logits, rng, { topK: 2 });
+      counts[k] = (counts[k] as number) + 1;
+    }
     expect(counts[0]).toBe(0);
     expect(counts[3]).toBe(0);
     expect((counts[1] as number) / 20000).toBeCloseTo(Math.E / (Math.E + 1), 1);

@@ -227,7 +227,7 @@ export class BpeTokenizer implements Tokenizer {
         byte_fallback: false,
         ignore_merges: false,
         vocab: Object.fromEntries(this.vocab),
-        merges: this.merges.map(([a, b]) => [a, b]),
+        merges: this.merges.map(([a, b]) => [a, b] as [string, string]),
       },
     };
   }

@@ -1,0 +1,84 @@
+// buildApp: the whole HTTP API as a Fastify instance (no listen), for the server and for tests.
+import { CrucibleError, ErrorBody } from '@crucible/domain';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { type Actor, authenticate } from './auth';
+import { completionRoutes } from './completions/routes';
+import type { ApiConfig } from './config';
+import type { Deps } from './deps';
+import { fileRoutes } from './files/routes';
+import { jobRoutes } from './jobs/routes';
+import { modelRoutes } from './models/routes';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor: Actor;
+  }
+}
+
+export const API_VERSION = '0.1.0';
+
+export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ? { level: cfg.logLevel } : false,
+    bodyLimit: 16 * 2 ** 20,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: false, allErrors: false } },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Crucible API',
+        version: API_VERSION,
+        description: 'Self-hosted training-as-a-service. Shaped like OpenAI’s files, fine-tuning, models and completions APIs.',
+      },
+      servers: [{ url: '/v1' }],
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+  });
+  app.addSchema(ErrorBody);
+  await app.register(multipart, { limits: { fileSize: cfg.maxUploadBytes } });
+
+  app.setErrorHandler((err: FastifyError | CrucibleError, req, reply) => {
+    if (err instanceof CrucibleError) return reply.status(err.status).send(err.toJSON());
+    if ((err as FastifyError).validation) {
+      const v = (err as FastifyError).validation?.[0];
+      const path = `${(v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.')}`;
+      const missing = (v?.params as { missingProperty?: string; additionalProperty?: string } | undefined) ?? {};
+      const param = [path, missing.missingProperty ?? missing.additionalProperty].filter(Boolean).join('.') || null;
+      const where = (err as FastifyError).validationContext ?? 'body';
+      const message = missing.additionalProperty ? `unknown field ${param}` : `${param ?? where} ${v?.message ?? 'is invalid'}`;
+      const code = param?.includes('hyperparameters') ? 'invalid_hyperparameters' : 'invalid_request';
+      return reply.status(400).send(new CrucibleError(code, message, param).toJSON());
+    }
+    const status = (err as FastifyError).statusCode ?? 500;
+    if (status === 413 || (err as FastifyError).code === 'FST_REQ_FILE_TOO_LARGE') {
+      return reply.status(413).send(new CrucibleError('file_too_large', err.message, 'file').toJSON());
+    }
+    if (status < 500) return reply.status(status).send(new CrucibleError('invalid_request', err.message, null).toJSON());
+    req.log.error(err);
+    return reply.status(500).send(new CrucibleError('internal_error', 'internal error', null).toJSON());
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send(new CrucibleError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, null).toJSON()),
+  );
+
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(
+    async (v1) => {
+      v1.addHook('onRequest', async (req) => {
+        req.actor = await authenticate(deps.db, req.headers.authorization);
+      });
+      await v1.register(fileRoutes(deps, cfg));
+      await v1.register(jobRoutes(deps));
+      await v1.register(modelRoutes(deps));
+      await v1.register(completionRoutes(deps, cfg));
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

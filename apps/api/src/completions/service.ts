@@ -1,0 +1,78 @@
+// Completions run on a worker (the API never loads TensorFlow.js): the request becomes an
+// inference queue job; streamed text comes back over a Redis channel, the final result as the
+// job's return value.
+import { CHAT_STOP, CrucibleError, ID_PREFIX, type InferencePayload, type InferenceResult, newId, renderChat } from '@crucible/domain';
+import type { Actor } from '../auth';
+import type { Deps } from '../deps';
+import { getModelRow } from '../models/service';
+
+export interface SamplingRequest {
+  model: string;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  stop?: string | string[] | null;
+  seed?: number | null;
+}
+
+export async function inferencePayload(deps: Pick<Deps, 'db'>, actor: Actor, req: SamplingRequest, prompt: string, extraStop: string[] = []): Promise<InferencePayload> {
+  const m = await getModelRow(deps, actor, req.model);
+  if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); completions need a causal (gpt) model`, 'model');
+  const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
+  return {
+    projectId: actor.projectId,
+    model: m.id,
+    prompt,
+    maxTokens: req.max_tokens ?? 64,
+    temperature: req.temperature ?? 1,
+    topP: req.top_p ?? 1,
+    topK: req.top_k ?? 0,
+    stop: [...stop, ...extraStop],
+    seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
+  };
+}
+
+export async function runInference(deps: Deps, payload: InferencePayload, timeoutMs: number): Promise<InferenceResult> {
+  const job = await deps.inferenceQueue.add('sample', payload);
+  try {
+    return await job.waitUntilFinished(deps.inferenceEvents, timeoutMs);
+  } catch (err) {
+    if (/timed out/i.test((err as Error).message)) {
+      await job.remove().catch(() => {});
+      throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
+    }
+    throw new CrucibleError('internal_error', `inference failed: ${(err as Error).message}`, null);
+  }
+}
+
+/**
+ * Runs a request and calls `onText` for each streamed piece. The worker publishes JSON messages
+ * {"text": "..."} and finally {"done": true}; the result waits for that marker so that no piece
+ * arrives after it (pub/sub and queue events travel on different connections).
+ */
+export async function streamInference(deps: Deps, payload: InferencePayload, timeoutMs: number, onText: (t: string) => void): Promise<InferenceResult> {
+  const channel = `crucible:stream:${newId('s')}`;
+  const sub = deps.subscriber();
+  let markDone: () => void = () => {};
+  const done = new Promise<void>((r) => {
+    markDone = r;
+  });
+  try {
+    await sub.subscribe(channel);
+    sub.on('message', (_ch: string, msg: string) => {
+      const m = JSON.parse(msg) as { text?: string; done?: boolean };
+      if (m.text) onText(m.text);
+      if (m.done) markDone();
+    });
+    const result = await runInference(deps, { ...payload, streamChannel: channel }, timeoutMs);
+    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+    return result;
+  } finally {
+    sub.disconnect();
+  }
+}
+
+export const completionId = () => newId(ID_PREFIX.completion);
+export const chatCompletionId = () => newId(ID_PREFIX.chatCompletion);
+export { CHAT_STOP, renderChat };

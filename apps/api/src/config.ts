@@ -1,0 +1,26 @@
+// The API's configuration, parsed once from the environment at boot.
+import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
+
+export interface ApiConfig extends PlatformConfig {
+  host: string;
+  port: number;
+  /** Largest accepted upload in bytes. Default 512 MiB. */
+  maxUploadBytes: number;
+  /** How long a completion request waits for a worker. Default 120 s. */
+  inferenceTimeoutMs: number;
+  logLevel: string;
+}
+
+export function parseApiConfig(env: Env): ApiConfig {
+  const r = new EnvReader(env);
+  const cfg: ApiConfig = {
+    ...readPlatformConfig(r),
+    host: r.str('HOST', '127.0.0.1'),
+    port: r.int('PORT', 8080, 0, 65535),
+    maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 512 * 2 ** 20, 1),
+    inferenceTimeoutMs: r.int('INFERENCE_TIMEOUT_MS', 120_000, 100),
+    logLevel: r.str('LOG_LEVEL', 'info'),
+  };
+  r.done();
+  return cfg;
+}

@@ -1,0 +1,5 @@
+export { buildApp } from './app';
+export { createProjectWithKey, hashKey } from './auth';
+export { type ApiConfig, parseApiConfig } from './config';
+export { createDeps, type Deps } from './deps';
+export { startServer } from './server';

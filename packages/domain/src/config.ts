@@ -1,0 +1,87 @@
+// Environment parsing shared by the API and the worker. Each app calls its parser once at boot
+// and passes the typed result down; nothing else reads process.env.
+
+export interface PlatformConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  s3: {
+    endpoint?: string;
+    region: string;
+    bucket: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+  };
+  /** Prefix of BullMQ keys in Redis (lets tests and several deployments share one Redis). */
+  queuePrefix: string;
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+export class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  str(name: string, fallback?: string): string {
+    const v = this.env[name];
+    if (v !== undefined && v !== '') return v;
+    if (fallback === undefined) {
+      this.problems.push(`${name} is required`);
+      return '';
+    }
+    return fallback;
+  }
+
+  optional(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  int(name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  url(name: string, fallback: string | undefined, protocols: string[]): string {
+    const v = fallback === undefined ? this.str(name) : this.str(name, fallback);
+    if (!v) return v;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) this.problems.push(`${name} must use ${protocols.join(' or ')}, got ${u.protocol}`);
+    } catch {
+      this.problems.push(`${name} is not a URL: ${JSON.stringify(v)}`);
+    }
+    return v;
+  }
+
+  done(): void {
+    if (this.problems.length) throw new ConfigError(this.problems);
+  }
+}
+
+export function readPlatformConfig(r: EnvReader): PlatformConfig {
+  return {
+    databaseUrl: r.url('DATABASE_URL', 'postgresql://root@localhost/crucible?host=/var/run/postgresql', ['postgresql:', 'postgres:']),
+    redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    s3: {
+      endpoint: r.optional('S3_ENDPOINT'),
+      region: r.str('S3_REGION', 'us-east-1'),
+      bucket: r.str('S3_BUCKET', 'crucible'),
+      accessKeyId: r.str('S3_ACCESS_KEY_ID', 'S3RVER'),
+      secretAccessKey: r.str('S3_SECRET_ACCESS_KEY', 'S3RVER'),
+    },
+    queuePrefix: r.str('QUEUE_PREFIX', 'crucible'),
+  };
+}

@@ -1,0 +1,47 @@
+// The central registry of error codes. Services throw CrucibleError; the API maps it to
+// { "error": { "code", "message", "param", "type" } } with the status below.
+
+export const ERROR_CODES = {
+  invalid_request: 400,
+  invalid_file: 400,
+  invalid_hyperparameters: 400,
+  unsupported_method: 400,
+  file_too_large: 413,
+  unauthorized: 401,
+  not_found: 404,
+  model_not_found: 404,
+  file_not_found: 404,
+  job_not_found: 404,
+  conflict: 409,
+  invalid_state: 409,
+  file_in_use: 409,
+  inference_timeout: 504,
+  internal_error: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class CrucibleError extends Error {
+  readonly code: ErrorCode;
+  readonly param: string | null;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, param: string | null = null) {
+    super(message);
+    this.name = 'CrucibleError';
+    this.code = code;
+    this.param = param;
+    this.status = ERROR_CODES[code];
+  }
+
+  toJSON() {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        param: this.param,
+        type: this.status >= 500 ? 'server_error' : 'invalid_request_error',
+      },
+    };
+  }
+}

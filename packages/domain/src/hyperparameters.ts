@@ -1,0 +1,104 @@
+// Turns a request's method and hyperparameters into the full set a worker trains with.
+// Values that depend on the data (max_steps from n_epochs, warmup from a ratio) are finished by
+// `finalizeSchedule` once the worker knows how many tokens the dataset has.
+
+import { isPreset, PRESETS, type PresetName } from '@crucible/trainer/config';
+import { CrucibleError } from './errors';
+import type { Hyperparameters, MethodType } from './schemas/jobs';
+
+export interface ResolvedHyperparameters {
+  n_epochs: number;
+  batch_size: number;
+  learning_rate_multiplier: number;
+  max_steps: number | null;
+  learning_rate: number;
+  min_learning_rate: number;
+  lr_scheduler: 'cosine' | 'linear' | 'constant';
+  warmup_steps: number | null;
+  warmup_ratio: number | null;
+  optimizer: 'adamw' | 'adam' | 'lamb';
+  weight_decay: number;
+  beta1: number;
+  beta2: number;
+  max_grad_norm: number;
+  gradient_accumulation_steps: number;
+  block_size: number;
+  dropout: number;
+  eval_interval: number;
+  eval_batches: number;
+  checkpoint_interval: number;
+  log_interval: number;
+  tokenizer: { type: 'char' } | { type: 'bpe'; vocab_size: number } | { type: 'inherited' };
+}
+
+/** What the job starts from: a preset (pretrain, mlm) or a trained model (supervised). */
+export type BaseModel = { kind: 'preset'; name: PresetName } | { kind: 'trained'; id: string; arch: 'gpt' | 'bert'; blockSize: number };
+
+export function methodArchitecture(method: MethodType): 'gpt' | 'bert' {
+  return method === 'mlm' ? 'bert' : 'gpt';
+}
+
+/** Checks that the method fits the base model and fills in every default. Throws CrucibleError. */
+export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: Hyperparameters = {}): ResolvedHyperparameters {
+  const p = (name: string) => `method.${method}.hyperparameters.${name}`;
+  const arch = base.kind === 'preset' ? PRESETS[base.name].arch : base.arch;
+  if (method === 'supervised' && base.kind !== 'trained') {
+    throw new CrucibleError('unsupported_method', `supervised fine-tuning starts from a trained model; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first)`, 'model');
+  }
+  if (method !== 'supervised' && base.kind !== 'preset') {
+    throw new CrucibleError('unsupported_method', `${method} trains from scratch and needs a preset model, not a trained model`, 'model');
+  }
+  if (arch !== methodArchitecture(method)) {
+    throw new CrucibleError('unsupported_method', `method ${method} needs a ${methodArchitecture(method)} model; this model is ${arch}`, 'model');
+  }
+  const maxBlock = base.kind === 'preset' ? Number.POSITIVE_INFINITY : base.blockSize;
+  const presetBlock = base.kind === 'preset' ? PRESETS[base.name].blockSize : base.blockSize;
+  const block = hp.block_size ?? presetBlock;
+  if (block > maxBlock) throw new CrucibleError('invalid_hyperparameters', `block_size ${block} exceeds the base model's context of ${maxBlock}`, p('block_size'));
+  const mult = hp.learning_rate_multiplier === undefined || hp.learning_rate_multiplier === 'auto' ? 1 : hp.learning_rate_multiplier;
+  const lr = (hp.learning_rate ?? (method === 'supervised' ? 1e-4 : 1e-3)) * mult;
+  if (lr > 1) throw new CrucibleError('invalid_hyperparameters', `learning_rate x multiplier = ${lr} is above 1`, p('learning_rate_multiplier'));
+  const minLr = hp.min_learning_rate ?? lr / 10;
+  if (minLr > lr) throw new CrucibleError('invalid_hyperparameters', `min_learning_rate ${minLr} is above the learning rate ${lr}`, p('min_learning_rate'));
+  if (method === 'supervised' && hp.tokenizer) {
+    throw new CrucibleError('invalid_hyperparameters', 'supervised jobs reuse the base model tokenizer', p('tokenizer'));
+  }
+  if (hp.warmup_steps !== undefined && hp.max_steps !== undefined && hp.warmup_steps > hp.max_steps) {
+    throw new CrucibleError('invalid_hyperparameters', `warmup_steps ${hp.warmup_steps} exceeds max_steps ${hp.max_steps}`, p('warmup_steps'));
+  }
+  return {
+    n_epochs: hp.n_epochs === undefined || hp.n_epochs === 'auto' ? 1 : hp.n_epochs,
+    batch_size: hp.batch_size === undefined || hp.batch_size === 'auto' ? 12 : hp.batch_size,
+    learning_rate_multiplier: mult,
+    max_steps: hp.max_steps ?? null,
+    learning_rate: lr,
+    min_learning_rate: minLr,
+    lr_scheduler: hp.lr_scheduler ?? 'cosine',
+    warmup_steps: hp.warmup_steps ?? null,
+    warmup_ratio: hp.warmup_ratio ?? null,
+    optimizer: hp.optimizer ?? 'adamw',
+    weight_decay: hp.weight_decay ?? 0.1,
+    beta1: hp.beta1 ?? 0.9,
+    beta2: hp.beta2 ?? 0.99,
+    max_grad_norm: hp.max_grad_norm ?? 1,
+    gradient_accumulation_steps: hp.gradient_accumulation_steps ?? 1,
+    block_size: block,
+    dropout: hp.dropout ?? 0,
+    eval_interval: hp.eval_interval ?? 250,
+    eval_batches: hp.eval_batches ?? 20,
+    checkpoint_interval: hp.checkpoint_interval ?? 0,
+    log_interval: hp.log_interval ?? 10,
+    tokenizer: method === 'supervised' ? { type: 'inherited' } : (hp.tokenizer ?? { type: 'char' }),
+  };
+}
+
+/** max_steps and warmup once the number of training tokens is known. */
+export function finalizeSchedule(h: ResolvedHyperparameters, trainTokens: number): { maxSteps: number; warmupSteps: number } {
+  const perStep = h.batch_size * h.block_size * h.gradient_accumulation_steps;
+  const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainTokens) / perStep));
+  const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : Math.min(100, Math.floor(maxSteps / 10)));
+  return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
+}
+
+export { isPreset, PRESETS };
+export type { PresetName };

@@ -1,0 +1,12 @@
+// @crucible/domain: the schemas, error codes and job catalog that the API and the worker share.
+export * from './datasets';
+export * from './errors';
+export * from './hyperparameters';
+export * from './ids';
+export * from './job-catalog';
+export * from './schemas/common';
+export * from './schemas/completions';
+export * from './schemas/files';
+export * from './schemas/jobs';
+export * from './schemas/models';
+export * from './config';

@@ -1,0 +1,37 @@
+// Shapes shared by every resource: errors, lists, deletion receipts.
+import { type TSchema, Type } from '@sinclair/typebox';
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable machine-readable code (see the README error table).' }),
+      message: Type.String(),
+      param: Type.Union([Type.String(), Type.Null()], { description: 'The request field or input line at fault.' }),
+      type: Type.String(),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+export const ListQuery = Type.Object({
+  after: Type.Optional(Type.String({ description: 'Cursor: the id of the last object of the previous page.' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+});
+
+export function ListOf<T extends TSchema>(item: T) {
+  return Type.Object({
+    object: Type.Literal('list'),
+    data: Type.Array(item),
+    has_more: Type.Boolean(),
+    first_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    last_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  });
+}
+
+export function Deleted(object: string) {
+  return Type.Object({ id: Type.String(), object: Type.Literal(object), deleted: Type.Boolean() });
+}
+
+export const IdParams = Type.Object({ id: Type.String() });
+
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

@@ -1,0 +1,160 @@
+// The fine-tuning job resource and its sub-resources (events, checkpoints, metrics), shaped like
+// OpenAI's fine-tuning API, plus Crucible's methods (pretrain, mlm) and full hyperparameters.
+import { type Static, Type } from '@sinclair/typebox';
+import { JOB_STATUSES } from '../job-catalog';
+import { Nullable } from './common';
+
+const auto = Type.Literal('auto');
+const intOrAuto = (min: number, max: number, description: string) =>
+  Type.Union([Type.Integer({ minimum: min, maximum: max }), auto], { description });
+
+export const Tokenizer = Type.Union(
+  [
+    Type.Object({ type: Type.Literal('char') }, { additionalProperties: false }),
+    Type.Object(
+      { type: Type.Literal('bpe'), vocab_size: Type.Integer({ minimum: 261, maximum: 65536, description: 'Includes 256 byte tokens and 5 special tokens.' }) },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: 'Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer.' },
+);
+
+export const Hyperparameters = Type.Object(
+  {
+    n_epochs: Type.Optional(intOrAuto(1, 100, 'Passes over the training tokens; used when max_steps is not set. auto = 1.')),
+    batch_size: Type.Optional(intOrAuto(1, 512, 'Sequences per micro-batch. auto = 12.')),
+    learning_rate_multiplier: Type.Optional(
+      Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 100 }), auto], { description: 'Scales learning_rate. auto = 1.' }),
+    ),
+    max_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Optimizer steps; overrides n_epochs.' })),
+    learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised).' })),
+    min_learning_rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Floor of the decay. Default learning_rate / 10.' })),
+    lr_scheduler: Type.Optional(Type.Union([Type.Literal('cosine'), Type.Literal('linear'), Type.Literal('constant')], { default: 'cosine' })),
+    warmup_steps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    warmup_ratio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%).' })),
+    optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('adam'), Type.Literal('lamb')], { default: 'adamw' })),
+    weight_decay: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.1 })),
+    beta1: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 })),
+    beta2: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.99 })),
+    max_grad_norm: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, default: 1, description: '0 disables clipping.' })),
+    gradient_accumulation_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 1 })),
+    block_size: Type.Optional(Type.Integer({ minimum: 4, maximum: 4096, description: 'Context length; default: the model preset.' })),
+    dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: 0 })),
+    eval_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 250, description: '0: evaluate only at the end.' })),
+    eval_batches: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 20 })),
+    checkpoint_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: '0: checkpoint only at the end.' })),
+    log_interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 10, description: 'Steps between metric records.' })),
+    tokenizer: Type.Optional(Tokenizer),
+  },
+  { additionalProperties: false },
+);
+export type Hyperparameters = Static<typeof Hyperparameters>;
+
+const methodBody = Type.Object({ hyperparameters: Type.Optional(Hyperparameters) }, { additionalProperties: false });
+export const METHOD_TYPES = ['pretrain', 'mlm', 'supervised'] as const;
+export type MethodType = (typeof METHOD_TYPES)[number];
+
+export const Method = Type.Union(
+  [
+    Type.Object({ type: Type.Literal('pretrain'), pretrain: Type.Optional(methodBody) }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('mlm'), mlm: Type.Optional(methodBody) }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('supervised'), supervised: Type.Optional(methodBody) }, { additionalProperties: false }),
+  ],
+  { description: 'pretrain: causal LM from a gpt preset; mlm: masked LM from a bert preset; supervised: fine-tune a trained model (loss on completions only).' },
+);
+export type Method = Static<typeof Method>;
+
+export const CreateJobRequest = Type.Object(
+  {
+    model: Type.String({ minLength: 1, description: 'A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini) or a trained model id.' }),
+    training_file: Type.String({ minLength: 1 }),
+    validation_file: Type.Optional(Nullable(Type.String())),
+    method: Type.Optional(Method),
+    hyperparameters: Type.Optional(Hyperparameters),
+    seed: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 2147483647 }))),
+    suffix: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }))),
+    metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.String()))),
+    integrations: Type.Optional(Nullable(Type.Array(Type.Unknown()))),
+  },
+  { additionalProperties: false },
+);
+export type CreateJobRequest = Static<typeof CreateJobRequest>;
+
+export const JobError = Type.Object({ code: Type.String(), message: Type.String(), param: Nullable(Type.String()) });
+
+export const JobObject = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('fine_tuning.job'),
+    created_at: Type.Integer(),
+    error: Nullable(JobError),
+    fine_tuned_model: Nullable(Type.String()),
+    finished_at: Nullable(Type.Integer()),
+    hyperparameters: Type.Record(Type.String(), Type.Unknown(), { description: 'Resolved hyperparameters (defaults filled in).' }),
+    model: Type.String(),
+    organization_id: Type.String({ description: 'The project id.' }),
+    result_files: Type.Array(Type.String()),
+    seed: Type.Integer(),
+    status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))),
+    trained_tokens: Nullable(Type.Integer()),
+    training_file: Type.String(),
+    validation_file: Nullable(Type.String()),
+    estimated_finish: Nullable(Type.Integer()),
+    integrations: Nullable(Type.Array(Type.Unknown())),
+    metadata: Nullable(Type.Record(Type.String(), Type.String())),
+    method: Type.Record(Type.String(), Type.Unknown()),
+    user_provided_suffix: Nullable(Type.String()),
+    backend: Nullable(Type.String({ description: 'TensorFlow.js backend the worker trained on.' })),
+  },
+  { $id: 'FineTuningJob' },
+);
+export type JobObject = Static<typeof JobObject>;
+
+export const EventObject = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('fine_tuning.job.event'),
+    created_at: Type.Integer(),
+    level: Type.Union([Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]),
+    message: Type.String(),
+    type: Type.Union([Type.Literal('message'), Type.Literal('metrics')]),
+    data: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { $id: 'FineTuningJobEvent' },
+);
+export type EventObject = Static<typeof EventObject>;
+
+export const CheckpointObject = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('fine_tuning.job.checkpoint'),
+    created_at: Type.Integer(),
+    fine_tuned_model_checkpoint: Type.String(),
+    fine_tuning_job_id: Type.String(),
+    step_number: Type.Integer(),
+    metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()])),
+  },
+  { $id: 'FineTuningJobCheckpoint' },
+);
+export type CheckpointObject = Static<typeof CheckpointObject>;
+
+export const MetricPoint = Type.Object({
+  step: Type.Integer(),
+  train_loss: Nullable(Type.Number()),
+  valid_loss: Nullable(Type.Number()),
+  valid_accuracy: Nullable(Type.Number()),
+  learning_rate: Nullable(Type.Number()),
+  grad_norm: Nullable(Type.Number()),
+  tokens_per_second: Nullable(Type.Number()),
+});
+
+export const MetricsQuery = Type.Object({
+  max_points: Type.Optional(Type.Integer({ minimum: 2, maximum: 10_000, default: 500, description: 'Downsample to at most this many points (first and last kept).' })),
+});
+
+export const MetricsList = Type.Object({
+  object: Type.Literal('list'),
+  job_id: Type.String(),
+  total_points: Type.Integer(),
+  data: Type.Array(MetricPoint),
+});
