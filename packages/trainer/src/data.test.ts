@@ -64,3 +64,12 @@ describe('BERT masking', () => {
     expect(kept / selected).toBeCloseTo(0.1 + 0.1 / 50, 2);
   });
 });
+
+describe('loss masks', () => {
+  it('causal windows carry the weight of each target token', () => {
+    const tokens = Int32Array.from({ length: 50 }, (_, i) => i);
+    const weights = Float32Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? 1 : 0));
+    const b = new BatchSource(tokens, 2, 5, 'causal', 3, undefined, weights).next();
+    for (let i = 0; i < 10; i++) expect(b.w?.[i]).toBe((b.y[i] as number) % 2 === 0 ? 1 : 0);
+  });
+});

@@ -37,7 +37,10 @@ export class BatchSource {
     private readonly objective: Objective,
     seed: number | RngState,
     private readonly masking?: MaskingConfig,
+    /** Per-token loss weights aligned with `tokens` (causal only): a target's weight is its token's. */
+    private readonly weights?: Float32Array,
   ) {
+    if (weights && weights.length !== tokens.length) throw new RangeError('weights must align with tokens');
     const need = objective === 'causal' ? T + 1 : T;
     if (tokens.length < need) {
       throw new RangeError(`the data has ${tokens.length} tokens; a ${objective} window needs at least ${need}`);
@@ -51,14 +54,16 @@ export class BatchSource {
     const span = this.objective === 'causal' ? T + 1 : T;
     const x = new Int32Array(B * T);
     const y = new Int32Array(B * T);
+    const w = this.weights && this.objective === 'causal' ? new Float32Array(B * T) : undefined;
     for (let b = 0; b < B; b++) {
       const start = this.rng.int(tokens.length - span + 1);
       if (this.objective === 'causal') {
         x.set(tokens.subarray(start, start + T), b * T);
         y.set(tokens.subarray(start + 1, start + T + 1), b * T);
+        w?.set((this.weights as Float32Array).subarray(start + 1, start + T + 1), b * T);
       } else x.set(tokens.subarray(start, start + T), b * T);
     }
-    if (this.objective === 'causal') return { B, T, x, y };
+    if (this.objective === 'causal') return w ? { B, T, x, y, w } : { B, T, x, y };
     return applyMasking(x, this.masking as MaskingConfig, this.rng, B, T);
   }
 
@@ -103,8 +108,9 @@ export function evalBatches(
   objective: Objective,
   seed: number,
   masking?: MaskingConfig,
+  weights?: Float32Array,
 ): Batch[] {
-  const src = new BatchSource(tokens, B, T, objective, seed, masking);
+  const src = new BatchSource(tokens, B, T, objective, seed, masking, weights);
   return Array.from({ length: n }, () => src.next());
 }
 

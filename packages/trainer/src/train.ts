@@ -111,6 +111,9 @@ export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
 export interface TrainData {
   train: Int32Array;
   val: Int32Array;
+  /** Optional per-token loss weights aligned with `train` / `val` (e.g. 0 on prompts for SFT). */
+  trainWeights?: Float32Array;
+  valWeights?: Float32Array;
 }
 
 export class Trainer {
@@ -129,8 +132,8 @@ export class Trainer {
     validateTrainConfig(config, model.config);
     const masking = config.objective === 'mlm' ? maskingFor(tokenizer, config.mlmProbability) : undefined;
     const { batchSize: B, seqLen: T } = config;
-    this.source = new BatchSource(data.train, B, T, config.objective, resume?.dataRng ?? mixSeed(config.seed, 1), masking);
-    this.evalSet = evalBatches(data.val, B, T, config.evalBatches, config.objective, mixSeed(config.seed, 2), masking);
+    this.source = new BatchSource(data.train, B, T, config.objective, resume?.dataRng ?? mixSeed(config.seed, 1), masking, data.trainWeights);
+    this.evalSet = evalBatches(data.val, B, T, config.evalBatches, config.objective, mixSeed(config.seed, 2), masking, data.valWeights);
     this.optimizer = resume?.optimizer ?? new Optimizer(config.optimizer);
     this.step = resume?.step ?? 0;
   }

@@ -1,0 +1,36 @@
+// The worker's configuration, parsed once from the environment at boot.
+import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
+
+export interface WorkerConfig extends PlatformConfig {
+  /** Training jobs run at once by this process. Default 1 (TensorFlow.js runs on one thread). */
+  trainingConcurrency: number;
+  /** Completion requests served at once. Default 2. */
+  inferenceConcurrency: number;
+  /** TFJS_BACKEND: tensorflow-gpu | tensorflow | wasm | cpu | auto. Default auto. */
+  backend: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+  /** Trained models kept loaded for inference. Default 4. */
+  modelCacheSize: number;
+  /** Checkpoints kept per job (older ones are deleted). Default 3. */
+  keepCheckpoints: number;
+  /** BullMQ lock: a worker silent this long is presumed dead and its job retried. Default 120 s. */
+  lockDurationMs: number;
+}
+
+const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+
+export function parseWorkerConfig(env: Env): WorkerConfig {
+  const r = new EnvReader(env);
+  const backend = r.str('TFJS_BACKEND', 'auto');
+  if (!(BACKENDS as readonly string[]).includes(backend)) r.problems.push(`TFJS_BACKEND must be one of ${BACKENDS.join(', ')}, got ${backend}`);
+  const cfg: WorkerConfig = {
+    ...readPlatformConfig(r),
+    trainingConcurrency: r.int('TRAINING_CONCURRENCY', 1, 1, 64),
+    inferenceConcurrency: r.int('INFERENCE_CONCURRENCY', 2, 1, 64),
+    backend: backend as WorkerConfig['backend'],
+    modelCacheSize: r.int('MODEL_CACHE_SIZE', 4, 1, 1000),
+    keepCheckpoints: r.int('KEEP_CHECKPOINTS', 3, 1, 1000),
+    lockDurationMs: r.int('WORKER_LOCK_MS', 120_000, 5_000),
+  };
+  r.done();
+  return cfg;
+}

@@ -1,0 +1,2 @@
+export { parseWorkerConfig, type WorkerConfig } from './config';
+export { startWorker } from './main';

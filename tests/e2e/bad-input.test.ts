@@ -1,0 +1,102 @@
+// Bad input gets a 4xx with a machine-readable code, names the problem, and leaves nothing behind.
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shakespeare } from '../support/data';
+import { startPlatform, type TestPlatform } from '../support/platform';
+
+let p: TestPlatform;
+let client: OpenAI;
+let textFile: string;
+
+beforeAll(async () => {
+  p = await startPlatform({ worker: false });
+  client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+  textFile = (await client.files.create({ file: await toFile(Buffer.from(shakespeare(5000)), 'a.txt'), purpose: 'fine-tune' })).id;
+});
+afterAll(async () => {
+  await p?.close();
+});
+
+async function counts() {
+  return {
+    files: await p.deps.db.file.count(),
+    jobs: await p.deps.db.job.count(),
+    events: await p.deps.db.jobEvent.count(),
+    objects: (await p.deps.storage.list('projects/')).length,
+    queued: await p.deps.trainingQueue.count(),
+  };
+}
+
+async function post(path: string, body: unknown) {
+  const res = await fetch(`${p.url}/v1${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${p.apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; param: string | null } } };
+}
+
+describe('bad input', () => {
+  it('rejects a JSONL file whose line 3 is broken, naming the line, and stores nothing', async () => {
+    const before = await counts();
+    const jsonl = '{"text": "one"}\n{"text": "two"}\n{"text": "three"\n{"text": "four"}\n';
+    const err = await client.files.create({ file: await toFile(Buffer.from(jsonl), 'data.jsonl'), purpose: 'fine-tune' }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error).toMatchObject({ code: 'invalid_file', param: 'line 3' });
+    expect(err.message).toMatch(/line 3 is not valid JSON/);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('rejects mixed JSONL record shapes and non-UTF-8 bytes', async () => {
+    const mixed = '{"text": "a"}\n{"prompt": "q", "completion": "a"}\n';
+    const e1 = await client.files.create({ file: await toFile(Buffer.from(mixed), 'm.jsonl'), purpose: 'fine-tune' }).catch((e) => e);
+    expect(e1.error).toMatchObject({ code: 'invalid_file', param: 'line 2' });
+    const e2 = await client.files.create({ file: await toFile(Buffer.from([0xff, 0xfe, 0x41]), 'b.txt'), purpose: 'fine-tune' }).catch((e) => e);
+    expect(e2.error).toMatchObject({ code: 'invalid_file' });
+  });
+
+  it('rejects an unknown model with model_not_found and creates no job', async () => {
+    const before = await counts();
+    const err = await client.fineTuning.jobs.create({ model: 'gpt-9000', training_file: textFile }).catch((e) => e);
+    expect(err.status).toBe(404);
+    expect(err.error).toMatchObject({ code: 'model_not_found', param: 'model' });
+    expect(await counts()).toEqual(before);
+  });
+
+  it.each([
+    [{ batch_size: 100_000 }, 'method.pretrain.hyperparameters.batch_size'],
+    [{ learning_rate: 5 }, 'method.pretrain.hyperparameters.learning_rate'],
+    [{ optimizer: 'sgd' }, 'method.pretrain.hyperparameters.optimizer'],
+    [{ tokenizer: { type: 'bpe', vocab_size: 10 } }, 'method.pretrain.hyperparameters.tokenizer.vocab_size'],
+    [{ learning_rate: 1e-3, min_learning_rate: 1e-2 }, 'method.pretrain.hyperparameters.min_learning_rate'],
+    [{ warp_speed: 9 }, 'method.pretrain.hyperparameters.warp_speed'],
+  ])('rejects out-of-range hyperparameters %j at %s', async (hp, param) => {
+    const before = await counts();
+    const r = await post('/fine_tuning/jobs', { model: 'gpt-nano', training_file: textFile, method: { type: 'pretrain', pretrain: { hyperparameters: hp } } });
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe('invalid_hyperparameters');
+    expect(r.body.error.param).toBe(param);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('rejects a method that does not fit the model, and a file of the wrong kind', async () => {
+    const r1 = await post('/fine_tuning/jobs', { model: 'gpt-nano', training_file: textFile, method: { type: 'mlm' } });
+    expect(r1.body.error).toMatchObject({ code: 'unsupported_method', param: 'model' });
+    const r2 = await post('/fine_tuning/jobs', { model: 'gpt-nano', training_file: 'file-nope' });
+    expect(r2.status).toBe(404);
+    expect(r2.body.error).toMatchObject({ code: 'file_not_found', param: 'training_file' });
+  });
+
+  it('answers unknown ids and routes with 404 and a code', async () => {
+    const r = await fetch(`${p.url}/v1/fine_tuning/jobs/ftjob-nope`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    expect(r.status).toBe(404);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('job_not_found');
+    const c = await client.completions.create({ model: 'gpt-nano', prompt: 'x' }).catch((e) => e);
+    expect(c.error).toMatchObject({ code: 'invalid_request', param: 'model' });
+  });
+
+  it('requires a purpose and rejects an unknown one', async () => {
+    const err = await client.files.create({ file: await toFile(Buffer.from('hello'), 'a.txt'), purpose: 'vision' as never }).catch((e) => e);
+    expect(err.error).toMatchObject({ code: 'invalid_request', param: 'purpose' });
+  });
+});

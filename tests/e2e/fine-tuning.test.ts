@@ -1,0 +1,240 @@
+// The platform end to end through HTTP with the official `openai` client: upload, pretrain,
+// follow events, checkpoints, metrics, models, completions (plain and streamed), download.
+import { createHash } from 'node:crypto';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shakespeare, untarGz } from '../support/data';
+import { eventually, startPlatform, type TestPlatform } from '../support/platform';
+
+let p: TestPlatform;
+let client: OpenAI;
+
+beforeAll(async () => {
+  p = await startPlatform();
+  client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+});
+afterAll(async () => {
+  await p?.close();
+});
+
+// char tokenizer: the slice's distinct characters plus Crucible's 5 special tokens
+const VOCAB = new Set(shakespeare(60_000)).size + 5;
+
+const smallRun = {
+  max_steps: 30,
+  batch_size: 4,
+  block_size: 32,
+  eval_interval: 10,
+  eval_batches: 2,
+  checkpoint_interval: 10,
+  log_interval: 5,
+  learning_rate: 3e-3,
+  warmup_steps: 5,
+  tokenizer: { type: 'char' },
+};
+
+describe('pretraining a model through the OpenAI client', () => {
+  let fileId: string;
+  let jobId: string;
+  let modelId: string;
+
+  it('uploads a dataset and stores exactly its bytes', async () => {
+    const text = shakespeare(60_000);
+    const file = await client.files.create({ file: await toFile(Buffer.from(text), 'shakespeare.txt'), purpose: 'fine-tune' });
+    expect(file).toMatchObject({ object: 'file', bytes: Buffer.byteLength(text), filename: 'shakespeare.txt', purpose: 'fine-tune' });
+    fileId = file.id;
+    const content = Buffer.from(await (await client.files.content(file.id)).arrayBuffer());
+    expect(createHash('sha256').update(content).digest('hex')).toBe(createHash('sha256').update(text).digest('hex'));
+    const listed = await client.files.list();
+    expect(listed.data.map((f) => f.id)).toContain(file.id);
+  });
+
+  it('creates a pretraining job that runs to succeeded', async () => {
+    const job = await client.fineTuning.jobs.create({
+      model: 'gpt-nano',
+      training_file: fileId,
+      seed: 7,
+      suffix: 'e2e',
+      method: { type: 'pretrain', pretrain: { hyperparameters: smallRun } } as never,
+    });
+    expect(job.status).toBe('queued');
+    expect(job.hyperparameters).toMatchObject({ batch_size: 4, block_size: 32, optimizer: 'adamw', lr_scheduler: 'cosine' });
+    jobId = job.id;
+    const done = await eventually(async () => {
+      const j = await client.fineTuning.jobs.retrieve(jobId);
+      if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`);
+      return j.status === 'succeeded' ? j : undefined;
+    });
+    expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:e2e:/);
+    expect(done.trained_tokens).toBe(30 * 4 * 32);
+    expect((done as unknown as { backend: string }).backend).toMatch(/wasm|cpu|tensorflow/);
+    modelId = done.fine_tuned_model as string;
+  });
+
+  it('lists events newest first with cursor pagination', async () => {
+    const first = await client.fineTuning.jobs.listEvents(jobId, { limit: 3 });
+    expect(first.data).toHaveLength(3);
+    expect(first.has_more).toBe(true);
+    expect(first.data[0]?.message).toBe('The job has successfully completed');
+    const next = await client.fineTuning.jobs.listEvents(jobId, { limit: 3, after: first.data[2]?.id });
+    expect(next.data[0]?.id).not.toBe(first.data[2]?.id);
+    const all: string[] = [];
+    for await (const e of client.fineTuning.jobs.listEvents(jobId, { limit: 50 })) all.push(e.message);
+    expect(all.at(-1)).toMatch(/^Created fine-tuning job/);
+    expect(all.some((m) => /^Step 30\/30: training loss=/.test(m))).toBe(true);
+  });
+
+  it('streams events as Server-Sent Events until [DONE]', async () => {
+    const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/events?stream=true`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const body = await res.text();
+    const datas = body.split('\n\n').filter(Boolean).map((chunk) => chunk.replace(/^data: /, ''));
+    expect(datas.at(-1)).toBe('[DONE]');
+    const events = datas.slice(0, -1).map((d) => JSON.parse(d));
+    expect(events[0].message).toMatch(/^Created fine-tuning job/);
+    expect(events.at(-1).message).toBe('The job has successfully completed');
+  });
+
+  it('keeps checkpoints with their metrics', async () => {
+    const cps = await client.fineTuning.jobs.checkpoints.list(jobId);
+    expect(cps.data.map((c) => c.step_number)).toEqual([30, 20, 10]);
+    expect(cps.data[0]?.metrics.valid_loss).toBeGreaterThan(0);
+    expect(cps.data[0]?.fine_tuning_job_id).toBe(jobId);
+  });
+
+  it('records metrics that go down and downsamples them', async () => {
+    const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/metrics`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const m = (await res.json()) as { total_points: number; data: Array<{ step: number; train_loss: number | null; valid_loss: number | null }> };
+    const valid = m.data.filter((d) => d.valid_loss !== null);
+    expect(valid.map((d) => d.step)).toEqual([0, 10, 20, 30]);
+    expect((valid.at(-1) as { valid_loss: number }).valid_loss).toBeLessThan((valid[0] as { valid_loss: number }).valid_loss);
+    expect(Math.abs((valid[0]?.valid_loss as number) - Math.log(VOCAB))).toBeLessThan(0.1); // ~ln(vocab) before training
+    const few = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/metrics?max_points=3`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const f = (await few.json()) as { data: Array<{ step: number }> };
+    expect(f.data.map((d) => d.step)).toEqual([0, m.data[Math.round((m.data.length - 1) / 2)]?.step, 30]);
+  });
+
+  it('shows the model in models next to the presets', async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    expect(ids).toEqual(expect.arrayContaining(['gpt-nano', 'gpt-micro', 'gpt2-small', 'bert-mini', modelId]));
+    const m = await client.models.retrieve(modelId);
+    expect(m.owned_by).toBe(p.projectId);
+  });
+
+  it('serves completions and chat completions from the model, plain and streamed', async () => {
+    const c = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8 });
+    expect(c.object).toBe('text_completion');
+    expect(c.choices[0]?.text.length).toBeGreaterThan(0);
+    expect(c.usage?.completion_tokens).toBeLessThanOrEqual(20);
+    expect(c.usage?.prompt_tokens).toBe(6);
+    const again = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8 });
+    expect(again.choices[0]?.text).toBe(c.choices[0]?.text);
+
+    const stream = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8, stream: true });
+    let streamed = '';
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      streamed += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(streamed).toBe(c.choices[0]?.text);
+    expect(finish).toBe(c.choices[0]?.finish_reason);
+
+    const chat = await client.chat.completions.create({ model: modelId, messages: [{ role: 'user', content: 'Speak.' }], max_tokens: 10, seed: 2 });
+    expect(chat.choices[0]?.message.role).toBe('assistant');
+    const chatStream = await client.chat.completions.create({ model: modelId, messages: [{ role: 'user', content: 'Speak.' }], max_tokens: 10, seed: 2, stream: true });
+    let chatText = '';
+    for await (const chunk of chatStream) chatText += chunk.choices[0]?.delta?.content ?? '';
+    expect(chatText.trim()).toBe(chat.choices[0]?.message.content);
+  });
+
+  it('downloads the model as a tar.gz of safetensors weights, config and tokenizer', async () => {
+    const res = await fetch(`${p.url}/v1/models/${encodeURIComponent(modelId)}/download`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    expect(res.status).toBe(200);
+    const files = untarGz(new Uint8Array(await res.arrayBuffer()));
+    expect([...files.keys()].sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
+    const config = JSON.parse((files.get('config.json') as Buffer).toString('utf8'));
+    expect(config).toMatchObject({ arch: 'gpt', nLayer: 4, nHead: 4, dModel: 128, blockSize: 32, vocabSize: VOCAB });
+    const st = files.get('model.safetensors') as Buffer;
+    const n = Number(st.readBigUInt64LE(0));
+    const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8'));
+    expect(header['model.wte.weight']).toMatchObject({ dtype: 'F32', shape: [VOCAB, 128] });
+    expect(JSON.parse((files.get('tokenizer.json') as Buffer).toString('utf8')).model.type).toBe('BPE');
+  });
+
+  it('keeps projects apart: another key sees none of it', async () => {
+    const other = await p.newProject('other');
+    const c2 = new OpenAI({ apiKey: other.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+    await expect(c2.files.retrieve(fileId)).rejects.toMatchObject({ status: 404 });
+    await expect(c2.fineTuning.jobs.retrieve(jobId)).rejects.toMatchObject({ status: 404 });
+    await expect(c2.models.retrieve(modelId)).rejects.toMatchObject({ status: 404 });
+    expect((await c2.fineTuning.jobs.list()).data).toHaveLength(0);
+    const anon = await fetch(`${p.url}/v1/files`);
+    expect(anon.status).toBe(401);
+    expect(((await anon.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+  });
+
+  it('deletes a model: record and objects', async () => {
+    const del = await client.models.delete(modelId);
+    expect(del).toMatchObject({ id: modelId, deleted: true });
+    await expect(client.models.retrieve(modelId)).rejects.toMatchObject({ status: 404 });
+    expect(await p.deps.storage.list(`projects/${p.projectId}/models/`)).toEqual([]);
+  });
+});
+
+describe('stopping jobs', () => {
+  let fileId: string;
+  beforeAll(async () => {
+    fileId = (await client.files.create({ file: await toFile(Buffer.from(shakespeare(40_000)), 'slice.txt'), purpose: 'fine-tune' })).id;
+  });
+
+  const longJob = () =>
+    client.fineTuning.jobs.create({
+      model: 'gpt-nano',
+      training_file: fileId,
+      seed: 3,
+      method: { type: 'pretrain', pretrain: { hyperparameters: { ...smallRun, max_steps: 100_000, eval_interval: 0, checkpoint_interval: 0 } } } as never,
+    });
+
+  const stepsRun = async (id: string) => {
+    const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${id}/metrics?max_points=10000`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    return ((await res.json()) as { data: Array<{ step: number; train_loss: number | null }> }).data.filter((d) => d.train_loss !== null);
+  };
+
+  it('cancels a running job within seconds', async () => {
+    const job = await longJob();
+    await eventually(async () => ((await stepsRun(job.id)).length > 0 ? true : undefined));
+    const cancelled = await client.fineTuning.jobs.cancel(job.id);
+    expect(cancelled.status).toBe('cancelled');
+    const t0 = Date.now();
+    await eventually(async () => {
+      const events = await client.fineTuning.jobs.listEvents(job.id, { limit: 5 });
+      return events.data.some((e) => e.message.startsWith('Training stopped at step')) ? true : undefined;
+    }, 10_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const after = (await stepsRun(job.id)).length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await stepsRun(job.id)).length).toBe(after); // no more steps
+    await expect(client.fineTuning.jobs.cancel(job.id)).rejects.toMatchObject({ status: 409 });
+  });
+
+  it('pauses with a checkpoint and resumes from the same step', async () => {
+    const job = await longJob();
+    await eventually(async () => ((await stepsRun(job.id)).length >= 2 ? true : undefined));
+    expect((await client.fineTuning.jobs.pause(job.id)).status).toBe('paused');
+    const pausedAt = await eventually(async () => {
+      const events = await client.fineTuning.jobs.listEvents(job.id, { limit: 5 });
+      const m = events.data.map((e) => /^Paused at step (\d+)/.exec(e.message)).find(Boolean);
+      return m ? Number(m[1]) : undefined;
+    }, 10_000);
+    expect((await client.fineTuning.jobs.resume(job.id)).status).toBe('queued');
+    const resumedAt = await eventually(async () => {
+      const events = await client.fineTuning.jobs.listEvents(job.id, { limit: 10 });
+      const m = events.data.map((e) => /^Resumed training at step (\d+)/.exec(e.message)).find(Boolean);
+      return m ? Number(m[1]) : undefined;
+    }, 30_000);
+    expect(resumedAt).toBe(pausedAt);
+    await client.fineTuning.jobs.cancel(job.id);
+  });
+});

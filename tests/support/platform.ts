@@ -1,0 +1,86 @@
+// A whole Crucible for one test file, on real services: a fresh PostgreSQL database with the
+// migrations applied, Redis with a queue prefix of its own, a local S3 server on a temp folder,
+// the API listening on a random port and a worker consuming its queues.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp, createDeps, createProjectWithKey, type Deps, parseApiConfig } from '@crucible/api';
+import { deployMigrations, ensureDatabase } from '@crucible/db';
+import { startLocalS3 } from '@crucible/storage';
+import { parseWorkerConfig, startWorker } from '@crucible/worker';
+import pg from 'pg';
+
+export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://root@localhost/postgres?host=/var/run/postgresql';
+
+export interface TestPlatform {
+  url: string;
+  apiKey: string;
+  projectId: string;
+  deps: Deps;
+  env: Record<string, string>;
+  /** Another project's key (for isolation checks). */
+  newProject(name: string): Promise<{ apiKey: string; projectId: string }>;
+  close(): Promise<void>;
+}
+
+export async function startPlatform(opts: { worker?: boolean } = {}): Promise<TestPlatform> {
+  const tag = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const dbUrl = new URL(ADMIN_DATABASE_URL);
+  dbUrl.pathname = `/crucible_test_${tag}`;
+  await ensureDatabase(dbUrl.toString());
+  await deployMigrations(dbUrl.toString(), () => {});
+  const dir = mkdtempSync(join(tmpdir(), 'crucible-s3-'));
+  const s3 = await startLocalS3(dir);
+  const env = {
+    DATABASE_URL: dbUrl.toString(),
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: 'crucible-test',
+    QUEUE_PREFIX: `crucible-test-${tag}`,
+    PORT: '0',
+    INFERENCE_TIMEOUT_MS: '60000',
+    TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
+  };
+  const cfg = parseApiConfig(env);
+  const deps = await createDeps(cfg);
+  const app = await buildApp(cfg, deps);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const worker = opts.worker === false ? undefined : await startWorker(parseWorkerConfig(env), () => {});
+  const { secret, projectId } = await createProjectWithKey(deps.db, 'test');
+  return {
+    url,
+    apiKey: secret,
+    projectId,
+    deps,
+    env,
+    newProject: async (name) => {
+      const p = await createProjectWithKey(deps.db, name);
+      return { apiKey: p.secret, projectId: p.projectId };
+    },
+    async close() {
+      await worker?.close();
+      await app.close();
+      await deps.trainingQueue.obliterate({ force: true }).catch(() => {});
+      await deps.inferenceQueue.obliterate({ force: true }).catch(() => {});
+      await deps.close();
+      await s3.close();
+      rmSync(dir, { recursive: true, force: true });
+      const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS "crucible_test_${tag}" WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+/** Polls `fn` until it returns a value that is not undefined, or fails after `ms`. */
+export async function eventually<T>(fn: () => Promise<T | undefined>, ms = 120_000, every = 200): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
