@@ -126,6 +126,9 @@ describe('pretraining a model through the OpenAI client', () => {
     const c = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8 });
     expect(c.object).toBe('text_completion');
     expect(c.choices[0]?.text.length).toBeGreaterThan(0);
+    // a trained model writes the training alphabet, never untrained special tokens
+    const alphabet = new Set(shakespeare(60_000));
+    expect([...(c.choices[0]?.text ?? '')].every((ch) => alphabet.has(ch))).toBe(true);
     expect(c.usage?.completion_tokens).toBeLessThanOrEqual(20);
     expect(c.usage?.prompt_tokens).toBe(6);
     const again = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8 });

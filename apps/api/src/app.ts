@@ -25,7 +25,14 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
     bodyLimit: 16 * 2 ** 20,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: false, allErrors: false } },
   });
+  // Every route documents the error body for its 4xx and 5xx answers.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || (route.schema as { hide?: boolean }).hide) return;
+    const response = (route.schema.response ?? {}) as Record<string, unknown>;
+    route.schema.response = { ...response, '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } };
+  });
   await app.register(swagger, {
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: {

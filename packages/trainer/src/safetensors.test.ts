@@ -26,6 +26,14 @@ describe('safetensors', () => {
     expect(back.metadata.note).toBe('hi');
   });
 
+  it('decodes from a Node Buffer that is a view into a larger pool', () => {
+    const bytes = encodeSafetensors(new Map([['w', { dtype: 'F32' as const, shape: [3], data: Float32Array.from([0.5, -1, 7]) }]]));
+    const pool = Buffer.alloc(bytes.length + 13);
+    pool.set(bytes, 13);
+    const view = pool.subarray(13); // byteOffset 13, like Buffers from the shared pool or S3 bodies
+    expect([...(decodeSafetensors(view).tensors.get('w')?.data ?? [])]).toEqual([0.5, -1, 7]);
+  });
+
   it('rejects a truncated file', () => {
     const bytes = encodeSafetensors(new Map([['a', { dtype: 'F32' as const, shape: [4], data: new Float32Array(4) }]]));
     expect(() => decodeSafetensors(bytes.subarray(0, bytes.length - 4))).toThrow(/outside the file/);

@@ -49,7 +49,8 @@ export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, Nam
     const { dtype, shape, data_offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
     const [begin, end] = data_offsets;
     if (base + end > bytes.length || begin > end) throw new Error(`safetensors: tensor ${name} lies outside the file`);
-    const raw = bytes.slice(base + begin, base + end); // copy: aligned, and independent of `bytes`
+    // copy (Uint8Array's slice, even when `bytes` is a Buffer, whose slice is a view): aligned and independent
+    const raw = Uint8Array.prototype.slice.call(bytes, base + begin, base + end);
     let data: Float32Array | Int32Array;
     if (dtype === 'F32') data = new Float32Array(raw.buffer, 0, raw.byteLength / 4);
     else if (dtype === 'I32') data = new Int32Array(raw.buffer, 0, raw.byteLength / 4);

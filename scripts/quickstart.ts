@@ -1,0 +1,90 @@
+// The quickstart: bring Crucible up on this machine with embedded defaults, create a project and
+// API key, and run a real job end to end (upload Tiny Shakespeare, pretrain gpt-nano on it, then
+// sample from the trained model). `--serve` keeps the API and worker running afterwards.
+//   npm run quickstart [-- --steps 300] [-- --serve]
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createProjectWithKey, startServer } from '@crucible/api';
+import { deployMigrations, ensureDatabase } from '@crucible/db';
+import { ConfigError } from '@crucible/domain';
+import { createCrucibleClient, uploadFile, waitForJob } from '@crucible/sdk';
+import { parseWorkerConfig, startWorker } from '@crucible/worker';
+import { startLocalServices } from './local-services';
+
+const root = resolve(import.meta.dirname, '..');
+const arg = (name: string) => process.argv.includes(name);
+const num = (name: string, d: number) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : d;
+};
+
+async function main() {
+  const services = await startLocalServices(join(root, '.crucible'));
+  for (const n of services.notes) console.log(`  ${n}`);
+  const env: Record<string, string | undefined> = { ...process.env, ...services.env, PORT: process.env.PORT ?? '8080', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  await ensureDatabase(env.DATABASE_URL as string);
+  await deployMigrations(env.DATABASE_URL as string, (m) => console.log(`  ${m}`));
+  const server = await startServer(env);
+  const worker = await startWorker(parseWorkerConfig(env), (m) => console.log(`  [worker] ${m}`));
+  const { secret, projectId } = await createProjectWithKey(server.deps.db, 'quickstart');
+  const baseUrl = `${server.url}/v1`;
+  console.log(`\nCrucible API: ${baseUrl}  (OpenAPI: ${server.url}/openapi.json)`);
+  console.log(`Project ${projectId}, API key (shown once): ${secret}\n`);
+
+  const shutdown = async () => {
+    await worker.close();
+    await server.close();
+    await services.stop();
+  };
+  try {
+    const opts = { baseUrl, apiKey: secret };
+    const client = createCrucibleClient(opts);
+    const text = readFileSync(join(root, 'data/tinyshakespeare.txt'), 'utf8').slice(0, num('--chars', 300_000));
+    const file = await uploadFile(opts, 'tinyshakespeare.txt', text);
+    console.log(`uploaded ${file.id} (${file.bytes} bytes)`);
+    const steps = num('--steps', 300);
+    const { data: job, error } = await client.POST('/fine_tuning/jobs', {
+      body: {
+        model: 'gpt-nano',
+        training_file: file.id,
+        suffix: 'quickstart',
+        seed: 1337,
+        method: { type: 'pretrain', pretrain: { hyperparameters: { max_steps: steps, batch_size: 12, eval_interval: 100, eval_batches: 5, checkpoint_interval: 100, log_interval: 25, tokenizer: { type: 'char' } } } },
+      },
+    });
+    if (error) throw new Error(`${error.error.code}: ${error.error.message}`);
+    console.log(`job ${job.id}: ${steps} steps of gpt-nano on ${text.length} characters\n`);
+    let seen = 0;
+    const done = await waitForJob(client, job.id, {
+      intervalMs: 1000,
+      onStatus: async () => {
+        const { data } = await client.GET('/fine_tuning/jobs/{id}/events', { params: { path: { id: job.id }, query: { limit: 100 } } });
+        const fresh = (data?.data ?? []).slice(0, Math.max(0, (data?.data.length ?? 0) - seen)).reverse();
+        seen += fresh.length;
+        for (const e of fresh) console.log(`  ${e.message}`);
+      },
+    });
+    if (done.status !== 'succeeded') throw new Error(`job ${done.status}: ${JSON.stringify(done.error)}`);
+    const sample = await fetch(`${baseUrl}/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: done.fine_tuned_model, prompt: 'ROMEO:', max_tokens: 200, temperature: 0.8, seed: 1 }),
+    }).then((r) => r.json() as Promise<{ choices: Array<{ text: string }> }>);
+    console.log(`\nmodel ${done.fine_tuned_model} says:\n\nROMEO:${sample.choices[0]?.text}\n`);
+    console.log(`try it yourself:\n  curl ${baseUrl}/completions -H 'authorization: Bearer ${secret}' -H 'content-type: application/json' \\\n    -d '{"model": "${done.fine_tuned_model}", "prompt": "JULIET:", "max_tokens": 100}'`);
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  if (arg('--serve')) {
+    console.log('\nserving; Ctrl-C to stop');
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void shutdown().then(() => process.exit(0)));
+  } else {
+    await shutdown();
+  }
+}
+
+main().catch((err) => {
+  console.error(`quickstart failed: ${err instanceof ConfigError ? err.message : (err as Error).message}`);
+  process.exit(1);
+});
