@@ -74,7 +74,15 @@ export async function startLocalServices(stateDir: string, env: Record<string, s
     }
     const port = await freePort();
     const dir = join(stateDir, 'postgres');
-    const pg = new EmbeddedPostgres({ databaseDir: dir, port, user: 'crucible', password: 'crucible', persistent: true, createPostgresUser: process.getuid?.() === 0, onLog: () => {} });
+    const pg = new EmbeddedPostgres({
+      databaseDir: dir,
+      port,
+      user: 'crucible',
+      password: 'crucible',
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => {},
+    });
     if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
     out.DATABASE_URL = `postgresql://crucible:crucible@127.0.0.1:${port}/crucible`;

@@ -21,7 +21,12 @@ const num = (name: string, d: number) => {
 async function main() {
   const services = await startLocalServices(join(root, '.crucible'));
   for (const n of services.notes) console.log(`  ${n}`);
-  const env: Record<string, string | undefined> = { ...process.env, ...services.env, PORT: process.env.PORT ?? '8080', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...services.env,
+    PORT: process.env.PORT ?? '8080',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
   await ensureDatabase(env.DATABASE_URL as string);
   await deployMigrations(env.DATABASE_URL as string, (m) => console.log(`  ${m}`));
   const server = await startServer(env);
@@ -49,7 +54,20 @@ async function main() {
         training_file: file.id,
         suffix: 'quickstart',
         seed: 1337,
-        method: { type: 'pretrain', pretrain: { hyperparameters: { max_steps: steps, batch_size: 12, eval_interval: 100, eval_batches: 5, checkpoint_interval: 100, log_interval: 25, tokenizer: { type: 'char' } } } },
+        method: {
+          type: 'pretrain',
+          pretrain: {
+            hyperparameters: {
+              max_steps: steps,
+              batch_size: 12,
+              eval_interval: 100,
+              eval_batches: 5,
+              checkpoint_interval: 100,
+              log_interval: 25,
+              tokenizer: { type: 'char' },
+            },
+          },
+        },
       },
     });
     if (error) throw new Error(`${error.error.code}: ${error.error.message}`);
@@ -71,7 +89,9 @@ async function main() {
       body: JSON.stringify({ model: done.fine_tuned_model, prompt: 'ROMEO:', max_tokens: 200, temperature: 0.8, seed: 1 }),
     }).then((r) => r.json() as Promise<{ choices: Array<{ text: string }> }>);
     console.log(`\nmodel ${done.fine_tuned_model} says:\n\nROMEO:${sample.choices[0]?.text}\n`);
-    console.log(`try it yourself:\n  curl ${baseUrl}/completions -H 'authorization: Bearer ${secret}' -H 'content-type: application/json' \\\n    -d '{"model": "${done.fine_tuned_model}", "prompt": "JULIET:", "max_tokens": 100}'`);
+    console.log(
+      `try it yourself:\n  curl ${baseUrl}/completions -H 'authorization: Bearer ${secret}' -H 'content-type: application/json' \\\n    -d '{"model": "${done.fine_tuned_model}", "prompt": "JULIET:", "max_tokens": 100}'`,
+    );
   } catch (err) {
     await shutdown();
     throw err;

@@ -1,6 +1,7 @@
 // The platform end to end through HTTP with the official `openai` client: upload, pretrain,
 // follow events, checkpoints, metrics, models, completions (plain and streamed), download.
 import { createHash } from 'node:crypto';
+import { keys } from '@crucible/storage';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare, untarGz } from '../support/data';
@@ -88,7 +89,10 @@ describe('pretraining a model through the OpenAI client', () => {
     const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/events?stream=true`, { headers: { authorization: `Bearer ${p.apiKey}` } });
     expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
     const body = await res.text();
-    const datas = body.split('\n\n').filter(Boolean).map((chunk) => chunk.replace(/^data: /, ''));
+    const datas = body
+      .split('\n\n')
+      .filter(Boolean)
+      .map((chunk) => chunk.replace(/^data: /, ''));
     expect(datas.at(-1)).toBe('[DONE]');
     const events = datas.slice(0, -1).map((d) => JSON.parse(d));
     expect(events[0].message).toMatch(/^Created fine-tuning job/);
@@ -123,18 +127,25 @@ describe('pretraining a model through the OpenAI client', () => {
   });
 
   it('serves completions and chat completions from the model, plain and streamed', async () => {
-    const c = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8 });
-    expect(c.object).toBe('text_completion');
-    expect(c.choices[0]?.text.length).toBeGreaterThan(0);
-    // a trained model writes the training alphabet, never untrained special tokens
+    // a weak 30-step model may end at once (end-of-text); find a seed with text to compare streams on
     const alphabet = new Set(shakespeare(60_000));
-    expect([...(c.choices[0]?.text ?? '')].every((ch) => alphabet.has(ch))).toBe(true);
-    expect(c.usage?.completion_tokens).toBeLessThanOrEqual(20);
-    expect(c.usage?.prompt_tokens).toBe(6);
-    const again = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8 });
+    let seed = 0;
+    let c: OpenAI.Completion | undefined;
+    for (seed = 1; seed <= 8; seed++) {
+      c = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed, temperature: 0.8 });
+      expect(c.object).toBe('text_completion');
+      expect(c.usage?.completion_tokens).toBeLessThanOrEqual(20);
+      expect(c.usage?.prompt_tokens).toBe(6);
+      // a trained model writes the training alphabet, never pad/mask/cls/sep tokens
+      expect([...(c.choices[0]?.text ?? '')].every((ch) => alphabet.has(ch))).toBe(true);
+      if ((c.choices[0]?.text.length ?? 0) > 0) break;
+    }
+    c = c as OpenAI.Completion;
+    expect(c.choices[0]?.text.length).toBeGreaterThan(0);
+    const again = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed, temperature: 0.8 });
     expect(again.choices[0]?.text).toBe(c.choices[0]?.text);
 
-    const stream = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed: 1, temperature: 0.8, stream: true });
+    const stream = await client.completions.create({ model: modelId, prompt: 'ROMEO:', max_tokens: 20, seed, temperature: 0.8, stream: true });
     let streamed = '';
     let finish: string | null = null;
     for await (const chunk of stream) {
@@ -146,7 +157,13 @@ describe('pretraining a model through the OpenAI client', () => {
 
     const chat = await client.chat.completions.create({ model: modelId, messages: [{ role: 'user', content: 'Speak.' }], max_tokens: 10, seed: 2 });
     expect(chat.choices[0]?.message.role).toBe('assistant');
-    const chatStream = await client.chat.completions.create({ model: modelId, messages: [{ role: 'user', content: 'Speak.' }], max_tokens: 10, seed: 2, stream: true });
+    const chatStream = await client.chat.completions.create({
+      model: modelId,
+      messages: [{ role: 'user', content: 'Speak.' }],
+      max_tokens: 10,
+      seed: 2,
+      stream: true,
+    });
     let chatText = '';
     for await (const chunk of chatStream) chatText += chunk.choices[0]?.delta?.content ?? '';
     expect(chatText.trim()).toBe(chat.choices[0]?.message.content);
@@ -166,6 +183,44 @@ describe('pretraining a model through the OpenAI client', () => {
     expect(JSON.parse((files.get('tokenizer.json') as Buffer).toString('utf8')).model.type).toBe('BPE');
   });
 
+  it('fine-tunes the trained model on prompt/completion pairs (supervised)', async () => {
+    const rows = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ prompt: `ROMEO: ${['speak', 'say', 'tell me'][i % 3]}?`, completion: ' Ay, my lord.' }),
+    ).join('\n');
+    const f = await client.files.create({ file: await toFile(Buffer.from(rows), 'sft.jsonl'), purpose: 'fine-tune' });
+    const job = await client.fineTuning.jobs.create({
+      model: modelId,
+      training_file: f.id,
+      method: { type: 'supervised', supervised: { hyperparameters: { max_steps: 8, batch_size: 4, block_size: 32, eval_interval: 0, eval_batches: 2 } } },
+    });
+    const done = await eventually(async () => {
+      const j = await client.fineTuning.jobs.retrieve(job.id);
+      if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`);
+      return j.status === 'succeeded' ? j : undefined;
+    });
+    expect(done.fine_tuned_model).toMatch(new RegExp(`^ft:${modelId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:`));
+    expect(done.hyperparameters).toMatchObject({ learning_rate: 1e-4, tokenizer: { type: 'inherited' } });
+    const pretrainOnly = await client.fineTuning.jobs.create({ model: modelId, training_file: fileId, method: { type: 'supervised' } }).catch((e) => e);
+    expect(pretrainOnly.error).toMatchObject({ code: 'invalid_file', param: 'training_file' });
+  });
+
+  it('trains a masked LM from bert-mini and refuses to sample from it', async () => {
+    const job = await client.fineTuning.jobs.create({
+      model: 'bert-mini',
+      training_file: fileId,
+      method: { type: 'mlm', mlm: { hyperparameters: { max_steps: 4, batch_size: 2, block_size: 32, eval_interval: 0, eval_batches: 1 } } } as never,
+    });
+    const done = await eventually(async () => {
+      const j = await client.fineTuning.jobs.retrieve(job.id);
+      if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`);
+      return j.status === 'succeeded' ? j : undefined;
+    });
+    const m = await client.models.retrieve(done.fine_tuned_model as string);
+    expect((m as unknown as { arch: string }).arch).toBe('bert');
+    const err = await client.completions.create({ model: m.id, prompt: 'x' }).catch((e) => e);
+    expect(err.error).toMatchObject({ code: 'invalid_request', param: 'model' });
+  });
+
   it('keeps projects apart: another key sees none of it', async () => {
     const other = await p.newProject('other');
     const c2 = new OpenAI({ apiKey: other.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
@@ -182,7 +237,8 @@ describe('pretraining a model through the OpenAI client', () => {
     const del = await client.models.delete(modelId);
     expect(del).toMatchObject({ id: modelId, deleted: true });
     await expect(client.models.retrieve(modelId)).rejects.toMatchObject({ status: 404 });
-    expect(await p.deps.storage.list(`projects/${p.projectId}/models/`)).toEqual([]);
+    expect(await p.deps.storage.list(keys.modelPrefix(p.projectId, modelId))).toEqual([]);
+    expect((await p.deps.storage.list(`projects/${p.projectId}/models/`)).length).toBeGreaterThan(0); // the other models stay
   });
 });
 

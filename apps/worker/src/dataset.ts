@@ -22,7 +22,7 @@ export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer):
   const w: number[] = [];
   let masked = false;
   docs.forEach((doc, i) => {
-    if (i > 0 && eot !== undefined) {
+    if (i > 0 && eot !== undefined && ids.at(-1) !== eot) {
       ids.push(eot);
       w.push(0);
     }

@@ -34,7 +34,10 @@ export class JobRecords {
     });
   }
 
-  async metric(step: number, values: { trainLoss?: number; validLoss?: number; validAcc?: number; lr?: number; gradNorm?: number; tokensPerSec?: number }): Promise<void> {
+  async metric(
+    step: number,
+    values: { trainLoss?: number; validLoss?: number; validAcc?: number; lr?: number; gradNorm?: number; tokensPerSec?: number },
+  ): Promise<void> {
     const clean = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && Number.isFinite(v)));
     await this.db.jobMetric.upsert({
       where: { jobId_step: { jobId: this.jobId, step } },

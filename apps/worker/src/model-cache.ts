@@ -31,13 +31,20 @@ export class ModelCache {
     while (this.entries.size > this.capacity) {
       const [oldest, entry] = this.entries.entries().next().value as [string, Promise<Loaded>];
       this.entries.delete(oldest);
-      void entry.then((e) => e.model.dispose(), () => {});
+      void entry.then(
+        (e) => e.model.dispose(),
+        () => {},
+      );
     }
     return hit;
   }
 
   clear(): void {
-    for (const e of this.entries.values()) void e.then((x) => x.model.dispose(), () => {});
+    for (const e of this.entries.values())
+      void e.then(
+        (x) => x.model.dispose(),
+        () => {},
+      );
     this.entries.clear();
   }
 }

@@ -22,8 +22,8 @@ import {
   modelConfig,
   type Tokenizer,
   Trainer,
-  trainTokenizer,
   Transformer,
+  trainTokenizer,
 } from '@crucible/trainer';
 import { UnrecoverableError } from 'bullmq';
 import type { WorkerConfig } from './config';
@@ -62,7 +62,8 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
     const valText = valFile ? (await storage.get(valFile.storageKey)).toString('utf8') : undefined;
 
     // Where training starts: a pause checkpoint, the latest checkpoint after a crash, or scratch.
-    const resumeKey = job.resumeKey ?? (crashed ? (await db.jobCheckpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' } }))?.storageKey : undefined);
+    const resumeKey =
+      job.resumeKey ?? (crashed ? (await db.jobCheckpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' } }))?.storageKey : undefined);
     const resumeBytes = resumeKey ? await storage.get(resumeKey) : undefined;
     let tokenizer: Tokenizer;
     let base: { config: ModelConfig; weights?: Transformer } | undefined;
@@ -90,9 +91,16 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
     const all = encode(trainText, trainFile.format, 'training_file');
     const split = valText !== undefined ? { train: all, val: encode(valText, valFile?.format as string, 'validation_file') } : splitStream(all);
     const T = hp.block_size;
-    for (const [name, s] of [['training', split.train], ['validation', split.val]] as const) {
+    for (const [name, s] of [
+      ['training', split.train],
+      ['validation', split.val],
+    ] as const) {
       if (s.tokens.length < T + 1) {
-        throw new DatasetError('invalid_file', `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${valText === undefined ? ' (validation is the last 10% of the training file)' : ''}`, name === 'training' ? 'training_file' : 'validation_file');
+        throw new DatasetError(
+          'invalid_file',
+          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${valText === undefined ? ' (validation is the last 10% of the training file)' : ''}`,
+          name === 'training' ? 'training_file' : 'validation_file',
+        );
       }
     }
     const { maxSteps, warmupSteps } = finalizeSchedule(hp, split.train.tokens.length);
@@ -156,10 +164,13 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
         onEval: async (e) => {
           lastEval = e;
           await rec.metric(e.step, { validLoss: e.loss, validAcc: e.accuracy });
-          await rec.event(`Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%`, {
-            type: 'metrics',
-            data: { step: e.step, valid_loss: e.loss, valid_perplexity: e.perplexity, valid_mean_token_accuracy: e.accuracy },
-          });
+          await rec.event(
+            `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%`,
+            {
+              type: 'metrics',
+              data: { step: e.step, valid_loss: e.loss, valid_perplexity: e.perplexity, valid_mean_token_accuracy: e.accuracy },
+            },
+          );
         },
         onCheckpoint: async (step, bytes) => {
           const key = keys.checkpoint(job.projectId, job.id, step);
@@ -217,7 +228,12 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
       },
       update: {},
     });
-    const done = await rec.transition(['running'], 'succeeded', { fineTunedModel: modelId, finishedAt: new Date(), trainedTokens: result.step * tokensPerStep, resumeKey: null });
+    const done = await rec.transition(['running'], 'succeeded', {
+      fineTunedModel: modelId,
+      finishedAt: new Date(),
+      trainedTokens: result.step * tokensPerStep,
+      resumeKey: null,
+    });
     if (done) {
       await rec.event(`New fine-tuned model created: ${modelId}`, { data: { model: modelId } });
       await rec.event('The job has successfully completed', { data: { valid_loss: result.lastEval?.loss ?? null } });

@@ -9,12 +9,13 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { deployMigrations, migrationNames } from '../src/migrations';
 import { databaseUrl, ensureDatabase } from '../src/url';
 import { loadSchemaEngine } from './schema-engine';
-import { deployMigrations, migrationNames } from '../src/migrations';
 
 const root = resolve(import.meta.dirname, '../../..');
-const schemaPath = join(root, 'prisma/schema.prisma');
+const schemaFlag = process.argv.indexOf('--schema');
+const schemaPath = schemaFlag > 0 ? resolve(process.argv[schemaFlag + 1] as string) : join(root, 'prisma/schema.prisma');
 const migrationsDir = join(root, 'prisma/migrations');
 const deploy = () => deployMigrations(databaseUrl(process.env));
 

@@ -3,9 +3,9 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from '../generated/client';
 
-export { Prisma, PrismaClient };
 export type * from '../generated/models';
 export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';
+export { Prisma, PrismaClient };
 export type Db = PrismaClient;
 
 export function createDb(url: string): Db {

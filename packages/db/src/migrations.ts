@@ -54,4 +54,3 @@ export async function deployMigrations(url: string, log: (m: string) => void = c
     await client.end();
   }
 }
-

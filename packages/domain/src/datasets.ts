@@ -57,9 +57,11 @@ function lineFormat(row: unknown, where: string): FileFormat {
   }
   if (Array.isArray(r.messages)) {
     const ok = r.messages.every(
-      (m) => typeof m === 'object' && m !== null && typeof (m as { role?: unknown }).role === 'string' && typeof (m as { content?: unknown }).content === 'string',
+      (m) =>
+        typeof m === 'object' && m !== null && typeof (m as { role?: unknown }).role === 'string' && typeof (m as { content?: unknown }).content === 'string',
     );
-    if (!ok || r.messages.length === 0) throw new CrucibleError('invalid_file', `${where}: "messages" must be a non-empty array of {role, content} strings`, where);
+    if (!ok || r.messages.length === 0)
+      throw new CrucibleError('invalid_file', `${where}: "messages" must be a non-empty array of {role, content} strings`, where);
     if ((r.messages.at(-1) as { role: string }).role !== 'assistant') {
       throw new CrucibleError('invalid_file', `${where}: the last message must be the assistant's answer`, where);
     }
@@ -93,11 +95,18 @@ export function datasetDocuments(text: string, format: FileFormat): Segment[][] 
     if (!line) continue;
     const r = JSON.parse(line);
     if (format === 'jsonl_text') docs.push([{ text: r.text, train: true }]);
-    else if (format === 'jsonl_prompt_completion') docs.push([{ text: r.prompt, train: false }, { text: r.completion, train: true }]);
+    else if (format === 'jsonl_prompt_completion')
+      docs.push([
+        { text: r.prompt, train: false },
+        { text: r.completion, train: true },
+      ]);
     else {
       const msgs = r.messages as Array<{ role: string; content: string }>;
       const last = msgs.at(-1) as { content: string };
-      docs.push([{ text: `${renderChat(msgs.slice(0, -1))}`, train: false }, { text: ` ${last.content}\n`, train: true }]);
+      docs.push([
+        { text: `${renderChat(msgs.slice(0, -1))}`, train: false },
+        { text: ` ${last.content}\n`, train: true },
+      ]);
     }
   }
   return docs;

@@ -43,7 +43,11 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   const p = (name: string) => `method.${method}.hyperparameters.${name}`;
   const arch = base.kind === 'preset' ? PRESETS[base.name].arch : base.arch;
   if (method === 'supervised' && base.kind !== 'trained') {
-    throw new CrucibleError('unsupported_method', `supervised fine-tuning starts from a trained model; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first)`, 'model');
+    throw new CrucibleError(
+      'unsupported_method',
+      `supervised fine-tuning starts from a trained model; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first)`,
+      'model',
+    );
   }
   if (method !== 'supervised' && base.kind !== 'preset') {
     throw new CrucibleError('unsupported_method', `${method} trains from scratch and needs a preset model, not a trained model`, 'model');
@@ -54,7 +58,8 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   const maxBlock = base.kind === 'preset' ? Number.POSITIVE_INFINITY : base.blockSize;
   const presetBlock = base.kind === 'preset' ? PRESETS[base.name].blockSize : base.blockSize;
   const block = hp.block_size ?? presetBlock;
-  if (block > maxBlock) throw new CrucibleError('invalid_hyperparameters', `block_size ${block} exceeds the base model's context of ${maxBlock}`, p('block_size'));
+  if (block > maxBlock)
+    throw new CrucibleError('invalid_hyperparameters', `block_size ${block} exceeds the base model's context of ${maxBlock}`, p('block_size'));
   const mult = hp.learning_rate_multiplier === undefined || hp.learning_rate_multiplier === 'auto' ? 1 : hp.learning_rate_multiplier;
   const lr = (hp.learning_rate ?? (method === 'supervised' ? 1e-4 : 1e-3)) * mult;
   if (lr > 1) throw new CrucibleError('invalid_hyperparameters', `learning_rate x multiplier = ${lr} is above 1`, p('learning_rate_multiplier'));
@@ -100,5 +105,5 @@ export function finalizeSchedule(h: ResolvedHyperparameters, trainTokens: number
   return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
 }
 
-export { isPreset, PRESETS };
 export type { PresetName };
+export { isPreset, PRESETS };

@@ -1,4 +1,6 @@
 // @crucible/domain: the schemas, error codes and job catalog that the API and the worker share.
+
+export * from './config';
 export * from './datasets';
 export * from './errors';
 export * from './hyperparameters';
@@ -9,4 +11,3 @@ export * from './schemas/completions';
 export * from './schemas/files';
 export * from './schemas/jobs';
 export * from './schemas/models';
-export * from './config';

@@ -22,7 +22,12 @@ export function createCrucibleClient(opts: ClientOptions): CrucibleClient {
 }
 
 /** Uploads a dataset (multipart); the typed client does not build multipart bodies itself. */
-export async function uploadFile(opts: ClientOptions, name: string, data: Uint8Array | string, purpose: 'fine-tune' | 'pretrain' = 'fine-tune'): Promise<FileObject> {
+export async function uploadFile(
+  opts: ClientOptions,
+  name: string,
+  data: Uint8Array | string,
+  purpose: 'fine-tune' | 'pretrain' = 'fine-tune',
+): Promise<FileObject> {
   const form = new FormData();
   form.set('purpose', purpose);
   form.set('file', new Blob([data]), name);
@@ -44,7 +49,11 @@ export class CrucibleApiError extends Error {
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** Polls a job until it succeeds, fails or is cancelled. */
-export async function waitForJob(client: CrucibleClient, id: string, opts: { intervalMs?: number; timeoutMs?: number; onStatus?: (job: FineTuningJob) => void } = {}): Promise<FineTuningJob> {
+export async function waitForJob(
+  client: CrucibleClient,
+  id: string,
+  opts: { intervalMs?: number; timeoutMs?: number; onStatus?: (job: FineTuningJob) => void } = {},
+): Promise<FineTuningJob> {
   const end = Date.now() + (opts.timeoutMs ?? 3_600_000);
   for (;;) {
     const { data, error } = await client.GET('/fine_tuning/jobs/{id}', { params: { path: { id } } });

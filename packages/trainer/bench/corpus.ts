@@ -4,11 +4,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const CORPUS_CANDIDATES = [
-  process.env.CRUCIBLE_CORPUS,
-  join(root, '../shared/data/tinyshakespeare.txt'),
-  join(root, 'data/tinyshakespeare.txt'),
-].filter((p): p is string => Boolean(p));
+export const CORPUS_CANDIDATES = [process.env.CRUCIBLE_CORPUS, join(root, '../shared/data/tinyshakespeare.txt'), join(root, 'data/tinyshakespeare.txt')].filter(
+  (p): p is string => Boolean(p),
+);
 
 export function corpusPath(): string {
   const p = CORPUS_CANDIDATES.find((c) => existsSync(c));

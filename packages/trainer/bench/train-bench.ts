@@ -52,9 +52,14 @@ const median = sorted[Math.floor(sorted.length / 2)] as number;
 const tokensPerIter = tc.batchSize * tc.seqLen;
 console.log('\n--- result ---');
 console.log(`backend: ${choice.name}`);
-console.log(`ms/iter (median): ${median.toFixed(1)}; tokens/s: ${((tokensPerIter * 1000) / median).toFixed(0)}; wall: ${wall.toFixed(0)} s for ${maxIters} iters`);
+console.log(
+  `ms/iter (median): ${median.toFixed(1)}; tokens/s: ${((tokensPerIter * 1000) / median).toFixed(0)}; wall: ${wall.toFixed(0)} s for ${maxIters} iters`,
+);
 console.log(`peak RSS: ${(peakRss / 2 ** 20).toFixed(0)} MB`);
 console.log(`val loss: ${evals.map(([s, l]) => `${s}: ${l.toFixed(3)}`).join(', ')}`);
 console.log(
-  `| ${new Date().toISOString().slice(0, 10)} | ${choice.name} | ${maxIters} | ${median.toFixed(0)} | ${((tokensPerIter * 1000) / median).toFixed(0)} | ${wall.toFixed(0)} s | ${(peakRss / 2 ** 20).toFixed(0)} MB | ${evals.filter(([s]) => s % 500 === 0).map(([s, l]) => `${s}: ${l.toFixed(3)}`).join(', ')} |`,
+  `| ${new Date().toISOString().slice(0, 10)} | ${choice.name} | ${maxIters} | ${median.toFixed(0)} | ${((tokensPerIter * 1000) / median).toFixed(0)} | ${wall.toFixed(0)} s | ${(peakRss / 2 ** 20).toFixed(0)} MB | ${evals
+    .filter(([s]) => s % 500 === 0)
+    .map(([s, l]) => `${s}: ${l.toFixed(3)}`)
+    .join(', ')} |`,
 );

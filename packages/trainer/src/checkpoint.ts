@@ -9,7 +9,7 @@
 //             "state"         JSON {step, dataRng, optimizerT, frozen}   (training checkpoints)
 // A model export carries only model tensors, model_config and tokenizer.
 
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
 import { Transformer } from './model';
 import type { Optimizer } from './optim';

@@ -64,7 +64,12 @@ type Opts<T> = { [K in keyof T]: T[K] };
 export function parseArgs<T extends Record<string, string | number | boolean>>(argv: string[], defaults: T): Opts<T> {
   const out: Record<string, string | number | boolean> = { ...defaults };
   const set = (key: string, raw: string | undefined) => {
-    if (!Object.hasOwn(defaults, key)) throw new Error(`unknown option --${key} (known: ${Object.keys(defaults).map((k) => `--${k}`).join(' ')})`);
+    if (!Object.hasOwn(defaults, key))
+      throw new Error(
+        `unknown option --${key} (known: ${Object.keys(defaults)
+          .map((k) => `--${k}`)
+          .join(' ')})`,
+      );
     const kind = typeof defaults[key];
     if (kind === 'boolean') out[key] = raw === undefined || raw === 'true';
     else if (kind === 'number') {
@@ -103,7 +108,7 @@ async function train(argv: string[]): Promise<void> {
     if (!existsSync(ckptPath)) throw new Error(`--resume: no checkpoint at ${ckptPath}`);
     const bytes = readFileSync(ckptPath);
     const ck = decodeCheckpoint(bytes);
-    const dataPath = o.data || (readFileSync(join(o.out, 'data-path.txt'), 'utf8').trim());
+    const dataPath = o.data || readFileSync(join(o.out, 'data-path.txt'), 'utf8').trim();
     const ids = Int32Array.from(ck.tokenizer.encode(readFileSync(dataPath, 'utf8')));
     trainer = Trainer.resume(bytes, trainValSplit(ids));
     if (argv.some((a) => a.startsWith('--max-iters'))) trainer.config.maxSteps = o['max-iters'];
@@ -154,7 +159,9 @@ async function train(argv: string[]): Promise<void> {
   const result = await trainer.run(
     {
       onStep: (m) =>
-        console.log(`step ${m.step}: loss ${m.loss.toFixed(4)}, lr ${m.lr.toExponential(2)}, grad norm ${m.gradNorm.toFixed(3)}, ${m.ms.toFixed(0)} ms/iter, ${m.tokensPerSec.toFixed(0)} tok/s`),
+        console.log(
+          `step ${m.step}: loss ${m.loss.toFixed(4)}, lr ${m.lr.toExponential(2)}, grad norm ${m.gradNorm.toFixed(3)}, ${m.ms.toFixed(0)} ms/iter, ${m.tokensPerSec.toFixed(0)} tok/s`,
+        ),
       onEval: (e) => console.log(`eval step ${e.step}: val loss ${e.loss.toFixed(4)}, ppl ${e.perplexity.toFixed(2)}, acc ${(100 * e.accuracy).toFixed(1)}%`),
       onCheckpoint: (step, bytes) => {
         save(bytes());

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { countParams, modelConfig } from './config';
 import { Transformer } from './model';
-import { batchLoss } from './train';
 import { randomTokens, tinyConfig, useBackend } from './test-helpers';
+import { batchLoss } from './train';
 
 beforeAll(useBackend);
 
@@ -56,19 +56,24 @@ describe('gradients match finite differences', () => {
   it('GPT: embeddings, attention, LayerNorm, MLP (untied head, with biases)', () => {
     const model = Transformer.create(tinyConfig({ tiedEmbeddings: false }), 5);
     scaleParams(model, 20);
-    const n = gradCheck(model, [
-      'wte.weight',
-      'wpe.weight',
-      'h.0.ln_1.weight',
-      'h.0.ln_1.bias',
-      'h.0.attn.c_attn.weight',
-      'h.0.attn.c_attn.bias',
-      'h.0.attn.c_proj.weight',
-      'h.1.mlp.c_fc.weight',
-      'h.1.mlp.c_proj.bias',
-      'ln_f.weight',
-      'lm_head.weight',
-    ], 2, 6);
+    const n = gradCheck(
+      model,
+      [
+        'wte.weight',
+        'wpe.weight',
+        'h.0.ln_1.weight',
+        'h.0.ln_1.bias',
+        'h.0.attn.c_attn.weight',
+        'h.0.attn.c_attn.bias',
+        'h.0.attn.c_proj.weight',
+        'h.1.mlp.c_fc.weight',
+        'h.1.mlp.c_proj.bias',
+        'ln_f.weight',
+        'lm_head.weight',
+      ],
+      2,
+      6,
+    );
     expect(n).toBe(33);
     model.dispose();
   });

@@ -6,7 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
-import { bmm, gelu, layerNorm, linear, mm, dropout as dropoutOp } from './ops';
+import { bmm, dropout as dropoutOp, gelu, layerNorm, linear, mm } from './ops';
 import { mixSeed } from './rng';
 
 export interface ForwardOptions {

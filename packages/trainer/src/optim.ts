@@ -66,11 +66,7 @@ export class Optimizer {
           const wNorm = tf.norm(p);
           const rNorm = tf.norm(r);
           // trust = ||w|| / ||r|| when both are non-zero, else 1
-          const trust = tf.where(
-            tf.logicalAnd(tf.greater(wNorm, 0), tf.greater(rNorm, 0)),
-            tf.div(wNorm, tf.maximum(rNorm, 1e-30)),
-            tf.onesLike(wNorm),
-          );
+          const trust = tf.where(tf.logicalAnd(tf.greater(wNorm, 0), tf.greater(rNorm, 0)), tf.div(wNorm, tf.maximum(rNorm, 1e-30)), tf.onesLike(wNorm));
           p.assign(tf.sub(p, tf.mul(r, tf.mul(trust, lr))));
         }
       });

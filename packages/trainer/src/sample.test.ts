@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { modelConfig } from './config';
 import { Transformer } from './model';
@@ -46,6 +47,20 @@ describe('sample', () => {
     expect(a.text).toBe(b.text);
     expect(a.tokens.length).toBeLessThanOrEqual(12);
     expect(a.promptTokens).toBe(3);
+  });
+
+  it('never emits special tokens other than end-of-text', async () => {
+    const tok2 = CharTokenizer.train('ab', ['<|endoftext|>', '<|pad|>', '<|mask|>']);
+    const m = Transformer.create(modelConfig({ arch: 'gpt', nLayer: 1, nHead: 1, dModel: 8, blockSize: 8 }, tok2.vocabSize), 4);
+    // make <|pad|> (id 3) by far the likeliest token: its embedding row (tied head) gets a large norm
+    const pad = tok2.specialTokens.get('<|pad|>') as number;
+    const w = m.param('wte.weight');
+    const rows = w.arraySync() as number[][];
+    rows[pad] = rows[pad]?.map(() => 50) ?? [];
+    w.assign(tf.tensor2d(rows));
+    const r = await sample(m, tok2, 'ab', { maxNewTokens: 30, seed: 3, temperature: 1 });
+    expect(r.text).not.toContain('<|pad|>');
+    expect(r.text).not.toContain('<|mask|>');
   });
 
   it('stops before a stop sequence and reports finish_reason stop', async () => {

@@ -60,18 +60,15 @@ export function pickToken(logits: Float32Array, rng: Rng, o: Pick<SampleOptions,
 }
 
 /** Yields text pieces as they are generated; returns the finish reason. */
-export async function* sampleStream(
-  model: Transformer,
-  tokenizer: Tokenizer,
-  prompt: string,
-  o: SampleOptions,
-): AsyncGenerator<string, SampleResult> {
+export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): AsyncGenerator<string, SampleResult> {
   if (model.config.arch !== 'gpt') throw new Error('text generation needs a causal (gpt) model');
   const rng = new Rng(o.seed ?? 0);
   const promptIds = tokenizer.encode(prompt);
   const ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];
   const stops = (o.stop ?? []).filter((s) => s.length > 0);
   const eot = tokenizer.special('eot');
+  // generation never emits pad/mask/cls/sep; end-of-text ends it
+  const suppressed = [...tokenizer.specialTokens.values()].filter((id) => id !== eot);
   const generated: number[] = [];
   let emitted = 0; // characters of the decoded output already yielded
   const T = model.config.blockSize;
@@ -84,6 +81,7 @@ export async function* sampleStream(
     });
     const data = (await logits.data()) as Float32Array;
     logits.dispose();
+    for (const id of suppressed) data[id] = Number.NEGATIVE_INFINITY;
     const next = pickToken(data, rng, o);
     if (next === eot) {
       const text = tokenizer.decode(generated);

@@ -125,7 +125,13 @@ describe('training loop', () => {
     const t = new Trainer(
       Transformer.create(cfg, 2),
       btok,
-      defaultTrainConfig(cfg, { maxSteps: 30, batchSize: 8, evalInterval: 0, evalBatches: 2, schedule: { kind: 'constant', lr: 3e-3, minLr: 3e-3, warmupSteps: 0, decaySteps: 30 } }),
+      defaultTrainConfig(cfg, {
+        maxSteps: 30,
+        batchSize: 8,
+        evalInterval: 0,
+        evalBatches: 2,
+        schedule: { kind: 'constant', lr: 3e-3, minLr: 3e-3, warmupSteps: 0, decaySteps: 30 },
+      }),
       { train: bids.subarray(0, 2000), val: bids.subarray(2000) },
     );
     const e0 = t.evaluate();

@@ -16,7 +16,13 @@ export interface SamplingRequest {
   seed?: number | null;
 }
 
-export async function inferencePayload(deps: Pick<Deps, 'db'>, actor: Actor, req: SamplingRequest, prompt: string, extraStop: string[] = []): Promise<InferencePayload> {
+export async function inferencePayload(
+  deps: Pick<Deps, 'db'>,
+  actor: Actor,
+  req: SamplingRequest,
+  prompt: string,
+  extraStop: string[] = [],
+): Promise<InferencePayload> {
   const m = await getModelRow(deps, actor, req.model);
   if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); completions need a causal (gpt) model`, 'model');
   const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];

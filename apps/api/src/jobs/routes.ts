@@ -22,62 +22,79 @@ import {
 type IdReq = { params: { id: string } };
 const tags = ['fine_tuning'];
 
-export const jobRoutes = (deps: Deps): FastifyPluginAsync => async (app) => {
-  app.post('/fine_tuning/jobs', { schema: { operationId: 'createFineTuningJob', tags, body: CreateJobRequest, response: { 200: JobObject } } }, async (req) =>
-    createJob(deps, req.actor, req.body as CreateJobRequest),
-  );
-  app.get('/fine_tuning/jobs', { schema: { operationId: 'listFineTuningJobs', tags, querystring: ListQuery, response: { 200: ListOf(JobObject) } } }, async (req) =>
-    listJobs(deps, req.actor, req.query as { after?: string; limit?: number }),
-  );
-  app.get('/fine_tuning/jobs/:id', { schema: { operationId: 'retrieveFineTuningJob', tags, params: IdParams, response: { 200: JobObject } } }, async (req) =>
-    jobObject(await getJobRow(deps, req.actor, (req as IdReq).params.id)),
-  );
-  for (const [action, fn] of [['cancel', cancelJob], ['pause', pauseJob], ['resume', resumeJob]] as const) {
-    app.post(`/fine_tuning/jobs/:id/${action}`, { schema: { operationId: `${action}FineTuningJob`, tags, params: IdParams, response: { 200: JobObject } } }, async (req) =>
-      fn(deps, req.actor, (req as IdReq).params.id),
+export const jobRoutes =
+  (deps: Deps): FastifyPluginAsync =>
+  async (app) => {
+    app.post('/fine_tuning/jobs', { schema: { operationId: 'createFineTuningJob', tags, body: CreateJobRequest, response: { 200: JobObject } } }, async (req) =>
+      createJob(deps, req.actor, req.body as CreateJobRequest),
     );
-  }
-  app.get(
-    '/fine_tuning/jobs/:id/events',
-    {
-      schema: {
-        operationId: 'listFineTuningEvents',
-        tags,
-        params: IdParams,
-        querystring: Type.Intersect([ListQuery, Type.Object({ stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: every event from the start, live, until the job ends.' })) })]),
-        response: { 200: ListOf(EventObject) },
+    app.get(
+      '/fine_tuning/jobs',
+      { schema: { operationId: 'listFineTuningJobs', tags, querystring: ListQuery, response: { 200: ListOf(JobObject) } } },
+      async (req) => listJobs(deps, req.actor, req.query as { after?: string; limit?: number }),
+    );
+    app.get('/fine_tuning/jobs/:id', { schema: { operationId: 'retrieveFineTuningJob', tags, params: IdParams, response: { 200: JobObject } } }, async (req) =>
+      jobObject(await getJobRow(deps, req.actor, (req as IdReq).params.id)),
+    );
+    for (const [action, fn] of [
+      ['cancel', cancelJob],
+      ['pause', pauseJob],
+      ['resume', resumeJob],
+    ] as const) {
+      app.post(
+        `/fine_tuning/jobs/:id/${action}`,
+        { schema: { operationId: `${action}FineTuningJob`, tags, params: IdParams, response: { 200: JobObject } } },
+        async (req) => fn(deps, req.actor, (req as IdReq).params.id),
+      );
+    }
+    app.get(
+      '/fine_tuning/jobs/:id/events',
+      {
+        schema: {
+          operationId: 'listFineTuningEvents',
+          tags,
+          params: IdParams,
+          querystring: Type.Intersect([
+            ListQuery,
+            Type.Object({ stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: every event from the start, live, until the job ends.' })) }),
+          ]),
+          response: { 200: ListOf(EventObject) },
+        },
       },
-    },
-    async (req, reply) => {
-      const id = (req as IdReq).params.id;
-      const q = req.query as { after?: string; limit?: number; stream?: boolean };
-      if (!q.stream) return listEvents(deps, req.actor, id, q);
-      await getJobRow(deps, req.actor, id);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      let seq = -1n;
-      let closed = false;
-      req.raw.on('close', () => {
-        closed = true;
-      });
-      while (!closed) {
-        const rows = await eventsSince(deps, req.actor, id, seq);
-        for (const e of rows) {
-          res.write(`data: ${JSON.stringify(eventObject(e))}\n\n`);
-          seq = e.seq;
+      async (req, reply) => {
+        const id = (req as IdReq).params.id;
+        const q = req.query as { after?: string; limit?: number; stream?: boolean };
+        if (!q.stream) return listEvents(deps, req.actor, id, q);
+        await getJobRow(deps, req.actor, id);
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        let seq = -1n;
+        let closed = false;
+        req.raw.on('close', () => {
+          closed = true;
+        });
+        while (!closed) {
+          const rows = await eventsSince(deps, req.actor, id, seq);
+          for (const e of rows) {
+            res.write(`data: ${JSON.stringify(eventObject(e))}\n\n`);
+            seq = e.seq;
+          }
+          const job = await getJobRow(deps, req.actor, id);
+          if (isTerminal(job.status) && rows.length === 0) break;
+          await new Promise((r) => setTimeout(r, 300));
         }
-        const job = await getJobRow(deps, req.actor, id);
-        if (isTerminal(job.status) && rows.length === 0) break;
-        await new Promise((r) => setTimeout(r, 300));
-      }
-      if (!closed) res.end('data: [DONE]\n\n');
-    },
-  );
-  app.get('/fine_tuning/jobs/:id/checkpoints', { schema: { operationId: 'listFineTuningCheckpoints', tags, params: IdParams, querystring: ListQuery, response: { 200: ListOf(CheckpointObject) } } }, async (req) =>
-    listCheckpoints(deps, req.actor, (req as IdReq).params.id, req.query as { after?: string; limit?: number }),
-  );
-  app.get('/fine_tuning/jobs/:id/metrics', { schema: { operationId: 'getFineTuningMetrics', tags, params: IdParams, querystring: MetricsQuery, response: { 200: MetricsList } } }, async (req) =>
-    jobMetrics(deps, req.actor, (req as IdReq).params.id, (req.query as { max_points?: number }).max_points),
-  );
-};
+        if (!closed) res.end('data: [DONE]\n\n');
+      },
+    );
+    app.get(
+      '/fine_tuning/jobs/:id/checkpoints',
+      { schema: { operationId: 'listFineTuningCheckpoints', tags, params: IdParams, querystring: ListQuery, response: { 200: ListOf(CheckpointObject) } } },
+      async (req) => listCheckpoints(deps, req.actor, (req as IdReq).params.id, req.query as { after?: string; limit?: number }),
+    );
+    app.get(
+      '/fine_tuning/jobs/:id/metrics',
+      { schema: { operationId: 'getFineTuningMetrics', tags, params: IdParams, querystring: MetricsQuery, response: { 200: MetricsList } } },
+      async (req) => jobMetrics(deps, req.actor, (req as IdReq).params.id, (req.query as { max_points?: number }).max_points),
+    );
+  };

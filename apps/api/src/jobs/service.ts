@@ -3,10 +3,10 @@
 import type { Prisma } from '@crucible/db';
 import {
   type BaseModel,
+  type CheckpointObject,
   CONTROL_CHANNEL,
   type ControlMessage,
   type CreateJobRequest,
-  type CheckpointObject,
   CrucibleError,
   type EventObject,
   type Hyperparameters,
@@ -61,7 +61,11 @@ export async function resolveBaseModel(deps: Pick<Deps, 'db'>, actor: Actor, nam
   if (isPreset(name)) return { kind: 'preset', name };
   const m = await deps.db.model.findFirst({ where: { id: name, projectId: actor.projectId } });
   if (!m) {
-    throw new CrucibleError('model_not_found', `model ${name} does not exist: use a preset (${Object.keys(PRESETS).join(', ')}) or a model this project trained`, 'model');
+    throw new CrucibleError(
+      'model_not_found',
+      `model ${name} does not exist: use a preset (${Object.keys(PRESETS).join(', ')}) or a model this project trained`,
+      'model',
+    );
   }
   const cfg = m.config as { blockSize: number };
   return { kind: 'trained', id: m.id, arch: m.arch as 'gpt' | 'bert', blockSize: cfg.blockSize };
@@ -89,7 +93,11 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
   for (const [param, id] of files) {
     const f = await getFileRow(deps, actor, id, param);
     if (!METHOD_FORMATS[method.type].includes(f.format as never)) {
-      throw new CrucibleError('invalid_file', `${param} ${id} holds ${f.format} data; ${method.type} jobs train on ${METHOD_FORMATS[method.type].join(' or ')}`, param);
+      throw new CrucibleError(
+        'invalid_file',
+        `${param} ${id} holds ${f.format} data; ${method.type} jobs train on ${METHOD_FORMATS[method.type].join(' or ')}`,
+        param,
+      );
     }
   }
   const id = newId(ID_PREFIX.job);
@@ -120,7 +128,11 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
 }
 
 async function enqueue(deps: Pick<Deps, 'trainingQueue'>, row: Pick<JobRow, 'id' | 'projectId' | 'attempt'>) {
-  await deps.trainingQueue.add('train', { jobId: row.id, projectId: row.projectId, attempt: row.attempt }, { ...JOB_OPTIONS.training, jobId: `${row.id}.${row.attempt}` });
+  await deps.trainingQueue.add(
+    'train',
+    { jobId: row.id, projectId: row.projectId, attempt: row.attempt },
+    { ...JOB_OPTIONS.training, jobId: `${row.id}.${row.attempt}` },
+  );
 }
 
 export async function getJobRow(deps: Pick<Deps, 'db'>, actor: Actor, id: string, param = 'fine_tuning_job_id'): Promise<JobRow> {
@@ -143,13 +155,22 @@ export async function listJobs(deps: Pick<Deps, 'db'>, actor: Actor, q: { after?
 }
 
 /** Moves a job from one of `from` to `to`; fails with invalid_state when it is elsewhere. */
-async function transition(deps: Deps, actor: Actor, id: string, from: JobStatus[], to: JobStatus, message: string, data: Prisma.JobUpdateManyMutationInput = {}) {
+async function transition(
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  from: JobStatus[],
+  to: JobStatus,
+  message: string,
+  data: Prisma.JobUpdateManyMutationInput = {},
+) {
   const job = await getJobRow(deps, actor, id);
   const res = await deps.db.job.updateMany({
     where: { id, projectId: actor.projectId, status: { in: from } },
     data: { status: to, ...data },
   });
-  if (res.count === 0) throw new CrucibleError('invalid_state', `job ${id} is ${job.status}; this needs a job that is ${from.join(' or ')}`, 'fine_tuning_job_id');
+  if (res.count === 0)
+    throw new CrucibleError('invalid_state', `job ${id} is ${job.status}; this needs a job that is ${from.join(' or ')}`, 'fine_tuning_job_id');
   await deps.db.jobEvent.create({ data: { id: newId(ID_PREFIX.event), projectId: actor.projectId, jobId: id, level: 'info', type: 'message', message } });
   return job;
 }
@@ -249,15 +270,20 @@ export async function listCheckpoints(deps: Pick<Deps, 'db'>, actor: Actor, id: 
 export async function jobMetrics(deps: Pick<Deps, 'db'>, actor: Actor, id: string, maxPoints = 500) {
   await getJobRow(deps, actor, id);
   const rows = await deps.db.jobMetric.findMany({ where: { jobId: id, projectId: actor.projectId }, orderBy: { step: 'asc' } });
-  return { object: 'list' as const, job_id: id, total_points: rows.length, data: downsample(rows, maxPoints).map((r) => ({
-    step: r.step,
-    train_loss: r.trainLoss,
-    valid_loss: r.validLoss,
-    valid_accuracy: r.validAcc,
-    learning_rate: r.lr,
-    grad_norm: r.gradNorm,
-    tokens_per_second: r.tokensPerSec,
-  })) };
+  return {
+    object: 'list' as const,
+    job_id: id,
+    total_points: rows.length,
+    data: downsample(rows, maxPoints).map((r) => ({
+      step: r.step,
+      train_loss: r.trainLoss,
+      valid_loss: r.validLoss,
+      valid_accuracy: r.validAcc,
+      learning_rate: r.lr,
+      grad_norm: r.gradNorm,
+      tokens_per_second: r.tokensPerSec,
+    })),
+  };
 }
 
 export function downsample<T>(rows: T[], max: number): T[] {

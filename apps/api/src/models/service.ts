@@ -15,7 +15,15 @@ function presetObject(name: keyof typeof PRESETS): ModelObject {
 }
 
 function modelObject(m: ModelRow): ModelObject {
-  return { id: m.id, object: 'model', created: unix(m.createdAt) as number, owned_by: m.projectId, arch: m.arch as 'gpt' | 'bert', base_model: m.baseModel, fine_tuning_job: m.jobId };
+  return {
+    id: m.id,
+    object: 'model',
+    created: unix(m.createdAt) as number,
+    owned_by: m.projectId,
+    arch: m.arch as 'gpt' | 'bert',
+    base_model: m.baseModel,
+    fine_tuning_job: m.jobId,
+  };
 }
 
 export async function listModels(deps: Pick<Deps, 'db'>, actor: Actor) {

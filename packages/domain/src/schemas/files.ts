@@ -15,9 +15,12 @@ export const FileObject = Type.Object(
     status: Type.Literal('processed'),
     status_details: Type.Union([Type.String(), Type.Null()]),
     expires_at: Type.Union([Type.Integer(), Type.Null()]),
-    format: Type.Union(FILE_FORMATS.map((f) => Type.Literal(f)), {
-      description: 'What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}.',
-    }),
+    format: Type.Union(
+      FILE_FORMATS.map((f) => Type.Literal(f)),
+      {
+        description: 'What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}.',
+      },
+    ),
     lines: Type.Integer(),
     sha256: Type.String(),
   },

@@ -5,8 +5,7 @@ import { JOB_STATUSES } from '../job-catalog';
 import { Nullable } from './common';
 
 const auto = Type.Literal('auto');
-const intOrAuto = (min: number, max: number, description: string) =>
-  Type.Union([Type.Integer({ minimum: min, maximum: max }), auto], { description });
+const intOrAuto = (min: number, max: number, description: string) => Type.Union([Type.Integer({ minimum: min, maximum: max }), auto], { description });
 
 export const Tokenizer = Type.Union(
   [
@@ -27,11 +26,15 @@ export const Hyperparameters = Type.Object(
       Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 100 }), auto], { description: 'Scales learning_rate. auto = 1.' }),
     ),
     max_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Optimizer steps; overrides n_epochs.' })),
-    learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised).' })),
+    learning_rate: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised).' }),
+    ),
     min_learning_rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Floor of the decay. Default learning_rate / 10.' })),
     lr_scheduler: Type.Optional(Type.Union([Type.Literal('cosine'), Type.Literal('linear'), Type.Literal('constant')], { default: 'cosine' })),
     warmup_steps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-    warmup_ratio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%).' })),
+    warmup_ratio: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: 'Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%).' }),
+    ),
     optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('adam'), Type.Literal('lamb')], { default: 'adamw' })),
     weight_decay: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.1 })),
     beta1: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 })),
@@ -60,7 +63,9 @@ export const Method = Type.Union(
     Type.Object({ type: Type.Literal('mlm'), mlm: Type.Optional(methodBody) }, { additionalProperties: false }),
     Type.Object({ type: Type.Literal('supervised'), supervised: Type.Optional(methodBody) }, { additionalProperties: false }),
   ],
-  { description: 'pretrain: causal LM from a gpt preset; mlm: masked LM from a bert preset; supervised: fine-tune a trained model (loss on completions only).' },
+  {
+    description: 'pretrain: causal LM from a gpt preset; mlm: masked LM from a bert preset; supervised: fine-tune a trained model (loss on completions only).',
+  },
 );
 export type Method = Static<typeof Method>;
 
@@ -149,7 +154,9 @@ export const MetricPoint = Type.Object({
 });
 
 export const MetricsQuery = Type.Object({
-  max_points: Type.Optional(Type.Integer({ minimum: 2, maximum: 10_000, default: 500, description: 'Downsample to at most this many points (first and last kept).' })),
+  max_points: Type.Optional(
+    Type.Integer({ minimum: 2, maximum: 10_000, default: 500, description: 'Downsample to at most this many points (first and last kept).' }),
+  ),
 });
 
 export const MetricsList = Type.Object({

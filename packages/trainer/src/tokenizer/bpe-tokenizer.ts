@@ -2,14 +2,7 @@
 // and merges learned on a corpus. Because every byte has a token, every Unicode string round-trips.
 
 import { BYTE_TO_CHAR, fromByteChars, preTokenize, toByteChars } from './byte-level';
-import {
-  addedTokens,
-  type HfTokenizerJson,
-  roleLookup,
-  type SpecialRole,
-  splitOnSpecials,
-  type Tokenizer,
-} from './tokenizer';
+import { addedTokens, type HfTokenizerJson, roleLookup, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
 
 export type Merge = readonly [string, string];
 
@@ -64,7 +57,9 @@ export class BpeTokenizer implements Tokenizer {
     }
     const specialIds = new Map(specials.map((s, i) => [s, i]));
     const vocab = new Map<string, number>();
-    BYTE_TO_CHAR.forEach((c, b) => vocab.set(c, specials.length + b));
+    BYTE_TO_CHAR.forEach((c, b) => {
+      vocab.set(c, specials.length + b);
+    });
 
     // Distinct words with their counts; special tokens never take part in merges.
     const wordCounts = new Map<string, number>();

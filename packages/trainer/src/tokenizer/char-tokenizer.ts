@@ -1,14 +1,7 @@
 // Character-level tokenizer (nanoGPT's shakespeare_char): one id per distinct code point of the
 // training text, sorted by code point, then the special tokens.
 
-import {
-  addedTokens,
-  type HfTokenizerJson,
-  roleLookup,
-  type SpecialRole,
-  splitOnSpecials,
-  type Tokenizer,
-} from './tokenizer';
+import { addedTokens, type HfTokenizerJson, roleLookup, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
 
 export class CharTokenizer implements Tokenizer {
   readonly kind = 'char';

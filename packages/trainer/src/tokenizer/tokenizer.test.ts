@@ -48,7 +48,10 @@ describe('round trips', () => {
       { numRuns: 500 },
     );
     fc.assert(
-      fc.property(fc.string({ unit: 'binary' }).filter((s) => s.isWellFormed()), (s) => bpe.decode(bpe.encode(s)) === s),
+      fc.property(
+        fc.string({ unit: 'binary' }).filter((s) => s.isWellFormed()),
+        (s) => bpe.decode(bpe.encode(s)) === s,
+      ),
       { numRuns: 500 },
     );
   });

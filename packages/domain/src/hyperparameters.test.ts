@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { CrucibleError } from './errors';
+import { finalizeSchedule, resolveHyperparameters } from './hyperparameters';
+
+describe('resolveHyperparameters', () => {
+  it('fills in every default for a pretraining job', () => {
+    const h = resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' });
+    expect(h).toMatchObject({
+      n_epochs: 1,
+      batch_size: 12,
+      learning_rate: 1e-3,
+      min_learning_rate: 1e-4,
+      lr_scheduler: 'cosine',
+      optimizer: 'adamw',
+      block_size: 64,
+      max_grad_norm: 1,
+      tokenizer: { type: 'char' },
+    });
+  });
+
+  it('applies the learning-rate multiplier and checks the result', () => {
+    expect(resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }, { learning_rate: 1e-3, learning_rate_multiplier: 2 }).learning_rate).toBe(
+      2e-3,
+    );
+    expect(() => resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }, { learning_rate: 0.5, learning_rate_multiplier: 4 })).toThrow(
+      CrucibleError,
+    );
+  });
+
+  it('matches methods to architectures', () => {
+    expect(() => resolveHyperparameters('mlm', { kind: 'preset', name: 'gpt-nano' })).toThrow(/needs a bert model/);
+    expect(() => resolveHyperparameters('supervised', { kind: 'preset', name: 'gpt-nano' })).toThrow(/starts from a trained model/);
+    expect(resolveHyperparameters('mlm', { kind: 'preset', name: 'bert-mini' }).block_size).toBe(128);
+    expect(() => resolveHyperparameters('supervised', { kind: 'trained', id: 'ft:x', arch: 'gpt', blockSize: 32 }, { block_size: 64 })).toThrow(
+      /exceeds the base model's context of 32/,
+    );
+  });
+});
+
+describe('finalizeSchedule', () => {
+  it('derives max_steps from epochs and warmup from a ratio or the default', () => {
+    const h = resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }, { n_epochs: 2, batch_size: 4, block_size: 10 });
+    // 2 epochs of 1000 tokens at 4 x 10 tokens per step = 50 steps; default warmup min(100, 10%) = 5
+    expect(finalizeSchedule(h, 1000)).toEqual({ maxSteps: 50, warmupSteps: 5 });
+    expect(finalizeSchedule({ ...h, warmup_ratio: 0.2 }, 1000)).toEqual({ maxSteps: 50, warmupSteps: 10 });
+    expect(finalizeSchedule({ ...h, max_steps: 7, warmup_steps: 3 }, 1000)).toEqual({ maxSteps: 7, warmupSteps: 3 });
+  });
+});
