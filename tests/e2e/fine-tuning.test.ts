@@ -191,7 +191,10 @@ describe('pretraining a model through the OpenAI client', () => {
     const job = await client.fineTuning.jobs.create({
       model: modelId,
       training_file: f.id,
-      method: { type: 'supervised', supervised: { hyperparameters: { max_steps: 8, batch_size: 4, block_size: 32, eval_interval: 0, eval_batches: 2 } } } as never,
+      method: {
+        type: 'supervised',
+        supervised: { hyperparameters: { max_steps: 8, batch_size: 4, block_size: 32, eval_interval: 0, eval_batches: 2 } },
+      } as never,
     });
     const done = await eventually(async () => {
       const j = await client.fineTuning.jobs.retrieve(job.id);
