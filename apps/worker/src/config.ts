@@ -14,6 +14,10 @@ export interface WorkerConfig extends PlatformConfig {
   keepCheckpoints: number;
   /** BullMQ lock: a worker silent this long is presumed dead and its job retried. Default 120 s. */
   lockDurationMs: number;
+  /** NATIVE_KERNELS: OpenBLAS matrix products for the wasm backend when built. Default true. */
+  nativeKernels: boolean;
+  /** NATIVE_THREADS: OpenBLAS threads. Default 1. */
+  nativeThreads: number;
 }
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -30,6 +34,8 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     modelCacheSize: r.int('MODEL_CACHE_SIZE', 4, 1, 1000),
     keepCheckpoints: r.int('KEEP_CHECKPOINTS', 3, 1, 1000),
     lockDurationMs: r.int('WORKER_LOCK_MS', 120_000, 5_000),
+    nativeKernels: r.int('NATIVE_KERNELS', 1, 0, 1) === 1,
+    nativeThreads: r.int('NATIVE_THREADS', 1, 1, 256),
   };
   r.done();
   return cfg;

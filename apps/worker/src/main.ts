@@ -18,7 +18,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void = (m) => console.log(`[worker] ${m}`)): Promise<RunningWorker> {
-  const choice = await initBackend(cfg.backend, log);
+  const choice = await initBackend(cfg.backend, log, { nativeKernels: cfg.nativeKernels, nativeThreads: cfg.nativeThreads });
   const db = createDb(cfg.databaseUrl);
   const storage = new Storage(cfg.s3);
   await storage.ensureBucket();

@@ -131,7 +131,8 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
       trainer = new Trainer(model, tokenizer, tc, data);
     }
     const resolved = { ...hp, max_steps: maxSteps, warmup_steps: warmupSteps, vocab_size: tokenizer.vocabSize };
-    const backend = backendChoice()?.name ?? 'unknown';
+    const choice = backendChoice();
+    const backend = choice ? `${choice.name}${choice.matmul === 'openblas' ? '+openblas' : ''}` : 'unknown';
     const started = await rec.transition(['validating_files'], 'running', {
       hyperparameters: resolved as unknown as Prisma.InputJsonValue,
       backend,

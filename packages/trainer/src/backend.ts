@@ -2,6 +2,7 @@
 // TFJS_BACKEND (or the `prefer` argument) overrides the order. Also patches the wasm backend with
 // the one kernel training needs and it lacks (UnsortedSegmentSum: the gradient of `gather`).
 
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -12,6 +13,8 @@ export interface BackendChoice {
   requested: BackendName | 'auto';
   /** The backend now in use (tfjs's name: 'tensorflow' for both node packages). */
   name: BackendName;
+  /** 'openblas' when the wasm backend's matrix products run on @crucible/native-kernels. */
+  matmul: 'backend' | 'openblas';
   /** Why earlier candidates were skipped. */
   skipped: Array<{ name: BackendName; reason: string }>;
 }
@@ -22,15 +25,29 @@ let current: BackendChoice | undefined;
  * Initializes TensorFlow.js once per process and returns the choice made. `prefer` (or
  * TFJS_BACKEND) names one backend; anything else than 'auto' fails when that backend cannot load.
  */
-export async function initBackend(prefer: BackendName | 'auto' = 'auto', log: (msg: string) => void = () => {}): Promise<BackendChoice> {
+export interface BackendOptions {
+  /** Use OpenBLAS for the wasm backend's matrix products when @crucible/native-kernels is built. Default true. */
+  nativeKernels?: boolean;
+  /** OpenBLAS threads. Default 1. */
+  nativeThreads?: number;
+}
+
+export async function initBackend(
+  prefer: BackendName | 'auto' = 'auto',
+  log: (msg: string) => void = () => {},
+  opts: BackendOptions = {},
+): Promise<BackendChoice> {
   if (current) return current;
   const candidates = prefer === 'auto' ? BACKEND_ORDER : [prefer];
   const skipped: BackendChoice['skipped'] = [];
   for (const name of candidates) {
     try {
       await loadBackend(name);
-      current = { requested: prefer, name, skipped };
-      log(`tfjs backend: ${name}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
+      const matmul = name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(opts.nativeThreads ?? 1) ? 'openblas' : 'backend';
+      current = { requested: prefer, name, matmul, skipped };
+      log(
+        `tfjs backend: ${name}${matmul === 'openblas' ? ' (matrix products on OpenBLAS)' : ''}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`,
+      );
       return current;
     } catch (err) {
       skipped.push({ name, reason: (err as Error).message.split('\n')[0] ?? String(err) });
@@ -41,6 +58,14 @@ export async function initBackend(prefer: BackendName | 'auto' = 'auto', log: (m
 
 export function backendChoice(): BackendChoice | undefined {
   return current;
+}
+
+/**
+ * Whether matMul with transpose flags is as fast as without (OpenBLAS, libtensorflow). The stock
+ * wasm kernel runs transposed products on a slow loop, so gradients transpose explicitly there.
+ */
+export function transposedProductsAreFast(): boolean {
+  return current?.matmul === 'openblas' || current?.name === 'tensorflow' || current?.name === 'tensorflow-gpu';
 }
 
 async function loadBackend(name: BackendName): Promise<void> {
@@ -99,6 +124,65 @@ function registerWasmSegmentSum(): void {
       return wasm.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], 'float32', undefined, out);
     },
   });
+}
+
+interface NativeKernels {
+  sgemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    ta: boolean,
+    tb: boolean,
+    sa: number,
+    sb: number,
+  ): void;
+  setThreads(n: number): void;
+}
+
+/**
+ * Replaces the wasm BatchMatMul kernel with OpenBLAS sgemm working directly on the wasm heap (no
+ * copies) when @crucible/native-kernels was built. Broadcast batch shapes and non-float32 inputs
+ * keep the original kernel. Returns whether the native kernel is in place.
+ */
+function registerNativeMatMul(threads: number): boolean {
+  let native: NativeKernels | null = null;
+  try {
+    native = (createRequire(import.meta.url)('@crucible/native-kernels') as { native: NativeKernels | null }).native;
+  } catch {
+    return false;
+  }
+  const original = tf.getKernel('BatchMatMul', 'wasm');
+  if (!native || !original) return false;
+  const sgemm = native;
+  sgemm.setThreads(threads);
+  tf.unregisterKernel('BatchMatMul', 'wasm');
+  tf.registerKernel({
+    kernelName: 'BatchMatMul',
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+      const r = a.shape.length;
+      const batchShape = a.shape.slice(0, -2);
+      const sameBatch = b.shape.length === r && batchShape.every((d, i) => d === b.shape[i]);
+      if (a.dtype !== 'float32' || b.dtype !== 'float32' || !sameBatch) return original.kernelFunc(args);
+      const M = (transposeA ? a.shape[r - 1] : a.shape[r - 2]) as number;
+      const K = (transposeA ? a.shape[r - 2] : a.shape[r - 1]) as number;
+      const N = (transposeB ? b.shape[r - 2] : b.shape[r - 1]) as number;
+      const batch = batchShape.reduce((x, y) => x * y, 1);
+      // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
+      const wasm = args.backend as any;
+      const out = wasm.makeOutput([...batchShape, M, N], 'float32');
+      // views are taken after makeOutput: allocating may grow (and move) the wasm heap
+      sgemm.sgemm(wasm.typedArrayFromHeap(a), wasm.typedArrayFromHeap(b), wasm.typedArrayFromHeap(out), batch, M, N, K, transposeA, transposeB, M * K, K * N);
+      return out;
+    },
+  });
+  return true;
 }
 
 export { tf };

@@ -3,6 +3,7 @@
 // these transpose explicitly so every product in a training step takes the fast path.
 
 import * as tf from '@tensorflow/tfjs';
+import { transposedProductsAreFast } from './backend';
 
 type GradFn = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
 /** tf.customGrad with the save function typed as what it is (tfjs types it as part of the inputs). */
@@ -11,7 +12,10 @@ function customGrad<F extends (...args: any[]) => tf.Tensor>(f: (...args: any[])
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
 }
 
-/** a @ b for 2-D operands, with a gradient that only uses flag-free matMuls. */
+/**
+ * a @ b for 2-D operands. The gradient uses flag-free matMuls after explicit transposes on the
+ * stock wasm backend, and the transpose flags where those are fast (OpenBLAS, libtensorflow).
+ */
 export const mm = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
@@ -19,6 +23,7 @@ export const mm = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>((a
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
       const g = dy as tf.Tensor2D;
+      if (transposedProductsAreFast()) return [tf.matMul(g, sb, false, true), tf.matMul(sa, g, true, false)];
       return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
     },
   };
@@ -32,6 +37,7 @@ export const bmm = customGrad<(a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor4D>((
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [sa, sb] = saved as [tf.Tensor4D, tf.Tensor4D];
       const g = dy as tf.Tensor4D;
+      if (transposedProductsAreFast()) return [tf.matMul(g, sb, false, true), tf.matMul(sa, g, true, false)];
       const perm = [0, 1, 3, 2];
       return [tf.matMul(g, tf.transpose(sb, perm)), tf.matMul(tf.transpose(sa, perm), g)];
     },
