@@ -32,7 +32,14 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
   const training = new Worker<TrainingPayload>(
     QUEUES.training,
     async (job) => handleTraining({ db, storage, control, cfg, log }, job.data, (pct) => job.updateProgress(pct)),
-    { connection: conn(), prefix: cfg.queuePrefix, concurrency: cfg.trainingConcurrency, lockDuration: cfg.lockDurationMs },
+    {
+      connection: conn(),
+      prefix: cfg.queuePrefix,
+      concurrency: cfg.trainingConcurrency,
+      lockDuration: cfg.lockDurationMs,
+      // look for jobs whose worker died at least once per lock period
+      stalledInterval: Math.min(30_000, cfg.lockDurationMs),
+    },
   );
   const inference = new Worker<InferencePayload, InferenceResult>(QUEUES.inference, async (job) => handleInference({ db, cache, redis }, job.data), {
     connection: conn(),

@@ -143,10 +143,13 @@ interface NativeKernels {
   setThreads(n: number): void;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
+type WasmBackend = any;
+
 /**
- * Replaces the wasm BatchMatMul kernel with OpenBLAS sgemm working directly on the wasm heap (no
- * copies) when @crucible/native-kernels was built. Broadcast batch shapes and non-float32 inputs
- * keep the original kernel. Returns whether the native kernel is in place.
+ * With @crucible/native-kernels built: replaces the wasm BatchMatMul kernel with OpenBLAS sgemm
+ * working directly on the wasm heap (no copies; broadcast batch shapes and non-float32 inputs keep
+ * the original kernel). Returns whether it is in place.
  */
 function registerNativeMatMul(threads: number): boolean {
   let native: NativeKernels | null = null;
@@ -157,8 +160,8 @@ function registerNativeMatMul(threads: number): boolean {
   }
   const original = tf.getKernel('BatchMatMul', 'wasm');
   if (!native || !original) return false;
-  const sgemm = native;
-  sgemm.setThreads(threads);
+  const k = native;
+  k.setThreads(threads);
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({
     kernelName: 'BatchMatMul',
@@ -174,11 +177,10 @@ function registerNativeMatMul(threads: number): boolean {
       const K = (transposeA ? a.shape[r - 2] : a.shape[r - 1]) as number;
       const N = (transposeB ? b.shape[r - 2] : b.shape[r - 1]) as number;
       const batch = batchShape.reduce((x, y) => x * y, 1);
-      // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
-      const wasm = args.backend as any;
+      const wasm = args.backend as WasmBackend;
       const out = wasm.makeOutput([...batchShape, M, N], 'float32');
       // views are taken after makeOutput: allocating may grow (and move) the wasm heap
-      sgemm.sgemm(wasm.typedArrayFromHeap(a), wasm.typedArrayFromHeap(b), wasm.typedArrayFromHeap(out), batch, M, N, K, transposeA, transposeB, M * K, K * N);
+      k.sgemm(wasm.typedArrayFromHeap(a), wasm.typedArrayFromHeap(b), wasm.typedArrayFromHeap(out), batch, M, N, K, transposeA, transposeB, M * K, K * N);
       return out;
     },
   });

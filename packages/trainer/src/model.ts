@@ -135,9 +135,16 @@ export class Transformer {
         const h = `h.${l}.`;
         // --- attention ---
         const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
-        const qkv = linear(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`)); // (B, T, 3C)
-        // split heads with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
-        const [q0, k0, v0] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor]; // 3 x (B, T, C)
+        // q, k, v from column blocks of the fused c_attn weight: slicing the (C, 3C) weight is far
+        // cheaper than splitting the (B, T, 3C) activations (and concatenating their gradients)
+        const wAttn = p(`${h}attn.c_attn.weight`);
+        const bAttn = pb(`${h}attn.c_attn.bias`);
+        const [q0, k0, v0] = [0, 1, 2].map((i) => linear(a, tf.slice(wAttn, [0, i * C], [C, C]), bAttn ? tf.slice(bAttn, [i * C], [C]) : undefined)) as [
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor,
+        ]; // 3 x (B, T, C)
+        // heads are split with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
         const q = q0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
         const kT = k0.reshape([B, T, nh, hs]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // (B, nh, hs, T)
         const v = v0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)

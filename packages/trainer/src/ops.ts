@@ -44,12 +44,32 @@ export const bmm = customGrad<(a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor4D>((
   };
 });
 
+/**
+ * x [M, K] @ w [K, N] + b [N]. The bias gradient (a column sum of dy) is a [1, M] x [M, N] product:
+ * the wasm backend's Sum over rows transposes first and is several times slower.
+ */
+export const mmBias = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>(
+  (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([x, w]);
+    return {
+      value: tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const g = dy as tf.Tensor2D;
+        const db = tf.matMul(tf.ones([1, g.shape[0]]), g).reshape([-1]);
+        if (transposedProductsAreFast()) return [tf.matMul(g, sw, false, true), tf.matMul(sx, g, true, false), db];
+        return [tf.matMul(g, tf.transpose(sw)), tf.matMul(tf.transpose(sx), g), db];
+      },
+    };
+  },
+);
+
 /** x [..., in] @ w [in, out] (+ b [out]). */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1] as number;
   const outDim = w.shape[1] as number;
-  let y: tf.Tensor = mm(x.reshape([-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D);
-  if (b) y = tf.add(y, b);
+  const x2 = x.reshape([-1, inDim]) as tf.Tensor2D;
+  const y = b ? mmBias(x2, w as tf.Tensor2D, b as tf.Tensor1D) : mm(x2, w as tf.Tensor2D);
   return y.reshape([...x.shape.slice(0, -1), outDim]);
 }
 
