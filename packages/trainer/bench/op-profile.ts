@@ -1,11 +1,11 @@
 // Per-op profile of one training step of the nanoGPT CPU configuration: where the time goes.
-// Usage: npm run bench:ops [-- --steps 3]
+// Usage: npm run bench:ops [-- --steps 3] [-- --no-native]
 import { readFileSync } from 'node:fs';
 import * as T from '../src/index';
 import { loadCorpus } from './corpus';
 
 const steps = Number(process.argv[process.argv.indexOf('--steps') + 1]) || 3;
-await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log);
+await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log, { nativeKernels: !process.argv.includes('--no-native') });
 const text = loadCorpus(readFileSync);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
@@ -29,7 +29,7 @@ for (let i = 0; i < steps; i++) {
 }
 const rows = [...byOp].sort((a, b) => b[1].ms - a[1].ms);
 const total = rows.reduce((s, [, e]) => s + e.ms, 0);
-console.log(`backend ${T.backendChoice()?.name}; per step: wall ${(wall / steps).toFixed(0)} ms (profiled), kernel time ${(total / steps).toFixed(0)} ms`);
+console.log(`backend ${T.backendChoice()?.name} (matMul: ${T.backendChoice()?.matmul}); per step: wall ${(wall / steps).toFixed(0)} ms (profiled), kernel time ${(total / steps).toFixed(0)} ms`);
 console.log('op                      ms/step  calls/step  share');
 for (const [name, e] of rows.slice(0, 20)) {
   console.log(`${name.padEnd(22)} ${(e.ms / steps).toFixed(1).padStart(8)} ${String(e.calls / steps).padStart(10)}  ${((100 * e.ms) / total).toFixed(1)}%`);

@@ -2,7 +2,7 @@
 // block 64), batch 12, dropout 0, AdamW lr 1e-3 (beta2 0.99, wd 0.1), warmup 100, cosine to 1e-4
 // over 2000 steps, clip 1.0, eval on 20 batches every 250 steps on the last 10% of the text.
 // Prints ms/iter, tokens/s, validation losses and peak memory, and a Markdown row for BENCHMARKS.md.
-// Usage: npm run bench:train [-- --max-iters 2000]
+// Usage: npm run bench:train [-- --max-iters 2000] [-- --no-native] [-- --threads 2]
 import { readFileSync } from 'node:fs';
 import * as T from '../src/index';
 import { corpusPath, loadCorpus } from './corpus';
@@ -12,7 +12,11 @@ const arg = (k: string, d: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : d;
 };
 const maxIters = arg('--max-iters', 2000);
-const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log);
+const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log, {
+  nativeKernels: !process.argv.includes('--no-native'),
+  nativeThreads: arg('--threads', 1),
+});
+const backendName = `${choice.name}${choice.matmul === 'openblas' ? ` + OpenBLAS (${arg('--threads', 1)} thread)` : ''}`;
 const text = loadCorpus(readFileSync);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
@@ -27,7 +31,7 @@ const tc = T.defaultTrainConfig(mc, {
   schedule: { kind: 'cosine', lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 },
   optimizer: { kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 },
 });
-console.log(`corpus ${corpusPath()} (${text.length} chars, vocab ${tok.vocabSize}); params ${model.numParams()}; backend ${choice.name}`);
+console.log(`corpus ${corpusPath()} (${text.length} chars, vocab ${tok.vocabSize}); params ${model.numParams()}; backend ${backendName}`);
 const trainer = new T.Trainer(model, tok, tc, data);
 const times: number[] = [];
 const evals: Array<[number, number]> = [];
@@ -51,14 +55,14 @@ const sorted = [...times].sort((a, b) => a - b);
 const median = sorted[Math.floor(sorted.length / 2)] as number;
 const tokensPerIter = tc.batchSize * tc.seqLen;
 console.log('\n--- result ---');
-console.log(`backend: ${choice.name}`);
+console.log(`backend: ${backendName}`);
 console.log(
   `ms/iter (median): ${median.toFixed(1)}; tokens/s: ${((tokensPerIter * 1000) / median).toFixed(0)}; wall: ${wall.toFixed(0)} s for ${maxIters} iters`,
 );
 console.log(`peak RSS: ${(peakRss / 2 ** 20).toFixed(0)} MB`);
 console.log(`val loss: ${evals.map(([s, l]) => `${s}: ${l.toFixed(3)}`).join(', ')}`);
 console.log(
-  `| ${new Date().toISOString().slice(0, 10)} | ${choice.name} | ${maxIters} | ${median.toFixed(0)} | ${((tokensPerIter * 1000) / median).toFixed(0)} | ${wall.toFixed(0)} s | ${(peakRss / 2 ** 20).toFixed(0)} MB | ${evals
+  `| ${new Date().toISOString().slice(0, 10)} | ${backendName} | ${maxIters} | ${median.toFixed(0)} | ${((tokensPerIter * 1000) / median).toFixed(0)} | ${wall.toFixed(0)} s | ${(peakRss / 2 ** 20).toFixed(0)} MB | ${evals
     .filter(([s]) => s % 500 === 0)
     .map(([s, l]) => `${s}: ${l.toFixed(3)}`)
     .join(', ')} |`,
