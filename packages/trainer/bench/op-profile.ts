@@ -29,7 +29,9 @@ for (let i = 0; i < steps; i++) {
 }
 const rows = [...byOp].sort((a, b) => b[1].ms - a[1].ms);
 const total = rows.reduce((s, [, e]) => s + e.ms, 0);
-console.log(`backend ${T.backendChoice()?.name} (matMul: ${T.backendChoice()?.matmul}); per step: wall ${(wall / steps).toFixed(0)} ms (profiled), kernel time ${(total / steps).toFixed(0)} ms`);
+console.log(
+  `backend ${T.backendChoice()?.name} (matMul: ${T.backendChoice()?.matmul}); per step: wall ${(wall / steps).toFixed(0)} ms (profiled), kernel time ${(total / steps).toFixed(0)} ms`,
+);
 console.log('op                      ms/step  calls/step  share');
 for (const [name, e] of rows.slice(0, 20)) {
   console.log(`${name.padEnd(22)} ${(e.ms / steps).toFixed(1).padStart(8)} ${String(e.calls / steps).padStart(10)}  ${((100 * e.ms) / total).toFixed(1)}%`);
