@@ -2,55 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { countParams, modelConfig } from './config';
 import { Transformer } from './model';
-import { randomTokens, tinyConfig, useBackend } from './test-helpers';
-import { batchLoss } from './train';
+import { gradCheck, lossOf, randomTokens, scaleParams, tinyConfig, useBackend } from './test-helpers';
 
 beforeAll(useBackend);
-
-/** Loss as a plain number for the current parameter values. */
-function lossOf(model: Transformer, x: Int32Array, y: Int32Array, B: number, T: number, w?: Float32Array): number {
-  return tf.tidy(() => batchLoss(model, { B, T, x, y, w }, false).dataSync()[0] as number);
-}
-
-/**
- * Central finite differences, one coordinate at a time, against the analytic gradient.
- * Weights get a larger init so that gradients are well above float32 noise.
- */
-function gradCheck(model: Transformer, names: string[], B: number, T: number, w?: Float32Array) {
-  const V = model.config.vocabSize;
-  const x = randomTokens(B * T, V, 3);
-  const y = randomTokens(B * T, V, 4);
-  const vars = [...model.params.values()];
-  const { grads } = tf.variableGrads(() => batchLoss(model, { B, T, x, y, w }, false), vars);
-  const h = 1e-2;
-  let checked = 0;
-  for (const name of names) {
-    const p = model.param(name);
-    const g = grads[p.name]?.dataSync() as Float32Array;
-    const values = p.dataSync().slice() as Float32Array;
-    for (const i of [0, Math.floor(values.length / 2), values.length - 1]) {
-      const orig = values[i] as number;
-      values[i] = orig + h;
-      p.assign(tf.tensor(values, p.shape));
-      const up = lossOf(model, x, y, B, T, w);
-      values[i] = orig - h;
-      p.assign(tf.tensor(values, p.shape));
-      const down = lossOf(model, x, y, B, T, w);
-      values[i] = orig;
-      p.assign(tf.tensor(values, p.shape));
-      const numeric = (up - down) / (2 * h);
-      const analytic = g[i] as number;
-      expect(Math.abs(numeric - analytic), `${name}[${i}]: numeric ${numeric} analytic ${analytic}`).toBeLessThan(2e-3 + 3e-2 * Math.abs(analytic));
-      checked++;
-    }
-  }
-  tf.dispose(grads);
-  return checked;
-}
-
-function scaleParams(model: Transformer, factor: number) {
-  for (const [, p] of model.params) if (p.rank === 2) p.assign(tf.mul(p, factor));
-}
 
 describe('gradients match finite differences', () => {
   it('GPT: embeddings, attention, LayerNorm, MLP (untied head, with biases)', () => {
