@@ -15,4 +15,5 @@ export interface NativeKernels {
   ): void;
   setThreads(n: number): void;
 }
+/** The addon when it was built (OpenBLAS headers present at install), else null. */
 export const native: NativeKernels | null;

@@ -6,7 +6,7 @@ import { parseWorkerConfig, startWorker } from '@crucible/worker';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
-import { eventually, startPlatform, type TestPlatform } from '../support/platform';
+import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
 
 let p: TestPlatform;
 let client: OpenAI;
@@ -52,11 +52,7 @@ describe('a worker that dies mid-job', () => {
     expect((await client.fineTuning.jobs.retrieve(job.id)).status).toBe('running'); // nobody told the database
 
     second = await startWorker(parseWorkerConfig({ ...p.env, WORKER_LOCK_MS: '5000' }), () => {});
-    const done = await eventually(async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed') throw new Error(JSON.stringify(j.error));
-      return j.status === 'succeeded' ? j : undefined;
-    }, 180_000);
+    const done = await waitForJobStatus(client, job.id, ['succeeded'], 180_000);
     expect(done.fine_tuned_model).toBeTruthy();
     const messages: string[] = [];
     for await (const e of client.fineTuning.jobs.listEvents(job.id, { limit: 100 })) messages.push(e.message);

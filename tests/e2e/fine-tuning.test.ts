@@ -5,7 +5,7 @@ import { keys } from '@crucible/storage';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare, untarGz } from '../support/data';
-import { eventually, startPlatform, type TestPlatform } from '../support/platform';
+import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
 
 let p: TestPlatform;
 let client: OpenAI;
@@ -61,11 +61,7 @@ describe('pretraining a model through the OpenAI client', () => {
     expect(job.status).toBe('queued');
     expect(job.hyperparameters).toMatchObject({ batch_size: 4, block_size: 32, optimizer: 'adamw', lr_scheduler: 'cosine' });
     jobId = job.id;
-    const done = await eventually(async () => {
-      const j = await client.fineTuning.jobs.retrieve(jobId);
-      if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`);
-      return j.status === 'succeeded' ? j : undefined;
-    });
+    const done = await waitForJobStatus(client, jobId);
     expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:e2e:/);
     expect(done.trained_tokens).toBe(30 * 4 * 32);
     expect((done as unknown as { backend: string }).backend).toMatch(/wasm|cpu|tensorflow/);
@@ -196,11 +192,7 @@ describe('pretraining a model through the OpenAI client', () => {
         supervised: { hyperparameters: { max_steps: 8, batch_size: 4, block_size: 32, eval_interval: 0, eval_batches: 2 } },
       } as never,
     });
-    const done = await eventually(async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`);
-      return j.status === 'succeeded' ? j : undefined;
-    });
+    const done = await waitForJobStatus(client, job.id);
     expect(done.fine_tuned_model).toMatch(new RegExp(`^ft:${modelId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:`));
     expect(done.hyperparameters).toMatchObject({ learning_rate: 1e-4, tokenizer: { type: 'inherited' } });
     const pretrainOnly = await client.fineTuning.jobs.create({ model: modelId, training_file: fileId, method: { type: 'supervised' } }).catch((e) => e);
@@ -213,11 +205,7 @@ describe('pretraining a model through the OpenAI client', () => {
       training_file: fileId,
       method: { type: 'mlm', mlm: { hyperparameters: { max_steps: 4, batch_size: 2, block_size: 32, eval_interval: 0, eval_batches: 1 } } } as never,
     });
-    const done = await eventually(async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j.error)}`);
-      return j.status === 'succeeded' ? j : undefined;
-    });
+    const done = await waitForJobStatus(client, job.id);
     const m = await client.models.retrieve(done.fine_tuned_model as string);
     expect((m as unknown as { arch: string }).arch).toBe('bert');
     const err = await client.completions.create({ model: m.id, prompt: 'x' }).catch((e) => e);

@@ -3,7 +3,7 @@
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
-import { eventually, startPlatform, type TestPlatform } from '../support/platform';
+import { startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
 
 let p: TestPlatform;
 let client: OpenAI;
@@ -22,10 +22,7 @@ describe('job and file lifecycle', () => {
   it('fails a job whose data is shorter than one block, with invalid_training_file', async () => {
     const f = await upload('To be, or not to be.');
     const job = await client.fineTuning.jobs.create({ model: 'gpt-nano', training_file: f.id, method: { type: 'pretrain' } as never });
-    const failed = await eventually(async () => {
-      const j = await client.fineTuning.jobs.retrieve(job.id);
-      return j.status === 'failed' ? j : undefined;
-    }, 60_000);
+    const failed = await waitForJobStatus(client, job.id, ['failed'], 60_000);
     expect(failed.error).toMatchObject({ code: 'invalid_training_file', param: 'training_file' });
     expect(failed.error?.message).toMatch(/has \d+ tokens; block_size 64 needs at least 65/);
     expect(failed.finished_at).not.toBeNull();
@@ -54,10 +51,7 @@ describe('job and file lifecycle', () => {
     expect(seen.slice(0, 3)).toEqual(ids);
     expect(seen).toHaveLength(4); // and the failed job of the previous test
     for (const id of ids) {
-      await eventually(async () => {
-        const j = await client.fineTuning.jobs.retrieve(id);
-        return ['succeeded', 'failed'].includes(j.status) ? j : undefined;
-      });
+      await waitForJobStatus(client, id, ['succeeded', 'failed']);
     }
   });
 

@@ -84,3 +84,17 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, ms = 120_0
     await new Promise((r) => setTimeout(r, every));
   }
 }
+
+/** Waits until a job reaches one of `statuses`; fails at once if it fails when that was not asked for. */
+export async function waitForJobStatus<J extends { status: string; error?: unknown }>(
+  client: { fineTuning: { jobs: { retrieve(id: string): PromiseLike<J> } } },
+  id: string,
+  statuses: string[] = ['succeeded'],
+  ms = 180_000,
+): Promise<J> {
+  return eventually(async () => {
+    const j = await client.fineTuning.jobs.retrieve(id);
+    if (j.status === 'failed' && !statuses.includes('failed')) throw new Error(`job ${id} failed: ${JSON.stringify(j.error)}`);
+    return statuses.includes(j.status) ? j : undefined;
+  }, ms);
+}

@@ -8,7 +8,6 @@ import {
   finalizeSchedule,
   isPreset,
   type MethodType,
-  PRESETS,
   type ResolvedHyperparameters,
   type TrainingPayload,
 } from '@crucible/domain';
@@ -261,5 +260,3 @@ async function pruneCheckpoints(deps: TrainDeps, jobId: string, keep: number): P
     await deps.db.jobCheckpoint.delete({ where: { id: c.id } });
   }
 }
-
-export { PRESETS };

@@ -3,6 +3,7 @@
 // the one kernel training needs and it lacks (UnsortedSegmentSum: the gradient of `gather`).
 
 import { createRequire } from 'node:module';
+import type { NativeKernels } from '@crucible/native-kernels';
 import * as tf from '@tensorflow/tfjs';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -124,23 +125,6 @@ function registerWasmSegmentSum(): void {
       return wasm.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], 'float32', undefined, out);
     },
   });
-}
-
-interface NativeKernels {
-  sgemm(
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    batch: number,
-    m: number,
-    n: number,
-    k: number,
-    ta: boolean,
-    tb: boolean,
-    sa: number,
-    sb: number,
-  ): void;
-  setThreads(n: number): void;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
