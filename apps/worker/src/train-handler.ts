@@ -215,25 +215,30 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
     const modelId = `ft:${job.model}:${job.suffix ?? 'crucible'}:${job.id.slice(6)}`;
     const prefix = keys.modelPrefix(job.projectId, modelId);
     for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer))) await storage.put(prefix + name, bytes);
-    await db.model.upsert({
-      where: { id: modelId },
-      create: {
-        id: modelId,
-        projectId: job.projectId,
-        jobId: job.id,
-        baseModel: job.model,
-        arch: trainer.model.config.arch,
-        config: trainer.model.config as unknown as Prisma.InputJsonValue,
-        storageKey: keys.model(job.projectId, modelId),
-      },
-      update: {},
+    // The model record and the job's success are one transaction: a job cancelled at the last
+    // step gets neither (and its objects are removed), a succeeded job always has its model.
+    const done = await db.$transaction(async (tx) => {
+      const moved = await tx.job.updateMany({
+        where: { id: job.id, status: 'running' },
+        data: { status: 'succeeded', fineTunedModel: modelId, finishedAt: new Date(), trainedTokens: result.step * tokensPerStep, resumeKey: null },
+      });
+      if (moved.count === 0) return false;
+      await tx.model.upsert({
+        where: { id: modelId },
+        create: {
+          id: modelId,
+          projectId: job.projectId,
+          jobId: job.id,
+          baseModel: job.model,
+          arch: trainer.model.config.arch,
+          config: trainer.model.config as unknown as Prisma.InputJsonValue,
+          storageKey: keys.model(job.projectId, modelId),
+        },
+        update: {},
+      });
+      return true;
     });
-    const done = await rec.transition(['running'], 'succeeded', {
-      fineTunedModel: modelId,
-      finishedAt: new Date(),
-      trainedTokens: result.step * tokensPerStep,
-      resumeKey: null,
-    });
+    if (!done) await storage.deletePrefix(prefix);
     if (done) {
       await rec.event(`New fine-tuned model created: ${modelId}`, { data: { model: modelId } });
       await rec.event('The job has successfully completed', { data: { valid_loss: result.lastEval?.loss ?? null } });
