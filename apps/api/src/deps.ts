@@ -33,7 +33,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
   const prefix = cfg.queuePrefix;
   const trainingQueue = new Queue<TrainingPayload>(QUEUES.training, { connection, prefix });
   const inferenceQueue = new Queue<InferencePayload, InferenceResult>(QUEUES.inference, { connection, prefix });
-  const inferenceEvents = new QueueEvents(QUEUES.inference, { connection: redisConnection(cfg.redisUrl), prefix });
+  const eventsConnection = redisConnection(cfg.redisUrl);
+  const inferenceEvents = new QueueEvents(QUEUES.inference, { connection: eventsConnection, prefix });
   await inferenceEvents.waitUntilReady();
   return {
     db,
@@ -45,8 +46,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     subscriber: () => redisConnection(cfg.redisUrl),
     async close() {
       await Promise.allSettled([trainingQueue.close(), inferenceQueue.close(), inferenceEvents.close()]);
-      redis.disconnect();
-      connection.disconnect();
+      // BullMQ leaves connections it was given open
+      for (const c of [redis, connection, eventsConnection]) c.disconnect();
       storage.destroy();
       await db.$disconnect();
     },

@@ -22,7 +22,12 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
   const db = createDb(cfg.databaseUrl);
   const storage = new Storage(cfg.s3);
   await storage.ensureBucket();
-  const conn = () => new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
+  const connections: Redis[] = [];
+  const conn = () => {
+    const c = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
+    connections.push(c);
+    return c;
+  };
   const redis = conn();
   const sub = conn();
   const control = new JobControl();
@@ -56,8 +61,7 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
       control.stopAll();
       await Promise.allSettled([training.close(), inference.close()]);
       cache.clear();
-      redis.disconnect();
-      sub.disconnect();
+      for (const c of connections) c.disconnect(); // BullMQ leaves connections it was given open
       storage.destroy();
       await db.$disconnect();
     },
