@@ -51,7 +51,11 @@ async function waitFor(check: () => Promise<boolean>, what: string, ms = 15_000)
   }
 }
 
-export async function startLocalServices(stateDir: string, env: Record<string, string | undefined> = process.env): Promise<LocalServices> {
+export async function startLocalServices(
+  stateDir: string,
+  env: Record<string, string | undefined> = process.env,
+  opts: { embeddedPostgres?: boolean } = {},
+): Promise<LocalServices> {
   mkdirSync(stateDir, { recursive: true });
   const out: Record<string, string> = {};
   const notes: string[] = [];
@@ -59,10 +63,10 @@ export async function startLocalServices(stateDir: string, env: Record<string, s
 
   // PostgreSQL
   if (env.DATABASE_URL) out.DATABASE_URL = env.DATABASE_URL;
-  else if (existsSync('/var/run/postgresql/.s.PGSQL.5432')) {
+  else if (!opts.embeddedPostgres && existsSync('/var/run/postgresql/.s.PGSQL.5432')) {
     out.DATABASE_URL = `postgresql://${env.USER === 'root' || !env.USER ? 'root' : env.USER}@localhost/crucible?host=/var/run/postgresql`;
     notes.push('PostgreSQL: local server (socket /var/run/postgresql), database crucible');
-  } else if (await canConnect(5432)) {
+  } else if (!opts.embeddedPostgres && (await canConnect(5432))) {
     out.DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/crucible';
     notes.push('PostgreSQL: local server at 127.0.0.1:5432, database crucible');
   } else {

@@ -1,7 +1,7 @@
 // The quickstart: bring Crucible up on this machine with embedded defaults, create a project and
 // API key, and run a real job end to end (upload Tiny Shakespeare, pretrain gpt-nano on it, then
 // sample from the trained model). `--serve` keeps the API and worker running afterwards.
-//   npm run quickstart [-- --steps 300] [-- --serve]
+//   npm run quickstart [-- --steps 300] [-- --serve] [-- --embedded-postgres]
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createProjectWithKey, startServer } from '@crucible/api';
@@ -19,7 +19,7 @@ const num = (name: string, d: number) => {
 };
 
 async function main() {
-  const services = await startLocalServices(join(root, '.crucible'));
+  const services = await startLocalServices(join(root, '.crucible'), process.env, { embeddedPostgres: arg('--embedded-postgres') });
   for (const n of services.notes) console.log(`  ${n}`);
   const env: Record<string, string | undefined> = {
     ...process.env,
