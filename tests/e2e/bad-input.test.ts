@@ -10,7 +10,7 @@ let textFile: string;
 
 beforeAll(async () => {
   p = await startPlatform({ worker: false });
-  client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+  client = p.openai();
   textFile = (await client.files.create({ file: await toFile(Buffer.from(shakespeare(5000)), 'a.txt'), purpose: 'fine-tune' })).id;
 });
 afterAll(async () => {
@@ -28,11 +28,7 @@ async function counts() {
 }
 
 async function post(path: string, body: unknown) {
-  const res = await fetch(`${p.url}/v1${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${p.apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const res = await p.api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; param: string | null } } };
 }
 
@@ -88,7 +84,7 @@ describe('bad input', () => {
   });
 
   it('answers unknown ids and routes with 404 and a code', async () => {
-    const r = await fetch(`${p.url}/v1/fine_tuning/jobs/ftjob-nope`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const r = await p.api(`/fine_tuning/jobs/ftjob-nope`);
     expect(r.status).toBe(404);
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe('job_not_found');
     const c = await client.completions.create({ model: 'gpt-nano', prompt: 'x' }).catch((e) => e);

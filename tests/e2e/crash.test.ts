@@ -3,7 +3,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseWorkerConfig, startWorker } from '@crucible/worker';
-import OpenAI, { toFile } from 'openai';
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
 import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
@@ -15,7 +16,7 @@ let second: Awaited<ReturnType<typeof startWorker>> | undefined;
 
 beforeAll(async () => {
   p = await startPlatform({ worker: false });
-  client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+  client = p.openai();
 });
 afterAll(async () => {
   child?.kill('SIGKILL');

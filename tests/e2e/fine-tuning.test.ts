@@ -2,7 +2,8 @@
 // follow events, checkpoints, metrics, models, completions (plain and streamed), download.
 import { createHash } from 'node:crypto';
 import { keys } from '@crucible/storage';
-import OpenAI, { toFile } from 'openai';
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare, untarGz } from '../support/data';
 import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
@@ -12,7 +13,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   p = await startPlatform();
-  client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+  client = p.openai();
 });
 afterAll(async () => {
   await p?.close();
@@ -82,7 +83,7 @@ describe('pretraining a model through the OpenAI client', () => {
   });
 
   it('streams events as Server-Sent Events until [DONE]', async () => {
-    const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/events?stream=true`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const res = await p.api(`/fine_tuning/jobs/${jobId}/events?stream=true`);
     expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
     const body = await res.text();
     const datas = body
@@ -103,13 +104,13 @@ describe('pretraining a model through the OpenAI client', () => {
   });
 
   it('records metrics that go down and downsamples them', async () => {
-    const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/metrics`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const res = await p.api(`/fine_tuning/jobs/${jobId}/metrics`);
     const m = (await res.json()) as { total_points: number; data: Array<{ step: number; train_loss: number | null; valid_loss: number | null }> };
     const valid = m.data.filter((d) => d.valid_loss !== null);
     expect(valid.map((d) => d.step)).toEqual([0, 10, 20, 30]);
     expect((valid.at(-1) as { valid_loss: number }).valid_loss).toBeLessThan((valid[0] as { valid_loss: number }).valid_loss);
     expect(Math.abs((valid[0]?.valid_loss as number) - Math.log(VOCAB))).toBeLessThan(0.1); // ~ln(vocab) before training
-    const few = await fetch(`${p.url}/v1/fine_tuning/jobs/${jobId}/metrics?max_points=3`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const few = await p.api(`/fine_tuning/jobs/${jobId}/metrics?max_points=3`);
     const f = (await few.json()) as { data: Array<{ step: number }> };
     expect(f.data.map((d) => d.step)).toEqual([0, m.data[Math.round((m.data.length - 1) / 2)]?.step, 30]);
   });
@@ -166,7 +167,7 @@ describe('pretraining a model through the OpenAI client', () => {
   });
 
   it('downloads the model as a tar.gz of safetensors weights, config and tokenizer', async () => {
-    const res = await fetch(`${p.url}/v1/models/${encodeURIComponent(modelId)}/download`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const res = await p.api(`/models/${encodeURIComponent(modelId)}/download`);
     expect(res.status).toBe(200);
     const files = untarGz(new Uint8Array(await res.arrayBuffer()));
     expect([...files.keys()].sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
@@ -214,7 +215,7 @@ describe('pretraining a model through the OpenAI client', () => {
 
   it('keeps projects apart: another key sees none of it', async () => {
     const other = await p.newProject('other');
-    const c2 = new OpenAI({ apiKey: other.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+    const c2 = p.openai(other.apiKey);
     await expect(c2.files.retrieve(fileId)).rejects.toMatchObject({ status: 404 });
     await expect(c2.fineTuning.jobs.retrieve(jobId)).rejects.toMatchObject({ status: 404 });
     await expect(c2.models.retrieve(modelId)).rejects.toMatchObject({ status: 404 });
@@ -248,7 +249,7 @@ describe('stopping jobs', () => {
     });
 
   const stepsRun = async (id: string) => {
-    const res = await fetch(`${p.url}/v1/fine_tuning/jobs/${id}/metrics?max_points=10000`, { headers: { authorization: `Bearer ${p.apiKey}` } });
+    const res = await p.api(`/fine_tuning/jobs/${id}/metrics?max_points=10000`);
     return ((await res.json()) as { data: Array<{ step: number; train_loss: number | null }> }).data.filter((d) => d.train_loss !== null);
   };
 

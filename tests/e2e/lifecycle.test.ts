@@ -1,6 +1,7 @@
 // Lifecycle details: listing jobs page by page, deleting files (and refusing while a job needs
 // them), and a job that fails on its data with a coded error.
-import OpenAI, { toFile } from 'openai';
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
 import { startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
@@ -10,7 +11,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   p = await startPlatform();
-  client = new OpenAI({ apiKey: p.apiKey, baseURL: `${p.url}/v1`, maxRetries: 0 });
+  client = p.openai();
 });
 afterAll(async () => {
   await p?.close();

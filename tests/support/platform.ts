@@ -8,6 +8,7 @@ import { buildApp, createDeps, createProjectWithKey, type Deps, parseApiConfig }
 import { deployMigrations, ensureDatabase } from '@crucible/db';
 import { startLocalS3 } from '@crucible/storage';
 import { parseWorkerConfig, startWorker } from '@crucible/worker';
+import OpenAI from 'openai';
 import pg from 'pg';
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://root@localhost/postgres?host=/var/run/postgresql';
@@ -20,6 +21,10 @@ export interface TestPlatform {
   env: Record<string, string>;
   /** Another project's key (for isolation checks). */
   newProject(name: string): Promise<{ apiKey: string; projectId: string }>;
+  /** The official openai client on this API (no retries), with this project's key by default. */
+  openai(apiKey?: string): OpenAI;
+  /** fetch of an /v1 path with this project's key. */
+  api(path: string, init?: RequestInit): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -54,6 +59,8 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
     projectId,
     deps,
     env,
+    openai: (key = secret) => new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 }),
+    api: (path, init = {}) => fetch(`${url}/v1${path}`, { ...init, headers: { authorization: `Bearer ${secret}`, ...init.headers } }),
     newProject: async (name) => {
       const p = await createProjectWithKey(deps.db, name);
       return { apiKey: p.secret, projectId: p.projectId };
