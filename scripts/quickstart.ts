@@ -31,7 +31,7 @@ async function main() {
   await deployMigrations(env.DATABASE_URL as string, (m) => console.log(`  ${m}`));
   const server = await startServer(env);
   const worker = await startWorker(parseWorkerConfig(env), (m) => console.log(`  [worker] ${m}`));
-  const { secret, projectId } = await createProjectWithKey(server.deps.db, 'quickstart');
+  const { secret, projectId } = await createProjectWithKey(server.deps.store, 'quickstart');
   const baseUrl = `${server.url}/v1`;
   console.log(`\nCrucible API: ${baseUrl}  (OpenAPI: ${server.url}/openapi.json)`);
   console.log(`Project ${projectId}, API key (shown once): ${secret}\n`);

@@ -17,11 +17,15 @@ afterAll(async () => {
   await p?.close();
 });
 
+async function count(table: string): Promise<number> {
+  return Number((await p.sql<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))[0]?.n);
+}
+
 async function counts() {
   return {
-    files: await p.deps.db.file.count(),
-    jobs: await p.deps.db.job.count(),
-    events: await p.deps.db.jobEvent.count(),
+    files: await count('files'),
+    jobs: await count('jobs'),
+    events: await count('job_events'),
     objects: (await p.deps.storage.list('projects/')).length,
     queued: await p.deps.trainingQueue.count(),
   };

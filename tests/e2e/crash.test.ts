@@ -41,7 +41,7 @@ describe('a worker that dies mid-job', () => {
     });
     const ckptStep = await eventually(
       async () => {
-        const c = await p.deps.db.jobCheckpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' } });
+        const c = await p.deps.store.jobs.latestCheckpoint(p.projectId, job.id);
         return c && c.step >= 20 ? c.step : undefined;
       },
       120_000,
@@ -49,7 +49,7 @@ describe('a worker that dies mid-job', () => {
     );
     child.kill('SIGKILL');
     await new Promise((r) => child?.once('exit', r));
-    const killedAt = await p.deps.db.jobCheckpoint.findFirst({ where: { jobId: job.id }, orderBy: { step: 'desc' } });
+    const killedAt = await p.deps.store.jobs.latestCheckpoint(p.projectId, job.id);
     expect((await client.fineTuning.jobs.retrieve(job.id)).status).toBe('running'); // nobody told the database
 
     second = await startWorker(parseWorkerConfig({ ...p.env, WORKER_LOCK_MS: '5000' }), () => {});

@@ -67,7 +67,7 @@ describe('job and file lifecycle', () => {
     expect(err.status).toBe(409);
     expect(err.error).toMatchObject({ code: 'file_in_use', param: 'file_id' });
     await client.fineTuning.jobs.cancel(job.id);
-    const key = (await p.deps.db.file.findUniqueOrThrow({ where: { id: f.id } })).storageKey;
+    const key = (await p.deps.store.files.get(p.projectId, f.id))?.storageKey as string;
     expect(await p.deps.storage.exists(key)).toBe(true);
     expect(await client.files.delete(f.id)).toMatchObject({ id: f.id, object: 'file', deleted: true });
     expect(await p.deps.storage.exists(key)).toBe(false);

@@ -25,6 +25,8 @@ export interface TestPlatform {
   openai(apiKey?: string): OpenAI;
   /** fetch of an /v1 path with this project's key. */
   api(path: string, init?: RequestInit): Promise<Response>;
+  /** Rows of a query on this platform's own database (for checks the API does not expose). */
+  sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -52,7 +54,9 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   const worker = opts.worker === false ? undefined : await startWorker(parseWorkerConfig(env), () => {});
-  const { secret, projectId } = await createProjectWithKey(deps.db, 'test');
+  const { secret, projectId } = await createProjectWithKey(deps.store, 'test');
+  const sqlClient = new pg.Client({ connectionString: dbUrl.toString() });
+  await sqlClient.connect();
   return {
     url,
     apiKey: secret,
@@ -62,10 +66,12 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
     openai: (key = secret) => new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 }),
     api: (path, init = {}) => fetch(`${url}/v1${path}`, { ...init, headers: { authorization: `Bearer ${secret}`, ...init.headers } }),
     newProject: async (name) => {
-      const p = await createProjectWithKey(deps.db, name);
+      const p = await createProjectWithKey(deps.store, name);
       return { apiKey: p.secret, projectId: p.projectId };
     },
+    sql: async <T>(query: string, params: unknown[] = []) => (await sqlClient.query(query, params)).rows as T[],
     async close() {
+      await sqlClient.end().catch(() => {});
       await worker?.close();
       await app.close();
       await deps.trainingQueue.obliterate({ force: true }).catch(() => {});

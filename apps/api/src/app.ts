@@ -1,5 +1,5 @@
 // buildApp: the whole HTTP API as a Fastify instance (no listen), for the server and for tests.
-import { CrucibleError, ErrorBody } from '@crucible/domain';
+import { CrucibleError, ErrorBody, isTransientError, ServiceUnavailableError } from '@crucible/domain';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -49,6 +49,11 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
   await app.register(multipart, { limits: { fileSize: cfg.maxUploadBytes } });
 
   app.setErrorHandler((err: FastifyError | CrucibleError, req, reply) => {
+    if (err instanceof ServiceUnavailableError || (!(err instanceof CrucibleError) && isTransientError(err))) {
+      const e = err instanceof ServiceUnavailableError ? err : new ServiceUnavailableError(dependencyOf(err), err);
+      req.log.warn({ dependency: e.dependency, cause: (err as Error).message }, 'dependency unavailable');
+      return reply.status(503).header('retry-after', String(e.retryAfter)).send(e.toJSON());
+    }
     if (err instanceof CrucibleError) return reply.status(err.status).send(err.toJSON());
     if ((err as FastifyError).validation) {
       const v = (err as FastifyError).validation?.[0];
@@ -72,13 +77,24 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
     reply.status(404).send(new CrucibleError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, null).toJSON()),
   );
 
+  // liveness: the process answers. Readiness: PostgreSQL, Redis and S3 all answer.
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { schema: { hide: true } }, async (_req, reply) => {
+    const checks = await readiness(deps);
+    const down = Object.entries(checks).filter(([, ok]) => ok !== 'ok');
+    if (down.length === 0) return { status: 'ready', checks };
+    const names = down.map(([name]) => name).join(', ');
+    return reply
+      .status(503)
+      .header('retry-after', '5')
+      .send({ ...new CrucibleError('service_unavailable', `not ready: ${names} unavailable`, null).toJSON(), checks });
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(
     async (v1) => {
       v1.addHook('onRequest', async (req) => {
-        req.actor = await authenticate(deps.db, req.headers.authorization);
+        req.actor = await authenticate(deps.store, req.headers.authorization);
       });
       await v1.register(fileRoutes(deps, cfg));
       await v1.register(jobRoutes(deps));
@@ -88,4 +104,34 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
     { prefix: '/v1' },
   );
   return app;
+}
+
+type Check = 'ok' | 'unavailable';
+
+/** Each dependency answers within two seconds, or counts as unavailable. */
+async function readiness(deps: Deps): Promise<{ database: Check; queue: Check; storage: Check }> {
+  const within = async (p: Promise<unknown>): Promise<Check> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timeout')), 2000);
+    });
+    try {
+      await Promise.race([p, timeout]);
+      return 'ok';
+    } catch {
+      return 'unavailable';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const [database, queue, storage] = await Promise.all([within(deps.store.ping()), within(deps.redis.ping()), within(deps.storage.ping())]);
+  return { database, queue, storage };
+}
+
+/** Which dependency a raw connection error came from, when a service did not say. */
+function dependencyOf(err: unknown): 'database' | 'queue' | 'storage' {
+  const text = `${(err as Error).name} ${(err as Error).message}`;
+  if (/redis|stream isn't writeable|max retries per request|Connection is closed/i.test(text)) return 'queue';
+  if (/S3|bucket|\$metadata/i.test(text)) return 'storage';
+  return 'database';
 }

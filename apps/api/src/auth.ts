@@ -1,6 +1,6 @@
 // Bearer-key authentication: every /v1 request resolves to the project that owns its key.
 import { createHash } from 'node:crypto';
-import type { Db } from '@crucible/db';
+import type { Store } from '@crucible/db';
 import { CrucibleError, ID_PREFIX, newApiKeySecret, newId } from '@crucible/domain';
 
 export interface Actor {
@@ -12,21 +12,19 @@ export function hashKey(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-export async function authenticate(db: Db, header: string | undefined): Promise<Actor> {
+export async function authenticate(store: Store, header: string | undefined): Promise<Actor> {
   const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
   if (!m) throw new CrucibleError('unauthorized', 'missing API key: send Authorization: Bearer <key>', 'authorization');
-  const key = await db.apiKey.findUnique({ where: { hash: hashKey(m[1] as string) } });
+  const key = await store.projects.keyByHash(hashKey(m[1] as string));
   if (!key) throw new CrucibleError('unauthorized', 'invalid API key', 'authorization');
   return { projectId: key.projectId, keyId: key.id };
 }
 
 /** Creates a project and a key for it; the secret is returned once and only its hash is stored. */
-export async function createProjectWithKey(db: Db, name: string): Promise<{ projectId: string; keyId: string; secret: string }> {
+export async function createProjectWithKey(store: Store, name: string): Promise<{ projectId: string; keyId: string; secret: string }> {
   const secret = newApiKeySecret();
   const projectId = newId(ID_PREFIX.project);
   const keyId = newId(ID_PREFIX.apiKey);
-  await db.project.create({
-    data: { id: projectId, name, apiKeys: { create: { id: keyId, name: 'default', hash: hashKey(secret), prefix: secret.slice(0, 16) } } },
-  });
+  await store.projects.createWithKey({ projectId, name, keyId, keyHash: hashKey(secret), keyPrefix: secret.slice(0, 16) });
   return { projectId, keyId, secret };
 }

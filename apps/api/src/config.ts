@@ -9,6 +9,8 @@ export interface ApiConfig extends PlatformConfig {
   /** How long a completion request waits for a worker. Default 120 s. */
   inferenceTimeoutMs: number;
   logLevel: string;
+  /** UPLOAD_STALE_MS: an upload unfinished this long was cut short by a crash and is removed. Default 1 h. */
+  uploadStaleMs: number;
 }
 
 export function parseApiConfig(env: Env): ApiConfig {
@@ -20,6 +22,7 @@ export function parseApiConfig(env: Env): ApiConfig {
     maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 512 * 2 ** 20, 1),
     inferenceTimeoutMs: r.int('INFERENCE_TIMEOUT_MS', 120_000, 100),
     logLevel: r.str('LOG_LEVEL', 'info'),
+    uploadStaleMs: r.int('UPLOAD_STALE_MS', 3_600_000, 1_000),
   };
   r.done();
   return cfg;

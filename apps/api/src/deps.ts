@@ -1,55 +1,66 @@
 // What the API's services need, built once at boot (and by tests against real services).
-import type { Db } from '@crucible/db';
-import { createDb } from '@crucible/db';
-import { type InferencePayload, type InferenceResult, QUEUES, type TrainingPayload } from '@crucible/domain';
+import { createStore, type Store } from '@crucible/db';
+import { QUEUES } from '@crucible/domain';
+import { type InferenceQueue, inferenceQueue, Reconciler, redisConnection, type TrainingQueue, trainingQueue } from '@crucible/queue';
 import { Storage } from '@crucible/storage';
-import { Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { ApiConfig } from './config';
 
 export interface Deps {
-  db: Db;
+  store: Store;
   storage: Storage;
-  trainingQueue: Queue<TrainingPayload>;
-  inferenceQueue: Queue<InferencePayload, InferenceResult>;
+  trainingQueue: TrainingQueue;
+  inferenceQueue: InferenceQueue;
   inferenceEvents: QueueEvents;
-  /** Publishes control messages (cancel, pause). */
+  /** Publishes control messages (cancel, pause); fails at once while Redis is down. */
   redis: Redis;
   /** A new connection for subscribing (streams); the caller closes it. */
   subscriber: () => Redis;
+  /** Rebuilds the training queue from PostgreSQL (started by the server). */
+  reconciler: Reconciler;
+  /** Scopes control channels (several deployments can share one Redis). */
+  queuePrefix: string;
   close(): Promise<void>;
 }
 
-export function redisConnection(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null });
-}
-
 export async function createDeps(cfg: ApiConfig): Promise<Deps> {
-  const db = createDb(cfg.databaseUrl);
+  const store = createStore(cfg.databaseUrl);
   const storage = new Storage(cfg.s3);
   await storage.ensureBucket();
-  const redis = redisConnection(cfg.redisUrl);
-  const connection = redisConnection(cfg.redisUrl);
+  const redis = redisConnection(cfg.redisUrl, 'command');
+  const connection = redisConnection(cfg.redisUrl, 'command');
   const prefix = cfg.queuePrefix;
-  const trainingQueue = new Queue<TrainingPayload>(QUEUES.training, { connection, prefix });
-  const inferenceQueue = new Queue<InferencePayload, InferenceResult>(QUEUES.inference, { connection, prefix });
-  const eventsConnection = redisConnection(cfg.redisUrl);
+  const training = trainingQueue(connection, prefix);
+  const inference = inferenceQueue(connection, prefix);
+  const eventsConnection = redisConnection(cfg.redisUrl, 'blocking');
   const inferenceEvents = new QueueEvents(QUEUES.inference, { connection: eventsConnection, prefix });
+  inferenceEvents.on('error', () => {}); // reconnects by itself; requests see their own errors
   await inferenceEvents.waitUntilReady();
+  const reconciler = new Reconciler({
+    store,
+    queue: training,
+    deadAfterMs: cfg.jobs.deadAfterMs,
+    queuedGraceMs: cfg.jobs.queuedGraceMs,
+    intervalMs: cfg.jobs.reconcileIntervalMs,
+  });
   return {
-    db,
+    store,
     storage,
-    trainingQueue,
-    inferenceQueue,
+    trainingQueue: training,
+    inferenceQueue: inference,
     inferenceEvents,
     redis,
-    subscriber: () => redisConnection(cfg.redisUrl),
+    subscriber: () => redisConnection(cfg.redisUrl, 'command'),
+    reconciler,
+    queuePrefix: prefix,
     async close() {
-      await Promise.allSettled([trainingQueue.close(), inferenceQueue.close(), inferenceEvents.close()]);
+      await reconciler.stop();
+      await Promise.allSettled([training.close(), inference.close(), inferenceEvents.close()]);
       // BullMQ leaves connections it was given open
       for (const c of [redis, connection, eventsConnection]) c.disconnect();
       storage.destroy();
-      await db.$disconnect();
+      await store.close();
     },
   };
 }

@@ -7,9 +7,8 @@ export interface Page<T> {
   last_id: string | null;
 }
 
-export function page<T extends { id: string }>(rows: T[], limit: number): Page<T> {
-  const data = rows.slice(0, limit);
-  return { object: 'list', data, has_more: rows.length > limit, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
+export function page<T extends { id: string }>(data: T[], hasMore: boolean): Page<T> {
+  return { object: 'list', data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
 }
 
 export const unix = (d: Date | null | undefined) => (d ? Math.floor(d.getTime() / 1000) : null);

@@ -3,13 +3,25 @@ import { ConfigError } from '@crucible/domain';
 import { buildApp } from './app';
 import { parseApiConfig } from './config';
 import { createDeps } from './deps';
+import { sweepStaleUploads } from './files/service';
 
 export async function startServer(env: Record<string, string | undefined> = process.env) {
   const cfg = parseApiConfig(env);
   const deps = await createDeps(cfg);
   const app = await buildApp(cfg, deps, { logger: true });
   await app.listen({ host: cfg.host, port: cfg.port });
+  // The queue is rebuilt from PostgreSQL now and periodically; uploads a crash cut short are removed.
+  deps.reconciler.start();
+  const sweep = () =>
+    sweepStaleUploads(deps.store, deps.storage, new Date(Date.now() - cfg.uploadStaleMs)).then(
+      (n) => n > 0 && app.log.info(`removed ${n} unfinished upload(s)`),
+      (err: Error) => app.log.warn(`upload sweep: ${err.message}`),
+    );
+  void sweep();
+  const sweeper = setInterval(sweep, Math.max(1000, Math.min(cfg.uploadStaleMs, 600_000)));
+  sweeper.unref();
   const close = async () => {
+    clearInterval(sweeper);
     await app.close();
     await deps.close();
   };

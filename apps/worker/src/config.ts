@@ -1,4 +1,5 @@
 // The worker's configuration, parsed once from the environment at boot.
+import { hostname } from 'node:os';
 import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
 
 export interface WorkerConfig extends PlatformConfig {
@@ -12,8 +13,12 @@ export interface WorkerConfig extends PlatformConfig {
   modelCacheSize: number;
   /** Checkpoints kept per job (older ones are deleted). Default 3. */
   keepCheckpoints: number;
-  /** BullMQ lock: a worker silent this long is presumed dead and its job retried. Default 120 s. */
+  /** BullMQ lock on a running queue entry. Default 120 s (dead workers are found sooner by heartbeats). */
   lockDurationMs: number;
+  /** TRANSIENT_RETRY_MS: how long a run retries in place while PostgreSQL, Redis or S3 is unreachable. Default 10 min. */
+  transientRetryMs: number;
+  /** WORKER_NAME: names this worker in leases and logs. Default host name and pid. */
+  workerName: string;
   /** NATIVE_KERNELS: OpenBLAS matrix products for the wasm backend when built. Default true. */
   nativeKernels: boolean;
   /** NATIVE_THREADS: OpenBLAS threads. Default 1. */
@@ -34,6 +39,8 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     modelCacheSize: r.int('MODEL_CACHE_SIZE', 4, 1, 1000),
     keepCheckpoints: r.int('KEEP_CHECKPOINTS', 3, 1, 1000),
     lockDurationMs: r.int('WORKER_LOCK_MS', 120_000, 5_000),
+    transientRetryMs: r.int('TRANSIENT_RETRY_MS', 600_000, 0),
+    workerName: r.str('WORKER_NAME', `${hostname()}:${process.pid}`),
     nativeKernels: r.int('NATIVE_KERNELS', 1, 0, 1) === 1,
     nativeThreads: r.int('NATIVE_THREADS', 1, 1, 256),
   };

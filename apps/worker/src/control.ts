@@ -1,17 +1,22 @@
-// Stop requests from the API (cancel, pause) arrive on a Redis channel; each running job has an
-// AbortController here, aborted with the action as its reason.
-import { CONTROL_CHANNEL, type ControlMessage } from '@crucible/domain';
+// Stop requests from the API (cancel, pause) arrive on this deployment's control channel in
+// Redis; each running job has an AbortController here, aborted with the reason. The job's
+// heartbeat notices a cancel or pause too (when the message was lost while Redis was down).
+import { type ControlMessage, controlChannel } from '@crucible/domain';
 import type { Redis } from 'ioredis';
 
-export type StopReason = ControlMessage['action'] | 'shutdown';
+/** Why a run stops early: the user's request, the worker's shutdown, or another worker took the job. */
+export type StopReason = ControlMessage['action'] | 'shutdown' | 'superseded';
 
 export class JobControl {
   private readonly running = new Map<string, AbortController>();
 
+  constructor(private readonly queuePrefix: string) {}
+
   async listen(sub: Redis): Promise<void> {
-    await sub.subscribe(CONTROL_CHANNEL);
-    sub.on('message', (channel: string, raw: string) => {
-      if (channel !== CONTROL_CHANNEL) return;
+    const channel = controlChannel(this.queuePrefix);
+    await sub.subscribe(channel); // ioredis subscribes again by itself after a reconnect
+    sub.on('message', (ch: string, raw: string) => {
+      if (ch !== channel) return;
       try {
         const msg = JSON.parse(raw) as ControlMessage;
         this.running.get(msg.jobId)?.abort(msg.action);

@@ -1,13 +1,13 @@
 // Serves a completion request: load the model (cached), sample, stream pieces to the API.
-import type { Db } from '@crucible/db';
+import type { Store } from '@crucible/db';
 import type { InferencePayload, InferenceResult } from '@crucible/domain';
 import { sampleStream } from '@crucible/trainer';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ModelCache } from './model-cache';
 
-export async function handleInference(deps: { db: Db; cache: ModelCache; redis: Redis }, p: InferencePayload): Promise<InferenceResult> {
-  const row = await deps.db.model.findFirst({ where: { id: p.model, projectId: p.projectId } });
+export async function handleInference(deps: { store: Store; cache: ModelCache; redis: Redis }, p: InferencePayload): Promise<InferenceResult> {
+  const row = await deps.store.models.get(p.projectId, p.model);
   if (!row) throw new UnrecoverableError(`model ${p.model} not found`);
   const { model, tokenizer } = await deps.cache.get(row.storageKey);
   const it = sampleStream(model, tokenizer, p.prompt, {

@@ -1,69 +1,83 @@
-// The worker process: choose the TensorFlow.js backend, then consume the training and inference
-// queues. SIGTERM/SIGINT stop running jobs at the next step, save checkpoints, and exit.
-import { createDb } from '@crucible/db';
+// The worker process: choose the TensorFlow.js backend, run the reconciler, then consume the
+// training and inference queues. SIGTERM/SIGINT stop running jobs at the next step, save
+// checkpoints, queue the jobs again for another worker, and exit.
+import { createStore } from '@crucible/db';
 import { ConfigError, type InferencePayload, type InferenceResult, QUEUES, type TrainingPayload } from '@crucible/domain';
+import { Reconciler, redisConnection, trainingQueue } from '@crucible/queue';
 import { Storage } from '@crucible/storage';
 import { initBackend } from '@crucible/trainer';
 import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { parseWorkerConfig, type WorkerConfig } from './config';
 import { JobControl } from './control';
 import { handleInference } from './inference-handler';
 import { ModelCache } from './model-cache';
-import { handleTraining } from './train-handler';
+import { handleTraining } from './training/handler';
 
 export interface RunningWorker {
   backend: string;
+  reconciler: Reconciler;
   close(): Promise<void>;
 }
 
 export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void = (m) => console.log(`[worker] ${m}`)): Promise<RunningWorker> {
   const choice = await initBackend(cfg.backend, log, { nativeKernels: cfg.nativeKernels, nativeThreads: cfg.nativeThreads });
-  const db = createDb(cfg.databaseUrl);
+  const store = createStore(cfg.databaseUrl);
   const storage = new Storage(cfg.s3);
   await storage.ensureBucket();
   const connections: Redis[] = [];
-  const conn = () => {
-    const c = new Redis(cfg.redisUrl, { maxRetriesPerRequest: null });
+  const conn = (role: 'blocking' | 'command') => {
+    const c = redisConnection(cfg.redisUrl, role);
     connections.push(c);
     return c;
   };
-  const redis = conn();
-  const sub = conn();
-  const control = new JobControl();
-  await control.listen(sub);
+  const redis = conn('command');
+  const control = new JobControl(cfg.queuePrefix);
+  await control.listen(conn('blocking'));
   const cache = new ModelCache(storage, cfg.modelCacheSize);
+  const queue = trainingQueue(conn('command'), cfg.queuePrefix);
+  const reconciler = new Reconciler({
+    store,
+    queue,
+    deadAfterMs: cfg.jobs.deadAfterMs,
+    queuedGraceMs: cfg.jobs.queuedGraceMs,
+    intervalMs: cfg.jobs.reconcileIntervalMs,
+    log,
+  });
 
   const training = new Worker<TrainingPayload>(
     QUEUES.training,
-    async (job) => handleTraining({ db, storage, control, cfg, log }, job.data, (pct) => job.updateProgress(pct)),
+    async (job) => handleTraining({ store, storage, control, queue, cfg, log }, job.data, (pct) => job.updateProgress(pct)),
     {
-      connection: conn(),
+      connection: conn('blocking'),
       prefix: cfg.queuePrefix,
       concurrency: cfg.trainingConcurrency,
       lockDuration: cfg.lockDurationMs,
-      // look for jobs whose worker died at least once per lock period
       stalledInterval: Math.min(30_000, cfg.lockDurationMs),
     },
   );
-  const inference = new Worker<InferencePayload, InferenceResult>(QUEUES.inference, async (job) => handleInference({ db, cache, redis }, job.data), {
-    connection: conn(),
+  const inference = new Worker<InferencePayload, InferenceResult>(QUEUES.inference, async (job) => handleInference({ store, cache, redis }, job.data), {
+    connection: conn('blocking'),
     prefix: cfg.queuePrefix,
     concurrency: cfg.inferenceConcurrency,
   });
   for (const w of [training, inference]) w.on('error', (err) => log(`queue error: ${err.message}`));
   await Promise.all([training.waitUntilReady(), inference.waitUntilReady()]);
+  reconciler.start();
   log(`consuming ${QUEUES.training} and ${QUEUES.inference} (backend ${choice.name})`);
 
   return {
     backend: choice.name,
+    reconciler,
     async close() {
+      await reconciler.stop();
       control.stopAll();
       await Promise.allSettled([training.close(), inference.close()]);
+      await queue.close().catch(() => {});
       cache.clear();
       for (const c of connections) c.disconnect(); // BullMQ leaves connections it was given open
       storage.destroy();
-      await db.$disconnect();
+      await store.close();
     },
   };
 }

@@ -1,19 +1,47 @@
-// @crucible/db: the only importer of the Prisma client. Connects through the `pg` driver
-// adapter (Prisma 7's Wasm query compiler: no native engine).
+// @crucible/db: the only importer of the Prisma client. It hands out repositories that return
+// domain records (the client and its types never leave this package), connected through the `pg`
+// driver adapter (Prisma 7's Wasm query compiler: no native engine).
+
+import { guard } from '@crucible/domain';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { Prisma, PrismaClient } from '../generated/client';
+import { PrismaClient } from '../generated/client';
+import { FileRepository } from './repositories/files';
+import { JobRepository } from './repositories/jobs';
+import { ModelRepository } from './repositories/models';
+import { ProjectRepository } from './repositories/projects';
 
-export type * from '../generated/models';
-export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';
-export { Prisma, PrismaClient };
-export type Db = PrismaClient;
-
-export function createDb(url: string): Db {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
-}
-
-/** Unique-constraint violation (e.g. a duplicate key). */
-export function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
-}
 export { deployMigrations, migrationNames } from './migrations';
+export type { NewFile } from './repositories/files';
+export type { JobChanges, NewJob, NewModel, TransitionOptions } from './repositories/jobs';
+export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';
+export { FileRepository, JobRepository, ModelRepository, ProjectRepository };
+
+export interface Store {
+  projects: ProjectRepository;
+  files: FileRepository;
+  jobs: JobRepository;
+  models: ModelRepository;
+  /** One round trip to the database (readiness checks); ServiceUnavailableError when it is down. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Give up connecting after this long (so a request never hangs on a dead database). Default 5 s. */
+  connectTimeoutMs?: number;
+  /** Pool size. Default 10. */
+  maxConnections?: number;
+}
+
+export function createStore(url: string, opts: StoreOptions = {}): Store {
+  const adapter = new PrismaPg({ connectionString: url, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000, max: opts.maxConnections ?? 10 });
+  const prisma = new PrismaClient({ adapter });
+  return {
+    projects: new ProjectRepository(prisma),
+    files: new FileRepository(prisma),
+    jobs: new JobRepository(prisma),
+    models: new ModelRepository(prisma),
+    ping: () => guard('database', async () => void (await prisma.$queryRawUnsafe('SELECT 1'))),
+    close: () => prisma.$disconnect(),
+  };
+}

@@ -11,8 +11,21 @@ export interface PlatformConfig {
     accessKeyId: string;
     secretAccessKey: string;
   };
-  /** Prefix of BullMQ keys in Redis (lets tests and several deployments share one Redis). */
+  /** Prefix of BullMQ keys and control channels in Redis (lets tests and several deployments share one Redis). */
   queuePrefix: string;
+  jobs: JobTimings;
+}
+
+/** How fast lost work is noticed; shared by the API and the worker (both run the reconciler). */
+export interface JobTimings {
+  /** JOB_HEARTBEAT_MS: a worker writes its job's heartbeat this often. Default 5 s. */
+  heartbeatMs: number;
+  /** WORKER_DEAD_AFTER_MS: a job whose heartbeat is this old has lost its worker. Default 30 s. */
+  deadAfterMs: number;
+  /** RECONCILE_INTERVAL_MS: time between reconciler passes. Default 10 s. */
+  reconcileIntervalMs: number;
+  /** QUEUED_GRACE_MS: a queued job younger than this is not checked for a queue entry. Default 15 s. */
+  queuedGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -83,5 +96,17 @@ export function readPlatformConfig(r: EnvReader): PlatformConfig {
       secretAccessKey: r.str('S3_SECRET_ACCESS_KEY', 'S3RVER'),
     },
     queuePrefix: r.str('QUEUE_PREFIX', 'crucible'),
+    jobs: readJobTimings(r),
   };
+}
+
+export function readJobTimings(r: EnvReader): JobTimings {
+  const t: JobTimings = {
+    heartbeatMs: r.int('JOB_HEARTBEAT_MS', 5_000, 100, 600_000),
+    deadAfterMs: r.int('WORKER_DEAD_AFTER_MS', 30_000, 1_000, 3_600_000),
+    reconcileIntervalMs: r.int('RECONCILE_INTERVAL_MS', 10_000, 100, 3_600_000),
+    queuedGraceMs: r.int('QUEUED_GRACE_MS', 15_000, 0, 3_600_000),
+  };
+  if (t.deadAfterMs < 3 * t.heartbeatMs) r.problems.push(`WORKER_DEAD_AFTER_MS (${t.deadAfterMs}) must be at least 3 x JOB_HEARTBEAT_MS (${t.heartbeatMs})`);
+  return t;
 }

@@ -14,6 +14,13 @@ export const ID_PREFIX = {
   chatCompletion: 'chatcmpl',
 } as const;
 
+/** The part of an id after its prefix (`ftjob-abc` -> `abc`). */
+export function idBody(id: string): string {
+  const dash = id.indexOf('-');
+  if (dash < 0) throw new RangeError(`not a prefixed id: ${id}`);
+  return id.slice(dash + 1);
+}
+
 export function newId(prefix: string, length = 24): string {
   const bytes = randomBytes(length);
   let s = '';

@@ -34,18 +34,17 @@ export interface InferenceResult {
 }
 
 export const JOB_OPTIONS = {
-  // A training job is resumable from its checkpoints; a crashed worker's job is retried.
-  training: { attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: 1000, removeOnFail: 1000 },
+  // A training run is resumable from its checkpoints: a run that stopped on a transient error
+  // (after retrying in place) is retried; errors of the job itself are UnrecoverableError.
+  training: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: 1000, removeOnFail: 1000 },
   inference: { attempts: 1, removeOnComplete: 100, removeOnFail: 100 },
 } as const;
 
-/** Redis pub/sub channel on which the API asks workers to stop a running job. */
-export const CONTROL_CHANNEL = 'crucible:control';
+/** Redis pub/sub channel on which the API asks workers to stop a running job; scoped by the queue prefix so deployments can share a Redis. */
+export function controlChannel(queuePrefix: string): string {
+  return `${queuePrefix}:control`;
+}
 export interface ControlMessage {
   jobId: string;
   action: 'cancel' | 'pause';
 }
-
-export const JOB_STATUSES = ['validating_files', 'queued', 'running', 'paused', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];

@@ -1,4 +1,6 @@
-// S3 access for datasets, checkpoints and models (AWS S3, MinIO, or the local s3rver).
+// S3 access for datasets, checkpoints and models (AWS S3, MinIO, or the local s3rver). A server
+// that cannot be reached surfaces as ServiceUnavailableError('storage'): the API answers 503, the
+// worker retries.
 
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -16,6 +18,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { guard, isTransientError } from '@crucible/domain';
 
 export interface StorageConfig {
   endpoint?: string;
@@ -41,57 +44,72 @@ export class Storage {
       // Non-AWS servers mishandle the SDK's default streaming checksums (aws-chunked bodies).
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // never wait forever on a server that went away
+      requestHandler: { connectionTimeout: 5000, requestTimeout: 120_000 },
     });
   }
 
   async ensureBucket(): Promise<void> {
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-    } catch {
-      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
-    }
+    await guard('storage', async () => {
+      try {
+        await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      } catch (err) {
+        if (isTransientError(err)) throw err;
+        await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      }
+    });
+  }
+
+  /** One request to the bucket (readiness checks). */
+  async ping(): Promise<void> {
+    await guard('storage', async () => void (await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))));
   }
 
   /** Stores bytes; returns their sha256 (hex). */
   async put(key: string, body: Uint8Array, contentType = 'application/octet-stream'): Promise<string> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }));
+    await guard('storage', () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength })),
+    );
     return createHash('sha256').update(body).digest('hex');
   }
 
   /** Multipart upload of a stream (large files). */
   async putStream(key: string, body: Readable, contentType = 'application/octet-stream'): Promise<void> {
-    await new Upload({ client: this.client, params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType } }).done();
+    await guard('storage', () => new Upload({ client: this.client, params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType } }).done());
   }
 
   async get(key: string): Promise<Buffer> {
-    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-    return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    return guard('storage', async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    });
   }
 
   async getStream(key: string): Promise<Readable> {
-    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-    return res.Body as Readable;
+    return guard('storage', async () => (await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))).Body as Readable);
   }
 
   async exists(key: string): Promise<boolean> {
-    try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return true;
-    } catch (err) {
-      if (err instanceof NotFound || err instanceof NoSuchKey || (err as { name?: string }).name === 'NotFound') return false;
-      throw err;
-    }
+    return guard('storage', async () => {
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+        return true;
+      } catch (err) {
+        if (err instanceof NotFound || err instanceof NoSuchKey || (err as { name?: string }).name === 'NotFound') return false;
+        throw err;
+      }
+    });
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    await guard('storage', () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
 
   async list(prefix: string): Promise<string[]> {
     const out: string[] = [];
     let token: string | undefined;
     do {
-      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      const res = await guard('storage', () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })));
       for (const o of res.Contents ?? []) if (o.Key) out.push(o.Key);
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -102,7 +120,7 @@ export class Storage {
     const all = await this.list(prefix);
     for (let i = 0; i < all.length; i += 1000) {
       const batch = all.slice(i, i + 1000);
-      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })) } }));
+      await guard('storage', () => this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })) } })));
     }
     return all.length;
   }

@@ -6,6 +6,7 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TRAINING_DEFAULTS as D, defaultWarmupSteps } from '@crucible/training-config';
 import { type BackendName, initBackend } from './backend';
 import { decodeCheckpoint, exportModel } from './checkpoint';
 import { isPreset, modelConfig, PRESETS } from './config';
@@ -17,32 +18,34 @@ import type { ScheduleKind } from './schedule';
 import { trainTokenizer } from './tokenizer';
 import { defaultTrainConfig, Trainer } from './train';
 
+// Every training default comes from @crucible/training-config (the platform uses the same ones);
+// -1 means "derived": min-lr = lr x ratio, warmup = min(100, 10% of the steps).
 const TRAIN_DEFAULTS = {
   preset: 'gpt-nano',
   data: '',
   tokenizer: 'char',
   'vocab-size': 512,
-  'max-iters': 2000,
+  'max-iters': D.maxSteps as number,
   out: 'ckpt',
   resume: false,
-  'batch-size': 12,
+  'batch-size': D.batchSize as number,
   'block-size': 0,
-  'grad-accum': 1,
-  lr: 1e-3,
-  'min-lr': 1e-4,
-  'lr-schedule': 'cosine',
-  warmup: 100,
-  optimizer: 'adamw',
-  'weight-decay': 0.1,
-  beta1: 0.9,
-  beta2: 0.99,
-  clip: 1.0,
-  dropout: 0,
-  'eval-interval': 250,
-  'eval-iters': 20,
-  'log-interval': 10,
-  'checkpoint-interval': 500,
-  seed: 1337,
+  'grad-accum': D.gradAccumSteps as number,
+  lr: D.learningRate as number,
+  'min-lr': -1,
+  'lr-schedule': D.lrScheduler as string,
+  warmup: -1,
+  optimizer: D.optimizer.kind as string,
+  'weight-decay': D.optimizer.weightDecay,
+  beta1: D.optimizer.beta1,
+  beta2: D.optimizer.beta2,
+  clip: D.maxGradNorm as number,
+  dropout: D.dropout as number,
+  'eval-interval': D.evalInterval as number,
+  'eval-iters': D.evalBatches as number,
+  'log-interval': D.logInterval as number,
+  'checkpoint-interval': D.checkpointInterval as number,
+  seed: D.seed as number,
   backend: 'auto',
   config: '',
 };
@@ -139,8 +142,14 @@ async function train(argv: string[]): Promise<void> {
       logInterval: o['log-interval'],
       checkpointInterval: o['checkpoint-interval'],
       seed: o.seed,
-      schedule: { kind: o['lr-schedule'] as ScheduleKind, lr: o.lr, minLr: o['min-lr'], warmupSteps: o.warmup, decaySteps: o['max-iters'] },
-      optimizer: { kind: o.optimizer as OptimizerKind, beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o['weight-decay'] },
+      schedule: {
+        kind: o['lr-schedule'] as ScheduleKind,
+        lr: o.lr,
+        minLr: o['min-lr'] >= 0 ? o['min-lr'] : o.lr * D.minLearningRateRatio,
+        warmupSteps: o.warmup >= 0 ? o.warmup : defaultWarmupSteps(o['max-iters']),
+        decaySteps: o['max-iters'],
+      },
+      optimizer: { kind: o.optimizer as OptimizerKind, beta1: o.beta1, beta2: o.beta2, eps: D.optimizer.eps, weightDecay: o['weight-decay'] },
     });
     const model = Transformer.create(mc, o.seed);
     console.log(`model ${o.preset}: ${model.numParams().toLocaleString('en')} parameters`);

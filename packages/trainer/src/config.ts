@@ -1,7 +1,10 @@
 // Model configuration and the named presets. One config describes both architectures:
 // `gpt` (causal decoder) and `bert` (bidirectional encoder with a masked-LM head).
 
-export type Architecture = 'gpt' | 'bert';
+import { type Architecture, isPreset, PRESETS, type PresetName, type PresetShape } from '@crucible/training-config';
+
+export type { Architecture, PresetName, PresetShape };
+export { isPreset, PRESETS };
 
 export interface ModelConfig {
   arch: Architecture;
@@ -22,22 +25,8 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
 }
 
-export type PresetName = 'gpt-nano' | 'gpt-micro' | 'gpt2-small' | 'bert-mini';
-
-type Shape = Pick<ModelConfig, 'arch' | 'nLayer' | 'nHead' | 'dModel' | 'blockSize'>;
-export const PRESETS: Record<PresetName, Shape> = {
-  'gpt-nano': { arch: 'gpt', nLayer: 4, nHead: 4, dModel: 128, blockSize: 64 },
-  'gpt-micro': { arch: 'gpt', nLayer: 6, nHead: 6, dModel: 384, blockSize: 256 },
-  'gpt2-small': { arch: 'gpt', nLayer: 12, nHead: 12, dModel: 768, blockSize: 1024 },
-  'bert-mini': { arch: 'bert', nLayer: 4, nHead: 4, dModel: 256, blockSize: 128 },
-};
-
-export function isPreset(name: string): name is PresetName {
-  return Object.hasOwn(PRESETS, name);
-}
-
 /** A full config from a preset, a vocabulary size and overrides; validated. */
-export function modelConfig(preset: PresetName | Shape, vocabSize: number, overrides: Partial<ModelConfig> = {}): ModelConfig {
+export function modelConfig(preset: PresetName | PresetShape, vocabSize: number, overrides: Partial<ModelConfig> = {}): ModelConfig {
   const shape = typeof preset === 'string' ? PRESETS[preset] : preset;
   const cfg: ModelConfig = {
     ffnMult: 4,

@@ -24,7 +24,9 @@ export interface MaskingConfig {
   specialIds: ReadonlySet<number>;
 }
 
-export type Objective = 'causal' | 'mlm';
+import type { Objective } from '@crucible/training-config';
+
+export type { Objective };
 
 /** A source of training batches whose position can be saved and restored. */
 export class BatchSource {

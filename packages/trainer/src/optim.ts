@@ -3,19 +3,11 @@
 // matrices and embeddings only, never to biases or LayerNorm gains (rank-1 parameters).
 // State (step count, first and second moments) is exposed by name for checkpoints.
 
+import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 
-export type OptimizerKind = 'adamw' | 'adam' | 'lamb';
-
-export interface OptimizerConfig {
-  kind: OptimizerKind;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
-
-export const DEFAULT_OPTIMIZER: OptimizerConfig = { kind: 'adamw', beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+export type { OptimizerConfig, OptimizerKind };
+export { DEFAULT_OPTIMIZER };
 
 export function decays(param: tf.Variable): boolean {
   return param.rank >= 2;

@@ -1,19 +1,9 @@
 // Learning-rate schedules: linear warmup, then cosine decay to min_lr (nanoGPT's), linear decay,
 // or constant. Pure functions of the step, so a resumed run gets the same rates.
 
-export type ScheduleKind = 'cosine' | 'linear' | 'constant';
+import type { ScheduleConfig, ScheduleKind } from '@crucible/training-config';
 
-export interface ScheduleConfig {
-  kind: ScheduleKind;
-  /** Peak learning rate. */
-  lr: number;
-  /** Floor the decay ends at. Default lr / 10. */
-  minLr: number;
-  /** Steps of linear warmup from lr / (warmup + 1) up to lr. */
-  warmupSteps: number;
-  /** Step where decay reaches min_lr (usually max_steps). */
-  decaySteps: number;
-}
+export type { ScheduleConfig, ScheduleKind };
 
 export function learningRate(step: number, s: ScheduleConfig): number {
   if (step < s.warmupSteps) return (s.lr * (step + 1)) / (s.warmupSteps + 1);

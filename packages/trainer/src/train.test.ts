@@ -17,7 +17,7 @@ const data = { train: ids.subarray(0, 2000), val: ids.subarray(2000) };
 const small = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize, { dropout: 0.1 });
 
 function trainer(over: Partial<TrainConfig> = {}, seed = 3) {
-  const cfg = defaultTrainConfig(small, { maxSteps: 8, batchSize: 4, evalInterval: 4, evalBatches: 2, seed: 11, ...over });
+  const cfg = defaultTrainConfig(small, { maxSteps: 8, batchSize: 4, evalInterval: 4, evalBatches: 2, logInterval: 1, seed: 11, ...over });
   return new Trainer(Transformer.create(small, seed), tok, cfg, data);
 }
 

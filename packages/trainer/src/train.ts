@@ -2,43 +2,17 @@
 // micro-batches, clip by global norm, optimizer step, log, maybe checkpoint. No I/O happens here:
 // hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
 
+import { TRAINING_DEFAULTS as D, defaultWarmupSteps, type TrainConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
-import { decodeCheckpoint, encodeCheckpoint } from './checkpoint';
+import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
-import { type Batch, BatchSource, evalBatches, type MaskingConfig, type Objective } from './data';
+import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data';
 import type { Transformer } from './model';
 import { crossEntropy } from './ops';
-import { DEFAULT_OPTIMIZER, globalNorm, Optimizer, type OptimizerConfig } from './optim';
+import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
 import { mixSeed } from './rng';
-import { learningRate, type ScheduleConfig } from './schedule';
+import { learningRate } from './schedule';
 import type { Tokenizer } from './tokenizer';
-
-export interface TrainConfig {
-  objective: Objective;
-  /** Optimizer steps to run. */
-  maxSteps: number;
-  /** Sequences per micro-batch (B). */
-  batchSize: number;
-  /** Tokens per sequence (T); at most the model's block_size. Default: block_size. */
-  seqLen: number;
-  /** Micro-batches whose gradients are averaged into one step. Default 1. */
-  gradAccumSteps: number;
-  schedule: ScheduleConfig;
-  optimizer: OptimizerConfig;
-  /** Clip the global gradient norm to this; 0 disables. Default 1. */
-  maxGradNorm: number;
-  /** Evaluate every this many steps (and at the end); 0 = only at the end. Default 250. */
-  evalInterval: number;
-  /** Validation batches per evaluation. Default 20. */
-  evalBatches: number;
-  /** Call onStep every this many steps. Default 1. */
-  logInterval: number;
-  /** Call onCheckpoint every this many steps (and at the end); 0 = only at the end. */
-  checkpointInterval: number;
-  seed: number;
-  /** Masked-LM selection probability. Default 0.15. */
-  mlmProbability: number;
-}
 
 export interface StepMetrics {
   step: number;
@@ -73,24 +47,34 @@ export interface TrainResult {
   lastEval?: EvalMetrics;
 }
 
+export type { TrainConfig };
+
+/** A full config from the defaults in @crucible/training-config and `overrides`; validated. */
 export function defaultTrainConfig(model: ModelConfig, overrides: Partial<TrainConfig> = {}): TrainConfig {
-  const maxSteps = overrides.maxSteps ?? 2000;
-  const lr = overrides.schedule?.lr ?? 1e-3;
+  const maxSteps = overrides.maxSteps ?? D.maxSteps;
+  const lr = overrides.schedule?.lr ?? D.learningRate;
   const cfg: TrainConfig = {
     objective: model.arch === 'bert' ? 'mlm' : 'causal',
     maxSteps,
-    batchSize: 12,
+    batchSize: D.batchSize,
     seqLen: model.blockSize,
-    gradAccumSteps: 1,
-    maxGradNorm: 1,
-    evalInterval: 250,
-    evalBatches: 20,
-    logInterval: 1,
-    checkpointInterval: 0,
-    seed: 1337,
-    mlmProbability: 0.15,
+    gradAccumSteps: D.gradAccumSteps,
+    maxGradNorm: D.maxGradNorm,
+    evalInterval: D.evalInterval,
+    evalBatches: D.evalBatches,
+    logInterval: D.logInterval,
+    checkpointInterval: D.checkpointInterval,
+    seed: D.seed,
+    mlmProbability: D.mlmProbability,
     ...overrides,
-    schedule: { kind: 'cosine', lr, minLr: lr / 10, warmupSteps: 100, decaySteps: maxSteps, ...overrides.schedule },
+    schedule: {
+      kind: D.lrScheduler,
+      lr,
+      minLr: lr * D.minLearningRateRatio,
+      warmupSteps: defaultWarmupSteps(maxSteps),
+      decaySteps: maxSteps,
+      ...overrides.schedule,
+    },
     optimizer: { ...DEFAULT_OPTIMIZER, ...overrides.optimizer },
   };
   validateTrainConfig(cfg, model);
@@ -140,7 +124,14 @@ export class Trainer {
 
   /** Continues a run from checkpoint bytes, on the same data. */
   static resume(bytes: Uint8Array, data: TrainData): Trainer {
-    const ck = decodeCheckpoint(bytes);
+    return Trainer.fromCheckpoint(decodeCheckpoint(bytes), data);
+  }
+
+  /**
+   * Continues a run from a decoded training checkpoint; the trainer takes ownership of its model
+   * (decode once, read the tokenizer to encode the data, then hand the checkpoint over).
+   */
+  static fromCheckpoint(ck: DecodedCheckpoint, data: TrainData): Trainer {
     if (!ck.train || !ck.state) throw new Error('checkpoint has no training state (it is a model export)');
     const optimizer = new Optimizer(ck.train.optimizer);
     const m = new Map<string, tf.Tensor>();

@@ -1,10 +1,21 @@
 // Completions run on a worker (the API never loads TensorFlow.js): the request becomes an
 // inference queue job; streamed text comes back over a Redis channel, the final result as the
 // job's return value.
-import { CHAT_STOP, CrucibleError, ID_PREFIX, type InferencePayload, type InferenceResult, newId, renderChat } from '@crucible/domain';
+import {
+  CHAT_STOP,
+  CrucibleError,
+  guard,
+  ID_PREFIX,
+  type InferencePayload,
+  type InferenceResult,
+  isTransientError,
+  newId,
+  renderChat,
+  ServiceUnavailableError,
+} from '@crucible/domain';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
-import { getModelRow } from '../models/service';
+import { getModel } from '../models/service';
 
 export interface SamplingRequest {
   model: string;
@@ -17,13 +28,13 @@ export interface SamplingRequest {
 }
 
 export async function inferencePayload(
-  deps: Pick<Deps, 'db'>,
+  deps: Pick<Deps, 'store'>,
   actor: Actor,
   req: SamplingRequest,
   prompt: string,
   extraStop: string[] = [],
 ): Promise<InferencePayload> {
-  const m = await getModelRow(deps, actor, req.model);
+  const m = await getModel(deps, actor, req.model);
   if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); completions need a causal (gpt) model`, 'model');
   const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
   return {
@@ -40,7 +51,7 @@ export async function inferencePayload(
 }
 
 export async function runInference(deps: Deps, payload: InferencePayload, timeoutMs: number): Promise<InferenceResult> {
-  const job = await deps.inferenceQueue.add('sample', payload);
+  const job = await guard('queue', () => deps.inferenceQueue.add('sample', payload));
   try {
     return await job.waitUntilFinished(deps.inferenceEvents, timeoutMs);
   } catch (err) {
@@ -48,6 +59,7 @@ export async function runInference(deps: Deps, payload: InferencePayload, timeou
       await job.remove().catch(() => {});
       throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
     }
+    if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
     throw new CrucibleError('internal_error', `inference failed: ${(err as Error).message}`, null);
   }
 }
@@ -65,7 +77,7 @@ export async function streamInference(deps: Deps, payload: InferencePayload, tim
     markDone = r;
   });
   try {
-    await sub.subscribe(channel);
+    await guard('queue', () => sub.subscribe(channel));
     sub.on('message', (_ch: string, msg: string) => {
       const m = JSON.parse(msg) as { text?: string; done?: boolean };
       if (m.text) onText(m.text);

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { createFile, deleteFile, fileContent, fileObject, getFileRow, listFiles } from './service';
+import { createFile, deleteFile, fileContent, fileObject, getFile, listFiles } from './service';
 
 const UploadBody = Type.Object({
   file: Type.String({ format: 'binary', description: 'The dataset: .jsonl (one JSON object per line) or plain text.' }),
@@ -52,13 +52,13 @@ export const fileRoutes =
     );
 
     app.get('/files/:id', { schema: { operationId: 'retrieveFile', tags: ['files'], params: IdParams, response: { 200: FileObject } } }, async (req) =>
-      fileObject(await getFileRow(deps, req.actor, (req.params as { id: string }).id)),
+      fileObject(await getFile(deps, req.actor, (req.params as { id: string }).id)),
     );
 
     app.get('/files/:id/content', { schema: { operationId: 'downloadFile', tags: ['files'], params: IdParams } }, async (req, reply) => {
-      const { row, body } = await fileContent(deps, req.actor, (req.params as { id: string }).id);
-      reply.header('content-type', 'application/octet-stream').header('content-length', row.bytes);
-      reply.header('content-disposition', `attachment; filename="${row.filename.replace(/"/g, '')}"`);
+      const { file, body } = await fileContent(deps, req.actor, (req.params as { id: string }).id);
+      reply.header('content-type', 'application/octet-stream').header('content-length', file.bytes);
+      reply.header('content-disposition', `attachment; filename="${file.filename.replace(/"/g, '')}"`);
       return reply.send(body);
     });
 

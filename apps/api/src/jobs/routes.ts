@@ -1,5 +1,17 @@
 // /v1/fine_tuning/jobs and its sub-resources; `events?stream=true` is a Server-Sent Events feed.
-import { CheckpointObject, CreateJobRequest, EventObject, IdParams, JobObject, ListOf, ListQuery, MetricsList, MetricsQuery } from '@crucible/domain';
+import {
+  CheckpointObject,
+  CreateJobRequest,
+  EventObject,
+  IdParams,
+  isSettled,
+  isTransientError,
+  JobObject,
+  ListOf,
+  ListQuery,
+  MetricsList,
+  MetricsQuery,
+} from '@crucible/domain';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Deps } from '../deps';
@@ -8,8 +20,7 @@ import {
   createJob,
   eventObject,
   eventsSince,
-  getJobRow,
-  isTerminal,
+  getJob,
   jobMetrics,
   jobObject,
   listCheckpoints,
@@ -34,7 +45,7 @@ export const jobRoutes =
       async (req) => listJobs(deps, req.actor, req.query as { after?: string; limit?: number }),
     );
     app.get('/fine_tuning/jobs/:id', { schema: { operationId: 'retrieveFineTuningJob', tags, params: IdParams, response: { 200: JobObject } } }, async (req) =>
-      jobObject(await getJobRow(deps, req.actor, (req as IdReq).params.id)),
+      jobObject(await getJob(deps, req.actor, (req as IdReq).params.id)),
     );
     for (const [action, fn] of [
       ['cancel', cancelJob],
@@ -65,7 +76,7 @@ export const jobRoutes =
         const id = (req as IdReq).params.id;
         const q = req.query as { after?: string; limit?: number; stream?: boolean };
         if (!q.stream) return listEvents(deps, req.actor, id, q);
-        await getJobRow(deps, req.actor, id);
+        await getJob(deps, req.actor, id);
         reply.hijack();
         const res = reply.raw;
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -75,13 +86,20 @@ export const jobRoutes =
           closed = true;
         });
         while (!closed) {
-          const rows = await eventsSince(deps, req.actor, id, seq);
-          for (const e of rows) {
-            res.write(`data: ${JSON.stringify(eventObject(e))}\n\n`);
-            seq = e.seq;
+          try {
+            const rows = await eventsSince(deps, req.actor, id, seq);
+            for (const e of rows) {
+              res.write(`data: ${JSON.stringify(eventObject(e))}\n\n`);
+              seq = e.seq;
+            }
+            const job = await getJob(deps, req.actor, id);
+            if (isSettled(job.status) && rows.length === 0) break;
+          } catch (err) {
+            // the database went away: keep the stream open and pick up where it was when it is back
+            if (!isTransientError(err)) throw err;
+            res.write(': waiting for the database\n\n');
+            await new Promise((r) => setTimeout(r, 1000));
           }
-          const job = await getJobRow(deps, req.actor, id);
-          if (isTerminal(job.status) && rows.length === 0) break;
           await new Promise((r) => setTimeout(r, 300));
         }
         if (!closed) res.end('data: [DONE]\n\n');

@@ -1,7 +1,7 @@
 // The fine-tuning job resource and its sub-resources (events, checkpoints, metrics), shaped like
 // OpenAI's fine-tuning API, plus Crucible's methods (pretrain, mlm) and full hyperparameters.
 import { type Static, Type } from '@sinclair/typebox';
-import { JOB_STATUSES } from '../job-catalog';
+import { JOB_STATUSES } from '../jobs/state-machine';
 import { Nullable } from './common';
 
 const auto = Type.Literal('auto');

@@ -1,10 +1,12 @@
-// Turns a request's method and hyperparameters into the full set a worker trains with.
-// Values that depend on the data (max_steps from n_epochs, warmup from a ratio) are finished by
-// `finalizeSchedule` once the worker knows how many tokens the dataset has.
+// A job's training spec: the request's method and hyperparameters with every default filled in
+// once, at creation (the defaults are the trainer's, from @crucible/training-config). Values that
+// depend on the data (max_steps from n_epochs, warmup from a ratio) are finished by
+// `finalizeSchedule` once the worker knows how many tokens the dataset has, and `trainConfigFor`
+// is the single mapping from a spec to the trainer's config.
 
-import { isPreset, PRESETS, type PresetName } from '@crucible/trainer/config';
-import { CrucibleError } from './errors';
-import type { Hyperparameters, MethodType } from './schemas/jobs';
+import { TRAINING_DEFAULTS as D, defaultWarmupSteps, isPreset, PRESETS, type PresetName, type TrainConfig } from '@crucible/training-config';
+import { CrucibleError } from '../errors';
+import type { Hyperparameters, MethodType } from '../schemas/jobs';
 
 export interface ResolvedHyperparameters {
   n_epochs: number;
@@ -61,9 +63,9 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   if (block > maxBlock)
     throw new CrucibleError('invalid_hyperparameters', `block_size ${block} exceeds the base model's context of ${maxBlock}`, p('block_size'));
   const mult = hp.learning_rate_multiplier === undefined || hp.learning_rate_multiplier === 'auto' ? 1 : hp.learning_rate_multiplier;
-  const lr = (hp.learning_rate ?? (method === 'supervised' ? 1e-4 : 1e-3)) * mult;
+  const lr = (hp.learning_rate ?? (method === 'supervised' ? D.fineTuneLearningRate : D.learningRate)) * mult;
   if (lr > 1) throw new CrucibleError('invalid_hyperparameters', `learning_rate x multiplier = ${lr} is above 1`, p('learning_rate_multiplier'));
-  const minLr = hp.min_learning_rate ?? lr / 10;
+  const minLr = hp.min_learning_rate ?? lr * D.minLearningRateRatio;
   if (minLr > lr) throw new CrucibleError('invalid_hyperparameters', `min_learning_rate ${minLr} is above the learning rate ${lr}`, p('min_learning_rate'));
   if (method === 'supervised' && hp.tokenizer) {
     throw new CrucibleError('invalid_hyperparameters', 'supervised jobs reuse the base model tokenizer', p('tokenizer'));
@@ -72,27 +74,27 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     throw new CrucibleError('invalid_hyperparameters', `warmup_steps ${hp.warmup_steps} exceeds max_steps ${hp.max_steps}`, p('warmup_steps'));
   }
   return {
-    n_epochs: hp.n_epochs === undefined || hp.n_epochs === 'auto' ? 1 : hp.n_epochs,
-    batch_size: hp.batch_size === undefined || hp.batch_size === 'auto' ? 12 : hp.batch_size,
+    n_epochs: hp.n_epochs === undefined || hp.n_epochs === 'auto' ? D.nEpochs : hp.n_epochs,
+    batch_size: hp.batch_size === undefined || hp.batch_size === 'auto' ? D.batchSize : hp.batch_size,
     learning_rate_multiplier: mult,
     max_steps: hp.max_steps ?? null,
     learning_rate: lr,
     min_learning_rate: minLr,
-    lr_scheduler: hp.lr_scheduler ?? 'cosine',
+    lr_scheduler: hp.lr_scheduler ?? D.lrScheduler,
     warmup_steps: hp.warmup_steps ?? null,
     warmup_ratio: hp.warmup_ratio ?? null,
-    optimizer: hp.optimizer ?? 'adamw',
-    weight_decay: hp.weight_decay ?? 0.1,
-    beta1: hp.beta1 ?? 0.9,
-    beta2: hp.beta2 ?? 0.99,
-    max_grad_norm: hp.max_grad_norm ?? 1,
-    gradient_accumulation_steps: hp.gradient_accumulation_steps ?? 1,
+    optimizer: hp.optimizer ?? D.optimizer.kind,
+    weight_decay: hp.weight_decay ?? D.optimizer.weightDecay,
+    beta1: hp.beta1 ?? D.optimizer.beta1,
+    beta2: hp.beta2 ?? D.optimizer.beta2,
+    max_grad_norm: hp.max_grad_norm ?? D.maxGradNorm,
+    gradient_accumulation_steps: hp.gradient_accumulation_steps ?? D.gradAccumSteps,
     block_size: block,
-    dropout: hp.dropout ?? 0,
-    eval_interval: hp.eval_interval ?? 250,
-    eval_batches: hp.eval_batches ?? 20,
-    checkpoint_interval: hp.checkpoint_interval ?? 0,
-    log_interval: hp.log_interval ?? 10,
+    dropout: hp.dropout ?? D.dropout,
+    eval_interval: hp.eval_interval ?? D.evalInterval,
+    eval_batches: hp.eval_batches ?? D.evalBatches,
+    checkpoint_interval: hp.checkpoint_interval ?? D.checkpointInterval,
+    log_interval: hp.log_interval ?? D.logInterval,
     tokenizer: method === 'supervised' ? { type: 'inherited' } : (hp.tokenizer ?? { type: 'char' }),
   };
 }
@@ -101,8 +103,34 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
 export function finalizeSchedule(h: ResolvedHyperparameters, trainTokens: number): { maxSteps: number; warmupSteps: number } {
   const perStep = h.batch_size * h.block_size * h.gradient_accumulation_steps;
   const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainTokens) / perStep));
-  const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : Math.min(100, Math.floor(maxSteps / 10)));
+  const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : defaultWarmupSteps(maxSteps));
   return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
+}
+
+/** The trainer's config for a job: the one mapping from a resolved spec to TrainConfig. */
+export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, schedule: { maxSteps: number; warmupSteps: number }, seed: number): TrainConfig {
+  return {
+    objective: method === 'mlm' ? 'mlm' : 'causal',
+    maxSteps: schedule.maxSteps,
+    batchSize: h.batch_size,
+    seqLen: h.block_size,
+    gradAccumSteps: h.gradient_accumulation_steps,
+    maxGradNorm: h.max_grad_norm,
+    evalInterval: h.eval_interval,
+    evalBatches: h.eval_batches,
+    logInterval: h.log_interval,
+    checkpointInterval: h.checkpoint_interval,
+    seed,
+    mlmProbability: D.mlmProbability,
+    schedule: {
+      kind: h.lr_scheduler,
+      lr: h.learning_rate,
+      minLr: h.min_learning_rate,
+      warmupSteps: schedule.warmupSteps,
+      decaySteps: schedule.maxSteps,
+    },
+    optimizer: { kind: h.optimizer, beta1: h.beta1, beta2: h.beta2, eps: D.optimizer.eps, weightDecay: h.weight_decay },
+  };
 }
 
 export type { PresetName };

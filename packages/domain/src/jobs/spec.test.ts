@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CrucibleError } from './errors';
-import { finalizeSchedule, resolveHyperparameters } from './hyperparameters';
+import { CrucibleError } from '../errors';
+import { finalizeSchedule, resolveHyperparameters } from './spec';
 
 describe('resolveHyperparameters', () => {
   it('fills in every default for a pretraining job', () => {

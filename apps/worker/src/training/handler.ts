@@ -1,0 +1,419 @@
+// One run of a fine-tuning job, as named steps:
+//   take the job       claim the queued attempt (a lease) and start heart-beating
+//   read the datasets  the training (and validation) file texts
+//   starting point     the latest checkpoint, the base model (supervised), or a new tokenizer
+//   prepare            encode the data, finish the schedule, build or restore the trainer
+//   train              metrics, events and checkpoints as it goes
+//   settle             publish the model, or stop cleanly (cancel, pause, shutdown), or fail
+// Every I/O call is retried in place while its dependency is unreachable (up to
+// TRANSIENT_RETRY_MS), so an outage pauses training rather than losing it; only errors of the job
+// itself (bad data, a config that does not fit) fail it. Every tensor is freed on every path.
+import { randomUUID } from 'node:crypto';
+import type { Store } from '@crucible/db';
+import {
+  CrucibleError,
+  type FileFormat,
+  type FileRecord,
+  finalizeSchedule,
+  fineTunedModelName,
+  isPreset,
+  isTransientError,
+  type JobFailure,
+  type JobRecord,
+  retryTransient,
+  ServiceUnavailableError,
+  type TrainingPayload,
+  trainConfigFor,
+} from '@crucible/domain';
+import { dispatchTraining, type TrainingQueue } from '@crucible/queue';
+import { keys, type Storage } from '@crucible/storage';
+import {
+  backendChoice,
+  type DecodedCheckpoint,
+  decodeCheckpoint,
+  type EvalMetrics,
+  exportModel,
+  modelConfig,
+  type Tokenizer,
+  type TrainData,
+  Trainer,
+  type TrainResult,
+  Transformer,
+  trainTokenizer,
+} from '@crucible/trainer';
+import { UnrecoverableError } from 'bullmq';
+import type { WorkerConfig } from '../config';
+import type { JobControl, StopReason } from '../control';
+import { documentsText, encodeDataset, splitStream, type TokenStream } from '../dataset';
+import { Heartbeat } from './heartbeat';
+import { Owned } from './owned';
+
+export interface TrainDeps {
+  store: Store;
+  storage: Storage;
+  control: JobControl;
+  queue: TrainingQueue;
+  cfg: WorkerConfig;
+  log: (msg: string) => void;
+}
+
+/** A problem of the job's own data or config: the job fails, without retries. */
+class JobInputError extends CrucibleError {}
+
+interface Dataset {
+  file: FileRecord;
+  text: string;
+}
+
+type StartingPoint =
+  | { kind: 'checkpoint'; ck: DecodedCheckpoint; step: number }
+  | { kind: 'base'; model: Transformer; tokenizer: Tokenizer }
+  | { kind: 'scratch'; tokenizer: Tokenizer };
+
+/** Entry point for one queue entry (one attempt of a job). */
+export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progress: (pct: number) => Promise<void>): Promise<void> {
+  const job = await deps.store.jobs.get(p.projectId, p.jobId);
+  if (!job || job.attempt !== p.attempt) return; // deleted, or an entry of an earlier attempt
+  if (job.status === 'validating_files' || job.status === 'running') {
+    // This attempt was started before and its run stopped (a worker died or gave up during an
+    // outage). If no live worker holds it, a new attempt resumes it from its latest checkpoint.
+    const silent = Date.now() - (job.heartbeatAt ?? job.updatedAt).getTime();
+    if (silent < deps.cfg.jobs.deadAfterMs) return; // a live worker still holds it
+    const moved = await deps.store.jobs.requeue(job.projectId, job.id, job.attempt, {
+      message: 'Worker lost; queued again to resume from the latest checkpoint',
+      level: 'warn',
+      data: { reason: 'worker_lost' },
+    });
+    if (moved) await dispatchTraining(deps.queue, moved);
+    return;
+  }
+  const leaseId = `${deps.cfg.workerName}/${randomUUID().slice(0, 8)}`;
+  const claimed = await deps.store.jobs.claim(job.projectId, job.id, job.attempt, leaseId);
+  if (!claimed) return; // cancelled or paused meanwhile
+  await new TrainingRun(deps, claimed, leaseId, progress).execute();
+}
+
+class TrainingRun {
+  private readonly owned = new Owned();
+  private readonly ctl: AbortController;
+  private heartbeat: Heartbeat | undefined;
+  private step = 0;
+  private lastTrainLoss: number | undefined;
+  private lastEval: EvalMetrics | undefined;
+
+  constructor(
+    private readonly deps: TrainDeps,
+    private readonly job: JobRecord,
+    private readonly leaseId: string,
+    private readonly progress: (pct: number) => Promise<void>,
+  ) {
+    this.ctl = deps.control.register(job.id);
+  }
+
+  async execute(): Promise<void> {
+    this.heartbeat = new Heartbeat(this.deps.store, this.job, this.leaseId, this.deps.cfg.jobs.heartbeatMs, (reason) => this.ctl.abort(reason));
+    try {
+      await this.event(this.job.attempt > 0 || this.job.startedAt ? `Validating training file (attempt ${this.job.attempt + 1})` : 'Validating training file');
+      const datasets = await this.readDatasets();
+      const start = await this.startingPoint(datasets.train);
+      const trainer = await this.prepare(start, datasets);
+      if (!(await this.markRunning(trainer, start))) return;
+      const result = await this.train(trainer);
+      await this.settle(trainer, result);
+    } catch (err) {
+      await this.fail(err);
+    } finally {
+      await this.heartbeat.stop();
+      this.deps.control.release(this.job.id);
+      this.owned.disposeAll();
+    }
+  }
+
+  // ── steps ─────────────────────────────────────────────────────────────────────────────────
+
+  private async readDatasets(): Promise<{ train: Dataset; val?: Dataset }> {
+    const read = async (id: string, param: string): Promise<Dataset> => {
+      const file = await this.io(() => this.deps.store.files.get(this.job.projectId, id));
+      if (!file) throw new JobInputError('invalid_file', `${param} ${id} no longer exists`, param);
+      return { file, text: (await this.io(() => this.deps.storage.get(file.storageKey))).toString('utf8') };
+    };
+    const train = await read(this.job.trainingFileId, 'training_file');
+    const val = this.job.validationFileId ? await read(this.job.validationFileId, 'validation_file') : undefined;
+    return { train, val };
+  }
+
+  /** Where training starts: the latest checkpoint, else the base model (supervised), else scratch. */
+  private async startingPoint(train: Dataset): Promise<StartingPoint> {
+    const { store, storage } = this.deps;
+    const latest = await this.io(() => store.jobs.latestCheckpoint(this.job.projectId, this.job.id));
+    if (latest) {
+      const ck = decodeCheckpoint(await this.io(() => storage.get(latest.storageKey)));
+      this.owned.add(ck.model);
+      return { kind: 'checkpoint', ck, step: latest.step };
+    }
+    const hp = this.job.hyperparameters;
+    if (this.job.method === 'supervised') {
+      const m = await this.io(() => store.models.get(this.job.projectId, this.job.model));
+      if (!m) throw new JobInputError('model_not_found', `base model ${this.job.model} no longer exists`, 'model');
+      const base = decodeCheckpoint(await this.io(() => storage.get(m.storageKey)));
+      this.owned.add(base.model);
+      const config = { ...base.modelConfig, dropout: hp.dropout }; // same weights, this job's dropout
+      const weights = new Map([...base.model.params].map(([n, v]) => [n, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+      this.owned.drop(base.model);
+      const tokenizer = base.tokenizer;
+      return { kind: 'base', model: this.owned.add(Transformer.fromWeights(config, weights)), tokenizer };
+    }
+    const corpus = documentsText(train.text, train.file.format);
+    const tokenizer = trainTokenizer(corpus, hp.tokenizer.type === 'bpe' ? { type: 'bpe', vocabSize: hp.tokenizer.vocab_size } : { type: 'char' });
+    return { kind: 'scratch', tokenizer };
+  }
+
+  private async prepare(start: StartingPoint, datasets: { train: Dataset; val?: Dataset }): Promise<Trainer> {
+    const hp = this.job.hyperparameters;
+    const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
+    const encode = (d: Dataset, param: string): TokenStream => {
+      try {
+        return encodeDataset(d.text, d.file.format as FileFormat, tokenizer);
+      } catch (err) {
+        throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
+      }
+    };
+    const all = encode(datasets.train, 'training_file');
+    const split = datasets.val ? { train: all, val: encode(datasets.val, 'validation_file') } : splitStream(all);
+    const T = hp.block_size;
+    for (const [name, s] of [
+      ['training', split.train],
+      ['validation', split.val],
+    ] as const) {
+      if (s.tokens.length < T + 1) {
+        throw new JobInputError(
+          'invalid_file',
+          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ' (validation is the last 10% of the training file)'}`,
+          name === 'training' ? 'training_file' : 'validation_file',
+        );
+      }
+    }
+    const schedule = finalizeSchedule(hp, split.train.tokens.length);
+    const data: TrainData = { train: split.train.tokens, val: split.val.tokens, trainWeights: split.train.weights, valWeights: split.val.weights };
+    let trainer: Trainer;
+    try {
+      if (start.kind === 'checkpoint') {
+        trainer = Trainer.fromCheckpoint(start.ck, data); // takes over the checkpoint's model
+        trainer.config.maxSteps = schedule.maxSteps;
+      } else {
+        const model =
+          start.kind === 'base'
+            ? start.model
+            : this.owned.add(
+                Transformer.create(
+                  modelConfig(isPreset(this.job.model) ? this.job.model : 'gpt-nano', tokenizer.vocabSize, { blockSize: T, dropout: hp.dropout }),
+                  this.job.seed,
+                ),
+              );
+        trainer = new Trainer(model, tokenizer, trainConfigFor(hp, this.job.method, schedule, this.job.seed), data);
+      }
+    } catch (err) {
+      if (err instanceof RangeError) throw new JobInputError('invalid_hyperparameters', err.message, 'hyperparameters');
+      throw err;
+    }
+    this.owned.add({ dispose: () => trainer.dispose() });
+    this.step = trainer.step;
+    return trainer;
+  }
+
+  private async markRunning(trainer: Trainer, start: StartingPoint): Promise<boolean> {
+    const { store } = this.deps;
+    const maxSteps = trainer.config.maxSteps;
+    const choice = backendChoice();
+    const backend = choice ? `${choice.name}${choice.matmul === 'openblas' ? '+openblas' : ''}` : 'unknown';
+    const vocab = trainer.tokenizer.vocabSize;
+    const running = await this.io(() =>
+      store.jobs.transition(this.job.projectId, this.job.id, 'running', {
+        leaseId: this.leaseId,
+        set: {
+          hyperparameters: { ...this.job.hyperparameters, max_steps: maxSteps, warmup_steps: trainer.config.schedule.warmupSteps, vocab_size: vocab },
+          backend,
+          startedAt: this.job.startedAt ?? new Date(),
+        },
+      }),
+    );
+    if (!running) return false;
+    if (start.kind === 'checkpoint') {
+      // the steps after the checkpoint are redone: their earlier metrics and metric events go
+      const gone = await this.io(() => store.jobs.discardAfterStep(this.job.projectId, this.job.id, start.step));
+      const redone = Math.max(0, gone.lastStep - start.step);
+      await this.event(`Resumed training at step ${start.step} of ${maxSteps} on ${backend} (${redone} steps to redo)`, {
+        data: { resume_step: start.step, steps_redone: redone, attempt: this.job.attempt + 1, backend },
+      });
+    } else {
+      await this.event(
+        `Fine-tuning job started: ${trainer.model.numParams().toLocaleString('en')} parameters, ${maxSteps} steps, ${trainer.config.batchSize * trainer.config.seqLen} tokens per micro-batch, backend ${backend}`,
+        { data: { backend, max_steps: maxSteps, vocab_size: vocab } },
+      );
+    }
+    this.deps.log(`job ${this.job.id}: training on ${backend} from step ${trainer.step} of ${maxSteps}`);
+    return true;
+  }
+
+  private async train(trainer: Trainer): Promise<TrainResult> {
+    const { store } = this.deps;
+    const { projectId, id } = this.job;
+    const maxSteps = trainer.config.maxSteps;
+    const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
+    return trainer.run(
+      {
+        onStep: async (m) => {
+          this.step = m.step;
+          this.lastTrainLoss = m.loss;
+          await this.io(() =>
+            store.jobs.recordMetric(projectId, id, m.step, { trainLoss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSec: m.tokensPerSec }),
+          );
+          await this.event(`Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, {
+            type: 'metrics',
+            data: { step: m.step, train_loss: m.loss, learning_rate: m.lr, grad_norm: m.gradNorm, tokens_per_second: m.tokensPerSec, total_steps: maxSteps },
+          });
+          await this.io(() => store.jobs.recordProgress(projectId, id, this.leaseId, m.step * tokensPerStep));
+          this.progress(Math.round((100 * m.step) / maxSteps)).catch(() => {}); // queue bookkeeping only
+        },
+        onEval: async (e) => {
+          this.lastEval = e;
+          await this.io(() => store.jobs.recordMetric(projectId, id, e.step, { validLoss: e.loss, validAcc: e.accuracy }));
+          await this.event(
+            `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%`,
+            { type: 'metrics', data: { step: e.step, valid_loss: e.loss, valid_perplexity: e.perplexity, valid_mean_token_accuracy: e.accuracy } },
+          );
+        },
+        onCheckpoint: (step, bytes) => this.saveCheckpoint(step, bytes()),
+      },
+      this.ctl.signal,
+    );
+  }
+
+  private async settle(trainer: Trainer, result: TrainResult): Promise<void> {
+    if (result.status === 'completed') return this.publish(trainer, result);
+    const reason = this.ctl.signal.reason as StopReason;
+    if (reason === 'superseded') {
+      this.deps.log(`job ${this.job.id}: another worker took over at step ${result.step}`);
+      return;
+    }
+    if (reason === 'cancel') return this.event(`Training stopped at step ${result.step}`);
+    // pause or shutdown: keep the full training state to resume from
+    await this.saveCheckpoint(result.step, trainer.checkpoint());
+    if (reason === 'pause') return this.event(`Paused at step ${result.step}; resume continues from here`);
+    const moved = await this.io(() =>
+      this.deps.store.jobs.requeue(this.job.projectId, this.job.id, this.job.attempt, {
+        message: `Worker shutting down at step ${result.step}; the job continues on another worker`,
+        level: 'warn',
+        data: { reason: 'worker_shutdown', resume_step: result.step },
+      }),
+    );
+    if (moved) await dispatchTraining(this.deps.queue, moved).catch(() => {}); // else the reconciler dispatches it
+  }
+
+  private async publish(trainer: Trainer, result: TrainResult): Promise<void> {
+    const { store, storage } = this.deps;
+    const { projectId, id } = this.job;
+    const modelId = fineTunedModelName(this.job.model, this.job.suffix, id);
+    const prefix = keys.modelPrefix(projectId, modelId);
+    for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer))) await this.io(() => storage.put(prefix + name, bytes));
+    const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
+    // success and the model record are one transaction: a job cancelled at the last step gets
+    // neither (and its objects are removed); a succeeded job always has its model
+    const done = await this.io(() =>
+      store.jobs.succeed(
+        projectId,
+        id,
+        this.leaseId,
+        {
+          id: modelId,
+          baseModel: this.job.model,
+          arch: trainer.model.config.arch,
+          config: { ...trainer.model.config },
+          storageKey: keys.model(projectId, modelId),
+        },
+        { trainedTokens: result.step * tokensPerStep },
+      ),
+    );
+    if (!done) {
+      await this.io(() => storage.deletePrefix(prefix));
+      return;
+    }
+    await this.event(`New fine-tuned model created: ${modelId}`, { data: { model: modelId } });
+    await this.event('The job has successfully completed', { data: { valid_loss: result.lastEval?.loss ?? null } });
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    const { store } = this.deps;
+    const { projectId, id } = this.job;
+    if (isTransientError(err)) {
+      // an outage outlasted the in-place retries: resume later from the latest checkpoint
+      const dep = err instanceof ServiceUnavailableError ? err.dependency : 'infrastructure';
+      this.deps.log(`job ${id}: ${dep} unreachable for too long at step ${this.step}: ${(err as Error).message}`);
+      const moved = await store.jobs
+        .requeue(projectId, id, this.job.attempt, {
+          message: `The ${dep} was unreachable for too long at step ${this.step}; queued again to resume from the latest checkpoint`,
+          level: 'warn',
+          data: { reason: 'dependency_unavailable', dependency: dep },
+        })
+        .catch(() => null);
+      if (moved) await dispatchTraining(this.deps.queue, moved).catch(() => {});
+      throw new Error(`${dep} unavailable`); // BullMQ may retry; the reconciler recovers the job either way
+    }
+    const failure: JobFailure =
+      err instanceof JobInputError
+        ? { code: err.code === 'invalid_file' ? 'invalid_training_file' : err.code, message: err.message, param: err.param }
+        : err instanceof CrucibleError
+          ? { code: err.code, message: err.message, param: err.param }
+          : { code: 'internal_error', message: `training failed: ${(err as Error).message}`, param: null };
+    this.deps.log(`job ${id} failed: ${(err as Error).stack ?? failure.message}`);
+    await this.io(() =>
+      store.jobs.transition(projectId, id, 'failed', {
+        set: { error: failure, finishedAt: new Date() },
+        event: { message: `Job failed: ${failure.message}`, level: 'error', data: { code: failure.code, param: failure.param } },
+      }),
+    ).catch(() => {});
+    throw new UnrecoverableError(failure.message);
+  }
+
+  // ── helpers ───────────────────────────────────────────────────────────────────────────────
+
+  private async saveCheckpoint(step: number, bytes: Uint8Array): Promise<void> {
+    const { store, storage, cfg } = this.deps;
+    const { projectId, id } = this.job;
+    const key = keys.checkpoint(projectId, id, step);
+    await this.io(() => storage.put(key, bytes));
+    await this.io(() =>
+      store.jobs.saveCheckpoint(projectId, id, step, key, {
+        step,
+        train_loss: this.lastTrainLoss ?? null,
+        valid_loss: this.lastEval?.loss ?? null,
+        valid_mean_token_accuracy: this.lastEval?.accuracy ?? null,
+      }),
+    );
+    for (const old of await this.io(() => store.jobs.checkpointsBeyond(projectId, id, cfg.keepCheckpoints))) {
+      await this.io(() => store.jobs.deleteCheckpoint(projectId, old.id));
+      await this.io(() => storage.delete(old.storageKey));
+    }
+    await this.event(`Checkpoint saved at step ${step}`, { data: { step } });
+  }
+
+  private event(message: string, opts: Parameters<Store['jobs']['addEvent']>[3] = {}): Promise<void> {
+    return this.io(() => this.deps.store.jobs.addEvent(this.job.projectId, this.job.id, message, opts));
+  }
+
+  /** Retries while a dependency is unreachable, keeping the run's place; logs once per outage. */
+  private io<T>(fn: () => Promise<T>): Promise<T> {
+    let logged = false;
+    return retryTransient(fn, {
+      deadlineMs: this.deps.cfg.transientRetryMs,
+      initialDelayMs: 200,
+      maxDelayMs: 2000,
+      onRetry: (err) => {
+        if (logged) return;
+        logged = true;
+        const dep = err instanceof ServiceUnavailableError ? err.dependency : 'a dependency';
+        this.deps.log(`job ${this.job.id}: ${dep} unreachable at step ${this.step}; retrying`);
+      },
+    });
+  }
+}

@@ -1,0 +1,415 @@
+// Fine-tuning jobs and what they record: status changes (only those the state machine allows,
+// checked here and nowhere else), events, checkpoints and metrics. Every query is scoped by
+// project; worker writes are fenced by the attempt and lease they hold, so a worker that was
+// presumed dead can never overwrite what its replacement did.
+import {
+  allowedSources,
+  type CheckpointRecord,
+  checkpointId,
+  DISPATCHED_STATUSES,
+  ID_PREFIX,
+  type JobEventRecord,
+  type JobFailure,
+  type JobRecord,
+  type JobStatus,
+  type MethodType,
+  type MetricRecord,
+  type MetricValues,
+  type NewJobEvent,
+  newId,
+  type RecordPage,
+  type StoredHyperparameters,
+  WORKING_STATUSES,
+} from '@crucible/domain';
+import { type JobCheckpoint as CheckpointRow, type JobEvent as EventRow, type Job as JobRow, Prisma, type PrismaClient } from '../../generated/client';
+import { pageOf, Repository } from './base';
+
+type Tx = Omit<PrismaClient, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
+
+function jobRecord(j: JobRow): JobRecord {
+  return {
+    id: j.id,
+    projectId: j.projectId,
+    model: j.model,
+    method: j.methodType as MethodType,
+    hyperparameters: j.hyperparameters as unknown as StoredHyperparameters,
+    trainingFileId: j.trainingFileId,
+    validationFileId: j.validationFileId,
+    status: j.status as JobStatus,
+    seed: j.seed,
+    suffix: j.suffix,
+    metadata: (j.metadata as Record<string, string> | null) ?? null,
+    error: (j.error as unknown as JobFailure | null) ?? null,
+    fineTunedModel: j.fineTunedModel,
+    trainedTokens: j.trainedTokens,
+    backend: j.backend,
+    attempt: j.attempt,
+    leaseId: j.leaseId,
+    heartbeatAt: j.heartbeatAt,
+    createdAt: j.createdAt,
+    updatedAt: j.updatedAt,
+    startedAt: j.startedAt,
+    finishedAt: j.finishedAt,
+  };
+}
+
+function eventRecord(e: EventRow): JobEventRecord {
+  return {
+    id: e.id,
+    seq: e.seq,
+    jobId: e.jobId,
+    level: e.level as JobEventRecord['level'],
+    type: e.type as JobEventRecord['type'],
+    message: e.message,
+    data: (e.data as Record<string, unknown> | null) ?? null,
+    createdAt: e.createdAt,
+  };
+}
+
+function checkpointRecord(c: CheckpointRow): CheckpointRecord {
+  return { id: c.id, jobId: c.jobId, step: c.step, storageKey: c.storageKey, metrics: c.metrics as Record<string, number | null>, createdAt: c.createdAt };
+}
+
+export interface NewJob {
+  id: string;
+  projectId: string;
+  model: string;
+  method: MethodType;
+  hyperparameters: StoredHyperparameters;
+  trainingFileId: string;
+  validationFileId: string | null;
+  seed: number;
+  suffix: string | null;
+  metadata: Record<string, string> | null;
+}
+
+/** Fields a status change may set besides the status. */
+export interface JobChanges {
+  error?: JobFailure | null;
+  startedAt?: Date;
+  finishedAt?: Date | null;
+  backend?: string;
+  hyperparameters?: StoredHyperparameters;
+  trainedTokens?: number;
+  fineTunedModel?: string;
+}
+
+export interface TransitionOptions {
+  /** Narrow the allowed sources further (e.g. pause only what is not yet paused). */
+  from?: readonly JobStatus[];
+  /** Only if the job is still at this attempt. */
+  attempt?: number;
+  /** Only if this worker run still holds the job. */
+  leaseId?: string;
+  set?: JobChanges;
+  /** Recorded in the same transaction when the transition happens. */
+  event?: { message: string } & NewJobEvent;
+}
+
+export interface NewModel {
+  id: string;
+  baseModel: string;
+  arch: 'gpt' | 'bert';
+  config: Record<string, unknown>;
+  storageKey: string;
+}
+
+function changes(set: JobChanges = {}): Prisma.JobUpdateManyMutationInput {
+  const { error, hyperparameters, ...rest } = set;
+  return {
+    ...rest,
+    ...(error !== undefined ? { error: error === null ? Prisma.DbNull : (error as unknown as Prisma.InputJsonValue) } : {}),
+    ...(hyperparameters !== undefined ? { hyperparameters: hyperparameters as unknown as Prisma.InputJsonValue } : {}),
+  };
+}
+
+async function insertEvent(tx: Tx, projectId: string, jobId: string, message: string, opts: NewJobEvent = {}): Promise<void> {
+  await tx.jobEvent.create({
+    data: {
+      id: newId(ID_PREFIX.event),
+      projectId,
+      jobId,
+      level: opts.level ?? 'info',
+      type: opts.type ?? 'message',
+      message,
+      data: opts.data as Prisma.InputJsonValue | undefined,
+    },
+  });
+}
+
+export class JobRepository extends Repository {
+  async create(j: NewJob): Promise<JobRecord> {
+    const row = await this.run((db) =>
+      db.job.create({
+        data: {
+          id: j.id,
+          projectId: j.projectId,
+          model: j.model,
+          methodType: j.method,
+          hyperparameters: j.hyperparameters as unknown as Prisma.InputJsonValue,
+          trainingFileId: j.trainingFileId,
+          validationFileId: j.validationFileId,
+          status: 'queued',
+          seed: j.seed,
+          suffix: j.suffix,
+          metadata: (j.metadata ?? undefined) as Prisma.InputJsonValue | undefined,
+          events: {
+            create: { id: newId(ID_PREFIX.event), projectId: j.projectId, level: 'info', type: 'message', message: `Created fine-tuning job: ${j.id}` },
+          },
+        },
+      }),
+    );
+    return jobRecord(row);
+  }
+
+  async get(projectId: string, id: string): Promise<JobRecord | null> {
+    const j = await this.run((db) => db.job.findFirst({ where: { id, projectId } }));
+    return j ? jobRecord(j) : null;
+  }
+
+  async list(projectId: string, q: { after?: string; limit: number }): Promise<RecordPage<JobRecord>> {
+    const rows = await this.run((db) =>
+      db.job.findMany({
+        where: { projectId },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        cursor: q.after ? { id: q.after } : undefined,
+        skip: q.after ? 1 : 0,
+        take: q.limit + 1,
+      }),
+    );
+    return pageOf(rows.map(jobRecord), q.limit);
+  }
+
+  /**
+   * Moves the job to `to` if the state machine allows it from the status it is in (and the
+   * fences hold). Returns the updated job, or null when the move was refused.
+   */
+  async transition(projectId: string, id: string, to: JobStatus, opts: TransitionOptions = {}): Promise<JobRecord | null> {
+    const from = allowedSources(to, opts.from);
+    if (from.length === 0) return null;
+    const leaving = to === 'queued' || to === 'paused' || to === 'succeeded' || to === 'failed' || to === 'cancelled';
+    return this.run((db) =>
+      db.$transaction(async (tx) => {
+        const moved = await tx.job.updateMany({
+          where: {
+            id,
+            projectId,
+            status: { in: from },
+            ...(opts.attempt !== undefined ? { attempt: opts.attempt } : {}),
+            ...(opts.leaseId ? { leaseId: opts.leaseId } : {}),
+          },
+          data: { status: to, ...changes(opts.set), ...(leaving ? { leaseId: null, heartbeatAt: null } : {}) },
+        });
+        if (moved.count === 0) return null;
+        if (opts.event) await insertEvent(tx, projectId, id, opts.event.message, opts.event);
+        return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
+      }),
+    );
+  }
+
+  /** A worker run takes a queued job at `attempt`: validating_files, with its lease and a first heartbeat. */
+  async claim(projectId: string, id: string, attempt: number, leaseId: string): Promise<JobRecord | null> {
+    return this.run((db) =>
+      db.$transaction(async (tx) => {
+        const moved = await tx.job.updateMany({
+          where: { id, projectId, attempt, status: { in: allowedSources('validating_files', ['queued']) } },
+          data: { status: 'validating_files', leaseId, heartbeatAt: new Date() },
+        });
+        return moved.count === 1 ? jobRecord(await tx.job.findUniqueOrThrow({ where: { id } })) : null;
+      }),
+    );
+  }
+
+  /**
+   * Puts an unfinished job back on the queue as a new attempt (its worker was lost, shut down, or
+   * its queue entry vanished). Returns the job at its new attempt, or null if it moved meanwhile.
+   */
+  async requeue(projectId: string, id: string, attempt: number, event: { message: string } & NewJobEvent): Promise<JobRecord | null> {
+    return this.run((db) =>
+      db.$transaction(async (tx) => {
+        const moved = await tx.job.updateMany({
+          where: { id, projectId, attempt, status: { in: DISPATCHED_STATUSES as JobStatus[] } },
+          data: { status: 'queued', attempt: { increment: 1 }, leaseId: null, heartbeatAt: null },
+        });
+        if (moved.count === 0) return null;
+        await insertEvent(tx, projectId, id, event.message, event);
+        return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
+      }),
+    );
+  }
+
+  /** Resume of a paused job: queued again at a new attempt. */
+  async resume(projectId: string, id: string): Promise<JobRecord | null> {
+    return this.run((db) =>
+      db.$transaction(async (tx) => {
+        const moved = await tx.job.updateMany({
+          where: { id, projectId, status: { in: allowedSources('queued', ['paused']) } },
+          data: { status: 'queued', attempt: { increment: 1 } },
+        });
+        if (moved.count === 0) return null;
+        await insertEvent(tx, projectId, id, 'Job resumed');
+        return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
+      }),
+    );
+  }
+
+  /**
+   * The worker run's heartbeat. `held: false` means the lease is gone (the job was cancelled,
+   * paused, or given to another worker); `status` says which.
+   */
+  async heartbeat(projectId: string, id: string, leaseId: string): Promise<{ held: boolean; status: JobStatus | null }> {
+    return this.run(async (db) => {
+      const r = await db.job.updateMany({
+        where: { id, projectId, leaseId, status: { in: WORKING_STATUSES as JobStatus[] } },
+        data: { heartbeatAt: new Date() },
+      });
+      if (r.count === 1) return { held: true, status: null };
+      const j = await db.job.findFirst({ where: { id, projectId }, select: { status: true } });
+      return { held: false, status: (j?.status as JobStatus | undefined) ?? null };
+    });
+  }
+
+  /** Progress of the run holding the lease. */
+  async recordProgress(projectId: string, id: string, leaseId: string, trainedTokens: number): Promise<void> {
+    await this.run((db) => db.job.updateMany({ where: { id, projectId, leaseId }, data: { trainedTokens } }));
+  }
+
+  /** Success and the model record in one transaction: a job never succeeds without its model. */
+  async succeed(projectId: string, id: string, leaseId: string, model: NewModel, set: JobChanges): Promise<boolean> {
+    return this.run((db) =>
+      db.$transaction(async (tx) => {
+        const moved = await tx.job.updateMany({
+          where: { id, projectId, leaseId, status: { in: allowedSources('succeeded') } },
+          data: { status: 'succeeded', fineTunedModel: model.id, finishedAt: new Date(), leaseId: null, heartbeatAt: null, ...changes(set) },
+        });
+        if (moved.count === 0) return false;
+        await tx.model.upsert({
+          where: { id: model.id },
+          create: { ...model, projectId, jobId: id, config: model.config as Prisma.InputJsonValue },
+          update: {},
+        });
+        return true;
+      }),
+    );
+  }
+
+  /** Jobs a worker should be on (queued, validating_files, running), across projects: the reconciler's view. */
+  async dispatched(): Promise<JobRecord[]> {
+    return (await this.run((db) => db.job.findMany({ where: { status: { in: DISPATCHED_STATUSES as JobStatus[] } }, orderBy: { createdAt: 'asc' } }))).map(
+      jobRecord,
+    );
+  }
+
+  // ── events ────────────────────────────────────────────────────────────────────────────────
+
+  async addEvent(projectId: string, jobId: string, message: string, opts: NewJobEvent = {}): Promise<void> {
+    await this.run((db) => insertEvent(db, projectId, jobId, message, opts));
+  }
+
+  /** Newest first; `after` is the id of the last event of the previous page. Null: no such event. */
+  async listEvents(projectId: string, jobId: string, q: { after?: string; limit: number }): Promise<RecordPage<JobEventRecord> | null> {
+    return this.run(async (db) => {
+      let before: bigint | undefined;
+      if (q.after) {
+        const e = await db.jobEvent.findFirst({ where: { id: q.after, jobId, projectId } });
+        if (!e) return null;
+        before = e.seq;
+      }
+      const rows = await db.jobEvent.findMany({
+        where: { jobId, projectId, ...(before !== undefined ? { seq: { lt: before } } : {}) },
+        orderBy: { seq: 'desc' },
+        take: q.limit + 1,
+      });
+      return pageOf(rows.map(eventRecord), q.limit);
+    });
+  }
+
+  /** Events after `seq`, oldest first (the live stream). */
+  async eventsSince(projectId: string, jobId: string, seq: bigint, take = 500): Promise<JobEventRecord[]> {
+    const rows = await this.run((db) => db.jobEvent.findMany({ where: { jobId, projectId, seq: { gt: seq } }, orderBy: { seq: 'asc' }, take }));
+    return rows.map(eventRecord);
+  }
+
+  // ── checkpoints ───────────────────────────────────────────────────────────────────────────
+
+  async saveCheckpoint(projectId: string, jobId: string, step: number, storageKey: string, metrics: Record<string, number | null>): Promise<CheckpointRecord> {
+    const c = await this.run((db) =>
+      db.jobCheckpoint.upsert({
+        where: { jobId_step: { jobId, step } },
+        create: { id: checkpointId(jobId, step), projectId, jobId, step, storageKey, metrics },
+        update: { storageKey, metrics },
+      }),
+    );
+    return checkpointRecord(c);
+  }
+
+  async latestCheckpoint(projectId: string, jobId: string): Promise<CheckpointRecord | null> {
+    const c = await this.run((db) => db.jobCheckpoint.findFirst({ where: { jobId, projectId }, orderBy: { step: 'desc' } }));
+    return c ? checkpointRecord(c) : null;
+  }
+
+  /** Highest step first; null when `after` names no checkpoint of the job. */
+  async listCheckpoints(projectId: string, jobId: string, q: { after?: string; limit: number }): Promise<RecordPage<CheckpointRecord> | null> {
+    return this.run(async (db) => {
+      if (q.after && !(await db.jobCheckpoint.findFirst({ where: { id: q.after, jobId, projectId } }))) return null;
+      const rows = await db.jobCheckpoint.findMany({
+        where: { jobId, projectId },
+        orderBy: [{ step: 'desc' }],
+        cursor: q.after ? { id: q.after } : undefined,
+        skip: q.after ? 1 : 0,
+        take: q.limit + 1,
+      });
+      return pageOf(rows.map(checkpointRecord), q.limit);
+    });
+  }
+
+  /** Checkpoints older than the newest `keep` (for retention). */
+  async checkpointsBeyond(projectId: string, jobId: string, keep: number): Promise<CheckpointRecord[]> {
+    const rows = await this.run((db) => db.jobCheckpoint.findMany({ where: { jobId, projectId }, orderBy: { step: 'desc' }, skip: keep }));
+    return rows.map(checkpointRecord);
+  }
+
+  async deleteCheckpoint(projectId: string, id: string): Promise<void> {
+    await this.run((db) => db.jobCheckpoint.deleteMany({ where: { id, projectId } }));
+  }
+
+  // ── metrics ───────────────────────────────────────────────────────────────────────────────
+
+  /** One step's values; writing a step again replaces it (a resumed run redoes steps exactly). */
+  async recordMetric(projectId: string, jobId: string, step: number, values: MetricValues): Promise<void> {
+    const clean = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && Number.isFinite(v)));
+    await this.run((db) =>
+      db.jobMetric.upsert({
+        where: { jobId_step: { jobId, step } },
+        create: { jobId, projectId, step, ...clean },
+        update: clean,
+      }),
+    );
+  }
+
+  async metrics(projectId: string, jobId: string): Promise<MetricRecord[]> {
+    const rows = await this.run((db) => db.jobMetric.findMany({ where: { jobId, projectId }, orderBy: { step: 'asc' } }));
+    return rows.map((r) => ({
+      step: r.step,
+      trainLoss: r.trainLoss,
+      validLoss: r.validLoss,
+      validAcc: r.validAcc,
+      lr: r.lr,
+      gradNorm: r.gradNorm,
+      tokensPerSec: r.tokensPerSec,
+    }));
+  }
+
+  /**
+   * Before a run resumes from a checkpoint at `step`: forget the metrics and metric events of the
+   * steps after it, which the resumed run redoes (so no step appears twice).
+   */
+  async discardAfterStep(projectId: string, jobId: string, step: number): Promise<{ metrics: number; events: number; lastStep: number }> {
+    return this.run(async (db) => {
+      const last = await db.jobMetric.aggregate({ where: { jobId, projectId }, _max: { step: true } });
+      const m = await db.jobMetric.deleteMany({ where: { jobId, projectId, step: { gt: step } } });
+      const e = await db.jobEvent.deleteMany({ where: { jobId, projectId, type: 'metrics', data: { path: ['step'], gt: step } } });
+      return { metrics: m.count, events: e.count, lastStep: last._max.step ?? step };
+    });
+  }
+}

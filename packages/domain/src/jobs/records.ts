@@ -1,0 +1,91 @@
+// The job wing's records as the repository returns them: typed domain objects, not database rows.
+import type { MethodType } from '../schemas/jobs';
+import type { ResolvedHyperparameters } from './spec';
+import type { JobStatus } from './state-machine';
+
+export interface JobFailure {
+  code: string;
+  message: string;
+  param: string | null;
+}
+
+/** The spec as stored: resolved at creation, then finished by the worker with the data's numbers. */
+export type StoredHyperparameters = ResolvedHyperparameters & { vocab_size?: number };
+
+export interface JobRecord {
+  id: string;
+  projectId: string;
+  /** The preset or trained model the job starts from. */
+  model: string;
+  method: MethodType;
+  hyperparameters: StoredHyperparameters;
+  trainingFileId: string;
+  validationFileId: string | null;
+  status: JobStatus;
+  seed: number;
+  suffix: string | null;
+  metadata: Record<string, string> | null;
+  error: JobFailure | null;
+  /** The model this job produces (set when it succeeds). */
+  fineTunedModel: string | null;
+  trainedTokens: number | null;
+  backend: string | null;
+  /** Runs of the job so far: each resume or requeue is a new attempt (and a new queue entry). */
+  attempt: number;
+  /** The worker run that holds the job (validating_files, running), if any. */
+  leaseId: string | null;
+  heartbeatAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export type EventLevel = 'info' | 'warn' | 'error';
+export type EventType = 'message' | 'metrics';
+
+export interface JobEventRecord {
+  id: string;
+  /** Insertion order (the SSE stream's cursor). */
+  seq: bigint;
+  jobId: string;
+  level: EventLevel;
+  type: EventType;
+  message: string;
+  data: Record<string, unknown> | null;
+  createdAt: Date;
+}
+
+export interface NewJobEvent {
+  level?: EventLevel;
+  type?: EventType;
+  data?: Record<string, unknown>;
+}
+
+export interface CheckpointRecord {
+  id: string;
+  jobId: string;
+  step: number;
+  storageKey: string;
+  metrics: Record<string, number | null>;
+  createdAt: Date;
+}
+
+export interface MetricValues {
+  trainLoss?: number;
+  validLoss?: number;
+  validAcc?: number;
+  lr?: number;
+  gradNorm?: number;
+  tokensPerSec?: number;
+}
+
+export interface MetricRecord {
+  step: number;
+  trainLoss: number | null;
+  validLoss: number | null;
+  validAcc: number | null;
+  lr: number | null;
+  gradNorm: number | null;
+  tokensPerSec: number | null;
+}

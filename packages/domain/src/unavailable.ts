@@ -1,0 +1,124 @@
+// Infrastructure faults: telling a transient error (a dependency that cannot be reached right
+// now) from an error of the request or the job, and retrying the transient ones with backoff.
+// The packages that talk to PostgreSQL (db), S3 (storage) and Redis wrap what they cannot reach
+// in ServiceUnavailableError, which the API answers with 503 and the worker retries.
+import { CrucibleError } from './errors';
+
+export type Dependency = 'database' | 'queue' | 'storage';
+
+/** A dependency could not be reached; the message names no host, port or queue internals. */
+export class ServiceUnavailableError extends CrucibleError {
+  readonly dependency: Dependency;
+  /** Seconds a client should wait before retrying (the Retry-After header). */
+  readonly retryAfter: number;
+
+  constructor(dependency: Dependency, cause?: unknown, retryAfter = 5) {
+    super('service_unavailable', `the ${dependency} is unavailable; retry later`, null);
+    this.name = 'ServiceUnavailableError';
+    this.dependency = dependency;
+    this.retryAfter = retryAfter;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ESOCKETTIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, too many connections
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  // Prisma: cannot reach the database, connection timed out, server closed the connection
+  'P1001',
+  'P1002',
+  'P1017',
+  'P2024',
+]);
+
+const TRANSIENT_MESSAGES = [
+  /connection terminated/i,
+  /connection is closed/i,
+  /connection refused/i,
+  /timeout exceeded when trying to connect/i,
+  /Client has encountered a connection error/i,
+  /server closed the connection/i,
+  /the database system is (starting up|shutting down|in recovery mode)/i,
+  /terminating connection due to administrator command/i,
+  /stream isn't writeable/i,
+  /max retries per request/i,
+  /socket hang up/i,
+  /read ECONNRESET/i,
+  /DatabaseNotReachable/i,
+  /ConnectionClosed/i,
+  /SocketTimeout/i,
+];
+
+/** Walks an error and its causes: true when it is a connection failure or timeout, not a bug. */
+export function isTransientError(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  let e: unknown = err;
+  while (e && typeof e === 'object' && !seen.has(e)) {
+    seen.add(e);
+    if (e instanceof ServiceUnavailableError) return true;
+    const o = e as { code?: unknown; name?: unknown; message?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: number }; errors?: unknown[] };
+    if (typeof o.code === 'string' && TRANSIENT_CODES.has(o.code)) return true;
+    if (o.name === 'TimeoutError' || o.name === 'RequestTimeout' || (o.name === 'DriverAdapterError' && /connect|closed|terminated/i.test(String(o.message))))
+      return true;
+    if (o.$retryable) return true;
+    const status = o.$metadata?.httpStatusCode;
+    if (status === 500 || status === 502 || status === 503 || status === 504) return true;
+    if (typeof o.message === 'string' && TRANSIENT_MESSAGES.some((r) => r.test(o.message as string))) return true;
+    if (Array.isArray(o.errors) && o.errors.some((x) => isTransientError(x))) return true; // AggregateError
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Runs `fn`; a transient error becomes ServiceUnavailableError(dependency), others pass through. */
+export async function guard<T>(dependency: Dependency, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ServiceUnavailableError || !isTransientError(err)) throw err;
+    throw new ServiceUnavailableError(dependency, err);
+  }
+}
+
+export interface RetryOptions {
+  /** Give up (and throw the last error) after this long. */
+  deadlineMs: number;
+  /** First wait; doubles each time up to maxDelayMs. */
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  /** Called before each wait (once per outage is typical: log or record an event). */
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Retries `fn` while it fails with a transient error, with exponential backoff, until the deadline. */
+export async function retryTransient<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
+  const end = Date.now() + opts.deadlineMs;
+  let delay = opts.initialDelayMs ?? 250;
+  const max = opts.maxDelayMs ?? 5000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransientError(err) || Date.now() + delay > end || opts.signal?.aborted) throw err;
+      opts.onRetry?.(err, attempt, delay);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(max, delay * 2);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+// The queues by name, and dispatch of a training job's attempt as its own queue entry.
+import { guard, type InferencePayload, type InferenceResult, JOB_OPTIONS, QUEUES, type TrainingPayload, trainingQueueEntryId } from '@crucible/domain';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+export type TrainingQueue = Queue<TrainingPayload>;
+export type InferenceQueue = Queue<InferencePayload, InferenceResult>;
+
+export function trainingQueue(connection: Redis, prefix: string): TrainingQueue {
+  return new Queue<TrainingPayload>(QUEUES.training, { connection, prefix });
+}
+
+export function inferenceQueue(connection: Redis, prefix: string): InferenceQueue {
+  return new Queue<InferencePayload, InferenceResult>(QUEUES.inference, { connection, prefix });
+}
+
+/** Puts one attempt of a job on the training queue (idempotent: one entry per attempt). */
+export async function dispatchTraining(queue: TrainingQueue, job: { id: string; projectId: string; attempt: number }): Promise<void> {
+  await guard('queue', () =>
+    queue.add(
+      'train',
+      { jobId: job.id, projectId: job.projectId, attempt: job.attempt },
+      { ...JOB_OPTIONS.training, jobId: trainingQueueEntryId(job.id, job.attempt) },
+    ),
+  );
+}
+
+const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+/** Whether an attempt has a queue entry that a worker will (or does) run. */
+export async function hasLiveEntry(queue: TrainingQueue, job: { id: string; attempt: number }): Promise<boolean> {
+  return guard('queue', async () => {
+    const entry = await queue.getJob(trainingQueueEntryId(job.id, job.attempt));
+    if (!entry) return false;
+    return LIVE_STATES.has(await entry.getState());
+  });
+}

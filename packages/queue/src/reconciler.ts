@@ -1,0 +1,109 @@
+// PostgreSQL is the source of truth for jobs; the queue can be rebuilt from it. The reconciler
+// runs at worker and API start and then periodically, and puts back on the queue:
+//   - a `queued` job with no live queue entry (Redis restarted empty, or the entry failed), and
+//   - a `validating_files` or `running` job whose worker stopped heart-beating (it died, or lost
+//     its connections), to resume from its latest checkpoint as a new attempt.
+// Several reconcilers may run at once (each API and worker): every requeue is conditional on the
+// attempt it saw, so exactly one of them wins.
+import type { Store } from '@crucible/db';
+import { isTransientError, type JobRecord } from '@crucible/domain';
+import { dispatchTraining, hasLiveEntry, type TrainingQueue } from './queues';
+
+export interface ReconcilerOptions {
+  store: Store;
+  queue: TrainingQueue;
+  /** A worker silent this long is presumed dead. */
+  deadAfterMs: number;
+  /** A queued job younger than this is left alone (its creator is still enqueueing it). */
+  queuedGraceMs: number;
+  /** Time between passes. */
+  intervalMs: number;
+  log?: (msg: string) => void;
+}
+
+export interface ReconcileReport {
+  /** Queued jobs whose queue entry was missing, dispatched again. */
+  redispatched: string[];
+  /** Jobs whose worker was lost, queued again. */
+  recovered: string[];
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  /** When this process last failed to reach the database: heartbeats missed then prove nothing. */
+  private lastDbFailure = 0;
+
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  /** One pass. Errors reaching a dependency are reported in the log and the next pass retries. */
+  async runOnce(now = Date.now()): Promise<ReconcileReport> {
+    const report: ReconcileReport = { redispatched: [], recovered: [] };
+    let jobs: JobRecord[];
+    try {
+      jobs = await this.o.store.jobs.dispatched();
+    } catch (err) {
+      if (isTransientError(err)) this.lastDbFailure = Date.now();
+      throw err;
+    }
+    for (const job of jobs) {
+      try {
+        if (job.status === 'queued') {
+          if (now - job.updatedAt.getTime() < this.o.queuedGraceMs) continue;
+          if (await hasLiveEntry(this.o.queue, job)) continue;
+          const moved = await this.o.store.jobs.requeue(job.projectId, job.id, job.attempt, {
+            message: 'The job was not on the work queue (lost in a queue restart); queued again',
+            level: 'warn',
+          });
+          if (moved) {
+            await dispatchTraining(this.o.queue, moved);
+            report.redispatched.push(job.id);
+          }
+        } else {
+          const beat = (job.heartbeatAt ?? job.updatedAt).getTime();
+          const silent = now - beat;
+          // a database outage stops every heartbeat: judge only after seeing the database up for a full period
+          if (silent < this.o.deadAfterMs || now - this.lastDbFailure < this.o.deadAfterMs) continue;
+          const ckpt = await this.o.store.jobs.latestCheckpoint(job.projectId, job.id);
+          const moved = await this.o.store.jobs.requeue(job.projectId, job.id, job.attempt, {
+            message: `Worker lost (no heartbeat for ${Math.round(silent / 1000)} s); queued again to resume from ${ckpt ? `step ${ckpt.step}` : 'the start'}`,
+            level: 'warn',
+            data: { reason: 'worker_lost', resume_step: ckpt?.step ?? 0, silent_ms: silent },
+          });
+          if (moved) {
+            await dispatchTraining(this.o.queue, moved);
+            report.recovered.push(job.id);
+          }
+        }
+      } catch (err) {
+        if (isTransientError(err)) this.lastDbFailure = Date.now();
+        this.o.log?.(`reconciler: job ${job.id}: ${(err as Error).message}`);
+      }
+    }
+    if (report.recovered.length || report.redispatched.length) {
+      this.o.log?.(`reconciler: recovered ${report.recovered.join(', ') || 'none'}; redispatched ${report.redispatched.join(', ') || 'none'}`);
+    }
+    return report;
+  }
+
+  /** First pass now, then every intervalMs (never two passes at once). */
+  start(): void {
+    const tick = () => {
+      if (this.running) return;
+      this.running = this.runOnce()
+        .catch((err: Error) => this.o.log?.(`reconciler: ${err.message}`))
+        .finally(() => {
+          this.running = undefined;
+        });
+    };
+    tick();
+    this.timer = setInterval(tick, this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}

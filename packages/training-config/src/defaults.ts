@@ -1,0 +1,37 @@
+// The one set of training defaults. The trainer's defaultTrainConfig, the crucible-train CLI and
+// the platform's job spec all read them from here.
+import type { OptimizerConfig, ScheduleKind } from './types';
+
+export const DEFAULT_OPTIMIZER: OptimizerConfig = { kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
+
+export const TRAINING_DEFAULTS = {
+  nEpochs: 1,
+  maxSteps: 2000,
+  batchSize: 12,
+  gradAccumSteps: 1,
+  /** Peak learning rate when training from scratch (pretrain, mlm). */
+  learningRate: 1e-3,
+  /** Peak learning rate when fine-tuning trained weights (supervised). */
+  fineTuneLearningRate: 1e-4,
+  /** min_lr = learning rate x this. */
+  minLearningRateRatio: 0.1,
+  lrScheduler: 'cosine' as ScheduleKind,
+  /** Warmup when neither steps nor a ratio is given: min(this, maxWarmupShare x steps). */
+  maxWarmupSteps: 100,
+  maxWarmupShare: 0.1,
+  optimizer: DEFAULT_OPTIMIZER,
+  maxGradNorm: 1,
+  dropout: 0,
+  evalInterval: 250,
+  evalBatches: 20,
+  logInterval: 10,
+  /** Steps between checkpoints: a job whose worker dies resumes from the last one. */
+  checkpointInterval: 250,
+  seed: 1337,
+  mlmProbability: 0.15,
+} as const;
+
+/** Warmup steps for a run of `maxSteps` when none were asked for. */
+export function defaultWarmupSteps(maxSteps: number): number {
+  return Math.min(TRAINING_DEFAULTS.maxWarmupSteps, Math.floor(maxSteps * TRAINING_DEFAULTS.maxWarmupShare));
+}
