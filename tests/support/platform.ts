@@ -47,6 +47,11 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
     PORT: '0',
     INFERENCE_TIMEOUT_MS: '60000',
     TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
+    // notice lost work in seconds, not the production half-minute
+    JOB_HEARTBEAT_MS: '500',
+    WORKER_DEAD_AFTER_MS: '4000',
+    RECONCILE_INTERVAL_MS: '1000',
+    QUEUED_GRACE_MS: '2000',
   };
   const cfg = parseApiConfig(env);
   const deps = await createDeps(cfg);

@@ -1,7 +1,7 @@
 // Redis connections. Two kinds: `blocking` for BullMQ workers and event listeners (they wait on
 // Redis and must retry forever), and `command` for everything that answers a request (a command
-// fails at once while Redis is unreachable instead of waiting in an offline queue, so the API can
-// answer 503 rather than hang).
+// issued while Redis is unreachable fails after one reconnection attempt instead of waiting for
+// Redis to come back, so the API answers 503 rather than hang).
 import { Redis } from 'ioredis';
 
 export type ConnectionRole = 'blocking' | 'command';
@@ -9,7 +9,6 @@ export type ConnectionRole = 'blocking' | 'command';
 export function redisConnection(url: string, role: ConnectionRole): Redis {
   const c = new Redis(url, {
     maxRetriesPerRequest: role === 'blocking' ? null : 1,
-    enableOfflineQueue: role === 'blocking',
     connectTimeout: 5000,
     // reconnect forever, at most every 2 s
     retryStrategy: (times) => Math.min(times * 200, 2000),
