@@ -1,0 +1,46 @@
+// Fault: the worker is killed with SIGKILL three times during one job. Each time a new worker
+// notices the lost job (heartbeat silence), resumes it from the latest checkpoint, and the job
+// ends succeeded with every step recorded once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rig } from './support/rig';
+import { PG_BIN, sleep } from './support/services';
+
+let rig: Rig;
+beforeAll(async () => {
+  if (PG_BIN) rig = await Rig.start();
+});
+afterAll(async () => {
+  await rig?.close();
+});
+
+describe.skipIf(!PG_BIN)('worker killed with SIGKILL three times mid-job', () => {
+  it('resumes from the latest checkpoint each time and succeeds', async () => {
+    const maxSteps = 400;
+    const job = await rig.createJob(await rig.upload(), maxSteps);
+    const recoveries: number[] = [];
+    let killedAt = 0;
+    for (let k = 0; k < 3; k++) {
+      const ckpt = await rig.waitForCheckpoint(job.id, killedAt + 40);
+      while ((await rig.latestMetricStep(job.id)) < ckpt + 10) await sleep(20); // kill between checkpoints
+      await rig.kill9(rig.workers.at(-1));
+      killedAt = await rig.latestCheckpointStep(job.id);
+      const t0 = Date.now();
+      expect((await rig.job(job.id)).status).toBe('running'); // nobody told the database
+      await rig.startWorker();
+      // recovered when a new run has resumed from the checkpoint and gone past it
+      for (;;) {
+        const resumed = (await rig.events(job.id)).filter((e) => /^Resumed training at step/.test(e.message)).length;
+        if (resumed > k && (await rig.latestMetricStep(job.id)) > killedAt) break;
+        await sleep(100);
+      }
+      recoveries.push(Date.now() - t0);
+    }
+    const done = await rig.waitFor(job.id, ['succeeded']);
+    expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:crucible:/);
+    const messages = (await rig.events(job.id)).map((e) => e.message);
+    expect(messages.filter((m) => /^Worker lost/.test(m)).length).toBe(3);
+    const whole = await rig.assertWhole(job.id, maxSteps);
+    expect(whole.resumes).toBe(3);
+    rig.record('worker-kill', { faults_injected: 3, survived: true, steps_redone: whole.stepsRedone, recovery_ms: recoveries });
+  });
+});
