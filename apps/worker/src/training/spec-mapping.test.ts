@@ -15,7 +15,17 @@ describe('the job spec maps onto the trainer config', () => {
     const spec = resolveHyperparameters(
       'mlm',
       { kind: 'preset', name: 'bert-mini' },
-      { batch_size: 3, block_size: 32, beta1: 0.8, beta2: 0.9, weight_decay: 0.01, optimizer: 'lamb', lr_scheduler: 'linear', max_grad_norm: 0, log_interval: 7 },
+      {
+        batch_size: 3,
+        block_size: 32,
+        beta1: 0.8,
+        beta2: 0.9,
+        weight_decay: 0.01,
+        optimizer: 'lamb',
+        lr_scheduler: 'linear',
+        max_grad_norm: 0,
+        log_interval: 7,
+      },
     );
     const c = trainConfigFor(spec, 'mlm', { maxSteps: 50, warmupSteps: 4 }, 9);
     expect(c).toMatchObject({

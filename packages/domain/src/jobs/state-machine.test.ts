@@ -34,7 +34,13 @@ describe('job state machine', () => {
   it('every status is reachable from queued and every unfinished status can be cancelled', () => {
     const seen = new Set<string>(['queued']);
     const todo = ['queued'] as (typeof JOB_STATUSES)[number][];
-    while (todo.length) for (const to of TRANSITIONS[todo.pop() as keyof typeof TRANSITIONS]) if (!seen.has(to)) todo.push(to), seen.add(to);
+    while (todo.length) {
+      for (const to of TRANSITIONS[todo.pop() as keyof typeof TRANSITIONS]) {
+        if (seen.has(to)) continue;
+        seen.add(to);
+        todo.push(to);
+      }
+    }
     expect([...seen].sort()).toEqual([...JOB_STATUSES].sort());
     for (const s of JOB_STATUSES.filter((x) => !TERMINAL_STATUSES.includes(x))) expect(canTransition(s, 'cancelled')).toBe(true);
     expect(DISPATCHED_STATUSES.every((s) => !isSettled(s))).toBe(true);
