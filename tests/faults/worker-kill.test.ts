@@ -43,4 +43,23 @@ describe.skipIf(!PG_BIN)('worker killed with SIGKILL three times mid-job', () =>
     expect(whole.resumes).toBe(3);
     rig.record('worker-kill', { faults_injected: 3, survived: true, steps_redone: whole.stepsRedone, recovery_ms: recoveries });
   });
+
+  it('a worker stopped with SIGTERM saves its place: the next worker redoes no step', async () => {
+    const maxSteps = 300;
+    const job = await rig.createJob(await rig.upload(), maxSteps, { checkpoint_interval: 100 });
+    while ((await rig.latestMetricStep(job.id)) < 30) await sleep(20);
+    const w = rig.workers.at(-1);
+    const exited = new Promise((r) => w?.once('exit', r));
+    w?.kill('SIGTERM');
+    await exited;
+    const events = (await rig.events(job.id)).map((e) => e.message);
+    const stoppedAt = Number(events.map((m) => /^Worker shutting down at step (\d+)/.exec(m)?.[1]).find(Boolean));
+    expect(stoppedAt).toBeGreaterThanOrEqual(30);
+    expect((await rig.job(job.id)).status).toBe('queued'); // handed back, not left running
+    await rig.startWorker();
+    await rig.waitFor(job.id, ['succeeded']);
+    const resumed = (await rig.events(job.id)).find((e) => /^Resumed training at step/.test(e.message));
+    expect(resumed?.data).toMatchObject({ resume_step: stoppedAt, steps_redone: 0 });
+    await rig.assertWhole(job.id, maxSteps);
+  });
 });
