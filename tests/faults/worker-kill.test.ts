@@ -62,4 +62,16 @@ describe.skipIf(!PG_BIN)('worker killed with SIGKILL three times mid-job', () =>
     expect(resumed?.data).toMatchObject({ resume_step: stoppedAt, steps_redone: 0 });
     await rig.assertWhole(job.id, maxSteps);
   });
+
+  it('a worker killed before the first checkpoint: the job starts over and records each step once', async () => {
+    const maxSteps = 120;
+    const job = await rig.createJob(await rig.upload(), maxSteps, { checkpoint_interval: 1000 });
+    while ((await rig.latestMetricStep(job.id)) < 30) await sleep(20);
+    await rig.kill9(rig.workers.at(-1));
+    await rig.startWorker();
+    await rig.waitFor(job.id, ['succeeded']);
+    const restart = (await rig.events(job.id)).find((e) => /no checkpoint yet: \d+ steps to redo/.test(e.message));
+    expect(restart?.data).toMatchObject({ resume_step: 0 });
+    await rig.assertWhole(job.id, maxSteps);
+  });
 });

@@ -837,8 +837,8 @@ export interface operations {
                         /** @description Context length; default: the model preset. */
                         block_size?: number;
                         /**
-                         * @description 0: checkpoint only at the end.
-                         * @default 0
+                         * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                         * @default 250
                          */
                         checkpoint_interval?: number;
                         /** @default 0 */
@@ -852,7 +852,7 @@ export interface operations {
                         eval_interval?: number;
                         /** @default 1 */
                         gradient_accumulation_steps?: number;
-                        /** @description Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised). */
+                        /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
                         learning_rate?: number;
                         /** @description Scales learning_rate. auto = 1. */
                         learning_rate_multiplier?: number | "auto";
@@ -870,7 +870,7 @@ export interface operations {
                         max_grad_norm?: number;
                         /** @description Optimizer steps; overrides n_epochs. */
                         max_steps?: number;
-                        /** @description Floor of the decay. Default learning_rate / 10. */
+                        /** @description Floor of the decay. Default learning_rate x 0.1. */
                         min_learning_rate?: number;
                         /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                         n_epochs?: number | "auto";
@@ -909,8 +909,8 @@ export interface operations {
                                 /** @description Context length; default: the model preset. */
                                 block_size?: number;
                                 /**
-                                 * @description 0: checkpoint only at the end.
-                                 * @default 0
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
                                  */
                                 checkpoint_interval?: number;
                                 /** @default 0 */
@@ -924,7 +924,7 @@ export interface operations {
                                 eval_interval?: number;
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
-                                /** @description Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised). */
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
@@ -942,7 +942,7 @@ export interface operations {
                                 max_grad_norm?: number;
                                 /** @description Optimizer steps; overrides n_epochs. */
                                 max_steps?: number;
-                                /** @description Floor of the decay. Default learning_rate / 10. */
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
                                 min_learning_rate?: number;
                                 /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                                 n_epochs?: number | "auto";
@@ -979,8 +979,8 @@ export interface operations {
                                 /** @description Context length; default: the model preset. */
                                 block_size?: number;
                                 /**
-                                 * @description 0: checkpoint only at the end.
-                                 * @default 0
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
                                  */
                                 checkpoint_interval?: number;
                                 /** @default 0 */
@@ -994,7 +994,7 @@ export interface operations {
                                 eval_interval?: number;
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
-                                /** @description Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised). */
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
@@ -1012,7 +1012,7 @@ export interface operations {
                                 max_grad_norm?: number;
                                 /** @description Optimizer steps; overrides n_epochs. */
                                 max_steps?: number;
-                                /** @description Floor of the decay. Default learning_rate / 10. */
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
                                 min_learning_rate?: number;
                                 /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                                 n_epochs?: number | "auto";
@@ -1049,8 +1049,8 @@ export interface operations {
                                 /** @description Context length; default: the model preset. */
                                 block_size?: number;
                                 /**
-                                 * @description 0: checkpoint only at the end.
-                                 * @default 0
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
                                  */
                                 checkpoint_interval?: number;
                                 /** @default 0 */
@@ -1064,7 +1064,7 @@ export interface operations {
                                 eval_interval?: number;
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
-                                /** @description Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised). */
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
@@ -1082,7 +1082,7 @@ export interface operations {
                                 max_grad_norm?: number;
                                 /** @description Optimizer steps; overrides n_epochs. */
                                 max_steps?: number;
-                                /** @description Floor of the decay. Default learning_rate / 10. */
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
                                 min_learning_rate?: number;
                                 /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                                 n_epochs?: number | "auto";

@@ -60,6 +60,9 @@ export async function runInference(deps: Deps, payload: InferencePayload, timeou
       throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
     }
     if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
+    // the worker could not reach a dependency (its error arrives as text through the queue)
+    const dep = /the (database|queue|storage) is unavailable/.exec((err as Error).message)?.[1];
+    if (dep) throw new ServiceUnavailableError(dep as 'database' | 'queue' | 'storage', err);
     throw new CrucibleError('internal_error', `inference failed: ${(err as Error).message}`, null);
   }
 }

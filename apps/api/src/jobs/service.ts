@@ -24,6 +24,7 @@ import {
   PRESETS,
   resolveHyperparameters,
   ServiceUnavailableError,
+  trainingQueueEntryId,
 } from '@crucible/domain';
 import { dispatchTraining } from '@crucible/queue';
 import type { Actor } from '../auth';
@@ -140,7 +141,7 @@ function refused(job: JobRecord, action: string, from: readonly JobStatus[]): Cr
 
 /** Tells a running worker to stop within a step (best effort: its heartbeat notices too). */
 async function signalWorker(deps: Deps, job: JobRecord, action: ControlMessage['action']): Promise<void> {
-  const entry = await deps.trainingQueue.getJob(`${job.id}.${job.attempt}`).catch(() => undefined);
+  const entry = await deps.trainingQueue.getJob(trainingQueueEntryId(job.id, job.attempt)).catch(() => undefined);
   if (entry && (await entry.isWaiting().catch(() => false))) await entry.remove().catch(() => {});
   const msg: ControlMessage = { jobId: job.id, action };
   await deps.redis.publish(controlChannel(deps.queuePrefix), JSON.stringify(msg)).catch(() => {});

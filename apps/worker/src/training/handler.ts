@@ -238,17 +238,18 @@ class TrainingRun {
       }),
     );
     if (!running) return false;
+    // the steps after the starting point are redone: their earlier metrics and metric events go
+    const from = start.kind === 'checkpoint' ? start.step : 0;
+    const gone = await this.io(() => store.jobs.discardAfterStep(this.job.projectId, this.job.id, from));
+    const redone = Math.max(0, gone.lastStep - from);
     if (start.kind === 'checkpoint') {
-      // the steps after the checkpoint are redone: their earlier metrics and metric events go
-      const gone = await this.io(() => store.jobs.discardAfterStep(this.job.projectId, this.job.id, start.step));
-      const redone = Math.max(0, gone.lastStep - start.step);
-      await this.event(`Resumed training at step ${start.step} of ${maxSteps} on ${backend} (${redone} steps to redo)`, {
-        data: { resume_step: start.step, steps_redone: redone, attempt: this.job.attempt + 1, backend },
+      await this.event(`Resumed training at step ${from} of ${maxSteps} on ${backend} (${redone} steps to redo)`, {
+        data: { resume_step: from, steps_redone: redone, attempt: this.job.attempt + 1, backend },
       });
     } else {
       await this.event(
-        `Fine-tuning job started: ${trainer.model.numParams().toLocaleString('en')} parameters, ${maxSteps} steps, ${trainer.config.batchSize * trainer.config.seqLen} tokens per micro-batch, backend ${backend}`,
-        { data: { backend, max_steps: maxSteps, vocab_size: vocab } },
+        `Fine-tuning job started: ${trainer.model.numParams().toLocaleString('en')} parameters, ${maxSteps} steps, ${trainer.config.batchSize * trainer.config.seqLen} tokens per micro-batch, backend ${backend}${redone > 0 ? ` (no checkpoint yet: ${redone} steps to redo)` : ''}`,
+        { data: { backend, max_steps: maxSteps, vocab_size: vocab, ...(redone > 0 ? { resume_step: 0, steps_redone: redone } : {}) } },
       );
     }
     this.deps.log(`job ${this.job.id}: training on ${backend} from step ${trainer.step} of ${maxSteps}`);

@@ -1,5 +1,6 @@
 // The fine-tuning job resource and its sub-resources (events, checkpoints, metrics), shaped like
 // OpenAI's fine-tuning API, plus Crucible's methods (pretrain, mlm) and full hyperparameters.
+import { TRAINING_DEFAULTS as D } from '@crucible/training-config';
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
 import { Nullable } from './common';
@@ -20,33 +21,33 @@ export const Tokenizer = Type.Union(
 
 export const Hyperparameters = Type.Object(
   {
-    n_epochs: Type.Optional(intOrAuto(1, 100, 'Passes over the training tokens; used when max_steps is not set. auto = 1.')),
-    batch_size: Type.Optional(intOrAuto(1, 512, 'Sequences per micro-batch. auto = 12.')),
+    n_epochs: Type.Optional(intOrAuto(1, 100, `Passes over the training tokens; used when max_steps is not set. auto = ${D.nEpochs}.`)),
+    batch_size: Type.Optional(intOrAuto(1, 512, `Sequences per micro-batch. auto = ${D.batchSize}.`)),
     learning_rate_multiplier: Type.Optional(
       Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 100 }), auto], { description: 'Scales learning_rate. auto = 1.' }),
     ),
     max_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Optimizer steps; overrides n_epochs.' })),
     learning_rate: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Peak learning rate. Default 1e-3 (pretrain, mlm), 1e-4 (supervised).' }),
+      Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `Peak learning rate. Default ${D.learningRate} (pretrain, mlm), ${D.fineTuneLearningRate} (supervised).` }),
     ),
-    min_learning_rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Floor of the decay. Default learning_rate / 10.' })),
-    lr_scheduler: Type.Optional(Type.Union([Type.Literal('cosine'), Type.Literal('linear'), Type.Literal('constant')], { default: 'cosine' })),
+    min_learning_rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: `Floor of the decay. Default learning_rate x ${D.minLearningRateRatio}.` })),
+    lr_scheduler: Type.Optional(Type.Union([Type.Literal('cosine'), Type.Literal('linear'), Type.Literal('constant')], { default: D.lrScheduler })),
     warmup_steps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
     warmup_ratio: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 1, description: 'Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%).' }),
+      Type.Number({ minimum: 0, maximum: 1, description: `Warmup as a share of max_steps (if warmup_steps is not set). Default: min(${D.maxWarmupSteps}, ${100 * D.maxWarmupShare}%).` }),
     ),
-    optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('adam'), Type.Literal('lamb')], { default: 'adamw' })),
-    weight_decay: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.1 })),
-    beta1: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 })),
-    beta2: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.99 })),
-    max_grad_norm: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, default: 1, description: '0 disables clipping.' })),
-    gradient_accumulation_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 1 })),
+    optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('adam'), Type.Literal('lamb')], { default: D.optimizer.kind })),
+    weight_decay: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: D.optimizer.weightDecay })),
+    beta1: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: D.optimizer.beta1 })),
+    beta2: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: D.optimizer.beta2 })),
+    max_grad_norm: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, default: D.maxGradNorm, description: '0 disables clipping.' })),
+    gradient_accumulation_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: D.gradAccumSteps })),
     block_size: Type.Optional(Type.Integer({ minimum: 4, maximum: 4096, description: 'Context length; default: the model preset.' })),
-    dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: 0 })),
-    eval_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 250, description: '0: evaluate only at the end.' })),
-    eval_batches: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 20 })),
-    checkpoint_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: '0: checkpoint only at the end.' })),
-    log_interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 10, description: 'Steps between metric records.' })),
+    dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: D.dropout })),
+    eval_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: D.evalInterval, description: '0: evaluate only at the end.' })),
+    eval_batches: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: D.evalBatches })),
+    checkpoint_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: D.checkpointInterval, description: '0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.' })),
+    log_interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: D.logInterval, description: 'Steps between metric records.' })),
     tokenizer: Type.Optional(Tokenizer),
   },
   { additionalProperties: false },
