@@ -28,13 +28,23 @@ export const Hyperparameters = Type.Object(
     ),
     max_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Optimizer steps; overrides n_epochs.' })),
     learning_rate: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `Peak learning rate. Default ${D.learningRate} (pretrain, mlm), ${D.fineTuneLearningRate} (supervised).` }),
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        description: `Peak learning rate. Default ${D.learningRate} (pretrain, mlm), ${D.fineTuneLearningRate} (supervised).`,
+      }),
     ),
-    min_learning_rate: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: `Floor of the decay. Default learning_rate x ${D.minLearningRateRatio}.` })),
+    min_learning_rate: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: `Floor of the decay. Default learning_rate x ${D.minLearningRateRatio}.` }),
+    ),
     lr_scheduler: Type.Optional(Type.Union([Type.Literal('cosine'), Type.Literal('linear'), Type.Literal('constant')], { default: D.lrScheduler })),
     warmup_steps: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
     warmup_ratio: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 1, description: `Warmup as a share of max_steps (if warmup_steps is not set). Default: min(${D.maxWarmupSteps}, ${100 * D.maxWarmupShare}%).` }),
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: `Warmup as a share of max_steps (if warmup_steps is not set). Default: min(${D.maxWarmupSteps}, ${100 * D.maxWarmupShare}%).`,
+      }),
     ),
     optimizer: Type.Optional(Type.Union([Type.Literal('adamw'), Type.Literal('adam'), Type.Literal('lamb')], { default: D.optimizer.kind })),
     weight_decay: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: D.optimizer.weightDecay })),
@@ -46,7 +56,14 @@ export const Hyperparameters = Type.Object(
     dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: D.dropout })),
     eval_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: D.evalInterval, description: '0: evaluate only at the end.' })),
     eval_batches: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: D.evalBatches })),
-    checkpoint_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: D.checkpointInterval, description: '0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.' })),
+    checkpoint_interval: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1_000_000,
+        default: D.checkpointInterval,
+        description: '0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.',
+      }),
+    ),
     log_interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: D.logInterval, description: 'Steps between metric records.' })),
     tokenizer: Type.Optional(Tokenizer),
   },
