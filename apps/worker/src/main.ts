@@ -16,7 +16,6 @@ import { handleTraining } from './training/handler';
 
 export interface RunningWorker {
   backend: string;
-  reconciler: Reconciler;
   close(): Promise<void>;
 }
 
@@ -68,7 +67,6 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
 
   return {
     backend: choice.name,
-    reconciler,
     async close() {
       await reconciler.stop();
       control.stopAll();

@@ -28,6 +28,27 @@ export interface ReconcileReport {
   recovered: string[];
 }
 
+/** How long a job's worker has been silent (since its last heartbeat, or its last change). */
+export function heartbeatSilence(job: JobRecord, now = Date.now()): number {
+  return now - (job.heartbeatAt ?? job.updatedAt).getTime();
+}
+
+/**
+ * A validating or running job whose worker was lost: queued again as a new attempt that resumes
+ * from its latest checkpoint. False when someone else moved the job first.
+ */
+export async function recoverLostJob(store: Store, queue: TrainingQueue, job: JobRecord, silentMs: number): Promise<boolean> {
+  const ckpt = await store.jobs.latestCheckpoint(job.projectId, job.id);
+  const moved = await store.jobs.requeue(job.projectId, job.id, job.attempt, {
+    message: `Worker lost (no heartbeat for ${Math.round(silentMs / 1000)} s); queued again to resume from ${ckpt ? `step ${ckpt.step}` : 'the start'}`,
+    level: 'warn',
+    data: { reason: 'worker_lost', resume_step: ckpt?.step ?? 0, silent_ms: silentMs },
+  });
+  if (!moved) return false;
+  await dispatchTraining(queue, moved);
+  return true;
+}
+
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
@@ -60,20 +81,10 @@ export class Reconciler {
             report.redispatched.push(job.id);
           }
         } else {
-          const beat = (job.heartbeatAt ?? job.updatedAt).getTime();
-          const silent = now - beat;
+          const silent = heartbeatSilence(job, now);
           // a database outage stops every heartbeat: judge only after seeing the database up for a full period
           if (silent < this.o.deadAfterMs || now - this.lastDbFailure < this.o.deadAfterMs) continue;
-          const ckpt = await this.o.store.jobs.latestCheckpoint(job.projectId, job.id);
-          const moved = await this.o.store.jobs.requeue(job.projectId, job.id, job.attempt, {
-            message: `Worker lost (no heartbeat for ${Math.round(silent / 1000)} s); queued again to resume from ${ckpt ? `step ${ckpt.step}` : 'the start'}`,
-            level: 'warn',
-            data: { reason: 'worker_lost', resume_step: ckpt?.step ?? 0, silent_ms: silent },
-          });
-          if (moved) {
-            await dispatchTraining(this.o.queue, moved);
-            report.recovered.push(job.id);
-          }
+          if (await recoverLostJob(this.o.store, this.o.queue, job, silent)) report.recovered.push(job.id);
         }
       } catch (err) {
         if (isTransientError(err)) this.lastDbFailure = Date.now();

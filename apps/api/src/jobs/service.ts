@@ -114,12 +114,18 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
     suffix: req.suffix ?? null,
     metadata: req.metadata ?? null,
   });
-  // The database is the source of truth: if the queue cannot be reached now, the job stays
-  // queued and the reconciler dispatches it once the queue is back.
+  await dispatch(deps, job);
+  return jobObject(job);
+}
+
+/**
+ * Puts a queued job on the work queue. The database is the source of truth: if the queue cannot
+ * be reached now, the job stays queued and the reconciler dispatches it once the queue is back.
+ */
+async function dispatch(deps: Pick<Deps, 'trainingQueue'>, job: JobRecord): Promise<void> {
   await dispatchTraining(deps.trainingQueue, job).catch((err) => {
     if (!(err instanceof ServiceUnavailableError)) throw err;
   });
-  return jobObject(job);
 }
 
 export async function getJob(deps: Pick<Deps, 'store'>, actor: Actor, id: string, param = 'fine_tuning_job_id'): Promise<JobRecord> {
@@ -167,9 +173,7 @@ export async function resumeJob(deps: Deps, actor: Actor, id: string): Promise<J
   const job = await getJob(deps, actor, id);
   const moved = await deps.store.jobs.resume(actor.projectId, id);
   if (!moved) throw refused(job, 'resume', ['paused']);
-  await dispatchTraining(deps.trainingQueue, moved).catch((err) => {
-    if (!(err instanceof ServiceUnavailableError)) throw err; // the reconciler dispatches it later
-  });
+  await dispatch(deps, moved);
   return jobObject(moved);
 }
 

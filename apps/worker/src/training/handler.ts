@@ -20,12 +20,13 @@ import {
   isTransientError,
   type JobFailure,
   type JobRecord,
+  type NewJobEvent,
   retryTransient,
   ServiceUnavailableError,
   type TrainingPayload,
   trainConfigFor,
 } from '@crucible/domain';
-import { dispatchTraining, type TrainingQueue } from '@crucible/queue';
+import { dispatchTraining, heartbeatSilence, recoverLostJob, type TrainingQueue } from '@crucible/queue';
 import { keys, type Storage } from '@crucible/storage';
 import {
   backendChoice,
@@ -77,14 +78,8 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
   if (job.status === 'validating_files' || job.status === 'running') {
     // This attempt was started before and its run stopped (a worker died or gave up during an
     // outage). If no live worker holds it, a new attempt resumes it from its latest checkpoint.
-    const silent = Date.now() - (job.heartbeatAt ?? job.updatedAt).getTime();
-    if (silent < deps.cfg.jobs.deadAfterMs) return; // a live worker still holds it
-    const moved = await deps.store.jobs.requeue(job.projectId, job.id, job.attempt, {
-      message: 'Worker lost; queued again to resume from the latest checkpoint',
-      level: 'warn',
-      data: { reason: 'worker_lost' },
-    });
-    if (moved) await dispatchTraining(deps.queue, moved);
+    const silent = heartbeatSilence(job);
+    if (silent >= deps.cfg.jobs.deadAfterMs) await recoverLostJob(deps.store, deps.queue, job, silent); // else a live worker holds it
     return;
   }
   const leaseId = `${deps.cfg.workerName}/${randomUUID().slice(0, 8)}`;
@@ -398,7 +393,7 @@ class TrainingRun {
     await this.event(`Checkpoint saved at step ${step}`, { data: { step } });
   }
 
-  private event(message: string, opts: Parameters<Store['jobs']['addEvent']>[3] = {}): Promise<void> {
+  private event(message: string, opts: NewJobEvent = {}): Promise<void> {
     return this.io(() => this.deps.store.jobs.addEvent(this.job.projectId, this.job.id, message, opts));
   }
 

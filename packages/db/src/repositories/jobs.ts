@@ -70,18 +70,10 @@ function checkpointRecord(c: CheckpointRow): CheckpointRecord {
   return { id: c.id, jobId: c.jobId, step: c.step, storageKey: c.storageKey, metrics: c.metrics as Record<string, number | null>, createdAt: c.createdAt };
 }
 
-export interface NewJob {
-  id: string;
-  projectId: string;
-  model: string;
-  method: MethodType;
-  hyperparameters: StoredHyperparameters;
-  trainingFileId: string;
-  validationFileId: string | null;
-  seed: number;
-  suffix: string | null;
-  metadata: Record<string, string> | null;
-}
+export type NewJob = Pick<
+  JobRecord,
+  'id' | 'projectId' | 'model' | 'method' | 'hyperparameters' | 'trainingFileId' | 'validationFileId' | 'seed' | 'suffix' | 'metadata'
+>;
 
 /** Fields a status change may set besides the status. */
 export interface JobChanges {
@@ -187,7 +179,7 @@ export class JobRepository extends Repository {
   async transition(projectId: string, id: string, to: JobStatus, opts: TransitionOptions = {}): Promise<JobRecord | null> {
     const from = allowedSources(to, opts.from);
     if (from.length === 0) return null;
-    const leaving = to === 'queued' || to === 'paused' || to === 'succeeded' || to === 'failed' || to === 'cancelled';
+    const leaving = !WORKING_STATUSES.includes(to); // no worker holds a job in this status
     return this.run((db) =>
       db.$transaction(async (tx) => {
         const moved = await tx.job.updateMany({
@@ -225,29 +217,30 @@ export class JobRepository extends Repository {
    * its queue entry vanished). Returns the job at its new attempt, or null if it moved meanwhile.
    */
   async requeue(projectId: string, id: string, attempt: number, event: { message: string } & NewJobEvent): Promise<JobRecord | null> {
-    return this.run((db) =>
-      db.$transaction(async (tx) => {
-        const moved = await tx.job.updateMany({
-          where: { id, projectId, attempt, status: { in: DISPATCHED_STATUSES as JobStatus[] } },
-          data: { status: 'queued', attempt: { increment: 1 }, leaseId: null, heartbeatAt: null },
-        });
-        if (moved.count === 0) return null;
-        await insertEvent(tx, projectId, id, event.message, event);
-        return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
-      }),
-    );
+    return this.newAttempt(projectId, id, DISPATCHED_STATUSES, attempt, event);
   }
 
   /** Resume of a paused job: queued again at a new attempt. */
   async resume(projectId: string, id: string): Promise<JobRecord | null> {
+    return this.newAttempt(projectId, id, allowedSources('queued', ['paused']), undefined, { message: 'Job resumed' });
+  }
+
+  /** `queued` at the next attempt, from one of `from` (and only at `attempt`, when given). */
+  private async newAttempt(
+    projectId: string,
+    id: string,
+    from: readonly JobStatus[],
+    attempt: number | undefined,
+    event: { message: string } & NewJobEvent,
+  ): Promise<JobRecord | null> {
     return this.run((db) =>
       db.$transaction(async (tx) => {
         const moved = await tx.job.updateMany({
-          where: { id, projectId, status: { in: allowedSources('queued', ['paused']) } },
-          data: { status: 'queued', attempt: { increment: 1 } },
+          where: { id, projectId, status: { in: [...from] }, ...(attempt !== undefined ? { attempt } : {}) },
+          data: { status: 'queued', attempt: { increment: 1 }, leaseId: null, heartbeatAt: null },
         });
         if (moved.count === 0) return null;
-        await insertEvent(tx, projectId, id, 'Job resumed');
+        await insertEvent(tx, projectId, id, event.message, event);
         return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
       }),
     );

@@ -3,7 +3,7 @@ import type { ModelRecord } from '@crucible/domain';
 import type { Model as ModelRow } from '../../generated/client';
 import { Repository } from './base';
 
-export function modelRecord(m: ModelRow): ModelRecord {
+function modelRecord(m: ModelRow): ModelRecord {
   return {
     id: m.id,
     projectId: m.projectId,
