@@ -7,15 +7,27 @@
 //             "tokenizer"     Hugging Face tokenizer.json
 //             "train_config"  JSON TrainConfig                           (training checkpoints)
 //             "state"         JSON {step, dataRng, optimizerT, frozen}   (training checkpoints)
-// A model export carries only model tensors, model_config and tokenizer.
+//             "base_model"    what a LoRA/adapter model was built on      (peft models)
+// A model with peft (LoRA, adapters) stores only its trainable adapter tensors ("partial":
+// "adapters"): its base weights are read from base_model when it is loaded, so checkpoints stay
+// small. Model exports are Hugging Face folders (see @crucible/model-files' writeModelFolder).
 
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  isAdapterParam,
+  type ModelFiles,
+  type NamedTensor,
+  type Tokenizer,
+  tokenizerFromJSON,
+  type Weights,
+  writeModelFolder,
+} from '@crucible/model-files';
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
 import { Transformer } from './model';
 import type { Optimizer } from './optim';
 import type { RngState } from './rng';
-import { decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors';
-import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
 import type { TrainConfig } from './train';
 
 export const CHECKPOINT_FORMAT = 'crucible-checkpoint/1';
@@ -32,6 +44,8 @@ export interface CheckpointInput {
   train?: TrainConfig;
   state?: TrainingState;
   optimizer?: Optimizer;
+  /** The base a peft model was built on (a model id or checkpoint name): required with peft. */
+  baseModel?: string;
 }
 
 export interface DecodedCheckpoint {
@@ -42,6 +56,20 @@ export interface DecodedCheckpoint {
   state?: TrainingState;
   /** "m.<param>" and "v.<param>" optimizer moments. */
   optimizerState: Map<string, NamedTensor>;
+  baseModel?: string;
+}
+
+/** What a checkpoint is, read from its header only: whether it needs base weights, and which. */
+export function checkpointInfo(bytes: Uint8Array): { modelConfig: ModelConfig; partial: boolean; baseModel?: string } {
+  const { metadata } = decodeSafetensorsHeaderOnly(bytes);
+  if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`not a Crucible checkpoint (format ${metadata.format ?? 'missing'})`);
+  return { modelConfig: JSON.parse(metadata.model_config as string), partial: metadata.partial === 'adapters', baseModel: metadata.base_model };
+}
+
+function decodeSafetensorsHeaderOnly(bytes: Uint8Array): { metadata: Record<string, string> } {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as { __metadata__?: Record<string, string> };
+  return { metadata: header.__metadata__ ?? {} };
 }
 
 function f32(t: tf.Tensor): NamedTensor {
@@ -50,7 +78,9 @@ function f32(t: tf.Tensor): NamedTensor {
 
 export function encodeCheckpoint(c: CheckpointInput): Uint8Array {
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, p] of c.model.params) tensors.set(`model.${name}`, f32(p));
+  const partial = c.model.config.peft !== undefined;
+  if (partial && !c.baseModel) throw new Error('a checkpoint of a peft model needs its base model name');
+  for (const [name, p] of c.model.params) if (!partial || isAdapterParam(name)) tensors.set(`model.${name}`, f32(p));
   if (c.optimizer) {
     for (const [name, m] of c.optimizer.m) tensors.set(`optim.m.${name}`, f32(m));
     for (const [name, v] of c.optimizer.v) tensors.set(`optim.v.${name}`, f32(v));
@@ -60,6 +90,10 @@ export function encodeCheckpoint(c: CheckpointInput): Uint8Array {
     model_config: JSON.stringify(c.model.config),
     tokenizer: JSON.stringify(c.tokenizer.toJSON()),
   };
+  if (partial) {
+    metadata.partial = 'adapters';
+    metadata.base_model = c.baseModel as string;
+  }
   if (c.train) metadata.train_config = JSON.stringify(c.train);
   if (c.state) {
     const frozen = [...c.model.params.keys()].filter((n) => !c.model.trainable().has(n));
@@ -68,11 +102,16 @@ export function encodeCheckpoint(c: CheckpointInput): Uint8Array {
   return encodeSafetensors(tensors, metadata);
 }
 
-export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
+/** Decodes a checkpoint; one that holds adapters only (peft) needs its base model's weights. */
+export function decodeCheckpoint(bytes: Uint8Array, baseWeights?: Weights): DecodedCheckpoint {
   const { tensors, metadata } = decodeSafetensors(bytes);
   if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`not a Crucible checkpoint (format ${metadata.format ?? 'missing'})`);
   const modelConfig = JSON.parse(metadata.model_config as string) as ModelConfig;
-  const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+  const weights: Weights = new Map();
+  if (metadata.partial === 'adapters') {
+    if (!baseWeights) throw new Error(`this checkpoint holds adapter weights only; load it with the weights of its base model ${metadata.base_model}`);
+    for (const [n, w] of baseWeights) if (!isAdapterParam(n)) weights.set(n, w);
+  }
   const optimizerState = new Map<string, NamedTensor>();
   for (const [name, t] of tensors) {
     if (name.startsWith('model.')) weights.set(name.slice(6), { shape: t.shape, data: t.data as Float32Array });
@@ -87,15 +126,10 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
     for (const name of s.frozen ?? []) model.freeze(new RegExp(`^${name.replace(/\./g, '\\.')}$`));
     state = { step: s.step, dataRng: s.dataRng, optimizerT: s.optimizerT };
   }
-  return { model, tokenizer, modelConfig, train, state, optimizerState };
+  return { model, tokenizer, modelConfig, train, state, optimizerState, baseModel: metadata.base_model };
 }
 
-/** Weights + config + tokenizer as separate files (the shape of a Hugging Face model folder). */
-export function exportModel(model: Transformer, tokenizer: Tokenizer): Record<string, Uint8Array> {
-  const enc = new TextEncoder();
-  return {
-    'model.safetensors': encodeCheckpoint({ model, tokenizer }),
-    'config.json': enc.encode(`${JSON.stringify(model.config, null, 2)}\n`),
-    'tokenizer.json': enc.encode(JSON.stringify(tokenizer.toJSON())),
-  };
+/** A model as a Hugging Face folder: model.safetensors, config.json, tokenizer files (and adapter files). */
+export function exportModel(model: Transformer, tokenizer: Tokenizer, baseModel = 'crucible'): ModelFiles {
+  return writeModelFolder({ config: model.config, weights: model.weights(), tokenizer, baseModel });
 }

@@ -6,6 +6,7 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { trainTokenizer } from '@crucible/model-files';
 import { TRAINING_DEFAULTS as D, defaultWarmupSteps } from '@crucible/training-config';
 import { type BackendName, initBackend } from './backend';
 import { decodeCheckpoint, exportModel } from './checkpoint';
@@ -15,7 +16,6 @@ import { Transformer } from './model';
 import type { OptimizerKind } from './optim';
 import { sampleStream } from './sample';
 import type { ScheduleKind } from './schedule';
-import { trainTokenizer } from './tokenizer';
 import { defaultTrainConfig, Trainer } from './train';
 
 // Every training default comes from @crucible/training-config (the platform uses the same ones);

@@ -1,29 +1,10 @@
 // Model configuration and the named presets. One config describes both architectures:
 // `gpt` (causal decoder) and `bert` (bidirectional encoder with a masked-LM head).
 
-import { type Architecture, isPreset, PRESETS, type PresetName, type PresetShape } from '@crucible/training-config';
+import { type Architecture, isPreset, type ModelConfig, PRESETS, type PresetName, type PresetShape } from '@crucible/training-config';
 
-export type { Architecture, PresetName, PresetShape };
+export type { Architecture, ModelConfig, PresetName, PresetShape };
 export { isPreset, PRESETS };
-
-export interface ModelConfig {
-  arch: Architecture;
-  vocabSize: number;
-  nLayer: number;
-  nHead: number;
-  /** Width of the residual stream (C). */
-  dModel: number;
-  /** Longest context (T). */
-  blockSize: number;
-  /** Feed-forward width as a multiple of dModel. Default 4. */
-  ffnMult: number;
-  /** Dropout on attention weights, residual branches and embeddings. Default 0. */
-  dropout: number;
-  /** Biases in Linear layers and LayerNorms. Default true. */
-  bias: boolean;
-  /** LM head shares the token embedding matrix. Default true. */
-  tiedEmbeddings: boolean;
-}
 
 /** A full config from a preset, a vocabulary size and overrides; validated. */
 export function modelConfig(preset: PresetName | PresetShape, vocabSize: number, overrides: Partial<ModelConfig> = {}): ModelConfig {

@@ -1,4 +1,7 @@
 // @crucible/trainer: transformer language-model training on TensorFlow.js, with no platform deps.
+
+// tokenizers and safetensors live in @crucible/model-files (no TensorFlow.js); re-exported for callers of the trainer
+export * from '@crucible/model-files';
 export * from './backend';
 export * from './checkpoint';
 export * from './config';
@@ -7,8 +10,6 @@ export * from './model';
 export * from './ops';
 export * from './optim';
 export * from './rng';
-export * from './safetensors';
 export * from './sample';
 export * from './schedule';
-export * from './tokenizer';
 export * from './train';

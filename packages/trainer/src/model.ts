@@ -2,8 +2,10 @@
 // self-attention and a GELU MLP, each a residual branch), a final LayerNorm and the LM head.
 // arch 'gpt' masks attention causally; arch 'bert' attends both ways and adds an MLM head.
 // Parameters live in a name -> tf.Variable map with Hugging Face GPT-2 style names, so any of
-// them can be frozen, adapted or exported by name.
+// them can be frozen, adapted or exported by name. A config with `peft` adds LoRA matrices to the
+// chosen linear layers or bottleneck adapters after each branch, and freezes every base weight.
 
+import { isAdapterParam, paramSpecs, type Weights } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
 import { bmm, dropout as dropoutOp, gelu, layerNorm, linear, mm } from './ops';
@@ -16,12 +18,6 @@ export interface ForwardOptions {
   seed?: number;
   /** [B, T] with 1 for real tokens and 0 for padding (keys that must not be attended to). */
   attentionMask?: tf.Tensor2D;
-}
-
-interface ParamSpec {
-  name: string;
-  shape: number[];
-  init: 'normal' | 'proj' | 'zeros' | 'ones';
 }
 
 let modelCounter = 0;
@@ -38,14 +34,26 @@ export class Transformer {
     this.params = params;
   }
 
-  /** A freshly initialized model: N(0, 0.02) weights, residual projections scaled by 1/sqrt(2 n_layer). */
-  static create(config: ModelConfig, seed = 1337): Transformer {
+  /**
+   * A model for `config`. Parameters found in `weights` take those values (shapes checked); the
+   * rest are initialized: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer), LoRA A
+   * uniform in +-1/sqrt(in) and LoRA B zero, adapter up-projections zero. With `weights` given,
+   * every base parameter must be in it (only adapter parameters may be new). A config with peft
+   * freezes every base parameter.
+   */
+  static create(config: ModelConfig, seed = 1337, weights?: Weights): Transformer {
     validateModelConfig(config);
     const id = ++modelCounter;
     const params = new Map<string, tf.Variable>();
     const projStd = 0.02 / Math.sqrt(2 * config.nLayer);
     paramSpecs(config).forEach((spec, i) => {
+      const given = weights?.get(spec.name);
+      if (weights && !given && !isAdapterParam(spec.name)) throw new Error(`weights lack parameter ${spec.name}`);
+      if (given && given.shape.join(',') !== spec.shape.join(',')) {
+        throw new Error(`parameter ${spec.name}: shape [${given.shape}] does not match the config's [${spec.shape}]`);
+      }
       const value = tf.tidy(() => {
+        if (given) return tf.tensor(given.data, given.shape, 'float32');
         switch (spec.init) {
           case 'zeros':
             return tf.zeros(spec.shape);
@@ -55,30 +63,29 @@ export class Transformer {
             return tf.randomNormal(spec.shape, 0, 0.02, 'float32', mixSeed(seed, i));
           case 'proj':
             return tf.randomNormal(spec.shape, 0, projStd, 'float32', mixSeed(seed, i));
+          case 'lora_a': {
+            const bound = 1 / Math.sqrt(spec.shape[0] as number);
+            return tf.randomUniform(spec.shape, -bound, bound, 'float32', mixSeed(seed, i));
+          }
         }
       });
       params.set(spec.name, tf.variable(value, true, `crucible${id}/${spec.name}`));
       value.dispose();
     });
-    return new Transformer(config, params);
+    const model = new Transformer(config, params);
+    if (config.peft) model.freeze((name: string) => !isAdapterParam(name));
+    return model;
   }
 
-  /** A model whose parameters take the given values (shapes are checked against the config). */
-  static fromWeights(config: ModelConfig, weights: Map<string, { shape: number[]; data: Float32Array }>): Transformer {
-    validateModelConfig(config);
-    const id = ++modelCounter;
-    const params = new Map<string, tf.Variable>();
-    for (const spec of paramSpecs(config)) {
-      const w = weights.get(spec.name);
-      if (!w) throw new Error(`weights lack parameter ${spec.name}`);
-      if (w.shape.join(',') !== spec.shape.join(',')) {
-        throw new Error(`parameter ${spec.name}: shape [${w.shape}] does not match the config's [${spec.shape}]`);
-      }
-      const t = tf.tensor(w.data, w.shape, 'float32');
-      params.set(spec.name, tf.variable(t, true, `crucible${id}/${spec.name}`));
-      t.dispose();
-    }
-    return new Transformer(config, params);
+  /** A model whose parameters all take the given values (shapes are checked against the config). */
+  static fromWeights(config: ModelConfig, weights: Weights): Transformer {
+    for (const spec of paramSpecs(config)) if (!weights.has(spec.name)) throw new Error(`weights lack parameter ${spec.name}`);
+    return Transformer.create(config, 0, weights);
+  }
+
+  /** Every parameter's current values, by name (read back from the backend). */
+  weights(): Weights {
+    return new Map([...this.params].map(([n, v]) => [n, { shape: v.shape.slice(), data: v.dataSync() as Float32Array }]));
   }
 
   param(name: string): tf.Variable {
@@ -87,12 +94,12 @@ export class Transformer {
     return p;
   }
 
-  /** Freezes every parameter whose name matches (a string prefix or a RegExp). */
-  freeze(match: string | RegExp): void {
+  /** Freezes every parameter whose name matches (a string prefix, a RegExp or a predicate). */
+  freeze(match: Matcher): void {
     for (const name of this.params.keys()) if (matches(name, match)) this.frozen.add(name);
   }
 
-  unfreeze(match: string | RegExp): void {
+  unfreeze(match: Matcher): void {
     for (const name of [...this.frozen]) if (matches(name, match)) this.frozen.delete(name);
   }
 
@@ -119,6 +126,27 @@ export class Transformer {
       const rate = opts.training ? c.dropout : 0;
       let drops = 0;
       const drop = (t: tf.Tensor) => (rate > 0 ? dropoutOp(t, rate, mixSeed(opts.seed ?? 0, drops++)) : t);
+      const peft = c.peft;
+      const lora = peft?.type === 'lora' ? peft : undefined;
+      const loraRate = opts.training && lora ? lora.dropout : 0;
+      // LoRA's low-rank path x A (the B product follows per output block): undefined when not adapted
+      const loraIn = (h: string, target: string, input: tf.Tensor): tf.Tensor | undefined => {
+        if (!lora?.targets.includes(target as never)) return undefined;
+        const xin = loraRate > 0 ? dropoutOp(input, loraRate, mixSeed(opts.seed ?? 0, 1000 + drops++)) : input;
+        return tf.mul(linear(xin, p(`${h}${target}.lora_A.weight`)), lora.alpha / lora.rank);
+      };
+      const loraOut = (h: string, target: string, xa: tf.Tensor | undefined, y: tf.Tensor, cols?: [number, number]): tf.Tensor => {
+        if (!xa) return y;
+        const B = p(`${h}${target}.lora_B.weight`);
+        const b = cols ? tf.slice(B, [0, cols[0]], [-1, cols[1]]) : B;
+        return tf.add(y, linear(xa, b));
+      };
+      const adapter = (h: string, where: 'attn' | 'mlp', y: tf.Tensor): tf.Tensor => {
+        if (peft?.type !== 'adapter') return y;
+        const a = `${h}adapter_${where}.`;
+        const down = gelu(linear(y, p(`${a}down.weight`), p(`${a}down.bias`)));
+        return tf.add(y, linear(down, p(`${a}up.weight`), p(`${a}up.bias`)));
+      };
 
       const tokEmb = tf.gather(p('wte.weight'), idx.reshape([-1])).reshape([B, T, C]); // (B, T, C)
       const posEmb = tf.slice(p('wpe.weight'), [0, 0], [T, C]); // (T, C)
@@ -139,11 +167,10 @@ export class Transformer {
         // cheaper than splitting the (B, T, 3C) activations (and concatenating their gradients)
         const wAttn = p(`${h}attn.c_attn.weight`);
         const bAttn = pb(`${h}attn.c_attn.bias`);
-        const [q0, k0, v0] = [0, 1, 2].map((i) => linear(a, tf.slice(wAttn, [0, i * C], [C, C]), bAttn ? tf.slice(bAttn, [i * C], [C]) : undefined)) as [
-          tf.Tensor,
-          tf.Tensor,
-          tf.Tensor,
-        ]; // 3 x (B, T, C)
+        const aLora = loraIn(h, 'attn.c_attn', a);
+        const [q0, k0, v0] = [0, 1, 2].map((i) =>
+          loraOut(h, 'attn.c_attn', aLora, linear(a, tf.slice(wAttn, [0, i * C], [C, C]), bAttn ? tf.slice(bAttn, [i * C], [C]) : undefined), [i * C, C]),
+        ) as [tf.Tensor, tf.Tensor, tf.Tensor]; // 3 x (B, T, C)
         // heads are split with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
         const q = q0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
         const kT = k0.reshape([B, T, nh, hs]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // (B, nh, hs, T)
@@ -153,11 +180,13 @@ export class Transformer {
         att = drop(tf.softmax(att));
         const y = bmm(att as tf.Tensor4D, v); // (B, nh, T, T) x (B, nh, T, hs) -> (B, nh, T, hs)
         const merged = y.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble heads side by side
-        x = tf.add(x, drop(linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`))));
+        const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
+        x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
         // --- MLP ---
         const m = layerNorm(x, p(`${h}ln_2.weight`), pb(`${h}ln_2.bias`));
-        const f = gelu(linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`))); // (B, T, 4C)
-        x = tf.add(x, drop(linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`)))); // (B, T, C)
+        const f = gelu(loraOut(h, 'mlp.c_fc', loraIn(h, 'mlp.c_fc', m), linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`)))); // (B, T, 4C)
+        const mlpOut = loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))); // (B, T, C)
+        x = tf.add(x, drop(adapter(h, 'mlp', mlpOut)));
       }
       x = layerNorm(x, p('ln_f.weight'), pb('ln_f.bias'));
 
@@ -192,41 +221,9 @@ export class Transformer {
   }
 }
 
-/** The parameter names, shapes and initializations implied by a config, in a fixed order. */
-export function paramSpecs(c: ModelConfig): ParamSpec[] {
-  const C = c.dModel;
-  const H = C * c.ffnMult;
-  const specs: ParamSpec[] = [
-    { name: 'wte.weight', shape: [c.vocabSize, C], init: 'normal' },
-    { name: 'wpe.weight', shape: [c.blockSize, C], init: 'normal' },
-  ];
-  const add = (name: string, shape: number[], init: ParamSpec['init']) => specs.push({ name, shape, init });
-  const ln = (prefix: string) => {
-    add(`${prefix}.weight`, [C], 'ones');
-    if (c.bias) add(`${prefix}.bias`, [C], 'zeros');
-  };
-  const lin = (prefix: string, inDim: number, outDim: number, init: ParamSpec['init']) => {
-    add(`${prefix}.weight`, [inDim, outDim], init);
-    if (c.bias) add(`${prefix}.bias`, [outDim], 'zeros');
-  };
-  for (let l = 0; l < c.nLayer; l++) {
-    ln(`h.${l}.ln_1`);
-    lin(`h.${l}.attn.c_attn`, C, 3 * C, 'normal');
-    lin(`h.${l}.attn.c_proj`, C, C, 'proj');
-    ln(`h.${l}.ln_2`);
-    lin(`h.${l}.mlp.c_fc`, C, H, 'normal');
-    lin(`h.${l}.mlp.c_proj`, H, C, 'proj');
-  }
-  ln('ln_f');
-  if (c.arch === 'bert') {
-    lin('mlm_head.dense', C, C, 'normal');
-    ln('mlm_head.ln');
-    add('mlm_head.bias', [c.vocabSize], 'zeros');
-  }
-  if (!c.tiedEmbeddings) add('lm_head.weight', [c.vocabSize, C], 'normal');
-  return specs;
-}
+type Matcher = string | RegExp | ((name: string) => boolean);
 
-function matches(name: string, m: string | RegExp): boolean {
+function matches(name: string, m: Matcher): boolean {
+  if (typeof m === 'function') return m(name);
   return typeof m === 'string' ? name.startsWith(m) : m.test(name);
 }

@@ -1,3 +1,4 @@
+import { CharTokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { modelConfig } from './config';
@@ -5,7 +6,6 @@ import { Transformer } from './model';
 import { Rng } from './rng';
 import { pickToken, sample } from './sample';
 import { useBackend } from './test-helpers';
-import { CharTokenizer } from './tokenizer';
 
 beforeAll(useBackend);
 

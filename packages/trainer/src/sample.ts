@@ -1,10 +1,10 @@
 // Text generation from a causal model: temperature, top-k, top-p (nucleus), a token budget,
 // stop sequences and a seed. Streams decoded text piece by piece.
 
+import type { Tokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import type { Transformer } from './model';
 import { Rng } from './rng';
-import type { Tokenizer } from './tokenizer';
 
 export interface SampleOptions {
   maxNewTokens: number;

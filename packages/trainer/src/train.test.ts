@@ -1,3 +1,4 @@
+import { CharTokenizer, trainTokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from './checkpoint';
@@ -5,7 +6,6 @@ import { modelConfig } from './config';
 import { Transformer } from './model';
 import { globalNorm } from './optim';
 import { useBackend } from './test-helpers';
-import { CharTokenizer, trainTokenizer } from './tokenizer';
 import { defaultTrainConfig, type TrainConfig, Trainer } from './train';
 
 beforeAll(useBackend);

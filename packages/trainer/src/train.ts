@@ -2,6 +2,7 @@
 // micro-batches, clip by global norm, optimizer step, log, maybe checkpoint. No I/O happens here:
 // hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
 
+import type { Tokenizer, Weights } from '@crucible/model-files';
 import { TRAINING_DEFAULTS as D, defaultWarmupSteps, type TrainConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
@@ -12,7 +13,6 @@ import { crossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
 import { mixSeed } from './rng';
 import { learningRate } from './schedule';
-import type { Tokenizer } from './tokenizer';
 
 export interface StepMetrics {
   step: number;
@@ -102,6 +102,8 @@ export interface TrainData {
 
 export class Trainer {
   step = 0;
+  /** What a peft model was built on; written into its (adapter-only) checkpoints. */
+  baseModel?: string;
   readonly optimizer: Optimizer;
   private readonly source: BatchSource;
   private readonly evalSet: Batch[];
@@ -123,8 +125,8 @@ export class Trainer {
   }
 
   /** Continues a run from checkpoint bytes, on the same data. */
-  static resume(bytes: Uint8Array, data: TrainData): Trainer {
-    return Trainer.fromCheckpoint(decodeCheckpoint(bytes), data);
+  static resume(bytes: Uint8Array, data: TrainData, baseWeights?: Weights): Trainer {
+    return Trainer.fromCheckpoint(decodeCheckpoint(bytes, baseWeights), data);
   }
 
   /**
@@ -139,7 +141,9 @@ export class Trainer {
     for (const [k, t] of ck.optimizerState) (k.startsWith('m.') ? m : v).set(k.slice(2), tf.tensor(t.data, t.shape));
     optimizer.restore(ck.state.optimizerT, m, v, ck.model.trainable());
     for (const t of [...m.values(), ...v.values()]) t.dispose();
-    return new Trainer(ck.model, ck.tokenizer, ck.train, data, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
+    const trainer = new Trainer(ck.model, ck.tokenizer, ck.train, data, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
+    trainer.baseModel = ck.baseModel;
+    return trainer;
   }
 
   async run(hooks: TrainHooks = {}, signal?: AbortSignal): Promise<TrainResult> {
@@ -236,6 +240,7 @@ export class Trainer {
       train: this.config,
       state: { step: this.step, dataRng: this.source.state(), optimizerT: this.optimizer.t },
       optimizer: this.optimizer,
+      baseModel: this.baseModel,
     });
   }
 

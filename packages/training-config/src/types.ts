@@ -52,3 +52,52 @@ export interface TrainConfig {
   /** Masked-LM selection probability. */
   mlmProbability: number;
 }
+
+/** The shape of a transformer; one config describes both architectures. */
+export interface ModelConfig {
+  arch: import('./presets').Architecture;
+  vocabSize: number;
+  nLayer: number;
+  nHead: number;
+  /** Width of the residual stream (C). */
+  dModel: number;
+  /** Longest context (T). */
+  blockSize: number;
+  /** Feed-forward width as a multiple of dModel. Default 4. */
+  ffnMult: number;
+  /** Dropout on attention weights, residual branches and embeddings. Default 0. */
+  dropout: number;
+  /** Biases in Linear layers and LayerNorms. Default true. */
+  bias: boolean;
+  /** LM head shares the token embedding matrix. Default true. */
+  tiedEmbeddings: boolean;
+  /** Parameter-efficient adaptation: extra trainable parameters beside frozen base weights. */
+  peft?: PeftConfig;
+}
+
+/** The linear layers LoRA can adapt, by their name inside a block. */
+export const LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+/** LoRA: W x + (alpha / rank) * B(A(dropout(x))) on each target; A ~ N(0, 1/rank)-ish, B = 0. */
+export interface LoraConfig {
+  type: 'lora';
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+}
+
+/** Houlsby bottleneck adapters after the attention and MLP branches: h + up(gelu(down(h))), up = 0. */
+export interface AdapterConfig {
+  type: 'adapter';
+  /** Bottleneck width. */
+  size: number;
+}
+
+export type PeftConfig = LoraConfig | AdapterConfig;
+
+export const PEFT_DEFAULTS = {
+  lora: { rank: 8, alpha: 16, dropout: 0, targets: ['attn.c_attn', 'attn.c_proj'] as LoraTarget[] },
+  adapter: { size: 16 },
+} as const;

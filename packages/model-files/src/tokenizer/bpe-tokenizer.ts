@@ -150,6 +150,15 @@ export class BpeTokenizer implements Tokenizer {
     return ids;
   }
 
+  tokenBytes(id: number): Uint8Array {
+    const tok = this.idToToken[id];
+    if (tok === undefined) throw new RangeError(`token id ${id} is out of range 0..${this.vocabSize - 1}`);
+    if (this.specialTokens.get(tok) === id) return new TextEncoder().encode(tok);
+    const bytes: number[] = [];
+    fromByteChars(tok, bytes);
+    return Uint8Array.from(bytes);
+  }
+
   decode(ids: ArrayLike<number>): string {
     let out = '';
     let bytes: number[] = [];
@@ -221,7 +230,9 @@ export class BpeTokenizer implements Tokenizer {
         fuse_unk: false,
         byte_fallback: false,
         ignore_merges: false,
-        vocab: Object.fromEntries(this.vocab),
+        // every special token is in the vocabulary at its id too: Hugging Face's Rust library gives
+        // an added token missing from model.vocab a new id after the vocabulary
+        vocab: Object.fromEntries([...this.vocab, ...this.specialTokens].sort((a, b) => a[1] - b[1])),
         merges: this.merges.map(([a, b]) => [a, b] as [string, string]),
       },
     };

@@ -23,7 +23,7 @@ describe('byte-level BPE training', () => {
   it('stops at the requested vocabulary size, special tokens included', () => {
     const tok = BpeTokenizer.train(corpus, { vocabSize: 270, specialTokens: DEFAULT_SPECIAL_TOKENS });
     expect(tok.vocabSize).toBe(270);
-    expect(tok.merges).toHaveLength(270 - 256 - 5);
+    expect(tok.merges).toHaveLength(270 - 256 - DEFAULT_SPECIAL_TOKENS.length);
     expect(tok.special('eot')).toBe(0);
     expect(tok.special('mask')).toBe(2);
   });
@@ -67,9 +67,12 @@ describe('round trips', () => {
     );
   });
 
-  it('char-level: an unknown character is a clear error with its offset', () => {
-    const ch = CharTokenizer.train('abc');
-    expect(() => ch.encode('abz')).toThrow(/"z" \(U\+007A\) at offset 2/);
+  it('char-level: a character outside the alphabet encodes to <|unk|>, or is skipped by a tokenizer without one', () => {
+    const ch = CharTokenizer.train('abc', DEFAULT_SPECIAL_TOKENS);
+    const unk = ch.special('unk') as number;
+    expect(ch.encode('ab9z日')).toEqual([0, 1, unk, unk, unk]);
+    expect(ch.unknownCharacters('ab9z日a9')).toEqual(['9', 'z', '日']);
+    expect(CharTokenizer.train('abc').encode('abz')).toEqual([0, 1]);
   });
 
   it('saves to tokenizer.json and loads back to the same encoder (bpe and char)', () => {

@@ -1,6 +1,7 @@
 // The safetensors format (Hugging Face): 8-byte little-endian header length N, N bytes of JSON
 // header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}},
-// then the raw little-endian tensor bytes. Checkpoints and exports use it as is.
+// then the raw little-endian tensor bytes. Checkpoints and exports use it as is. F16 and BF16
+// tensors (common in published weights) are widened to F32 when read.
 
 export type Dtype = 'F32' | 'I32';
 export interface NamedTensor {
@@ -54,9 +55,57 @@ export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, Nam
     let data: Float32Array | Int32Array;
     if (dtype === 'F32') data = new Float32Array(raw.buffer, 0, raw.byteLength / 4);
     else if (dtype === 'I32') data = new Int32Array(raw.buffer, 0, raw.byteLength / 4);
+    else if (dtype === 'F16' || dtype === 'BF16') data = widen(new Uint16Array(raw.buffer, 0, raw.byteLength / 2), dtype);
     else throw new Error(`safetensors: tensor ${name} has unsupported dtype ${dtype}`);
     if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`safetensors: tensor ${name} size does not match its shape`);
-    tensors.set(name, { dtype: dtype as Dtype, shape, data });
+    tensors.set(name, { dtype: dtype === 'I32' ? 'I32' : 'F32', shape, data });
   }
   return { tensors, metadata };
+}
+
+/** Reads only the header (names, dtypes, shapes, metadata): for checking a file without loading it. */
+export function safetensorsHeaderLength(first8: Uint8Array): number {
+  if (first8.length < 8) throw new Error('safetensors: file shorter than its 8-byte header length');
+  const n = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
+  if (n > 100_000_000) throw new Error(`safetensors: header of ${n} bytes is implausibly large`);
+  return n;
+}
+
+export interface SafetensorsEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+export function parseSafetensorsHeader(header: Uint8Array): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string> } {
+  const doc = JSON.parse(new TextDecoder().decode(header)) as Record<string, unknown>;
+  const entries = new Map<string, SafetensorsEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, e] of Object.entries(doc)) {
+    if (name === '__metadata__') metadata = e as Record<string, string>;
+    else entries.set(name, e as SafetensorsEntry);
+  }
+  return { entries, metadata };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+function widen(half: Uint16Array, dtype: 'F16' | 'BF16'): Float32Array {
+  const out = new Float32Array(half.length);
+  for (let i = 0; i < half.length; i++) {
+    const h = half[i] as number;
+    if (dtype === 'BF16') {
+      u32[0] = h << 16;
+      out[i] = f32[0] as number;
+      continue;
+    }
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) out[i] = sign * 2 ** -14 * (frac / 1024);
+    else if (exp === 31) out[i] = frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+    else out[i] = sign * 2 ** (exp - 15) * (1 + frac / 1024);
+  }
+  return out;
 }

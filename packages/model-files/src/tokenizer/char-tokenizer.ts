@@ -1,7 +1,9 @@
 // Character-level tokenizer (nanoGPT's shakespeare_char): one id per distinct code point of the
-// training text, sorted by code point, then the special tokens.
+// training text, sorted by code point, then the special tokens. A character outside the alphabet
+// encodes to <|unk|> (tokenizers saved before it existed skip such characters, as Hugging Face's
+// BPE does without an unk_token), so no input string makes encoding fail.
 
-import { addedTokens, type HfTokenizerJson, roleLookup, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
+import { addedTokens, type HfTokenizerJson, roleLookup, SPECIAL_TOKENS, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
 
 export class CharTokenizer implements Tokenizer {
   readonly kind = 'char';
@@ -36,19 +38,29 @@ export class CharTokenizer implements Tokenizer {
         ids.push(piece);
         continue;
       }
-      let offset = 0;
+      const unk = this.special('unk');
       for (const c of piece) {
-        const id = this.toId.get(c);
-        if (id === undefined) {
-          throw new RangeError(
-            `character ${JSON.stringify(c)} (U+${(c.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}) at offset ${offset} is not in this character-level vocabulary`,
-          );
-        }
-        ids.push(id);
-        offset += c.length;
+        const id = this.toId.get(c) ?? unk;
+        if (id !== undefined) ids.push(id);
       }
     }
     return ids;
+  }
+
+  /** Characters of `text` (outside special tokens) that this vocabulary lacks, each once, in order. */
+  unknownCharacters(text: string): string[] {
+    const seen = new Set<string>();
+    for (const piece of splitOnSpecials(text, this.specialTokens)) {
+      if (typeof piece === 'number') continue;
+      for (const c of piece) if (!this.toId.has(c)) seen.add(c);
+    }
+    return [...seen];
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    const s = this.toStr[id];
+    if (s === undefined) throw new RangeError(`token id ${id} is out of range 0..${this.vocabSize - 1}`);
+    return new TextEncoder().encode(s);
   }
 
   decode(ids: ArrayLike<number>): string {
@@ -67,6 +79,7 @@ export class CharTokenizer implements Tokenizer {
     this.toId.forEach((id, c) => {
       vocab[c] = id;
     });
+    for (const [s, id] of this.specialTokens) vocab[s] = id; // specials keep their ids in Hugging Face's BPE too
     return {
       version: '1.0',
       truncation: null,
@@ -79,7 +92,7 @@ export class CharTokenizer implements Tokenizer {
       model: {
         type: 'BPE',
         dropout: null,
-        unk_token: null,
+        unk_token: this.special('unk') === undefined ? null : SPECIAL_TOKENS.unk,
         continuing_subword_prefix: null,
         end_of_word_suffix: null,
         fuse_unk: false,

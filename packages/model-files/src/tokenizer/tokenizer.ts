@@ -1,13 +1,21 @@
 // The tokenizer contract shared by the character-level and byte-level BPE tokenizers,
 // plus the special tokens every Crucible tokenizer may carry.
 
-/** Special tokens, by role. Causal LMs use `eot`; masked LMs use pad/mask/cls/sep. */
+/**
+ * Special tokens, by role. Causal LMs use `eot`; masked LMs use pad/mask/cls/sep; `unk` stands for
+ * a character outside a character-level vocabulary; `im_start` / `im_end` frame the messages of
+ * the chat template (see @crucible/domain's renderChat). Tokenizers trained by Crucible carry all
+ * eight, in this order, at ids 0-7.
+ */
 export const SPECIAL_TOKENS = {
   eot: '<|endoftext|>',
   pad: '<|pad|>',
   mask: '<|mask|>',
   cls: '<|cls|>',
   sep: '<|sep|>',
+  unk: '<|unk|>',
+  im_start: '<|im_start|>',
+  im_end: '<|im_end|>',
 } as const;
 export type SpecialRole = keyof typeof SPECIAL_TOKENS;
 export const DEFAULT_SPECIAL_TOKENS: readonly string[] = Object.values(SPECIAL_TOKENS);
@@ -22,6 +30,8 @@ export interface Tokenizer {
   decode(ids: ArrayLike<number>): string;
   /** The id of a special token by role, or undefined when this tokenizer lacks it. */
   special(role: SpecialRole): number | undefined;
+  /** The UTF-8 bytes one token stands for (a BPE token may hold part of a character). */
+  tokenBytes(id: number): Uint8Array;
   /** Hugging Face `tokenizer.json` document. */
   toJSON(): HfTokenizerJson;
 }
@@ -49,7 +59,7 @@ export interface HfTokenizerJson {
   model: {
     type: 'BPE';
     dropout: null;
-    unk_token: null;
+    unk_token: string | null;
     continuing_subword_prefix: string | null;
     end_of_word_suffix: string | null;
     fuse_unk: boolean;

@@ -1,0 +1,128 @@
+// A model as a folder of files, the way the Hugging Face ecosystem lays it out. This is what
+// Crucible stores for every model (trained or imported) and what a download contains:
+//   model.safetensors        weights (GPT-2 names for gpt models, Crucible names for bert), metadata format "pt"
+//   config.json              GPT-2's keys (gpt) or Crucible's bert config
+//   tokenizer.json           Hugging Face tokenizers, every special token in model.vocab at its id
+//   tokenizer_config.json, special_tokens_map.json, generation_config.json
+//   adapter_model.safetensors, adapter_config.json   (models trained with LoRA or adapters)
+// A LoRA model's model.safetensors holds the merged weights, so it loads anywhere as plain GPT-2;
+// its adapter files load with PEFT on top of the base model.
+
+import type { ModelConfig } from '@crucible/training-config';
+import { configFromGpt2, fromGpt2Tensors, gpt2Config, ModelFormatError, toGpt2Tensors, tokenizerSideFiles, type Weights } from './hf-gpt2';
+import { baseParamSpecs, paramSpecs } from './params';
+import { bottleneckToFiles, isAdapterParam, loraToPeft, mergeLora } from './peft';
+import { decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors';
+import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
+
+export type ModelFiles = Record<string, Uint8Array>;
+export const BERT_MODEL_TYPE = 'crucible_bert';
+/** The files every model folder has. */
+export const CORE_FILES = ['model.safetensors', 'config.json', 'tokenizer.json'] as const;
+export const ADAPTER_FILES = ['adapter_model.safetensors', 'adapter_config.json'] as const;
+
+const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
+
+/** The folder of a model. `baseModel` names what adapters were trained on (adapter_config.json). */
+export function writeModelFolder(input: { config: ModelConfig; weights: Weights; tokenizer: Tokenizer; baseModel: string }): ModelFiles {
+  const { config: c, tokenizer } = input;
+  const files: ModelFiles = {};
+  const meta = { format: 'pt' };
+  if (c.arch === 'bert') {
+    const tensors = new Map<string, NamedTensor>([...input.weights].map(([n, w]) => [n, { dtype: 'F32', shape: w.shape, data: w.data }]));
+    files['model.safetensors'] = encodeSafetensors(tensors, meta);
+    files['config.json'] = json(bertConfig(c, tokenizer));
+  } else {
+    const peft = c.peft;
+    let weights = input.weights;
+    let exported: ModelConfig = c;
+    if (peft?.type === 'lora') {
+      const adapter = loraToPeft(peft, weights, input.baseModel);
+      files['adapter_model.safetensors'] = encodeSafetensors(adapter.tensors, meta);
+      files['adapter_config.json'] = json(adapter.config);
+      weights = mergeLora(c, weights);
+      exported = { ...c, peft: undefined };
+      delete exported.peft;
+    } else if (peft?.type === 'adapter') {
+      const adapter = bottleneckToFiles(peft, weights, input.baseModel);
+      files['adapter_model.safetensors'] = encodeSafetensors(adapter.tensors, meta);
+      files['adapter_config.json'] = json(adapter.config);
+    }
+    files['model.safetensors'] = encodeSafetensors(toGpt2Tensors(exported, weights), meta);
+    files['config.json'] = json(gpt2Config(exported, tokenizer));
+  }
+  files['tokenizer.json'] = new TextEncoder().encode(JSON.stringify(tokenizer.toJSON()));
+  for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, c.blockSize))) files[name] = json(doc);
+  return files;
+}
+
+function bertConfig(c: ModelConfig, tokenizer: Tokenizer): Record<string, unknown> {
+  return {
+    model_type: BERT_MODEL_TYPE,
+    architectures: ['CrucibleBertForMaskedLM'],
+    vocab_size: c.vocabSize,
+    pad_token_id: tokenizer.special('pad') ?? null,
+    mask_token_id: tokenizer.special('mask') ?? null,
+    crucible: { format_version: 1, model: c },
+  };
+}
+
+/** Parses a config.json of either architecture. */
+export function readModelConfig(bytes: Uint8Array): ModelConfig {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new ModelFormatError(`config.json is not valid JSON: ${(err as Error).message}`, 'config.json');
+  }
+  if (typeof doc !== 'object' || doc === null) throw new ModelFormatError('config.json is not a JSON object', 'config.json');
+  if (doc.model_type === BERT_MODEL_TYPE) return (doc.crucible as { model: ModelConfig }).model;
+  return configFromGpt2(doc);
+}
+
+export function readTokenizer(bytes: Uint8Array): Tokenizer {
+  try {
+    return tokenizerFromJSON(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new ModelFormatError(`tokenizer.json: ${(err as Error).message}`, 'tokenizer.json');
+  }
+}
+
+/** A stored or imported folder back to a config, weights (adapters included) and tokenizer. */
+export function readModelFolder(files: Pick<ModelFiles, 'model.safetensors' | 'config.json' | 'tokenizer.json'> & Partial<ModelFiles>): {
+  config: ModelConfig;
+  weights: Weights;
+  tokenizer: Tokenizer;
+} {
+  const config = readModelConfig(files['config.json']);
+  const tokenizer = readTokenizer(files['tokenizer.json']);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new ModelFormatError(`tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`, 'tokenizer.json');
+  }
+  const { tensors } = decodeSafetensors(files['model.safetensors']);
+  let weights: Weights;
+  if (config.arch === 'bert') {
+    weights = new Map();
+    for (const s of baseParamSpecs(config)) {
+      const t = tensors.get(s.name);
+      if (!t || t.shape.join(',') !== s.shape.join(','))
+        throw new ModelFormatError(`model.safetensors: ${s.name} is missing or has the wrong shape`, 'model.safetensors');
+      weights.set(s.name, { shape: s.shape, data: t.data as Float32Array });
+    }
+  } else {
+    const expected = paramSpecs(config).filter((s) => !isAdapterParam(s.name));
+    const adapterNames = new Map(
+      paramSpecs(config)
+        .filter((s) => isAdapterParam(s.name))
+        .map((s) => [`transformer.${s.name}`, s]),
+    );
+    const base = new Map([...tensors].filter(([n]) => !adapterNames.has(n)));
+    weights = fromGpt2Tensors(config, base, expected);
+    for (const [hf, s] of adapterNames) {
+      const t = tensors.get(hf);
+      if (!t) throw new ModelFormatError(`model.safetensors lacks the adapter tensor ${hf}`, 'model.safetensors');
+      weights.set(s.name, { shape: s.shape, data: t.data as Float32Array });
+    }
+  }
+  return { config, weights, tokenizer };
+}

@@ -1,0 +1,132 @@
+// Adapter files. LoRA is written as Hugging Face PEFT writes it for GPT-2:
+//   adapter_model.safetensors  base_model.model.transformer.h.N.<module>.lora_A.weight  [rank, in]
+//                              base_model.model.transformer.h.N.<module>.lora_B.weight  [out, rank]
+//   adapter_config.json        peft_type LORA, r, lora_alpha, lora_dropout, target_modules,
+//                              fan_in_fan_out true (GPT-2's Conv1D stores weights [in, out])
+// Crucible keeps A as [in, rank] and B as [rank, out] (x @ A @ B), so both are transposed.
+// Bottleneck adapters have no PEFT type; they are written in Crucible's own documented names.
+
+import { type AdapterConfig, type LoraConfig, type LoraTarget, type ModelConfig, PEFT_DEFAULTS } from '@crucible/training-config';
+import { HF_PREFIX, ModelFormatError, PEFT_TARGET_NAMES, type Weights } from './hf-gpt2';
+import type { NamedTensor } from './safetensors';
+
+const PEFT_PREFIX = `base_model.model.${HF_PREFIX}`;
+export const ADAPTER_PEFT_TYPE = 'CRUCIBLE_BOTTLENECK';
+
+/** Whether a parameter name belongs to an adapter (LoRA or bottleneck), not to the base model. */
+export function isAdapterParam(name: string): boolean {
+  return name.includes('.lora_') || name.includes('.adapter_');
+}
+
+export function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = data[i * cols + j] as number;
+  return out;
+}
+
+/** LoRA parameters -> PEFT's adapter_model.safetensors tensors and adapter_config.json. */
+export function loraToPeft(c: LoraConfig, weights: Weights, baseModel: string): { tensors: Map<string, NamedTensor>; config: Record<string, unknown> } {
+  const tensors = new Map<string, NamedTensor>();
+  for (const [name, w] of weights) {
+    if (!name.includes('.lora_')) continue;
+    const [rows, cols] = w.shape as [number, number];
+    tensors.set(PEFT_PREFIX + name, { dtype: 'F32', shape: [cols, rows], data: transpose(w.data, rows, cols) });
+  }
+  return {
+    tensors,
+    config: {
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: baseModel,
+      r: c.rank,
+      lora_alpha: c.alpha,
+      lora_dropout: c.dropout,
+      target_modules: c.targets.map((t) => PEFT_TARGET_NAMES[t]),
+      fan_in_fan_out: true,
+      bias: 'none',
+      inference_mode: true,
+      init_lora_weights: true,
+      modules_to_save: null,
+      layers_to_transform: null,
+      use_rslora: false,
+      use_dora: false,
+      revision: null,
+    },
+  };
+}
+
+/** PEFT LoRA files -> Crucible's LoRA config and parameters (A [in, rank], B [rank, out]). */
+export function loraFromPeft(config: Record<string, unknown>, tensors: Map<string, NamedTensor>): { peft: LoraConfig; weights: Weights } {
+  if (config.peft_type !== 'LORA')
+    throw new ModelFormatError(`adapter_config.json: peft_type ${JSON.stringify(config.peft_type)} is not LORA`, 'adapter_config.json');
+  const byPeftName = Object.fromEntries(Object.entries(PEFT_TARGET_NAMES).map(([k, v]) => [v, k as LoraTarget]));
+  const targets = ((config.target_modules as string[]) ?? []).map((m) => {
+    const t = byPeftName[m];
+    if (!t) throw new ModelFormatError(`adapter_config.json: target module ${m} is not one Crucible adapts`, 'adapter_config.json');
+    return t;
+  });
+  const weights: Weights = new Map();
+  for (const [name, t] of tensors) {
+    if (!name.startsWith(PEFT_PREFIX)) throw new ModelFormatError(`adapter_model.safetensors: unexpected tensor ${name}`, 'adapter_model.safetensors');
+    const [rows, cols] = t.shape as [number, number];
+    weights.set(name.slice(PEFT_PREFIX.length), { shape: [cols, rows], data: transpose(t.data as Float32Array, rows, cols) });
+  }
+  const peft: LoraConfig = {
+    type: 'lora',
+    rank: config.r as number,
+    alpha: (config.lora_alpha as number) ?? PEFT_DEFAULTS.lora.alpha,
+    dropout: (config.lora_dropout as number) ?? 0,
+    targets,
+  };
+  return { peft, weights };
+}
+
+/** W + (alpha / rank) * A @ B for every adapted weight; the LoRA parameters are dropped. */
+export function mergeLora(c: ModelConfig, weights: Weights): Weights {
+  if (c.peft?.type !== 'lora') throw new Error('mergeLora needs a LoRA model');
+  const scale = c.peft.alpha / c.peft.rank;
+  const out: Weights = new Map();
+  for (const [name, w] of weights) if (!name.includes('.lora_')) out.set(name, { shape: w.shape, data: Float32Array.from(w.data) });
+  for (const [name, a] of weights) {
+    if (!name.endsWith('.lora_A.weight')) continue;
+    const target = name.slice(0, -'.lora_A.weight'.length);
+    const b = weights.get(`${target}.lora_B.weight`);
+    const w = out.get(`${target}.weight`);
+    if (!b || !w) throw new Error(`LoRA ${target}: missing B or base weight`);
+    const [n, r] = a.shape as [number, number];
+    const m = b.shape[1] as number;
+    const wd = w.data;
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < r; k++) {
+        const aik = (a.data[i * r + k] as number) * scale;
+        if (aik === 0) continue;
+        const row = i * m;
+        const brow = k * m;
+        for (let j = 0; j < m; j++) wd[row + j] = (wd[row + j] as number) + aik * (b.data[brow + j] as number);
+      }
+    }
+  }
+  return out;
+}
+
+/** Bottleneck adapter parameters -> adapter_model.safetensors tensors and adapter_config.json. */
+export function bottleneckToFiles(
+  c: AdapterConfig,
+  weights: Weights,
+  baseModel: string,
+): { tensors: Map<string, NamedTensor>; config: Record<string, unknown> } {
+  const tensors = new Map<string, NamedTensor>();
+  for (const [name, w] of weights) if (name.includes('.adapter_')) tensors.set(HF_PREFIX + name, { dtype: 'F32', shape: w.shape, data: w.data });
+  return {
+    tensors,
+    config: {
+      peft_type: ADAPTER_PEFT_TYPE,
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: baseModel,
+      adapter_size: c.size,
+      placement: 'after the attention and MLP output projections, before each residual add (Houlsby)',
+      non_linearity: 'gelu_new',
+      formula: 'h + up(gelu(down(h)))',
+    },
+  };
+}
