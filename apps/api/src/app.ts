@@ -98,7 +98,7 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
       });
       await v1.register(fileRoutes(deps, cfg));
       await v1.register(jobRoutes(deps));
-      await v1.register(modelRoutes(deps));
+      await v1.register(modelRoutes(deps, cfg));
       await v1.register(completionRoutes(deps, cfg));
     },
     { prefix: '/v1' },

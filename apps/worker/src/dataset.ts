@@ -1,6 +1,6 @@
 // Turns a stored dataset into token streams for the trainer: documents are encoded one after
 // another, separated by the end-of-text token; supervised prompts get loss weight 0.
-import { datasetDocuments, type FileFormat } from '@crucible/domain';
+import { type ChatLoss, datasetDocuments, type FileFormat } from '@crucible/domain';
 import type { Tokenizer } from '@crucible/trainer';
 
 export interface TokenStream {
@@ -15,8 +15,8 @@ export function documentsText(text: string, format: FileFormat): string {
     .join('\n');
 }
 
-export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer): TokenStream {
-  const docs = datasetDocuments(text, format);
+export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer, chatLoss: ChatLoss = 'assistant'): TokenStream {
+  const docs = datasetDocuments(text, format, chatLoss);
   const eot = tok.special('eot');
   const ids: number[] = [];
   const w: number[] = [];
@@ -34,8 +34,8 @@ export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer):
       }
       if (!seg.train) masked = true;
     }
-    // a supervised answer ends with end-of-text, so the model learns to stop
-    if (masked && eot !== undefined) {
+    // a completion ends with end-of-text, so the model learns to stop (chat turns end with <|im_end|>)
+    if (format === 'jsonl_prompt_completion' && eot !== undefined) {
       ids.push(eot);
       w.push(1);
     }

@@ -1,29 +1,102 @@
-// Serves a completion request: load the model (cached), sample, stream pieces to the API.
+// Serves an inference request: load the model (cached), then generate (n choices, with
+// log-probabilities when asked, streaming pieces to the API), embed, or fill masks. A problem of
+// the request itself (too long, no mask, wrong architecture) goes back as an input error, which
+// the API answers with a 400.
 import type { Store } from '@crucible/db';
-import type { InferencePayload, InferenceResult } from '@crucible/domain';
-import { sampleStream } from '@crucible/trainer';
+import {
+  type EmbeddingPayload,
+  type FillMaskPayload,
+  type GenerationChoice,
+  type GenerationPayload,
+  type GenerationResult,
+  INFERENCE_INPUT_ERROR,
+  type InferencePayload,
+  type InferenceResult,
+  type TokenLogprobResult,
+} from '@crucible/domain';
+import { embed, fillMask, InputError, promptLogprobs, sampleStream, type Tokenizer, type TokenLogprob, type Transformer } from '@crucible/trainer';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ModelCache } from './model-cache';
 
-export async function handleInference(deps: { store: Store; cache: ModelCache; redis: Redis }, p: InferencePayload): Promise<InferenceResult> {
+interface Deps {
+  store: Store;
+  cache: ModelCache;
+  redis: Redis;
+}
+
+export async function handleInference(deps: Deps, p: InferencePayload): Promise<InferenceResult> {
   const row = await deps.store.models.get(p.projectId, p.model);
   if (!row) throw new UnrecoverableError(`model ${p.model} not found`);
-  const { model, tokenizer } = await deps.cache.get(row.storageKey);
-  const it = sampleStream(model, tokenizer, p.prompt, {
-    maxNewTokens: p.maxTokens,
-    temperature: p.temperature,
-    topK: p.topK,
-    topP: p.topP,
-    stop: p.stop,
-    seed: p.seed,
-  });
-  for (;;) {
-    const r = await it.next();
-    if (r.done) {
-      if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ done: true }));
-      return { text: r.value.text, finishReason: r.value.finishReason, promptTokens: r.value.promptTokens, completionTokens: r.value.tokens.length };
-    }
-    if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ text: r.value }));
+  const { model, tokenizer } = await deps.cache.get(row);
+  try {
+    if (p.kind === 'embed') return embedRequest(model, tokenizer, p);
+    if (p.kind === 'fill_mask') return fillMaskRequest(model, tokenizer, p);
+    return await generate(deps, model, tokenizer, p);
+  } catch (err) {
+    if (err instanceof InputError) throw new UnrecoverableError(`${INFERENCE_INPUT_ERROR}${JSON.stringify({ message: err.message, index: err.index })}`);
+    throw err;
   }
+}
+
+function embedRequest(model: Transformer, tokenizer: Tokenizer, p: EmbeddingPayload): InferenceResult {
+  const r = embed(model, tokenizer, p.inputs, p.pooling);
+  return { kind: 'embed', vectors: r.vectors, tokens: r.tokens };
+}
+
+function fillMaskRequest(model: Transformer, tokenizer: Tokenizer, p: FillMaskPayload): InferenceResult {
+  const r = fillMask(model, tokenizer, p.inputs, p.topK);
+  return { kind: 'fill_mask', results: r.results, tokens: r.tokens };
+}
+
+async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p: GenerationPayload): Promise<GenerationResult> {
+  if (model.config.arch !== 'gpt') throw new InputError(`model ${p.model} is a masked LM (bert); text generation needs a causal (gpt) model`, -1);
+  const stopTokens = p.stopRoles.map((r) => tokenizer.special(r)).filter((id): id is number => id !== undefined);
+  const describe = (lp: TokenLogprob): TokenLogprobResult => ({
+    ...tokenInfo(tokenizer, lp.id),
+    logprob: lp.logprob,
+    top: lp.top.map((t) => ({ ...tokenInfo(tokenizer, t.id), logprob: t.logprob })),
+  });
+  const choices: GenerationChoice[] = [];
+  let promptTokens = 0;
+  for (let index = 0; index < p.n; index++) {
+    const it = sampleStream(model, tokenizer, p.prompt, {
+      maxNewTokens: p.maxTokens,
+      temperature: p.temperature,
+      topK: p.topK,
+      topP: p.topP,
+      stop: p.stop,
+      seed: p.seed + index,
+      stopTokens,
+      logprobs: p.logprobs ?? undefined,
+    });
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        promptTokens = r.value.promptTokens;
+        choices.push({
+          text: r.value.text,
+          finishReason: r.value.finishReason,
+          completionTokens: r.value.tokens.length,
+          ...(r.value.logprobs ? { logprobs: r.value.logprobs.map(describe) } : {}),
+        });
+        break;
+      }
+      if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ index, text: r.value }));
+    }
+  }
+  if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ done: true }));
+  const result: GenerationResult = { kind: 'generate', promptTokens, choices };
+  if (p.echo && p.logprobs !== null) {
+    const ids = tokenizer.encode(p.prompt);
+    result.promptLogprobs = promptLogprobs(model, ids, p.logprobs).map((lp, i) =>
+      lp ? describe(lp) : { ...tokenInfo(tokenizer, ids[i] as number), logprob: null, top: [] },
+    );
+  }
+  return result;
+}
+
+function tokenInfo(tokenizer: Tokenizer, id: number): { token: string; bytes: number[] } {
+  const bytes = tokenizer.tokenBytes(id);
+  return { token: new TextDecoder().decode(bytes), bytes: Array.from(bytes) };
 }

@@ -33,7 +33,7 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
   const redis = conn('command');
   const control = new JobControl(cfg.queuePrefix);
   await control.listen(conn('blocking'));
-  const cache = new ModelCache(storage, cfg.modelCacheSize);
+  const cache = new ModelCache(store, storage, cfg.modelCacheSize);
   const queue = trainingQueue(conn('command'), cfg.queuePrefix);
   const reconciler = new Reconciler({
     store,

@@ -1,6 +1,9 @@
 // Trained models loaded for inference, least recently used evicted first.
+import type { Store } from '@crucible/db';
+import type { ModelRecord } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
-import { decodeCheckpoint, type Tokenizer, type Transformer } from '@crucible/trainer';
+import { type Tokenizer, Transformer } from '@crucible/trainer';
+import { ModelLoader } from './model-loader';
 
 interface Loaded {
   model: Transformer;
@@ -9,25 +12,27 @@ interface Loaded {
 
 export class ModelCache {
   private readonly entries = new Map<string, Promise<Loaded>>();
+  private readonly loader: ModelLoader;
 
   constructor(
-    private readonly storage: Storage,
+    store: Pick<Store, 'models' | 'jobs'>,
+    storage: Storage,
     private readonly capacity: number,
-  ) {}
+  ) {
+    this.loader = new ModelLoader(store, storage);
+  }
 
-  get(storageKey: string): Promise<Loaded> {
-    let hit = this.entries.get(storageKey);
+  get(record: ModelRecord): Promise<Loaded> {
+    const key = record.storageKey;
+    let hit = this.entries.get(key);
     if (hit) {
-      this.entries.delete(storageKey); // re-insert: most recently used last
-      this.entries.set(storageKey, hit);
+      this.entries.delete(key); // re-insert: most recently used last
+      this.entries.set(key, hit);
       return hit;
     }
-    hit = this.storage.get(storageKey).then((bytes) => {
-      const ck = decodeCheckpoint(bytes);
-      return { model: ck.model, tokenizer: ck.tokenizer };
-    });
-    hit.catch(() => this.entries.delete(storageKey));
-    this.entries.set(storageKey, hit);
+    hit = this.loader.loadRecord(record).then((w) => ({ model: Transformer.fromWeights(w.config, w.weights), tokenizer: w.tokenizer }));
+    hit.catch(() => this.entries.delete(key));
+    this.entries.set(key, hit);
     while (this.entries.size > this.capacity) {
       const [oldest, entry] = this.entries.entries().next().value as [string, Promise<Loaded>];
       this.entries.delete(oldest);

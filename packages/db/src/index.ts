@@ -11,6 +11,7 @@ import { ModelRepository } from './repositories/models';
 import { ProjectRepository } from './repositories/projects';
 
 export { deployMigrations, migrationNames } from './migrations';
+export { findModelRef, type ModelRef } from './model-refs';
 export type { NewFile } from './repositories/files';
 export type { JobChanges, NewJob, NewModel, TransitionOptions } from './repositories/jobs';
 export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';

@@ -2,8 +2,8 @@
 // object of one shape: {"text"}, {"prompt", "completion"} or {"messages": [{role, content}]}.
 // Errors name the 1-based line, so a user can fix the file.
 
+import { chatSegments } from './chat-template';
 import { CrucibleError } from './errors';
-import { renderChat } from './schemas/completions';
 import type { FileFormat } from './schemas/files';
 import type { MethodType } from './schemas/jobs';
 
@@ -83,11 +83,15 @@ export interface Segment {
   train: boolean;
 }
 
+/** Which tokens of chat data carry loss: the assistant turns (default), or every token. */
+export type ChatLoss = 'assistant' | 'all';
+
 /**
  * The training documents of a file, as segments. Plain text is one segment; {text} lines are one
- * document each; prompt/completion and chat lines are a prompt segment (no loss) and the answer.
+ * document each; prompt/completion lines are the prompt (no loss) and the completion; chat lines
+ * are rendered with the chat template, with loss on the assistant turns (or on all tokens).
  */
-export function datasetDocuments(text: string, format: FileFormat): Segment[][] {
+export function datasetDocuments(text: string, format: FileFormat, chatLoss: ChatLoss = 'assistant'): Segment[][] {
   if (format === 'text') return [[{ text, train: true }]];
   const docs: Segment[][] = [];
   for (const raw of text.split('\n')) {
@@ -101,13 +105,40 @@ export function datasetDocuments(text: string, format: FileFormat): Segment[][] 
         { text: r.completion, train: true },
       ]);
     else {
-      const msgs = r.messages as Array<{ role: string; content: string }>;
-      const last = msgs.at(-1) as { content: string };
-      docs.push([
-        { text: `${renderChat(msgs.slice(0, -1))}`, train: false },
-        { text: ` ${last.content}\n`, train: true },
-      ]);
+      const segments = chatSegments(r.messages as Array<{ role: string; content: string }>);
+      docs.push(segments.map((s) => ({ text: s.text, train: chatLoss === 'all' || s.assistant })));
     }
   }
   return docs;
+}
+
+/**
+ * Characters a character-level vocabulary lacks, with the first line each occurs on (up to
+ * `limit`), in the text the trainer will encode (chat data rendered with its template).
+ */
+export function unknownCharacters(
+  text: string,
+  format: FileFormat,
+  known: (ch: string) => boolean,
+  specials: readonly string[],
+  limit = 10,
+): Array<{ char: string; line: number }> {
+  const found = new Map<string, number>();
+  const strip = (s: string) => specials.reduce((acc, sp) => acc.split(sp).join(''), s);
+  const visit = (s: string, line: number) => {
+    for (const ch of strip(s)) if (!known(ch) && !found.has(ch) && found.size < limit) found.set(ch, line);
+  };
+  if (format === 'text') {
+    text.split('\n').forEach((l, i) => {
+      visit(l, i + 1);
+    });
+    if (!known('\n') && text.includes('\n') && !found.has('\n')) found.set('\n', 1);
+  } else {
+    text.split('\n').forEach((raw, i) => {
+      if (!raw.trim()) return;
+      const doc = datasetDocuments(raw, format);
+      for (const d of doc) for (const s of d) visit(s.text, i + 1);
+    });
+  }
+  return [...found].map(([char, line]) => ({ char, line }));
 }

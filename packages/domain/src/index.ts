@@ -1,5 +1,6 @@
 // @crucible/domain: the schemas, error codes and job catalog that the API and the worker share.
 
+export * from './chat-template';
 export * from './config';
 export * from './datasets';
 export * from './errors';

@@ -12,7 +12,9 @@ export interface TrainingPayload {
   attempt: number;
 }
 
-export interface InferencePayload {
+/** Text generation: `n` samples of one prompt (completions, chat). */
+export interface GenerationPayload {
+  kind: 'generate';
   projectId: string;
   model: string;
   prompt: string;
@@ -21,17 +23,76 @@ export interface InferencePayload {
   topP: number;
   topK: number;
   stop: string[];
+  /** Special tokens (by role) that end generation: end-of-text for completions, also <|im_end|> for chat. */
+  stopRoles: Array<'eot' | 'im_end'>;
   seed: number;
-  /** Redis channel that receives text pieces as they are generated (streaming), if any. */
+  /** Choices to generate; choice i samples with seed + i. */
+  n: number;
+  /** Per-token log-probabilities with this many alternatives (0: the chosen token only); null: none. */
+  logprobs: number | null;
+  /** Also score the prompt's tokens (completions' echo). */
+  echo: boolean;
+  /** Redis channel that receives {index, text} pieces as they are generated (streaming), if any. */
   streamChannel?: string;
 }
 
-export interface InferenceResult {
+export interface EmbeddingPayload {
+  kind: 'embed';
+  projectId: string;
+  model: string;
+  inputs: string[];
+  pooling: 'mean' | 'cls';
+}
+
+export interface FillMaskPayload {
+  kind: 'fill_mask';
+  projectId: string;
+  model: string;
+  inputs: string[];
+  topK: number;
+}
+
+export type InferencePayload = GenerationPayload | EmbeddingPayload | FillMaskPayload;
+
+/** One token with its log-probability (null for a prompt's first token) and alternatives. */
+export interface TokenLogprobResult {
+  token: string;
+  bytes: number[];
+  logprob: number | null;
+  top: Array<{ token: string; bytes: number[]; logprob: number }>;
+}
+
+export interface GenerationChoice {
   text: string;
   finishReason: 'stop' | 'length';
-  promptTokens: number;
   completionTokens: number;
+  logprobs?: TokenLogprobResult[];
 }
+
+export interface GenerationResult {
+  kind: 'generate';
+  promptTokens: number;
+  choices: GenerationChoice[];
+  /** The prompt's tokens with their log-probabilities (echo with logprobs). */
+  promptLogprobs?: TokenLogprobResult[];
+}
+
+export interface EmbeddingResult {
+  kind: 'embed';
+  vectors: number[][];
+  tokens: number;
+}
+
+export interface FillMaskResult {
+  kind: 'fill_mask';
+  results: Array<Array<{ position: number; candidates: Array<{ tokenId: number; token: string; score: number }> }>>;
+  tokens: number;
+}
+
+export type InferenceResult = GenerationResult | EmbeddingResult | FillMaskResult;
+
+/** How a worker reports a problem of the request itself (answered as a 400 by the API). */
+export const INFERENCE_INPUT_ERROR = 'crucible-input-error:';
 
 export const JOB_OPTIONS = {
   // A training run is resumable from its checkpoints: a run that stopped on a transient error

@@ -16,6 +16,8 @@ import { decodeSafetensors, encodeSafetensors, type NamedTensor } from './safete
 import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 export type ModelFiles = Record<string, Uint8Array>;
+/** The safetensors metadata `format` of Crucible's training checkpoints (and of models stored before folders). */
+export const CHECKPOINT_FORMAT = 'crucible-checkpoint/1';
 export const BERT_MODEL_TYPE = 'crucible_bert';
 /** The files every model folder has. */
 export const CORE_FILES = ['model.safetensors', 'config.json', 'tokenizer.json'] as const;

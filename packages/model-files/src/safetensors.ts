@@ -63,6 +63,13 @@ export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, Nam
   return { tensors, metadata };
 }
 
+/** The metadata of a whole file in memory, without copying its tensors. */
+export function safetensorsMetadata(bytes: Uint8Array): Record<string, string> {
+  const n = safetensorsHeaderLength(bytes.subarray(0, 8));
+  if (8 + n > bytes.length) throw new Error('safetensors: header length exceeds file size');
+  return parseSafetensorsHeader(bytes.subarray(8, 8 + n)).metadata;
+}
+
 /** Reads only the header (names, dtypes, shapes, metadata): for checking a file without loading it. */
 export function safetensorsHeaderLength(first8: Uint8Array): number {
   if (first8.length < 8) throw new Error('safetensors: file shorter than its 8-byte header length');

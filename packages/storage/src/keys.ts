@@ -6,4 +6,6 @@ export const keys = {
   model: (projectId: string, modelId: string) => `projects/${projectId}/models/${encodeURIComponent(modelId)}/model.safetensors`,
   jobPrefix: (projectId: string, jobId: string) => `projects/${projectId}/jobs/${jobId}/`,
   modelPrefix: (projectId: string, modelId: string) => `projects/${projectId}/models/${encodeURIComponent(modelId)}/`,
+  /** One file of a model's folder (model.safetensors, config.json, tokenizer.json, ...). */
+  modelFile: (projectId: string, modelId: string, name: string) => `projects/${projectId}/models/${encodeURIComponent(modelId)}/${name}`,
 };

@@ -85,6 +85,26 @@ export class Storage {
     });
   }
 
+  /** Bytes [start, end] (inclusive) of an object: headers of large files without reading them. */
+  async getRange(key: string, start: number, end: number): Promise<Buffer> {
+    return guard('storage', async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end}` }));
+      return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    });
+  }
+
+  /** Size in bytes, or null when the object does not exist. */
+  async size(key: string): Promise<number | null> {
+    return guard('storage', async () => {
+      try {
+        return (await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))).ContentLength ?? 0;
+      } catch (err) {
+        if (err instanceof NotFound || err instanceof NoSuchKey || (err as { name?: string }).name === 'NotFound') return null;
+        throw err;
+      }
+    });
+  }
+
   async getStream(key: string): Promise<Readable> {
     return guard('storage', async () => (await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))).Body as Readable);
   }

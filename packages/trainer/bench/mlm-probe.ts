@@ -15,7 +15,9 @@ const text = readFileSync('/work/shared/data/tinyshakespeare.txt', 'utf8').slice
 const tok = trainTokenizer(text, { type: 'char' });
 const ids = Int32Array.from(tok.encode(text));
 const { train, val } = trainValSplit(ids);
-const opts: Record<string, { lr: number; warm: number; mask: number; wpeStd?: number; bs?: number; wd?: number }> = {
+const opts: Record<string, { lr: number; warm: number; mask: number; wpeStd?: number; bs?: number; wd?: number; T?: number }> = {
+  t32: { lr: 1e-3, warm: 60, mask: 0.15, T: 32, bs: 48 },
+  t32m30: { lr: 2e-3, warm: 30, mask: 0.3, T: 32, bs: 48 },
   base: { lr: 1e-3, warm: 60, mask: 0.15 },
   lr3: { lr: 3e-3, warm: 60, mask: 0.15 },
   mask30: { lr: 1e-3, warm: 60, mask: 0.3 },
@@ -29,6 +31,7 @@ const model = Transformer.create(mc, 1);
 if (o.wpeStd) model.param('wpe.weight').assign(tf.randomNormal(model.param('wpe.weight').shape, 0, o.wpeStd, 'float32', 7));
 const cfg = defaultTrainConfig(mc, {
   maxSteps: steps,
+  ...(o.T ? { seqLen: o.T, batchSize: o.bs } : {}),
   evalInterval: 100,
   evalBatches: 8,
   logInterval: 50,

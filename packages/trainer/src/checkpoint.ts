@@ -13,11 +13,13 @@
 // small. Model exports are Hugging Face folders (see @crucible/model-files' writeModelFolder).
 
 import {
+  CHECKPOINT_FORMAT,
   decodeSafetensors,
   encodeSafetensors,
   isAdapterParam,
   type ModelFiles,
   type NamedTensor,
+  safetensorsMetadata,
   type Tokenizer,
   tokenizerFromJSON,
   type Weights,
@@ -30,7 +32,7 @@ import type { Optimizer } from './optim';
 import type { RngState } from './rng';
 import type { TrainConfig } from './train';
 
-export const CHECKPOINT_FORMAT = 'crucible-checkpoint/1';
+export { CHECKPOINT_FORMAT };
 
 export interface TrainingState {
   step: number;
@@ -61,15 +63,9 @@ export interface DecodedCheckpoint {
 
 /** What a checkpoint is, read from its header only: whether it needs base weights, and which. */
 export function checkpointInfo(bytes: Uint8Array): { modelConfig: ModelConfig; partial: boolean; baseModel?: string } {
-  const { metadata } = decodeSafetensorsHeaderOnly(bytes);
+  const metadata = safetensorsMetadata(bytes);
   if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`not a Crucible checkpoint (format ${metadata.format ?? 'missing'})`);
   return { modelConfig: JSON.parse(metadata.model_config as string), partial: metadata.partial === 'adapters', baseModel: metadata.base_model };
-}
-
-function decodeSafetensorsHeaderOnly(bytes: Uint8Array): { metadata: Record<string, string> } {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as { __metadata__?: Record<string, string> };
-  return { metadata: header.__metadata__ ?? {} };
 }
 
 function f32(t: tf.Tensor): NamedTensor {

@@ -26,11 +26,24 @@ describe('crucible-train', () => {
     expect(decodeCheckpoint(readFileSync(join(out, 'ckpt.safetensors'))).state?.step).toBe(4);
   });
 
-  it('resumes from the checkpoint and continues counting steps', () => {
+  it('refuses to resume past the end of the schedule without --extend-schedule, saying how', () => {
     const r = run('--out', out, '--resume', '--max-iters', '6');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /goes past the end of this run's cosine schedule, which reaches min_lr .* at step 4: every added step would run at min_lr\. Pass --extend-schedule/,
+    );
+  });
+
+  it('resumes from the checkpoint with an extended schedule and continues counting steps', () => {
+    const r = run('--out', out, '--resume', '--max-iters', '6', '--extend-schedule');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/resumed from .* at step 4/);
+    expect(r.stdout).toMatch(/schedule extended: cosine decay now ends at step 6 \(was 4\)/);
     expect(r.stdout).not.toMatch(/step 1: loss/);
+    // step 5 of a cosine decay ending at 6 runs above min_lr (the old schedule had ended)
+    const lr5 = Number(/step 5: loss \S+, lr (\S+),/.exec(r.stdout)?.[1]);
+    const lr6 = Number(/step 6: loss \S+, lr (\S+),/.exec(r.stdout)?.[1]);
+    expect(lr5).toBeGreaterThan(lr6);
     expect(r.stdout).toMatch(/step 6: loss/);
   });
 

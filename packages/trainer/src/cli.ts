@@ -1,6 +1,6 @@
 // crucible-train: train a model from a text file, resume it, or sample from a checkpoint.
 //   crucible-train [train] --preset gpt-nano --data input.txt --tokenizer char --max-iters 2000 --out ckpt/
-//   crucible-train train --out ckpt/ --resume [--max-iters 3000]
+//   crucible-train train --out ckpt/ --resume [--max-iters 3000 [--extend-schedule]]
 //   crucible-train sample --checkpoint ckpt/ --prompt "ROMEO:" --max-new-tokens 200
 // Defaults, then --config file.json, then --key=value flags; an unknown key is an error.
 
@@ -28,6 +28,7 @@ const TRAIN_DEFAULTS = {
   'max-iters': D.maxSteps as number,
   out: 'ckpt',
   resume: false,
+  'extend-schedule': false,
   'batch-size': D.batchSize as number,
   'block-size': 0,
   'grad-accum': D.gradAccumSteps as number,
@@ -101,6 +102,27 @@ export function parseArgs<T extends Record<string, string | number | boolean>>(a
   return out as Opts<T>;
 }
 
+/**
+ * A resumed run's new step budget. Going past the end of its learning-rate schedule would run
+ * every added step at min_lr, so that is refused unless --extend-schedule stretches the decay to
+ * the new end (the rate then follows the longer curve from the current step: it rises again).
+ */
+export function extendRun(trainer: Trainer, maxSteps: number, extendSchedule: boolean): void {
+  const s = trainer.config.schedule;
+  if (maxSteps <= trainer.step) throw new Error(`--max-iters ${maxSteps}: the run is already at step ${trainer.step}`);
+  if (maxSteps > s.decaySteps && s.kind !== 'constant') {
+    if (!extendSchedule) {
+      throw new Error(
+        `--max-iters ${maxSteps} goes past the end of this run's ${s.kind} schedule, which reaches min_lr ${s.minLr} at step ${s.decaySteps}: ` +
+          `every added step would run at min_lr. Pass --extend-schedule to stretch the decay to step ${maxSteps}, or use --max-iters <= ${s.decaySteps}.`,
+      );
+    }
+    console.log(`schedule extended: ${s.kind} decay now ends at step ${maxSteps} (was ${s.decaySteps})`);
+    s.decaySteps = maxSteps;
+  }
+  trainer.config.maxSteps = maxSteps;
+}
+
 async function train(argv: string[]): Promise<void> {
   const o = parseArgs(argv, TRAIN_DEFAULTS);
   await initBackend(o.backend as BackendName | 'auto', (m) => console.log(m));
@@ -114,7 +136,7 @@ async function train(argv: string[]): Promise<void> {
     const dataPath = o.data || readFileSync(join(o.out, 'data-path.txt'), 'utf8').trim();
     const ids = Int32Array.from(ck.tokenizer.encode(readFileSync(dataPath, 'utf8')));
     trainer = Trainer.resume(bytes, trainValSplit(ids));
-    if (argv.some((a) => a.startsWith('--max-iters'))) trainer.config.maxSteps = o['max-iters'];
+    if (argv.some((a) => a.startsWith('--max-iters'))) extendRun(trainer, o['max-iters'], o['extend-schedule']);
     console.log(`resumed from ${ckptPath} at step ${trainer.step}`);
   } else {
     if (!o.data) throw new Error('--data is required (a UTF-8 text file)');

@@ -6,6 +6,7 @@ export * from './backend';
 export * from './checkpoint';
 export * from './config';
 export * from './data';
+export * from './encoder-tasks';
 export * from './model';
 export * from './ops';
 export * from './optim';

@@ -114,6 +114,31 @@ export class Transformer {
 
   /** idx [B, T] int32 -> logits [B, T, V]. */
   forward(idx: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => this.head(this.hidden(idx, opts)));
+  }
+
+  /** The language-model head over final hidden states [B, T, C] -> logits [B, T, V]. */
+  head(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const c = this.config;
+      const [B, T, C] = x.shape;
+      const p = (n: string) => this.param(n);
+      const pb = (n: string) => (c.bias ? this.param(n) : undefined);
+      let h: tf.Tensor = x;
+      if (c.arch === 'bert') {
+        // MLM transform: dense -> GELU -> LayerNorm, then the (tied) decoder with its own bias.
+        const t = gelu(linear(h, p('mlm_head.dense.weight'), pb('mlm_head.dense.bias')));
+        h = layerNorm(t, p('mlm_head.ln.weight'), pb('mlm_head.ln.bias'));
+      }
+      const head = c.tiedEmbeddings ? p('wte.weight') : p('lm_head.weight'); // (V, C)
+      let logits: tf.Tensor = mm(h.reshape([B * T, C]) as tf.Tensor2D, tf.transpose(head) as tf.Tensor2D); // (B*T, C) x (C, V)
+      if (c.arch === 'bert') logits = tf.add(logits, p('mlm_head.bias'));
+      return logits.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  /** idx [B, T] int32 -> final hidden states [B, T, C] (after the last LayerNorm). */
+  hidden(idx: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
     return tf.tidy(() => {
       const c = this.config;
       const [B, T] = idx.shape;
@@ -188,17 +213,7 @@ export class Transformer {
         const mlpOut = loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))); // (B, T, C)
         x = tf.add(x, drop(adapter(h, 'mlp', mlpOut)));
       }
-      x = layerNorm(x, p('ln_f.weight'), pb('ln_f.bias'));
-
-      if (c.arch === 'bert') {
-        // MLM transform: dense -> GELU -> LayerNorm, then the (tied) decoder with its own bias.
-        const t = gelu(linear(x, p('mlm_head.dense.weight'), pb('mlm_head.dense.bias')));
-        x = layerNorm(t, p('mlm_head.ln.weight'), pb('mlm_head.ln.bias'));
-      }
-      const head = c.tiedEmbeddings ? p('wte.weight') : p('lm_head.weight'); // (V, C)
-      let logits: tf.Tensor = mm(x.reshape([B * T, C]) as tf.Tensor2D, tf.transpose(head) as tf.Tensor2D); // (B*T, C) x (C, V)
-      if (c.arch === 'bert') logits = tf.add(logits, p('mlm_head.bias'));
-      return logits.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
+      return layerNorm(x, p('ln_f.weight'), pb('ln_f.bias')) as tf.Tensor3D;
     });
   }
 

@@ -18,6 +18,17 @@ export interface SampleOptions {
   stop?: string[];
   seed?: number;
   signal?: AbortSignal;
+  /** Token ids that end generation (not returned). Default: end-of-text. */
+  stopTokens?: number[];
+  /** Report each generated token's log-probability and the `logprobs` most likely alternatives. */
+  logprobs?: number;
+}
+
+/** A token's log-probability under the model (temperature 1, before top-k / top-p filtering). */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  top: Array<{ id: number; logprob: number }>;
 }
 
 export interface SampleResult {
@@ -25,6 +36,39 @@ export interface SampleResult {
   tokens: number[];
   finishReason: 'stop' | 'length';
   promptTokens: number;
+  /** One entry per generated token, when logprobs were asked for. */
+  logprobs?: TokenLogprob[];
+}
+
+/** log-softmax of one row of logits, and the `k` most likely ids. */
+export function logprobsOf(logits: Float32Array, id: number, k: number): TokenLogprob {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of logits) if (v > max) max = v;
+  let z = 0;
+  for (const v of logits) z += Math.exp(v - max);
+  const lse = max + Math.log(z);
+  const top: Array<{ id: number; logprob: number }> = [];
+  if (k > 0) {
+    const order = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number));
+    for (const j of order.slice(0, k)) top.push({ id: j, logprob: (logits[j] as number) - lse });
+  }
+  return { id, logprob: (logits[id] as number) - lse, top };
+}
+
+/**
+ * Log-probabilities of each prompt token given the tokens before it (the first has none), for
+ * `echo` with `logprobs`. Prompts longer than the context are scored over their last window.
+ */
+export function promptLogprobs(model: Transformer, ids: number[], k: number): Array<TokenLogprob | null> {
+  const T = model.config.blockSize;
+  const start = Math.max(0, ids.length - T);
+  const ctx = ids.slice(start);
+  const out: Array<TokenLogprob | null> = ids.map(() => null);
+  if (ctx.length < 2) return out;
+  const logits = tf.tidy(() => model.forward(tf.tensor2d(ctx, [1, ctx.length], 'int32')).dataSync() as Float32Array);
+  const V = model.config.vocabSize;
+  for (let t = 1; t < ctx.length; t++) out[start + t] = logprobsOf(logits.subarray((t - 1) * V, t * V), ctx[t] as number, k);
+  return out;
 }
 
 /** Picks one token id from logits with the given filters. */
@@ -67,8 +111,17 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
   const ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];
   const stops = (o.stop ?? []).filter((s) => s.length > 0);
   const eot = tokenizer.special('eot');
-  // generation never emits pad/mask/cls/sep; end-of-text ends it
-  const suppressed = [...tokenizer.specialTokens.values()].filter((id) => id !== eot);
+  const stopIds = new Set(o.stopTokens ?? (eot === undefined ? [] : [eot]));
+  // generation never emits the other special tokens (pad, mask, unk, ...); a stop token ends it
+  const suppressed = [...tokenizer.specialTokens.values()].filter((id) => !stopIds.has(id));
+  const logprobs: TokenLogprob[] | undefined = o.logprobs === undefined ? undefined : [];
+  const result = (text: string, finishReason: 'stop' | 'length'): SampleResult => ({
+    text,
+    tokens: generated,
+    finishReason,
+    promptTokens: promptIds.length,
+    ...(logprobs ? { logprobs } : {}),
+  });
   const generated: number[] = [];
   let emitted = 0; // characters of the decoded output already yielded
   const T = model.config.blockSize;
@@ -83,18 +136,24 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
     logits.dispose();
     for (const id of suppressed) data[id] = Number.NEGATIVE_INFINITY;
     const next = pickToken(data, rng, o);
-    if (next === eot) {
+    if (stopIds.has(next)) {
       const text = tokenizer.decode(generated);
       if (text.length > emitted) yield text.slice(emitted);
-      return { text, tokens: generated, finishReason: 'stop', promptTokens: promptIds.length };
+      return result(text, 'stop');
     }
+    if (logprobs && o.logprobs !== undefined) logprobs.push(logprobsOf(data, next, o.logprobs));
     ids.push(next);
     generated.push(next);
     const text = tokenizer.decode(generated);
     const hit = firstStop(text, stops);
     if (hit >= 0) {
       if (hit > emitted) yield text.slice(emitted, hit);
-      return { text: text.slice(0, hit), tokens: generated, finishReason: 'stop', promptTokens: promptIds.length };
+      // drop the tokens that belong to the stop sequence (and their logprobs)
+      while (generated.length > 0 && tokenizer.decode(generated).length > hit) {
+        generated.pop();
+        logprobs?.pop();
+      }
+      return result(text.slice(0, hit), 'stop');
     }
     // hold back a tail that could still grow into a stop sequence, and an unfinished UTF-8 char
     const safe = safeLength(text, stops);
@@ -105,7 +164,7 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
   }
   const text = tokenizer.decode(generated);
   if (text.length > emitted) yield text.slice(emitted);
-  return { text, tokens: generated, finishReason: 'length', promptTokens: promptIds.length };
+  return result(text, 'length');
 }
 
 export async function sample(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): Promise<SampleResult> {

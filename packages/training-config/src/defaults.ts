@@ -11,8 +11,12 @@ export const TRAINING_DEFAULTS = {
   gradAccumSteps: 1,
   /** Peak learning rate when training from scratch (pretrain, mlm). */
   learningRate: 1e-3,
-  /** Peak learning rate when fine-tuning trained weights (supervised). */
-  fineTuneLearningRate: 1e-4,
+  /** Peak learning rate of masked-LM pretraining (bert presets). */
+  mlmLearningRate: 1e-3,
+  /** Peak learning rate when fine-tuning every weight of a trained model. */
+  fineTuneLearningRate: 1e-3,
+  /** Peak learning rate when training LoRA matrices or adapters on frozen weights. */
+  peftLearningRate: 2e-3,
   /** min_lr = learning rate x this. */
   minLearningRateRatio: 0.1,
   lrScheduler: 'cosine' as ScheduleKind,

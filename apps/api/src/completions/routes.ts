@@ -1,10 +1,25 @@
-// /v1/completions and /v1/chat/completions, non-streaming and streaming (SSE chunks + [DONE]).
-import { ChatCompletionObject, ChatCompletionRequest, CompletionObject, CompletionRequest } from '@crucible/domain';
+// /v1/completions, /v1/chat/completions (non-streaming and streaming: SSE chunks + [DONE]),
+// /v1/embeddings and /v1/fill_mask.
+import {
+  ChatCompletionObject,
+  ChatCompletionRequest,
+  CompletionObject,
+  CompletionRequest,
+  CrucibleError,
+  EmbeddingList,
+  EmbeddingRequest,
+  type EmbeddingResult,
+  FillMaskList,
+  FillMaskRequest,
+  type FillMaskResult,
+  type GenerationResult,
+  type TokenLogprobResult,
+} from '@crucible/domain';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { CHAT_STOP, chatCompletionId, completionId, inferencePayload, renderChat, runInference, streamInference } from './service';
+import { chatCompletionId, completionId, embeddingPayload, fillMaskPayload, generationPayload, renderChat, runInference, streamInference } from './service';
 
 function sse(reply: FastifyReply) {
   reply.hijack();
@@ -15,34 +30,86 @@ function sse(reply: FastifyReply) {
   };
 }
 
+const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
+
+/** OpenAI's legacy completions logprobs: parallel arrays over the returned text's tokens. */
+function legacyLogprobs(tokens: TokenLogprobResult[]) {
+  let offset = 0;
+  const text_offset: number[] = [];
+  for (const t of tokens) {
+    text_offset.push(offset);
+    offset += t.token.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.token),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => (t.logprob === null ? null : Object.fromEntries(t.top.map((a) => [a.token, a.logprob])))),
+    text_offset,
+  };
+}
+
+function chatLogprobs(tokens: TokenLogprobResult[]) {
+  return {
+    content: tokens.map((t) => ({
+      token: t.token,
+      logprob: t.logprob as number,
+      bytes: t.bytes,
+      top_logprobs: t.top.map((a) => ({ token: a.token, logprob: a.logprob, bytes: a.bytes })),
+    })),
+    refusal: null,
+  };
+}
+
+function inputs(v: string | string[]): string[] {
+  return Array.isArray(v) ? v : [v];
+}
+
 export const completionRoutes =
   (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
   async (app) => {
-    const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
-
     app.post(
       '/completions',
       { schema: { operationId: 'createCompletion', tags: ['completions'], body: CompletionRequest, response: { 200: CompletionObject } } },
       async (req, reply) => {
         const body = req.body as Static<typeof CompletionRequest>;
-        const payload = await inferencePayload(deps, req.actor, body, body.prompt);
+        const echo = body.echo ?? false;
+        const payload = await generationPayload(deps, req.actor, body, body.prompt, { chat: false, logprobs: body.logprobs ?? null, echo });
         const id = completionId();
         const created = Math.floor(Date.now() / 1000);
-        const chunk = (text: string, finish: string | null) => ({
+        const chunk = (index: number, text: string, finish: string | null) => ({
           id,
           object: 'text_completion',
           created,
           model: body.model,
-          choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+          choices: [{ text, index, logprobs: null, finish_reason: finish }],
         });
         if (!body.stream) {
-          const r = await runInference(deps, payload, cfg.inferenceTimeoutMs);
-          return { ...chunk(r.text, r.finishReason), usage: usage(r.promptTokens, r.completionTokens) };
+          const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'prompt');
+          return {
+            id,
+            object: 'text_completion',
+            created,
+            model: body.model,
+            choices: r.choices.map((c, index) => ({
+              text: echo ? body.prompt + c.text : c.text,
+              index,
+              logprobs: c.logprobs ? legacyLogprobs([...(echo ? (r.promptLogprobs ?? []) : []), ...c.logprobs]) : null,
+              finish_reason: c.finishReason,
+            })),
+            usage: usage(
+              r.promptTokens,
+              r.choices.reduce((s, c) => s + c.completionTokens, 0),
+            ),
+          };
         }
+        if (body.logprobs != null) throw new CrucibleError('unsupported_parameter', 'logprobs is not available with stream: true', 'logprobs');
         const out = sse(reply);
         try {
-          const r = await streamInference(deps, payload, cfg.inferenceTimeoutMs, (t) => out.send(chunk(t, null)));
-          out.send(chunk('', r.finishReason));
+          if (echo) for (let i = 0; i < payload.n; i++) out.send(chunk(i, body.prompt, null));
+          const r = await streamInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, (i, t) => out.send(chunk(i, t, null)));
+          r.choices.forEach((c, i) => {
+            out.send(chunk(i, '', c.finishReason));
+          });
         } catch (err) {
           out.send({ error: { code: (err as { code?: string }).code ?? 'internal_error', message: (err as Error).message } });
         }
@@ -55,42 +122,94 @@ export const completionRoutes =
       { schema: { operationId: 'createChatCompletion', tags: ['chat'], body: ChatCompletionRequest, response: { 200: ChatCompletionObject } } },
       async (req, reply) => {
         const body = req.body as Static<typeof ChatCompletionRequest>;
-        const payload = await inferencePayload(
+        if (body.top_logprobs != null && !body.logprobs) throw new CrucibleError('invalid_request', 'top_logprobs needs logprobs: true', 'top_logprobs');
+        const payload = await generationPayload(
           deps,
           req.actor,
           { ...body, max_tokens: body.max_completion_tokens ?? body.max_tokens },
           renderChat(body.messages),
-          [CHAT_STOP],
+          { chat: true, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, echo: false },
         );
         const id = chatCompletionId();
         const created = Math.floor(Date.now() / 1000);
         if (!body.stream) {
-          const r = await runInference(deps, payload, cfg.inferenceTimeoutMs);
+          const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'messages');
           return {
             id,
             object: 'chat.completion',
             created,
             model: body.model,
-            choices: [{ index: 0, message: { role: 'assistant', content: r.text.trim(), refusal: null }, logprobs: null, finish_reason: r.finishReason }],
-            usage: usage(r.promptTokens, r.completionTokens),
+            choices: r.choices.map((c, index) => ({
+              index,
+              message: { role: 'assistant', content: c.text, refusal: null },
+              logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null,
+              finish_reason: c.finishReason,
+            })),
+            usage: usage(
+              r.promptTokens,
+              r.choices.reduce((s, c) => s + c.completionTokens, 0),
+            ),
           };
         }
+        if (body.logprobs) throw new CrucibleError('unsupported_parameter', 'logprobs is not available with stream: true', 'logprobs');
         const out = sse(reply);
-        const chunk = (delta: Record<string, string>, finish: string | null) => ({
+        const chunk = (index: number, delta: Record<string, string>, finish: string | null) => ({
           id,
           object: 'chat.completion.chunk',
           created,
           model: body.model,
-          choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+          choices: [{ index, delta, logprobs: null, finish_reason: finish }],
         });
-        out.send(chunk({ role: 'assistant', content: '' }, null));
+        for (let i = 0; i < payload.n; i++) out.send(chunk(i, { role: 'assistant', content: '' }, null));
         try {
-          const r = await streamInference(deps, payload, cfg.inferenceTimeoutMs, (t) => out.send(chunk({ content: t }, null)));
-          out.send(chunk({}, r.finishReason));
+          const r = await streamInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, (i, t) => out.send(chunk(i, { content: t }, null)));
+          r.choices.forEach((c, i) => {
+            out.send(chunk(i, {}, c.finishReason));
+          });
         } catch (err) {
           out.send({ error: { code: (err as { code?: string }).code ?? 'internal_error', message: (err as Error).message } });
         }
         out.end();
+      },
+    );
+
+    app.post(
+      '/embeddings',
+      { schema: { operationId: 'createEmbedding', tags: ['embeddings'], body: EmbeddingRequest, response: { 200: EmbeddingList } } },
+      async (req) => {
+        const body = req.body as Static<typeof EmbeddingRequest>;
+        const list = inputs(body.input);
+        const payload = await embeddingPayload(deps, req.actor, body.model, list, body.pooling ?? 'mean');
+        const r = await runInference<EmbeddingResult>(deps, payload, cfg.inferenceTimeoutMs);
+        if (body.dimensions !== undefined && body.dimensions !== r.vectors[0]?.length) {
+          throw new CrucibleError('unsupported_parameter', `dimensions: this model's embeddings have ${r.vectors[0]?.length} dimensions`, 'dimensions');
+        }
+        const encode = (v: number[]) => (body.encoding_format === 'base64' ? Buffer.from(Float32Array.from(v).buffer).toString('base64') : v);
+        return {
+          object: 'list',
+          data: r.vectors.map((v, index) => ({ object: 'embedding', index, embedding: encode(v) })),
+          model: body.model,
+          usage: { prompt_tokens: r.tokens, total_tokens: r.tokens },
+        };
+      },
+    );
+
+    app.post(
+      '/fill_mask',
+      { schema: { operationId: 'createFillMask', tags: ['embeddings'], body: FillMaskRequest, response: { 200: FillMaskList } } },
+      async (req) => {
+        const body = req.body as Static<typeof FillMaskRequest>;
+        const payload = await fillMaskPayload(deps, req.actor, body.model, inputs(body.input), body.top_k ?? 5);
+        const r = await runInference<FillMaskResult>(deps, payload, cfg.inferenceTimeoutMs);
+        return {
+          object: 'list',
+          model: body.model,
+          data: r.results.map((masks, index) => ({
+            index,
+            masks: masks.map((m) => ({ position: m.position, candidates: m.candidates.map((c) => ({ token: c.token, token_id: c.tokenId, score: c.score })) })),
+          })),
+          usage: { prompt_tokens: r.tokens, total_tokens: r.tokens },
+        };
       },
     );
   };

@@ -1,11 +1,15 @@
-// Completions run on a worker (the API never loads TensorFlow.js): the request becomes an
-// inference queue job; streamed text comes back over a Redis channel, the final result as the
-// job's return value.
+// Inference runs on a worker (the API never loads TensorFlow.js): a request becomes an inference
+// queue job; streamed text comes back over a Redis channel, the final result as the job's return
+// value. A problem of the request found by the worker (too long, no mask) comes back as a 400.
 import {
   CHAT_STOP,
   CrucibleError,
+  type EmbeddingPayload,
+  type FillMaskPayload,
+  type GenerationPayload,
   guard,
   ID_PREFIX,
+  INFERENCE_INPUT_ERROR,
   type InferencePayload,
   type InferenceResult,
   isTransientError,
@@ -25,19 +29,40 @@ export interface SamplingRequest {
   top_k?: number | null;
   stop?: string | string[] | null;
   seed?: number | null;
+  n?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
+  best_of?: number | null;
+  suffix?: string | null;
 }
 
-export async function inferencePayload(
+/** Refuses OpenAI parameters Crucible does not implement unless they hold their neutral value. */
+function refuseUnsupported(req: SamplingRequest): void {
+  const unsupported = (param: string, why: string) => {
+    throw new CrucibleError('unsupported_parameter', `${param} is not supported by Crucible (${why})`, param);
+  };
+  if (req.presence_penalty) unsupported('presence_penalty', 'only 0 is accepted');
+  if (req.frequency_penalty) unsupported('frequency_penalty', 'only 0 is accepted');
+  if (req.logit_bias && Object.keys(req.logit_bias).length > 0) unsupported('logit_bias', 'only an empty object is accepted');
+  if (req.best_of != null && req.best_of !== 1 && req.best_of !== (req.n ?? 1)) unsupported('best_of', 'only 1, or a value equal to n, is accepted');
+  if (req.suffix != null) unsupported('suffix', 'insertion is not implemented');
+}
+
+/** The payload of a completion or chat completion. `logprobs`: alternatives per token, or null. */
+export async function generationPayload(
   deps: Pick<Deps, 'store'>,
   actor: Actor,
   req: SamplingRequest,
   prompt: string,
-  extraStop: string[] = [],
-): Promise<InferencePayload> {
+  opts: { chat: boolean; logprobs: number | null; echo: boolean },
+): Promise<GenerationPayload> {
+  refuseUnsupported(req);
   const m = await getModel(deps, actor, req.model);
-  if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); completions need a causal (gpt) model`, 'model');
+  if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); text generation needs a causal (gpt) model`, 'model');
   const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
   return {
+    kind: 'generate',
     projectId: actor.projectId,
     model: m.id,
     prompt,
@@ -45,34 +70,68 @@ export async function inferencePayload(
     temperature: req.temperature ?? 1,
     topP: req.top_p ?? 1,
     topK: req.top_k ?? 0,
-    stop: [...stop, ...extraStop],
-    seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
+    // chat turns end at <|im_end|>: its token where the tokenizer has one, its text otherwise
+    stop: opts.chat ? [...stop, CHAT_STOP] : stop,
+    stopRoles: opts.chat ? ['eot', 'im_end'] : ['eot'],
+    seed: req.seed ?? Math.floor(Math.random() * 2 ** 30),
+    n: req.n ?? 1,
+    logprobs: opts.logprobs,
+    echo: opts.echo,
   };
 }
 
-export async function runInference(deps: Deps, payload: InferencePayload, timeoutMs: number): Promise<InferenceResult> {
-  const job = await guard('queue', () => deps.inferenceQueue.add('sample', payload));
+export async function embeddingPayload(
+  deps: Pick<Deps, 'store'>,
+  actor: Actor,
+  model: string,
+  inputs: string[],
+  pooling: 'mean' | 'cls',
+): Promise<EmbeddingPayload> {
+  const m = await getModel(deps, actor, model);
+  if (pooling === 'cls' && m.arch !== 'bert') throw new CrucibleError('invalid_request', `cls pooling needs a bert model; ${m.id} is ${m.arch}`, 'pooling');
+  return { kind: 'embed', projectId: actor.projectId, model: m.id, inputs, pooling };
+}
+
+export async function fillMaskPayload(deps: Pick<Deps, 'store'>, actor: Actor, model: string, inputs: string[], topK: number): Promise<FillMaskPayload> {
+  const m = await getModel(deps, actor, model);
+  if (m.arch !== 'bert') throw new CrucibleError('invalid_request', `fill-mask needs a masked LM (bert); ${m.id} is a ${m.arch} model`, 'model');
+  return { kind: 'fill_mask', projectId: actor.projectId, model: m.id, inputs, topK };
+}
+
+export async function runInference<R extends InferenceResult>(deps: Deps, payload: InferencePayload, timeoutMs: number, inputParam = 'input'): Promise<R> {
+  const job = await guard('queue', () => deps.inferenceQueue.add(payload.kind, payload));
   try {
-    return await job.waitUntilFinished(deps.inferenceEvents, timeoutMs);
+    return (await job.waitUntilFinished(deps.inferenceEvents, timeoutMs)) as R;
   } catch (err) {
-    if (/timed out/i.test((err as Error).message)) {
+    const message = (err as Error).message;
+    if (/timed out/i.test(message)) {
       await job.remove().catch(() => {});
       throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
     }
     if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
+    const at = message.indexOf(INFERENCE_INPUT_ERROR);
+    if (at >= 0) {
+      const e = JSON.parse(message.slice(at + INFERENCE_INPUT_ERROR.length)) as { message: string; index: number };
+      throw new CrucibleError('invalid_request', e.message, e.index >= 0 && inputParam === 'input' ? `input[${e.index}]` : inputParam);
+    }
     // the worker could not reach a dependency (its error arrives as text through the queue)
-    const dep = /the (database|queue|storage) is unavailable/.exec((err as Error).message)?.[1];
+    const dep = /the (database|queue|storage) is unavailable/.exec(message)?.[1];
     if (dep) throw new ServiceUnavailableError(dep as 'database' | 'queue' | 'storage', err);
-    throw new CrucibleError('internal_error', `inference failed: ${(err as Error).message}`, null);
+    throw new CrucibleError('internal_error', `inference failed: ${message}`, null);
   }
 }
 
 /**
- * Runs a request and calls `onText` for each streamed piece. The worker publishes JSON messages
- * {"text": "..."} and finally {"done": true}; the result waits for that marker so that no piece
- * arrives after it (pub/sub and queue events travel on different connections).
+ * Runs a generation and calls `onText(index, text)` for each streamed piece. The worker publishes
+ * JSON messages {"index", "text"} and finally {"done": true}; the result waits for that marker so
+ * that no piece arrives after it (pub/sub and queue events travel on different connections).
  */
-export async function streamInference(deps: Deps, payload: InferencePayload, timeoutMs: number, onText: (t: string) => void): Promise<InferenceResult> {
+export async function streamInference<R extends InferenceResult>(
+  deps: Deps,
+  payload: GenerationPayload,
+  timeoutMs: number,
+  onText: (index: number, t: string) => void,
+): Promise<R> {
   const channel = `crucible:stream:${newId('s')}`;
   const sub = deps.subscriber();
   let markDone: () => void = () => {};
@@ -82,11 +141,11 @@ export async function streamInference(deps: Deps, payload: InferencePayload, tim
   try {
     await guard('queue', () => sub.subscribe(channel));
     sub.on('message', (_ch: string, msg: string) => {
-      const m = JSON.parse(msg) as { text?: string; done?: boolean };
-      if (m.text) onText(m.text);
+      const m = JSON.parse(msg) as { index?: number; text?: string; done?: boolean };
+      if (m.text) onText(m.index ?? 0, m.text);
       if (m.done) markDone();
     });
-    const result = await runInference(deps, { ...payload, streamChannel: channel }, timeoutMs);
+    const result = await runInference<R>(deps, { ...payload, streamChannel: channel }, timeoutMs, 'prompt');
     await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
     return result;
   } finally {
@@ -96,4 +155,4 @@ export async function streamInference(deps: Deps, payload: InferencePayload, tim
 
 export const completionId = () => newId(ID_PREFIX.completion);
 export const chatCompletionId = () => newId(ID_PREFIX.chatCompletion);
-export { CHAT_STOP, renderChat };
+export { renderChat };

@@ -1,6 +1,8 @@
 // Fine-tuning jobs: create (validated in full before anything is written), list, retrieve,
 // cancel, pause, resume, events, checkpoints and metrics. Status changes go through the job
 // repository, which refuses what the state machine forbids.
+
+import { findModelRef, type ModelRef } from '@crucible/db';
 import {
   type BaseModel,
   type CheckpointObject,
@@ -10,6 +12,7 @@ import {
   checkpointModelName,
   controlChannel,
   type EventObject,
+  type FileRecord,
   fineTunedModelName,
   type Hyperparameters,
   ID_PREFIX,
@@ -21,15 +24,19 @@ import {
   METHOD_FORMATS,
   type MethodType,
   newId,
+  type Peft,
   PRESETS,
   resolveHyperparameters,
   ServiceUnavailableError,
   trainingQueueEntryId,
+  unknownCharacters,
 } from '@crucible/domain';
+import { CharTokenizer } from '@crucible/model-files';
 import { dispatchTraining } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { getFile } from '../files/service';
+import { checkpointModelConfig, storedTokenizer } from '../models/stored';
 import { page, unix } from '../pagination';
 
 export function jobObject(j: JobRecord): JobObject {
@@ -53,43 +60,69 @@ export function jobObject(j: JobRecord): JobObject {
     estimated_finish: null,
     integrations: null,
     metadata: j.metadata,
-    method: { type: j.method, [j.method]: { hyperparameters: hp } },
+    method: { type: j.method, [j.method]: { hyperparameters: hp, peft: j.hyperparameters.peft ?? { type: 'full' } } },
     user_provided_suffix: j.suffix,
     backend: j.backend,
   };
 }
 
-/** The base a job starts from: a preset, or a trained model of this project. */
-export async function resolveBaseModel(deps: Pick<Deps, 'store'>, actor: Actor, name: string): Promise<BaseModel> {
-  if (isPreset(name)) return { kind: 'preset', name };
-  const m = await deps.store.models.get(actor.projectId, name);
-  if (!m) {
+/** The base a job starts from: a preset, or trained weights (a model or a checkpoint) of this project. */
+export async function resolveBaseModel(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, name: string): Promise<{ base: BaseModel; ref?: ModelRef }> {
+  if (isPreset(name)) return { base: { kind: 'preset', name } };
+  const ref = await findModelRef(deps.store, actor.projectId, name);
+  if (!ref) {
     throw new CrucibleError(
       'model_not_found',
-      `model ${name} does not exist: use a preset (${Object.keys(PRESETS).join(', ')}) or a model this project trained`,
+      `model ${name} does not exist: use a preset (${Object.keys(PRESETS).join(', ')}), a model of this project, or a checkpoint name`,
       'model',
     );
   }
-  return { kind: 'trained', id: m.id, arch: m.arch, blockSize: m.config.blockSize };
+  if (ref.kind === 'model') {
+    const m = ref.model;
+    return { base: { kind: 'trained', id: m.id, arch: m.arch, blockSize: m.config.blockSize, source: 'model', adapters: m.peft?.type === 'adapter' }, ref };
+  }
+  const c = await checkpointModelConfig(deps.storage, ref.checkpoint.storageKey);
+  return { base: { kind: 'trained', id: name, arch: c.arch, blockSize: c.blockSize, source: 'checkpoint', adapters: c.peft?.type === 'adapter' }, ref };
 }
 
-function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters } {
+/**
+ * Datasets are checked against the base model's tokenizer before the job exists: a character a
+ * character-level vocabulary lacks would only become <|unk|> in training.
+ */
+async function checkAgainstTokenizer(deps: Pick<Deps, 'storage'>, ref: ModelRef, param: string, file: FileRecord): Promise<void> {
+  const tok = await storedTokenizer(deps.storage, ref);
+  if (!(tok instanceof CharTokenizer)) return; // byte-level BPE encodes every string
+  const text = (await deps.storage.get(file.storageKey)).toString('utf8');
+  const missing = unknownCharacters(text, file.format, (ch) => tok.knows(ch), [...tok.specialTokens.keys()]);
+  if (missing.length === 0) return;
+  const chatTokens = file.format === 'jsonl_chat' && (tok.special('im_start') === undefined || tok.special('im_end') === undefined);
+  const shown = missing.map((m) => `${JSON.stringify(m.char)} (line ${m.line})`).join(', ');
+  throw new CrucibleError(
+    'invalid_file',
+    `${param} ${file.id} has characters the base model's character-level tokenizer does not know: ${shown}${
+      chatTokens ? "; this tokenizer also lacks the chat template's <|im_start|> and <|im_end|> tokens" : ''
+    }. Fine-tune a model whose tokenizer covers the data (a byte-level BPE covers everything).`,
+    param,
+  );
+}
+
+function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft } {
   const m = req.method;
   if (!m) {
     const type: MethodType = base.kind === 'trained' ? 'supervised' : PRESETS[base.name].arch === 'bert' ? 'mlm' : 'pretrain';
     return { type, hp: req.hyperparameters ?? {} };
   }
-  const body = (m as unknown as Record<string, { hyperparameters?: Hyperparameters } | undefined>)[m.type];
+  const body = (m as unknown as Record<string, { hyperparameters?: Hyperparameters; peft?: Peft } | undefined>)[m.type];
   if (req.hyperparameters && body?.hyperparameters) {
     throw new CrucibleError('invalid_request', 'give hyperparameters either at the top level or in method, not both', 'hyperparameters');
   }
-  return { type: m.type, hp: body?.hyperparameters ?? req.hyperparameters ?? {} };
+  return { type: m.type, hp: body?.hyperparameters ?? req.hyperparameters ?? {}, peft: body?.peft };
 }
 
 export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<JobObject> {
-  const base = await resolveBaseModel(deps, actor, req.model);
+  const { base, ref } = await resolveBaseModel(deps, actor, req.model);
   const method = methodOf(req, base);
-  const hyperparameters = resolveHyperparameters(method.type, base, method.hp);
+  const hyperparameters = resolveHyperparameters(method.type, base, method.hp, method.peft);
   const files = [['training_file', req.training_file]] as Array<[string, string]>;
   if (req.validation_file) files.push(['validation_file', req.validation_file]);
   for (const [param, id] of files) {
@@ -101,6 +134,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
         param,
       );
     }
+    if (ref) await checkAgainstTokenizer(deps, ref, param, f);
   }
   const job = await deps.store.jobs.create({
     id: newId(ID_PREFIX.job),
@@ -230,7 +264,7 @@ export async function jobMetrics(deps: Pick<Deps, 'store'>, actor: Actor, id: st
       step: r.step,
       train_loss: r.trainLoss,
       valid_loss: r.validLoss,
-      valid_accuracy: r.validAcc,
+      valid_mean_token_accuracy: r.validAcc,
       learning_rate: r.lr,
       grad_norm: r.gradNorm,
       tokens_per_second: r.tokensPerSec,

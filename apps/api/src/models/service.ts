@@ -1,15 +1,55 @@
-// Models: the base presets (untrained shapes) and the project's trained models.
-import { CrucibleError, isPreset, type ModelObject, type ModelRecord, PRESETS } from '@crucible/domain';
+// Models: the base presets (untrained shapes) and the project's models, trained by its jobs or
+// imported (a GPT-2-architecture folder in Hugging Face layout). Every stored model is a folder of
+// Hugging Face files (see @crucible/model-files); downloads stream it as a .tar.gz.
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { PassThrough, type Readable, Transform } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
+import { CrucibleError, importedModelName, isPreset, type ModelObject, type ModelRecord, PRESETS, rootModelName } from '@crucible/domain';
+import {
+  ADAPTER_FILES,
+  CHECKPOINT_FORMAT,
+  checkGpt2Header,
+  decodeSafetensors,
+  ModelFormatError,
+  readModelConfig,
+  readTokenizer,
+  tokenizerSideFiles,
+  type Weights,
+  writeModelFolder,
+} from '@crucible/model-files';
 import { keys } from '@crucible/storage';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { unix } from '../pagination';
-import { tarGz } from './tar';
+import { readSafetensorsHeader } from './stored';
+import { readTar, type TarSource, tarStream } from './tar';
 
 const PRESET_CREATED = 1764374400; // 2025-11-29, when the presets were defined
 
+/** The files an import may carry (others in an archive are skipped). */
+export const IMPORT_FILES = [
+  'model.safetensors',
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+];
+const SMALL_FILE_LIMIT = 64 * 1024 * 1024;
+
 function presetObject(name: keyof typeof PRESETS): ModelObject {
-  return { id: name, object: 'model', created: PRESET_CREATED, owned_by: 'crucible', arch: PRESETS[name].arch, base_model: null, fine_tuning_job: null };
+  return {
+    id: name,
+    object: 'model',
+    created: PRESET_CREATED,
+    owned_by: 'crucible',
+    arch: PRESETS[name].arch,
+    base_model: null,
+    fine_tuning_job: null,
+    source: 'preset',
+    peft: null,
+  };
 }
 
 function modelObject(m: ModelRecord): ModelObject {
@@ -21,6 +61,8 @@ function modelObject(m: ModelRecord): ModelObject {
     arch: m.arch,
     base_model: m.baseModel,
     fine_tuning_job: m.jobId,
+    source: m.source,
+    peft: m.peft as ModelObject['peft'],
   };
 }
 
@@ -51,11 +93,195 @@ export async function deleteModel(deps: Pick<Deps, 'store' | 'storage'>, actor: 
   return { id, object: 'model' as const, deleted: true };
 }
 
-/** model.safetensors (weights + config + tokenizer in its metadata), config.json and tokenizer.json. */
-export async function modelArchive(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, id: string): Promise<{ name: string; body: Buffer }> {
+// ── downloads ───────────────────────────────────────────────────────────────────────────────
+
+export type DownloadVariant = 'full' | 'adapter';
+
+/**
+ * The model's folder as a streamed .tar.gz. `full`: weights (a LoRA model's merged), config and
+ * tokenizer files; `adapter`: the adapter files (PEFT's for LoRA) with the tokenizer files.
+ */
+export async function modelArchive(
+  deps: Pick<Deps, 'store' | 'storage'>,
+  actor: Actor,
+  id: string,
+  variant: DownloadVariant,
+): Promise<{ name: string; body: Readable }> {
   const m = await getModel(deps, actor, id);
-  const prefix = keys.modelPrefix(actor.projectId, m.id);
-  const names = ['model.safetensors', 'config.json', 'tokenizer.json'];
-  const files = await Promise.all(names.map(async (name) => ({ name, data: await deps.storage.get(prefix + name) })));
-  return { name: `${m.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.tar.gz`, body: tarGz(files) };
+  const files = await folderFiles(deps, m);
+  const isAdapter = (n: string) => (ADAPTER_FILES as readonly string[]).includes(n);
+  const isWeights = (n: string) => n === 'model.safetensors' || n === 'config.json';
+  if (variant === 'adapter' && !files.some((f) => isAdapter(f.name))) {
+    throw new CrucibleError('invalid_request', `model ${m.id} was not trained with LoRA or adapters; download variant=full`, 'variant');
+  }
+  const chosen = variant === 'adapter' ? files.filter((f) => !isWeights(f.name)) : files.filter((f) => !isAdapter(f.name));
+  const safe = m.id.replace(/[^A-Za-z0-9_.-]/g, '_');
+  const body = tarStream(chosen).pipe(createGzip());
+  return { name: `${safe}${variant === 'adapter' ? '-adapter' : ''}.tar.gz`, body };
+}
+
+/** One file of the model's folder, streamed. */
+export async function modelFile(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, id: string, name: string): Promise<{ size: number; body: Readable }> {
+  const m = await getModel(deps, actor, id);
+  const f = (await folderFiles(deps, m)).find((x) => x.name === name);
+  if (!f) throw new CrucibleError('not_found', `model ${m.id} has no file ${name}`, 'name');
+  return { size: f.size, body: (await f.open()) as Readable };
+}
+
+/** The folder's files. A model stored before folders existed is converted in memory. */
+async function folderFiles(deps: Pick<Deps, 'storage'>, m: ModelRecord): Promise<TarSource[]> {
+  const prefix = keys.modelPrefix(m.projectId, m.id);
+  const { metadata } = await readSafetensorsHeader(deps.storage, m.storageKey);
+  if (metadata.format === CHECKPOINT_FORMAT) {
+    const converted = legacyFolder(await deps.storage.get(m.storageKey), m.baseModel);
+    return Object.entries(converted).map(([name, data]) => ({ name, size: data.byteLength, open: async () => [data] }));
+  }
+  const names = (await deps.storage.list(prefix)).map((k) => k.slice(prefix.length)).sort();
+  return Promise.all(
+    names.map(async (name) => ({
+      name,
+      size: (await deps.storage.size(prefix + name)) ?? 0,
+      open: () => deps.storage.getStream(prefix + name),
+    })),
+  );
+}
+
+/** A crucible-checkpoint/1 model file (models stored before folders) as a Hugging Face folder. */
+function legacyFolder(bytes: Uint8Array, baseModel: string) {
+  const { tensors, metadata } = decodeSafetensors(bytes);
+  const config = JSON.parse(metadata.model_config as string);
+  const weights: Weights = new Map();
+  for (const [name, t] of tensors) if (name.startsWith('model.')) weights.set(name.slice(6), { shape: t.shape, data: t.data as Float32Array });
+  return writeModelFolder({ config, weights, tokenizer: readTokenizer(new TextEncoder().encode(metadata.tokenizer as string)), baseModel });
+}
+
+// ── imports ─────────────────────────────────────────────────────────────────────────────────
+
+export interface ImportPart {
+  filename: string;
+  stream: Readable;
+}
+
+/**
+ * Imports a GPT-2-architecture model: each file streams to storage as it arrives (a .tar.gz or
+ * .tar is unpacked on the way), then config.json, tokenizer.json and the safetensors header are
+ * checked against each other, and only then does the model record exist. Any failure removes
+ * every object written.
+ */
+export class ModelImport {
+  readonly id: string;
+  private readonly prefix: string;
+  private readonly small = new Map<string, Buffer>();
+  private readonly sizes = new Map<string, number>();
+  private readonly skipped: string[] = [];
+
+  constructor(
+    private readonly deps: Pick<Deps, 'store' | 'storage'>,
+    private readonly actor: Actor,
+    private readonly name: string,
+    private readonly maxBytes: number,
+  ) {
+    this.id = importedModelName(name, randomBytes(9).toString('base64url').replace(/[-_]/g, 'x'));
+    this.prefix = keys.modelPrefix(actor.projectId, this.id);
+  }
+
+  /** One uploaded part: a model file, or an archive of them. */
+  async add(part: ImportPart): Promise<void> {
+    const lower = part.filename.toLowerCase();
+    if (/\.(tar\.gz|tgz|tar)$/.test(lower)) {
+      const tar = lower.endsWith('.tar') ? part.stream : part.stream.pipe(createGunzip());
+      for await (const entry of readTar(tar)) {
+        const name = basename(entry.name);
+        if (!IMPORT_FILES.includes(name)) {
+          this.skipped.push(entry.name);
+          entry.body.resume();
+          continue;
+        }
+        await this.store(name, entry.body);
+      }
+      return;
+    }
+    const name = basename(part.filename);
+    if (!IMPORT_FILES.includes(name)) {
+      part.stream.resume();
+      throw new CrucibleError('invalid_model', `unexpected file ${part.filename}: send ${IMPORT_FILES.join(', ')} (or a .tar.gz of them)`, 'file');
+    }
+    await this.store(name, part.stream);
+  }
+
+  private async store(name: string, stream: Readable): Promise<void> {
+    if (this.sizes.has(name)) throw new CrucibleError('invalid_model', `${name} was sent twice`, name);
+    let size = 0;
+    const keep = name !== 'model.safetensors';
+    const chunks: Buffer[] = [];
+    const limit = keep ? SMALL_FILE_LIMIT : this.maxBytes;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > limit) return cb(new CrucibleError('file_too_large', `${name} exceeds ${limit} bytes`, name));
+        if (keep) chunks.push(chunk);
+        cb(null, chunk);
+      },
+    });
+    const body = new PassThrough();
+    stream.on('error', (err) => counter.destroy(err));
+    stream.pipe(counter).pipe(body);
+    counter.on('error', (err) => body.destroy(err));
+    await this.deps.storage.putStream(this.prefix + name, body);
+    this.sizes.set(name, size);
+    if (keep) this.small.set(name, Buffer.concat(chunks));
+  }
+
+  /** Checks the files against each other and creates the model record. */
+  async finish(): Promise<ModelObject> {
+    for (const need of ['model.safetensors', 'config.json', 'tokenizer.json']) {
+      if (!this.sizes.has(need)) throw new CrucibleError('invalid_model', `the import lacks ${need}`, need);
+    }
+    try {
+      const config = readModelConfig(this.small.get('config.json') as Buffer);
+      if (config.arch !== 'gpt' || config.peft) throw new ModelFormatError('config.json: only plain GPT-2-architecture models can be imported', 'config.json');
+      const tokenizer = readTokenizer(this.small.get('tokenizer.json') as Buffer);
+      if (tokenizer.vocabSize > config.vocabSize) {
+        throw new ModelFormatError(`tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`, 'tokenizer.json');
+      }
+      const key = `${this.prefix}model.safetensors`;
+      const { entries, dataStart } = await readSafetensorsHeader(this.deps.storage, key);
+      checkGpt2Header(config, entries);
+      const end = Math.max(0, ...[...entries.values()].map((e) => e.data_offsets[1]));
+      if (dataStart + end !== this.sizes.get('model.safetensors')) {
+        throw new ModelFormatError(
+          `model.safetensors is ${this.sizes.get('model.safetensors')} bytes; its header describes ${dataStart + end}`,
+          'model.safetensors',
+        );
+      }
+      for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, config.blockSize))) {
+        if (!this.sizes.has(name)) await this.deps.storage.put(this.prefix + name, new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`));
+      }
+      const record = await this.deps.store.models.create({
+        id: this.id,
+        projectId: this.actor.projectId,
+        baseModel: rootModelName(this.id),
+        arch: 'gpt',
+        config: { ...config },
+        source: 'imported',
+        peft: null,
+        storageKey: key,
+      });
+      return modelObject(record);
+    } catch (err) {
+      if (err instanceof ModelFormatError) throw new CrucibleError('invalid_model', err.message, err.file);
+      if (err instanceof SyntaxError || err instanceof RangeError)
+        throw new CrucibleError('invalid_model', `model.safetensors: ${err.message}`, 'model.safetensors');
+      throw err;
+    }
+  }
+
+  /** Removes whatever was written (after a failure). */
+  async discard(): Promise<void> {
+    await this.deps.storage.deletePrefix(this.prefix).catch(() => {});
+  }
+
+  get skippedFiles(): readonly string[] {
+    return this.skipped;
+  }
 }

@@ -1,8 +1,12 @@
-// A minimal ustar writer: enough for a model archive of a few regular files.
-import { gzipSync } from 'node:zlib';
+// ustar archives, streamed both ways: model downloads are written entry by entry from storage
+// streams (never held whole in memory), and imported archives are read entry by entry while
+// their bodies are uploaded to storage.
+import { PassThrough, Readable } from 'node:stream';
+
+const BLOCK = 512;
 
 function header(name: string, size: number, mtime: number): Buffer {
-  const h = Buffer.alloc(512);
+  const h = Buffer.alloc(BLOCK);
   const put = (s: string, off: number, len: number) => h.write(s.slice(0, len), off, len, 'utf8');
   const oct = (n: number, len: number) => n.toString(8).padStart(len - 1, '0');
   put(name, 0, 100);
@@ -21,14 +25,102 @@ function header(name: string, size: number, mtime: number): Buffer {
   return h;
 }
 
-export function tarGz(files: Array<{ name: string; data: Uint8Array }>, mtime = Math.floor(Date.now() / 1000)): Buffer {
-  const parts: Buffer[] = [];
-  for (const f of files) {
-    if (Buffer.byteLength(f.name) > 100) throw new Error(`tar: name too long: ${f.name}`);
-    parts.push(header(f.name, f.data.byteLength, mtime), Buffer.from(f.data));
-    const pad = (512 - (f.data.byteLength % 512)) % 512;
-    if (pad) parts.push(Buffer.alloc(pad));
+export interface TarSource {
+  name: string;
+  size: number;
+  open: () => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
+}
+
+/** A tar stream of the given entries; each body is opened only when its turn comes. */
+export function tarStream(entries: TarSource[], mtime = Math.floor(Date.now() / 1000)): Readable {
+  async function* gen() {
+    for (const e of entries) {
+      if (Buffer.byteLength(e.name) > 100) throw new Error(`tar: name too long: ${e.name}`);
+      yield header(e.name, e.size, mtime);
+      let written = 0;
+      for await (const chunk of (await e.open()) as AsyncIterable<Uint8Array>) {
+        written += chunk.byteLength;
+        yield chunk;
+      }
+      if (written !== e.size) throw new Error(`tar: ${e.name} has ${written} bytes, expected ${e.size}`);
+      const pad = (BLOCK - (e.size % BLOCK)) % BLOCK;
+      if (pad) yield Buffer.alloc(pad);
+    }
+    yield Buffer.alloc(2 * BLOCK);
   }
-  parts.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(parts));
+  return Readable.from(gen());
+}
+
+export interface TarEntry {
+  name: string;
+  size: number;
+  /** The entry's bytes; must be consumed (or resumed) before the next entry is read. */
+  body: Readable;
+}
+
+/**
+ * Reads a tar stream entry by entry. Regular files only (directories, links and pax headers are
+ * skipped); each body streams with backpressure, so an archive is never held in memory.
+ */
+export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+  const it = input[Symbol.asyncIterator]();
+  let buf: Buffer = Buffer.alloc(0);
+  let ended = false;
+  const fill = async (n: number): Promise<boolean> => {
+    while (buf.length < n && !ended) {
+      const r = await it.next();
+      if (r.done) ended = true;
+      else buf = buf.length ? Buffer.concat([buf, Buffer.from(r.value)]) : Buffer.from(r.value);
+    }
+    return buf.length >= n;
+  };
+  for (;;) {
+    if (!(await fill(BLOCK))) return;
+    const h = buf.subarray(0, BLOCK);
+    buf = buf.subarray(BLOCK);
+    if (h.every((b) => b === 0)) return; // end-of-archive marker
+    const field = (off: number, len: number) =>
+      h
+        .subarray(off, off + len)
+        .toString('utf8')
+        .replace(/\0.*$/s, '')
+        .trim();
+    const prefix = field(345, 155);
+    const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
+    const size = Number.parseInt(field(124, 12) || '0', 8);
+    if (!Number.isFinite(size) || size < 0) throw new Error(`tar: entry ${name} has an invalid size`);
+    const type = String.fromCharCode(h[156] as number);
+    const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
+    const regular = type === '0' || type === '\0';
+    const body = new PassThrough();
+    let left = size;
+    let skip = padded - size;
+    const pump = async () => {
+      while (left > 0) {
+        if (!(await fill(1))) throw new Error(`tar: entry ${name} is truncated`);
+        const take = Math.min(left, buf.length);
+        const chunk = buf.subarray(0, take);
+        buf = buf.subarray(take);
+        left -= take;
+        if (!body.write(chunk)) await new Promise((r) => body.once('drain', r));
+      }
+      body.end();
+      while (skip > 0) {
+        if (!(await fill(1))) throw new Error(`tar: entry ${name} is truncated`);
+        const take = Math.min(skip, buf.length);
+        buf = buf.subarray(take);
+        skip -= take;
+      }
+    };
+    if (regular) {
+      const done = pump();
+      done.catch((err) => body.destroy(err));
+      yield { name, size, body };
+      body.resume(); // drain whatever the consumer left
+      await done;
+    } else {
+      body.resume();
+      await pump();
+    }
+  }
 }

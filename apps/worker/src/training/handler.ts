@@ -30,10 +30,12 @@ import { dispatchTraining, heartbeatSilence, recoverLostJob, type TrainingQueue 
 import { keys, type Storage } from '@crucible/storage';
 import {
   backendChoice,
+  checkpointInfo,
   type DecodedCheckpoint,
   decodeCheckpoint,
   type EvalMetrics,
   exportModel,
+  type ModelConfig,
   modelConfig,
   type Tokenizer,
   type TrainData,
@@ -46,6 +48,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { WorkerConfig } from '../config';
 import type { JobControl, StopReason } from '../control';
 import { documentsText, encodeDataset, splitStream, type TokenStream } from '../dataset';
+import { type LoadedWeights, ModelLoader } from '../model-loader';
 import { Heartbeat } from './heartbeat';
 import { Owned } from './owned';
 
@@ -137,30 +140,50 @@ class TrainingRun {
     return { train, val };
   }
 
-  /** Where training starts: the latest checkpoint, else the base model (supervised), else scratch. */
+  /**
+   * Where training starts: the latest checkpoint of this job, else trained weights (a model or a
+   * checkpoint named by the job's model, with LoRA or adapters added when the job asks), else a
+   * preset from scratch with a tokenizer trained on the data.
+   */
   private async startingPoint(train: Dataset): Promise<StartingPoint> {
     const { store, storage } = this.deps;
+    const hp = this.job.hyperparameters;
     const latest = await this.io(() => store.jobs.latestCheckpoint(this.job.projectId, this.job.id));
     if (latest) {
-      const ck = decodeCheckpoint(await this.io(() => storage.get(latest.storageKey)));
+      const bytes = await this.io(() => storage.get(latest.storageKey));
+      // an adapter-only checkpoint (LoRA, adapters) goes on top of the job's base weights
+      const base = checkpointInfo(bytes).partial ? await this.baseWeights() : undefined;
+      const ck = decodeCheckpoint(bytes, base?.weights);
       this.owned.add(ck.model);
       return { kind: 'checkpoint', ck, step: latest.step };
     }
-    const hp = this.job.hyperparameters;
-    if (this.job.method === 'supervised') {
-      const m = await this.io(() => store.models.get(this.job.projectId, this.job.model));
-      if (!m) throw new JobInputError('model_not_found', `base model ${this.job.model} no longer exists`, 'model');
-      const base = decodeCheckpoint(await this.io(() => storage.get(m.storageKey)));
-      this.owned.add(base.model);
-      const config = { ...base.modelConfig, dropout: hp.dropout }; // same weights, this job's dropout
-      const weights = new Map([...base.model.params].map(([n, v]) => [n, { shape: v.shape, data: v.dataSync() as Float32Array }]));
-      this.owned.drop(base.model);
-      const tokenizer = base.tokenizer;
-      return { kind: 'base', model: this.owned.add(Transformer.fromWeights(config, weights)), tokenizer };
+    if (!isPreset(this.job.model)) {
+      const base = await this.baseWeights();
+      const config: ModelConfig = { ...base.config, dropout: hp.dropout };
+      if (hp.peft) config.peft = hp.peft;
+      if (config.blockSize < hp.block_size) {
+        throw new JobInputError(
+          'invalid_hyperparameters',
+          `block_size ${hp.block_size} exceeds the base model's context of ${config.blockSize}`,
+          'hyperparameters',
+        );
+      }
+      return { kind: 'base', model: this.owned.add(Transformer.create(config, this.job.seed, base.weights)), tokenizer: base.tokenizer };
     }
     const corpus = documentsText(train.text, train.file.format);
     const tokenizer = trainTokenizer(corpus, hp.tokenizer.type === 'bpe' ? { type: 'bpe', vocabSize: hp.tokenizer.vocab_size } : { type: 'char' });
     return { kind: 'scratch', tokenizer };
+  }
+
+  /** The trained weights the job starts from (its `model`: a model id or a checkpoint). */
+  private async baseWeights(): Promise<LoadedWeights> {
+    const loader = new ModelLoader(this.deps.store, this.deps.storage);
+    try {
+      return await this.io(() => loader.load(this.job.projectId, this.job.model));
+    } catch (err) {
+      if (err instanceof CrucibleError) throw new JobInputError(err.code, `base model ${this.job.model}: ${err.message}`, 'model');
+      throw err;
+    }
   }
 
   private async prepare(start: StartingPoint, datasets: { train: Dataset; val?: Dataset }): Promise<Trainer> {
@@ -168,7 +191,7 @@ class TrainingRun {
     const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
     const encode = (d: Dataset, param: string): TokenStream => {
       try {
-        return encodeDataset(d.text, d.file.format as FileFormat, tokenizer);
+        return encodeDataset(d.text, d.file.format as FileFormat, tokenizer, hp.chat_loss);
       } catch (err) {
         throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
       }
@@ -212,6 +235,7 @@ class TrainingRun {
       throw err;
     }
     this.owned.add({ dispose: () => trainer.dispose() });
+    trainer.baseModel = this.job.model; // adapter-only checkpoints name their base
     this.step = trainer.step;
     return trainer;
   }
@@ -311,7 +335,12 @@ class TrainingRun {
     const { projectId, id } = this.job;
     const modelId = fineTunedModelName(this.job.model, this.job.suffix, id);
     const prefix = keys.modelPrefix(projectId, modelId);
-    for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer))) await this.io(() => storage.put(prefix + name, bytes));
+    for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer, this.job.model))) {
+      await this.io(() => storage.put(prefix + name, bytes));
+    }
+    // the stored weights' config: a LoRA model is stored merged (its adapter files sit beside it)
+    const stored: ModelConfig = { ...trainer.model.config };
+    if (stored.peft?.type === 'lora') delete stored.peft;
     const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
     // success and the model record are one transaction: a job cancelled at the last step gets
     // neither (and its objects are removed); a succeeded job always has its model
@@ -324,7 +353,8 @@ class TrainingRun {
           id: modelId,
           baseModel: this.job.model,
           arch: trainer.model.config.arch,
-          config: { ...trainer.model.config },
+          config: { ...stored },
+          peft: this.job.hyperparameters.peft ? { ...this.job.hyperparameters.peft } : null,
           storageKey: keys.model(projectId, modelId),
         },
         { trainedTokens: result.step * tokensPerStep },

@@ -104,6 +104,7 @@ export interface NewModel {
   arch: 'gpt' | 'bert';
   config: Record<string, unknown>;
   storageKey: string;
+  peft?: Record<string, unknown> | null;
 }
 
 function changes(set: JobChanges = {}): Prisma.JobUpdateManyMutationInput {
@@ -278,7 +279,14 @@ export class JobRepository extends Repository {
         if (moved.count === 0) return false;
         await tx.model.upsert({
           where: { id: model.id },
-          create: { ...model, projectId, jobId: id, config: model.config as Prisma.InputJsonValue },
+          create: {
+            ...model,
+            projectId,
+            jobId: id,
+            source: 'trained',
+            config: model.config as Prisma.InputJsonValue,
+            peft: model.peft ? (model.peft as Prisma.InputJsonValue) : Prisma.DbNull,
+          },
           update: {},
         });
         return true;
@@ -334,6 +342,11 @@ export class JobRepository extends Repository {
       }),
     );
     return checkpointRecord(c);
+  }
+
+  async getCheckpoint(projectId: string, jobId: string, step: number): Promise<CheckpointRecord | null> {
+    const c = await this.run((db) => db.jobCheckpoint.findFirst({ where: { jobId, projectId, step } }));
+    return c ? checkpointRecord(c) : null;
   }
 
   async latestCheckpoint(projectId: string, jobId: string): Promise<CheckpointRecord | null> {

@@ -3,9 +3,32 @@
 // before and after the job succeeds.
 import { ID_PREFIX, idBody } from '../ids';
 
-/** `ft:<base>:<suffix or crucible>:<job id body>`, as OpenAI's `ft:` names. */
+/**
+ * `ft:<root>:<suffix or crucible>:<job id body>`, as OpenAI's `ft:` names. The root is the base
+ * model family: a fine-tuned model's or an import's own root, so names never nest (ft:ft:...).
+ */
 export function fineTunedModelName(base: string, suffix: string | null | undefined, jobId: string): string {
-  return `ft:${base}:${suffix || 'crucible'}:${idBody(jobId)}`;
+  return `ft:${rootModelName(base)}:${suffix || 'crucible'}:${idBody(jobId)}`;
+}
+
+/** `ft:<root>:...` and `imported:<root>:...` -> root; a preset is its own root. */
+export function rootModelName(name: string): string {
+  const m = /^(?:ft|imported):([^:]+):/.exec(name);
+  return m ? (m[1] as string) : name;
+}
+
+/** `imported:<name>:<random body>`: the id of a model uploaded to the project. */
+export function importedModelName(name: string, body: string): string {
+  return `imported:${name}:${body}`;
+}
+
+/** The job and step a checkpoint name (`...:<job body>:ckpt-step-<n>`) or id (`ftckpt-<job body>-<n>`) points at. */
+export function parseCheckpointRef(ref: string): { jobId: string; step: number } | null {
+  const byName = /:([A-Za-z0-9]+):ckpt-step-(\d+)$/.exec(ref);
+  if (byName && ref.startsWith('ft:')) return { jobId: `${ID_PREFIX.job}-${byName[1]}`, step: Number(byName[2]) };
+  const byId = new RegExp(`^${ID_PREFIX.checkpoint}-([A-Za-z0-9]+)-(\\d+)$`).exec(ref);
+  if (byId) return { jobId: `${ID_PREFIX.job}-${byId[1]}`, step: Number(byId[2]) };
+  return null;
 }
 
 /** The name of a job's checkpoint at `step`: `<fine-tuned model name>:ckpt-step-<step>`. */

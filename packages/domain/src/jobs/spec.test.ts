@@ -29,13 +29,30 @@ describe('resolveHyperparameters', () => {
 
   it('matches methods to architectures', () => {
     expect(() => resolveHyperparameters('mlm', { kind: 'preset', name: 'gpt-nano' })).toThrow(/needs a bert model/);
-    expect(() => resolveHyperparameters('supervised', { kind: 'preset', name: 'gpt-nano' })).toThrow(/starts from a trained model/);
+    expect(() => resolveHyperparameters('supervised', { kind: 'preset', name: 'gpt-nano' })).toThrow(/starts from trained weights/);
     expect(resolveHyperparameters('mlm', { kind: 'preset', name: 'bert-mini' }).block_size).toBe(128);
-    expect(() => resolveHyperparameters('supervised', { kind: 'trained', id: 'ft:x', arch: 'gpt', blockSize: 32 }, { block_size: 64 })).toThrow(
-      /exceeds the base model's context of 32/,
-    );
+    expect(() => resolveHyperparameters('supervised', { ...trained, blockSize: 32 }, { block_size: 64 })).toThrow(/exceeds the base model's context of 32/);
+  });
+
+  it('resolves LoRA and adapters with their defaults, only on trained gpt weights', () => {
+    const lora = resolveHyperparameters('supervised', trained, {}, { type: 'lora', rank: 4 });
+    expect(lora.peft).toEqual({ type: 'lora', rank: 4, alpha: 16, dropout: 0, targets: ['attn.c_attn', 'attn.c_proj'] });
+    expect(lora.learning_rate).toBe(2e-3);
+    expect(resolveHyperparameters('supervised', trained, {}, { type: 'adapter' }).peft).toEqual({ type: 'adapter', size: 16 });
+    expect(resolveHyperparameters('supervised', trained, {}, { type: 'full' }).peft).toBeNull();
+    expect(resolveHyperparameters('supervised', trained).learning_rate).toBe(1e-3);
+    expect(() => resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }, {}, { type: 'lora' })).toThrow(/adapts trained weights/);
+    expect(() => resolveHyperparameters('mlm', { ...trained, arch: 'bert' }, {}, { type: 'lora' })).toThrow(/available for gpt models/);
+    expect(() => resolveHyperparameters('supervised', { ...trained, adapters: true })).toThrow(/cannot be merged/);
+  });
+
+  it('continues pretraining from trained weights with their tokenizer', () => {
+    expect(resolveHyperparameters('pretrain', trained).tokenizer).toEqual({ type: 'inherited' });
+    expect(() => resolveHyperparameters('pretrain', trained, { tokenizer: { type: 'char' } })).toThrow(/reuses their tokenizer/);
   });
 });
+
+const trained = { kind: 'trained', id: 'ft:x', arch: 'gpt', blockSize: 64, source: 'model' } as const;
 
 describe('finalizeSchedule', () => {
   it('derives max_steps from epochs and warmup from a ratio or the default', () => {

@@ -4,9 +4,19 @@
 // `finalizeSchedule` once the worker knows how many tokens the dataset has, and `trainConfigFor`
 // is the single mapping from a spec to the trainer's config.
 
-import { TRAINING_DEFAULTS as D, defaultWarmupSteps, isPreset, PRESETS, type PresetName, type TrainConfig } from '@crucible/training-config';
+import {
+  TRAINING_DEFAULTS as D,
+  defaultWarmupSteps,
+  isPreset,
+  PEFT_DEFAULTS,
+  type PeftConfig,
+  PRESETS,
+  type PresetName,
+  type TrainConfig,
+} from '@crucible/training-config';
+import type { ChatLoss } from '../datasets';
 import { CrucibleError } from '../errors';
-import type { Hyperparameters, MethodType } from '../schemas/jobs';
+import type { Hyperparameters, MethodType, Peft } from '../schemas/jobs';
 
 export interface ResolvedHyperparameters {
   n_epochs: number;
@@ -31,29 +41,43 @@ export interface ResolvedHyperparameters {
   checkpoint_interval: number;
   log_interval: number;
   tokenizer: { type: 'char' } | { type: 'bpe'; vocab_size: number } | { type: 'inherited' };
+  /** Chat data: which tokens carry loss. */
+  chat_loss: ChatLoss;
+  /** LoRA or bottleneck adapters on frozen base weights; null trains every weight. */
+  peft: PeftConfig | null;
 }
 
-/** What the job starts from: a preset (pretrain, mlm) or a trained model (supervised). */
-export type BaseModel = { kind: 'preset'; name: PresetName } | { kind: 'trained'; id: string; arch: 'gpt' | 'bert'; blockSize: number };
+/**
+ * What the job starts from: a preset (trained from scratch), or trained weights: a model of the
+ * project (trained or imported) or a checkpoint of one of its jobs.
+ */
+export type BaseModel =
+  | { kind: 'preset'; name: PresetName }
+  | { kind: 'trained'; id: string; arch: 'gpt' | 'bert'; blockSize: number; source: 'model' | 'checkpoint'; adapters?: boolean };
 
 export function methodArchitecture(method: MethodType): 'gpt' | 'bert' {
   return method === 'mlm' ? 'bert' : 'gpt';
 }
 
 /** Checks that the method fits the base model and fills in every default. Throws CrucibleError. */
-export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: Hyperparameters = {}): ResolvedHyperparameters {
+export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: Hyperparameters = {}, peftRequest?: Peft): ResolvedHyperparameters {
   const p = (name: string) => `method.${method}.hyperparameters.${name}`;
   const arch = base.kind === 'preset' ? PRESETS[base.name].arch : base.arch;
   if (method === 'supervised' && base.kind !== 'trained') {
     throw new CrucibleError(
       'unsupported_method',
-      `supervised fine-tuning starts from a trained model; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first)`,
+      `supervised fine-tuning starts from trained weights; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first, or import a model)`,
       'model',
     );
   }
-  if (method !== 'supervised' && base.kind !== 'preset') {
-    throw new CrucibleError('unsupported_method', `${method} trains from scratch and needs a preset model, not a trained model`, 'model');
+  if (base.kind === 'trained' && base.adapters) {
+    throw new CrucibleError(
+      'unsupported_method',
+      `${base.id} carries bottleneck adapters, which cannot be merged into its weights; start from its base model instead`,
+      'model',
+    );
   }
+  const peft = resolvePeft(peftRequest, base, method);
   if (arch !== methodArchitecture(method)) {
     throw new CrucibleError('unsupported_method', `method ${method} needs a ${methodArchitecture(method)} model; this model is ${arch}`, 'model');
   }
@@ -63,12 +87,15 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   if (block > maxBlock)
     throw new CrucibleError('invalid_hyperparameters', `block_size ${block} exceeds the base model's context of ${maxBlock}`, p('block_size'));
   const mult = hp.learning_rate_multiplier === undefined || hp.learning_rate_multiplier === 'auto' ? 1 : hp.learning_rate_multiplier;
-  const lr = (hp.learning_rate ?? (method === 'supervised' ? D.fineTuneLearningRate : D.learningRate)) * mult;
+  const lr = (hp.learning_rate ?? defaultLearningRate(method, base, peft)) * mult;
   if (lr > 1) throw new CrucibleError('invalid_hyperparameters', `learning_rate x multiplier = ${lr} is above 1`, p('learning_rate_multiplier'));
   const minLr = hp.min_learning_rate ?? lr * D.minLearningRateRatio;
   if (minLr > lr) throw new CrucibleError('invalid_hyperparameters', `min_learning_rate ${minLr} is above the learning rate ${lr}`, p('min_learning_rate'));
-  if (method === 'supervised' && hp.tokenizer) {
-    throw new CrucibleError('invalid_hyperparameters', 'supervised jobs reuse the base model tokenizer', p('tokenizer'));
+  if (base.kind === 'trained' && hp.tokenizer) {
+    throw new CrucibleError('invalid_hyperparameters', 'a job that starts from trained weights reuses their tokenizer', p('tokenizer'));
+  }
+  if (hp.chat_loss !== undefined && method !== 'supervised') {
+    throw new CrucibleError('invalid_hyperparameters', 'chat_loss applies to supervised jobs on chat data', p('chat_loss'));
   }
   if (hp.warmup_steps !== undefined && hp.max_steps !== undefined && hp.warmup_steps > hp.max_steps) {
     throw new CrucibleError('invalid_hyperparameters', `warmup_steps ${hp.warmup_steps} exceeds max_steps ${hp.max_steps}`, p('warmup_steps'));
@@ -95,7 +122,30 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     eval_batches: hp.eval_batches ?? D.evalBatches,
     checkpoint_interval: hp.checkpoint_interval ?? D.checkpointInterval,
     log_interval: hp.log_interval ?? D.logInterval,
-    tokenizer: method === 'supervised' ? { type: 'inherited' } : (hp.tokenizer ?? { type: 'char' }),
+    tokenizer: base.kind === 'trained' ? { type: 'inherited' } : (hp.tokenizer ?? { type: 'char' }),
+    chat_loss: hp.chat_loss ?? 'assistant',
+    peft,
+  };
+}
+
+/** The default peak learning rate: from scratch, masked LM, fine-tuning (full or adapters). */
+export function defaultLearningRate(method: MethodType, base: BaseModel, peft: PeftConfig | null): number {
+  if (base.kind === 'preset') return method === 'mlm' ? D.mlmLearningRate : D.learningRate;
+  return peft ? D.peftLearningRate : D.fineTuneLearningRate;
+}
+
+function resolvePeft(req: Peft | undefined, base: BaseModel, method: MethodType): PeftConfig | null {
+  if (!req || req.type === 'full') return null;
+  const param = `method.${method}.peft`;
+  if (base.kind !== 'trained') throw new CrucibleError('unsupported_method', `${req.type} adapts trained weights; ${base.name} is an untrained preset`, param);
+  if (base.arch !== 'gpt') throw new CrucibleError('unsupported_method', `${req.type} is available for gpt models; ${base.id} is a ${base.arch} model`, param);
+  if (req.type === 'adapter') return { type: 'adapter', size: req.size ?? PEFT_DEFAULTS.adapter.size };
+  return {
+    type: 'lora',
+    rank: req.rank ?? PEFT_DEFAULTS.lora.rank,
+    alpha: req.alpha ?? PEFT_DEFAULTS.lora.alpha,
+    dropout: req.dropout ?? PEFT_DEFAULTS.lora.dropout,
+    targets: req.target_modules ?? [...PEFT_DEFAULTS.lora.targets],
   };
 }
 

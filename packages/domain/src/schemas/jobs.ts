@@ -1,6 +1,6 @@
 // The fine-tuning job resource and its sub-resources (events, checkpoints, metrics), shaped like
 // OpenAI's fine-tuning API, plus Crucible's methods (pretrain, mlm) and full hyperparameters.
-import { TRAINING_DEFAULTS as D } from '@crucible/training-config';
+import { TRAINING_DEFAULTS as D, LORA_TARGETS, PEFT_DEFAULTS } from '@crucible/training-config';
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
 import { Nullable } from './common';
@@ -66,12 +66,54 @@ export const Hyperparameters = Type.Object(
     ),
     log_interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: D.logInterval, description: 'Steps between metric records.' })),
     tokenizer: Type.Optional(Tokenizer),
+    chat_loss: Type.Optional(
+      Type.Union([Type.Literal('assistant'), Type.Literal('all')], {
+        default: 'assistant',
+        description: 'Chat data: loss on the assistant turns only (default) or on every token.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 export type Hyperparameters = Static<typeof Hyperparameters>;
 
-const methodBody = Type.Object({ hyperparameters: Type.Optional(Hyperparameters) }, { additionalProperties: false });
+export const Peft = Type.Union(
+  [
+    Type.Object({ type: Type.Literal('full') }, { additionalProperties: false, description: 'Every weight is trained (the default).' }),
+    Type.Object(
+      {
+        type: Type.Literal('lora'),
+        rank: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, default: PEFT_DEFAULTS.lora.rank })),
+        alpha: Type.Optional(
+          Type.Number({ exclusiveMinimum: 0, maximum: 4096, default: PEFT_DEFAULTS.lora.alpha, description: 'The update is scaled by alpha / rank.' }),
+        ),
+        dropout: Type.Optional(
+          Type.Number({ minimum: 0, maximum: 0.9, default: PEFT_DEFAULTS.lora.dropout, description: 'Dropout on the input of the LoRA path.' }),
+        ),
+        target_modules: Type.Optional(
+          Type.Array(Type.Union(LORA_TARGETS.map((t) => Type.Literal(t))), {
+            minItems: 1,
+            uniqueItems: true,
+            default: PEFT_DEFAULTS.lora.targets,
+            description: 'Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).',
+          }),
+        ),
+      },
+      { additionalProperties: false, description: 'LoRA: frozen base weights plus (alpha / rank) x A B on each target; B starts at zero.' },
+    ),
+    Type.Object(
+      {
+        type: Type.Literal('adapter'),
+        size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, default: PEFT_DEFAULTS.adapter.size, description: 'Bottleneck width.' })),
+      },
+      { additionalProperties: false, description: 'Houlsby bottleneck adapters after the attention and MLP branches of every block; base weights frozen.' },
+    ),
+  ],
+  { description: 'How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base.' },
+);
+export type Peft = Static<typeof Peft>;
+
+const methodBody = Type.Object({ hyperparameters: Type.Optional(Hyperparameters), peft: Type.Optional(Peft) }, { additionalProperties: false });
 export const METHOD_TYPES = ['pretrain', 'mlm', 'supervised'] as const;
 export type MethodType = (typeof METHOD_TYPES)[number];
 
@@ -82,14 +124,19 @@ export const Method = Type.Union(
     Type.Object({ type: Type.Literal('supervised'), supervised: Type.Optional(methodBody) }, { additionalProperties: false }),
   ],
   {
-    description: 'pretrain: causal LM from a gpt preset; mlm: masked LM from a bert preset; supervised: fine-tune a trained model (loss on completions only).',
+    description:
+      'pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers).',
   },
 );
 export type Method = Static<typeof Method>;
 
 export const CreateJobRequest = Type.Object(
   {
-    model: Type.String({ minLength: 1, description: 'A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini) or a trained model id.' }),
+    model: Type.String({
+      minLength: 1,
+      description:
+        'A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id).',
+    }),
     training_file: Type.String({ minLength: 1 }),
     validation_file: Type.Optional(Nullable(Type.String())),
     method: Type.Optional(Method),
@@ -165,7 +212,7 @@ export const MetricPoint = Type.Object({
   step: Type.Integer(),
   train_loss: Nullable(Type.Number()),
   valid_loss: Nullable(Type.Number()),
-  valid_accuracy: Nullable(Type.Number()),
+  valid_mean_token_accuracy: Nullable(Type.Number()),
   learning_rate: Nullable(Type.Number()),
   grad_norm: Nullable(Type.Number()),
   tokens_per_second: Nullable(Type.Number()),

@@ -10,6 +10,13 @@ export const ModelObject = Type.Object(
     arch: Type.Union([Type.Literal('gpt'), Type.Literal('bert')]),
     base_model: Type.Union([Type.String(), Type.Null()]),
     fine_tuning_job: Type.Union([Type.String(), Type.Null()]),
+    source: Type.Union([Type.Literal('preset'), Type.Literal('trained'), Type.Literal('imported')], {
+      description: 'preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models.',
+    }),
+    peft: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
+      description:
+        'The LoRA or adapter config the model was trained with (null: every weight was trained). A LoRA model is stored merged; its adapter is downloadable on its own.',
+    }),
   },
   { $id: 'Model' },
 );

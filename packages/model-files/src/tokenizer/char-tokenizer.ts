@@ -47,14 +47,9 @@ export class CharTokenizer implements Tokenizer {
     return ids;
   }
 
-  /** Characters of `text` (outside special tokens) that this vocabulary lacks, each once, in order. */
-  unknownCharacters(text: string): string[] {
-    const seen = new Set<string>();
-    for (const piece of splitOnSpecials(text, this.specialTokens)) {
-      if (typeof piece === 'number') continue;
-      for (const c of piece) if (!this.toId.has(c)) seen.add(c);
-    }
-    return [...seen];
+  /** Whether a character is in the alphabet (and so encodes to its own id, not <|unk|>). */
+  knows(ch: string): boolean {
+    return this.toId.has(ch);
   }
 
   tokenBytes(id: number): Uint8Array {

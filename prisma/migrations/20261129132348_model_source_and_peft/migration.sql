@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "models" ADD COLUMN     "peft" JSONB,
+ADD COLUMN     "source" TEXT NOT NULL DEFAULT 'trained';
