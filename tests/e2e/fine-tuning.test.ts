@@ -19,8 +19,8 @@ afterAll(async () => {
   await p?.close();
 });
 
-// char tokenizer: the slice's distinct characters plus Crucible's 5 special tokens
-const VOCAB = new Set(shakespeare(60_000)).size + 5;
+// char tokenizer: the slice's distinct characters plus Crucible's 8 special tokens
+const VOCAB = new Set(shakespeare(60_000)).size + 8;
 
 const smallRun = {
   max_steps: 30,
@@ -166,18 +166,30 @@ describe('pretraining a model through the OpenAI client', () => {
     expect(chatText.trim()).toBe(chat.choices[0]?.message.content);
   });
 
-  it('downloads the model as a tar.gz of safetensors weights, config and tokenizer', async () => {
+  it('downloads the model as a tar.gz of a Hugging Face GPT-2 folder', async () => {
     const res = await p.api(`/models/${encodeURIComponent(modelId)}/download`);
     expect(res.status).toBe(200);
     const files = untarGz(new Uint8Array(await res.arrayBuffer()));
-    expect([...files.keys()].sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
+    expect([...files.keys()].sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'special_tokens_map.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     const config = JSON.parse((files.get('config.json') as Buffer).toString('utf8'));
-    expect(config).toMatchObject({ arch: 'gpt', nLayer: 4, nHead: 4, dModel: 128, blockSize: 32, vocabSize: VOCAB });
+    expect(config).toMatchObject({ model_type: 'gpt2', n_layer: 4, n_head: 4, n_embd: 128, n_positions: 32, vocab_size: VOCAB });
     const st = files.get('model.safetensors') as Buffer;
     const n = Number(st.readBigUInt64LE(0));
     const header = JSON.parse(st.subarray(8, 8 + n).toString('utf8'));
-    expect(header['model.wte.weight']).toMatchObject({ dtype: 'F32', shape: [VOCAB, 128] });
+    expect(header['transformer.wte.weight']).toMatchObject({ dtype: 'F32', shape: [VOCAB, 128] });
+    expect(header.__metadata__).toEqual({ format: 'pt' });
     expect(JSON.parse((files.get('tokenizer.json') as Buffer).toString('utf8')).model.type).toBe('BPE');
+    const one = await p.api(`/models/${encodeURIComponent(modelId)}/files/config.json`);
+    expect(JSON.parse(await one.text())).toEqual(config);
+    const noAdapter = await p.api(`/models/${encodeURIComponent(modelId)}/download?variant=adapter`);
+    expect(noAdapter.status).toBe(400);
   });
 
   it('fine-tunes the trained model on prompt/completion pairs (supervised)', async () => {
@@ -194,8 +206,10 @@ describe('pretraining a model through the OpenAI client', () => {
       } as never,
     });
     const done = await waitForJobStatus(client, job.id);
-    expect(done.fine_tuned_model).toMatch(new RegExp(`^ft:${modelId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:`));
-    expect(done.hyperparameters).toMatchObject({ learning_rate: 1e-4, tokenizer: { type: 'inherited' } });
+    // names stay flat: a fine-tune of ft:gpt-nano:... is ft:gpt-nano:..., never ft:ft:
+    expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:crucible:[A-Za-z0-9]+$/);
+    expect((await client.models.retrieve(done.fine_tuned_model as string)).owned_by).toBe(p.projectId);
+    expect(done.hyperparameters).toMatchObject({ learning_rate: 1e-3, tokenizer: { type: 'inherited' } });
     const pretrainOnly = await client.fineTuning.jobs.create({ model: modelId, training_file: fileId, method: { type: 'supervised' } }).catch((e) => e);
     expect(pretrainOnly.error).toMatchObject({ code: 'invalid_file', param: 'training_file' });
   });

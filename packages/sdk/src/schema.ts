@@ -32,6 +32,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["createEmbedding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/files": {
         parameters: {
             query?: never;
@@ -74,6 +90,22 @@ export interface paths {
         get: operations["downloadFile"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/fill_mask": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["createFillMask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -217,7 +249,7 @@ export interface paths {
         };
         get: operations["listModels"];
         put?: never;
-        post?: never;
+        post: operations["importModel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -248,6 +280,22 @@ export interface paths {
             cookie?: never;
         };
         get: operations["downloadModel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{model}/files/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["downloadModelFile"];
         put?: never;
         post?: never;
         delete?: never;
@@ -357,6 +405,12 @@ export interface components {
             /** @enum {string} */
             object: "model";
             owned_by: string;
+            /** @description The LoRA or adapter config the model was trained with (null: every weight was trained). A LoRA model is stored merged; its adapter is downloadable on its own. */
+            peft: {
+                [key: string]: unknown;
+            } | null;
+            /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
+            source: "preset" | "trained" | "imported";
         };
     };
     responses: never;
@@ -377,19 +431,30 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    frequency_penalty?: number | null;
+                    logit_bias?: {
+                        [key: string]: number;
+                    } | null;
+                    logprobs?: boolean | null;
                     max_completion_tokens?: number | null;
                     max_tokens?: number | null;
                     messages: {
                         content: string;
+                        name?: string;
                         role: "system" | "user" | "assistant" | "developer";
                     }[];
                     model: string;
-                    n?: 1 | null;
+                    n?: number | null;
+                    presence_penalty?: number | null;
                     seed?: number | null;
                     stop?: (string | string[]) | null;
                     stream?: boolean | null;
+                    stream_options?: {
+                        include_usage?: boolean;
+                    } | null;
                     temperature?: number | null;
                     top_k?: number | null;
+                    top_logprobs?: number | null;
                     top_p?: number | null;
                     user?: string;
                 };
@@ -424,7 +489,19 @@ export interface operations {
                         choices: {
                             finish_reason: "stop" | "length";
                             index: number;
-                            logprobs: null;
+                            logprobs: {
+                                content: {
+                                    bytes: number[] | null;
+                                    logprob: number;
+                                    token: string;
+                                    top_logprobs: {
+                                        bytes: number[] | null;
+                                        logprob: number;
+                                        token: string;
+                                    }[];
+                                }[] | null;
+                                refusal: null;
+                            } | null;
                             message: {
                                 content: string;
                                 refusal: null;
@@ -457,13 +534,25 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    best_of?: number | null;
+                    echo?: boolean | null;
+                    frequency_penalty?: number | null;
+                    logit_bias?: {
+                        [key: string]: number;
+                    } | null;
+                    logprobs?: number | null;
                     max_tokens?: number | null;
                     model: string;
-                    n?: 1 | null;
+                    n?: number | null;
+                    presence_penalty?: number | null;
                     prompt: string;
                     seed?: number | null;
                     stop?: (string | string[]) | null;
                     stream?: boolean | null;
+                    stream_options?: {
+                        include_usage?: boolean;
+                    } | null;
+                    suffix?: string | null;
                     temperature?: number | null;
                     top_k?: number | null;
                     top_p?: number | null;
@@ -500,7 +589,14 @@ export interface operations {
                         choices: {
                             finish_reason: "stop" | "length";
                             index: number;
-                            logprobs: null;
+                            logprobs: {
+                                text_offset: number[];
+                                token_logprobs: (number | null)[];
+                                tokens: string[];
+                                top_logprobs: ({
+                                    [key: string]: number;
+                                } | null)[];
+                            } | null;
                             text: string;
                         }[];
                         created: number;
@@ -510,6 +606,75 @@ export interface operations {
                         object: "text_completion";
                         usage: {
                             completion_tokens: number;
+                            prompt_tokens: number;
+                            total_tokens: number;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    createEmbedding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Not implemented: only the model width is accepted. */
+                    dimensions?: number;
+                    /** @default float */
+                    encoding_format?: "float" | "base64";
+                    input: string | string[];
+                    model: string;
+                    /**
+                     * @description Crucible extension. mean: average of the final hidden states over the input's tokens; cls (bert only): the hidden state of a <|cls|> token put first.
+                     * @default mean
+                     */
+                    pooling?: "mean" | "cls";
+                    user?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            embedding: string | number[];
+                            index: number;
+                            /** @enum {string} */
+                            object: "embedding";
+                        }[];
+                        model: string;
+                        /** @enum {string} */
+                        object: "list";
+                        usage: {
                             prompt_tokens: number;
                             total_tokens: number;
                         };
@@ -768,6 +933,76 @@ export interface operations {
             };
         };
     };
+    createFillMask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Text with one or more <|mask|> tokens. */
+                    input: string | string[];
+                    /** @description A trained bert (masked LM) model. */
+                    model: string;
+                    /** @default 5 */
+                    top_k?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            index: number;
+                            masks: {
+                                candidates: {
+                                    /** @description Softmax probability. */
+                                    score: number;
+                                    token: string;
+                                    token_id: number;
+                                }[];
+                                /** @description The mask's index among the input's tokens. */
+                                position: number;
+                            }[];
+                        }[];
+                        model: string;
+                        /** @enum {string} */
+                        object: "list";
+                        usage: {
+                            prompt_tokens: number;
+                            total_tokens: number;
+                        };
+                    };
+                };
+            };
+        };
+    };
     listFineTuningJobs: {
         parameters: {
             query?: {
@@ -837,6 +1072,11 @@ export interface operations {
                         /** @description Context length; default: the model preset. */
                         block_size?: number;
                         /**
+                         * @description Chat data: loss on the assistant turns only (default) or on every token.
+                         * @default assistant
+                         */
+                        chat_loss?: "assistant" | "all";
+                        /**
                          * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
                          * @default 250
                          */
@@ -852,7 +1092,7 @@ export interface operations {
                         eval_interval?: number;
                         /** @default 1 */
                         gradient_accumulation_steps?: number;
-                        /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
+                        /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                         learning_rate?: number;
                         /** @description Scales learning_rate. auto = 1. */
                         learning_rate_multiplier?: number | "auto";
@@ -896,7 +1136,7 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     } | null;
-                    /** @description pretrain: causal LM from a gpt preset; mlm: masked LM from a bert preset; supervised: fine-tune a trained model (loss on completions only). */
+                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers). */
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
@@ -908,6 +1148,11 @@ export interface operations {
                                 beta2?: number;
                                 /** @description Context length; default: the model preset. */
                                 block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
                                 /**
                                  * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
                                  * @default 250
@@ -924,7 +1169,7 @@ export interface operations {
                                 eval_interval?: number;
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
-                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
@@ -963,6 +1208,42 @@ export interface operations {
                                 warmup_steps?: number;
                                 /** @default 0.1 */
                                 weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /**
+                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
+                                 * @default [
+                                 *       "attn.c_attn",
+                                 *       "attn.c_proj"
+                                 *     ]
+                                 */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
                             };
                         };
                         /** @enum {string} */
@@ -979,6 +1260,11 @@ export interface operations {
                                 /** @description Context length; default: the model preset. */
                                 block_size?: number;
                                 /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
                                  * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
                                  * @default 250
                                  */
@@ -994,7 +1280,7 @@ export interface operations {
                                 eval_interval?: number;
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
-                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
@@ -1033,6 +1319,42 @@ export interface operations {
                                 warmup_steps?: number;
                                 /** @default 0.1 */
                                 weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /**
+                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
+                                 * @default [
+                                 *       "attn.c_attn",
+                                 *       "attn.c_proj"
+                                 *     ]
+                                 */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
                             };
                         };
                         /** @enum {string} */
@@ -1049,6 +1371,11 @@ export interface operations {
                                 /** @description Context length; default: the model preset. */
                                 block_size?: number;
                                 /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
                                  * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
                                  * @default 250
                                  */
@@ -1064,7 +1391,7 @@ export interface operations {
                                 eval_interval?: number;
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
-                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.0001 (supervised). */
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
@@ -1104,11 +1431,47 @@ export interface operations {
                                 /** @default 0.1 */
                                 weight_decay?: number;
                             };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /**
+                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
+                                 * @default [
+                                 *       "attn.c_attn",
+                                 *       "attn.c_proj"
+                                 *     ]
+                                 */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
                         };
                         /** @enum {string} */
                         type: "supervised";
                     };
-                    /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini) or a trained model id. */
+                    /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
                     seed?: number | null;
                     suffix?: string | null;
@@ -1481,8 +1844,8 @@ export interface operations {
                             step: number;
                             tokens_per_second: number | null;
                             train_loss: number | null;
-                            valid_accuracy: number | null;
                             valid_loss: number | null;
+                            valid_mean_token_accuracy: number | null;
                         }[];
                         job_id: string;
                         /** @enum {string} */
@@ -1685,6 +2048,68 @@ export interface operations {
             };
         };
     };
+    importModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The model's files (model.safetensors, config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json, generation_config.json), each as a part named by its file name, or one .tar.gz / .tar of them. */
+                    file: string[];
+                    /** @description Short name; the model id is imported:<name>:<random>. Default gpt2. */
+                    name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        arch: "gpt" | "bert";
+                        base_model: string | null;
+                        created: number;
+                        fine_tuning_job: string | null;
+                        id: string;
+                        /** @enum {string} */
+                        object: "model";
+                        owned_by: string;
+                        /** @description The LoRA or adapter config the model was trained with (null: every weight was trained). A LoRA model is stored merged; its adapter is downloadable on its own. */
+                        peft: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
+                        source: "preset" | "trained" | "imported";
+                    };
+                };
+            };
+        };
+    };
     retrieveModel: {
         parameters: {
             query?: never;
@@ -1729,6 +2154,12 @@ export interface operations {
                         /** @enum {string} */
                         object: "model";
                         owned_by: string;
+                        /** @description The LoRA or adapter config the model was trained with (null: every weight was trained). A LoRA model is stored merged; its adapter is downloadable on its own. */
+                        peft: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
+                        source: "preset" | "trained" | "imported";
                     };
                 };
             };
@@ -1781,10 +2212,45 @@ export interface operations {
     };
     downloadModel: {
         parameters: {
+            query?: {
+                /** @description full: weights (LoRA merged), config and tokenizer files; adapter: the adapter files (PEFT for LoRA) and tokenizer files. */
+                variant?: "full" | "adapter";
+            };
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    downloadModelFile: {
+        parameters: {
             query?: never;
             header?: never;
             path: {
                 model: string;
+                name: string;
             };
             cookie?: never;
         };

@@ -15,8 +15,12 @@ const text = readFileSync('/work/shared/data/tinyshakespeare.txt', 'utf8').slice
 const tok = trainTokenizer(text, { type: 'char' });
 const ids = Int32Array.from(tok.encode(text));
 const { train, val } = trainValSplit(ids);
-const opts: Record<string, { lr: number; warm: number; mask: number; wpeStd?: number; bs?: number; wd?: number; T?: number }> = {
+const opts: Record<string, { lr: number; warm: number; mask: number; wpeStd?: number; bs?: number; wd?: number; T?: number; short?: number; qk?: boolean }> = {
   t32: { lr: 1e-3, warm: 60, mask: 0.15, T: 32, bs: 48 },
+  curr: { lr: 1e-3, warm: 60, mask: 0.15, short: 0.5 },
+  qkcurr: { lr: 1e-3, warm: 60, mask: 0.15, short: 0.5, qk: true },
+  qk: { lr: 1e-3, warm: 60, mask: 0.15, qk: true },
+  curr25: { lr: 1e-3, warm: 60, mask: 0.15, short: 0.25 },
   t32m30: { lr: 2e-3, warm: 30, mask: 0.3, T: 32, bs: 48 },
   base: { lr: 1e-3, warm: 60, mask: 0.15 },
   lr3: { lr: 3e-3, warm: 60, mask: 0.15 },
@@ -29,9 +33,11 @@ const o = opts[variant]!;
 const mc = modelConfig('bert-mini', tok.vocabSize);
 const model = Transformer.create(mc, 1);
 if (o.wpeStd) model.param('wpe.weight').assign(tf.randomNormal(model.param('wpe.weight').shape, 0, o.wpeStd, 'float32', 7));
+if (o.qk) for (const [n, p] of model.params) if (n.endsWith('attn.c_attn.weight')) p.assign(tf.mul(p, 1 / Math.sqrt(mc.dModel) / 0.02));
 const cfg = defaultTrainConfig(mc, {
   maxSteps: steps,
   ...(o.T ? { seqLen: o.T, batchSize: o.bs } : {}),
+  ...(o.short ? { shortWindows: { seqLen: 32, steps: Math.round(o.short * steps) } } : {}),
   evalInterval: 100,
   evalBatches: 8,
   logInterval: 50,

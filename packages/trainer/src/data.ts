@@ -51,8 +51,11 @@ export class BatchSource {
     this.rng = new Rng(seed);
   }
 
-  next(): Batch {
-    const { B, T, tokens } = this;
+  /** The next batch; `shape` overrides the batch size and window length for this one batch. */
+  next(shape?: { B: number; T: number }): Batch {
+    const { tokens } = this;
+    const B = shape?.B ?? this.B;
+    const T = shape?.T ?? this.T;
     const span = this.objective === 'causal' ? T + 1 : T;
     const x = new Int32Array(B * T);
     const y = new Int32Array(B * T);

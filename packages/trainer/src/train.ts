@@ -90,6 +90,12 @@ export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
   if (c.objective === 'mlm' && model.arch !== 'bert') throw new RangeError('train config: the mlm objective needs a bert model');
   if (c.objective === 'causal' && model.arch !== 'gpt') throw new RangeError('train config: the causal objective needs a gpt model');
   if (!(c.maxGradNorm >= 0)) throw new RangeError('train config: max_grad_norm must be >= 0');
+  if (
+    c.shortWindows &&
+    !(Number.isInteger(c.shortWindows.seqLen) && c.shortWindows.seqLen >= 2 && Number.isInteger(c.shortWindows.steps) && c.shortWindows.steps >= 0)
+  ) {
+    throw new RangeError('train config: shortWindows needs an integer seqLen >= 2 and steps >= 0');
+  }
 }
 
 export interface TrainData {
@@ -180,8 +186,9 @@ export class Trainer {
     const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
     const sum = new Map<string, tf.Tensor>();
     let loss = 0;
+    const shape = this.windowShape(this.step);
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
-      const batch = this.source.next();
+      const batch = this.source.next(shape);
       const seed = mixSeed(c.seed, this.step, micro);
       const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed), vars);
       loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
@@ -204,8 +211,15 @@ export class Trainer {
     for (const g of sum.values()) g.dispose();
     this.step += 1;
     const ms = performance.now() - t0;
-    const tokens = c.batchSize * c.seqLen * c.gradAccumSteps;
+    const tokens = (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
     return { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
+  }
+
+  /** The batch shape at `step`: short windows (more of them) during the config's shortWindows phase. */
+  windowShape(step: number): { B: number; T: number } | undefined {
+    const sw = this.config.shortWindows;
+    if (!sw || step >= sw.steps || sw.seqLen >= this.config.seqLen) return undefined;
+    return { B: Math.max(1, Math.round((this.config.batchSize * this.config.seqLen) / sw.seqLen)), T: sw.seqLen };
   }
 
   /** Mean loss, perplexity and token accuracy over the fixed validation batches. */

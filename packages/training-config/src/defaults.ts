@@ -16,7 +16,7 @@ export const TRAINING_DEFAULTS = {
   /** Peak learning rate when fine-tuning every weight of a trained model. */
   fineTuneLearningRate: 1e-3,
   /** Peak learning rate when training LoRA matrices or adapters on frozen weights. */
-  peftLearningRate: 2e-3,
+  peftLearningRate: 5e-3,
   /** min_lr = learning rate x this. */
   minLearningRateRatio: 0.1,
   lrScheduler: 'cosine' as ScheduleKind,
@@ -38,4 +38,16 @@ export const TRAINING_DEFAULTS = {
 /** Warmup steps for a run of `maxSteps` when none were asked for. */
 export function defaultWarmupSteps(maxSteps: number): number {
   return Math.min(TRAINING_DEFAULTS.maxWarmupSteps, Math.floor(maxSteps * TRAINING_DEFAULTS.maxWarmupShare));
+}
+
+/**
+ * Masked LMs train their first half on windows of at most 32 tokens (see TrainConfig.shortWindows):
+ * on bert-mini and Tiny Shakespeare this ends the plateau at the most-frequent-token level within
+ * a few hundred steps instead of ~800 (BENCHMARKS.md, "Masked-LM plateau").
+ */
+export const MLM_SHORT_WINDOWS = { maxSeqLen: 32, share: 0.5 } as const;
+
+export function defaultShortWindows(maxSteps: number, seqLen: number): { seqLen: number; steps: number } | undefined {
+  if (seqLen <= MLM_SHORT_WINDOWS.maxSeqLen) return undefined;
+  return { seqLen: MLM_SHORT_WINDOWS.maxSeqLen, steps: Math.round(maxSteps * MLM_SHORT_WINDOWS.share) };
 }

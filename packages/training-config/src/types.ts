@@ -51,6 +51,13 @@ export interface TrainConfig {
   seed: number;
   /** Masked-LM selection probability. */
   mlmProbability: number;
+  /**
+   * Short windows first (masked LMs): the first `steps` optimizer steps train on windows of
+   * `seqLen` tokens, with the batch scaled up to keep the tokens per step. With few positions to
+   * attend to, attention finds the neighbouring tokens quickly, which ends the long plateau that
+   * small masked LMs otherwise sit on (predicting the most frequent token everywhere).
+   */
+  shortWindows?: { seqLen: number; steps: number };
 }
 
 /** The shape of a transformer; one config describes both architectures. */

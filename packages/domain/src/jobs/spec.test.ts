@@ -37,7 +37,7 @@ describe('resolveHyperparameters', () => {
   it('resolves LoRA and adapters with their defaults, only on trained gpt weights', () => {
     const lora = resolveHyperparameters('supervised', trained, {}, { type: 'lora', rank: 4 });
     expect(lora.peft).toEqual({ type: 'lora', rank: 4, alpha: 16, dropout: 0, targets: ['attn.c_attn', 'attn.c_proj'] });
-    expect(lora.learning_rate).toBe(2e-3);
+    expect(lora.learning_rate).toBe(5e-3);
     expect(resolveHyperparameters('supervised', trained, {}, { type: 'adapter' }).peft).toEqual({ type: 'adapter', size: 16 });
     expect(resolveHyperparameters('supervised', trained, {}, { type: 'full' }).peft).toBeNull();
     expect(resolveHyperparameters('supervised', trained).learning_rate).toBe(1e-3);

@@ -128,7 +128,11 @@ export const EmbeddingRequest = Type.Object(
 export const EmbeddingList = Type.Object({
   object: Type.Literal('list'),
   data: Type.Array(
-    Type.Object({ object: Type.Literal('embedding'), index: Type.Integer(), embedding: Type.Union([Type.Array(Type.Number()), Type.String()]) }),
+    Type.Object({
+      object: Type.Literal('embedding'),
+      index: Type.Integer(),
+      embedding: Type.Union([Type.String({ description: 'encoding_format base64: little-endian float32 bytes' }), Type.Array(Type.Number())]),
+    }),
   ),
   model: Type.String(),
   usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
