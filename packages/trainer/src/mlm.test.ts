@@ -30,7 +30,10 @@ const masking: MaskingConfig = {
 /** The best a predictor can do that sees only the token at the position itself (mask or not). */
 function contextFreeAccuracy(batches: Batch[]): number {
   const counts = new Map<number, number>();
-  for (const b of batches) b.w?.forEach((w, i) => w > 0 && b.x[i] === masking.maskId && counts.set(b.y[i] as number, (counts.get(b.y[i] as number) ?? 0) + 1));
+  for (const b of batches)
+    b.w?.forEach((w, i) => {
+      if (w > 0 && b.x[i] === masking.maskId) counts.set(b.y[i] as number, (counts.get(b.y[i] as number) ?? 0) + 1);
+    });
   const best = [...counts].sort((a, c) => c[1] - a[1])[0]?.[0];
   let hits = 0;
   let n = 0;
