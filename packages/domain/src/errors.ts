@@ -17,7 +17,6 @@ export const ERROR_CODES = {
   conflict: 409,
   invalid_state: 409,
   file_in_use: 409,
-  model_exists: 409,
   service_unavailable: 503,
   inference_timeout: 504,
   internal_error: 500,

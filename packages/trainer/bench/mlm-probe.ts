@@ -21,6 +21,7 @@ const opts: Record<string, { lr: number; warm: number; mask: number; wpeStd?: nu
   qkcurr: { lr: 1e-3, warm: 60, mask: 0.15, short: 0.5, qk: true },
   qk: { lr: 1e-3, warm: 60, mask: 0.15, qk: true },
   curr25: { lr: 1e-3, warm: 60, mask: 0.15, short: 0.25 },
+  curr75: { lr: 1e-3, warm: 60, mask: 0.15, short: 0.75 },
   t32m30: { lr: 2e-3, warm: 30, mask: 0.3, T: 32, bs: 48 },
   base: { lr: 1e-3, warm: 60, mask: 0.15 },
   lr3: { lr: 3e-3, warm: 60, mask: 0.15 },

@@ -3,7 +3,7 @@
 // hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
 
 import type { Tokenizer, Weights } from '@crucible/model-files';
-import { TRAINING_DEFAULTS as D, defaultWarmupSteps, type TrainConfig } from '@crucible/training-config';
+import { TRAINING_DEFAULTS as D, defaultShortWindows, defaultWarmupSteps, type TrainConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
@@ -53,8 +53,10 @@ export type { TrainConfig };
 export function defaultTrainConfig(model: ModelConfig, overrides: Partial<TrainConfig> = {}): TrainConfig {
   const maxSteps = overrides.maxSteps ?? D.maxSteps;
   const lr = overrides.schedule?.lr ?? D.learningRate;
+  const objective = overrides.objective ?? (model.arch === 'bert' ? 'mlm' : 'causal');
   const cfg: TrainConfig = {
-    objective: model.arch === 'bert' ? 'mlm' : 'causal',
+    objective,
+    ...(objective === 'mlm' ? { shortWindows: defaultShortWindows(maxSteps, overrides.seqLen ?? model.blockSize) } : {}),
     maxSteps,
     batchSize: D.batchSize,
     seqLen: model.blockSize,
@@ -188,9 +190,9 @@ export class Trainer {
     let loss = 0;
     const shape = this.windowShape(this.step);
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
-      const batch = this.source.next(shape);
+      const batch = this.source.next(shape && { B: shape.B, T: shape.T });
       const seed = mixSeed(c.seed, this.step, micro);
-      const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed), vars);
+      const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed, shape?.offset), vars);
       loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
       value.dispose();
       for (const [vname, g] of Object.entries(grads)) {
@@ -215,11 +217,16 @@ export class Trainer {
     return { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
   }
 
-  /** The batch shape at `step`: short windows (more of them) during the config's shortWindows phase. */
-  windowShape(step: number): { B: number; T: number } | undefined {
+  /**
+   * The batch shape at `step`: during the config's shortWindows phase, short windows (more of
+   * them) placed at a position offset drawn for the step, so every position embedding trains.
+   */
+  windowShape(step: number): { B: number; T: number; offset: number } | undefined {
     const sw = this.config.shortWindows;
-    if (!sw || step >= sw.steps || sw.seqLen >= this.config.seqLen) return undefined;
-    return { B: Math.max(1, Math.round((this.config.batchSize * this.config.seqLen) / sw.seqLen)), T: sw.seqLen };
+    const c = this.config;
+    if (!sw || step >= sw.steps || sw.seqLen >= c.seqLen) return undefined;
+    const offset = (mixSeed(c.seed, 7, step) >>> 0) % (c.seqLen - sw.seqLen + 1);
+    return { B: Math.max(1, Math.round((c.batchSize * c.seqLen) / sw.seqLen)), T: sw.seqLen, offset };
   }
 
   /** Mean loss, perplexity and token accuracy over the fixed validation batches. */
@@ -264,10 +271,10 @@ export class Trainer {
 }
 
 /** Weighted cross-entropy of one batch (the training objective). */
-export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0): tf.Scalar {
+export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0, positionOffset = 0): tf.Scalar {
   return tf.tidy(() => {
     const { B, T } = batch;
-    const logits = model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed }).reshape([B * T, -1]) as tf.Tensor2D;
+    const logits = model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed, positionOffset }).reshape([B * T, -1]) as tf.Tensor2D;
     const w = batch.w ? tf.tensor1d(batch.w) : undefined;
     return crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), w);
   });

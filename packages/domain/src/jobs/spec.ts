@@ -6,6 +6,7 @@
 
 import {
   TRAINING_DEFAULTS as D,
+  defaultShortWindows,
   defaultWarmupSteps,
   isPreset,
   PEFT_DEFAULTS,
@@ -172,6 +173,7 @@ export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, s
     checkpointInterval: h.checkpoint_interval,
     seed,
     mlmProbability: D.mlmProbability,
+    ...(method === 'mlm' ? { shortWindows: defaultShortWindows(schedule.maxSteps, h.block_size) } : {}),
     schedule: {
       kind: h.lr_scheduler,
       lr: h.learning_rate,
