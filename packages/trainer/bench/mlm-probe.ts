@@ -38,7 +38,7 @@ if (o.qk) for (const [n, p] of model.params) if (n.endsWith('attn.c_attn.weight'
 const cfg = defaultTrainConfig(mc, {
   maxSteps: steps,
   ...(o.T ? { seqLen: o.T, batchSize: o.bs } : {}),
-  ...(o.short ? { shortWindows: { seqLen: 32, steps: Math.round(o.short * steps) } } : {}),
+  shortWindows: o.short ? { seqLen: 32, steps: Math.round(o.short * steps) } : undefined,
   evalInterval: 100,
   evalBatches: 8,
   logInterval: 50,

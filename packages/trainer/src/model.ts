@@ -18,8 +18,6 @@ export interface ForwardOptions {
   seed?: number;
   /** [B, T] with 1 for real tokens and 0 for padding (keys that must not be attended to). */
   attentionMask?: tf.Tensor2D;
-  /** Position of the first token (default 0): a short window can sit anywhere in the context. */
-  positionOffset?: number;
 }
 
 let modelCounter = 0;
@@ -144,8 +142,7 @@ export class Transformer {
     return tf.tidy(() => {
       const c = this.config;
       const [B, T] = idx.shape;
-      const offset = opts.positionOffset ?? 0;
-      if (offset + T > c.blockSize) throw new RangeError(`sequence length ${T} at position ${offset} exceeds block_size ${c.blockSize}`);
+      if (T > c.blockSize) throw new RangeError(`sequence length ${T} exceeds block_size ${c.blockSize}`);
       const C = c.dModel;
       const nh = c.nHead;
       const hs = C / nh;
@@ -177,7 +174,7 @@ export class Transformer {
       };
 
       const tokEmb = tf.gather(p('wte.weight'), idx.reshape([-1])).reshape([B, T, C]); // (B, T, C)
-      const posEmb = tf.slice(p('wpe.weight'), [offset, 0], [T, C]); // (T, C)
+      const posEmb = tf.slice(p('wpe.weight'), [0, 0], [T, C]); // (T, C)
       let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
 
       // Additive attention bias: causal (T, T) for gpt, padding (B, 1, 1, T) when given.

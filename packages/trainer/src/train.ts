@@ -190,9 +190,9 @@ export class Trainer {
     let loss = 0;
     const shape = this.windowShape(this.step);
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
-      const batch = this.source.next(shape && { B: shape.B, T: shape.T });
+      const batch = this.source.next(shape);
       const seed = mixSeed(c.seed, this.step, micro);
-      const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed, shape?.offset), vars);
+      const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed), vars);
       loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
       value.dispose();
       for (const [vname, g] of Object.entries(grads)) {
@@ -218,15 +218,17 @@ export class Trainer {
   }
 
   /**
-   * The batch shape at `step`: during the config's shortWindows phase, short windows (more of
-   * them) placed at a position offset drawn for the step, so every position embedding trains.
+   * The batch shape at `step` during the config's shortWindows phase: the window grows linearly
+   * from shortWindows.seqLen to the full length (in steps of 8 tokens), and the batch grows to keep
+   * the tokens per step; afterwards undefined (the configured shape).
    */
-  windowShape(step: number): { B: number; T: number; offset: number } | undefined {
+  windowShape(step: number): { B: number; T: number } | undefined {
     const sw = this.config.shortWindows;
     const c = this.config;
     if (!sw || step >= sw.steps || sw.seqLen >= c.seqLen) return undefined;
-    const offset = (mixSeed(c.seed, 7, step) >>> 0) % (c.seqLen - sw.seqLen + 1);
-    return { B: Math.max(1, Math.round((c.batchSize * c.seqLen) / sw.seqLen)), T: sw.seqLen, offset };
+    const T = Math.min(c.seqLen, Math.max(sw.seqLen, Math.round((sw.seqLen + ((c.seqLen - sw.seqLen) * step) / sw.steps) / 8) * 8));
+    if (T >= c.seqLen) return undefined;
+    return { B: Math.max(1, Math.round((c.batchSize * c.seqLen) / T)), T };
   }
 
   /** Mean loss, perplexity and token accuracy over the fixed validation batches. */
@@ -271,10 +273,10 @@ export class Trainer {
 }
 
 /** Weighted cross-entropy of one batch (the training objective). */
-export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0, positionOffset = 0): tf.Scalar {
+export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0): tf.Scalar {
   return tf.tidy(() => {
     const { B, T } = batch;
-    const logits = model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed, positionOffset }).reshape([B * T, -1]) as tf.Tensor2D;
+    const logits = model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed }).reshape([B * T, -1]) as tf.Tensor2D;
     const w = batch.w ? tf.tensor1d(batch.w) : undefined;
     return crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), w);
   });
