@@ -202,9 +202,8 @@ async function train(argv: string[]): Promise<void> {
     ctl.signal,
   );
   if (result.status === 'aborted') save(trainer.checkpoint());
-  for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer))) {
-    if (name !== 'model.safetensors') writeFileSync(join(o.out, name), bytes);
-  }
+  // beside the training checkpoint, the model as a Hugging Face GPT-2 folder (loads elsewhere as is)
+  for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer))) writeFileSync(join(o.out, name), bytes);
   console.log(`${result.status} at step ${result.step}`);
 }
 

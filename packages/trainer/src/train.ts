@@ -226,7 +226,9 @@ export class Trainer {
     const sw = this.config.shortWindows;
     const c = this.config;
     if (!sw || step >= sw.steps || sw.seqLen >= c.seqLen) return undefined;
-    const T = Math.min(c.seqLen, Math.max(sw.seqLen, Math.round((sw.seqLen + ((c.seqLen - sw.seqLen) * step) / sw.steps) / 8) * 8));
+    const hold = Math.min(sw.holdSteps ?? 0, sw.steps);
+    const growth = step < hold ? 0 : (step - hold) / Math.max(1, sw.steps - hold);
+    const T = Math.min(c.seqLen, Math.max(sw.seqLen, Math.round((sw.seqLen + (c.seqLen - sw.seqLen) * growth) / 8) * 8));
     if (T >= c.seqLen) return undefined;
     return { B: Math.max(1, Math.round((c.batchSize * c.seqLen) / T)), T };
   }

@@ -52,12 +52,13 @@ export interface TrainConfig {
   /** Masked-LM selection probability. */
   mlmProbability: number;
   /**
-   * Short windows first (masked LMs): the first `steps` optimizer steps train on windows of
-   * `seqLen` tokens, with the batch scaled up to keep the tokens per step. With few positions to
-   * attend to, attention finds the neighbouring tokens quickly, which ends the long plateau that
-   * small masked LMs otherwise sit on (predicting the most frequent token everywhere).
+   * Short windows first (masked LMs): windows of `seqLen` tokens until `holdSteps`, then windows
+   * growing linearly to the full length at `steps`, the batch scaled up to keep the tokens per
+   * step. With few positions to attend to, attention finds the neighbouring tokens quickly, which
+   * ends the long plateau small masked LMs otherwise sit on (the most frequent token everywhere);
+   * growing the windows gradually lets the later positions learn from there.
    */
-  shortWindows?: { seqLen: number; steps: number };
+  shortWindows?: { seqLen: number; steps: number; holdSteps?: number };
 }
 
 /** The shape of a transformer; one config describes both architectures. */

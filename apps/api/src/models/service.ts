@@ -173,7 +173,6 @@ export class ModelImport {
   private readonly prefix: string;
   private readonly small = new Map<string, Buffer>();
   private readonly sizes = new Map<string, number>();
-  private readonly skipped: string[] = [];
 
   constructor(
     private readonly deps: Pick<Deps, 'store' | 'storage'>,
@@ -193,8 +192,7 @@ export class ModelImport {
       for await (const entry of readTar(tar)) {
         const name = basename(entry.name);
         if (!IMPORT_FILES.includes(name)) {
-          this.skipped.push(entry.name);
-          entry.body.resume();
+          entry.body.resume(); // README.md, vocab.json, pytorch_model.bin, ...: not needed
           continue;
         }
         await this.store(name, entry.body);
@@ -279,9 +277,5 @@ export class ModelImport {
   /** Removes whatever was written (after a failure). */
   async discard(): Promise<void> {
     await this.deps.storage.deletePrefix(this.prefix).catch(() => {});
-  }
-
-  get skippedFiles(): readonly string[] {
-    return this.skipped;
   }
 }
