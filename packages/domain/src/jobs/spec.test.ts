@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CrucibleError } from '../errors';
-import { finalizeSchedule, resolveHyperparameters } from './spec';
+import { finalizeSchedule, resolveHyperparameters, trainConfigFor } from './spec';
 
 describe('resolveHyperparameters', () => {
   it('fills in every default for a pretraining job', () => {
@@ -53,6 +53,15 @@ describe('resolveHyperparameters', () => {
 });
 
 const trained = { kind: 'trained', id: 'ft:x', arch: 'gpt', blockSize: 64, source: 'model' } as const;
+
+describe('trainConfigFor', () => {
+  it('gives masked-LM jobs the short-window start, and causal jobs none', () => {
+    const mlm = resolveHyperparameters('mlm', { kind: 'preset', name: 'bert-mini' });
+    expect(trainConfigFor(mlm, 'mlm', { maxSteps: 800, warmupSteps: 80 }, 1).shortWindows).toEqual({ seqLen: 32, holdSteps: 200, steps: 400 });
+    const gpt = resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-micro' });
+    expect(trainConfigFor(gpt, 'pretrain', { maxSteps: 800, warmupSteps: 80 }, 1).shortWindows).toBeUndefined();
+  });
+});
 
 describe('finalizeSchedule', () => {
   it('derives max_steps from epochs and warmup from a ratio or the default', () => {

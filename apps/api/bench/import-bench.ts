@@ -1,0 +1,112 @@
+// Model import memory: the API process's RSS while a GPT-2-124M-shaped model.safetensors (475 MB of
+// zeros, written once to $TMPDIR) is imported by curl (its own process) into a local S3 server (its
+// own process), through real HTTP. Needs PostgreSQL and Redis (as the tests do) and curl.
+// Usage: npm run bench:import
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
+import { deployMigrations, ensureDatabase } from '@crucible/db';
+import { encodeSafetensors, type NamedTensor, trainTokenizer } from '@crucible/model-files';
+
+const dir = tmpdir();
+const weightsPath = join(dir, 'crucible-bench-gpt2.safetensors');
+if (!existsSync(weightsPath)) {
+  const [C, V, L, P] = [768, 50257, 12, 1024];
+  const tensors = new Map<string, NamedTensor>();
+  const put = (n: string, shape: number[]) => tensors.set(n, { dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+  put('wte.weight', [V, C]);
+  put('wpe.weight', [P, C]);
+  for (let l = 0; l < L; l++) {
+    for (const ln of ['ln_1', 'ln_2']) {
+      put(`h.${l}.${ln}.weight`, [C]);
+      put(`h.${l}.${ln}.bias`, [C]);
+    }
+    put(`h.${l}.attn.c_attn.weight`, [C, 3 * C]);
+    put(`h.${l}.attn.c_attn.bias`, [3 * C]);
+    put(`h.${l}.attn.c_proj.weight`, [C, C]);
+    put(`h.${l}.attn.c_proj.bias`, [C]);
+    put(`h.${l}.mlp.c_fc.weight`, [C, 4 * C]);
+    put(`h.${l}.mlp.c_fc.bias`, [4 * C]);
+    put(`h.${l}.mlp.c_proj.weight`, [4 * C, C]);
+    put(`h.${l}.mlp.c_proj.bias`, [C]);
+  }
+  put('ln_f.weight', [C]);
+  put('ln_f.bias', [C]);
+  writeFileSync(weightsPath, encodeSafetensors(tensors, { format: 'pt' }));
+  console.log(`wrote ${weightsPath}; run again to measure (this process held the file)`);
+  process.exit(0);
+}
+const s3Dir = join(dir, 'crucible-bench-s3');
+const s3 = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    '-e',
+    `const { startLocalS3 } = await import('@crucible/storage'); const s = await startLocalS3(${JSON.stringify(s3Dir)}, 0); console.log(s.endpoint);`,
+  ],
+  { stdio: ['ignore', 'pipe', 'ignore'] },
+);
+const endpoint: string = await new Promise((r) => s3.stdout.on('data', (d) => r(String(d).trim())));
+const db = 'postgresql://root@localhost/crucible_import_mem?host=/var/run/postgresql';
+await ensureDatabase(db);
+await deployMigrations(db, () => {});
+const cfg = parseApiConfig({
+  DATABASE_URL: db,
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  S3_ENDPOINT: endpoint,
+  S3_BUCKET: 'mem',
+  QUEUE_PREFIX: 'import-mem',
+  PORT: '0',
+});
+const deps = await createDeps(cfg);
+const app = await buildApp(cfg, deps);
+await app.listen({ host: '127.0.0.1', port: 0 });
+const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+const { secret } = await createProjectWithKey(deps.store, 'mem');
+writeFileSync(join(dir, 'mem-config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 }));
+writeFileSync(join(dir, 'mem-tokenizer.json'), JSON.stringify(trainTokenizer('hello world', { type: 'bpe', vocabSize: 270 }).toJSON()));
+global.gc?.();
+const rss0 = process.memoryUsage().rss;
+let peak = rss0;
+const timer = setInterval(() => {
+  peak = Math.max(peak, process.memoryUsage().rss);
+}, 20);
+const t0 = Date.now();
+const curl = spawn('curl', [
+  '-s',
+  '-o',
+  '/dev/null',
+  '-w',
+  '%{http_code}',
+  '-H',
+  `Authorization: Bearer ${secret}`,
+  '-F',
+  'name=gpt2-shape',
+  '-F',
+  `file=@${join(dir, 'mem-config.json')};filename=config.json`,
+  '-F',
+  `file=@${join(dir, 'mem-tokenizer.json')};filename=tokenizer.json`,
+  '-F',
+  `file=@${weightsPath};filename=model.safetensors`,
+  `${url}/v1/models`,
+]);
+let code = '';
+curl.stdout.on('data', (d) => {
+  code += d;
+});
+await new Promise((r) => curl.on('close', r));
+clearInterval(timer);
+const s = Date.now() - t0;
+const mb = Number(spawnSync('stat', ['-c', '%s', weightsPath], { encoding: 'utf8' }).stdout) / 2 ** 20;
+console.log(
+  `status ${code}; ${mb.toFixed(0)} MB in ${(s / 1000).toFixed(1)} s (${(mb / (s / 1000)).toFixed(0)} MB/s); API process RSS ${(rss0 / 2 ** 20).toFixed(0)} MB before, peak ${(peak / 2 ** 20).toFixed(0)} MB (+${((peak - rss0) / 2 ** 20).toFixed(0)} MB)`,
+);
+await app.close();
+await deps.close();
+s3.kill();
+spawnSync('rm', ['-rf', s3Dir]);
+spawnSync('psql', ['-h', '/var/run/postgresql', '-d', 'postgres', '-c', 'DROP DATABASE crucible_import_mem WITH (FORCE)']);
+process.exit(0);
