@@ -1,7 +1,7 @@
 // The worker frees every tensor on every path out of a training run. Several jobs run in one
 // worker process (this one): success, cancel, pause, resume from the pause checkpoint, and a
 // failure after the model was built; after each, tf.memory().numTensors is back where it started.
-import { keys } from '@crucible/storage';
+import { decodeSafetensors, encodeSafetensors } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
@@ -81,16 +81,17 @@ describe('tensors of a training run', () => {
   });
 
   it('are all freed when a run fails after building its model', async () => {
-    const done = await create(20);
-    const model = (await waitForJobStatus(client, done.id, ['succeeded'])).fine_tuned_model as string;
     const job = await create(100_000);
     await running(job.id);
     await client.fineTuning.jobs.pause(job.id);
     await event(job.id, /^Paused at step/);
-    // the checkpoint to resume from becomes a model export: it decodes (a model is built), but it
-    // carries no training state, so the run fails
+    // the checkpoint to resume from becomes a model-only checkpoint: it decodes (a model is built),
+    // but it carries no training state, so the run fails
     const latest = await p.deps.store.jobs.latestCheckpoint(p.projectId, job.id);
-    await p.deps.storage.put(latest?.storageKey as string, await p.deps.storage.get(keys.model(p.projectId, model)));
+    const ck = decodeSafetensors(await p.deps.storage.get(latest?.storageKey as string));
+    const modelOnly = new Map([...ck.tensors].filter(([name]) => name.startsWith('model.')));
+    const { state: _state, train_config: _train, ...meta } = ck.metadata;
+    await p.deps.storage.put(latest?.storageKey as string, encodeSafetensors(modelOnly, meta));
     await client.fineTuning.jobs.resume(job.id);
     const failed = await waitForJobStatus(client, job.id, ['failed']);
     expect(failed.error?.message).toMatch(/no training state/);

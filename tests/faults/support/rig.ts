@@ -265,11 +265,14 @@ export class Rig {
         want.add(f.storage_key);
       }
       for (const c of await this.sql<{ storage_key: string }>('SELECT storage_key FROM job_checkpoints')) want.add(c.storage_key);
+      // a model's folder: the three files every model has, and whatever else sits in its prefix
+      const modelPrefixes: string[] = [];
       for (const mdl of await this.sql<{ id: string; project_id: string }>('SELECT id, project_id FROM models')) {
+        modelPrefixes.push(keys.modelPrefix(mdl.project_id, mdl.id));
         for (const name of ['model.safetensors', 'config.json', 'tokenizer.json']) want.add(keys.modelPrefix(mdl.project_id, mdl.id) + name);
       }
       for (const k of want) if (!objects.has(k)) out.push(`record without object: ${k}`);
-      for (const k of objects) if (!want.has(k)) out.push(`object without record: ${k}`);
+      for (const k of objects) if (!want.has(k) && !modelPrefixes.some((p) => k.startsWith(p))) out.push(`object without record: ${k}`);
       const stuck = await this.sql<{ id: string; status: string }>("SELECT id, status FROM jobs WHERE status IN ('running', 'validating_files')");
       for (const j of stuck) out.push(`job ${j.id} still ${j.status}`);
     } finally {
