@@ -8,32 +8,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
 import { deployMigrations, ensureDatabase } from '@crucible/db';
-import { encodeSafetensors, type NamedTensor, trainTokenizer } from '@crucible/model-files';
+import { encodeSafetensors, expectedGpt2Shapes, gpt2Config, type NamedTensor, trainTokenizer } from '@crucible/model-files';
+import type { ModelConfig } from '@crucible/training-config';
+
+const GPT2_SMALL: ModelConfig = {
+  arch: 'gpt',
+  vocabSize: 50257,
+  nLayer: 12,
+  nHead: 12,
+  dModel: 768,
+  blockSize: 1024,
+  ffnMult: 4,
+  dropout: 0,
+  bias: true,
+  tiedEmbeddings: true,
+};
 
 const dir = tmpdir();
 const weightsPath = join(dir, 'crucible-bench-gpt2.safetensors');
 if (!existsSync(weightsPath)) {
-  const [C, V, L, P] = [768, 50257, 12, 1024];
+  // GPT-2 124M's tensors, named and shaped as the importer expects them
   const tensors = new Map<string, NamedTensor>();
-  const put = (n: string, shape: number[]) => tensors.set(n, { dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
-  put('wte.weight', [V, C]);
-  put('wpe.weight', [P, C]);
-  for (let l = 0; l < L; l++) {
-    for (const ln of ['ln_1', 'ln_2']) {
-      put(`h.${l}.${ln}.weight`, [C]);
-      put(`h.${l}.${ln}.bias`, [C]);
-    }
-    put(`h.${l}.attn.c_attn.weight`, [C, 3 * C]);
-    put(`h.${l}.attn.c_attn.bias`, [3 * C]);
-    put(`h.${l}.attn.c_proj.weight`, [C, C]);
-    put(`h.${l}.attn.c_proj.bias`, [C]);
-    put(`h.${l}.mlp.c_fc.weight`, [C, 4 * C]);
-    put(`h.${l}.mlp.c_fc.bias`, [4 * C]);
-    put(`h.${l}.mlp.c_proj.weight`, [4 * C, C]);
-    put(`h.${l}.mlp.c_proj.bias`, [C]);
+  for (const [name, shape] of expectedGpt2Shapes(GPT2_SMALL)) {
+    tensors.set(name, { dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
   }
-  put('ln_f.weight', [C]);
-  put('ln_f.bias', [C]);
   writeFileSync(weightsPath, encodeSafetensors(tensors, { format: 'pt' }));
   console.log(`wrote ${weightsPath}; run again to measure (this process held the file)`);
   process.exit(0);
@@ -66,8 +64,9 @@ const app = await buildApp(cfg, deps);
 await app.listen({ host: '127.0.0.1', port: 0 });
 const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
 const { secret } = await createProjectWithKey(deps.store, 'mem');
-writeFileSync(join(dir, 'mem-config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, vocab_size: 50257 }));
-writeFileSync(join(dir, 'mem-tokenizer.json'), JSON.stringify(trainTokenizer('hello world', { type: 'bpe', vocabSize: 270 }).toJSON()));
+const tokenizer = trainTokenizer('hello world', { type: 'bpe', vocabSize: 270 });
+writeFileSync(join(dir, 'mem-config.json'), JSON.stringify(gpt2Config(GPT2_SMALL, tokenizer)));
+writeFileSync(join(dir, 'mem-tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
 global.gc?.();
 const rss0 = process.memoryUsage().rss;
 let peak = rss0;

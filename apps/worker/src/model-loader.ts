@@ -16,6 +16,7 @@ import {
   mergeLora,
   readModelFolder,
   safetensorsMetadata,
+  storedConfig,
   type Tokenizer,
   type Weights,
 } from '@crucible/trainer';
@@ -68,9 +69,5 @@ export class ModelLoader {
 }
 
 function mergeIfLora(config: ModelConfig, weights: Weights, tokenizer: Tokenizer): LoadedWeights {
-  if (config.peft?.type !== 'lora') return { config, weights, tokenizer };
-  const merged = mergeLora(config, weights);
-  const plain = { ...config };
-  delete plain.peft;
-  return { config: plain, weights: merged, tokenizer };
+  return { config: storedConfig(config), weights: config.peft?.type === 'lora' ? mergeLora(config, weights) : weights, tokenizer };
 }

@@ -20,6 +20,7 @@
 // of loading a different model.
 
 import type { AdapterConfig, LORA_TARGETS, ModelConfig } from '@crucible/training-config';
+import { baseParamSpecs, type ParamSpec } from './params';
 import type { NamedTensor } from './safetensors';
 import { SPECIAL_TOKENS, type Tokenizer } from './tokenizer';
 
@@ -129,6 +130,23 @@ export function hfName(name: string): string {
   return HF_PREFIX + name;
 }
 
+/** A tensor's name without `transformer.` (published files use both), or null for GPT-2's attention-mask buffers. */
+function bareName(name: string): string | null {
+  const bare = name.startsWith(HF_PREFIX) ? name.slice(HF_PREFIX.length) : name;
+  return /^h\.\d+\.attn\.(masked_)?bias$/.test(bare) ? null : bare;
+}
+
+/** GPT-2's parameters for a config: a GPT-2 file always has biases (a model without them writes zeros). */
+function gpt2Specs(c: ModelConfig): ParamSpec[] {
+  const { peft: _peft, ...plain } = c;
+  return baseParamSpecs({ ...plain, bias: true });
+}
+
+/** GPT-2 tensor names (bare) and shapes implied by a config, for checking a file by its header. */
+export function expectedGpt2Shapes(c: ModelConfig): Map<string, number[]> {
+  return new Map(gpt2Specs(c).map((s) => [s.name, s.shape]));
+}
+
 /** The GPT-2 tensors of a model (LoRA merged beforehand; adapter tensors kept under their own names). */
 export function toGpt2Tensors(c: ModelConfig, weights: Weights): Map<string, NamedTensor> {
   const out = new Map<string, NamedTensor>();
@@ -137,36 +155,28 @@ export function toGpt2Tensors(c: ModelConfig, weights: Weights): Map<string, Nam
     out.set(hfName(name), { dtype: 'F32', shape: w.shape, data: w.data });
   }
   if (!c.bias) {
-    const zeros = (n: number) => ({ dtype: 'F32' as const, shape: [n], data: new Float32Array(n) });
-    const C = c.dModel;
-    const H = C * c.ffnMult;
-    for (let l = 0; l < c.nLayer; l++) {
-      const h = `${HF_PREFIX}h.${l}.`;
-      out.set(`${h}ln_1.bias`, zeros(C));
-      out.set(`${h}ln_2.bias`, zeros(C));
-      out.set(`${h}attn.c_attn.bias`, zeros(3 * C));
-      out.set(`${h}attn.c_proj.bias`, zeros(C));
-      out.set(`${h}mlp.c_fc.bias`, zeros(H));
-      out.set(`${h}mlp.c_proj.bias`, zeros(C));
+    for (const s of gpt2Specs(c)) {
+      if (s.name.endsWith('.bias') && !weights.has(s.name))
+        out.set(hfName(s.name), { dtype: 'F32', shape: s.shape, data: new Float32Array(s.shape[0] as number) });
     }
-    out.set(`${HF_PREFIX}ln_f.bias`, zeros(C));
   }
   return out;
 }
 
 /**
- * Crucible weights from GPT-2 tensors. Names may carry the `transformer.` prefix or not (both
- * occur in published files); GPT-2's attention-mask buffers are ignored.
+ * Crucible weights (base parameters) from GPT-2 tensors. Names may carry the `transformer.` prefix
+ * or not; GPT-2's attention-mask buffers are ignored; a model without biases drops the file's
+ * (zero) biases.
  */
-export function fromGpt2Tensors(c: ModelConfig, tensors: Map<string, NamedTensor>, expected: Array<{ name: string; shape: number[] }>): Weights {
+export function fromGpt2Tensors(c: ModelConfig, tensors: Map<string, NamedTensor>): Weights {
   const byName = new Map<string, NamedTensor>();
   for (const [name, t] of tensors) {
-    const bare = name.startsWith(HF_PREFIX) ? name.slice(HF_PREFIX.length) : name;
-    if (/^h\.\d+\.attn\.(masked_)?bias$/.test(bare)) continue; // causal-mask buffers, not parameters
-    byName.set(bare, t);
+    const bare = bareName(name);
+    if (bare !== null) byName.set(bare, t);
   }
+  const { peft: _peft, ...plain } = c;
   const out: Weights = new Map();
-  for (const { name, shape } of expected) {
+  for (const { name, shape } of baseParamSpecs(plain)) {
     const t = byName.get(name);
     if (!t) throw new ModelFormatError(`model.safetensors lacks ${hfName(name)} (shape [${shape}])`, 'model.safetensors');
     if (t.dtype !== 'F32') throw new ModelFormatError(`${hfName(name)}: dtype ${t.dtype} is not a float type`, 'model.safetensors');
@@ -184,42 +194,12 @@ export function fromGpt2Tensors(c: ModelConfig, tensors: Map<string, NamedTensor
   return out;
 }
 
-/** GPT-2 tensor names and shapes implied by a config.json, for checking a file by its header. */
-export function expectedGpt2Shapes(c: ModelConfig): Map<string, number[]> {
-  const C = c.dModel;
-  const H = C * c.ffnMult;
-  const m = new Map<string, number[]>([
-    ['wte.weight', [c.vocabSize, C]],
-    ['wpe.weight', [c.blockSize, C]],
-  ]);
-  for (let l = 0; l < c.nLayer; l++) {
-    const h = `h.${l}.`;
-    m.set(`${h}ln_1.weight`, [C]);
-    m.set(`${h}ln_1.bias`, [C]);
-    m.set(`${h}attn.c_attn.weight`, [C, 3 * C]);
-    m.set(`${h}attn.c_attn.bias`, [3 * C]);
-    m.set(`${h}attn.c_proj.weight`, [C, C]);
-    m.set(`${h}attn.c_proj.bias`, [C]);
-    m.set(`${h}ln_2.weight`, [C]);
-    m.set(`${h}ln_2.bias`, [C]);
-    m.set(`${h}mlp.c_fc.weight`, [C, H]);
-    m.set(`${h}mlp.c_fc.bias`, [H]);
-    m.set(`${h}mlp.c_proj.weight`, [H, C]);
-    m.set(`${h}mlp.c_proj.bias`, [C]);
-  }
-  m.set('ln_f.weight', [C]);
-  m.set('ln_f.bias', [C]);
-  if (!c.tiedEmbeddings) m.set('lm_head.weight', [c.vocabSize, C]);
-  return m;
-}
-
 /** Checks a safetensors header against a config without reading the tensors (imports). */
 export function checkGpt2Header(c: ModelConfig, entries: Map<string, { dtype: string; shape: number[] }>): void {
   const found = new Map<string, { dtype: string; shape: number[] }>();
   for (const [name, e] of entries) {
-    const bare = name.startsWith(HF_PREFIX) ? name.slice(HF_PREFIX.length) : name;
-    if (/^h\.\d+\.attn\.(masked_)?bias$/.test(bare)) continue;
-    found.set(bare, e);
+    const bare = bareName(name);
+    if (bare !== null) found.set(bare, e);
   }
   for (const [name, shape] of expectedGpt2Shapes(c)) {
     const e = found.get(name);

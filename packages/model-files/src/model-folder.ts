@@ -9,18 +9,14 @@
 // its adapter files load with PEFT on top of the base model.
 
 import type { ModelConfig } from '@crucible/training-config';
-import { configFromGpt2, fromGpt2Tensors, gpt2Config, ModelFormatError, toGpt2Tensors, tokenizerSideFiles, type Weights } from './hf-gpt2';
-import { baseParamSpecs, paramSpecs } from './params';
-import { bottleneckToFiles, isAdapterParam, loraToPeft, mergeLora } from './peft';
+import { configFromGpt2, fromGpt2Tensors, gpt2Config, hfName, ModelFormatError, toGpt2Tensors, tokenizerSideFiles, type Weights } from './hf-gpt2';
+import { adapterParamSpecs, baseParamSpecs } from './params';
+import { bottleneckToFiles, loraToPeft, mergeLora, storedConfig } from './peft';
 import { decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors';
 import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 export type ModelFiles = Record<string, Uint8Array>;
-/** The safetensors metadata `format` of Crucible's training checkpoints (and of models stored before folders). */
-export const CHECKPOINT_FORMAT = 'crucible-checkpoint/1';
 export const BERT_MODEL_TYPE = 'crucible_bert';
-/** The files every model folder has. */
-export const CORE_FILES = ['model.safetensors', 'config.json', 'tokenizer.json'] as const;
 export const ADAPTER_FILES = ['adapter_model.safetensors', 'adapter_config.json'] as const;
 
 const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
@@ -36,20 +32,13 @@ export function writeModelFolder(input: { config: ModelConfig; weights: Weights;
     files['config.json'] = json(bertConfig(c, tokenizer));
   } else {
     const peft = c.peft;
-    let weights = input.weights;
-    let exported: ModelConfig = c;
-    if (peft?.type === 'lora') {
-      const adapter = loraToPeft(peft, weights, input.baseModel);
-      files['adapter_model.safetensors'] = encodeSafetensors(adapter.tensors, meta);
-      files['adapter_config.json'] = json(adapter.config);
-      weights = mergeLora(c, weights);
-      exported = { ...c, peft: undefined };
-      delete exported.peft;
-    } else if (peft?.type === 'adapter') {
-      const adapter = bottleneckToFiles(peft, weights, input.baseModel);
+    if (peft) {
+      const adapter = peft.type === 'lora' ? loraToPeft(peft, input.weights, input.baseModel) : bottleneckToFiles(peft, input.weights, input.baseModel);
       files['adapter_model.safetensors'] = encodeSafetensors(adapter.tensors, meta);
       files['adapter_config.json'] = json(adapter.config);
     }
+    const exported = storedConfig(c);
+    const weights = peft?.type === 'lora' ? mergeLora(c, input.weights) : input.weights;
     files['model.safetensors'] = encodeSafetensors(toGpt2Tensors(exported, weights), meta);
     files['config.json'] = json(gpt2Config(exported, tokenizer));
   }
@@ -112,17 +101,12 @@ export function readModelFolder(files: Pick<ModelFiles, 'model.safetensors' | 'c
       weights.set(s.name, { shape: s.shape, data: t.data as Float32Array });
     }
   } else {
-    const expected = paramSpecs(config).filter((s) => !isAdapterParam(s.name));
-    const adapterNames = new Map(
-      paramSpecs(config)
-        .filter((s) => isAdapterParam(s.name))
-        .map((s) => [`transformer.${s.name}`, s]),
-    );
-    const base = new Map([...tensors].filter(([n]) => !adapterNames.has(n)));
-    weights = fromGpt2Tensors(config, base, expected);
-    for (const [hf, s] of adapterNames) {
-      const t = tensors.get(hf);
-      if (!t) throw new ModelFormatError(`model.safetensors lacks the adapter tensor ${hf}`, 'model.safetensors');
+    const adapterSpecs = adapterParamSpecs(config);
+    const adapterKeys = new Set(adapterSpecs.map((s) => hfName(s.name)));
+    weights = fromGpt2Tensors(config, new Map([...tensors].filter(([n]) => !adapterKeys.has(n))));
+    for (const s of adapterSpecs) {
+      const t = tensors.get(hfName(s.name));
+      if (!t) throw new ModelFormatError(`model.safetensors lacks the adapter tensor ${hfName(s.name)}`, 'model.safetensors');
       weights.set(s.name, { shape: s.shape, data: t.data as Float32Array });
     }
   }

@@ -81,6 +81,13 @@ export function loraFromPeft(config: Record<string, unknown>, tensors: Map<strin
   return { peft, weights };
 }
 
+/** The config of what a model is stored as: a LoRA model's merged weights are a plain model. */
+export function storedConfig(c: ModelConfig): ModelConfig {
+  if (c.peft?.type !== 'lora') return c;
+  const { peft: _peft, ...plain } = c;
+  return plain;
+}
+
 /** W + (alpha / rank) * A @ B for every adapted weight; the LoRA parameters are dropped. */
 export function mergeLora(c: ModelConfig, weights: Weights): Weights {
   if (c.peft?.type !== 'lora') throw new Error('mergeLora needs a LoRA model');

@@ -14,14 +14,13 @@
 
 import {
   CHECKPOINT_FORMAT,
-  decodeSafetensors,
   encodeSafetensors,
   isAdapterParam,
   type ModelFiles,
   type NamedTensor,
+  readCheckpointFile,
   safetensorsMetadata,
   type Tokenizer,
-  tokenizerFromJSON,
   type Weights,
   writeModelFolder,
 } from '@crucible/model-files';
@@ -32,6 +31,7 @@ import type { Optimizer } from './optim';
 import type { RngState } from './rng';
 import type { TrainConfig } from './train';
 
+// the format's name lives in @crucible/model-files (which reads checkpoint files without TensorFlow.js)
 export { CHECKPOINT_FORMAT };
 
 export interface TrainingState {
@@ -100,21 +100,14 @@ export function encodeCheckpoint(c: CheckpointInput): Uint8Array {
 
 /** Decodes a checkpoint; one that holds adapters only (peft) needs its base model's weights. */
 export function decodeCheckpoint(bytes: Uint8Array, baseWeights?: Weights): DecodedCheckpoint {
-  const { tensors, metadata } = decodeSafetensors(bytes);
-  if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`not a Crucible checkpoint (format ${metadata.format ?? 'missing'})`);
-  const modelConfig = JSON.parse(metadata.model_config as string) as ModelConfig;
+  const { metadata, modelConfig, weights: stored, optimizerState, tokenizer } = readCheckpointFile(bytes);
   const weights: Weights = new Map();
   if (metadata.partial === 'adapters') {
     if (!baseWeights) throw new Error(`this checkpoint holds adapter weights only; load it with the weights of its base model ${metadata.base_model}`);
     for (const [n, w] of baseWeights) if (!isAdapterParam(n)) weights.set(n, w);
   }
-  const optimizerState = new Map<string, NamedTensor>();
-  for (const [name, t] of tensors) {
-    if (name.startsWith('model.')) weights.set(name.slice(6), { shape: t.shape, data: t.data as Float32Array });
-    else if (name.startsWith('optim.')) optimizerState.set(name.slice(6), t);
-  }
+  for (const [n, w] of stored) weights.set(n, w);
   const model = Transformer.fromWeights(modelConfig, weights);
-  const tokenizer = tokenizerFromJSON(metadata.tokenizer as string);
   const train = metadata.train_config ? (JSON.parse(metadata.train_config) as TrainConfig) : undefined;
   let state: TrainingState | undefined;
   if (metadata.state) {

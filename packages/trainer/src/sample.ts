@@ -141,7 +141,7 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
       if (text.length > emitted) yield text.slice(emitted);
       return result(text, 'stop');
     }
-    if (logprobs && o.logprobs !== undefined) logprobs.push(logprobsOf(data, next, o.logprobs));
+    logprobs?.push(logprobsOf(data, next, o.logprobs ?? 0));
     ids.push(next);
     generated.push(next);
     const text = tokenizer.decode(generated);

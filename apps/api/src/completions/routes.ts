@@ -30,7 +30,11 @@ function sse(reply: FastifyReply) {
   };
 }
 
-const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
+/** OpenAI's usage: the prompt once, and the tokens of every choice. */
+function usage(r: GenerationResult) {
+  const completion = r.choices.reduce((s, c) => s + c.completionTokens, 0);
+  return { prompt_tokens: r.promptTokens, completion_tokens: completion, total_tokens: r.promptTokens + completion };
+}
 
 /** OpenAI's legacy completions logprobs: parallel arrays over the returned text's tokens. */
 function legacyLogprobs(tokens: TokenLogprobResult[]) {
@@ -96,10 +100,7 @@ export const completionRoutes =
               logprobs: c.logprobs ? legacyLogprobs([...(echo ? (r.promptLogprobs ?? []) : []), ...c.logprobs]) : null,
               finish_reason: c.finishReason,
             })),
-            usage: usage(
-              r.promptTokens,
-              r.choices.reduce((s, c) => s + c.completionTokens, 0),
-            ),
+            usage: usage(r),
           };
         }
         if (body.logprobs != null) throw new CrucibleError('unsupported_parameter', 'logprobs is not available with stream: true', 'logprobs');
@@ -145,10 +146,7 @@ export const completionRoutes =
               logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null,
               finish_reason: c.finishReason,
             })),
-            usage: usage(
-              r.promptTokens,
-              r.choices.reduce((s, c) => s + c.completionTokens, 0),
-            ),
+            usage: usage(r),
           };
         }
         if (body.logprobs) throw new CrucibleError('unsupported_parameter', 'logprobs is not available with stream: true', 'logprobs');

@@ -31,7 +31,7 @@ import {
   trainingQueueEntryId,
   unknownCharacters,
 } from '@crucible/domain';
-import { CharTokenizer } from '@crucible/model-files';
+import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
 import { dispatchTraining } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
@@ -89,8 +89,7 @@ export async function resolveBaseModel(deps: Pick<Deps, 'store' | 'storage'>, ac
  * Datasets are checked against the base model's tokenizer before the job exists: a character a
  * character-level vocabulary lacks would only become <|unk|> in training.
  */
-async function checkAgainstTokenizer(deps: Pick<Deps, 'storage'>, ref: ModelRef, param: string, file: FileRecord): Promise<void> {
-  const tok = await storedTokenizer(deps.storage, ref);
+async function checkAgainstTokenizer(deps: Pick<Deps, 'storage'>, tok: Tokenizer, param: string, file: FileRecord): Promise<void> {
   if (!(tok instanceof CharTokenizer)) return; // byte-level BPE encodes every string
   const text = (await deps.storage.get(file.storageKey)).toString('utf8');
   const missing = unknownCharacters(text, file.format, (ch) => tok.knows(ch), [...tok.specialTokens.keys()]);
@@ -125,6 +124,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
   const hyperparameters = resolveHyperparameters(method.type, base, method.hp, method.peft);
   const files = [['training_file', req.training_file]] as Array<[string, string]>;
   if (req.validation_file) files.push(['validation_file', req.validation_file]);
+  const baseTokenizer = ref ? await storedTokenizer(deps.storage, ref) : undefined;
   for (const [param, id] of files) {
     const f = await getFile(deps, actor, id, param);
     if (!METHOD_FORMATS[method.type].includes(f.format)) {
@@ -134,7 +134,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
         param,
       );
     }
-    if (ref) await checkAgainstTokenizer(deps, ref, param, f);
+    if (baseTokenizer) await checkAgainstTokenizer(deps, baseTokenizer, param, f);
   }
   const job = await deps.store.jobs.create({
     id: newId(ID_PREFIX.job),

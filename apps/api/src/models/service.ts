@@ -10,12 +10,11 @@ import {
   ADAPTER_FILES,
   CHECKPOINT_FORMAT,
   checkGpt2Header,
-  decodeSafetensors,
   ModelFormatError,
+  readCheckpointFile,
   readModelConfig,
   readTokenizer,
   tokenizerSideFiles,
-  type Weights,
   writeModelFolder,
 } from '@crucible/model-files';
 import { keys } from '@crucible/storage';
@@ -148,11 +147,8 @@ async function folderFiles(deps: Pick<Deps, 'storage'>, m: ModelRecord): Promise
 
 /** A crucible-checkpoint/1 model file (models stored before folders) as a Hugging Face folder. */
 function legacyFolder(bytes: Uint8Array, baseModel: string) {
-  const { tensors, metadata } = decodeSafetensors(bytes);
-  const config = JSON.parse(metadata.model_config as string);
-  const weights: Weights = new Map();
-  for (const [name, t] of tensors) if (name.startsWith('model.')) weights.set(name.slice(6), { shape: t.shape, data: t.data as Float32Array });
-  return writeModelFolder({ config, weights, tokenizer: readTokenizer(new TextEncoder().encode(metadata.tokenizer as string)), baseModel });
+  const { modelConfig, weights, tokenizer } = readCheckpointFile(bytes);
+  return writeModelFolder({ config: modelConfig, weights, tokenizer, baseModel });
 }
 
 // ── imports ─────────────────────────────────────────────────────────────────────────────────

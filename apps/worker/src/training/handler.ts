@@ -37,6 +37,7 @@ import {
   exportModel,
   type ModelConfig,
   modelConfig,
+  storedConfig,
   type Tokenizer,
   type TrainData,
   Trainer,
@@ -161,13 +162,6 @@ class TrainingRun {
       const base = await this.baseWeights();
       const config: ModelConfig = { ...base.config, dropout: hp.dropout };
       if (hp.peft) config.peft = hp.peft;
-      if (config.blockSize < hp.block_size) {
-        throw new JobInputError(
-          'invalid_hyperparameters',
-          `block_size ${hp.block_size} exceeds the base model's context of ${config.blockSize}`,
-          'hyperparameters',
-        );
-      }
       return { kind: 'base', model: this.owned.add(Transformer.create(config, this.job.seed, base.weights)), tokenizer: base.tokenizer };
     }
     const corpus = documentsText(train.text, train.file.format);
@@ -338,9 +332,6 @@ class TrainingRun {
     for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer, this.job.model))) {
       await this.io(() => storage.put(prefix + name, bytes));
     }
-    // the stored weights' config: a LoRA model is stored merged (its adapter files sit beside it)
-    const stored: ModelConfig = { ...trainer.model.config };
-    if (stored.peft?.type === 'lora') delete stored.peft;
     const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
     // success and the model record are one transaction: a job cancelled at the last step gets
     // neither (and its objects are removed); a succeeded job always has its model
@@ -353,7 +344,7 @@ class TrainingRun {
           id: modelId,
           baseModel: this.job.model,
           arch: trainer.model.config.arch,
-          config: { ...stored },
+          config: { ...storedConfig(trainer.model.config) }, // a LoRA model is stored merged
           peft: this.job.hyperparameters.peft ? { ...this.job.hyperparameters.peft } : null,
           storageKey: keys.model(projectId, modelId),
         },

@@ -2,7 +2,7 @@
 // and merges learned on a corpus. Because every byte has a token, every Unicode string round-trips.
 
 import { BYTE_TO_CHAR, fromByteChars, preTokenize, toByteChars } from './byte-level';
-import { addedTokens, type HfTokenizerJson, roleLookup, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
+import { addedTokens, encodeWithSpecials, type HfTokenizerJson, roleLookup, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
 
 export type Merge = readonly [string, string];
 
@@ -137,17 +137,9 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   encode(text: string): number[] {
-    const ids: number[] = [];
-    for (const piece of splitOnSpecials(text, this.specialTokens)) {
-      if (typeof piece === 'number') {
-        ids.push(piece);
-        continue;
-      }
-      for (const w of preTokenize(piece)) {
-        for (const id of this.encodeWord(toByteChars(w))) ids.push(id);
-      }
-    }
-    return ids;
+    return encodeWithSpecials(text, this.specialTokens, (piece, ids) => {
+      for (const w of preTokenize(piece)) ids.push(...this.encodeWord(toByteChars(w)));
+    });
   }
 
   tokenBytes(id: number): Uint8Array {

@@ -3,7 +3,7 @@
 // encodes to <|unk|> (tokenizers saved before it existed skip such characters, as Hugging Face's
 // BPE does without an unk_token), so no input string makes encoding fail.
 
-import { addedTokens, type HfTokenizerJson, roleLookup, SPECIAL_TOKENS, type SpecialRole, splitOnSpecials, type Tokenizer } from './tokenizer';
+import { addedTokens, encodeWithSpecials, type HfTokenizerJson, roleLookup, SPECIAL_TOKENS, type SpecialRole, type Tokenizer } from './tokenizer';
 
 export class CharTokenizer implements Tokenizer {
   readonly kind = 'char';
@@ -32,19 +32,13 @@ export class CharTokenizer implements Tokenizer {
   }
 
   encode(text: string): number[] {
-    const ids: number[] = [];
-    for (const piece of splitOnSpecials(text, this.specialTokens)) {
-      if (typeof piece === 'number') {
-        ids.push(piece);
-        continue;
-      }
-      const unk = this.special('unk');
+    const unk = this.special('unk');
+    return encodeWithSpecials(text, this.specialTokens, (piece, ids) => {
       for (const c of piece) {
         const id = this.toId.get(c) ?? unk;
         if (id !== undefined) ids.push(id);
       }
-    }
-    return ids;
+    });
   }
 
   /** Whether a character is in the alphabet (and so encodes to its own id, not <|unk|>). */

@@ -101,6 +101,16 @@ export function splitOnSpecials(text: string, specials: ReadonlyMap<string, numb
   return out;
 }
 
+/** Encodes `text`: special tokens written in it become their ids; every other piece goes to `encodePiece`. */
+export function encodeWithSpecials(text: string, specials: ReadonlyMap<string, number>, encodePiece: (piece: string, out: number[]) => void): number[] {
+  const ids: number[] = [];
+  for (const piece of splitOnSpecials(text, specials)) {
+    if (typeof piece === 'number') ids.push(piece);
+    else encodePiece(piece, ids);
+  }
+  return ids;
+}
+
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
