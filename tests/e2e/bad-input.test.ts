@@ -37,22 +37,29 @@ async function post(path: string, body: unknown) {
 }
 
 describe('bad input', () => {
-  it('rejects a JSONL file whose line 3 is broken, naming the line, and stores nothing', async () => {
-    const before = await counts();
+  it('marks a JSONL file whose line 3 is broken as error, naming the line, and refuses jobs on it', async () => {
     const jsonl = '{"text": "one"}\n{"text": "two"}\n{"text": "three"\n{"text": "four"}\n';
-    const err = await client.files.create({ file: await toFile(Buffer.from(jsonl), 'data.jsonl'), purpose: 'fine-tune' }).catch((e) => e);
+    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl), 'data.jsonl'), purpose: 'fine-tune' });
+    expect(f).toMatchObject({ status: 'error', problem_count: 1 });
+    expect(f.status_details).toMatch(/line 3 is not valid JSON/);
+    const before = await counts();
+    const err = await client.fineTuning.jobs.create({ model: 'gpt-nano', training_file: f.id }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(err.error).toMatchObject({ code: 'invalid_file', param: 'line 3' });
+    expect(err.error).toMatchObject({ code: 'invalid_file', param: 'training_file' });
     expect(err.message).toMatch(/line 3 is not valid JSON/);
     expect(await counts()).toEqual(before);
   });
 
-  it('rejects mixed JSONL record shapes and non-UTF-8 bytes', async () => {
+  it('reports mixed JSONL record shapes, and answers non-UTF-8 bytes at once, storing nothing', async () => {
     const mixed = '{"text": "a"}\n{"prompt": "q", "completion": "a"}\n';
-    const e1 = await client.files.create({ file: await toFile(Buffer.from(mixed), 'm.jsonl'), purpose: 'fine-tune' }).catch((e) => e);
-    expect(e1.error).toMatchObject({ code: 'invalid_file', param: 'line 2' });
+    const f = await client.files.create({ file: await toFile(Buffer.from(mixed), 'm.jsonl'), purpose: 'fine-tune' });
+    expect(f.status).toBe('error');
+    expect((f as unknown as { problems: Array<{ line: number; code: string }> }).problems[0]).toMatchObject({ line: 2, code: 'mixed_formats' });
+    const before = await counts();
     const e2 = await client.files.create({ file: await toFile(Buffer.from([0xff, 0xfe, 0x41]), 'b.txt'), purpose: 'fine-tune' }).catch((e) => e);
     expect(e2.error).toMatchObject({ code: 'invalid_file' });
+    expect(e2.message).toMatch(/UTF-8/);
+    expect(await counts()).toEqual(before);
   });
 
   it('rejects an unknown model with model_not_found and creates no job', async () => {

@@ -81,6 +81,7 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
       await app.close();
       await deps.trainingQueue.obliterate({ force: true }).catch(() => {});
       await deps.inferenceQueue.obliterate({ force: true }).catch(() => {});
+      await deps.evaluationQueue.obliterate({ force: true }).catch(() => {});
       await deps.close();
       await s3.close();
       rmSync(dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { type Actor, authenticate } from './auth';
 import { completionRoutes } from './completions/routes';
 import type { ApiConfig } from './config';
 import type { Deps } from './deps';
+import { evaluationRoutes } from './evaluations/routes';
 import { fileRoutes } from './files/routes';
 import { jobRoutes } from './jobs/routes';
 import { modelRoutes } from './models/routes';
@@ -100,6 +101,7 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
       await v1.register(jobRoutes(deps));
       await v1.register(modelRoutes(deps, cfg));
       await v1.register(completionRoutes(deps, cfg));
+      await v1.register(evaluationRoutes(deps));
     },
     { prefix: '/v1' },
   );

@@ -4,7 +4,7 @@ import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@c
 export interface ApiConfig extends PlatformConfig {
   host: string;
   port: number;
-  /** Largest accepted upload in bytes. Default 512 MiB. */
+  /** MAX_UPLOAD_BYTES: largest accepted dataset upload in bytes (streamed, never held in memory). Default 512 MiB, at most 2 GiB - 1. */
   maxUploadBytes: number;
   /** MAX_MODEL_UPLOAD_BYTES: largest model.safetensors an import accepts (streamed, never held in memory). Default 8 GiB. */
   maxModelUploadBytes: number;
@@ -13,19 +13,36 @@ export interface ApiConfig extends PlatformConfig {
   logLevel: string;
   /** UPLOAD_STALE_MS: an upload unfinished this long was cut short by a crash and is removed. Default 1 h. */
   uploadStaleMs: number;
+  /** UPLOAD_WAIT_MS: how long an upload's answer waits for validation before answering `pending`. Default 10 s. */
+  uploadWaitMs: number;
+  /** Dataset validation limits: MAX_LINE_BYTES (default 1 MiB), MIN_EXAMPLES (default 1); the size limit is MAX_UPLOAD_BYTES. */
+  datasetLimits: { maxLineBytes: number; minExamples: number; maxBytes: number };
+  /** FILE_PROCESSING_CONCURRENCY: files validated or prepared at once by this API process. Default 2. */
+  fileProcessingConcurrency: number;
+  /** FILE_PENDING_RETRY_MS: a file pending this long is processed again (its processor died). Default 2 min. */
+  filePendingRetryMs: number;
 }
 
 export function parseApiConfig(env: Env): ApiConfig {
   const r = new EnvReader(env);
+  const maxUploadBytes = r.int('MAX_UPLOAD_BYTES', 512 * 2 ** 20, 1, 2 ** 31 - 1);
   const cfg: ApiConfig = {
     ...readPlatformConfig(r),
     host: r.str('HOST', '127.0.0.1'),
     port: r.int('PORT', 8080, 0, 65535),
-    maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 512 * 2 ** 20, 1),
+    maxUploadBytes,
     maxModelUploadBytes: r.int('MAX_MODEL_UPLOAD_BYTES', 8 * 2 ** 30, 1),
     inferenceTimeoutMs: r.int('INFERENCE_TIMEOUT_MS', 120_000, 100),
     logLevel: r.str('LOG_LEVEL', 'info'),
     uploadStaleMs: r.int('UPLOAD_STALE_MS', 3_600_000, 1_000),
+    uploadWaitMs: r.int('UPLOAD_WAIT_MS', 10_000, 0, 600_000),
+    datasetLimits: {
+      maxLineBytes: r.int('MAX_LINE_BYTES', 2 ** 20, 16, 2 ** 30),
+      minExamples: r.int('MIN_EXAMPLES', 1, 1, 10_000_000),
+      maxBytes: maxUploadBytes,
+    },
+    fileProcessingConcurrency: r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64),
+    filePendingRetryMs: r.int('FILE_PENDING_RETRY_MS', 120_000, 1_000),
   };
   r.done();
   return cfg;

@@ -1,17 +1,28 @@
 // What the API's services need, built once at boot (and by tests against real services).
 import { createStore, type Store } from '@crucible/db';
 import { QUEUES } from '@crucible/domain';
-import { type InferenceQueue, inferenceQueue, Reconciler, redisConnection, type TrainingQueue, trainingQueue } from '@crucible/queue';
+import {
+  type EvaluationQueue,
+  evaluationQueue,
+  type InferenceQueue,
+  inferenceQueue,
+  Reconciler,
+  redisConnection,
+  type TrainingQueue,
+  trainingQueue,
+} from '@crucible/queue';
 import { Storage } from '@crucible/storage';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from './config';
+import { FileProcessor } from './files/processor';
 
 export interface Deps {
   store: Store;
   storage: Storage;
   trainingQueue: TrainingQueue;
   inferenceQueue: InferenceQueue;
+  evaluationQueue: EvaluationQueue;
   inferenceEvents: QueueEvents;
   /** Publishes control messages (cancel, pause); fails at once while Redis is down. */
   redis: Redis;
@@ -21,6 +32,8 @@ export interface Deps {
   reconciler: Reconciler;
   /** Scopes control channels (several deployments can share one Redis). */
   queuePrefix: string;
+  /** Validates and prepares stored files in the background. */
+  processor: FileProcessor;
   close(): Promise<void>;
 }
 
@@ -33,6 +46,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
   const prefix = cfg.queuePrefix;
   const training = trainingQueue(connection, prefix);
   const inference = inferenceQueue(connection, prefix);
+  const evaluation = evaluationQueue(connection, prefix);
   const eventsConnection = redisConnection(cfg.redisUrl, 'blocking');
   const inferenceEvents = new QueueEvents(QUEUES.inference, { connection: eventsConnection, prefix });
   inferenceEvents.on('error', () => {}); // reconnects by itself; requests see their own errors
@@ -44,11 +58,14 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     queuedGraceMs: cfg.jobs.queuedGraceMs,
     intervalMs: cfg.jobs.reconcileIntervalMs,
   });
+  const processor = new FileProcessor(store, storage, { limits: cfg.datasetLimits, concurrency: cfg.fileProcessingConcurrency });
   return {
     store,
     storage,
+    processor,
     trainingQueue: training,
     inferenceQueue: inference,
+    evaluationQueue: evaluation,
     inferenceEvents,
     redis,
     subscriber: () => redisConnection(cfg.redisUrl, 'command'),
@@ -56,7 +73,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     queuePrefix: prefix,
     async close() {
       await reconciler.stop();
-      await Promise.allSettled([training.close(), inference.close(), inferenceEvents.close()]);
+      await processor.close();
+      await Promise.allSettled([training.close(), inference.close(), evaluation.close(), inferenceEvents.close()]);
       // BullMQ leaves connections it was given open
       for (const c of [redis, connection, eventsConnection]) c.disconnect();
       storage.destroy();

@@ -3,6 +3,7 @@ import { ConfigError } from '@crucible/domain';
 import { buildApp } from './app';
 import { parseApiConfig } from './config';
 import { createDeps } from './deps';
+import { redispatchEvaluations } from './evaluations/service';
 import { sweepStaleUploads } from './files/service';
 
 export async function startServer(env: Record<string, string | undefined> = process.env) {
@@ -18,10 +19,22 @@ export async function startServer(env: Record<string, string | undefined> = proc
       (err: Error) => app.log.warn(`upload sweep: ${err.message}`),
     );
   void sweep();
+  // files left pending by a process that died are validated (or prepared) again
+  deps.processor.start(cfg.filePendingRetryMs);
   const sweeper = setInterval(sweep, Math.max(1000, Math.min(cfg.uploadStaleMs, 600_000)));
   sweeper.unref();
+  const evaluations = setInterval(
+    () =>
+      void redispatchEvaluations(deps, new Date(Date.now() - cfg.jobs.queuedGraceMs)).then(
+        (n) => n > 0 && app.log.info(`queued ${n} evaluation(s) again`),
+        (err: Error) => app.log.warn(`evaluation sweep: ${err.message}`),
+      ),
+    cfg.jobs.reconcileIntervalMs,
+  );
+  evaluations.unref();
   const close = async () => {
     clearInterval(sweeper);
+    clearInterval(evaluations);
     await app.close();
     await deps.close();
   };

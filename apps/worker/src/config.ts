@@ -7,6 +7,8 @@ export interface WorkerConfig extends PlatformConfig {
   trainingConcurrency: number;
   /** Completion requests served at once. Default 2. */
   inferenceConcurrency: number;
+  /** EVALUATION_CONCURRENCY: evaluations run at once. Default 1. */
+  evaluationConcurrency: number;
   /** TFJS_BACKEND: tensorflow-gpu | tensorflow | wasm | cpu | auto. Default auto. */
   backend: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
   /** Trained models kept loaded for inference. Default 4. */
@@ -35,6 +37,7 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     ...readPlatformConfig(r),
     trainingConcurrency: r.int('TRAINING_CONCURRENCY', 1, 1, 64),
     inferenceConcurrency: r.int('INFERENCE_CONCURRENCY', 2, 1, 64),
+    evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 1, 1, 64),
     backend: backend as WorkerConfig['backend'],
     modelCacheSize: r.int('MODEL_CACHE_SIZE', 4, 1, 1000),
     keepCheckpoints: r.int('KEEP_CHECKPOINTS', 3, 1, 1000),

@@ -2,7 +2,7 @@
 // training and inference queues. SIGTERM/SIGINT stop running jobs at the next step, save
 // checkpoints, queue the jobs again for another worker, and exit.
 import { createStore } from '@crucible/db';
-import { ConfigError, type InferencePayload, type InferenceResult, QUEUES, type TrainingPayload } from '@crucible/domain';
+import { ConfigError, type EvaluationPayload, type InferencePayload, type InferenceResult, QUEUES, type TrainingPayload } from '@crucible/domain';
 import { Reconciler, redisConnection, trainingQueue } from '@crucible/queue';
 import { Storage } from '@crucible/storage';
 import { initBackend } from '@crucible/trainer';
@@ -10,6 +10,7 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { parseWorkerConfig, type WorkerConfig } from './config';
 import { JobControl } from './control';
+import { handleEvaluation } from './evaluation-handler';
 import { handleInference } from './inference-handler';
 import { ModelCache } from './model-cache';
 import { handleTraining } from './training/handler';
@@ -60,17 +61,23 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
     prefix: cfg.queuePrefix,
     concurrency: cfg.inferenceConcurrency,
   });
-  for (const w of [training, inference]) w.on('error', (err) => log(`queue error: ${err.message}`));
-  await Promise.all([training.waitUntilReady(), inference.waitUntilReady()]);
+  const evaluation = new Worker<EvaluationPayload>(QUEUES.evaluation, async (job) => handleEvaluation({ store, storage, log }, job.data), {
+    connection: conn('blocking'),
+    prefix: cfg.queuePrefix,
+    concurrency: cfg.evaluationConcurrency,
+    lockDuration: cfg.lockDurationMs,
+  });
+  for (const w of [training, inference, evaluation]) w.on('error', (err) => log(`queue error: ${err.message}`));
+  await Promise.all([training.waitUntilReady(), inference.waitUntilReady(), evaluation.waitUntilReady()]);
   reconciler.start();
-  log(`consuming ${QUEUES.training} and ${QUEUES.inference} (backend ${choice.name})`);
+  log(`consuming ${QUEUES.training}, ${QUEUES.inference} and ${QUEUES.evaluation} (backend ${choice.name})`);
 
   return {
     backend: choice.name,
     async close() {
       await reconciler.stop();
       control.stopAll();
-      await Promise.allSettled([training.close(), inference.close()]);
+      await Promise.allSettled([training.close(), inference.close(), evaluation.close()]);
       await queue.close().catch(() => {});
       cache.clear();
       for (const c of connections) c.disconnect(); // BullMQ leaves connections it was given open

@@ -1,10 +1,11 @@
 // The supervised loss on a tiny example, computed by hand: the trainer's weighted loss over an
 // encoded prompt/completion stream equals the mean cross-entropy of exactly the completion tokens
 // (and their end-of-text), worked out here from the model's logits with plain arithmetic.
+
+import { encodeDataset } from '@crucible/datasets';
 import { BatchSource, batchLoss, CharTokenizer, initBackend, modelConfig, Transformer } from '@crucible/trainer';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeDataset } from './dataset';
 
 beforeAll(async () => {
   await initBackend((process.env.TFJS_BACKEND as 'wasm' | undefined) ?? 'auto');

@@ -5,6 +5,7 @@
 import { guard } from '@crucible/domain';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/client';
+import { EvaluationRepository } from './repositories/evaluations';
 import { FileRepository } from './repositories/files';
 import { JobRepository } from './repositories/jobs';
 import { ModelRepository } from './repositories/models';
@@ -12,16 +13,18 @@ import { ProjectRepository } from './repositories/projects';
 
 export { deployMigrations, migrationNames } from './migrations';
 export { findModelRef, type ModelRef } from './model-refs';
-export type { NewFile } from './repositories/files';
+export type { NewEvaluation } from './repositories/evaluations';
+export type { FileOutcome, NewFile } from './repositories/files';
 export type { JobChanges, NewJob, NewModel, TransitionOptions } from './repositories/jobs';
 export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';
-export { FileRepository, JobRepository, ModelRepository, ProjectRepository };
+export { EvaluationRepository, FileRepository, JobRepository, ModelRepository, ProjectRepository };
 
 export interface Store {
   projects: ProjectRepository;
   files: FileRepository;
   jobs: JobRepository;
   models: ModelRepository;
+  evaluations: EvaluationRepository;
   /** One round trip to the database (readiness checks); ServiceUnavailableError when it is down. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -42,6 +45,7 @@ export function createStore(url: string, opts: StoreOptions = {}): Store {
     files: new FileRepository(prisma),
     jobs: new JobRepository(prisma),
     models: new ModelRepository(prisma),
+    evaluations: new EvaluationRepository(prisma),
     ping: () => guard('database', async () => void (await prisma.$queryRawUnsafe('SELECT 1'))),
     close: () => prisma.$disconnect(),
   };

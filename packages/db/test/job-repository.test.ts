@@ -27,7 +27,7 @@ beforeAll(async () => {
     lines: 1,
     storageKey: 'k',
   });
-  await store.files.commit(P, 'file-a', { sha256: 'x' });
+  await store.files.commit(P, 'file-a', { sha256: 'x', bytes: 1 });
 });
 
 afterAll(async () => {

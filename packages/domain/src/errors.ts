@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   conflict: 409,
   invalid_state: 409,
   file_in_use: 409,
+  file_not_ready: 409,
+  evaluation_not_found: 404,
   service_unavailable: 503,
   inference_timeout: 504,
   internal_error: 500,

@@ -12,6 +12,8 @@ export const ID_PREFIX = {
   checkpoint: 'ftckpt',
   completion: 'cmpl',
   chatCompletion: 'chatcmpl',
+  evaluation: 'eval',
+  evaluationEvent: 'evalevent',
 } as const;
 
 /** The part of an id after its prefix (`ftjob-abc` -> `abc`). */

@@ -10,6 +10,7 @@ export * from './jobs';
 export * from './records';
 export * from './schemas/common';
 export * from './schemas/completions';
+export * from './schemas/evaluations';
 export * from './schemas/files';
 export * from './schemas/jobs';
 export * from './schemas/models';

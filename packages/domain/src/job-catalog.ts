@@ -3,7 +3,14 @@
 export const QUEUES = {
   training: 'crucible-training',
   inference: 'crucible-inference',
+  evaluation: 'crucible-evaluation',
 } as const;
+
+/** One evaluation run (ids only; the record holds the options). */
+export interface EvaluationPayload {
+  evaluationId: string;
+  projectId: string;
+}
 
 /** A training run of one job; `attempt` makes resumes distinct queue jobs. */
 export interface TrainingPayload {
@@ -99,6 +106,8 @@ export const JOB_OPTIONS = {
   // (after retrying in place) is retried; errors of the job itself are UnrecoverableError.
   training: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: 1000, removeOnFail: 1000 },
   inference: { attempts: 1, removeOnComplete: 100, removeOnFail: 100 },
+  // an evaluation is recomputed from the start when its worker is lost (it has no checkpoints)
+  evaluation: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: 1000, removeOnFail: 1000 },
 } as const;
 
 /** Redis pub/sub channel on which the API asks workers to stop a running job; scoped by the queue prefix so deployments can share a Redis. */

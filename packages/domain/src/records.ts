@@ -1,9 +1,13 @@
 // Records of the other resources as the repositories return them.
 import type { PeftConfig } from '@crucible/training-config';
+import type { EvaluationMetrics, EvaluationOptions, EvaluationSample, EvaluationStatus } from './schemas/evaluations';
 import type { FileFormat } from './schemas/files';
 
-/** `uploading`: reserved before its object is written (never shown); `processed`: usable. */
-export type FileState = 'uploading' | 'processed';
+/**
+ * `uploading`: reserved before its object is written (never shown); `pending`: stored, being
+ * validated (or prepared); `processed`: usable; `error`: validation found problems (see report).
+ */
+export type FileState = 'uploading' | 'pending' | 'processed' | 'error';
 
 export interface FileRecord {
   id: string;
@@ -16,6 +20,12 @@ export interface FileRecord {
   lines: number;
   storageKey: string;
   state: FileState;
+  /** The validation report (a ValidationReport of @crucible/datasets); null until validated. */
+  report: Record<string, unknown> | null;
+  /** For a prepared file: { rules, report } of the preparation. */
+  preparation: Record<string, unknown> | null;
+  sourceFileId: string | null;
+  processedAt: Date | null;
   createdAt: Date;
 }
 
@@ -45,4 +55,30 @@ export interface ApiKeyRecord {
 export interface RecordPage<T> {
   items: T[];
   hasMore: boolean;
+}
+
+export interface EvaluationRecord {
+  id: string;
+  projectId: string;
+  model: string;
+  fileId: string;
+  status: EvaluationStatus;
+  options: EvaluationOptions;
+  metrics: EvaluationMetrics | null;
+  samples: EvaluationSample[] | null;
+  progress: number;
+  error: { code: string; message: string; param: string | null } | null;
+  metadata: Record<string, string> | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface EvaluationEventRecord {
+  id: string;
+  seq: bigint;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  data: Record<string, unknown> | null;
+  createdAt: Date;
 }

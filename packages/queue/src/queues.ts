@@ -1,10 +1,29 @@
 // The queues by name, and dispatch of a training job's attempt as its own queue entry.
-import { guard, type InferencePayload, type InferenceResult, JOB_OPTIONS, QUEUES, type TrainingPayload, trainingQueueEntryId } from '@crucible/domain';
+import {
+  type EvaluationPayload,
+  guard,
+  type InferencePayload,
+  type InferenceResult,
+  JOB_OPTIONS,
+  QUEUES,
+  type TrainingPayload,
+  trainingQueueEntryId,
+} from '@crucible/domain';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 export type TrainingQueue = Queue<TrainingPayload>;
 export type InferenceQueue = Queue<InferencePayload, InferenceResult>;
+export type EvaluationQueue = Queue<EvaluationPayload>;
+
+export function evaluationQueue(connection: Redis, prefix: string): EvaluationQueue {
+  return new Queue<EvaluationPayload>(QUEUES.evaluation, { connection, prefix });
+}
+
+/** Puts an evaluation on its queue (idempotent: one entry per evaluation). */
+export async function dispatchEvaluation(queue: EvaluationQueue, e: { id: string; projectId: string }): Promise<void> {
+  await guard('queue', () => queue.add('evaluate', { evaluationId: e.id, projectId: e.projectId }, { ...JOB_OPTIONS.evaluation, jobId: e.id }));
+}
 
 export function trainingQueue(connection: Redis, prefix: string): TrainingQueue {
   return new Queue<TrainingPayload>(QUEUES.training, { connection, prefix });

@@ -48,6 +48,88 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listEvaluations"];
+        put?: never;
+        /** @description Scores a model or checkpoint on a processed file: loss, perplexity and token accuracy (masked-token accuracy for bert); for prompt/completion and chat data also the answer-only loss and exact match of greedy answers; a few sample generations. */
+        post: operations["createEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/evaluations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveEvaluation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/evaluations/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["cancelEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/evaluations/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listEvaluationEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/evaluations/comparison": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The latest succeeded evaluation of each model (or of the models named) on one file, as one table. */
+        get: operations["compareEvaluations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/files": {
         parameters: {
             query?: never;
@@ -57,6 +139,7 @@ export interface paths {
         };
         get: operations["listFiles"];
         put?: never;
+        /** @description Streams the file to storage; validation runs in the background. The answer waits up to UPLOAD_WAIT_MS for it (status processed or error), else status is pending. */
         post: operations["createFile"];
         delete?: never;
         options?: never;
@@ -88,6 +171,74 @@ export interface paths {
             cookie?: never;
         };
         get: operations["downloadFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files/{id}/prepare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Runs the data preparation pipeline on a processed file and returns the new file (pending until prepared and validated); its report lists counts per rule and examples. */
+        post: operations["prepareFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The first records as the trainer tokenizes them, each token marked with whether it carries loss. */
+        get: operations["previewFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files/{id}/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The validation report (first 100 problems, total count, format, limits, length histogram) and, for a prepared file, the preparation report. */
+        get: operations["retrieveFileReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Records, characters and a length histogram; with ?model=, tokens under that model’s tokenizer. */
+        get: operations["retrieveFileStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -308,6 +459,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        DatasetProblem: {
+            /** @description invalid_json, invalid_field, mixed_formats, line_too_long, too_few_examples, purpose_mismatch, ... */
+            code: string;
+            field: string | null;
+            line: number | null;
+            message: string;
+        };
         Error: {
             error: {
                 /** @description Stable machine-readable code (see the README error table). */
@@ -318,27 +476,95 @@ export interface components {
                 type: string;
             };
         };
+        Evaluation: {
+            created_at: number;
+            error: {
+                code: string;
+                message: string;
+                param: string | null;
+            } | null;
+            file: string;
+            finished_at: number | null;
+            id: string;
+            metadata: {
+                [key: string]: string;
+            } | null;
+            metrics: components["schemas"]["EvaluationMetrics"] | null;
+            model: string;
+            /** @enum {string} */
+            object: "evaluation";
+            options: {
+                batch_size: number;
+                max_examples: number;
+                max_tokens: number;
+                samples: number;
+                seed: number;
+            };
+            /** @description Share of the work done, 0 to 1. */
+            progress: number;
+            samples: {
+                exact_match: boolean | null;
+                expected: string | null;
+                line: number;
+                output: string;
+                prompt: string;
+            }[];
+            started_at: number | null;
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        };
+        EvaluationEvent: {
+            created_at: number;
+            data: {
+                [key: string]: unknown;
+            } | null;
+            id: string;
+            level: "info" | "warn" | "error";
+            message: string;
+            /** @enum {string} */
+            object: "evaluation.event";
+        };
+        EvaluationMetrics: {
+            answer_loss: number | null;
+            answer_perplexity: number | null;
+            answer_token_accuracy: number | null;
+            answer_tokens: number | null;
+            exact_match: number | null;
+            exact_match_examples: number | null;
+            loss: number | null;
+            perplexity: number | null;
+            records: number;
+            token_accuracy: number | null;
+            /** @description Tokens predicted. */
+            tokens: number;
+        };
         File: {
             bytes: number;
             /** @description Unix seconds. */
             created_at: number;
             expires_at: number | null;
             filename: string;
-            /** @description What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}. */
-            format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat";
+            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
             id: string;
+            /** @description Examples: non-empty lines of text, or JSONL records. */
             lines: number;
             /** @enum {string} */
             object: "file";
+            problem_count: number | null;
+            /** @description The first problems (all of the first 100: GET /files/{id}/report). */
+            problems: components["schemas"]["DatasetProblem"][];
             purpose: string;
             sha256: string;
-            /** @enum {string} */
-            status: "processed";
+            source_file: string | null;
+            /** @description pending: stored, being validated (or prepared); processed: usable; error: see status_details and the report. */
+            status: "pending" | "processed" | "error";
             status_details: string | null;
         };
         FineTuningJob: {
             backend: string | null;
             created_at: number;
+            data_preparation: {
+                [key: string]: unknown;
+            } | null;
             error: {
                 code: string;
                 message: string;
@@ -364,6 +590,7 @@ export interface components {
             object: "fine_tuning.job";
             /** @description The project id. */
             organization_id: string;
+            prepared_training_file: string | null;
             result_files: string[];
             seed: number;
             status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
@@ -373,6 +600,8 @@ export interface components {
             validation_file: string | null;
         };
         FineTuningJobCheckpoint: {
+            /** @description The checkpoint with the lowest validation loss so far (retention keeps it). */
+            best: boolean;
             created_at: number;
             fine_tuned_model_checkpoint: string;
             fine_tuning_job_id: string;
@@ -683,6 +912,427 @@ export interface operations {
             };
         };
     };
+    listEvaluations: {
+        parameters: {
+            query?: {
+                /** @description Cursor: the id of the last object of the previous page. */
+                after?: string;
+                file?: string;
+                limit?: number;
+                model?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Evaluation"][];
+                        first_id?: string | null;
+                        has_more: boolean;
+                        last_id?: string | null;
+                        /** @enum {string} */
+                        object: "list";
+                    };
+                };
+            };
+        };
+    };
+    createEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Windows per forward pass.
+                     * @default 8
+                     */
+                    batch_size?: number;
+                    /** @description A processed file of the project (any purpose). */
+                    file: string;
+                    /**
+                     * @description Records whose answers are generated greedily for exact match (prompt/completion and chat data). 0: none.
+                     * @default 100
+                     */
+                    max_examples?: number;
+                    /**
+                     * @description Longest generated answer.
+                     * @default 64
+                     */
+                    max_tokens?: number;
+                    metadata?: {
+                        [key: string]: string;
+                    } | null;
+                    /** @description A trained or imported model of the project, or a checkpoint (ft:...:ckpt-step-N or ftckpt-...). */
+                    model: string;
+                    /**
+                     * @description Sample generations to keep.
+                     * @default 3
+                     */
+                    samples?: number;
+                    /**
+                     * @description Masking of masked LMs.
+                     * @default 0
+                     */
+                    seed?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        error: {
+                            code: string;
+                            message: string;
+                            param: string | null;
+                        } | null;
+                        file: string;
+                        finished_at: number | null;
+                        id: string;
+                        metadata: {
+                            [key: string]: string;
+                        } | null;
+                        metrics: components["schemas"]["EvaluationMetrics"] | null;
+                        model: string;
+                        /** @enum {string} */
+                        object: "evaluation";
+                        options: {
+                            batch_size: number;
+                            max_examples: number;
+                            max_tokens: number;
+                            samples: number;
+                            seed: number;
+                        };
+                        /** @description Share of the work done, 0 to 1. */
+                        progress: number;
+                        samples: {
+                            exact_match: boolean | null;
+                            expected: string | null;
+                            line: number;
+                            output: string;
+                            prompt: string;
+                        }[];
+                        started_at: number | null;
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                    };
+                };
+            };
+        };
+    };
+    retrieveEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        error: {
+                            code: string;
+                            message: string;
+                            param: string | null;
+                        } | null;
+                        file: string;
+                        finished_at: number | null;
+                        id: string;
+                        metadata: {
+                            [key: string]: string;
+                        } | null;
+                        metrics: components["schemas"]["EvaluationMetrics"] | null;
+                        model: string;
+                        /** @enum {string} */
+                        object: "evaluation";
+                        options: {
+                            batch_size: number;
+                            max_examples: number;
+                            max_tokens: number;
+                            samples: number;
+                            seed: number;
+                        };
+                        /** @description Share of the work done, 0 to 1. */
+                        progress: number;
+                        samples: {
+                            exact_match: boolean | null;
+                            expected: string | null;
+                            line: number;
+                            output: string;
+                            prompt: string;
+                        }[];
+                        started_at: number | null;
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                    };
+                };
+            };
+        };
+    };
+    cancelEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        error: {
+                            code: string;
+                            message: string;
+                            param: string | null;
+                        } | null;
+                        file: string;
+                        finished_at: number | null;
+                        id: string;
+                        metadata: {
+                            [key: string]: string;
+                        } | null;
+                        metrics: components["schemas"]["EvaluationMetrics"] | null;
+                        model: string;
+                        /** @enum {string} */
+                        object: "evaluation";
+                        options: {
+                            batch_size: number;
+                            max_examples: number;
+                            max_tokens: number;
+                            samples: number;
+                            seed: number;
+                        };
+                        /** @description Share of the work done, 0 to 1. */
+                        progress: number;
+                        samples: {
+                            exact_match: boolean | null;
+                            expected: string | null;
+                            line: number;
+                            output: string;
+                            prompt: string;
+                        }[];
+                        started_at: number | null;
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                    };
+                };
+            };
+        };
+    };
+    listEvaluationEvents: {
+        parameters: {
+            query?: {
+                /** @description Cursor: the id of the last object of the previous page. */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["EvaluationEvent"][];
+                        first_id?: string | null;
+                        has_more: boolean;
+                        last_id?: string | null;
+                        /** @enum {string} */
+                        object: "list";
+                    };
+                };
+            };
+        };
+    };
+    compareEvaluations: {
+        parameters: {
+            query: {
+                /** @description The file the evaluations ran on. */
+                file: string;
+                /** @description Comma-separated models or checkpoints to include (default: every model evaluated on the file). */
+                models?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        columns: string[];
+                        file: string;
+                        missing: string[];
+                        /** @enum {string} */
+                        object: "evaluation.comparison";
+                        rows: {
+                            /** @description Columns where this row is the best of the table. */
+                            best: string[];
+                            /** @description The latest succeeded evaluation of this model on the file. */
+                            evaluation: string;
+                            finished_at: number | null;
+                            model: string;
+                            /** @description One value per column. */
+                            values: (number | null)[];
+                        }[];
+                    };
+                };
+            };
+        };
+    };
     listFiles: {
         parameters: {
             query?: {
@@ -749,7 +1399,7 @@ export interface operations {
                      */
                     file: string;
                     /** @enum {string} */
-                    purpose: "fine-tune" | "pretrain";
+                    purpose: "fine-tune" | "pretrain" | "supervised" | "evals";
                 };
             };
         };
@@ -784,16 +1434,20 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        /** @description What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}. */
-                        format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat";
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
                         id: string;
+                        /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
                         /** @enum {string} */
                         object: "file";
+                        problem_count: number | null;
+                        /** @description The first problems (all of the first 100: GET /files/{id}/report). */
+                        problems: components["schemas"]["DatasetProblem"][];
                         purpose: string;
                         sha256: string;
-                        /** @enum {string} */
-                        status: "processed";
+                        source_file: string | null;
+                        /** @description pending: stored, being validated (or prepared); processed: usable; error: see status_details and the report. */
+                        status: "pending" | "processed" | "error";
                         status_details: string | null;
                     };
                 };
@@ -841,16 +1495,20 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        /** @description What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}. */
-                        format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat";
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
                         id: string;
+                        /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
                         /** @enum {string} */
                         object: "file";
+                        problem_count: number | null;
+                        /** @description The first problems (all of the first 100: GET /files/{id}/report). */
+                        problems: components["schemas"]["DatasetProblem"][];
                         purpose: string;
                         sha256: string;
-                        /** @enum {string} */
-                        status: "processed";
+                        source_file: string | null;
+                        /** @description pending: stored, being validated (or prepared); processed: usable; error: see status_details and the report. */
+                        status: "pending" | "processed" | "error";
                         status_details: string | null;
                     };
                 };
@@ -929,6 +1587,312 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    prepareFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Name of the new file. Default: <name>.prepared.<ext>. */
+                    filename?: string;
+                    /** @description Data preparation rules; every rule is on unless set to false. Records are JSONL lines, or paragraphs of plain text. Personal data becomes <EMAIL>, <PHONE>, <IP_ADDRESS>, <CREDIT_CARD>, <SECRET>. */
+                    rules?: {
+                        /** @description Remove exact duplicate records (after cleaning). Default true. */
+                        deduplicate?: boolean;
+                        near_duplicates?: boolean | {
+                            /**
+                             * @description Shingle length in units.
+                             * @default 5
+                             */
+                            n?: number;
+                            /**
+                             * @description Jaccard similarity of shingle sets.
+                             * @default 0.8
+                             */
+                            threshold?: number;
+                            /** @default word */
+                            unit?: "word" | "char";
+                        };
+                        /** @description Unicode NFC. Default true. */
+                        normalize_unicode?: boolean;
+                        /** @description Runs of spaces, Unicode spaces, CRLF, blank-line runs. Default true. */
+                        normalize_whitespace?: boolean;
+                        /** @description C0/C1 controls, zero-width and bidi characters (keeps tab and newline). Default true. */
+                        remove_control_characters?: boolean;
+                        scrub_pii?: boolean | {
+                            types?: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bytes: number;
+                        /** @description Unix seconds. */
+                        created_at: number;
+                        expires_at: number | null;
+                        filename: string;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+                        id: string;
+                        /** @description Examples: non-empty lines of text, or JSONL records. */
+                        lines: number;
+                        /** @enum {string} */
+                        object: "file";
+                        problem_count: number | null;
+                        /** @description The first problems (all of the first 100: GET /files/{id}/report). */
+                        problems: components["schemas"]["DatasetProblem"][];
+                        purpose: string;
+                        sha256: string;
+                        source_file: string | null;
+                        /** @description pending: stored, being validated (or prepared); processed: usable; error: see status_details and the report. */
+                        status: "pending" | "processed" | "error";
+                        status_details: string | null;
+                    };
+                };
+            };
+        };
+    };
+    previewFile: {
+        parameters: {
+            query: {
+                /** @description The model (or checkpoint) whose tokenizer to use. */
+                model: string;
+                records?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        file_id: string;
+                        model: string;
+                        /** @enum {string} */
+                        object: "file.preview";
+                        records: {
+                            line: number;
+                            tokens: {
+                                id: number;
+                                /** @description Whether training computes loss on this token. */
+                                loss: boolean;
+                                text: string;
+                            }[];
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    retrieveFileReport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        file_id: string;
+                        /** @enum {string} */
+                        object: "file.report";
+                        preparation: {
+                            report: {
+                                [key: string]: unknown;
+                            } | null;
+                            rules: {
+                                [key: string]: unknown;
+                            };
+                            source_file: string;
+                        } | null;
+                        status: "pending" | "processed" | "error";
+                        validation: {
+                            bytes: number;
+                            characters: number;
+                            format: string | null;
+                            length_histogram: {
+                                buckets: {
+                                    count: number;
+                                    /** @description Upper bound of the bucket (powers of two). */
+                                    le: number;
+                                }[];
+                                unit: "characters" | "tokens";
+                            };
+                            limits: {
+                                max_bytes: number;
+                                max_line_bytes: number;
+                                min_examples: number;
+                            };
+                            lines: number;
+                            problem_count: number;
+                            problems: components["schemas"]["DatasetProblem"][];
+                            records: number;
+                        } | null;
+                    };
+                };
+            };
+        };
+    };
+    retrieveFileStats: {
+        parameters: {
+            query?: {
+                /** @description Count tokens with this model’s (or checkpoint’s) tokenizer. */
+                model?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bytes: number;
+                        characters: number;
+                        file_id: string;
+                        format: string;
+                        length_histogram: {
+                            buckets: {
+                                count: number;
+                                /** @description Upper bound of the bucket (powers of two). */
+                                le: number;
+                            }[];
+                            unit: "characters" | "tokens";
+                        };
+                        /** @enum {string} */
+                        object: "file.stats";
+                        records: number;
+                        tokens: {
+                            length_histogram: {
+                                buckets: {
+                                    count: number;
+                                    /** @description Upper bound of the bucket (powers of two). */
+                                    le: number;
+                                }[];
+                                unit: "characters" | "tokens";
+                            };
+                            max_per_record: number;
+                            mean_per_record: number;
+                            model: string;
+                            /** @description Tokens the trainer sees (chat data with its template, end-of-text between documents). */
+                            total: number;
+                            /** @description Tokens that carry loss (answers of supervised data; all for text). */
+                            trained: number;
+                        } | null;
+                    };
                 };
             };
         };
@@ -1062,6 +2026,33 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    data_preparation?: {
+                        /** @description Remove exact duplicate records (after cleaning). Default true. */
+                        deduplicate?: boolean;
+                        near_duplicates?: boolean | {
+                            /**
+                             * @description Shingle length in units.
+                             * @default 5
+                             */
+                            n?: number;
+                            /**
+                             * @description Jaccard similarity of shingle sets.
+                             * @default 0.8
+                             */
+                            threshold?: number;
+                            /** @default word */
+                            unit?: "word" | "char";
+                        };
+                        /** @description Unicode NFC. Default true. */
+                        normalize_unicode?: boolean;
+                        /** @description Runs of spaces, Unicode spaces, CRLF, blank-line runs. Default true. */
+                        normalize_whitespace?: boolean;
+                        /** @description C0/C1 controls, zero-width and bidi characters (keeps tab and newline). Default true. */
+                        remove_control_characters?: boolean;
+                        scrub_pii?: boolean | {
+                            types?: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                        };
+                    } | null;
                     hyperparameters?: {
                         /** @description Sequences per micro-batch. auto = 12. */
                         batch_size?: number | "auto";
@@ -1083,6 +2074,18 @@ export interface operations {
                         checkpoint_interval?: number;
                         /** @default 0 */
                         dropout?: number;
+                        early_stopping?: {
+                            /**
+                             * @description Smallest decrease of the validation loss that counts as an improvement.
+                             * @default 0
+                             */
+                            min_delta?: number;
+                            /**
+                             * @description Evaluations without improvement before stopping.
+                             * @default 3
+                             */
+                            patience?: number;
+                        } | null;
                         /** @default 20 */
                         eval_batches?: number;
                         /**
@@ -1112,6 +2115,11 @@ export interface operations {
                         max_steps?: number;
                         /** @description Floor of the decay. Default learning_rate x 0.1. */
                         min_learning_rate?: number;
+                        /**
+                         * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                         * @default last
+                         */
+                        model_selection?: "last" | "best";
                         /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                         n_epochs?: number | "auto";
                         /** @default adamw */
@@ -1126,6 +2134,12 @@ export interface operations {
                             /** @description Includes 256 byte tokens and 5 special tokens. */
                             vocab_size: number;
                         };
+                        /**
+                         * @description Share of the training data held out for validation when no validation_file is given.
+                         * @default 0.1
+                         */
+                        validation_split?: number;
+                        validation_split_seed?: number | null;
                         /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
                         warmup_ratio?: number;
                         warmup_steps?: number;
@@ -1160,6 +2174,18 @@ export interface operations {
                                 checkpoint_interval?: number;
                                 /** @default 0 */
                                 dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
                                 /**
@@ -1189,6 +2215,11 @@ export interface operations {
                                 max_steps?: number;
                                 /** @description Floor of the decay. Default learning_rate x 0.1. */
                                 min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
                                 /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
@@ -1203,6 +2234,12 @@ export interface operations {
                                     /** @description Includes 256 byte tokens and 5 special tokens. */
                                     vocab_size: number;
                                 };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
                                 /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
                                 warmup_ratio?: number;
                                 warmup_steps?: number;
@@ -1271,6 +2308,18 @@ export interface operations {
                                 checkpoint_interval?: number;
                                 /** @default 0 */
                                 dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
                                 /**
@@ -1300,6 +2349,11 @@ export interface operations {
                                 max_steps?: number;
                                 /** @description Floor of the decay. Default learning_rate x 0.1. */
                                 min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
                                 /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
@@ -1314,6 +2368,12 @@ export interface operations {
                                     /** @description Includes 256 byte tokens and 5 special tokens. */
                                     vocab_size: number;
                                 };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
                                 /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
                                 warmup_ratio?: number;
                                 warmup_steps?: number;
@@ -1382,6 +2442,18 @@ export interface operations {
                                 checkpoint_interval?: number;
                                 /** @default 0 */
                                 dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
                                 /**
@@ -1411,6 +2483,11 @@ export interface operations {
                                 max_steps?: number;
                                 /** @description Floor of the decay. Default learning_rate x 0.1. */
                                 min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
                                 /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
@@ -1425,6 +2502,12 @@ export interface operations {
                                     /** @description Includes 256 byte tokens and 5 special tokens. */
                                     vocab_size: number;
                                 };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
                                 /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
                                 warmup_ratio?: number;
                                 warmup_steps?: number;
@@ -1508,6 +2591,9 @@ export interface operations {
                     "application/json": {
                         backend: string | null;
                         created_at: number;
+                        data_preparation: {
+                            [key: string]: unknown;
+                        } | null;
                         error: {
                             code: string;
                             message: string;
@@ -1533,6 +2619,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        prepared_training_file: string | null;
                         result_files: string[];
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
@@ -1583,6 +2670,9 @@ export interface operations {
                     "application/json": {
                         backend: string | null;
                         created_at: number;
+                        data_preparation: {
+                            [key: string]: unknown;
+                        } | null;
                         error: {
                             code: string;
                             message: string;
@@ -1608,6 +2698,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        prepared_training_file: string | null;
                         result_files: string[];
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
@@ -1658,6 +2749,9 @@ export interface operations {
                     "application/json": {
                         backend: string | null;
                         created_at: number;
+                        data_preparation: {
+                            [key: string]: unknown;
+                        } | null;
                         error: {
                             code: string;
                             message: string;
@@ -1683,6 +2777,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        prepared_training_file: string | null;
                         result_files: string[];
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
@@ -1894,6 +2989,9 @@ export interface operations {
                     "application/json": {
                         backend: string | null;
                         created_at: number;
+                        data_preparation: {
+                            [key: string]: unknown;
+                        } | null;
                         error: {
                             code: string;
                             message: string;
@@ -1919,6 +3017,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        prepared_training_file: string | null;
                         result_files: string[];
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
@@ -1969,6 +3068,9 @@ export interface operations {
                     "application/json": {
                         backend: string | null;
                         created_at: number;
+                        data_preparation: {
+                            [key: string]: unknown;
+                        } | null;
                         error: {
                             code: string;
                             message: string;
@@ -1994,6 +3096,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        prepared_training_file: string | null;
                         result_files: string[];
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";

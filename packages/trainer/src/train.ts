@@ -35,14 +35,15 @@ export interface EvalMetrics {
 
 export interface TrainHooks {
   onStep?: (m: StepMetrics) => void | Promise<void>;
-  onEval?: (m: EvalMetrics) => void | Promise<void>;
+  /** Returning 'stop' ends the run after this evaluation (early stopping). */
+  onEval?: (m: EvalMetrics) => undefined | 'stop' | Promise<undefined | 'stop'> | void | Promise<void>;
   /** Receives a function that serializes the full training state (called only if needed). */
   onCheckpoint?: (step: number, bytes: () => Uint8Array) => void | Promise<void>;
 }
 
 export interface TrainResult {
-  /** 'completed': reached max_steps; 'aborted': the signal fired. */
-  status: 'completed' | 'aborted';
+  /** 'completed': reached max_steps; 'stopped_early': an evaluation hook said stop; 'aborted': the signal fired. */
+  status: 'completed' | 'stopped_early' | 'aborted';
   step: number;
   lastEval?: EvalMetrics;
 }
@@ -161,7 +162,10 @@ export class Trainer {
       if (signal?.aborted) return { status: 'aborted', step: this.step, lastEval };
       if (c.evalInterval > 0 && this.step % c.evalInterval === 0) {
         lastEval = this.evaluate();
-        await hooks.onEval?.(lastEval);
+        if ((await hooks.onEval?.(lastEval)) === 'stop') {
+          await hooks.onCheckpoint?.(this.step, () => this.checkpoint());
+          return { status: 'stopped_early', step: this.step, lastEval };
+        }
       }
       const m = this.trainStep();
       if (m.step % c.logInterval === 0 || m.step === c.maxSteps) await hooks.onStep?.(m);

@@ -33,6 +33,11 @@ export const TRAINING_DEFAULTS = {
   checkpointInterval: 250,
   seed: 1337,
   mlmProbability: 0.15,
+  /** Share of the training data held out for validation when no validation file is given. */
+  validationSplit: 0.1,
+  /** Early stopping (when asked for): evaluations without improvement, and the improvement that counts. */
+  earlyStoppingPatience: 3,
+  earlyStoppingMinDelta: 0,
 } as const;
 
 /** Warmup steps for a run of `maxSteps` when none were asked for. */

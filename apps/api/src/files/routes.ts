@@ -1,14 +1,30 @@
-// /v1/files: upload (multipart), list, retrieve, content, delete.
-import { CrucibleError, Deleted, FileObject, IdParams, ListOf, ListQuery } from '@crucible/domain';
+// /v1/files: upload (multipart, streamed), list, retrieve, content, delete, and the dataset
+// pipeline: validation report, preparation, statistics and tokenization preview.
+import {
+  CrucibleError,
+  Deleted,
+  FileObject,
+  FilePreview,
+  FilePreviewQuery,
+  FileReport,
+  FileStats,
+  FileStatsQuery,
+  IdParams,
+  ListOf,
+  ListQuery,
+  type PreparationRulesRequest,
+  PrepareFileRequest,
+} from '@crucible/domain';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { createFile, deleteFile, fileContent, fileObject, getFile, listFiles } from './service';
+import { filePreview, fileStats } from './insights';
+import { createFile, deleteFile, fileContent, fileObject, fileReport, getFile, listFiles, prepareFile, type UploadPart } from './service';
 
 const UploadBody = Type.Object({
   file: Type.String({ format: 'binary', description: 'The dataset: .jsonl (one JSON object per line) or plain text.' }),
-  purpose: Type.String({ enum: ['fine-tune', 'pretrain'] }),
+  purpose: Type.String({ enum: ['fine-tune', 'pretrain', 'supervised', 'evals'] }),
 });
 
 export const fileRoutes =
@@ -17,24 +33,27 @@ export const fileRoutes =
     app.post(
       '/files',
       {
-        schema: { operationId: 'createFile', tags: ['files'], consumes: ['multipart/form-data'], body: UploadBody, response: { 200: FileObject } },
+        schema: {
+          operationId: 'createFile',
+          tags: ['files'],
+          consumes: ['multipart/form-data'],
+          body: UploadBody,
+          response: { 200: FileObject },
+          description:
+            'Streams the file to storage; validation runs in the background. The answer waits up to UPLOAD_WAIT_MS for it (status processed or error), else status is pending.',
+        },
         // multipart bodies are parsed and checked in the handler (the schema documents them)
         validatorCompiler: () => () => true,
       },
       async (req) => {
         if (!req.isMultipart()) throw new CrucibleError('invalid_request', 'send the file as multipart/form-data', 'file');
-        let purpose: string | undefined;
-        let upload: { filename: string; bytes: Buffer } | undefined;
-        for await (const part of req.parts({ limits: { fileSize: cfg.maxUploadBytes, files: 1 } })) {
-          if (part.type === 'file') {
-            if (part.fieldname !== 'file') throw new CrucibleError('invalid_request', `unexpected file field ${part.fieldname}`, part.fieldname);
-            const bytes = await part.toBuffer();
-            if (part.file.truncated) throw new CrucibleError('file_too_large', `the file exceeds ${cfg.maxUploadBytes} bytes`, 'file');
-            upload = { filename: part.filename || 'upload', bytes };
-          } else if (part.fieldname === 'purpose') purpose = String(part.value);
+        async function* parts(): AsyncGenerator<UploadPart> {
+          for await (const part of req.parts({ limits: { fileSize: cfg.maxUploadBytes, files: 1 } })) {
+            if (part.type === 'file') yield { kind: 'file', name: part.fieldname, filename: part.filename, stream: part.file };
+            else yield { kind: 'field', name: part.fieldname, value: String(part.value) };
+          }
         }
-        if (!upload) throw new CrucibleError('invalid_request', 'the file field is missing', 'file');
-        return createFile(deps, req.actor, { filename: upload.filename, purpose, bytes: upload.bytes });
+        return createFile(deps, cfg, req.actor, parts());
       },
     );
 
@@ -64,5 +83,70 @@ export const fileRoutes =
 
     app.delete('/files/:id', { schema: { operationId: 'deleteFile', tags: ['files'], params: IdParams, response: { 200: Deleted('file') } } }, async (req) =>
       deleteFile(deps, req.actor, (req.params as { id: string }).id),
+    );
+
+    app.get(
+      '/files/:id/report',
+      {
+        schema: {
+          operationId: 'retrieveFileReport',
+          tags: ['files'],
+          params: IdParams,
+          response: { 200: FileReport },
+          description:
+            'The validation report (first 100 problems, total count, format, limits, length histogram) and, for a prepared file, the preparation report.',
+        },
+      },
+      async (req) => fileReport(deps, req.actor, (req.params as { id: string }).id),
+    );
+
+    app.post(
+      '/files/:id/prepare',
+      {
+        schema: {
+          operationId: 'prepareFile',
+          tags: ['files'],
+          params: IdParams,
+          body: PrepareFileRequest,
+          response: { 200: FileObject },
+          description:
+            'Runs the data preparation pipeline on a processed file and returns the new file (pending until prepared and validated); its report lists counts per rule and examples.',
+        },
+      },
+      async (req) =>
+        prepareFile(deps, req.actor, (req.params as { id: string }).id, (req.body ?? {}) as { rules?: PreparationRulesRequest; filename?: string }),
+    );
+
+    app.get(
+      '/files/:id/stats',
+      {
+        schema: {
+          operationId: 'retrieveFileStats',
+          tags: ['files'],
+          params: IdParams,
+          querystring: FileStatsQuery,
+          response: { 200: FileStats },
+          description: 'Records, characters and a length histogram; with ?model=, tokens under that model’s tokenizer.',
+        },
+      },
+      async (req) => fileStats(deps, req.actor, (req.params as { id: string }).id, (req.query as { model?: string }).model),
+    );
+
+    app.get(
+      '/files/:id/preview',
+      {
+        schema: {
+          operationId: 'previewFile',
+          tags: ['files'],
+          params: IdParams,
+          querystring: FilePreviewQuery,
+          response: { 200: FilePreview },
+          description: 'The first records as the trainer tokenizes them, each token marked with whether it carries loss.',
+        },
+      },
+      async (req) => {
+        const q = req.query as { model: string; records?: number };
+        return filePreview(deps, req.actor, (req.params as { id: string }).id, q.model, q.records ?? 3);
+      },
     );
   };

@@ -1,15 +1,32 @@
-// Files: datasets uploaded for training. Validated before anything is stored. The record is
-// reserved (invisible) before the object is written and committed after it, so a crash at any
-// point leaves nothing visible without its object; `sweepStaleUploads` removes what a crash left.
+// Files: datasets uploaded for training and evaluation. An upload streams to storage while it is
+// hashed and counted (memory stays flat in file size); its record is reserved (invisible) before
+// the object is written and committed as `pending` after, so a crash at any point leaves nothing
+// visible without its object (`sweepStaleUploads` removes what a crash left). Validation then
+// runs in the background (FileProcessor) and settles the file as `processed` or `error`.
 import type { Readable } from 'node:stream';
+import { isJsonlName, resolveRules } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
-import { CrucibleError, FILE_PURPOSES, type FileObject, type FileRecord, ID_PREFIX, inspectDataset, newId } from '@crucible/domain';
+import { CrucibleError, FILE_PURPOSES, type FileObject, type FileRecord, ID_PREFIX, newId, type PreparationRulesRequest } from '@crucible/domain';
 import { keys, type Storage } from '@crucible/storage';
 import type { Actor } from '../auth';
+import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { page, unix } from '../pagination';
+import { HashCounter } from './streams';
+
+interface Problem {
+  line: number | null;
+  field: string | null;
+  code: string;
+  message: string;
+}
+
+const SHOWN_PROBLEMS = 5;
 
 export function fileObject(f: FileRecord): FileObject {
+  const report = f.report as { problems?: Problem[]; problem_count?: number; records?: number; format?: string } | null;
+  const problems = report?.problems ?? [];
+  const count = report?.problem_count ?? null;
   return {
     id: f.id,
     object: 'file',
@@ -17,48 +34,139 @@ export function fileObject(f: FileRecord): FileObject {
     created_at: unix(f.createdAt) as number,
     filename: f.filename,
     purpose: f.purpose,
-    status: 'processed',
-    status_details: null,
+    status: f.state === 'uploading' ? 'pending' : f.state,
+    status_details: statusDetails(f, problems, count),
     expires_at: null,
-    format: f.format,
+    format: f.state === 'pending' && !f.report ? null : f.format,
     lines: f.lines,
     sha256: f.sha256,
+    problem_count: count,
+    problems: problems.slice(0, SHOWN_PROBLEMS),
+    source_file: f.sourceFileId,
   };
 }
 
-export interface UploadInput {
-  filename: string;
-  purpose: string | undefined;
-  bytes: Uint8Array;
+function statusDetails(f: FileRecord, problems: Problem[], count: number | null): string | null {
+  if (f.state !== 'error' || !count) return null;
+  const first = problems
+    .slice(0, SHOWN_PROBLEMS)
+    .map((p) => p.message)
+    .join('; ');
+  return `${count} problem${count === 1 ? '' : 's'} found: ${first}${count > SHOWN_PROBLEMS ? `; ... (GET /v1/files/${f.id}/report lists the first 100)` : ''}`;
 }
 
-export async function createFile(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, input: UploadInput): Promise<FileObject> {
-  if (!input.purpose) throw new CrucibleError('invalid_request', 'purpose is required (fine-tune or pretrain)', 'purpose');
-  if (!(FILE_PURPOSES as readonly string[]).includes(input.purpose)) {
+function checkPurpose(purpose: string | undefined): string {
+  if (!purpose) throw new CrucibleError('invalid_request', `purpose is required (${FILE_PURPOSES.join(', ')})`, 'purpose');
+  if (!(FILE_PURPOSES as readonly string[]).includes(purpose)) {
     throw new CrucibleError('invalid_request', `purpose must be one of ${FILE_PURPOSES.join(', ')}`, 'purpose');
   }
-  const summary = inspectDataset(input.bytes, input.filename);
-  const id = newId(ID_PREFIX.file);
-  const key = keys.file(actor.projectId, id);
-  await deps.store.files.reserve({
-    id,
-    projectId: actor.projectId,
-    filename: input.filename,
-    purpose: input.purpose,
-    bytes: input.bytes.byteLength,
-    sha256: '',
-    format: summary.format,
-    lines: summary.lines,
-    storageKey: key,
-  });
+  return purpose;
+}
+
+/** Refuses, while the first bytes stream in, what is plainly not a text dataset. */
+function textSniffer(maxBytes: number) {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  return (chunk: Buffer, seen: number): Error | undefined => {
+    if (seen + chunk.length > maxBytes) return new CrucibleError('file_too_large', `the file exceeds ${maxBytes} bytes (MAX_UPLOAD_BYTES)`, 'file');
+    if (seen >= 65536) return undefined;
+    const head = chunk.subarray(0, 65536 - seen);
+    if (head.includes(0)) return new CrucibleError('invalid_file', 'the file holds NUL bytes: it looks binary, not a text or JSONL dataset', 'file');
+    try {
+      decoder.decode(head, { stream: true });
+    } catch {
+      return new CrucibleError('invalid_file', 'the file is not valid UTF-8 text', 'file');
+    }
+    return undefined;
+  };
+}
+
+/** An upload in progress: its reservation and object. */
+export class FileUpload {
+  readonly id = newId(ID_PREFIX.file);
+  readonly key: string;
+  private stored: { bytes: number; sha256: string } | undefined;
+
+  constructor(
+    private readonly deps: Pick<Deps, 'store' | 'storage'>,
+    private readonly actor: Actor,
+    readonly filename: string,
+  ) {
+    this.key = keys.file(actor.projectId, this.id);
+  }
+
+  /** Streams the file part to storage (reserving the record first). */
+  async write(stream: Readable, maxBytes: number): Promise<void> {
+    await this.deps.store.files.reserve({
+      id: this.id,
+      projectId: this.actor.projectId,
+      filename: this.filename,
+      purpose: '',
+      bytes: 0,
+      sha256: '',
+      format: 'text',
+      lines: 0,
+      storageKey: this.key,
+    });
+    const counter = new HashCounter(textSniffer(maxBytes));
+    stream.on('error', (err) => counter.destroy(err));
+    await this.deps.storage.putStream(this.key, stream.pipe(counter));
+    if (counter.bytes === 0) throw new CrucibleError('invalid_file', 'the file is empty', 'file');
+    this.stored = { bytes: counter.bytes, sha256: counter.sha256() };
+  }
+
+  /** Makes the file visible as pending. */
+  async commit(purpose: string): Promise<FileRecord> {
+    if (!this.stored) throw new Error('nothing was written');
+    return this.deps.store.files.commit(this.actor.projectId, this.id, { ...this.stored, purpose });
+  }
+
+  /** Removes what a failed upload wrote. */
+  async discard(): Promise<void> {
+    await this.deps.storage.delete(this.key).catch(() => {});
+    await this.deps.store.files.release(this.actor.projectId, this.id).catch(() => {}); // else the sweeper removes it
+  }
+}
+
+export interface UploadPart {
+  kind: 'file' | 'field';
+  name: string;
+  filename?: string;
+  stream?: Readable;
+  value?: string;
+}
+
+/**
+ * An upload from the parts of a multipart body (in any order): the file streams to storage;
+ * a problem found on the way (too large, binary, not UTF-8, no purpose) is answered at once and
+ * leaves nothing behind. The answer waits up to UPLOAD_WAIT_MS for validation.
+ */
+export async function createFile(deps: Deps, cfg: ApiConfig, actor: Actor, parts: AsyncIterable<UploadPart>): Promise<FileObject> {
+  let purpose: string | undefined;
+  let upload: FileUpload | undefined;
   try {
-    const sha256 = await deps.storage.put(key, input.bytes, 'application/octet-stream');
-    return fileObject(await deps.store.files.commit(actor.projectId, id, { sha256 }));
+    for await (const part of parts) {
+      if (part.kind === 'file') {
+        if (part.name !== 'file') throw new CrucibleError('invalid_request', `unexpected file field ${part.name}`, part.name);
+        if (upload) throw new CrucibleError('invalid_request', 'send one file per upload', 'file');
+        upload = new FileUpload(deps, actor, part.filename || 'upload');
+        await upload.write(part.stream as Readable, cfg.maxUploadBytes);
+      } else if (part.name === 'purpose') purpose = part.value;
+    }
+    if (!upload) throw new CrucibleError('invalid_request', 'the file field is missing', 'file');
+    const file = await upload.commit(checkPurpose(purpose));
+    upload = undefined;
+    await settledWithin(deps, file, cfg.uploadWaitMs);
+    return fileObject((await deps.store.files.get(actor.projectId, file.id)) ?? file);
   } catch (err) {
-    await deps.storage.delete(key).catch(() => {});
-    await deps.store.files.release(actor.projectId, id).catch(() => {}); // else the sweeper removes it
+    await upload?.discard();
     throw err;
   }
+}
+
+async function settledWithin(deps: Pick<Deps, 'processor'>, file: FileRecord, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([deps.processor.submit(file), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Removes uploads that never finished (the API died mid-upload): their objects, then their records. */
@@ -77,6 +185,18 @@ export async function getFile(deps: Pick<Deps, 'store'>, actor: Actor, id: strin
   return f;
 }
 
+/** A file that jobs and evaluations can use: validated without problems. */
+export async function getProcessedFile(deps: Pick<Deps, 'store'>, actor: Actor, id: string, param: string): Promise<FileRecord> {
+  const f = await getFile(deps, actor, id, param);
+  if (f.state === 'pending') {
+    throw new CrucibleError('file_not_ready', `${param} ${id} is still being validated (status pending); retry when its status is processed`, param);
+  }
+  if (f.state === 'error') {
+    throw new CrucibleError('invalid_file', `${param} ${id} failed validation: ${fileObject(f).status_details ?? 'see its report'}`, param);
+  }
+  return f;
+}
+
 export async function listFiles(deps: Pick<Deps, 'store'>, actor: Actor, q: { after?: string; limit?: number; purpose?: string }) {
   const limit = q.limit ?? 20;
   if (q.after) await getFile(deps, actor, q.after, 'after');
@@ -86,14 +206,68 @@ export async function listFiles(deps: Pick<Deps, 'store'>, actor: Actor, q: { af
 
 export async function fileContent(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, id: string): Promise<{ file: FileRecord; body: Readable }> {
   const file = await getFile(deps, actor, id);
+  if (file.state === 'pending' && file.sourceFileId) throw new CrucibleError('file_not_ready', `file ${id} is still being prepared`, 'file_id');
   return { file, body: await deps.storage.getStream(file.storageKey) };
 }
 
 export async function deleteFile(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, id: string) {
   const file = await getFile(deps, actor, id);
   const active = await deps.store.files.activeJobsUsing(actor.projectId, id);
-  if (active > 0) throw new CrucibleError('file_in_use', `file ${id} is used by ${active} unfinished job(s); cancel them first`, 'file_id');
+  if (active > 0) throw new CrucibleError('file_in_use', `file ${id} is used by ${active} unfinished job(s) or evaluation(s); cancel them first`, 'file_id');
   await deps.store.files.delete(actor.projectId, file.id);
   await deps.storage.delete(file.storageKey);
   return { id, object: 'file' as const, deleted: true };
+}
+
+export async function fileReport(deps: Pick<Deps, 'store'>, actor: Actor, id: string) {
+  const f = await getFile(deps, actor, id);
+  const prep = f.preparation as { rules: Record<string, unknown>; report: Record<string, unknown> | null } | null;
+  return {
+    object: 'file.report' as const,
+    file_id: f.id,
+    status: fileObject(f).status,
+    validation: f.report as never,
+    preparation: prep && f.sourceFileId ? { source_file: f.sourceFileId, rules: prep.rules, report: prep.report ?? null } : null,
+  };
+}
+
+/** A new file made from `id` by the preparation rules (processed in the background). */
+export async function prepareFile(
+  deps: Pick<Deps, 'store' | 'processor'>,
+  actor: Actor,
+  id: string,
+  req: { rules?: PreparationRulesRequest; filename?: string },
+): Promise<FileObject> {
+  const source = await getProcessedFile(deps, actor, id, 'file_id');
+  const rules = resolveRules(req.rules ?? {});
+  const created = await createPreparedFile(deps.store, actor.projectId, source, rules, req.filename);
+  void deps.processor.submit(created);
+  return fileObject(created);
+}
+
+/** The record of a prepared file (pending); the processor writes its object. */
+export async function createPreparedFile(
+  store: Store,
+  projectId: string,
+  source: FileRecord,
+  rules: ReturnType<typeof resolveRules>,
+  filename?: string,
+): Promise<FileRecord> {
+  const newIdValue = newId(ID_PREFIX.file);
+  const dot = source.filename.lastIndexOf('.');
+  let name = filename ?? (dot > 0 ? `${source.filename.slice(0, dot)}.prepared${source.filename.slice(dot)}` : `${source.filename}.prepared`);
+  if (source.format !== 'text' && !isJsonlName(name)) name += '.jsonl'; // the name tells validation it is JSONL
+  return store.files.createPending({
+    id: newIdValue,
+    projectId,
+    filename: name,
+    purpose: source.purpose,
+    bytes: 0,
+    sha256: '',
+    format: source.format,
+    lines: 0,
+    storageKey: keys.file(projectId, newIdValue),
+    sourceFileId: source.id,
+    preparation: { rules, report: null },
+  });
 }

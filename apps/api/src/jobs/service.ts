@@ -2,6 +2,7 @@
 // cancel, pause, resume, events, checkpoints and metrics. Status changes go through the job
 // repository, which refuses what the state machine forbids.
 
+import { resolveRules } from '@crucible/datasets';
 import { findModelRef, type ModelRef } from '@crucible/db';
 import {
   type BaseModel,
@@ -35,7 +36,7 @@ import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
 import { dispatchTraining } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
-import { getFile } from '../files/service';
+import { getProcessedFile } from '../files/service';
 import { checkpointModelConfig, storedTokenizer } from '../models/stored';
 import { page, unix } from '../pagination';
 
@@ -63,6 +64,8 @@ export function jobObject(j: JobRecord): JobObject {
     method: { type: j.method, [j.method]: { hyperparameters: hp, peft: j.hyperparameters.peft ?? { type: 'full' } } },
     user_provided_suffix: j.suffix,
     backend: j.backend,
+    data_preparation: j.preparation,
+    prepared_training_file: j.preparedFileId,
   };
 }
 
@@ -126,7 +129,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
   if (req.validation_file) files.push(['validation_file', req.validation_file]);
   const baseTokenizer = ref ? await storedTokenizer(deps.storage, ref) : undefined;
   for (const [param, id] of files) {
-    const f = await getFile(deps, actor, id, param);
+    const f = await getProcessedFile(deps, actor, id, param);
     if (!METHOD_FORMATS[method.type].includes(f.format)) {
       throw new CrucibleError(
         'invalid_file',
@@ -147,6 +150,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
     seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
     suffix: req.suffix ?? null,
     metadata: req.metadata ?? null,
+    preparation: req.data_preparation ? (resolveRules(req.data_preparation) as unknown as Record<string, unknown>) : null,
   });
   await dispatch(deps, job);
   return jobObject(job);
@@ -248,6 +252,7 @@ export async function listCheckpoints(deps: Pick<Deps, 'store'>, actor: Actor, i
     fine_tuning_job_id: id,
     step_number: c.step,
     metrics: c.metrics,
+    best: c.best,
   }));
   return page(data, r.hasMore);
 }

@@ -9,6 +9,7 @@
 // TRANSIENT_RETRY_MS), so an outage pauses training rather than losing it; only errors of the job
 // itself (bad data, a config that does not fit) fail it. Every tensor is freed on every path.
 import { randomUUID } from 'node:crypto';
+import { documentsText, encodeDataset, type PreparationRules, prepareText, splitStream, type TokenStream, validateBytes } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import {
   CrucibleError,
@@ -16,11 +17,13 @@ import {
   type FileRecord,
   finalizeSchedule,
   fineTunedModelName,
+  ID_PREFIX,
   isPreset,
   isTransientError,
   type JobFailure,
   type JobRecord,
   type NewJobEvent,
+  newId,
   retryTransient,
   ServiceUnavailableError,
   type TrainingPayload,
@@ -29,6 +32,7 @@ import {
 import { dispatchTraining, heartbeatSilence, recoverLostJob, type TrainingQueue } from '@crucible/queue';
 import { keys, type Storage } from '@crucible/storage';
 import {
+  BestTracker,
   backendChoice,
   checkpointInfo,
   type DecodedCheckpoint,
@@ -48,7 +52,6 @@ import {
 import { UnrecoverableError } from 'bullmq';
 import type { WorkerConfig } from '../config';
 import type { JobControl, StopReason } from '../control';
-import { documentsText, encodeDataset, splitStream, type TokenStream } from '../dataset';
 import { type LoadedWeights, ModelLoader } from '../model-loader';
 import { Heartbeat } from './heartbeat';
 import { Owned } from './owned';
@@ -99,6 +102,9 @@ class TrainingRun {
   private step = 0;
   private lastTrainLoss: number | undefined;
   private lastEval: EvalMetrics | undefined;
+  private best: BestTracker | undefined;
+  /** A best evaluation whose checkpoint is about to be saved (the run's last step). */
+  private bestPending: number | undefined;
 
   constructor(
     private readonly deps: TrainDeps,
@@ -136,9 +142,65 @@ class TrainingRun {
       if (!file) throw new JobInputError('invalid_file', `${param} ${id} no longer exists`, param);
       return { file, text: (await this.io(() => this.deps.storage.get(file.storageKey))).toString('utf8') };
     };
-    const train = await read(this.job.trainingFileId, 'training_file');
+    let train = await read(this.job.trainingFileId, 'training_file');
+    if (this.job.preparation) {
+      // an earlier attempt prepared it already: train on the same prepared file
+      train = this.job.preparedFileId ? await read(this.job.preparedFileId, 'prepared_training_file') : await this.prepareTrainingFile(train);
+    }
     const val = this.job.validationFileId ? await read(this.job.validationFileId, 'validation_file') : undefined;
     return { train, val };
+  }
+
+  /** Runs the job's data preparation on its training file and stores the result as a new file. */
+  private async prepareTrainingFile(source: Dataset): Promise<Dataset> {
+    const { store, storage } = this.deps;
+    const rules = this.job.preparation as unknown as PreparationRules;
+    await this.event('Preparing the training file');
+    const { output, report } = prepareText(source.text, source.file.format as FileFormat, rules);
+    const bytes = new TextEncoder().encode(output);
+    const id = newId(ID_PREFIX.file);
+    const key = keys.file(this.job.projectId, id);
+    const dot = source.file.filename.lastIndexOf('.');
+    const filename = dot > 0 ? `${source.file.filename.slice(0, dot)}.prepared${source.file.filename.slice(dot)}` : `${source.file.filename}.prepared`;
+    const validation = validateBytes(bytes, filename, source.file.purpose, {
+      maxLineBytes: Number.MAX_SAFE_INTEGER,
+      minExamples: 1,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+    });
+    const sha256 = await this.io(() => storage.put(key, bytes));
+    const created = await this.io(() =>
+      store.files.createPending({
+        id,
+        projectId: this.job.projectId,
+        filename,
+        purpose: source.file.purpose,
+        bytes: bytes.byteLength,
+        sha256,
+        format: source.file.format,
+        lines: 0,
+        storageKey: key,
+        sourceFileId: source.file.id,
+        preparation: { rules, report: null } as unknown as Record<string, unknown>,
+      }),
+    );
+    const ok = validation.problem_count === 0;
+    await this.io(() =>
+      store.files.settle(this.job.projectId, id, {
+        state: ok ? 'processed' : 'error',
+        format: validation.format ?? source.file.format,
+        lines: validation.records,
+        report: validation as unknown as Record<string, unknown>,
+        preparation: { rules, report } as unknown as Record<string, unknown>,
+      }),
+    );
+    if (!ok) throw new JobInputError('invalid_file', `the prepared training file ${id} is not usable: ${validation.problems[0]?.message}`, 'data_preparation');
+    await this.io(() => store.jobs.setPreparedFile(this.job.projectId, this.job.id, this.leaseId, id));
+    const c = report.counts;
+    await this.event(
+      `Prepared the training file as ${id}: ${report.records_in} records in, ${report.records_out} out (${c.exact_duplicates} exact and ${c.near_duplicates} near duplicates removed, ${c.scrub_pii} records scrubbed of personal data)`,
+      { data: { prepared_file: id, records_in: report.records_in, records_out: report.records_out, counts: c, pii: report.pii } },
+    );
+    return { file: { ...created, format: validation.format ?? source.file.format }, text: output };
   }
 
   /**
@@ -191,7 +253,9 @@ class TrainingRun {
       }
     };
     const all = encode(datasets.train, 'training_file');
-    const split = datasets.val ? { train: all, val: encode(datasets.val, 'validation_file') } : splitStream(all);
+    const split = datasets.val
+      ? { train: all, val: encode(datasets.val, 'validation_file') }
+      : splitStream(all, hp.validation_split ?? 0.1, hp.validation_split_seed ?? null);
     const T = hp.block_size;
     for (const [name, s] of [
       ['training', split.train],
@@ -200,7 +264,7 @@ class TrainingRun {
       if (s.tokens.length < T + 1) {
         throw new JobInputError(
           'invalid_file',
-          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ' (validation is the last 10% of the training file)'}`,
+          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * (hp.validation_split ?? 0.1))}% of the training file)`}`,
           name === 'training' ? 'training_file' : 'validation_file',
         );
       }
@@ -269,10 +333,31 @@ class TrainingRun {
     return true;
   }
 
+  /**
+   * The early-stopping tracker (every evaluation, with min_delta) and the best-checkpoint tracker
+   * (trained steps only: step 0 is the starting point, not a checkpoint), as they stood at the
+   * run's starting step: replayed from the evaluations recorded before it (the evaluation at the
+   * starting step itself runs again).
+   */
+  private async trackers(trainer: Trainer): Promise<{ stopper: BestTracker; best: BestTracker }> {
+    const es = this.job.hyperparameters.early_stopping ?? null;
+    const stopper = new BestTracker(es ? { patience: es.patience, minDelta: es.min_delta } : null);
+    const best = new BestTracker(null);
+    const rows = await this.io(() => this.deps.store.jobs.metrics(this.job.projectId, this.job.id));
+    for (const r of rows) {
+      if (r.validLoss === null || r.step >= trainer.step) continue;
+      stopper.update(r.step, r.validLoss);
+      if (r.step > 0) best.update(r.step, r.validLoss);
+    }
+    return { stopper, best };
+  }
+
   private async train(trainer: Trainer): Promise<TrainResult> {
     const { store } = this.deps;
     const { projectId, id } = this.job;
     const maxSteps = trainer.config.maxSteps;
+    const { stopper, best } = await this.trackers(trainer);
+    this.best = best;
     const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
     return trainer.run(
       {
@@ -292,10 +377,33 @@ class TrainingRun {
         onEval: async (e) => {
           this.lastEval = e;
           await this.io(() => store.jobs.recordMetric(projectId, id, e.step, { validLoss: e.loss, validAcc: e.accuracy }));
+          const { stop } = stopper.update(e.step, e.loss);
+          const improved = e.step > 0 && best.update(e.step, e.loss).improved;
           await this.event(
-            `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%`,
-            { type: 'metrics', data: { step: e.step, valid_loss: e.loss, valid_perplexity: e.perplexity, valid_mean_token_accuracy: e.accuracy } },
+            `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`,
+            {
+              type: 'metrics',
+              data: { step: e.step, valid_loss: e.loss, valid_perplexity: e.perplexity, valid_mean_token_accuracy: e.accuracy, best: improved },
+            },
           );
+          // a checkpoint saved at this step (just before its evaluation) gets this evaluation's numbers
+          const hadCheckpoint = await this.io(() => store.jobs.setCheckpointMetrics(projectId, id, e.step, this.checkpointMetrics(e.step)));
+          if (improved) {
+            // the best weights are kept as a checkpoint; at the last step (or when stopping) the
+            // run's own final checkpoint follows at once and is marked then
+            if (hadCheckpoint) await this.io(() => store.jobs.markBestCheckpoint(projectId, id, e.step));
+            else if (e.step === maxSteps || stop) this.bestPending = e.step;
+            else await this.saveCheckpoint(e.step, trainer.checkpoint());
+          }
+          if (stop) {
+            const es = this.job.hyperparameters.early_stopping;
+            await this.event(
+              `Early stopping at step ${e.step}: no improvement of the validation loss by more than ${es?.min_delta} in ${es?.patience} evaluations (best ${stopper.state.bestLoss.toFixed(4)} at step ${stopper.state.bestStep})`,
+              { data: { step: e.step, best_step: stopper.state.bestStep, best_valid_loss: stopper.state.bestLoss } },
+            );
+            return 'stop';
+          }
+          return undefined;
         },
         onCheckpoint: (step, bytes) => this.saveCheckpoint(step, bytes()),
       },
@@ -304,7 +412,7 @@ class TrainingRun {
   }
 
   private async settle(trainer: Trainer, result: TrainResult): Promise<void> {
-    if (result.status === 'completed') return this.publish(trainer, result);
+    if (result.status === 'completed' || result.status === 'stopped_early') return this.publish(trainer, result);
     const reason = this.ctl.signal.reason as StopReason;
     if (reason === 'superseded') {
       this.deps.log(`job ${this.job.id}: another worker took over at step ${result.step}`);
@@ -329,7 +437,16 @@ class TrainingRun {
     const { projectId, id } = this.job;
     const modelId = fineTunedModelName(this.job.model, this.job.suffix, id);
     const prefix = keys.modelPrefix(projectId, modelId);
-    for (const [name, bytes] of Object.entries(exportModel(trainer.model, trainer.tokenizer, this.job.model))) {
+    const best = await this.io(() => store.jobs.bestCheckpoint(projectId, id));
+    const useBest = this.job.hyperparameters.model_selection === 'best' && best !== null && best.step !== result.step;
+    let model = trainer.model;
+    if (useBest) {
+      // the best checkpoint's weights (an adapter-only checkpoint goes on the job's base)
+      const bytes = await this.io(() => storage.get(best.storageKey));
+      const base = checkpointInfo(bytes).partial ? await this.baseWeights() : undefined;
+      model = this.owned.add(decodeCheckpoint(bytes, base?.weights).model);
+    }
+    for (const [name, bytes] of Object.entries(exportModel(model, trainer.tokenizer, this.job.model))) {
       await this.io(() => storage.put(prefix + name, bytes));
     }
     const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
@@ -355,8 +472,18 @@ class TrainingRun {
       await this.io(() => storage.deletePrefix(prefix));
       return;
     }
-    await this.event(`New fine-tuned model created: ${modelId}`, { data: { model: modelId } });
-    await this.event('The job has successfully completed', { data: { valid_loss: result.lastEval?.loss ?? null } });
+    const selection = useBest ? `the best checkpoint (step ${best.step})` : `the last step (${result.step})`;
+    await this.event(`New fine-tuned model created: ${modelId}, from ${selection}`, {
+      data: { model: modelId, model_selection: this.job.hyperparameters.model_selection ?? 'last', model_step: useBest ? best.step : result.step },
+    });
+    await this.event('The job has successfully completed', {
+      data: {
+        valid_loss: result.lastEval?.loss ?? null,
+        best_step: best?.step ?? null,
+        best_valid_loss: best?.metrics.valid_loss ?? null,
+        stopped_early: result.status === 'stopped_early',
+      },
+    });
   }
 
   private async fail(err: unknown): Promise<void> {
@@ -394,19 +521,23 @@ class TrainingRun {
 
   // ── helpers ───────────────────────────────────────────────────────────────────────────────
 
+  /** A checkpoint's metrics: the last training loss, and the evaluation at its step if there was one. */
+  private checkpointMetrics(step: number): Record<string, number | null> {
+    const e = this.lastEval?.step === step ? this.lastEval : undefined;
+    return { step, train_loss: this.lastTrainLoss ?? null, valid_loss: e?.loss ?? null, valid_mean_token_accuracy: e?.accuracy ?? null };
+  }
+
   private async saveCheckpoint(step: number, bytes: Uint8Array): Promise<void> {
     const { store, storage, cfg } = this.deps;
     const { projectId, id } = this.job;
     const key = keys.checkpoint(projectId, id, step);
     await this.io(() => storage.put(key, bytes));
-    await this.io(() =>
-      store.jobs.saveCheckpoint(projectId, id, step, key, {
-        step,
-        train_loss: this.lastTrainLoss ?? null,
-        valid_loss: this.lastEval?.loss ?? null,
-        valid_mean_token_accuracy: this.lastEval?.accuracy ?? null,
-      }),
-    );
+    await this.io(() => store.jobs.saveCheckpoint(projectId, id, step, key, this.checkpointMetrics(step)));
+    const best = this.best?.state.bestStep === step && (this.bestPending === step || this.lastEval?.step === step);
+    if (best) {
+      this.bestPending = undefined;
+      await this.io(() => store.jobs.markBestCheckpoint(projectId, id, step));
+    }
     for (const old of await this.io(() => store.jobs.checkpointsBeyond(projectId, id, cfg.keepCheckpoints))) {
       await this.io(() => store.jobs.deleteCheckpoint(projectId, old.id));
       await this.io(() => storage.delete(old.storageKey));

@@ -3,7 +3,7 @@
 // remove with its object, never an object nobody knows about.
 import type { FileFormat, FileRecord, FileState, RecordPage } from '@crucible/domain';
 import { TERMINAL_STATUSES } from '@crucible/domain';
-import type { File as FileRow } from '../../generated/client';
+import type { File as FileRow, Prisma } from '../../generated/client';
 import { pageOf, Repository } from './base';
 
 function fileRecord(f: FileRow): FileRecord {
@@ -18,20 +18,80 @@ function fileRecord(f: FileRow): FileRecord {
     lines: f.lines,
     storageKey: f.storageKey,
     state: f.state as FileState,
+    report: (f.report as Record<string, unknown> | null) ?? null,
+    preparation: (f.preparation as Record<string, unknown> | null) ?? null,
+    sourceFileId: f.sourceFileId,
+    processedAt: f.processedAt,
     createdAt: f.createdAt,
   };
 }
 
-export type NewFile = Omit<FileRecord, 'state' | 'createdAt'>;
+export type NewFile = Omit<FileRecord, 'state' | 'createdAt' | 'report' | 'preparation' | 'sourceFileId' | 'processedAt'> & {
+  preparation?: Record<string, unknown> | null;
+  sourceFileId?: string | null;
+};
+
+/** What validation (or preparation) settles on a pending file. */
+export interface FileOutcome {
+  state: 'processed' | 'error';
+  format: FileFormat;
+  lines: number;
+  report: Record<string, unknown>;
+  preparation?: Record<string, unknown>;
+  /** A prepared file's object is written during processing: its digest and size. */
+  sha256?: string;
+  bytes?: number;
+}
+
+const VISIBLE = ['pending', 'processed', 'error'];
 
 export class FileRepository extends Repository {
   /** Writes the record as `uploading`: invisible until `commit`. */
   async reserve(f: NewFile): Promise<void> {
-    await this.run((db) => db.file.create({ data: { ...f, state: 'uploading' } }));
+    const { preparation, ...rest } = f;
+    await this.run((db) =>
+      db.file.create({ data: { ...rest, state: 'uploading', preparation: (preparation ?? undefined) as Prisma.InputJsonValue | undefined } }),
+    );
   }
 
-  async commit(projectId: string, id: string, fields: { sha256: string }): Promise<FileRecord> {
-    return fileRecord(await this.run((db) => db.file.update({ where: { id, projectId }, data: { state: 'processed', sha256: fields.sha256 } })));
+  /** The object is stored: the file becomes visible as `pending` until validated. */
+  async commit(projectId: string, id: string, fields: { sha256: string; bytes: number; purpose?: string }): Promise<FileRecord> {
+    return fileRecord(await this.run((db) => db.file.update({ where: { id, projectId }, data: { state: 'pending', ...fields } })));
+  }
+
+  /** A prepared file: visible (pending) at once; its object is written while it is processed. */
+  async createPending(f: NewFile): Promise<FileRecord> {
+    const { preparation, ...rest } = f;
+    return fileRecord(
+      await this.run((db) =>
+        db.file.create({ data: { ...rest, state: 'pending', preparation: (preparation ?? undefined) as Prisma.InputJsonValue | undefined } }),
+      ),
+    );
+  }
+
+  /** Settles a pending file (validated, or prepared and validated); false if it is gone or settled. */
+  async settle(projectId: string, id: string, o: FileOutcome): Promise<boolean> {
+    const r = await this.run((db) =>
+      db.file.updateMany({
+        where: { id, projectId, state: 'pending' },
+        data: {
+          state: o.state,
+          format: o.format,
+          lines: o.lines,
+          report: o.report as Prisma.InputJsonValue,
+          ...(o.preparation ? { preparation: o.preparation as Prisma.InputJsonValue } : {}),
+          ...(o.sha256 !== undefined ? { sha256: o.sha256 } : {}),
+          ...(o.bytes !== undefined ? { bytes: o.bytes } : {}),
+          processedAt: new Date(),
+        },
+      }),
+    );
+    return r.count === 1;
+  }
+
+  /** Pending files created before `olderThan` (their processing may have been lost). */
+  async pendingSince(olderThan: Date): Promise<FileRecord[]> {
+    return (await this.run((db) => db.file.findMany({ where: { state: 'pending', createdAt: { lt: olderThan } }, take: 1000 }))).map(fileRecord);
   }
 
   /** Removes a reservation (the upload failed). */
@@ -40,14 +100,14 @@ export class FileRepository extends Repository {
   }
 
   async get(projectId: string, id: string): Promise<FileRecord | null> {
-    const f = await this.run((db) => db.file.findFirst({ where: { id, projectId, state: 'processed' } }));
+    const f = await this.run((db) => db.file.findFirst({ where: { id, projectId, state: { in: VISIBLE } } }));
     return f ? fileRecord(f) : null;
   }
 
   async list(projectId: string, q: { after?: string; limit: number; purpose?: string }): Promise<RecordPage<FileRecord>> {
     const rows = await this.run((db) =>
       db.file.findMany({
-        where: { projectId, state: 'processed', ...(q.purpose ? { purpose: q.purpose } : {}) },
+        where: { projectId, state: { in: VISIBLE }, ...(q.purpose ? { purpose: q.purpose } : {}) },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         cursor: q.after ? { id: q.after } : undefined,
         skip: q.after ? 1 : 0,
@@ -57,11 +117,15 @@ export class FileRepository extends Repository {
     return pageOf(rows.map(fileRecord), q.limit);
   }
 
-  /** Unfinished jobs (not terminal) that train on the file. */
+  /** Unfinished jobs (not terminal) that train on the file, and unfinished evaluations on it. */
   async activeJobsUsing(projectId: string, id: string): Promise<number> {
-    return this.run((db) =>
-      db.job.count({ where: { projectId, status: { notIn: [...TERMINAL_STATUSES] }, OR: [{ trainingFileId: id }, { validationFileId: id }] } }),
-    );
+    return this.run(async (db) => {
+      const jobs = await db.job.count({
+        where: { projectId, status: { notIn: [...TERMINAL_STATUSES] }, OR: [{ trainingFileId: id }, { validationFileId: id }, { preparedFileId: id }] },
+      });
+      const evaluations = await db.evaluation.count({ where: { projectId, fileId: id, status: { in: ['queued', 'running'] } } });
+      return jobs + evaluations;
+    });
   }
 
   async delete(projectId: string, id: string): Promise<void> {

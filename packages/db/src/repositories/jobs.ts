@@ -43,6 +43,8 @@ function jobRecord(j: JobRow): JobRecord {
     fineTunedModel: j.fineTunedModel,
     trainedTokens: j.trainedTokens,
     backend: j.backend,
+    preparation: (j.preparation as Record<string, unknown> | null) ?? null,
+    preparedFileId: j.preparedFileId,
     attempt: j.attempt,
     leaseId: j.leaseId,
     heartbeatAt: j.heartbeatAt,
@@ -67,13 +69,21 @@ function eventRecord(e: EventRow): JobEventRecord {
 }
 
 function checkpointRecord(c: CheckpointRow): CheckpointRecord {
-  return { id: c.id, jobId: c.jobId, step: c.step, storageKey: c.storageKey, metrics: c.metrics as Record<string, number | null>, createdAt: c.createdAt };
+  return {
+    id: c.id,
+    jobId: c.jobId,
+    step: c.step,
+    storageKey: c.storageKey,
+    metrics: c.metrics as Record<string, number | null>,
+    best: c.best,
+    createdAt: c.createdAt,
+  };
 }
 
 export type NewJob = Pick<
   JobRecord,
   'id' | 'projectId' | 'model' | 'method' | 'hyperparameters' | 'trainingFileId' | 'validationFileId' | 'seed' | 'suffix' | 'metadata'
->;
+> & { preparation?: Record<string, unknown> | null };
 
 /** Fields a status change may set besides the status. */
 export interface JobChanges {
@@ -84,6 +94,7 @@ export interface JobChanges {
   hyperparameters?: StoredHyperparameters;
   trainedTokens?: number;
   fineTunedModel?: string;
+  preparedFileId?: string;
 }
 
 export interface TransitionOptions {
@@ -146,6 +157,7 @@ export class JobRepository extends Repository {
           seed: j.seed,
           suffix: j.suffix,
           metadata: (j.metadata ?? undefined) as Prisma.InputJsonValue | undefined,
+          preparation: (j.preparation ?? undefined) as Prisma.InputJsonValue | undefined,
           events: {
             create: { id: newId(ID_PREFIX.event), projectId: j.projectId, level: 'info', type: 'message', message: `Created fine-tuning job: ${j.id}` },
           },
@@ -369,10 +381,37 @@ export class JobRepository extends Repository {
     });
   }
 
-  /** Checkpoints older than the newest `keep` (for retention). */
+  /** Checkpoints older than the newest `keep`, except the best one (for retention). */
   async checkpointsBeyond(projectId: string, jobId: string, keep: number): Promise<CheckpointRecord[]> {
     const rows = await this.run((db) => db.jobCheckpoint.findMany({ where: { jobId, projectId }, orderBy: { step: 'desc' }, skip: keep }));
-    return rows.map(checkpointRecord);
+    return rows.filter((c) => !c.best).map(checkpointRecord);
+  }
+
+  /** Marks the checkpoint at `step` as the job's best (and no other). */
+  async markBestCheckpoint(projectId: string, jobId: string, step: number): Promise<void> {
+    await this.run((db) =>
+      db.$transaction([
+        db.jobCheckpoint.updateMany({ where: { jobId, projectId, best: true, NOT: { step } }, data: { best: false } }),
+        db.jobCheckpoint.updateMany({ where: { jobId, projectId, step }, data: { best: true } }),
+      ]),
+    );
+  }
+
+  /** Records the prepared training file made by the worker run that holds the job. */
+  async setPreparedFile(projectId: string, id: string, leaseId: string, fileId: string): Promise<boolean> {
+    const r = await this.run((db) => db.job.updateMany({ where: { id, projectId, leaseId }, data: { preparedFileId: fileId } }));
+    return r.count === 1;
+  }
+
+  /** Replaces a checkpoint's metrics (its evaluation came after it was saved); false if none at `step`. */
+  async setCheckpointMetrics(projectId: string, jobId: string, step: number, metrics: Record<string, number | null>): Promise<boolean> {
+    const r = await this.run((db) => db.jobCheckpoint.updateMany({ where: { jobId, projectId, step }, data: { metrics } }));
+    return r.count > 0;
+  }
+
+  async bestCheckpoint(projectId: string, jobId: string): Promise<CheckpointRecord | null> {
+    const c = await this.run((db) => db.jobCheckpoint.findFirst({ where: { jobId, projectId, best: true } }));
+    return c ? checkpointRecord(c) : null;
   }
 
   async deleteCheckpoint(projectId: string, id: string): Promise<void> {

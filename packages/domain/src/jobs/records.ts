@@ -30,6 +30,10 @@ export interface JobRecord {
   fineTunedModel: string | null;
   trainedTokens: number | null;
   backend: string | null;
+  /** Data preparation rules applied to the training file before training (resolved), if any. */
+  preparation: Record<string, unknown> | null;
+  /** The prepared training file the job trains on (made by its first attempt). */
+  preparedFileId: string | null;
   /** Runs of the job so far: each resume or requeue is a new attempt (and a new queue entry). */
   attempt: number;
   /** The worker run that holds the job (validating_files, running), if any. */
@@ -68,6 +72,8 @@ export interface CheckpointRecord {
   step: number;
   storageKey: string;
   metrics: Record<string, number | null>;
+  /** The checkpoint with the lowest validation loss so far (kept by retention). */
+  best: boolean;
   createdAt: Date;
 }
 

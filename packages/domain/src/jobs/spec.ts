@@ -46,6 +46,10 @@ export interface ResolvedHyperparameters {
   chat_loss: ChatLoss;
   /** LoRA or bottleneck adapters on frozen base weights; null trains every weight. */
   peft: PeftConfig | null;
+  early_stopping: { patience: number; min_delta: number } | null;
+  model_selection: 'last' | 'best';
+  validation_split: number;
+  validation_split_seed: number | null;
 }
 
 /**
@@ -98,6 +102,13 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   if (hp.chat_loss !== undefined && method !== 'supervised') {
     throw new CrucibleError('invalid_hyperparameters', 'chat_loss applies to supervised jobs on chat data', p('chat_loss'));
   }
+  if ((hp.early_stopping || hp.model_selection === 'best') && hp.eval_interval === 0) {
+    throw new CrucibleError(
+      'invalid_hyperparameters',
+      'early stopping and model_selection "best" need evaluations during training (eval_interval > 0)',
+      p('eval_interval'),
+    );
+  }
   if (hp.warmup_steps !== undefined && hp.max_steps !== undefined && hp.warmup_steps > hp.max_steps) {
     throw new CrucibleError('invalid_hyperparameters', `warmup_steps ${hp.warmup_steps} exceeds max_steps ${hp.max_steps}`, p('warmup_steps'));
   }
@@ -126,6 +137,12 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     tokenizer: base.kind === 'trained' ? { type: 'inherited' } : (hp.tokenizer ?? { type: 'char' }),
     chat_loss: hp.chat_loss ?? 'assistant',
     peft,
+    early_stopping: hp.early_stopping
+      ? { patience: hp.early_stopping.patience ?? D.earlyStoppingPatience, min_delta: hp.early_stopping.min_delta ?? D.earlyStoppingMinDelta }
+      : null,
+    model_selection: hp.model_selection ?? 'last',
+    validation_split: hp.validation_split ?? D.validationSplit,
+    validation_split_seed: hp.validation_split_seed ?? null,
   };
 }
 

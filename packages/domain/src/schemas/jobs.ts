@@ -4,6 +4,7 @@ import { TRAINING_DEFAULTS as D, LORA_TARGETS, PEFT_DEFAULTS } from '@crucible/t
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
 import { Nullable } from './common';
+import { PreparationRulesRequest } from './files';
 
 const auto = Type.Literal('auto');
 const intOrAuto = (min: number, max: number, description: string) => Type.Union([Type.Integer({ minimum: min, maximum: max }), auto], { description });
@@ -66,6 +67,50 @@ export const Hyperparameters = Type.Object(
     ),
     log_interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: D.logInterval, description: 'Steps between metric records.' })),
     tokenizer: Type.Optional(Tokenizer),
+    early_stopping: Type.Optional(
+      Nullable(
+        Type.Object(
+          {
+            patience: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: 10_000, default: D.earlyStoppingPatience, description: 'Evaluations without improvement before stopping.' }),
+            ),
+            min_delta: Type.Optional(
+              Type.Number({
+                minimum: 0,
+                maximum: 100,
+                default: D.earlyStoppingMinDelta,
+                description: 'Smallest decrease of the validation loss that counts as an improvement.',
+              }),
+            ),
+          },
+          { additionalProperties: false, description: 'Stop when the validation loss stops improving (checked at every eval_interval).' },
+        ),
+      ),
+    ),
+    model_selection: Type.Optional(
+      Type.Union([Type.Literal('last'), Type.Literal('best')], {
+        default: 'last',
+        description: 'Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).',
+      }),
+    ),
+    validation_split: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 0.5,
+        default: D.validationSplit,
+        description: 'Share of the training data held out for validation when no validation_file is given.',
+      }),
+    ),
+    validation_split_seed: Type.Optional(
+      Nullable(
+        Type.Integer({
+          minimum: 0,
+          maximum: 2147483647,
+          description:
+            'Hold out a seeded random selection of records (or, for plain text, of chunks) instead of the end of the training data. Default: the end.',
+        }),
+      ),
+    ),
     chat_loss: Type.Optional(
       Type.Union([Type.Literal('assistant'), Type.Literal('all')], {
         default: 'assistant',
@@ -145,6 +190,15 @@ export const CreateJobRequest = Type.Object(
     suffix: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }))),
     metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.String()))),
     integrations: Type.Optional(Nullable(Type.Array(Type.Unknown()))),
+    data_preparation: Type.Optional(
+      Nullable(
+        Type.Object(PreparationRulesRequest.properties, {
+          additionalProperties: false,
+          description:
+            'Prepare the training file before training (rules as in POST /files/{id}/prepare); the job trains on the prepared file, named in prepared_training_file.',
+        }),
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -175,6 +229,8 @@ export const JobObject = Type.Object(
     method: Type.Record(Type.String(), Type.Unknown()),
     user_provided_suffix: Nullable(Type.String()),
     backend: Nullable(Type.String({ description: 'TensorFlow.js backend the worker trained on.' })),
+    data_preparation: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'The preparation rules applied to the training file.' })),
+    prepared_training_file: Nullable(Type.String({ description: 'The prepared file the job trained on.' })),
   },
   { $id: 'FineTuningJob' },
 );
@@ -203,6 +259,7 @@ export const CheckpointObject = Type.Object(
     fine_tuning_job_id: Type.String(),
     step_number: Type.Integer(),
     metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()])),
+    best: Type.Boolean({ description: 'The checkpoint with the lowest validation loss so far (retention keeps it).' }),
   },
   { $id: 'FineTuningJobCheckpoint' },
 );

@@ -1,0 +1,172 @@
+// Background processing of stored files: validation (every upload) and preparation (a file made
+// from another by /v1/files/{id}/prepare). Both stream the object from storage, so memory stays
+// flat in file size, and both end in one conditional update from `pending` (settle), so running
+// the same file twice (after an API restart, or on two API instances) is harmless. Files left
+// pending by a process that died are picked up again by `sweep`.
+import { PassThrough } from 'node:stream';
+import {
+  DatasetValidator,
+  LineSplitter,
+  type PreparationReport,
+  type PreparationRules,
+  Preparer,
+  type ValidationLimits,
+  type ValidationReport,
+} from '@crucible/datasets';
+import type { Store } from '@crucible/db';
+import type { FileFormat, FileRecord } from '@crucible/domain';
+import type { Storage } from '@crucible/storage';
+import { HashCounter } from './streams';
+
+export interface FileProcessorOptions {
+  limits: ValidationLimits;
+  /** Files processed at once. */
+  concurrency: number;
+  log?: (msg: string) => void;
+}
+
+/** What a prepared file's record holds in `preparation` before and after it is made. */
+export interface StoredPreparation {
+  rules: PreparationRules;
+  report: PreparationReport | null;
+}
+
+export class FileProcessor {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly waiting: Array<() => void> = [];
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly storage: Storage,
+    readonly options: FileProcessorOptions,
+  ) {}
+
+  /** Processes a pending file (once per process at a time); resolves when it is settled. */
+  submit(file: FileRecord): Promise<void> {
+    const existing = this.inFlight.get(file.id);
+    if (existing) return existing;
+    const p = this.withSlot(() => this.process(file))
+      .catch((err: Error) => this.options.log?.(`file ${file.id}: processing failed, will retry: ${err.message}`))
+      .finally(() => this.inFlight.delete(file.id));
+    this.inFlight.set(file.id, p);
+    return p;
+  }
+
+  /** Resubmits files pending for longer than `olderThanMs` (their processor may have died). */
+  async sweep(olderThanMs: number): Promise<number> {
+    const stale = (await this.store.files.pendingSince(new Date(Date.now() - olderThanMs))).filter((f) => !this.inFlight.has(f.id));
+    for (const f of stale) void this.submit(f);
+    return stale.length;
+  }
+
+  start(olderThanMs: number): void {
+    const tick = () => void this.sweep(olderThanMs).catch((err: Error) => this.options.log?.(`file sweep: ${err.message}`));
+    tick();
+    this.timer = setInterval(tick, Math.max(1000, Math.min(olderThanMs, 60_000)));
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  private async withSlot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.options.concurrency) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async process(file: FileRecord): Promise<void> {
+    if (file.preparation && file.sourceFileId) return this.prepare(file, file.preparation as unknown as StoredPreparation);
+    const validator = new DatasetValidator(file.filename, file.purpose, this.options.limits);
+    const body = await this.storage.getStream(file.storageKey);
+    for await (const chunk of body) validator.push(chunk as Uint8Array);
+    await this.settle(file, validator.end());
+  }
+
+  /** Streams the source through the preparation rules into the new object, validating the output. */
+  private async prepare(file: FileRecord, prep: StoredPreparation): Promise<void> {
+    const source = await this.store.files.get(file.projectId, file.sourceFileId as string);
+    if (source?.state !== 'processed') {
+      await this.store.files.settle(file.projectId, file.id, {
+        state: 'error',
+        format: file.format,
+        lines: 0,
+        report: errorReport(`the source file ${file.sourceFileId} is gone or not processed`, this.options.limits),
+      });
+      return;
+    }
+    const validator = new DatasetValidator(file.filename, file.purpose, this.options.limits);
+    const counter = new HashCounter();
+    const out = new PassThrough();
+    const written = this.storage.putStream(file.storageKey, out.pipe(counter));
+    const enc = new TextEncoder();
+    const emit = (line: string) => {
+      const bytes = enc.encode(`${line}\n`);
+      validator.push(bytes);
+      out.write(bytes);
+    };
+    const preparer = new Preparer(source.format as FileFormat, prep.rules, emit);
+    const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
+    const dec = new TextDecoder();
+    try {
+      const body = await this.storage.getStream(source.storageKey);
+      for await (const chunk of body) {
+        for (const line of splitter.push(chunk as Uint8Array)) preparer.line(dec.decode(line.bytes), line.number);
+        // let storage drain what was written
+        if (out.writableLength > 1 << 20) await new Promise((r) => out.once('drain', r));
+      }
+      for (const line of splitter.end()) preparer.line(dec.decode(line.bytes), line.number);
+      const report = preparer.end();
+      out.end();
+      await written;
+      const done = await this.store.files.settle(file.projectId, file.id, {
+        ...outcome(validator.end()),
+        preparation: { rules: prep.rules, report } as unknown as Record<string, unknown>,
+        sha256: counter.sha256(),
+        bytes: counter.bytes,
+      });
+      if (!done) await this.storage.delete(file.storageKey).catch(() => {}); // deleted meanwhile
+    } catch (err) {
+      out.destroy(err as Error);
+      await written.catch(() => {});
+      throw err;
+    }
+  }
+
+  private async settle(file: FileRecord, report: ValidationReport): Promise<void> {
+    await this.store.files.settle(file.projectId, file.id, outcome(report));
+  }
+}
+
+function outcome(report: ValidationReport) {
+  return {
+    state: report.problem_count > 0 ? ('error' as const) : ('processed' as const),
+    format: report.format ?? 'text',
+    lines: report.records,
+    report: report as unknown as Record<string, unknown>,
+  };
+}
+
+function errorReport(message: string, limits: ValidationLimits): Record<string, unknown> {
+  const report: ValidationReport = {
+    format: null,
+    records: 0,
+    lines: 0,
+    bytes: 0,
+    characters: 0,
+    length_histogram: { unit: 'characters', buckets: [] },
+    problems: [{ line: null, field: 'file', code: 'empty_file', message }],
+    problem_count: 1,
+    limits: { max_line_bytes: limits.maxLineBytes, min_examples: limits.minExamples, max_bytes: limits.maxBytes },
+  };
+  return report as unknown as Record<string, unknown>;
+}

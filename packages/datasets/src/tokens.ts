@@ -1,0 +1,119 @@
+// A dataset as the trainer sees it: documents encoded one after another, separated by the
+// end-of-text token; supervised prompts get loss weight 0. Also the validation split (the end of
+// the data, or a seeded selection of records), and per-record tokens for statistics and previews.
+import { type ChatLoss, datasetDocuments, type FileFormat } from '@crucible/domain';
+import type { Tokenizer } from '@crucible/model-files';
+
+export interface TokenStream {
+  tokens: Int32Array;
+  /** Present only when some tokens carry no loss (supervised prompts). */
+  weights?: Float32Array;
+  /** Index of each document's first token (JSONL records; plain text is one document). */
+  docStarts?: number[];
+}
+
+export function documentsText(text: string, format: FileFormat): string {
+  return datasetDocuments(text, format)
+    .map((doc) => doc.map((s) => s.text).join(''))
+    .join('\n');
+}
+
+export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer, chatLoss: ChatLoss = 'assistant'): TokenStream {
+  const docs = datasetDocuments(text, format, chatLoss);
+  const eot = tok.special('eot');
+  const ids: number[] = [];
+  const w: number[] = [];
+  const docStarts: number[] = [];
+  let masked = false;
+  docs.forEach((doc, i) => {
+    if (i > 0 && eot !== undefined && ids.at(-1) !== eot) {
+      ids.push(eot);
+      w.push(0);
+    }
+    docStarts.push(ids.length);
+    for (const seg of doc) {
+      const enc = tok.encode(seg.text);
+      for (const id of enc) {
+        ids.push(id);
+        w.push(seg.train ? 1 : 0);
+      }
+      if (!seg.train) masked = true;
+    }
+    // a completion ends with end-of-text, so the model learns to stop (chat turns end with <|im_end|>)
+    if (format === 'jsonl_prompt_completion' && eot !== undefined) {
+      ids.push(eot);
+      w.push(1);
+    }
+  });
+  return { tokens: Int32Array.from(ids), weights: masked ? Float32Array.from(w) : undefined, docStarts };
+}
+
+/** One record's tokens (a JSONL line, or a line of plain text), each with whether it carries loss. */
+export function recordTokens(line: string, format: FileFormat, tok: Tokenizer, chatLoss: ChatLoss = 'assistant'): Array<{ id: number; loss: boolean }> {
+  const out: Array<{ id: number; loss: boolean }> = [];
+  for (const doc of datasetDocuments(line, format, chatLoss)) {
+    for (const seg of doc) for (const id of tok.encode(seg.text)) out.push({ id, loss: seg.train });
+  }
+  const eot = tok.special('eot');
+  if (format === 'jsonl_prompt_completion' && eot !== undefined) out.push({ id: eot, loss: true });
+  return out;
+}
+
+/** Pieces plain text is cut into for a seeded validation split. */
+export const TEXT_SPLIT_CHUNKS = 100;
+
+/**
+ * Holds out `ratio` of a stream for validation: without a seed, the end of the data; with one, a
+ * seeded random selection of documents (of TEXT_SPLIT_CHUNKS equal chunks for one-document text),
+ * each kept whole and in order.
+ */
+export function splitStream(s: TokenStream, ratio = 0.1, seed: number | null = null): { train: TokenStream; val: TokenStream } {
+  if (seed === null) {
+    const n = Math.floor(s.tokens.length * (1 - ratio));
+    return {
+      train: { tokens: s.tokens.subarray(0, n), weights: s.weights?.subarray(0, n) },
+      val: { tokens: s.tokens.subarray(n), weights: s.weights?.subarray(n) },
+    };
+  }
+  const starts =
+    s.docStarts && s.docStarts.length > 1
+      ? s.docStarts
+      : Array.from({ length: Math.min(TEXT_SPLIT_CHUNKS, s.tokens.length) }, (_, i) =>
+          Math.floor((i * s.tokens.length) / Math.min(TEXT_SPLIT_CHUNKS, s.tokens.length)),
+        );
+  const units = starts.map((start, i) => [start, starts[i + 1] ?? s.tokens.length] as const);
+  const order = shuffled(units.length, seed);
+  const held = new Set(order.slice(0, Math.max(1, Math.round(units.length * ratio))));
+  const pick = (val: boolean): TokenStream => {
+    const parts = units.filter((_, i) => held.has(i) === val);
+    const n = parts.reduce((a, [x, y]) => a + (y - x), 0);
+    const tokens = new Int32Array(n);
+    const weights = s.weights ? new Float32Array(n) : undefined;
+    let at = 0;
+    for (const [x, y] of parts) {
+      tokens.set(s.tokens.subarray(x, y), at);
+      weights?.set((s.weights as Float32Array).subarray(x, y), at);
+      at += y - x;
+    }
+    return { tokens, weights };
+  };
+  return { train: pick(false), val: pick(true) };
+}
+
+/** 0..n-1 in a seeded order (Fisher-Yates with mulberry32). */
+function shuffled(n: number, seed: number): number[] {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j] as number, out[i] as number];
+  }
+  return out;
+}

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { DatasetValidator, MAX_REPORTED_PROBLEMS, validateBytes } from './validate';
+
+const limits = { maxLineBytes: 1000, minExamples: 1, maxBytes: 10_000_000 };
+const enc = (s: string) => new TextEncoder().encode(s);
+const v = (text: string, name = 'd.jsonl', purpose = 'fine-tune', l = limits) => validateBytes(enc(text), name, purpose, l);
+
+describe('DatasetValidator', () => {
+  it.each([
+    ['plain.txt', 'To be, or not to be\n\nthat is the question', 'text', 2],
+    ['t.jsonl', '{"text": "a"}\n\n{"text": "b"}\n', 'jsonl_text', 2],
+    ['pc.jsonl', '{"prompt": "2+2=", "completion": "4"}\n', 'jsonl_prompt_completion', 1],
+    ['chat.jsonl', '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}', 'jsonl_chat', 1],
+  ])('detects the format of %s', (name, text, format, records) => {
+    const r = v(text, name);
+    expect(r).toMatchObject({ format, records, problem_count: 0, problems: [] });
+  });
+
+  it('reports every bad line of a file with its line, field and reason', () => {
+    const lines = [
+      '{"prompt": "a", "completion": "b"}', // 1 ok
+      '{"prompt": "a", "completion": 4}', // 2 completion not a string
+      'not json', // 3
+      '', // 4 blank: fine
+      '[1, 2]', // 5
+      '{"text": "x"}', // 6 mixed formats
+      '{"foo": 1}', // 7 unknown shape
+      '{"prompt": "q", "completion": ""}', // 8 empty completion
+      '{"prompt": "q", "completion": "ok"}', // 9 ok
+    ];
+    const r = v(lines.join('\n'));
+    expect(r.format).toBe('jsonl_prompt_completion');
+    expect(r.records).toBe(2);
+    expect(r.problems.map((p) => [p.line, p.field, p.code])).toEqual([
+      [2, 'completion', 'invalid_field'],
+      [3, null, 'invalid_json'],
+      [5, null, 'not_an_object'],
+      [6, null, 'mixed_formats'],
+      [7, null, 'unknown_shape'],
+      [8, 'completion', 'invalid_field'],
+    ]);
+    expect(r.problem_count).toBe(6);
+    expect(r.problems[3]?.message).toMatch(/line 6 .*line 1/);
+  });
+
+  it('names the field inside chat messages', () => {
+    const r = v(
+      [
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: 'hi' },
+            { role: 'robot', content: 'x' },
+          ],
+        }),
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: 3 },
+            { role: 'assistant', content: 'x' },
+          ],
+        }),
+        JSON.stringify({ messages: [] }),
+      ].join('\n'),
+    );
+    expect(r.problems.map((p) => [p.line, p.field])).toEqual([
+      [1, 'messages[1].role'],
+      [1, 'messages[1].role'],
+      [2, 'messages[0].content'],
+      [3, 'messages'],
+    ]);
+  });
+
+  it('keeps the first 100 problems and counts them all', () => {
+    const r = v(Array.from({ length: 250 }, () => '{bad').join('\n'));
+    expect(r.problems).toHaveLength(MAX_REPORTED_PROBLEMS);
+    expect(r.problem_count).toBe(250);
+    expect(r.problems.at(-1)?.line).toBe(100);
+  });
+
+  it('finds invalid UTF-8, NUL bytes and over-long lines by line, whatever the chunking', () => {
+    const bytes = Buffer.concat([enc('good line\n'), Buffer.from([0xc3, 0x28, 0x0a]), enc('a\u0000b\n'), enc(`${'x'.repeat(50)}\n`), enc('end')]);
+    const val = new DatasetValidator('t.txt', 'pretrain', { ...limits, maxLineBytes: 20 });
+    for (let i = 0; i < bytes.length; i += 3) val.push(bytes.subarray(i, i + 3));
+    const r = val.end();
+    expect(r.problems.map((p) => [p.line, p.code])).toEqual([
+      [2, 'invalid_utf8'],
+      [3, 'binary_data'],
+      [4, 'line_too_long'],
+    ]);
+    expect(r.lines).toBe(5);
+    expect(r.records).toBe(2);
+    expect(r.bytes).toBe(bytes.length);
+  });
+
+  it('applies the limits: minimum examples and file size, and says which limit', () => {
+    const r = v('{"text": "a"}\n{"text": "b"}\n', 'a.jsonl', 'fine-tune', { ...limits, minExamples: 10, maxBytes: 10 });
+    expect(r.problems.map((p) => p.code)).toEqual(['file_too_large', 'too_few_examples']);
+    expect(r.problems[1]?.message).toMatch(/2 example\(s\); at least 10/);
+    expect(r.limits).toEqual({ max_line_bytes: 1000, min_examples: 10, max_bytes: 10 });
+    expect(v(' \n\n', 'a.txt').problems.map((p) => p.code)).toEqual(['empty_file']);
+  });
+
+  it('checks that the purpose fits the content', () => {
+    expect(v('just some prose\n', 'chat.txt', 'supervised').problems[0]).toMatchObject({ field: 'purpose', code: 'purpose_mismatch' });
+    expect(v('{"prompt": "q", "completion": "a"}\n', 'p.jsonl', 'pretrain').problems[0]).toMatchObject({ code: 'purpose_mismatch' });
+    expect(v('{"prompt": "q", "completion": "a"}\n', 'p.jsonl', 'supervised').problem_count).toBe(0);
+    expect(v('prose\n', 'a.txt', 'fine-tune').problem_count).toBe(0);
+  });
+
+  it('builds a power-of-two histogram of record lengths', () => {
+    const r = v(['a', 'bb', 'ccc', 'dddd', 'e'.repeat(100)].join('\n'), 'a.txt', 'pretrain');
+    expect(r.length_histogram.buckets.filter((b) => b.count > 0)).toEqual([
+      { le: 1, count: 1 },
+      { le: 2, count: 1 },
+      { le: 4, count: 2 },
+      { le: 128, count: 1 },
+    ]);
+    expect(r.characters).toBe(110);
+  });
+});
