@@ -77,12 +77,14 @@ const QA = [
 describe('evaluations', () => {
   let jobId: string;
   let model: string;
+  let corpus: { id: string; text: string };
   let evalFile: string;
   const checkpoints: Array<{ name: string; step: number; key: string }> = [];
 
   it('trains a job on a file it prepares itself, leaving checkpoints', async () => {
     const text = `${shakespeare(30_000)}\n\n${shakespeare(2000)}`; // a repeated passage: the job's preparation removes it
     const f = await client.files.create({ file: await toFile(Buffer.from(text), 'corpus.txt'), purpose: 'pretrain' as 'fine-tune' });
+    corpus = { id: f.id, text };
     const job = await client.fineTuning.jobs.create({
       model: 'gpt-nano',
       training_file: f.id,
@@ -111,6 +113,28 @@ describe('evaluations', () => {
     expect(checkpoints.map((c) => c.step)).toEqual([40, 80, 120]);
     // every checkpoint carries the evaluation at its own step
     for (const c of list.data) expect(c.metrics.valid_loss).not.toBeNull();
+  });
+
+  it('estimates a job before it runs: tokens, steps, and a duration from the throughput measured by the first job', async () => {
+    const hp = { n_epochs: 2, batch_size: 8, block_size: 32 };
+    const r = await call<{
+      tokens: { total: number; training: number; per_step: number };
+      steps: number;
+      throughput: { tokens_per_second: number; jobs: string[] } | null;
+      estimated_seconds: number;
+    }>('/fine_tuning/jobs/estimate', { model: 'gpt-nano', training_file: corpus.id, method: { type: 'pretrain', pretrain: { hyperparameters: hp } } });
+    expect(r.status).toBe(200);
+    const chars = [...corpus.text].length; // a character tokenizer: one token per character
+    const training = Math.floor(chars * 0.9); // 10% held out for validation
+    expect(r.body.tokens).toEqual({ total: chars, training, per_step: 256, tokenizer: 'characters (trained on the data)', approximate: false });
+    expect(r.body.steps).toBe(Math.ceil((2 * training) / 256));
+    const measured = (await client.fineTuning.jobs.retrieve(jobId)) && (await call<{ data: Array<{ tokens_per_second: number | null }> }>(`/fine_tuning/jobs/${jobId}/metrics`)).body.data;
+    const tps = measured.map((m) => m.tokens_per_second).filter((x): x is number => x !== null);
+    expect(r.body.throughput?.jobs).toEqual([jobId]);
+    expect(r.body.throughput?.tokens_per_second).toBeCloseTo(tps.reduce((a, b) => a + b, 0) / tps.length, 6);
+    expect(r.body.estimated_seconds).toBe(Math.round((r.body.steps * 256) / (r.body.throughput?.tokens_per_second as number)));
+    // nothing was created
+    expect((await client.fineTuning.jobs.list()).data).toHaveLength(1);
   });
 
   it('evaluates two checkpoints and the model on a prompt/completion file, with an independent loss check', async () => {

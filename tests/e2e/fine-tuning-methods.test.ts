@@ -8,7 +8,7 @@ import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare, untarGz } from '../support/data';
-import { startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
+import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
 
 let p: TestPlatform;
 let client: OpenAI;
@@ -426,5 +426,26 @@ describe('masked LMs through the API', () => {
     });
     expect(noMask.status).toBe(400);
     expect(((await noMask.json()) as { error: { param: string } }).error.param).toBe('input[0]');
+  });
+
+  it('evaluates a bert model by its masked-token loss and accuracy', async () => {
+    const f = await client.files.create({ file: await toFile(Buffer.from(shakespeare(3000)), 'held.txt'), purpose: 'evals' as 'fine-tune' });
+    const created = await p.api('/evaluations', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: bertId, file: f.id, seed: 5 }),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const done = await eventually(async () => {
+      const e = (await (await p.api(`/evaluations/${id}`)).json()) as { status: string; metrics: Record<string, number | null>; samples: unknown[] };
+      return e.status === 'queued' || e.status === 'running' ? undefined : e;
+    }, 120_000);
+    expect(done.status).toBe('succeeded');
+    // about 15% of the 3000 tokens are masked and scored; no answers, no generation for a masked LM
+    expect(done.metrics.tokens).toBeGreaterThan(300);
+    expect(done.metrics.tokens).toBeLessThan(600);
+    expect(done.metrics.perplexity).toBeCloseTo(Math.exp(done.metrics.loss as number), 9);
+    expect(done.metrics).toMatchObject({ answer_loss: null, exact_match: null });
+    expect(done.samples).toEqual([]);
   });
 });

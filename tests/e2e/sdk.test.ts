@@ -1,5 +1,5 @@
 // The generated SDK against a running API: typed calls, uploads, errors, waiting for a job.
-import { CrucibleApiError, createCrucibleClient, uploadFile, waitForJob } from '@crucible/sdk';
+import { CrucibleApiError, createCrucibleClient, uploadFile, waitForFile, waitForJob } from '@crucible/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
 import { startPlatform, type TestPlatform } from '../support/platform';
@@ -41,8 +41,13 @@ describe('@crucible/sdk', () => {
     const { error, response } = await client.GET('/fine_tuning/jobs/{id}', { params: { path: { id: 'ftjob-missing' } } });
     expect(response.status).toBe(404);
     expect(error?.error.code).toBe('job_not_found');
-    const err = await uploadFile(opts, 'bad.jsonl', '{"text": 1\n').catch((e) => e);
+    const err = await uploadFile(opts, 'bad.bin', new Uint8Array([0x41, 0, 0x42])).catch((e) => e);
     expect(err).toBeInstanceOf(CrucibleApiError);
-    expect(err.error).toMatchObject({ code: 'invalid_file', param: 'line 1' });
+    expect(err.error).toMatchObject({ code: 'invalid_file', param: 'file' });
+    // a file whose lines are wrong is stored with status error and its report
+    const bad = await uploadFile(opts, 'bad.jsonl', '{"text": 1}\n');
+    const settled = await waitForFile(client, bad.id);
+    expect(settled).toMatchObject({ status: 'error', problem_count: 1 });
+    expect(settled.problems[0]).toMatchObject({ line: 1, field: 'text', code: 'invalid_field' });
   });
 });

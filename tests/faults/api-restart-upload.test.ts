@@ -1,7 +1,8 @@
 // Fault: the API is killed (SIGKILL) in the middle of an upload and started again. The client
 // gets a broken connection at once (no hang); no record is left without its object (nor an
-// object without its record); a reservation that a crash left between writing the object and
-// committing the record is removed, object and all, by the restarted API; uploads work again.
+// object without its record); the reservation of the upload cut short, and one that a crash left
+// between writing the object and committing the record, are removed, object and all, by the
+// restarted API once they are older than UPLOAD_STALE_MS; uploads work again.
 import { request } from 'node:http';
 import { keys } from '@crucible/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,11 +57,11 @@ describe.skipIf(!PG_BIN)('the API restarted in the middle of an upload', () => {
     await storage.put(halfKey, new TextEncoder().encode('half\n'));
 
     const restarted = Date.now();
-    await rig.startApi({ UPLOAD_STALE_MS: '30000' });
+    await rig.startApi({ UPLOAD_STALE_MS: '3000' });
     expect((await rig.call('/files/file-halfwritten')).status).toBe(404); // never visible
     // the sweeper removes the object, then the record
     const leftovers = async () => ({ object: await storage.exists(halfKey), records: await rig.sql("SELECT id FROM files WHERE state <> 'processed'") });
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 200; i++) {
       const l = await leftovers();
       if (!l.object && l.records.length === 0) break;
       await sleep(100);

@@ -9,6 +9,8 @@ export type CrucibleClient = Client<paths>;
 export type FineTuningJob = components['schemas']['FineTuningJob'];
 export type FileObject = components['schemas']['File'];
 export type ApiError = components['schemas']['Error'];
+export type Evaluation = components['schemas']['Evaluation'];
+export type FilePurpose = 'fine-tune' | 'pretrain' | 'supervised' | 'evals';
 
 export interface ClientOptions {
   /** The API root including /v1, e.g. http://127.0.0.1:8080/v1 */
@@ -26,7 +28,7 @@ export async function uploadFile(
   opts: ClientOptions,
   name: string,
   data: Uint8Array | string,
-  purpose: 'fine-tune' | 'pretrain' = 'fine-tune',
+  purpose: FilePurpose = 'fine-tune',
 ): Promise<FileObject> {
   const form = new FormData();
   form.set('purpose', purpose);
@@ -61,6 +63,35 @@ export async function waitForJob(
     opts.onStatus?.(data);
     if (FINAL.has(data.status)) return data;
     if (Date.now() > end) throw new Error(`job ${id} still ${data.status} after ${opts.timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
+  }
+}
+
+/** Polls a file until its validation (or preparation) is done: status processed or error. */
+export async function waitForFile(client: CrucibleClient, id: string, opts: { intervalMs?: number; timeoutMs?: number } = {}): Promise<FileObject> {
+  const end = Date.now() + (opts.timeoutMs ?? 600_000);
+  for (;;) {
+    const { data, error } = await client.GET('/files/{id}', { params: { path: { id } } });
+    if (error) throw new CrucibleApiError(0, error.error);
+    if (data.status !== 'pending') return data;
+    if (Date.now() > end) throw new Error(`file ${id} still pending after ${opts.timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 500));
+  }
+}
+
+/** Polls an evaluation until it succeeds, fails or is cancelled. */
+export async function waitForEvaluation(
+  client: CrucibleClient,
+  id: string,
+  opts: { intervalMs?: number; timeoutMs?: number; onProgress?: (e: Evaluation) => void } = {},
+): Promise<Evaluation> {
+  const end = Date.now() + (opts.timeoutMs ?? 3_600_000);
+  for (;;) {
+    const { data, error } = await client.GET('/evaluations/{id}', { params: { path: { id } } });
+    if (error) throw new CrucibleApiError(0, error.error);
+    opts.onProgress?.(data);
+    if (FINAL.has(data.status)) return data;
+    if (Date.now() > end) throw new Error(`evaluation ${id} still ${data.status} after ${opts.timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
   }
 }

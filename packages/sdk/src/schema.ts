@@ -391,6 +391,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/fine_tuning/jobs/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description What a job would do, without creating it: training tokens (with the tokenizer it would use), steps, and a duration from the throughput of earlier jobs of the same model. */
+        post: operations["estimateFineTuningJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/models": {
         parameters: {
             query?: never;
@@ -3104,6 +3121,611 @@ export interface operations {
                         training_file: string;
                         user_provided_suffix: string | null;
                         validation_file: string | null;
+                    };
+                };
+            };
+        };
+    };
+    estimateFineTuningJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data_preparation?: {
+                        /** @description Remove exact duplicate records (after cleaning). Default true. */
+                        deduplicate?: boolean;
+                        near_duplicates?: boolean | {
+                            /**
+                             * @description Shingle length in units.
+                             * @default 5
+                             */
+                            n?: number;
+                            /**
+                             * @description Jaccard similarity of shingle sets.
+                             * @default 0.8
+                             */
+                            threshold?: number;
+                            /** @default word */
+                            unit?: "word" | "char";
+                        };
+                        /** @description Unicode NFC. Default true. */
+                        normalize_unicode?: boolean;
+                        /** @description Runs of spaces, Unicode spaces, CRLF, blank-line runs. Default true. */
+                        normalize_whitespace?: boolean;
+                        /** @description C0/C1 controls, zero-width and bidi characters (keeps tab and newline). Default true. */
+                        remove_control_characters?: boolean;
+                        scrub_pii?: boolean | {
+                            types?: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                        };
+                    } | null;
+                    hyperparameters?: {
+                        /** @description Sequences per micro-batch. auto = 12. */
+                        batch_size?: number | "auto";
+                        /** @default 0.9 */
+                        beta1?: number;
+                        /** @default 0.99 */
+                        beta2?: number;
+                        /** @description Context length; default: the model preset. */
+                        block_size?: number;
+                        /**
+                         * @description Chat data: loss on the assistant turns only (default) or on every token.
+                         * @default assistant
+                         */
+                        chat_loss?: "assistant" | "all";
+                        /**
+                         * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                         * @default 250
+                         */
+                        checkpoint_interval?: number;
+                        /** @default 0 */
+                        dropout?: number;
+                        early_stopping?: {
+                            /**
+                             * @description Smallest decrease of the validation loss that counts as an improvement.
+                             * @default 0
+                             */
+                            min_delta?: number;
+                            /**
+                             * @description Evaluations without improvement before stopping.
+                             * @default 3
+                             */
+                            patience?: number;
+                        } | null;
+                        /** @default 20 */
+                        eval_batches?: number;
+                        /**
+                         * @description 0: evaluate only at the end.
+                         * @default 250
+                         */
+                        eval_interval?: number;
+                        /** @default 1 */
+                        gradient_accumulation_steps?: number;
+                        /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                        learning_rate?: number;
+                        /** @description Scales learning_rate. auto = 1. */
+                        learning_rate_multiplier?: number | "auto";
+                        /**
+                         * @description Steps between metric records.
+                         * @default 10
+                         */
+                        log_interval?: number;
+                        /** @default cosine */
+                        lr_scheduler?: "cosine" | "linear" | "constant";
+                        /**
+                         * @description 0 disables clipping.
+                         * @default 1
+                         */
+                        max_grad_norm?: number;
+                        /** @description Optimizer steps; overrides n_epochs. */
+                        max_steps?: number;
+                        /** @description Floor of the decay. Default learning_rate x 0.1. */
+                        min_learning_rate?: number;
+                        /**
+                         * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                         * @default last
+                         */
+                        model_selection?: "last" | "best";
+                        /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                        n_epochs?: number | "auto";
+                        /** @default adamw */
+                        optimizer?: "adamw" | "adam" | "lamb";
+                        /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                        tokenizer?: {
+                            /** @enum {string} */
+                            type: "char";
+                        } | {
+                            /** @enum {string} */
+                            type: "bpe";
+                            /** @description Includes 256 byte tokens and 5 special tokens. */
+                            vocab_size: number;
+                        };
+                        /**
+                         * @description Share of the training data held out for validation when no validation_file is given.
+                         * @default 0.1
+                         */
+                        validation_split?: number;
+                        validation_split_seed?: number | null;
+                        /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                        warmup_ratio?: number;
+                        warmup_steps?: number;
+                        /** @default 0.1 */
+                        weight_decay?: number;
+                    };
+                    integrations?: unknown[] | null;
+                    metadata?: {
+                        [key: string]: string;
+                    } | null;
+                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers). */
+                    method?: {
+                        pretrain?: {
+                            hyperparameters?: {
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /**
+                                 * @description 0: evaluate only at the end.
+                                 * @default 250
+                                 */
+                                eval_interval?: number;
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /**
+                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
+                                 * @default [
+                                 *       "attn.c_attn",
+                                 *       "attn.c_proj"
+                                 *     ]
+                                 */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "pretrain";
+                    } | {
+                        mlm?: {
+                            hyperparameters?: {
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /**
+                                 * @description 0: evaluate only at the end.
+                                 * @default 250
+                                 */
+                                eval_interval?: number;
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /**
+                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
+                                 * @default [
+                                 *       "attn.c_attn",
+                                 *       "attn.c_proj"
+                                 *     ]
+                                 */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "mlm";
+                    } | {
+                        supervised?: {
+                            hyperparameters?: {
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /**
+                                 * @description 0: evaluate only at the end.
+                                 * @default 250
+                                 */
+                                eval_interval?: number;
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /**
+                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
+                                 * @default [
+                                 *       "attn.c_attn",
+                                 *       "attn.c_proj"
+                                 *     ]
+                                 */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "supervised";
+                    };
+                    /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
+                    model: string;
+                    seed?: number | null;
+                    suffix?: string | null;
+                    training_file: string;
+                    validation_file?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        epochs: number;
+                        estimated_seconds: number | null;
+                        method: string;
+                        model: string;
+                        note: string;
+                        /** @enum {string} */
+                        object: "fine_tuning.job.estimate";
+                        steps: number;
+                        throughput: {
+                            backend: string | null;
+                            jobs: string[];
+                            /** @description The model whose earlier jobs measured it. */
+                            measured_on: string;
+                            tokens_per_second: number;
+                        } | null;
+                        tokens: {
+                            /** @description True when the tokenizer does not exist yet (BPE trained by the job). */
+                            approximate: boolean;
+                            /** @description batch_size x block_size x gradient_accumulation_steps. */
+                            per_step: number;
+                            tokenizer: string;
+                            /** @description Tokens of the training file as the trainer encodes it. */
+                            total: number;
+                            /** @description Without the validation share when no validation_file is given. */
+                            training: number;
+                        };
+                        training_file: string;
                     };
                 };
             };

@@ -6,6 +6,7 @@ import {
   IdParams,
   isSettled,
   isTransientError,
+  JobEstimate,
   JobObject,
   ListOf,
   ListQuery,
@@ -15,6 +16,7 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Deps } from '../deps';
+import { estimateJob } from './estimate';
 import {
   cancelJob,
   createJob,
@@ -38,6 +40,20 @@ export const jobRoutes =
   async (app) => {
     app.post('/fine_tuning/jobs', { schema: { operationId: 'createFineTuningJob', tags, body: CreateJobRequest, response: { 200: JobObject } } }, async (req) =>
       createJob(deps, req.actor, req.body as CreateJobRequest),
+    );
+    app.post(
+      '/fine_tuning/jobs/estimate',
+      {
+        schema: {
+          operationId: 'estimateFineTuningJob',
+          tags,
+          body: CreateJobRequest,
+          response: { 200: JobEstimate },
+          description:
+            'What a job would do, without creating it: training tokens (with the tokenizer it would use), steps, and a duration from the throughput of earlier jobs of the same model.',
+        },
+      },
+      async (req) => estimateJob(deps, req.actor, req.body as CreateJobRequest),
     );
     app.get(
       '/fine_tuning/jobs',

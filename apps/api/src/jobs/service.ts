@@ -108,7 +108,7 @@ async function checkAgainstTokenizer(deps: Pick<Deps, 'storage'>, tok: Tokenizer
   );
 }
 
-function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft } {
+export function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft } {
   const m = req.method;
   if (!m) {
     const type: MethodType = base.kind === 'trained' ? 'supervised' : PRESETS[base.name].arch === 'bert' ? 'mlm' : 'pretrain';

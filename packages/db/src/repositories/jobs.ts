@@ -397,6 +397,29 @@ export class JobRepository extends Repository {
     );
   }
 
+  /**
+   * Training throughput measured by the project's recent succeeded jobs on `model` (their mean
+   * tokens/s, newest first): what an estimate of a new job's duration is based on.
+   */
+  async measuredThroughput(projectId: string, model: string, take = 5): Promise<Array<{ jobId: string; backend: string | null; tokensPerSec: number }>> {
+    return this.run(async (db) => {
+      const jobs = await db.job.findMany({
+        where: { projectId, model, status: 'succeeded' },
+        orderBy: { finishedAt: 'desc' },
+        take,
+        select: { id: true, backend: true },
+      });
+      if (jobs.length === 0) return [];
+      const avg = await db.jobMetric.groupBy({
+        by: ['jobId'],
+        where: { jobId: { in: jobs.map((j) => j.id) }, tokensPerSec: { not: null } },
+        _avg: { tokensPerSec: true },
+      });
+      const byJob = new Map(avg.map((a) => [a.jobId, a._avg.tokensPerSec]));
+      return jobs.filter((j) => byJob.get(j.id)).map((j) => ({ jobId: j.id, backend: j.backend, tokensPerSec: byJob.get(j.id) as number }));
+    });
+  }
+
   /** Records the prepared training file made by the worker run that holds the job. */
   async setPreparedFile(projectId: string, id: string, leaseId: string, fileId: string): Promise<boolean> {
     const r = await this.run((db) => db.job.updateMany({ where: { id, projectId, leaseId }, data: { preparedFileId: fileId } }));

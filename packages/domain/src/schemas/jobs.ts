@@ -287,3 +287,32 @@ export const MetricsList = Type.Object({
   total_points: Type.Integer(),
   data: Type.Array(MetricPoint),
 });
+
+export const JobEstimate = Type.Object(
+  {
+    object: Type.Literal('fine_tuning.job.estimate'),
+    model: Type.String(),
+    method: Type.String(),
+    training_file: Type.String(),
+    tokens: Type.Object({
+      total: Type.Integer({ description: 'Tokens of the training file as the trainer encodes it.' }),
+      training: Type.Integer({ description: 'Without the validation share when no validation_file is given.' }),
+      per_step: Type.Integer({ description: 'batch_size x block_size x gradient_accumulation_steps.' }),
+      tokenizer: Type.String(),
+      approximate: Type.Boolean({ description: 'True when the tokenizer does not exist yet (BPE trained by the job).' }),
+    }),
+    steps: Type.Integer(),
+    epochs: Type.Number(),
+    throughput: Nullable(
+      Type.Object({
+        tokens_per_second: Type.Number(),
+        measured_on: Type.String({ description: 'The model whose earlier jobs measured it.' }),
+        jobs: Type.Array(Type.String()),
+        backend: Nullable(Type.String()),
+      }),
+    ),
+    estimated_seconds: Nullable(Type.Integer()),
+    note: Type.String(),
+  },
+  { $id: 'FineTuningJobEstimate' },
+);
