@@ -78,17 +78,25 @@ for (const mb of sizes.length ? sizes : [10, 100, 500]) {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 20);
   const t0 = performance.now();
-  const curl = spawnSync(
-    'curl',
-    ['-s', '-H', `Authorization: Bearer ${secret}`, '-F', 'purpose=pretrain', '-F', `file=@${path};filename=bench.jsonl`, `${url}/v1/files`],
-    {
-      encoding: 'utf8',
-      maxBuffer: 16 * MB,
-    },
-  );
+  // curl runs in its own process, asynchronously (the API answering it lives in this one)
+  const curl = spawn('curl', [
+    '-s',
+    '-H',
+    `Authorization: Bearer ${secret}`,
+    '-F',
+    'purpose=pretrain',
+    '-F',
+    `file=@${path};filename=bench.jsonl`,
+    `${url}/v1/files`,
+  ]);
+  let out = '';
+  curl.stdout.on('data', (d) => {
+    out += d;
+  });
+  await new Promise((r) => curl.on('close', r));
   const uploadS = (performance.now() - t0) / 1000;
-  const file = JSON.parse(curl.stdout) as { id: string; status: string; error?: unknown };
-  if (!file.id) throw new Error(`upload failed: ${curl.stdout}`);
+  const file = JSON.parse(out) as { id: string; status: string; error?: unknown };
+  if (!file.id) throw new Error(`upload failed: ${out}`);
   // validation runs in the background: wait for it (it streams the object back from S3)
   let status = file.status;
   while (status === 'pending') {
