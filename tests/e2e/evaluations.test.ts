@@ -128,7 +128,9 @@ describe('evaluations', () => {
     const training = Math.floor(chars * 0.9); // 10% held out for validation
     expect(r.body.tokens).toEqual({ total: chars, training, per_step: 256, tokenizer: 'characters (trained on the data)', approximate: false });
     expect(r.body.steps).toBe(Math.ceil((2 * training) / 256));
-    const measured = (await client.fineTuning.jobs.retrieve(jobId)) && (await call<{ data: Array<{ tokens_per_second: number | null }> }>(`/fine_tuning/jobs/${jobId}/metrics`)).body.data;
+    const measured =
+      (await client.fineTuning.jobs.retrieve(jobId)) &&
+      (await call<{ data: Array<{ tokens_per_second: number | null }> }>(`/fine_tuning/jobs/${jobId}/metrics`)).body.data;
     const tps = measured.map((m) => m.tokens_per_second).filter((x): x is number => x !== null);
     expect(r.body.throughput?.jobs).toEqual([jobId]);
     expect(r.body.throughput?.tokens_per_second).toBeCloseTo(tps.reduce((a, b) => a + b, 0) / tps.length, 6);

@@ -55,24 +55,39 @@ describe.skipIf(!PG_BIN)('the API restarted in the middle of an upload', () => {
       secretAccessKey: 'S3RVER',
     });
     await storage.put(halfKey, new TextEncoder().encode('half\n'));
+    // and a file stored but never validated (its API died during validation)
+    const pendingKey = keys.file(projectId, 'file-unvalidated');
+    await storage.put(pendingKey, new TextEncoder().encode('{"text": "a"}\n{"text": 2}\n'));
+    await rig.sql(
+      `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256, format, lines, storage_key, state, created_at)
+       VALUES ('file-unvalidated', $1, 'u.jsonl', 'fine-tune', 26, '', 'text', 0, $2, 'pending', now() - interval '1 minute')`,
+      [projectId, pendingKey],
+    );
 
     const restarted = Date.now();
-    await rig.startApi({ UPLOAD_STALE_MS: '3000' });
+    await rig.startApi({ UPLOAD_STALE_MS: '3000', FILE_PENDING_RETRY_MS: '1000' });
     expect((await rig.call('/files/file-halfwritten')).status).toBe(404); // never visible
     // the sweeper removes the object, then the record
-    const leftovers = async () => ({ object: await storage.exists(halfKey), records: await rig.sql("SELECT id FROM files WHERE state <> 'processed'") });
+    const leftovers = async () => ({
+      object: await storage.exists(halfKey),
+      records: await rig.sql("SELECT id FROM files WHERE state NOT IN ('processed', 'error') OR id = 'file-unvalidated'"),
+    });
+    const validated = async () => (await rig.sql("SELECT id FROM files WHERE id = 'file-unvalidated' AND state = 'error'")).length === 1;
     for (let i = 0; i < 200; i++) {
       const l = await leftovers();
-      if (!l.object && l.records.length === 0) break;
+      if (!l.object && l.records.length === 1 && (await validated())) break;
       await sleep(100);
     }
-    expect(await leftovers()).toEqual({ object: false, records: [] });
+    expect(await leftovers()).toEqual({ object: false, records: [{ id: 'file-unvalidated' }] });
+    // the restarted API validated the pending file: its second line is wrong
+    const unvalidated = (await rig.call('/files/file-unvalidated')).body as { status: string; problems: Array<{ line: number; field: string }> };
+    expect(unvalidated).toMatchObject({ status: 'error', problems: [{ line: 2, field: 'text' }] });
     storage.destroy();
     const recovery = Date.now() - restarted;
 
     const id = await rig.upload(5000);
     expect((await rig.call(`/files/${id}`)).body).toMatchObject({ id, status: 'processed' });
-    expect((await rig.call('/files')).body.data).toHaveLength(1);
+    expect((await rig.call('/files')).body.data).toHaveLength(2);
     expect(await rig.orphans()).toEqual([]);
     rig.record('api-restart-upload', { faults_injected: 1, survived: true, client_saw: await failed, records_without_object: 0, cleanup_ms: recovery });
   });

@@ -24,12 +24,7 @@ export function createCrucibleClient(opts: ClientOptions): CrucibleClient {
 }
 
 /** Uploads a dataset (multipart); the typed client does not build multipart bodies itself. */
-export async function uploadFile(
-  opts: ClientOptions,
-  name: string,
-  data: Uint8Array | string,
-  purpose: FilePurpose = 'fine-tune',
-): Promise<FileObject> {
+export async function uploadFile(opts: ClientOptions, name: string, data: Uint8Array | string, purpose: FilePurpose = 'fine-tune'): Promise<FileObject> {
   const form = new FormData();
   form.set('purpose', purpose);
   form.set('file', new Blob([data]), name);

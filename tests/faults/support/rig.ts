@@ -261,7 +261,8 @@ export class Rig {
       const objects = new Set(await storage.list('projects/'));
       const want = new Set<string>();
       for (const f of await this.sql<{ id: string; storage_key: string; state: string }>('SELECT id, storage_key, state FROM files')) {
-        if (f.state !== 'processed') out.push(`file ${f.id} left ${f.state}`);
+        // settled files (processed, or error with their report) are fine; uploading or pending ones are stuck
+        if (f.state !== 'processed' && f.state !== 'error') out.push(`file ${f.id} left ${f.state}`);
         want.add(f.storage_key);
       }
       for (const c of await this.sql<{ storage_key: string }>('SELECT storage_key FROM job_checkpoints')) want.add(c.storage_key);

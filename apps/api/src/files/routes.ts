@@ -3,6 +3,7 @@
 import {
   CrucibleError,
   Deleted,
+  FILE_PURPOSES,
   FileObject,
   FilePreview,
   FilePreviewQuery,
@@ -24,7 +25,7 @@ import { createFile, deleteFile, fileContent, fileObject, fileReport, getFile, l
 
 const UploadBody = Type.Object({
   file: Type.String({ format: 'binary', description: 'The dataset: .jsonl (one JSON object per line) or plain text.' }),
-  purpose: Type.String({ enum: ['fine-tune', 'pretrain', 'supervised', 'evals'] }),
+  purpose: Type.String({ enum: [...FILE_PURPOSES] }),
 });
 
 export const fileRoutes =
