@@ -3,6 +3,7 @@
 // shingle sets (so "near duplicate" means exactly "Jaccard >= threshold", not an estimate).
 // Bands are chosen so that a pair exactly at the threshold becomes a candidate with probability
 // >= 0.995; lower similarities cost only extra exact checks.
+import { NEAR_DUPLICATE_DEFAULTS } from '@crucible/domain';
 
 export interface NearDupOptions {
   /** Jaccard similarity at or above which a record is a near duplicate of an earlier one. */
@@ -15,7 +16,7 @@ export interface NearDupOptions {
   permutations: number;
 }
 
-export const NEAR_DUP_DEFAULTS: NearDupOptions = { threshold: 0.8, unit: 'word', n: 5, permutations: 128 };
+export const NEAR_DUP_DEFAULTS: NearDupOptions = { ...NEAR_DUPLICATE_DEFAULTS, permutations: 128 };
 
 /** 32-bit FNV-1a of a string. */
 function fnv1a(s: string): number {

@@ -3,9 +3,11 @@
 // look-alikes survive: a 16-digit number that fails the Luhn check is not a card, a version
 // string ("v1.2.3.4", "10.0.19041.1") is not an IP address, a number that is not a possible
 // phone number (libphonenumber-js's metadata) is not a phone number.
+import { PII_KINDS } from '@crucible/domain';
 import { findPhoneNumbersInText } from 'libphonenumber-js/max';
 
-export const PII_TYPES = ['email', 'phone', 'ip_address', 'credit_card', 'secret'] as const;
+/** The kinds of personal data (one list, in @crucible/domain's file schema). */
+export const PII_TYPES = PII_KINDS;
 export type PiiType = (typeof PII_TYPES)[number];
 
 export const PLACEHOLDERS: Record<PiiType, string> = {

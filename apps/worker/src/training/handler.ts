@@ -167,15 +167,16 @@ class TrainingRun {
       minExamples: 1,
       maxBytes: Number.MAX_SAFE_INTEGER,
     });
-    const sha256 = await this.io(() => storage.put(key, bytes));
+    // the record first (pending): if this run dies before settling it, the API's processor
+    // prepares the file again from its source, so no object is ever left without a record
     const created = await this.io(() =>
       store.files.createPending({
         id,
         projectId: this.job.projectId,
         filename,
         purpose: source.file.purpose,
-        bytes: bytes.byteLength,
-        sha256,
+        bytes: 0,
+        sha256: '',
         format: source.file.format,
         lines: 0,
         storageKey: key,
@@ -183,6 +184,7 @@ class TrainingRun {
         preparation: { rules, report: null } as unknown as Record<string, unknown>,
       }),
     );
+    const sha256 = await this.io(() => storage.put(key, bytes));
     const ok = validation.problem_count === 0;
     await this.io(() =>
       store.files.settle(this.job.projectId, id, {
@@ -191,6 +193,8 @@ class TrainingRun {
         lines: validation.records,
         report: validation as unknown as Record<string, unknown>,
         preparation: { rules, report } as unknown as Record<string, unknown>,
+        sha256,
+        bytes: bytes.byteLength,
       }),
     );
     if (!ok) throw new JobInputError('invalid_file', `the prepared training file ${id} is not usable: ${validation.problems[0]?.message}`, 'data_preparation');
@@ -200,7 +204,7 @@ class TrainingRun {
       `Prepared the training file as ${id}: ${report.records_in} records in, ${report.records_out} out (${c.exact_duplicates} exact and ${c.near_duplicates} near duplicates removed, ${c.scrub_pii} records scrubbed of personal data)`,
       { data: { prepared_file: id, records_in: report.records_in, records_out: report.records_out, counts: c, pii: report.pii } },
     );
-    return { file: { ...created, format: validation.format ?? source.file.format }, text: output };
+    return { file: { ...created, bytes: bytes.byteLength, sha256, format: validation.format ?? source.file.format }, text: output };
   }
 
   /**

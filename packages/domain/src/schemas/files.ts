@@ -78,6 +78,9 @@ export const ValidationReportObject = Type.Object({
 
 export const PII_KINDS = ['email', 'phone', 'ip_address', 'credit_card', 'secret'] as const;
 
+/** Near-duplicate removal when a request does not say: Jaccard 0.8 over word 5-grams. */
+export const NEAR_DUPLICATE_DEFAULTS = { threshold: 0.8, unit: 'word', n: 5 } as const;
+
 export const PreparationRulesRequest = Type.Object(
   {
     normalize_unicode: Type.Optional(Type.Boolean({ description: 'Unicode NFC. Default true.' })),
@@ -91,9 +94,11 @@ export const PreparationRulesRequest = Type.Object(
         Type.Boolean(),
         Type.Object(
           {
-            threshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.8, description: 'Jaccard similarity of shingle sets.' })),
-            unit: Type.Optional(Type.Union([Type.Literal('word'), Type.Literal('char')], { default: 'word' })),
-            n: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, default: 5, description: 'Shingle length in units.' })),
+            threshold: Type.Optional(
+              Type.Number({ exclusiveMinimum: 0, maximum: 1, default: NEAR_DUPLICATE_DEFAULTS.threshold, description: 'Jaccard similarity of shingle sets.' }),
+            ),
+            unit: Type.Optional(Type.Union([Type.Literal('word'), Type.Literal('char')], { default: NEAR_DUPLICATE_DEFAULTS.unit })),
+            n: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, default: NEAR_DUPLICATE_DEFAULTS.n, description: 'Shingle length in units.' })),
           },
           { additionalProperties: false },
         ),
