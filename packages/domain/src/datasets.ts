@@ -1,74 +1,10 @@
-// Dataset formats and their validation. A file is plain text, or JSONL whose every line is an
-// object of one shape: {"text"}, {"prompt", "completion"} or {"messages": [{role, content}]}.
-// Errors name the 1-based line, so a user can fix the file.
+// Dataset formats: a file is plain text, or JSONL whose every line is an object of one shape:
+// {"text"}, {"prompt", "completion"} or {"messages": [{role, content}]} (validated by
+// @crucible/datasets), and how each becomes training documents.
 
 import { chatSegments } from './chat-template';
-import { CrucibleError } from './errors';
 import type { FileFormat } from './schemas/files';
 import type { MethodType } from './schemas/jobs';
-
-export interface DatasetSummary {
-  format: FileFormat;
-  lines: number;
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Decodes and checks a dataset; `filename` decides between JSONL and plain text. */
-export function inspectDataset(bytes: Uint8Array, filename: string): DatasetSummary {
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new CrucibleError('invalid_file', 'the file is not valid UTF-8 text', 'file');
-  }
-  if (text.trim().length === 0) throw new CrucibleError('invalid_file', 'the file is empty', 'file');
-  if (!/\.jsonl?$/i.test(filename)) return { format: 'text', lines: text.split('\n').length };
-  let format: FileFormat | undefined;
-  let count = 0;
-  const lines = text.split('\n');
-  lines.forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line) return;
-    const where = `line ${i + 1}`;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch (err) {
-      throw new CrucibleError('invalid_file', `${where} is not valid JSON: ${(err as Error).message}`, where);
-    }
-    const f = lineFormat(row, where);
-    if (format && f !== format) throw new CrucibleError('invalid_file', `${where} is a ${f} record but earlier lines are ${format}`, where);
-    format = f;
-    count++;
-  });
-  return { format: format as FileFormat, lines: count };
-}
-
-function lineFormat(row: unknown, where: string): FileFormat {
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new CrucibleError('invalid_file', `${where} is not a JSON object`, where);
-  const r = row as Record<string, unknown>;
-  if (typeof r.text === 'string') return 'jsonl_text';
-  if ('prompt' in r || 'completion' in r) {
-    if (typeof r.prompt !== 'string' || typeof r.completion !== 'string') {
-      throw new CrucibleError('invalid_file', `${where}: "prompt" and "completion" must both be strings`, where);
-    }
-    return 'jsonl_prompt_completion';
-  }
-  if (Array.isArray(r.messages)) {
-    const ok = r.messages.every(
-      (m) =>
-        typeof m === 'object' && m !== null && typeof (m as { role?: unknown }).role === 'string' && typeof (m as { content?: unknown }).content === 'string',
-    );
-    if (!ok || r.messages.length === 0)
-      throw new CrucibleError('invalid_file', `${where}: "messages" must be a non-empty array of {role, content} strings`, where);
-    if ((r.messages.at(-1) as { role: string }).role !== 'assistant') {
-      throw new CrucibleError('invalid_file', `${where}: the last message must be the assistant's answer`, where);
-    }
-    return 'jsonl_chat';
-  }
-  throw new CrucibleError('invalid_file', `${where} has none of "text", "prompt"/"completion" or "messages"`, where);
-}
 
 /** Which file formats each method can train on. */
 export const METHOD_FORMATS: Record<MethodType, readonly FileFormat[]> = {

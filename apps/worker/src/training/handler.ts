@@ -393,11 +393,13 @@ class TrainingRun {
           // a checkpoint saved at this step (just before its evaluation) gets this evaluation's numbers
           const hadCheckpoint = await this.io(() => store.jobs.setCheckpointMetrics(projectId, id, e.step, this.checkpointMetrics(e.step)));
           if (improved) {
-            // the best weights are kept as a checkpoint; at the last step (or when stopping) the
-            // run's own final checkpoint follows at once and is marked then
+            // the best weights are kept as a checkpoint: one saved at this step is marked; at the
+            // last step (or when stopping) the run's final checkpoint follows at once and is
+            // marked then; otherwise one is saved now when the job selects or stops by the best
+            // (else the best is the best of the checkpoint_interval checkpoints)
             if (hadCheckpoint) await this.io(() => store.jobs.markBestCheckpoint(projectId, id, e.step));
             else if (e.step === maxSteps || stop) this.bestPending = e.step;
-            else await this.saveCheckpoint(e.step, trainer.checkpoint());
+            else if (this.keepsEveryBest()) await this.saveCheckpoint(e.step, trainer.checkpoint());
           }
           if (stop) {
             const es = this.job.hyperparameters.early_stopping;
@@ -524,6 +526,12 @@ class TrainingRun {
   }
 
   // ── helpers ───────────────────────────────────────────────────────────────────────────────
+
+  /** Whether every new best evaluation is saved as a checkpoint (the job publishes or stops by it). */
+  private keepsEveryBest(): boolean {
+    const hp = this.job.hyperparameters;
+    return hp.model_selection === 'best' || Boolean(hp.early_stopping);
+  }
 
   /** A checkpoint's metrics: the last training loss, and the evaluation at its step if there was one. */
   private checkpointMetrics(step: number): Record<string, number | null> {
