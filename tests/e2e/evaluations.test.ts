@@ -4,7 +4,7 @@
 // checkpoint's weights; the comparison table ranks them; a cancel sticks. Early stopping ends a
 // job whose validation loss stops improving, and the best checkpoint survives retention.
 import { encodeDataset } from '@crucible/datasets';
-import { decodeCheckpoint, initBackend, type Transformer } from '@crucible/trainer';
+import { decodeCheckpoint, initBackend, readTokenizer, type Transformer } from '@crucible/trainer';
 import * as tf from '@tensorflow/tfjs';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
@@ -194,11 +194,17 @@ describe('evaluations', () => {
 
   it('gives token statistics and a preview marking which tokens carry loss', async () => {
     const s = await call<{ tokens: { total: number; trained: number } }>(`/files/${evalFile}/stats?model=${encodeURIComponent(model)}`);
-    // character tokenizer: one token per character, an end-of-text after each completion, and one between records
+    // character tokenizer: one token per character and an end-of-text after each completion, which
+    // also separates the records (the trainer adds no second one)
     const chars = (i: number) => (QA[i % 4]?.[0].length as number) + (QA[i % 4]?.[1].length as number);
-    const total = Array.from({ length: 12 }, (_, i) => chars(i) + 1).reduce((x, y) => x + y, 0) + 11;
+    const total = Array.from({ length: 12 }, (_, i) => chars(i) + 1).reduce((x, y) => x + y, 0);
     const trained = Array.from({ length: 12 }, (_, i) => (QA[i % 4]?.[1].length as number) + 1).reduce((x, y) => x + y, 0);
     expect(s.body.tokens).toMatchObject({ total, trained });
+    // the trainer's own encoding of the same file, with the model's tokenizer.json
+    const tokenizer = readTokenizer(new Uint8Array(await (await p.api(`/models/${encodeURIComponent(model)}/files/tokenizer.json`)).arrayBuffer()));
+    const text = await (await p.api(`/files/${evalFile}/content`)).text();
+    const encoded = encodeDataset(text, 'jsonl_prompt_completion', tokenizer);
+    expect(s.body.tokens).toMatchObject({ total: encoded.tokens.length, trained: encoded.weights?.reduce((a, w) => a + w, 0) });
     const pv = await call<{ records: Array<{ line: number; tokens: Array<{ text: string; loss: boolean }> }> }>(
       `/files/${evalFile}/preview?model=${encodeURIComponent(model)}&records=1`,
     );

@@ -1,15 +1,18 @@
 // Statistics and a tokenization preview of a processed file, read as a stream (one record in
-// memory at a time). Tokens are counted per record with the chosen model's tokenizer, the way the
-// trainer encodes them (chat data with its template; plain text per line, with its newlines).
+// memory at a time). Tokens are counted the way the trainer encodes the file (`encodeDataset`):
+// chat data with its template, plain text line by line with its newlines, and end-of-text between
+// JSONL documents unless one already ends with it.
 
-import { Histogram, LineSplitter, recordTokens } from '@crucible/datasets';
+import { Histogram, recordTokens } from '@crucible/datasets';
 import { findModelRef } from '@crucible/db';
-import { CrucibleError, type FileFormat } from '@crucible/domain';
+import { CrucibleError, type FileFormat, type FileRecord } from '@crucible/domain';
 import type { Tokenizer } from '@crucible/model-files';
+import type { Storage } from '@crucible/storage';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { storedTokenizer } from '../models/stored';
 import { getProcessedFile } from './service';
+import { storedLines } from './stored-lines';
 
 async function tokenizerOf(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, model: string): Promise<Tokenizer> {
   const ref = await findModelRef(deps.store, actor.projectId, model);
@@ -17,28 +20,50 @@ async function tokenizerOf(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, 
   return storedTokenizer(deps.storage, ref);
 }
 
-/** Each non-empty record of a stored file with its line number. */
-async function* records(deps: Pick<Deps, 'storage'>, key: string, limit = Number.POSITIVE_INFINITY): AsyncGenerator<{ line: number; text: string }> {
-  const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
-  const dec = new TextDecoder();
-  const body = await deps.storage.getStream(key);
-  let n = 0;
-  try {
-    for await (const chunk of body) {
-      for (const l of splitter.push(chunk as Uint8Array)) {
-        const text = dec.decode(l.bytes);
-        if (!text.trim()) continue;
-        yield { line: l.number, text };
-        if (++n >= limit) return;
-      }
-    }
-    for (const l of splitter.end()) {
-      const text = dec.decode(l.bytes);
-      if (text.trim()) yield { line: l.number, text };
-    }
-  } finally {
-    body.destroy();
+/** One record's tokens: how many, how many carry loss, and whether the last is end-of-text. */
+export interface RecordCount {
+  total: number;
+  trained: number;
+  endsWithEot: boolean;
+}
+
+/** Counts a record with a real tokenizer. */
+export function tokenizerCount(tok: Tokenizer, format: FileFormat): (text: string) => RecordCount {
+  const eot = tok.special('eot');
+  return (text) => {
+    const t = recordTokens(text, format, tok);
+    return { total: t.length, trained: t.filter((x) => x.loss).length, endsWithEot: eot !== undefined && t.at(-1)?.id === eot };
+  };
+}
+
+export interface TokenTally {
+  total: number;
+  trained: number;
+  /** Non-empty records. */
+  records: number;
+  maxPerRecord: number;
+  histogram: Histogram;
+}
+
+/** Walks a stored file as the trainer encodes it, counting each record with `count`. */
+export async function tallyTokens(storage: Storage, file: FileRecord, count: (text: string) => RecordCount): Promise<TokenTally> {
+  const format = file.format as FileFormat;
+  const tally: TokenTally = { total: 0, trained: 0, records: 0, maxPerRecord: 0, histogram: new Histogram('tokens') };
+  let previousEndsWithEot = true; // nothing goes before the first document
+  for await (const l of storedLines(storage, file.storageKey)) {
+    const blank = !l.text.trim();
+    if (format !== 'text' && blank) continue; // plain text keeps its blank lines
+    const c = count(format === 'text' && !l.unterminated ? `${l.text}\n` : l.text);
+    if (format !== 'text' && !previousEndsWithEot) tally.total += 1; // end-of-text between documents
+    previousEndsWithEot = c.endsWithEot;
+    tally.total += c.total;
+    tally.trained += c.trained;
+    if (blank) continue;
+    tally.records++;
+    tally.maxPerRecord = Math.max(tally.maxPerRecord, c.total);
+    tally.histogram.add(c.total);
   }
+  return tally;
 }
 
 export async function fileStats(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, id: string, model?: string) {
@@ -46,22 +71,15 @@ export async function fileStats(deps: Pick<Deps, 'store' | 'storage'>, actor: Ac
   const report = f.report as { records: number; characters: number; bytes: number; length_histogram: ReturnType<Histogram['toJSON']> };
   let tokens = null;
   if (model) {
-    const tok = await tokenizerOf(deps, actor, model);
-    const hist = new Histogram('tokens');
-    let total = 0;
-    let trained = 0;
-    let max = 0;
-    let n = 0;
-    for await (const r of records(deps, f.storageKey)) {
-      const t = recordTokens(f.format === 'text' ? `${r.text}\n` : r.text, f.format as FileFormat, tok);
-      const eotBetween = f.format !== 'text' && n > 0 ? 1 : 0; // documents are separated by end-of-text
-      total += t.length + eotBetween;
-      trained += t.filter((x) => x.loss).length;
-      max = Math.max(max, t.length);
-      hist.add(t.length);
-      n++;
-    }
-    tokens = { model, total, trained, mean_per_record: n ? total / n : 0, max_per_record: max, length_histogram: hist.toJSON() };
+    const t = await tallyTokens(deps.storage, f, tokenizerCount(await tokenizerOf(deps, actor, model), f.format as FileFormat));
+    tokens = {
+      model,
+      total: t.total,
+      trained: t.trained,
+      mean_per_record: t.records ? t.total / t.records : 0,
+      max_per_record: t.maxPerRecord,
+      length_histogram: t.histogram.toJSON(),
+    };
   }
   return {
     object: 'file.stats' as const,
@@ -79,9 +97,11 @@ export async function filePreview(deps: Pick<Deps, 'store' | 'storage'>, actor: 
   const f = await getProcessedFile(deps, actor, id, 'file_id');
   const tok = await tokenizerOf(deps, actor, model);
   const out: Array<{ line: number; tokens: Array<{ id: number; text: string; loss: boolean }> }> = [];
-  for await (const r of records(deps, f.storageKey, count)) {
-    const t = recordTokens(f.format === 'text' ? `${r.text}\n` : r.text, f.format as FileFormat, tok);
-    out.push({ line: r.line, tokens: t.map((x) => ({ id: x.id, text: tok.decode([x.id]), loss: x.loss })) });
+  for await (const l of storedLines(deps.storage, f.storageKey)) {
+    if (!l.text.trim()) continue;
+    const t = recordTokens(f.format === 'text' ? `${l.text}\n` : l.text, f.format as FileFormat, tok);
+    out.push({ line: l.number, tokens: t.map((x) => ({ id: x.id, text: tok.decode([x.id]), loss: x.loss })) });
+    if (out.length >= count) break;
   }
   return { object: 'file.preview' as const, file_id: f.id, model, records: out };
 }

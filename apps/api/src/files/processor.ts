@@ -4,18 +4,11 @@
 // the same file twice (after an API restart, or on two API instances) is harmless. Files left
 // pending by a process that died are picked up again by `sweep`.
 import { PassThrough } from 'node:stream';
-import {
-  DatasetValidator,
-  LineSplitter,
-  type PreparationReport,
-  type PreparationRules,
-  Preparer,
-  type ValidationLimits,
-  type ValidationReport,
-} from '@crucible/datasets';
+import { DatasetValidator, type PreparationReport, type PreparationRules, Preparer, type ValidationLimits, type ValidationReport } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import type { FileFormat, FileRecord } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
+import { storedLines } from './stored-lines';
 import { HashCounter } from './streams';
 
 export interface FileProcessorOptions {
@@ -115,16 +108,12 @@ export class FileProcessor {
       out.write(bytes);
     };
     const preparer = new Preparer(source.format as FileFormat, prep.rules, emit);
-    const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
-    const dec = new TextDecoder();
     try {
-      const body = await this.storage.getStream(source.storageKey);
-      for await (const chunk of body) {
-        for (const line of splitter.push(chunk as Uint8Array)) preparer.line(dec.decode(line.bytes), line.number);
+      for await (const line of storedLines(this.storage, source.storageKey)) {
+        preparer.line(line.text, line.number);
         // let storage drain what was written
         if (out.writableLength > 1 << 20) await new Promise((r) => out.once('drain', r));
       }
-      for (const line of splitter.end()) preparer.line(dec.decode(line.bytes), line.number);
       const report = preparer.end();
       out.end();
       await written;

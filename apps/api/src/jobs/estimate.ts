@@ -1,13 +1,11 @@
 // An estimate before a run: the tokens the job would train on (counted with the tokenizer it
 // would use), the steps that makes, and a duration from the throughput the project's workers
 // measured on earlier jobs of the same model (their mean tokens/s as recorded in the metrics).
-import { LineSplitter, recordTokens } from '@crucible/datasets';
 import {
   type CreateJobRequest,
   CrucibleError,
   datasetDocuments,
   type FileFormat,
-  type FileRecord,
   finalizeSchedule,
   isPreset,
   resolveHyperparameters,
@@ -16,6 +14,7 @@ import {
 import type { Tokenizer } from '@crucible/model-files';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
+import { type RecordCount, tallyTokens, tokenizerCount } from '../files/insights';
 import { getProcessedFile } from '../files/service';
 import { storedTokenizer } from '../models/stored';
 import { methodOf, resolveBaseModel } from './service';
@@ -23,29 +22,16 @@ import { methodOf, resolveBaseModel } from './service';
 /** UTF-8 bytes per token assumed for a BPE tokenizer not trained yet (typical of small vocabularies). */
 const BPE_BYTES_PER_TOKEN = 3;
 
-/** Tokens of a file as the trainer would encode it (documents separated by end-of-text). */
-async function countTokens(deps: Pick<Deps, 'storage'>, file: FileRecord, tok: Tokenizer | 'chars' | 'bpe'): Promise<number> {
-  const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
-  const dec = new TextDecoder();
-  let total = 0;
-  let records = 0;
-  const format = file.format as FileFormat;
-  const count = (line: string, last = false) => {
-    if (format !== 'text' && !line.trim()) return; // plain text keeps its blank lines
-    const text = format === 'text' && !last ? `${line}\n` : line;
-    if (tok === 'chars' || tok === 'bpe') {
-      const chars = datasetDocuments(text, format)
-        .flat()
-        .reduce((a, s) => a + (tok === 'chars' ? [...s.text].length : Buffer.byteLength(s.text) / BPE_BYTES_PER_TOKEN), 0);
-      total += Math.round(chars) + (format === 'jsonl_prompt_completion' ? 1 : 0);
-    } else total += recordTokens(text, format, tok).length;
-    if (format !== 'text' && records > 0) total += 1; // end-of-text between documents
-    records++;
+/** A record's tokens when the tokenizer does not exist yet: characters, or UTF-8 bytes / BPE_BYTES_PER_TOKEN. */
+function approximateCount(unit: 'chars' | 'bpe', format: FileFormat): (text: string) => RecordCount {
+  const endsWithEot = format === 'jsonl_prompt_completion'; // a completion ends with end-of-text
+  return (text) => {
+    const segments = datasetDocuments(text, format).flat();
+    const size = (s: string) => (unit === 'chars' ? [...s].length : Buffer.byteLength(s) / BPE_BYTES_PER_TOKEN);
+    const total = Math.round(segments.reduce((a, s) => a + size(s.text), 0)) + (endsWithEot ? 1 : 0);
+    const trained = Math.round(segments.filter((s) => s.train).reduce((a, s) => a + size(s.text), 0)) + (endsWithEot ? 1 : 0);
+    return { total, trained, endsWithEot };
   };
-  const body = await deps.storage.getStream(file.storageKey);
-  for await (const chunk of body) for (const l of splitter.push(chunk as Uint8Array)) count(dec.decode(l.bytes));
-  for (const l of splitter.end()) count(dec.decode(l.bytes), true);
-  return total;
 }
 
 export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobRequest) {
@@ -66,7 +52,8 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
     tok = 'chars';
     tokenizer = 'characters (trained on the data)';
   }
-  const all = await countTokens(deps, train, tok);
+  const count = tok === 'chars' || tok === 'bpe' ? approximateCount(tok, train.format as FileFormat) : tokenizerCount(tok, train.format as FileFormat);
+  const all = (await tallyTokens(deps.storage, train, count)).total;
   const trainTokens = val ? all : Math.floor(all * (1 - hp.validation_split));
   if (trainTokens < hp.block_size + 1) {
     throw new CrucibleError(
