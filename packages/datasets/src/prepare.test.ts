@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RULES, prepareText, resolveRules } from './prepare';
+import { DEFAULT_RULES, preparedFileName, prepareText, resolveRules } from './prepare';
 
 const only = (rule: string, extra: object = {}) =>
   resolveRules({
@@ -76,5 +76,14 @@ describe('preparation rules', () => {
     expect(output).toBe('First para\nline two\n\nSecond\n');
     expect(report.counts.exact_duplicates).toBe(1);
     expect(report.examples.find((e) => e.rule === 'exact_duplicates')).toMatchObject({ line: 7, duplicate_of_line: 1 });
+  });
+});
+
+describe('preparedFileName', () => {
+  it('keeps the extension, and a JSONL file stays named .jsonl', () => {
+    expect(preparedFileName('raw.jsonl', 'jsonl_text')).toBe('raw.prepared.jsonl');
+    expect(preparedFileName('corpus.txt', 'text')).toBe('corpus.prepared.txt');
+    expect(preparedFileName('raw.jsonl', 'jsonl_chat', 'clean')).toBe('clean.jsonl');
+    expect(preparedFileName('README', 'text')).toBe('README.prepared');
   });
 });

@@ -8,6 +8,7 @@ import type { FileFormat } from '@crucible/domain';
 import { normalizeUnicode, normalizeWhitespace, removeControlCharacters } from './clean';
 import { NEAR_DUP_DEFAULTS, NearDuplicateIndex } from './minhash';
 import { PII_TYPES, type PiiType, scrubPii } from './pii';
+import { isJsonlName } from './validate';
 
 export interface PreparationRules {
   normalize_unicode: boolean;
@@ -263,6 +264,16 @@ function collectStrings(v: unknown, out: string[] = []): string[] {
   else if (Array.isArray(v)) for (const x of v) collectStrings(x, out);
   else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) if (k !== 'role') collectStrings(x, out);
   return out;
+}
+
+/**
+ * The name of a file prepared from `source`: `requested`, or `<name>.prepared.<ext>`; a JSONL
+ * file's name always ends in .jsonl, since the name tells validation that it is JSONL.
+ */
+export function preparedFileName(source: string, format: FileFormat, requested?: string): string {
+  const dot = source.lastIndexOf('.');
+  const name = requested ?? (dot > 0 ? `${source.slice(0, dot)}.prepared${source.slice(dot)}` : `${source}.prepared`);
+  return format !== 'text' && !isJsonlName(name) ? `${name}.jsonl` : name;
 }
 
 /** Runs the pipeline over a whole text (tests, small inputs). */

@@ -4,7 +4,7 @@
 // visible without its object (`sweepStaleUploads` removes what a crash left). Validation then
 // runs in the background (FileProcessor) and settles the file as `processed` or `error`.
 import type { Readable } from 'node:stream';
-import { isJsonlName, resolveRules } from '@crucible/datasets';
+import { preparedFileName, resolveRules } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import { CrucibleError, FILE_PURPOSES, type FileObject, type FileRecord, ID_PREFIX, newId, type PreparationRulesRequest } from '@crucible/domain';
 import { keys, type Storage } from '@crucible/storage';
@@ -254,9 +254,7 @@ export async function createPreparedFile(
   filename?: string,
 ): Promise<FileRecord> {
   const newIdValue = newId(ID_PREFIX.file);
-  const dot = source.filename.lastIndexOf('.');
-  let name = filename ?? (dot > 0 ? `${source.filename.slice(0, dot)}.prepared${source.filename.slice(dot)}` : `${source.filename}.prepared`);
-  if (source.format !== 'text' && !isJsonlName(name)) name += '.jsonl'; // the name tells validation it is JSONL
+  const name = preparedFileName(source.filename, source.format, filename);
   return store.files.createPending({
     id: newIdValue,
     projectId,

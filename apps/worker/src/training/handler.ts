@@ -9,7 +9,16 @@
 // TRANSIENT_RETRY_MS), so an outage pauses training rather than losing it; only errors of the job
 // itself (bad data, a config that does not fit) fail it. Every tensor is freed on every path.
 import { randomUUID } from 'node:crypto';
-import { documentsText, encodeDataset, type PreparationRules, prepareText, splitStream, type TokenStream, validateBytes } from '@crucible/datasets';
+import {
+  documentsText,
+  encodeDataset,
+  type PreparationRules,
+  preparedFileName,
+  prepareText,
+  splitStream,
+  type TokenStream,
+  validateBytes,
+} from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import {
   CrucibleError,
@@ -160,8 +169,7 @@ class TrainingRun {
     const bytes = new TextEncoder().encode(output);
     const id = newId(ID_PREFIX.file);
     const key = keys.file(this.job.projectId, id);
-    const dot = source.file.filename.lastIndexOf('.');
-    const filename = dot > 0 ? `${source.file.filename.slice(0, dot)}.prepared${source.file.filename.slice(dot)}` : `${source.file.filename}.prepared`;
+    const filename = preparedFileName(source.file.filename, source.file.format);
     const validation = validateBytes(bytes, filename, source.file.purpose, {
       maxLineBytes: Number.MAX_SAFE_INTEGER,
       minExamples: 1,
