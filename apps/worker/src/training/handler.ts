@@ -111,8 +111,7 @@ class TrainingRun {
   private step = 0;
   private lastTrainLoss: number | undefined;
   private lastEval: EvalMetrics | undefined;
-  private best: BestTracker | undefined;
-  /** A best evaluation whose checkpoint is about to be saved (the run's last step). */
+  /** The step of the best evaluation so far when no checkpoint exists there yet: a checkpoint saved at it is the best. */
   private bestPending: number | undefined;
 
   constructor(
@@ -369,7 +368,6 @@ class TrainingRun {
     const { projectId, id } = this.job;
     const maxSteps = trainer.config.maxSteps;
     const { stopper, best } = await this.trackers(trainer);
-    this.best = best;
     const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
     return trainer.run(
       {
@@ -406,8 +404,10 @@ class TrainingRun {
             // marked then; otherwise one is saved now when the job selects or stops by the best
             // (else the best is the best of the checkpoint_interval checkpoints)
             if (hadCheckpoint) await this.io(() => store.jobs.markBestCheckpoint(projectId, id, e.step));
-            else if (e.step === maxSteps || stop) this.bestPending = e.step;
-            else if (this.keepsEveryBest()) await this.saveCheckpoint(e.step, trainer.checkpoint());
+            else {
+              this.bestPending = e.step; // a pause or shutdown at this step saves it too
+              if (e.step !== maxSteps && !stop && this.keepsEveryBest()) await this.saveCheckpoint(e.step, trainer.checkpoint());
+            }
           }
           if (stop) {
             const es = this.job.hyperparameters.early_stopping;
@@ -553,8 +553,7 @@ class TrainingRun {
     const key = keys.checkpoint(projectId, id, step);
     await this.io(() => storage.put(key, bytes));
     await this.io(() => store.jobs.saveCheckpoint(projectId, id, step, key, this.checkpointMetrics(step)));
-    const best = this.best?.state.bestStep === step && (this.bestPending === step || this.lastEval?.step === step);
-    if (best) {
+    if (this.bestPending === step) {
       this.bestPending = undefined;
       await this.io(() => store.jobs.markBestCheckpoint(projectId, id, step));
     }
