@@ -7,9 +7,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
-import { deployMigrations, ensureDatabase } from '@crucible/db';
 import { encodeSafetensors, expectedGpt2Shapes, gpt2Config, type NamedTensor, trainTokenizer } from '@crucible/model-files';
 import type { ModelConfig } from '@crucible/training-config';
+import { startBenchServices } from './bench-services';
 
 const GPT2_SMALL: ModelConfig = {
   arch: 'gpt',
@@ -36,21 +36,9 @@ if (!existsSync(weightsPath)) {
   console.log(`wrote ${weightsPath}; run again to measure (this process held the file)`);
   process.exit(0);
 }
-const s3Dir = join(dir, 'crucible-bench-s3');
-const s3 = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '-e',
-    `const { startLocalS3 } = await import('@crucible/storage'); const s = await startLocalS3(${JSON.stringify(s3Dir)}, 0); console.log(s.endpoint);`,
-  ],
-  { stdio: ['ignore', 'pipe', 'ignore'] },
-);
-const endpoint: string = await new Promise((r) => s3.stdout.on('data', (d) => r(String(d).trim())));
-const db = 'postgresql://root@localhost/crucible_import_mem?host=/var/run/postgresql';
-await ensureDatabase(db);
-await deployMigrations(db, () => {});
+const services = await startBenchServices('import');
+const db = services.databaseUrl;
+const endpoint = services.s3Endpoint;
 const cfg = parseApiConfig({
   DATABASE_URL: db,
   REDIS_URL: 'redis://127.0.0.1:6379',
@@ -105,7 +93,5 @@ console.log(
 );
 await app.close();
 await deps.close();
-s3.kill();
-spawnSync('rm', ['-rf', s3Dir]);
-spawnSync('psql', ['-h', '/var/run/postgresql', '-d', 'postgres', '-c', 'DROP DATABASE crucible_import_mem WITH (FORCE)']);
+services.stop();
 process.exit(0);

@@ -5,13 +5,13 @@
 // MB/s, and a direct multipart upload of the same file to the same S3 server (@aws-sdk/lib-storage)
 // for comparison. Needs PostgreSQL, Redis and curl.
 // Usage: npm run bench:upload [-- 10 100 500]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
-import { deployMigrations, ensureDatabase } from '@crucible/db';
 import { Storage } from '@crucible/storage';
+import { startBenchServices } from './bench-services';
 
 const sizes = process.argv
   .slice(2)
@@ -33,22 +33,9 @@ function dataset(mb: number): string {
   return path;
 }
 
-const s3Dir = join(dir, 'crucible-bench-upload-s3');
-spawnSync('rm', ['-rf', s3Dir]);
-const s3 = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '-e',
-    `const { startLocalS3 } = await import('@crucible/storage'); const s = await startLocalS3(${JSON.stringify(s3Dir)}, 0); console.log(s.endpoint);`,
-  ],
-  { stdio: ['ignore', 'pipe', 'ignore'] },
-);
-const endpoint: string = await new Promise((r) => s3.stdout.on('data', (d) => r(String(d).trim())));
-const db = 'postgresql://root@localhost/crucible_upload_bench?host=/var/run/postgresql';
-await ensureDatabase(db);
-await deployMigrations(db, () => {});
+const services = await startBenchServices('upload');
+const db = services.databaseUrl;
+const endpoint = services.s3Endpoint;
 const env = {
   DATABASE_URL: db,
   REDIS_URL: 'redis://127.0.0.1:6379',
@@ -116,7 +103,5 @@ for (const mb of sizes.length ? sizes : [10, 100, 500]) {
 await app.close();
 await deps.close();
 direct.destroy();
-s3.kill();
-spawnSync('rm', ['-rf', s3Dir]);
-spawnSync('psql', ['-h', '/var/run/postgresql', '-d', 'postgres', '-c', 'DROP DATABASE crucible_upload_bench WITH (FORCE)']);
+services.stop();
 process.exit(0);
