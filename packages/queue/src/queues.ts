@@ -46,11 +46,27 @@ export async function dispatchTraining(queue: TrainingQueue, job: { id: string; 
 
 const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 
-/** Whether an attempt has a queue entry that a worker will (or does) run. */
-export async function hasLiveEntry(queue: TrainingQueue, job: { id: string; attempt: number }): Promise<boolean> {
+/** Whether a queue entry exists that a worker will (or does) run. */
+async function isLiveEntry(queue: Queue, entryId: string): Promise<boolean> {
   return guard('queue', async () => {
-    const entry = await queue.getJob(trainingQueueEntryId(job.id, job.attempt));
+    const entry = await queue.getJob(entryId);
     if (!entry) return false;
     return LIVE_STATES.has(await entry.getState());
   });
+}
+
+/** Whether an attempt has a queue entry that a worker will (or does) run. */
+export async function hasLiveEntry(queue: TrainingQueue, job: { id: string; attempt: number }): Promise<boolean> {
+  return isLiveEntry(queue, trainingQueueEntryId(job.id, job.attempt));
+}
+
+/**
+ * Puts an evaluation on its queue again when its entry is gone or finished (Redis restarted
+ * empty, or an entry that ended without settling the record); false when a live entry exists.
+ */
+export async function redispatchEvaluation(queue: EvaluationQueue, e: { id: string; projectId: string }): Promise<boolean> {
+  if (await isLiveEntry(queue, e.id)) return false;
+  await guard('queue', async () => (await queue.getJob(e.id))?.remove());
+  await dispatchEvaluation(queue, e);
+  return true;
 }

@@ -14,7 +14,7 @@ import {
   newId,
   ServiceUnavailableError,
 } from '@crucible/domain';
-import { dispatchEvaluation } from '@crucible/queue';
+import { dispatchEvaluation, redispatchEvaluation } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { getProcessedFile } from '../files/service';
@@ -142,13 +142,8 @@ export async function compareEvaluations(deps: Pick<Deps, 'store'>, actor: Actor
 export async function redispatchEvaluations(deps: Pick<Deps, 'store' | 'evaluationQueue'>, olderThan: Date): Promise<number> {
   let n = 0;
   for (const e of await deps.store.evaluations.unfinished(olderThan)) {
-    if (e.status !== 'queued') continue; // a running one is retried by BullMQ's stalled-job check
-    const entry = await deps.evaluationQueue.getJob(e.id);
-    const state = entry ? await entry.getState() : 'missing';
-    if (state === 'waiting' || state === 'active' || state === 'delayed' || state === 'prioritized') continue;
-    await entry?.remove().catch(() => {});
-    await dispatchEvaluation(deps.evaluationQueue, e);
-    n++;
+    // a running one is retried by BullMQ's stalled-job check
+    if (e.status === 'queued' && (await redispatchEvaluation(deps.evaluationQueue, e))) n++;
   }
   return n;
 }
