@@ -1,23 +1,12 @@
 // An estimate before a run: the tokens the job would train on (counted with the tokenizer it
 // would use), the steps that makes, and a duration from the throughput the project's workers
 // measured on earlier jobs of the same model (their mean tokens/s as recorded in the metrics).
-import {
-  type CreateJobRequest,
-  CrucibleError,
-  datasetDocuments,
-  type FileFormat,
-  finalizeSchedule,
-  isPreset,
-  resolveHyperparameters,
-  rootModelName,
-} from '@crucible/domain';
+import { type CreateJobRequest, CrucibleError, datasetDocuments, type FileFormat, finalizeSchedule, isPreset, rootModelName } from '@crucible/domain';
 import type { Tokenizer } from '@crucible/model-files';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { type RecordCount, tallyTokens, tokenizerCount } from '../files/insights';
-import { getProcessedFile } from '../files/service';
-import { storedTokenizer } from '../models/stored';
-import { methodOf, resolveBaseModel } from './service';
+import { resolveJobRequest } from './service';
 
 /** UTF-8 bytes per token assumed for a BPE tokenizer not trained yet (typical of small vocabularies). */
 const BPE_BYTES_PER_TOKEN = 3;
@@ -35,16 +24,13 @@ function approximateCount(unit: 'chars' | 'bpe', format: FileFormat): (text: str
 }
 
 export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobRequest) {
-  const { base, ref } = await resolveBaseModel(deps, actor, req.model);
-  const method = methodOf(req, base);
-  const hp = resolveHyperparameters(method.type, base, method.hp, method.peft);
-  const train = await getProcessedFile(deps, actor, req.training_file, 'training_file');
-  const val = req.validation_file ? await getProcessedFile(deps, actor, req.validation_file, 'validation_file') : undefined;
+  // the checks of a create: an estimate refuses what a job would refuse
+  const { method, hyperparameters: hp, baseTokenizer, training: train, validation: val } = await resolveJobRequest(deps, actor, req);
   let tok: Tokenizer | 'chars' | 'bpe';
   let tokenizer: string;
-  if (ref) {
-    tok = await storedTokenizer(deps.storage, ref);
-    tokenizer = `the base model's (${tok.vocabSize} tokens)`;
+  if (baseTokenizer) {
+    tok = baseTokenizer;
+    tokenizer = `the base model's (${baseTokenizer.vocabSize} tokens)`;
   } else if (hp.tokenizer.type === 'bpe') {
     tok = 'bpe';
     tokenizer = `byte-level BPE trained on the data (approximated as ${BPE_BYTES_PER_TOKEN} bytes per token)`;
@@ -71,7 +57,7 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
   return {
     object: 'fine_tuning.job.estimate' as const,
     model: req.model,
-    method: method.type,
+    method,
     training_file: train.id,
     tokens: { total: all, training: trainTokens, per_step: perStep, tokenizer, approximate: tok === 'bpe' },
     steps: schedule.maxSteps,

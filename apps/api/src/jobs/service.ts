@@ -108,7 +108,7 @@ async function checkAgainstTokenizer(deps: Pick<Deps, 'storage'>, tok: Tokenizer
   );
 }
 
-export function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft } {
+function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft } {
   const m = req.method;
   if (!m) {
     const type: MethodType = base.kind === 'trained' ? 'supervised' : PRESETS[base.name].arch === 'bert' ? 'mlm' : 'pretrain';
@@ -121,14 +121,23 @@ export function methodOf(req: CreateJobRequest, base: BaseModel): { type: Method
   return { type: m.type, hp: body?.hyperparameters ?? req.hyperparameters ?? {}, peft: body?.peft };
 }
 
-export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<JobObject> {
+/** A create request checked in full: its base, method, resolved spec and files (what create and estimate share). */
+export interface ResolvedJobRequest {
+  ref?: ModelRef;
+  method: MethodType;
+  hyperparameters: ReturnType<typeof resolveHyperparameters>;
+  /** The tokenizer of the trained weights the job starts from (none for a preset). */
+  baseTokenizer?: Tokenizer;
+  training: FileRecord;
+  validation?: FileRecord;
+}
+
+export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<ResolvedJobRequest> {
   const { base, ref } = await resolveBaseModel(deps, actor, req.model);
   const method = methodOf(req, base);
   const hyperparameters = resolveHyperparameters(method.type, base, method.hp, method.peft);
-  const files = [['training_file', req.training_file]] as Array<[string, string]>;
-  if (req.validation_file) files.push(['validation_file', req.validation_file]);
   const baseTokenizer = ref ? await storedTokenizer(deps.storage, ref) : undefined;
-  for (const [param, id] of files) {
+  const checked = async (param: string, id: string): Promise<FileRecord> => {
     const f = await getProcessedFile(deps, actor, id, param);
     if (!METHOD_FORMATS[method.type].includes(f.format)) {
       throw new CrucibleError(
@@ -138,12 +147,20 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
       );
     }
     if (baseTokenizer) await checkAgainstTokenizer(deps, baseTokenizer, param, f);
-  }
+    return f;
+  };
+  const training = await checked('training_file', req.training_file);
+  const validation = req.validation_file ? await checked('validation_file', req.validation_file) : undefined;
+  return { ref, method: method.type, hyperparameters, baseTokenizer, training, validation };
+}
+
+export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<JobObject> {
+  const { method, hyperparameters } = await resolveJobRequest(deps, actor, req);
   const job = await deps.store.jobs.create({
     id: newId(ID_PREFIX.job),
     projectId: actor.projectId,
     model: req.model,
-    method: method.type,
+    method,
     hyperparameters,
     trainingFileId: req.training_file,
     validationFileId: req.validation_file ?? null,
