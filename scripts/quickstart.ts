@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { createProjectWithKey, startServer } from '@crucible/api';
 import { deployMigrations, ensureDatabase } from '@crucible/db';
 import { ConfigError } from '@crucible/domain';
-import { createCrucibleClient, uploadFile, waitForJob } from '@crucible/sdk';
+import { Crucible } from '@crucible/sdk';
 import { parseWorkerConfig, startWorker } from '@crucible/worker';
 import { startLocalServices } from './local-services';
 
@@ -42,52 +42,35 @@ async function main() {
     await services.stop();
   };
   try {
-    const opts = { baseUrl, apiKey: secret };
-    const client = createCrucibleClient(opts);
+    const crucible = new Crucible({ baseUrl, apiKey: secret });
     const text = readFileSync(join(root, 'data/tinyshakespeare.txt'), 'utf8').slice(0, num('--chars', 300_000));
-    const file = await uploadFile(opts, 'tinyshakespeare.txt', text);
+    const file = await crucible.uploadFile({ name: 'tinyshakespeare.txt', data: text }, { purpose: 'pretrain' });
     console.log(`uploaded ${file.id} (${file.bytes} bytes)`);
     const steps = num('--steps', 300);
-    const { data: job, error } = await client.POST('/fine_tuning/jobs', {
-      body: {
-        model: 'gpt-nano',
-        training_file: file.id,
-        suffix: 'quickstart',
-        seed: 1337,
-        method: {
-          type: 'pretrain',
-          pretrain: {
-            hyperparameters: {
-              max_steps: steps,
-              batch_size: 12,
-              eval_interval: 100,
-              eval_batches: 5,
-              checkpoint_interval: 100,
-              log_interval: 25,
-              tokenizer: { type: 'char' },
-            },
+    const job = await crucible.createJob({
+      model: 'gpt-nano',
+      training_file: file.id,
+      suffix: 'quickstart',
+      seed: 1337,
+      method: {
+        type: 'pretrain',
+        pretrain: {
+          hyperparameters: {
+            max_steps: steps,
+            batch_size: 12,
+            eval_interval: 100,
+            eval_batches: 5,
+            checkpoint_interval: 100,
+            log_interval: 25,
+            tokenizer: { type: 'char' },
           },
         },
       },
     });
-    if (error) throw new Error(`${error.error.code}: ${error.error.message}`);
     console.log(`job ${job.id}: ${steps} steps of gpt-nano on ${text.length} characters\n`);
-    let seen = 0;
-    const done = await waitForJob(client, job.id, {
-      intervalMs: 1000,
-      onStatus: async () => {
-        const { data } = await client.GET('/fine_tuning/jobs/{id}/events', { params: { path: { id: job.id }, query: { limit: 100 } } });
-        const fresh = (data?.data ?? []).slice(0, Math.max(0, (data?.data.length ?? 0) - seen)).reverse();
-        seen += fresh.length;
-        for (const e of fresh) console.log(`  ${e.message}`);
-      },
-    });
+    const done = await crucible.waitForJob(job.id, { onEvent: (e) => console.log(`  ${e.message}`) });
     if (done.status !== 'succeeded') throw new Error(`job ${done.status}: ${JSON.stringify(done.error)}`);
-    const sample = await fetch(`${baseUrl}/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: done.fine_tuned_model, prompt: 'ROMEO:', max_tokens: 200, temperature: 0.8, seed: 1 }),
-    }).then((r) => r.json() as Promise<{ choices: Array<{ text: string }> }>);
+    const sample = await crucible.createCompletion({ model: done.fine_tuned_model as string, prompt: 'ROMEO:', max_tokens: 200, temperature: 0.8, seed: 1 });
     console.log(`\nmodel ${done.fine_tuned_model} says:\n\nROMEO:${sample.choices[0]?.text}\n`);
     console.log(
       `try it yourself:\n  curl ${baseUrl}/completions -H 'authorization: Bearer ${secret}' -H 'content-type: application/json' \\\n    -d '{"model": "${done.fine_tuned_model}", "prompt": "JULIET:", "max_tokens": 100}'`,

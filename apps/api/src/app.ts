@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { type Actor, authenticate } from './auth';
 import { completionRoutes } from './completions/routes';
 import type { ApiConfig } from './config';
+import { registerDashboard } from './dashboard';
 import type { Deps } from './deps';
 import { evaluationRoutes } from './evaluations/routes';
 import { fileRoutes } from './files/routes';
@@ -91,6 +92,7 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
       .send({ ...new CrucibleError('service_unavailable', `not ready: ${names} unavailable`, null).toJSON(), checks });
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await registerDashboard(app, cfg.dashboardDir);
 
   await app.register(
     async (v1) => {

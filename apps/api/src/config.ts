@@ -1,4 +1,5 @@
 // The API's configuration, parsed once from the environment at boot.
+import { fileURLToPath } from 'node:url';
 import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
 
 export interface ApiConfig extends PlatformConfig {
@@ -21,6 +22,8 @@ export interface ApiConfig extends PlatformConfig {
   fileProcessingConcurrency: number;
   /** FILE_PENDING_RETRY_MS: a file pending this long is processed again (its processor died). Default 2 min. */
   filePendingRetryMs: number;
+  /** DASHBOARD_DIR: the built dashboard served at /dashboard/. Default: apps/dashboard/dist (built by `npm ci` / `npm run build`). */
+  dashboardDir: string;
 }
 
 export function parseApiConfig(env: Env): ApiConfig {
@@ -43,6 +46,7 @@ export function parseApiConfig(env: Env): ApiConfig {
     },
     fileProcessingConcurrency: r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64),
     filePendingRetryMs: r.int('FILE_PENDING_RETRY_MS', 120_000, 1_000),
+    dashboardDir: r.str('DASHBOARD_DIR', fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
   };
   r.done();
   return cfg;

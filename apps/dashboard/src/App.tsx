@@ -1,0 +1,135 @@
+// The dashboard shell: sign-in with an API key, then navigation between the pages.
+import type { Crucible } from '@crucible/sdk';
+import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
+import { ErrorNote } from './components/ui';
+import { DatasetPage, DatasetsPage } from './pages/Datasets';
+import { EvaluationsPage } from './pages/Evaluations';
+import { JobPage } from './pages/Job';
+import { JobsPage } from './pages/Jobs';
+import { ModelPage, ModelsPage } from './pages/Models';
+import { NewJobPage } from './pages/NewJob';
+import { href, type Route, useRoute } from './route';
+import { clientFor, forgetKey, saveKey, storedKey } from './session';
+
+export function App() {
+  const [key, setKey] = useState(storedKey);
+  const crucible = useMemo(() => (key ? clientFor(key) : null), [key]);
+  if (!crucible) {
+    return (
+      <SignIn
+        onSignedIn={(k) => {
+          saveKey(k);
+          setKey(k);
+        }}
+      />
+    );
+  }
+  return (
+    <Shell
+      crucible={crucible}
+      onSignOut={() => {
+        forgetKey();
+        setKey(null);
+      }}
+    />
+  );
+}
+
+function SignIn({ onSignedIn }: { onSignedIn: (key: string) => void }) {
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const keyInput = useRef<HTMLInputElement>(null);
+  useEffect(() => keyInput.current?.focus(), []);
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const key = String(new FormData(e.currentTarget).get('apiKey') ?? '').trim();
+    if (!key) return setError(new Error('Enter an API key.'));
+    setBusy(true);
+    setError(null);
+    try {
+      await clientFor(key).listJobs().next(); // answers 401 for a wrong key
+      onSignedIn(key);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <main className="signin">
+      <h1>Crucible</h1>
+      <p className="muted">Sign in with a project API key. It is kept in this browser tab only.</p>
+      <form onSubmit={submit} method="post" action="#">
+        <label htmlFor="apiKey">API key</label>
+        <input id="apiKey" name="apiKey" type="password" autoComplete="off" placeholder="ck-..." required ref={keyInput} />
+        <button type="submit" disabled={busy}>
+          {busy ? 'Checking…' : 'Sign in'}
+        </button>
+        <ErrorNote error={error} />
+      </form>
+    </main>
+  );
+}
+
+const NAV: [Route['page'][], string, string][] = [
+  [['jobs', 'job', 'new-job'], 'Jobs', href('jobs')],
+  [['datasets', 'dataset'], 'Datasets', href('datasets')],
+  [['models', 'model'], 'Models', href('models')],
+  [['evaluations'], 'Evaluations', href('evaluations')],
+];
+
+function Shell({ crucible, onSignOut }: { crucible: Crucible; onSignOut: () => void }) {
+  const route = useRoute();
+  const main = useRef<HTMLElement>(null);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: focus moves on every navigation
+  useEffect(() => {
+    main.current?.focus({ preventScroll: true });
+  }, [route]);
+  return (
+    <>
+      <button type="button" className="skip" onClick={() => main.current?.focus()}>
+        Skip to content
+      </button>
+      <header className="top">
+        <span className="brand">Crucible</span>
+        <nav aria-label="Main">
+          {NAV.map(([pages, label, link]) => (
+            <a key={label} href={link} aria-current={pages.includes(route.page) ? 'page' : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+        <a className="docs" href="/docs" target="_blank" rel="noreferrer">
+          API reference
+        </a>
+        <button type="button" className="link" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" ref={main} tabIndex={-1}>
+        <Page route={route} crucible={crucible} />
+      </main>
+    </>
+  );
+}
+
+function Page({ route, crucible }: { route: Route; crucible: Crucible }) {
+  switch (route.page) {
+    case 'jobs':
+      return <JobsPage crucible={crucible} />;
+    case 'job':
+      return <JobPage crucible={crucible} id={route.id} key={route.id} />;
+    case 'new-job':
+      return <NewJobPage crucible={crucible} />;
+    case 'datasets':
+      return <DatasetsPage crucible={crucible} />;
+    case 'dataset':
+      return <DatasetPage crucible={crucible} id={route.id} key={route.id} />;
+    case 'models':
+      return <ModelsPage crucible={crucible} />;
+    case 'model':
+      return <ModelPage crucible={crucible} id={route.id} key={route.id} />;
+    case 'evaluations':
+      return <EvaluationsPage crucible={crucible} />;
+  }
+}

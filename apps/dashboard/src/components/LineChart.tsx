@@ -1,0 +1,97 @@
+// A small SVG line chart: one or more series over the step axis, scaled to the data, with the
+// latest value of each series in the legend. `data-points` counts the drawn points (tests read it).
+import { useId } from 'react';
+
+export interface Series {
+  name: string;
+  color: string;
+  points: [number, number][];
+}
+
+const W = 480;
+const H = 200;
+const PAD = { left: 56, right: 12, top: 12, bottom: 28 };
+
+/** A tick label with as many digits as the axis range needs (1590, 1600, 1610; not 1.6k three times). */
+function tick(v: number, range: number): string {
+  const big = Math.max(Math.abs(v), Math.abs(range));
+  if (big < 0.01) return v.toExponential(Math.max(1, Math.min(4, Math.ceil(Math.log10(Math.abs(v) / (range || 1))) + 1)));
+  if (Math.abs(v) >= 10_000 && range >= 1000) return `${(v / 1000).toFixed(0)}k`;
+  const decimals = range > 0 ? Math.max(0, Math.min(6, Math.ceil(-Math.log10(range / 2)))) : 3;
+  return v.toFixed(decimals);
+}
+
+function fmt(v: number): string {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1000) return `${(v / 1000).toFixed(a >= 10_000 ? 0 : 1)}k`;
+  if (a < 0.01) return v.toExponential(1);
+  return v.toPrecision(3);
+}
+
+export function LineChart({ title, series, log = false }: { title: string; series: Series[]; log?: boolean }) {
+  const id = useId();
+  const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!log || y > 0));
+  const count = series.reduce((n, s) => n + s.points.length, 0);
+  const tf = (y: number) => (log ? Math.log10(y) : y);
+  const xs = all.map(([x]) => x);
+  const ys = all.map(([, y]) => tf(y));
+  const x0 = Math.min(...xs, 0);
+  const x1 = Math.max(...xs, 1);
+  let y0 = Math.min(...ys);
+  let y1 = Math.max(...ys);
+  if (!Number.isFinite(y0)) [y0, y1] = [0, 1];
+  if (y0 === y1) [y0, y1] = [y0 - 1e-3 - Math.abs(y0) * 0.05, y1 + 1e-3 + Math.abs(y1) * 0.05];
+  const sx = (x: number) => PAD.left + ((x - x0) / (x1 - x0 || 1)) * (W - PAD.left - PAD.right);
+  const sy = (y: number) => H - PAD.bottom - ((tf(y) - y0) / (y1 - y0)) * (H - PAD.top - PAD.bottom);
+  const inv = (v: number) => (log ? 10 ** v : v);
+  const latest = series.map((s) => `${s.name} ${s.points.length ? fmt(s.points[s.points.length - 1]?.[1] ?? 0) : 'none'}`).join(', ');
+  return (
+    <figure className="chart" data-testid={`chart-${title}`} data-points={count}>
+      <figcaption id={id}>
+        <strong>{title}</strong>
+        <span className="legend">
+          {series.map((s) => (
+            <span key={s.name}>
+              <i style={{ background: s.color }} /> {s.name}: {s.points.length ? fmt(s.points[s.points.length - 1]?.[1] ?? 0) : '–'}
+            </span>
+          ))}
+        </span>
+      </figcaption>
+      {count === 0 ? (
+        <p className="empty">No points yet.</p>
+      ) : (
+        <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={id} aria-description={`latest: ${latest}`}>
+          <title>{`${title}: ${latest}`}</title>
+          {[0, 0.5, 1].map((f) => {
+            const v = y0 + f * (y1 - y0);
+            const y = H - PAD.bottom - f * (H - PAD.top - PAD.bottom);
+            return (
+              <g key={f}>
+                <line x1={PAD.left} x2={W - PAD.right} y1={y} y2={y} className="grid" />
+                <text x={PAD.left - 6} y={y + 4} textAnchor="end">
+                  {tick(inv(v), inv(y1) - inv(y0))}
+                </text>
+              </g>
+            );
+          })}
+          <text x={PAD.left} y={H - 8}>
+            {x0}
+          </text>
+          <text x={W - PAD.right} y={H - 8} textAnchor="end">
+            step {x1}
+          </text>
+          {series.map((s) => {
+            const pts = s.points.filter(([, y]) => Number.isFinite(y) && (!log || y > 0));
+            return (
+              <g key={s.name}>
+                <polyline fill="none" stroke={s.color} strokeWidth={2} points={pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')} />
+                {pts.length < 40 && pts.map(([x, y]) => <circle key={x} cx={sx(x)} cy={sy(y)} r={2.5} fill={s.color} />)}
+              </g>
+            );
+          })}
+        </svg>
+      )}
+    </figure>
+  );
+}

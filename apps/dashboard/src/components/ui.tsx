@@ -1,0 +1,48 @@
+// Small shared pieces: status badges, error and empty states, formatting.
+import { CrucibleApiError } from '@crucible/sdk';
+import type { ReactNode } from 'react';
+
+export function Status({ value }: { value: string }) {
+  return <span className={`status status-${value}`}>{value.replace(/_/g, ' ')}</span>;
+}
+
+export function ErrorNote({ error }: { error: unknown }) {
+  if (!error) return null;
+  const text = error instanceof CrucibleApiError ? `${error.error.message} (${error.code})` : error instanceof Error ? error.message : String(error);
+  return (
+    <p className="error" role="alert">
+      {text}
+    </p>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <div className="empty-state">{children}</div>;
+}
+
+export function Loading() {
+  return (
+    <p className="muted" aria-live="polite">
+      Loading…
+    </p>
+  );
+}
+
+export function when(seconds: number | null | undefined): string {
+  if (!seconds) return '–';
+  return new Date(seconds * 1000).toLocaleString();
+}
+
+export function duration(from: number, to: number | null | undefined): string {
+  const s = Math.max(0, Math.round((to ?? Date.now() / 1000) - from));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}

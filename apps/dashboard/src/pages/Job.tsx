@@ -1,0 +1,252 @@
+// One job: live charts fed by its event stream, the events log, checkpoints, hyperparameters and
+// the cancel / pause / resume actions.
+import type { Checkpoint, Crucible, FineTuningJob, JobEvent } from '@crucible/sdk';
+import { useEffect, useMemo, useState } from 'react';
+import { LineChart } from '../components/LineChart';
+import { duration, ErrorNote, Loading, Status, when } from '../components/ui';
+import { collect } from '../hooks';
+import { href } from '../route';
+import { jobProgress, methodOf, ProgressBar } from './Jobs';
+
+interface Point {
+  step: number;
+  train_loss?: number | null;
+  valid_loss?: number | null;
+  learning_rate?: number | null;
+  grad_norm?: number | null;
+  tokens_per_second?: number | null;
+}
+
+const SETTLED = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
+
+function merge(points: Map<number, Point>, d: Point): Map<number, Point> {
+  const next = new Map(points);
+  const prev = next.get(d.step) ?? { step: d.step };
+  const row: Point = { ...prev };
+  for (const [k, v] of Object.entries(d)) if (v !== null && v !== undefined) (row as unknown as Record<string, unknown>)[k] = v;
+  next.set(d.step, row);
+  return next;
+}
+
+export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
+  const [job, setJob] = useState<FineTuningJob>();
+  const [points, setPoints] = useState<Map<number, Point>>(new Map());
+  const [events, setEvents] = useState<JobEvent[]>([]);
+  const [checkpoints, setCheckpoints] = useState<Checkpoint[]>([]);
+  const [error, setError] = useState<unknown>();
+  const [actionError, setActionError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const [generation, setGeneration] = useState(0); // bumped to reopen the stream after resume
+
+  // The recorded metrics first, then the event stream from the start (it replays, then goes live).
+  // biome-ignore lint/correctness/useExhaustiveDependencies: generation reopens the stream
+  useEffect(() => {
+    const ctl = new AbortController();
+    (async () => {
+      try {
+        const [j, m] = await Promise.all([crucible.retrieveJob(id), crucible.jobMetrics(id, 2000)]);
+        setJob(j);
+        setPoints(new Map(m.data.map((p) => [p.step, p])));
+        setCheckpoints(await collect(crucible.listCheckpoints(id)));
+        const seen = new Set<string>();
+        const log: JobEvent[] = [];
+        for await (const e of crucible.jobEvents(id, { signal: ctl.signal })) {
+          if (seen.has(e.id)) continue;
+          seen.add(e.id);
+          log.push(e);
+          setEvents([...log]);
+          if (e.type === 'metrics' && e.data && typeof e.data.step === 'number') setPoints((p) => merge(p, e.data as unknown as Point));
+          if (e.type === 'message' || (e.data as { best?: boolean } | null)?.best) {
+            const [j2, c] = await Promise.all([crucible.retrieveJob(id), collect(crucible.listCheckpoints(id))]);
+            setJob(j2);
+            setCheckpoints(c);
+          }
+        }
+        if (ctl.signal.aborted) return;
+        const [j3, c3] = await Promise.all([crucible.retrieveJob(id), collect(crucible.listCheckpoints(id))]);
+        setJob(j3);
+        setCheckpoints(c3);
+      } catch (err) {
+        if (!ctl.signal.aborted) setError(err);
+      }
+    })();
+    return () => ctl.abort();
+  }, [crucible, id, generation]);
+
+  // between events (queued, paused) the job object is refreshed every few seconds
+  useEffect(() => {
+    if (job && SETTLED.has(job.status) && job.status !== 'paused') return;
+    const t = setInterval(() => {
+      crucible
+        .retrieveJob(id)
+        .then(setJob)
+        .catch(() => {});
+    }, 3000);
+    return () => clearInterval(t);
+  }, [crucible, id, job]);
+
+  // progress from the live stream (the job object's trained_tokens is refreshed less often)
+  const live = useMemo(() => {
+    let step = 0;
+    let total: number | null = null;
+    for (const e of events) {
+      const d = e.data as { step?: number; total_steps?: number } | null;
+      if (e.type === 'metrics' && d && typeof d.total_steps === 'number') {
+        total = d.total_steps;
+        step = Math.max(step, d.step ?? 0);
+      }
+    }
+    return total ? Math.min(1, step / total) : null;
+  }, [events]);
+
+  const series = useMemo(() => {
+    const rows = [...points.values()].sort((a, b) => a.step - b.step);
+    const pick = (k: keyof Point) => rows.filter((r) => typeof r[k] === 'number').map((r) => [r.step, r[k] as number] as [number, number]);
+    return {
+      train: pick('train_loss'),
+      valid: pick('valid_loss'),
+      lr: pick('learning_rate'),
+      grad: pick('grad_norm'),
+      tps: pick('tokens_per_second'),
+    };
+  }, [points]);
+
+  async function act(action: 'cancel' | 'pause' | 'resume') {
+    setBusy(true);
+    setActionError(null);
+    try {
+      const j = await (action === 'cancel' ? crucible.cancelJob(id) : action === 'pause' ? crucible.pauseJob(id) : crucible.resumeJob(id));
+      setJob(j);
+      if (action === 'resume') setGeneration((g) => g + 1);
+    } catch (err) {
+      setActionError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  if (error && !job) return <ErrorNote error={error} />;
+  if (!job) return <Loading />;
+  const running = !['succeeded', 'failed', 'cancelled'].includes(job.status);
+  const progress = job.status === 'succeeded' ? 1 : (live ?? jobProgress(job));
+  return (
+    <section>
+      <p className="crumbs">
+        <a href={href('jobs')}>Jobs</a> / {job.id}
+      </p>
+      <div className="page-head">
+        <h1>
+          {job.id} <Status value={job.status} />
+        </h1>
+        <div className="actions">
+          {running && job.status !== 'paused' && (
+            <button type="button" onClick={() => act('pause')} disabled={busy}>
+              Pause
+            </button>
+          )}
+          {job.status === 'paused' && (
+            <button type="button" onClick={() => act('resume')} disabled={busy}>
+              Resume
+            </button>
+          )}
+          {running && (
+            <button type="button" className="danger" onClick={() => act('cancel')} disabled={busy}>
+              Cancel
+            </button>
+          )}
+        </div>
+      </div>
+      <ErrorNote error={actionError} />
+      {job.error && (
+        <p className="error" role="alert">
+          {job.error.message} ({job.error.code})
+        </p>
+      )}
+      <dl className="facts">
+        <dt>Model</dt>
+        <dd>{job.model}</dd>
+        <dt>Method</dt>
+        <dd>{methodOf(job)}</dd>
+        <dt>Progress</dt>
+        <dd>
+          <ProgressBar value={progress} label="job progress" />
+        </dd>
+        <dt>Created</dt>
+        <dd>{when(job.created_at)}</dd>
+        <dt>Duration</dt>
+        <dd>{duration(job.created_at, job.finished_at)}</dd>
+        <dt>Training file</dt>
+        <dd>
+          <a href={href('datasets', job.training_file)}>{job.training_file}</a>
+        </dd>
+        <dt>Result</dt>
+        <dd>{job.fine_tuned_model ? <a href={href('models', job.fine_tuned_model)}>{job.fine_tuned_model}</a> : '–'}</dd>
+        <dt>Backend</dt>
+        <dd>{job.backend ?? '–'}</dd>
+      </dl>
+      <div className="charts">
+        <LineChart
+          title="Loss"
+          series={[
+            { name: 'train', color: '#2563eb', points: series.train },
+            { name: 'validation', color: '#dc2626', points: series.valid },
+          ]}
+        />
+        <LineChart title="Learning rate" series={[{ name: 'lr', color: '#059669', points: series.lr }]} />
+        <LineChart title="Gradient norm" series={[{ name: 'grad norm', color: '#d97706', points: series.grad }]} />
+        <LineChart title="Tokens per second" series={[{ name: 'tokens/s', color: '#7c3aed', points: series.tps }]} />
+      </div>
+      <div className="columns">
+        <section aria-labelledby="ckpt-h">
+          <h2 id="ckpt-h">Checkpoints</h2>
+          {checkpoints.length === 0 ? (
+            <p className="muted">No checkpoints yet.</p>
+          ) : (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Step</th>
+                    <th scope="col">Checkpoint model</th>
+                    <th scope="col">Valid loss</th>
+                    <th scope="col" />
+                  </tr>
+                </thead>
+                <tbody>
+                  {checkpoints.map((c) => {
+                    const m = c.metrics as Record<string, number | null>;
+                    return (
+                      <tr key={c.id}>
+                        <td>{c.step_number}</td>
+                        <td>
+                          <code>{c.fine_tuned_model_checkpoint}</code>
+                        </td>
+                        <td>{m.valid_loss != null ? m.valid_loss.toFixed(4) : '–'}</td>
+                        <td>{(c as { best?: boolean }).best ? <span className="tag">best</span> : null}</td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <h2>Hyperparameters</h2>
+          <pre className="json">{JSON.stringify(job.hyperparameters, null, 2)}</pre>
+        </section>
+        <section aria-labelledby="events-h">
+          <h2 id="events-h">Events</h2>
+          <ol className="events" aria-live="polite" data-testid="events">
+            {events
+              .slice(-300)
+              .reverse()
+              .map((e) => (
+                <li key={e.id} className={`level-${e.level}`}>
+                  <time>{new Date(e.created_at * 1000).toLocaleTimeString()}</time> {e.message}
+                </li>
+              ))}
+          </ol>
+        </section>
+      </div>
+    </section>
+  );
+}

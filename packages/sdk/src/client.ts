@@ -1,0 +1,410 @@
+// The Crucible client: the typed OpenAPI client (`api`) plus the helpers people need around it:
+// uploads with progress, waiting for jobs with progress callbacks, event streams as async
+// iterators, pagination, streamed completions and model downloads. Every failure is a
+// CrucibleApiError with the HTTP status and the API's error code.
+import createClient, { type Client } from 'openapi-fetch';
+import { CrucibleApiError, CrucibleTimeoutError } from './errors.js';
+import type { components, paths } from './schema.js';
+import { sseData } from './sse.js';
+import { sendUpload, type UploadInput, type UploadOptions } from './upload.js';
+
+export type CrucibleClient = Client<paths>;
+type Schemas = components['schemas'];
+export type FineTuningJob = Schemas['FineTuningJob'];
+export type JobEvent = Schemas['FineTuningJobEvent'];
+export type Checkpoint = Schemas['FineTuningJobCheckpoint'];
+export type FileObject = Schemas['File'];
+export type Model = Schemas['Model'];
+export type Evaluation = Schemas['Evaluation'];
+export type EvaluationEvent = Schemas['EvaluationEvent'];
+export type ApiError = Schemas['Error'];
+type Json<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+type Ok<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: { 200: { content: { 'application/json': infer R } } } } ? R : never;
+export type CreateJobRequest = Json<'/fine_tuning/jobs', 'post'>;
+export type CreateEvaluationRequest = Json<'/evaluations', 'post'>;
+export type CompletionRequest = Json<'/completions', 'post'>;
+export type ChatCompletionRequest = Json<'/chat/completions', 'post'>;
+export type Completion = Ok<'/completions', 'post'>;
+export type ChatCompletion = Ok<'/chat/completions', 'post'>;
+export type JobMetrics = Ok<'/fine_tuning/jobs/{id}/metrics', 'get'>;
+export type EvaluationComparison = Ok<'/evaluations/comparison', 'get'>;
+export type FileReport = Ok<'/files/{id}/report', 'get'>;
+export type FileStats = Ok<'/files/{id}/stats', 'get'>;
+
+/** One streamed piece of a completion (`POST /completions` with `stream: true`). */
+export interface CompletionChunk {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  choices: { index: number; text: string; finish_reason: string | null }[];
+}
+/** One streamed piece of a chat completion. */
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: number; delta: { role?: string; content?: string }; finish_reason: string | null }[];
+}
+
+export interface ClientOptions {
+  /** The API root including /v1, e.g. `http://127.0.0.1:8080/v1`. */
+  baseUrl: string;
+  apiKey: string;
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** The typed client alone: `client.GET('/fine_tuning/jobs/{id}', { params: { path: { id } } })` answers `{ data, error, response }`. */
+export function createCrucibleClient(opts: ClientOptions): CrucibleClient {
+  return createClient<paths>({ baseUrl: opts.baseUrl, headers: { authorization: `Bearer ${opts.apiKey}` }, fetch: opts.fetch });
+}
+
+/** The data of a typed call, or its error thrown as a CrucibleApiError. */
+export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (result.error !== undefined || result.data === undefined) {
+    const body = (result.error as { error?: ApiError['error'] } | undefined)?.error;
+    throw new CrucibleApiError(result.response.status, body ?? { code: `http_${result.response.status}`, message: result.response.statusText, param: null });
+  }
+  return result.data;
+}
+
+/** Where a job stands, as its metric events tell it. */
+export interface JobProgress {
+  step: number;
+  totalSteps: number | null;
+  /** step / totalSteps, 0..1 (null until the total is known). */
+  fraction: number | null;
+  trainLoss: number | null;
+  validLoss: number | null;
+  learningRate: number | null;
+  tokensPerSecond: number | null;
+}
+
+export interface WaitOptions {
+  /** Give up (CrucibleTimeoutError) after this long. Default: one hour. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Poll interval where there is no event stream (files, evaluations, a paused job). */
+  intervalMs?: number;
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+export class Crucible {
+  /** The typed OpenAPI client on the same base URL and key. */
+  readonly api: CrucibleClient;
+  private readonly fetchFn: typeof fetch;
+  private readonly base: string;
+  private readonly auth: Record<string, string>;
+
+  constructor(readonly options: ClientOptions) {
+    this.api = createCrucibleClient(options);
+    this.fetchFn = options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+    this.base = options.baseUrl.replace(/\/+$/, '');
+    this.auth = { authorization: `Bearer ${options.apiKey}` };
+  }
+
+  /** A raw request to an API path (e.g. `/models/m/download`) with the key; a 4xx/5xx answer is thrown as CrucibleApiError. */
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = {
+      ...this.auth,
+      ...(init.body && typeof init.body === 'string' ? { 'content-type': 'application/json' } : {}),
+      ...(init.headers as Record<string, string>),
+    };
+    const res = await this.fetchFn(`${this.base}${path}`, { ...init, headers });
+    if (!res.ok) throw await CrucibleApiError.fromResponse(res);
+    return res;
+  }
+
+  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+    return (await (await this.request(path, init)).json()) as T;
+  }
+
+  // ---- files ----
+
+  /** Uploads a dataset (bytes, string, Blob or stream) with optional progress; answers the file object (status may still be `pending`). */
+  async uploadFile(input: UploadInput, opts: UploadOptions = {}): Promise<FileObject> {
+    return (await sendUpload({ url: `${this.base}/files`, headers: this.auth, fetch: this.fetchFn }, input, opts)) as FileObject;
+  }
+
+  retrieveFile(id: string): Promise<FileObject> {
+    return this.json(`/files/${encodeURIComponent(id)}`);
+  }
+
+  /** The validation report (every kept problem with its line and field) and, for a prepared file, what preparation did. */
+  fileReport(id: string): Promise<FileReport> {
+    return this.json(`/files/${encodeURIComponent(id)}/report`);
+  }
+
+  /** Records, characters, length histogram; with `model`, tokens as that model's tokenizer counts them. */
+  fileStats(id: string, model?: string): Promise<FileStats> {
+    return this.json(`/files/${encodeURIComponent(id)}/stats${model ? `?model=${encodeURIComponent(model)}` : ''}`);
+  }
+
+  /** Waits until a file's validation (or preparation) is done: status `processed` or `error`. */
+  async waitForFile(id: string, opts: WaitOptions = {}): Promise<FileObject> {
+    return this.poll(
+      () => this.retrieveFile(id),
+      (f) => f.status !== 'pending',
+      `file ${id}`,
+      { intervalMs: 500, ...opts },
+    );
+  }
+
+  // ---- jobs ----
+
+  createJob(body: CreateJobRequest): Promise<FineTuningJob> {
+    return this.json('/fine_tuning/jobs', { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  retrieveJob(id: string): Promise<FineTuningJob> {
+    return this.json(`/fine_tuning/jobs/${encodeURIComponent(id)}`);
+  }
+
+  cancelJob(id: string): Promise<FineTuningJob> {
+    return this.json(`/fine_tuning/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  }
+
+  pauseJob(id: string): Promise<FineTuningJob> {
+    return this.json(`/fine_tuning/jobs/${encodeURIComponent(id)}/pause`, { method: 'POST' });
+  }
+
+  resumeJob(id: string): Promise<FineTuningJob> {
+    return this.json(`/fine_tuning/jobs/${encodeURIComponent(id)}/resume`, { method: 'POST' });
+  }
+
+  jobMetrics(id: string, maxPoints?: number): Promise<JobMetrics> {
+    return this.json(`/fine_tuning/jobs/${encodeURIComponent(id)}/metrics${maxPoints ? `?max_points=${maxPoints}` : ''}`);
+  }
+
+  /**
+   * A job's events as they happen (Server-Sent Events): every event from the start, then live, ending
+   * when the job settles (succeeded, failed, cancelled or paused). Break out of the loop to stop.
+   */
+  async *jobEvents(id: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
+    const res = await this.request(`/fine_tuning/jobs/${encodeURIComponent(id)}/events?stream=true`, {
+      headers: { accept: 'text/event-stream' },
+      signal: opts.signal,
+    });
+    if (!res.body) return;
+    for await (const data of sseData(res.body, opts.signal)) yield JSON.parse(data) as JobEvent;
+  }
+
+  /**
+   * Waits until a job succeeds, fails or is cancelled, following its event stream: `onEvent` gets every
+   * event once, `onProgress` the step and losses after each metrics event. A dropped stream is
+   * reopened; a paused job is waited for until it is resumed and ends.
+   */
+  async waitForJob(
+    id: string,
+    opts: WaitOptions & { onEvent?: (e: JobEvent) => void; onProgress?: (p: JobProgress, job: { id: string }) => void } = {},
+  ): Promise<FineTuningJob> {
+    const { signal, done } = this.deadline(opts, `job ${id}`);
+    const seen = new Set<string>();
+    const progress: JobProgress = { step: 0, totalSteps: null, fraction: null, trainLoss: null, validLoss: null, learningRate: null, tokensPerSecond: null };
+    try {
+      for (let failures = 0; ; ) {
+        try {
+          for await (const e of this.jobEvents(id, { signal })) {
+            if (seen.has(e.id)) continue;
+            seen.add(e.id);
+            opts.onEvent?.(e);
+            if (e.type === 'metrics' && e.data) {
+              updateProgress(progress, e.data as Record<string, unknown>);
+              opts.onProgress?.({ ...progress }, { id });
+            }
+          }
+          failures = 0;
+          const job = await this.retrieveJob(id);
+          if (FINAL.has(job.status)) return job;
+          await sleep(opts.intervalMs ?? 1000, signal); // paused, or the stream ended early
+        } catch (err) {
+          if (signal.aborted) throw done();
+          if (err instanceof CrucibleApiError && err.status < 500) throw err;
+          await sleep(Math.min(10_000, 250 * 2 ** failures++), signal); // the API is restarting: reconnect
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) throw done();
+      throw err;
+    } finally {
+      done();
+    }
+  }
+
+  // ---- evaluations ----
+
+  createEvaluation(body: CreateEvaluationRequest): Promise<Evaluation> {
+    return this.json('/evaluations', { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  retrieveEvaluation(id: string): Promise<Evaluation> {
+    return this.json(`/evaluations/${encodeURIComponent(id)}`);
+  }
+
+  /** Polls an evaluation until it succeeds, fails or is cancelled. */
+  waitForEvaluation(id: string, opts: WaitOptions & { onProgress?: (e: Evaluation) => void } = {}): Promise<Evaluation> {
+    return this.poll(
+      async () => {
+        const e = await this.retrieveEvaluation(id);
+        opts.onProgress?.(e);
+        return e;
+      },
+      (e) => FINAL.has(e.status),
+      `evaluation ${id}`,
+      opts,
+    );
+  }
+
+  /** One row per model (or checkpoint) evaluated on `file`, side by side. */
+  compareEvaluations(file: string, models?: string[]): Promise<EvaluationComparison> {
+    const q = new URLSearchParams({ file });
+    if (models?.length) q.set('models', models.join(','));
+    return this.json(`/evaluations/comparison?${q}`);
+  }
+
+  // ---- lists ----
+
+  /**
+   * Every item of a list endpoint, page after page (`after` = the last id seen):
+   * `for await (const job of crucible.paginate<FineTuningJob>('/fine_tuning/jobs')) ...`
+   */
+  async *paginate<T extends { id: string }>(path: string, query: Record<string, string | number> = {}, pageSize = 100): AsyncGenerator<T> {
+    let after: string | undefined;
+    for (;;) {
+      const q = new URLSearchParams({ ...Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])), limit: String(pageSize) });
+      if (after) q.set('after', after);
+      const page = await this.json<{ data: T[]; has_more: boolean; last_id?: string | null }>(`${path}${path.includes('?') ? '&' : '?'}${q}`);
+      for (const item of page.data) yield item;
+      const last = page.last_id ?? page.data.at(-1)?.id;
+      if (!page.has_more || !last || last === after) return;
+      after = last;
+    }
+  }
+
+  listJobs(): AsyncGenerator<FineTuningJob> {
+    return this.paginate<FineTuningJob>('/fine_tuning/jobs');
+  }
+
+  listFiles(purpose?: string): AsyncGenerator<FileObject> {
+    return this.paginate<FileObject>('/files', purpose ? { purpose } : {});
+  }
+
+  listModels(): AsyncGenerator<Model> {
+    return this.paginate<Model>('/models');
+  }
+
+  listEvaluations(): AsyncGenerator<Evaluation> {
+    return this.paginate<Evaluation>('/evaluations');
+  }
+
+  listCheckpoints(jobId: string): AsyncGenerator<Checkpoint> {
+    return this.paginate<Checkpoint>(`/fine_tuning/jobs/${encodeURIComponent(jobId)}/checkpoints`);
+  }
+
+  // ---- models and sampling ----
+
+  retrieveModel(id: string): Promise<Model> {
+    return this.json(`/models/${encodeURIComponent(id)}`);
+  }
+
+  /** The model archive (.tar.gz) as a streaming Response; `variant: 'adapter'` for a LoRA/adapter model's own files. */
+  downloadModel(id: string, opts: { variant?: 'full' | 'adapter'; signal?: AbortSignal } = {}): Promise<Response> {
+    return this.request(`/models/${encodeURIComponent(id)}/download${opts.variant ? `?variant=${opts.variant}` : ''}`, { signal: opts.signal });
+  }
+
+  createCompletion(body: Omit<CompletionRequest, 'stream'>): Promise<Completion> {
+    return this.json('/completions', { method: 'POST', body: JSON.stringify({ ...body, stream: false }) });
+  }
+
+  /** A completion streamed chunk by chunk: `for await (const c of crucible.streamCompletion({...})) write(c.choices[0].text)`. */
+  streamCompletion(body: Omit<CompletionRequest, 'stream'>, opts: { signal?: AbortSignal } = {}): AsyncGenerator<CompletionChunk> {
+    return this.streamChunks<CompletionChunk>('/completions', body, opts.signal);
+  }
+
+  createChatCompletion(body: Omit<ChatCompletionRequest, 'stream'>): Promise<ChatCompletion> {
+    return this.json('/chat/completions', { method: 'POST', body: JSON.stringify({ ...body, stream: false }) });
+  }
+
+  streamChatCompletion(body: Omit<ChatCompletionRequest, 'stream'>, opts: { signal?: AbortSignal } = {}): AsyncGenerator<ChatCompletionChunk> {
+    return this.streamChunks<ChatCompletionChunk>('/chat/completions', body, opts.signal);
+  }
+
+  private async *streamChunks<T>(path: string, body: object, signal?: AbortSignal): AsyncGenerator<T> {
+    const res = await this.request(path, { method: 'POST', body: JSON.stringify({ ...body, stream: true }), headers: { accept: 'text/event-stream' }, signal });
+    if (!res.body) return;
+    for await (const data of sseData(res.body, signal)) {
+      const chunk = JSON.parse(data) as T & { error?: ApiError['error'] };
+      if (chunk.error) throw new CrucibleApiError(res.status, chunk.error); // failed after the stream began
+      yield chunk as T;
+    }
+  }
+
+  // ---- internals ----
+
+  private deadline(opts: WaitOptions, what: string): { signal: AbortSignal; done: () => Error } {
+    const controller = new AbortController();
+    const timeoutMs = opts.timeoutMs ?? 3_600_000;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    (timer as { unref?: () => void }).unref?.();
+    if (opts.signal?.aborted) controller.abort();
+    opts.signal?.addEventListener('abort', () => controller.abort(), { once: true });
+    return {
+      signal: controller.signal,
+      done: () => {
+        clearTimeout(timer);
+        return timedOut ? new CrucibleTimeoutError(`${what} not finished after ${timeoutMs} ms`) : (opts.signal?.reason ?? new Error('aborted'));
+      },
+    };
+  }
+
+  private async poll<T>(get: () => Promise<T>, finished: (t: T) => boolean, what: string, opts: WaitOptions): Promise<T> {
+    const { signal, done } = this.deadline(opts, what);
+    try {
+      for (;;) {
+        const t = await get();
+        if (finished(t)) return t;
+        await sleep(opts.intervalMs ?? 1000, signal);
+      }
+    } catch (err) {
+      if (signal.aborted) throw done();
+      throw err;
+    } finally {
+      done();
+    }
+  }
+}
+
+function updateProgress(p: JobProgress, d: Record<string, unknown>): void {
+  const num = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : null);
+  if (num('total_steps') !== null) p.totalSteps = num('total_steps');
+  if (num('train_loss') !== null) {
+    p.step = num('step') ?? p.step;
+    p.trainLoss = num('train_loss');
+    p.learningRate = num('learning_rate') ?? p.learningRate;
+    p.tokensPerSecond = num('tokens_per_second') ?? p.tokensPerSecond;
+  }
+  if (num('valid_loss') !== null) p.validLoss = num('valid_loss');
+  p.fraction = p.totalSteps ? Math.min(1, p.step / p.totalSteps) : null;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

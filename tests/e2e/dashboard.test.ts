@@ -1,0 +1,230 @@
+// The dashboard in a real browser (headless Chromium) against a running stack: sign in, upload a
+// dataset with a progress bar, a field-level validation error, start a job from the form, watch the
+// loss chart gain points while it trains (no reload), cancel it, a completion in the playground,
+// an evaluation and the comparison, the API reference. Screenshots go to .crucible/screenshots/.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Crucible, type FineTuningJob } from '@crucible/sdk';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../support/browser';
+import { shakespeare } from '../support/data';
+import { startPlatform, type TestPlatform } from '../support/platform';
+
+const SHOTS = join(import.meta.dirname, '../../.crucible/screenshots');
+
+let p: TestPlatform;
+let browser: Browser;
+let page: Page;
+let crucible: Crucible;
+let trained: FineTuningJob;
+const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    p = await startPlatform();
+    crucible = new Crucible({ baseUrl: `${p.url}/v1`, apiKey: p.apiKey });
+    // a small trained model for the playground and the evaluation
+    const file = await crucible.uploadFile({ name: 'seed.txt', data: shakespeare(20_000) }, { purpose: 'pretrain' });
+    const job = await crucible.createJob({
+      model: 'gpt-nano',
+      training_file: file.id,
+      suffix: 'bard',
+      method: {
+        type: 'pretrain',
+        pretrain: { hyperparameters: { max_steps: 30, block_size: 32, batch_size: 4, eval_interval: 10, log_interval: 1, tokenizer: { type: 'char' } } },
+      },
+    });
+    trained = await crucible.waitForJob(job.id, { timeoutMs: 240_000 });
+    expect(trained.status).toBe('succeeded');
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await p?.close();
+  });
+
+  it('signs in with an API key kept in the session, never in the URL, from the keyboard', async () => {
+    await page.goto(`${p.url}/dashboard/`);
+    await expect.poll(() => page.evaluate<string>('document.activeElement?.id')).toBe('apiKey');
+    await page.keyboard.type('ck-wrong');
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'invalid API key' }).waitFor();
+    await page.fill('#apiKey', p.apiKey);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Jobs' }).waitFor();
+    expect(page.url()).not.toContain(p.apiKey);
+    expect(await page.evaluate<string>("sessionStorage.getItem('crucible.apiKey')")).toBe(p.apiKey);
+    expect(await page.evaluate<number>('localStorage.length')).toBe(0);
+    await page.getByRole('link', { name: trained.id }).waitFor();
+    await shot('jobs');
+  });
+
+  it('uploads a dataset with a progress bar and shows its report and statistics', async () => {
+    await page.getByRole('link', { name: 'Datasets' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Datasets' }).waitFor();
+    // a slow uplink (1 MB/s) so that progress is seen between 0 and the whole file
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 1024 * 1024 });
+    // every value the progress bar shows, recorded in the page
+    await page.evaluate(`{
+      const seen = (window.progressSeen = []);
+      new MutationObserver(() => {
+        const bar = document.querySelector('[data-testid=upload-progress]');
+        if (bar) seen.push(bar.value / bar.max);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    }`);
+    const text = shakespeare(1_000_000);
+    await page.setInputFiles('#upload-file', { name: 'shakespeare.txt', mimeType: 'text/plain', buffer: Buffer.from(text) });
+    await page.selectOption('#upload-purpose', 'pretrain');
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const uploaded = page.getByRole('status').filter({ hasText: 'Uploaded' });
+    await uploaded.waitFor({ timeout: 60_000 });
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const seen = await page.evaluate<number[]>('window.progressSeen');
+    expect(seen.some((f) => f > 0.05 && f < 0.95)).toBe(true);
+    const fileId = (await uploaded.getByRole('link').textContent()) as string;
+    expect((await crucible.retrieveFile(fileId)).bytes).toBe(Buffer.byteLength(text));
+    await uploaded.getByRole('link').click();
+    await page.getByRole('heading', { name: 'Statistics' }).waitFor();
+    await page
+      .getByText(`${(await crucible.retrieveFile(fileId)).lines} records`, { exact: false })
+      .first()
+      .waitFor();
+    // a file with problems shows them by line and field
+    const bad = await crucible.uploadFile({ name: 'bad.jsonl', data: '{"text": "ok"}\n{"text": 5}\nnot json\n' });
+    await page.goto(`${p.url}/dashboard/#/datasets/${bad.id}`);
+    const problems = page.getByTestId('problems');
+    await problems.waitFor();
+    expect(await problems.locator('tbody tr').count()).toBe(2);
+    expect(await problems.locator('tbody tr').first().textContent()).toContain('2');
+    await shot('dataset-report');
+  });
+
+  it('shows the API’s validation error at its field, then starts a job whose loss chart grows live, pauses, resumes and cancels it', async () => {
+    await page.goto(`${p.url}/dashboard/#/jobs/new`);
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    const files = await crucible.listFiles('pretrain').next();
+    const big = (await (async () => {
+      for await (const f of crucible.listFiles('pretrain')) if (f.filename === 'shakespeare.txt') return f;
+    })()) as { id: string };
+    expect(files.value).toBeTruthy();
+    await page.selectOption('#f-training_file', big.id);
+    await page.selectOption('#f-model', 'gpt-nano');
+    await page.fill('#f-max_steps', '0');
+    await page.getByRole('button', { name: 'Create job' }).click();
+    const fieldError = page.locator('#e-max_steps');
+    await fieldError.waitFor();
+    expect(await fieldError.textContent()).toMatch(/max_steps must be >= 1/);
+    expect(await page.getAttribute('#f-max_steps', 'aria-invalid')).toBe('true');
+    expect(await page.evaluate<string>('document.activeElement?.id')).toBe('f-max_steps');
+    await shot('new-job-error');
+
+    await page.fill('#f-max_steps', '3000');
+    await page.fill('#f-block_size', '32');
+    await page.fill('#f-batch_size', '4');
+    await page.fill('#f-eval_interval', '25');
+    await page.fill('#f-log_interval', '1');
+    await page.fill('#f-extra', '{"tokenizer": {"type": "char"}}');
+    await page.getByRole('button', { name: 'Create job' }).click();
+    await page.waitForURL(/#\/jobs\/ftjob-/);
+    const jobId = decodeURIComponent(page.url().split('/').at(-1) as string);
+    await page.evaluate('window.sameDocument = true'); // gone if the page reloads
+    const chart = page.getByTestId('chart-Loss');
+    const points = async () => Number(await chart.getAttribute('data-points'));
+    await expect.poll(points, { timeout: 120_000, interval: 250 }).toBeGreaterThanOrEqual(5);
+    const first = await points();
+    await expect.poll(points, { timeout: 60_000, interval: 250 }).toBeGreaterThanOrEqual(first + 5);
+    expect(await page.evaluate<boolean>('window.sameDocument')).toBe(true);
+    for (const title of ['Learning rate', 'Gradient norm', 'Tokens per second']) {
+      expect(Number(await page.getByTestId(`chart-${title}`).getAttribute('data-points'))).toBeGreaterThan(0);
+    }
+    expect(await page.getByTestId('events').locator('li').count()).toBeGreaterThan(3);
+    await shot('job-running');
+
+    // pause keeps a checkpoint; resume continues from it, and the charts keep growing
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.locator('h1 .status', { hasText: 'paused' }).waitFor({ timeout: 60_000 });
+    const paused = await points();
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(points, { timeout: 120_000, interval: 250 }).toBeGreaterThanOrEqual(paused + 3);
+    expect(await page.evaluate<boolean>('window.sameDocument')).toBe(true);
+
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.locator('h1 .status', { hasText: 'cancelled' }).waitFor({ timeout: 60_000 });
+    expect((await crucible.retrieveJob(jobId)).status).toBe('cancelled');
+    expect(await page.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
+  });
+
+  it('streams a completion in the playground (the API's text for the seed) and downloads the model', async () => {
+    const model = trained.fine_tuned_model as string;
+    await page.goto(`${p.url}/dashboard/#/models/${encodeURIComponent(model)}`);
+    await page.getByRole('heading', { name: 'Playground' }).waitFor();
+    await page.fill('#prompt', 'ROMEO:');
+    await page.fill('#max_tokens', '40');
+    await page.fill('#temperature', '0.8');
+    await page.fill('#seed', '3');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByRole('button', { name: 'Generate' }).waitFor();
+    await expect.poll(() => page.getByTestId('completion').textContent(), { timeout: 60_000 }).not.toBe('');
+    await page.getByRole('button', { name: 'Generate' }).and(page.locator(':not([disabled])')).waitFor({ timeout: 60_000 });
+    const shown = await page.getByTestId('completion').textContent();
+    const api = await crucible.createCompletion({ model, prompt: 'ROMEO:', max_tokens: 40, temperature: 0.8, top_p: 1, seed: 3 });
+    expect(shown).toBe(api.choices[0]?.text);
+    await shot('playground');
+    // the download button hands the archive to the browser
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+    expect(download.suggestedFilename()).toMatch(/\.tar\.gz$/);
+    const saved = readFileSync((await download.path()) as string);
+    const direct = Buffer.from(await (await crucible.downloadModel(model)).arrayBuffer());
+    expect(saved.length).toBe(direct.length);
+    expect([saved[0], saved[1]]).toEqual([0x1f, 0x8b]);
+  });
+
+  it('starts an evaluation and compares models on one file', async () => {
+    await page.goto(`${p.url}/dashboard/#/evaluations`);
+    await page.getByRole('heading', { name: 'Evaluations' }).waitFor();
+    await page.getByText('No evaluations yet').waitFor();
+    await page.fill('#ev-model', 'ft:not-a-model');
+    await page.selectOption('#ev-file', trained.training_file);
+    await page.getByRole('button', { name: 'Evaluate' }).click();
+    await page.locator('#ev-model-e').waitFor();
+    await page.fill('#ev-model', trained.fine_tuned_model as string);
+    await page.getByRole('button', { name: 'Evaluate' }).click();
+    await page.locator('tbody .status', { hasText: 'succeeded' }).waitFor({ timeout: 120_000 });
+    await page.selectOption('#cmp-file', trained.training_file);
+    const table = page.getByTestId('comparison');
+    await table.waitFor();
+    expect(await table.locator('tbody th').first().textContent()).toBe(trained.fine_tuned_model);
+    const cmp = await crucible.compareEvaluations(trained.training_file);
+    const lossCol = cmp.columns.indexOf('loss');
+    expect(await table.locator('tbody td').nth(lossCol).textContent()).toContain(Number(cmp.rows[0]?.values[lossCol]).toFixed(4));
+    await shot('evaluations');
+  });
+
+  it('fits a phone-sized window, and serves the API reference at /docs', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
+    await page.getByTestId('chart-Loss').waitFor();
+    const fits = () => page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth');
+    expect(await fits()).toBe(true);
+    await shot('job-phone');
+    for (const route of ['jobs', 'jobs/new', 'datasets', `datasets/${trained.training_file}`, 'models', `models/${trained.fine_tuned_model}`, 'evaluations']) {
+      await page.goto(`${p.url}/dashboard/#/${route}`);
+      await page.locator('main h1').waitFor();
+      await page.waitForLoadState('networkidle');
+      expect(`${route}: ${await fits()}`).toBe(`${route}: true`);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
+    await expect.poll(() => page.getByTestId('chart-Loss').getAttribute('data-points').then(Number)).toBeGreaterThan(30);
+    await shot('job');
+    await page.goto(`${p.url}/docs`);
+    await page.getByText('Crucible API').first().waitFor();
+    await page.getByText('/fine_tuning/jobs').first().waitFor();
+  });
+});
