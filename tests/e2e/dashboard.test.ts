@@ -160,7 +160,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     expect(await page.getByRole('button', { name: 'Cancel' }).count()).toBe(0);
   });
 
-  it('streams a completion in the playground (the API's text for the seed) and downloads the model', async () => {
+  it('streams a completion in the playground (the API’s text for the seed) and downloads the model', async () => {
     const model = trained.fine_tuned_model as string;
     await page.goto(`${p.url}/dashboard/#/models/${encodeURIComponent(model)}`);
     await page.getByRole('heading', { name: 'Playground' }).waitFor();
