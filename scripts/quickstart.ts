@@ -33,7 +33,8 @@ async function main() {
   const worker = await startWorker(parseWorkerConfig(env), (m) => console.log(`  [worker] ${m}`));
   const { secret, projectId } = await createProjectWithKey(server.deps.store, 'quickstart');
   const baseUrl = `${server.url}/v1`;
-  console.log(`\nCrucible API: ${baseUrl}  (OpenAPI: ${server.url}/openapi.json)`);
+  console.log(`\nCrucible API: ${baseUrl}  (OpenAPI: ${server.url}/openapi.json, reference: ${server.url}/docs)`);
+  console.log(`Dashboard: ${server.url}/dashboard/  (sign in with the key below)`);
   console.log(`Project ${projectId}, API key (shown once): ${secret}\n`);
 
   const shutdown = async () => {

@@ -60,6 +60,10 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     expect(await page.evaluate<number>('localStorage.length')).toBe(0);
     await page.getByRole('link', { name: trained.id }).waitFor();
     await shot('jobs');
+    // a missing job is a clear error, not a blank page
+    await page.goto(`${p.url}/dashboard/#/jobs/ftjob-missing`);
+    await page.getByRole('alert').filter({ hasText: 'job_not_found' }).waitFor();
+    await page.goto(`${p.url}/dashboard/#/jobs`);
   });
 
   it('uploads a dataset with a progress bar and shows its report and statistics', async () => {

@@ -32,7 +32,7 @@ export async function* sseData(body: ReadableStream<Uint8Array>, signal?: AbortS
         nl = buffer.search(/\r?\n/);
       }
     }
-    if (data.length > 0 && data.join('\n') !== '[DONE]') yield data.join('\n');
+    // an event the stream ended in the middle of (no blank line after it) is dropped, as the SSE spec says
   } finally {
     signal?.removeEventListener('abort', onAbort);
     // a consumer that stops early closes the connection too
