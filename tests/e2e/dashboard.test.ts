@@ -3,6 +3,7 @@
 // loss chart gain points while it trains (no reload), cancel it, a completion in the playground,
 // an evaluation and the comparison, the API reference. Screenshots go to .crucible/screenshots/.
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Crucible, type FineTuningJob } from '@crucible/sdk';
 import type { Browser, Page } from 'playwright-core';
@@ -12,6 +13,7 @@ import { shakespeare } from '../support/data';
 import { startPlatform, type TestPlatform } from '../support/platform';
 
 const SHOTS = join(import.meta.dirname, '../../.crucible/screenshots');
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let p: TestPlatform;
 let browser: Browser;
@@ -210,7 +212,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await shot('evaluations');
   });
 
-  it('fits a phone-sized window, and serves the API reference at /docs', async () => {
+  it('fits phone and tablet windows, passes an accessibility audit, and serves the API reference at /docs', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
     await page.getByTestId('chart-Loss').waitFor();
@@ -227,6 +229,48 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
     await expect.poll(() => page.getByTestId('chart-Loss').getAttribute('data-points').then(Number)).toBeGreaterThan(30);
     await shot('job');
+    // no serious or critical accessibility violations (axe-core) on any page, at desktop and tablet widths
+    const axe = async (on: Page) => {
+      await on.addScriptTag({ path: AXE });
+      const found = await on.evaluate<{ id: string; impact: string; nodes: { target: string[] }[] }[]>(
+        "axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => ({ target: n.target })) })))",
+      );
+      return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    };
+    const signedOut = await browser.newContext({ bypassCSP: true }); // axe is injected as an inline script
+    const signIn = await signedOut.newPage();
+    await signIn.goto(`${p.url}/dashboard/`);
+    await signIn.locator('#apiKey').waitFor();
+    expect(`sign-in: ${JSON.stringify(await axe(signIn))}`).toBe('sign-in: []');
+    await signedOut.close();
+    const audit = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
+    await audit.addInitScript(`sessionStorage.setItem('crucible.apiKey', ${JSON.stringify(p.apiKey)})`);
+    const a11y = await audit.newPage();
+    const routes = [
+      'jobs',
+      `jobs/${trained.id}`,
+      'jobs/new',
+      'datasets',
+      `datasets/${trained.training_file}`,
+      'models',
+      `models/${trained.fine_tuned_model}`,
+      'evaluations',
+    ];
+    for (const width of [1280, 768]) {
+      await a11y.setViewportSize({ width, height: 900 });
+      for (const route of routes) {
+        await a11y.goto(`${p.url}/dashboard/#/${route}`);
+        await a11y.locator('main h1').waitFor();
+        await a11y.waitForLoadState('networkidle');
+        const serious = await axe(a11y);
+        expect(`${width} ${route}: ${JSON.stringify(serious)}`).toBe(`${width} ${route}: []`);
+        expect(`${width} ${route}: ${await a11y.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth')}`).toBe(
+          `${width} ${route}: true`,
+        );
+      }
+    }
+    await audit.close();
+
     await page.goto(`${p.url}/docs`);
     await page.getByText('Crucible API').first().waitFor();
     await page.getByText('/fine_tuning/jobs').first().waitFor();

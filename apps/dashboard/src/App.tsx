@@ -61,7 +61,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (key: string) => void }) {
       <p className="muted">Sign in with a project API key. It is kept in this browser tab only.</p>
       <form onSubmit={submit} method="post" action="#">
         <label htmlFor="apiKey">API key</label>
-        <input id="apiKey" name="apiKey" type="password" autoComplete="off" placeholder="ck-..." required ref={keyInput} />
+        <input id="apiKey" name="apiKey" type="password" autoComplete="off" placeholder="sk-crucible-..." required ref={keyInput} />
         <button type="submit" disabled={busy}>
           {busy ? 'Checking…' : 'Sign in'}
         </button>

@@ -46,3 +46,23 @@ export function bytes(n: number): string {
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
   return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }
+
+/** A region that scrolls (wide tables, long JSON, the events log): focusable and labelled, so it scrolls from the keyboard too. */
+export function Scroll({
+  label,
+  children,
+  as = 'div',
+  className = 'table-wrap',
+}: {
+  label: string;
+  children: ReactNode;
+  as?: 'div' | 'pre';
+  className?: string;
+}) {
+  const Tag = as;
+  return (
+    <Tag className={className} tabIndex={0} role="region" aria-label={label}>
+      {children}
+    </Tag>
+  );
+}

@@ -1,7 +1,7 @@
 // Datasets: upload with a progress bar, the list of files, and each file's validation report and statistics.
 import type { Crucible, FilePurpose, FileReport, FileStats } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { bytes, Empty, ErrorNote, Loading, Status, when } from '../components/ui';
+import { bytes, Empty, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -67,7 +67,7 @@ export function DatasetsPage({ crucible }: { crucible: Crucible }) {
       ) : files.value.length === 0 ? (
         <Empty>No datasets yet: upload a .jsonl or text file above.</Empty>
       ) : (
-        <div className="table-wrap">
+        <Scroll label="Datasets">
           <table>
             <thead>
               <tr>
@@ -101,7 +101,7 @@ export function DatasetsPage({ crucible }: { crucible: Crucible }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
     </section>
   );
@@ -175,7 +175,7 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
             {v.records} records, {v.lines} lines, {v.characters} characters; {v.problem_count} problem{v.problem_count === 1 ? '' : 's'}.
           </p>
           {v.problems.length > 0 && (
-            <div className="table-wrap">
+            <Scroll label="Validation problems">
               <table data-testid="problems">
                 <thead>
                   <tr>
@@ -198,7 +198,7 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
                   ))}
                 </tbody>
               </table>
-            </div>
+            </Scroll>
           )}
         </section>
       )}
@@ -217,7 +217,9 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
           <p>
             Prepared from <a href={href('datasets', report.value.preparation.source_file)}>{report.value.preparation.source_file}</a>.
           </p>
-          <pre className="json">{JSON.stringify(report.value.preparation.report, null, 2)}</pre>
+          <Scroll label="Preparation report" as="pre" className="json">
+            {JSON.stringify(report.value.preparation.report, null, 2)}
+          </Scroll>
         </section>
       )}
     </section>

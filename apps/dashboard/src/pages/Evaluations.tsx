@@ -2,7 +2,7 @@
 // evaluated on one file side by side.
 import { type Crucible, CrucibleApiError } from '@crucible/sdk';
 import { type FormEvent, useState } from 'react';
-import { Empty, ErrorNote, Loading, Status, when } from '../components/ui';
+import { Empty, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 
 function fmt(v: number | null | undefined): string {
@@ -81,7 +81,7 @@ export function EvaluationsPage({ crucible }: { crucible: Crucible }) {
       ) : evaluations.value.length === 0 ? (
         <Empty>No evaluations yet: pick a trained model (or a checkpoint) and a file above.</Empty>
       ) : (
-        <div className="table-wrap">
+        <Scroll label="Evaluations">
           <table>
             <thead>
               <tr>
@@ -117,7 +117,7 @@ export function EvaluationsPage({ crucible }: { crucible: Crucible }) {
               })}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
       <section aria-labelledby="cmp-h">
         <h2 id="cmp-h">Compare on one file</h2>
@@ -135,7 +135,7 @@ export function EvaluationsPage({ crucible }: { crucible: Crucible }) {
           (comparison.value.rows.length === 0 ? (
             <p className="muted">No finished evaluation on this file yet.</p>
           ) : (
-            <div className="table-wrap">
+            <Scroll label="Comparison">
               <table data-testid="comparison">
                 <thead>
                   <tr>
@@ -165,7 +165,7 @@ export function EvaluationsPage({ crucible }: { crucible: Crucible }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </Scroll>
           ))}
       </section>
     </section>

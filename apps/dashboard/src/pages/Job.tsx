@@ -1,9 +1,9 @@
 // One job: live charts fed by its event stream, the events log, checkpoints, hyperparameters and
 // the cancel / pause / resume actions.
 import type { Checkpoint, Crucible, FineTuningJob, JobEvent } from '@crucible/sdk';
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { LineChart } from '../components/LineChart';
-import { duration, ErrorNote, Loading, Status, when } from '../components/ui';
+import { duration, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
 import { collect } from '../hooks';
 import { href } from '../route';
 import { jobProgress, methodOf, ProgressBar } from './Jobs';
@@ -73,6 +73,13 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     return () => ctl.abort();
   }, [crucible, id, generation]);
 
+  // a job resumed elsewhere (another tab, the API) gets its stream reopened here
+  const lastStatus = useRef<string | undefined>(undefined);
+  useEffect(() => {
+    if (lastStatus.current === 'paused' && job && job.status !== 'paused' && !SETTLED.has(job.status)) setGeneration((g) => g + 1);
+    lastStatus.current = job?.status;
+  }, [job]);
+
   // between events (queued, paused) the job object is refreshed every few seconds
   useEffect(() => {
     if (job && SETTLED.has(job.status) && job.status !== 'paused') return;
@@ -116,8 +123,7 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     setActionError(null);
     try {
       const j = await (action === 'cancel' ? crucible.cancelJob(id) : action === 'pause' ? crucible.pauseJob(id) : crucible.resumeJob(id));
-      setJob(j);
-      if (action === 'resume') setGeneration((g) => g + 1);
+      setJob(j); // a resume reopens the stream through the status change
     } catch (err) {
       setActionError(err);
     } finally {
@@ -202,7 +208,7 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
           {checkpoints.length === 0 ? (
             <p className="muted">No checkpoints yet.</p>
           ) : (
-            <div className="table-wrap">
+            <Scroll label="Checkpoints">
               <table>
                 <thead>
                   <tr>
@@ -228,23 +234,27 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
                   })}
                 </tbody>
               </table>
-            </div>
+            </Scroll>
           )}
           <h2>Hyperparameters</h2>
-          <pre className="json">{JSON.stringify(job.hyperparameters, null, 2)}</pre>
+          <Scroll label="Hyperparameters" as="pre" className="json">
+            {JSON.stringify(job.hyperparameters, null, 2)}
+          </Scroll>
         </section>
         <section aria-labelledby="events-h">
           <h2 id="events-h">Events</h2>
-          <ol className="events" aria-live="polite" data-testid="events">
-            {events
-              .slice(-300)
-              .reverse()
-              .map((e) => (
-                <li key={e.id} className={`level-${e.level}`}>
-                  <time>{new Date(e.created_at * 1000).toLocaleTimeString()}</time> {e.message}
-                </li>
-              ))}
-          </ol>
+          <Scroll label="Events log" className="events-wrap">
+            <ol className="events" aria-live="polite" data-testid="events">
+              {events
+                .slice(-300)
+                .reverse()
+                .map((e) => (
+                  <li key={e.id} className={`level-${e.level}`}>
+                    <time>{new Date(e.created_at * 1000).toLocaleTimeString()}</time> {e.message}
+                  </li>
+                ))}
+            </ol>
+          </Scroll>
         </section>
       </div>
     </section>

@@ -1,6 +1,6 @@
 // Jobs: every job of the project with status, model, method, progress and duration.
 import type { Crucible, FineTuningJob } from '@crucible/sdk';
-import { duration, Empty, ErrorNote, Loading, Status } from '../components/ui';
+import { duration, Empty, ErrorNote, Loading, Scroll, Status } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -48,7 +48,7 @@ export function JobsPage({ crucible }: { crucible: Crucible }) {
           No jobs yet. <a href={href('datasets')}>Upload a dataset</a>, then <a href={href('jobs', 'new')}>start a job</a>.
         </Empty>
       ) : (
-        <div className="table-wrap">
+        <Scroll label="Jobs">
           <table>
             <thead>
               <tr>
@@ -81,7 +81,7 @@ export function JobsPage({ crucible }: { crucible: Crucible }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
     </section>
   );

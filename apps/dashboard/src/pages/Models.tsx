@@ -1,7 +1,7 @@
 // Models: the list, one model's details and download, and a playground that streams a completion.
 import type { Crucible } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { Empty, ErrorNote, Loading, when } from '../components/ui';
+import { Empty, ErrorNote, Loading, Scroll, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -16,7 +16,7 @@ export function ModelsPage({ crucible }: { crucible: Crucible }) {
       ) : models.value.length === 0 ? (
         <Empty>No models.</Empty>
       ) : (
-        <div className="table-wrap">
+        <Scroll label="Models">
           <table>
             <thead>
               <tr>
@@ -46,7 +46,7 @@ export function ModelsPage({ crucible }: { crucible: Crucible }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </Scroll>
       )}
     </section>
   );
