@@ -9,7 +9,7 @@ import { Crucible, type FineTuningJob } from '@crucible/sdk';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, launchChromium } from '../support/browser';
-import { shakespeare } from '../support/data';
+import { shakespeare, untarGz } from '../support/data';
 import { startPlatform, type TestPlatform } from '../support/platform';
 
 const SHOTS = join(import.meta.dirname, '../../.crucible/screenshots');
@@ -187,8 +187,10 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     expect(download.suggestedFilename()).toMatch(/\.tar\.gz$/);
     const saved = readFileSync((await download.path()) as string);
     const direct = Buffer.from(await (await crucible.downloadModel(model)).arrayBuffer());
-    expect(saved.length).toBe(direct.length);
-    expect([saved[0], saved[1]]).toEqual([0x1f, 0x8b]);
+    // the archive is built per download (tar times differ): the same files with the same bytes
+    const [got, want] = [untarGz(saved), untarGz(direct)];
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [name, bytes] of want) expect(got.get(name)?.equals(bytes), name).toBe(true);
   });
 
   it('starts an evaluation and compares models on one file', async () => {
@@ -270,6 +272,17 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       }
     }
     await audit.close();
+
+    // the static files: a strict CSP, hashed assets cached, nothing outside the build served
+    const index = await fetch(`${p.url}/dashboard/`);
+    expect(index.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const asset = /src="\/dashboard\/(assets\/[^"]+\.js)"/.exec(await index.text())?.[1];
+    expect((await fetch(`${p.url}/dashboard/${asset}`)).headers.get('cache-control')).toContain('immutable');
+    for (const path of ['..%2f..%2fpackage.json', '..%2F..%2F..%2Fpackage.json', '%2e%2e/%2e%2e/package.json']) {
+      const r = await fetch(`${p.url}/dashboard/${path}`);
+      expect(`${path} ${r.status}`).toBe(`${path} 404`);
+    }
+    expect((await fetch(`${p.url}/`, { redirect: 'manual' })).headers.get('location')).toBe('/dashboard/');
 
     await page.goto(`${p.url}/docs`);
     await page.getByText('Crucible API').first().waitFor();
