@@ -3,7 +3,7 @@
 // iterators, pagination, streamed completions and model downloads. Every failure is a
 // CrucibleApiError with the HTTP status and the API's error code.
 import createClient, { type Client } from 'openapi-fetch';
-import { CrucibleApiError, CrucibleTimeoutError } from './errors.js';
+import { CrucibleApiError, CrucibleTimeoutError, errorBodyFrom } from './errors.js';
 import type { components, paths } from './schema.js';
 import { sseData } from './sse.js';
 import { sendUpload, type UploadInput, type UploadOptions } from './upload.js';
@@ -64,8 +64,7 @@ export function createCrucibleClient(opts: ClientOptions): CrucibleClient {
 /** The data of a typed call, or its error thrown as a CrucibleApiError. */
 export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (result.error !== undefined || result.data === undefined) {
-    const body = (result.error as { error?: ApiError['error'] } | undefined)?.error;
-    throw new CrucibleApiError(result.response.status, body ?? { code: `http_${result.response.status}`, message: result.response.statusText, param: null });
+    throw new CrucibleApiError(result.response.status, errorBodyFrom(result.error, result.response.status, result.response.statusText));
   }
   return result.data;
 }
@@ -90,7 +89,13 @@ export interface WaitOptions {
   intervalMs?: number;
 }
 
-const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+/** The statuses a job or an evaluation ends in (a paused job is settled, not final). */
+export const FINAL_STATUSES: readonly string[] = ['succeeded', 'failed', 'cancelled'];
+const FINAL = new Set(FINAL_STATUSES);
+
+export function isFinalStatus(status: string): boolean {
+  return FINAL.has(status);
+}
 
 export class Crucible {
   /** The typed OpenAPI client on the same base URL and key. */
@@ -183,13 +188,8 @@ export class Crucible {
    * A job's events as they happen (Server-Sent Events): every event from the start, then live, ending
    * when the job settles (succeeded, failed, cancelled or paused). Break out of the loop to stop.
    */
-  async *jobEvents(id: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
-    const res = await this.request(`/fine_tuning/jobs/${encodeURIComponent(id)}/events?stream=true`, {
-      headers: { accept: 'text/event-stream' },
-      signal: opts.signal,
-    });
-    if (!res.body) return;
-    for await (const data of sseData(res.body, opts.signal)) yield JSON.parse(data) as JobEvent;
+  jobEvents(id: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
+    return this.sse<JobEvent>(`/fine_tuning/jobs/${encodeURIComponent(id)}/events?stream=true`, { signal: opts.signal });
   }
 
   /**
@@ -333,13 +333,17 @@ export class Crucible {
   }
 
   private async *streamChunks<T>(path: string, body: object, signal?: AbortSignal): AsyncGenerator<T> {
-    const res = await this.request(path, { method: 'POST', body: JSON.stringify({ ...body, stream: true }), headers: { accept: 'text/event-stream' }, signal });
-    if (!res.body) return;
-    for await (const data of sseData(res.body, signal)) {
-      const chunk = JSON.parse(data) as T & { error?: ApiError['error'] };
-      if (chunk.error) throw new CrucibleApiError(res.status, chunk.error); // failed after the stream began
+    for await (const chunk of this.sse<T & { error?: ApiError['error'] }>(path, { method: 'POST', body: JSON.stringify({ ...body, stream: true }), signal })) {
+      if (chunk.error) throw new CrucibleApiError(200, chunk.error); // failed after the stream began (its answer was a 200)
       yield chunk as T;
     }
+  }
+
+  /** The JSON payloads of a Server-Sent Events answer, in order. */
+  private async *sse<T>(path: string, init: RequestInit): AsyncGenerator<T> {
+    const res = await this.request(path, { ...init, headers: { accept: 'text/event-stream' } });
+    if (!res.body) return;
+    for await (const data of sseData(res.body, init.signal ?? undefined)) yield JSON.parse(data) as T;
   }
 
   // ---- internals ----

@@ -33,16 +33,22 @@ export class CrucibleApiError extends Error {
   }
 }
 
+/** The error body of an answer's text: Crucible's `{ error }` when it is that, else the text itself under `http_<status>`. */
 export function errorBodyOf(text: string, status: number, statusText = ''): ApiErrorBody {
+  let body: unknown;
   try {
-    const body = JSON.parse(text) as { error?: Partial<ApiErrorBody> };
-    if (body?.error && typeof body.error.code === 'string') {
-      return { code: body.error.code, message: String(body.error.message ?? ''), param: body.error.param ?? null };
-    }
+    body = JSON.parse(text);
   } catch {
-    // not JSON: fall through
+    // not JSON: the text is the message
   }
-  return { code: `http_${status}`, message: text.slice(0, 500) || statusText || `HTTP ${status}`, param: null };
+  return errorBodyFrom(body, status, text.slice(0, 500) || statusText);
+}
+
+/** The error body of a parsed answer: Crucible's `{ error }`, or `http_<status>` with `fallbackMessage`. */
+export function errorBodyFrom(body: unknown, status: number, fallbackMessage = ''): ApiErrorBody {
+  const error = (body as { error?: Partial<ApiErrorBody> } | null | undefined)?.error;
+  if (error && typeof error.code === 'string') return { code: error.code, message: String(error.message ?? ''), param: error.param ?? null };
+  return { code: `http_${status}`, message: fallbackMessage || `HTTP ${status}`, param: null };
 }
 
 /** Thrown by the wait helpers when their timeout passes first. */

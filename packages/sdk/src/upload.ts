@@ -53,26 +53,26 @@ function xhrConstructor(): (new () => Xhr) | undefined {
   return (globalThis as { XMLHttpRequest?: new () => Xhr }).XMLHttpRequest;
 }
 
-function sizeOf(input: UploadInput): number | null {
-  const d = input.data;
-  if (typeof d === 'string') return new TextEncoder().encode(d).byteLength;
-  if (d instanceof Uint8Array) return d.byteLength;
-  if (typeof Blob !== 'undefined' && d instanceof Blob) return d.size;
-  return input.size ?? null;
+/** Data already in memory (a string, bytes or a Blob), as opposed to a stream. */
+function inMemory(d: UploadData): d is Blob | Uint8Array | string {
+  return typeof d === 'string' || d instanceof Uint8Array || (typeof Blob !== 'undefined' && d instanceof Blob);
+}
+
+function memoryBlob(d: Blob | Uint8Array | string): Blob {
+  if (typeof d === 'string') return new Blob([d]);
+  if (d instanceof Uint8Array) return new Blob([new Uint8Array(d)]);
+  return d;
 }
 
 async function toBlob(data: UploadData): Promise<Blob> {
-  if (typeof Blob !== 'undefined' && data instanceof Blob) return data;
-  if (typeof data === 'string') return new Blob([data]);
-  if (data instanceof Uint8Array) return new Blob([new Uint8Array(data)]);
-  return await new Response(data).blob();
+  return inMemory(data) ? memoryBlob(data) : await new Response(data).blob();
 }
 
 /** Sends the upload and returns the API's JSON answer; throws CrucibleApiError on a 4xx/5xx. */
 export async function sendUpload(t: Transport, input: UploadInput, opts: UploadOptions): Promise<unknown> {
   const purpose = opts.purpose ?? 'fine-tune';
   const Xhr = xhrConstructor();
-  const isStream = !(typeof input.data === 'string' || input.data instanceof Uint8Array || (typeof Blob !== 'undefined' && input.data instanceof Blob));
+  const isStream = !inMemory(input.data);
   if (Xhr && (opts.onProgress || isStream)) return viaXhr(Xhr, t, purpose, input, await toBlob(input.data), opts);
   if (!opts.onProgress && !isStream) {
     const form = new FormData();
@@ -124,10 +124,9 @@ async function viaStream(t: Transport, purpose: FilePurpose, input: UploadInput,
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${quoted(input.name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
   const tail = enc.encode(`\r\n--${boundary}--\r\n`);
-  const total = sizeOf(input);
-  const d = input.data;
-  const source: ReadableStream<Uint8Array> =
-    typeof d === 'string' || d instanceof Uint8Array ? new Blob([typeof d === 'string' ? d : new Uint8Array(d)]).stream() : d instanceof Blob ? d.stream() : d;
+  const blob = inMemory(input.data) ? memoryBlob(input.data) : null;
+  const total = blob ? blob.size : (input.size ?? null);
+  const source: ReadableStream<Uint8Array> = blob ? blob.stream() : (input.data as ReadableStream<Uint8Array>);
   const reader = source.getReader();
   let loaded = 0;
   let stage: 'head' | 'file' | 'tail' | 'done' = 'head';
