@@ -218,14 +218,28 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
     await page.getByTestId('chart-Loss').waitFor();
-    const fits = () => page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth');
-    expect(await fits()).toBe(true);
+    // no page scrolls sideways
+    const fits = (on: Page) => on.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth');
+    const visit = async (on: Page, route: string) => {
+      await on.goto(`${p.url}/dashboard/#/${route}`);
+      await on.locator('main h1').waitFor();
+      await on.waitForLoadState('networkidle');
+    };
+    const routes = [
+      'jobs',
+      `jobs/${trained.id}`,
+      'jobs/new',
+      'datasets',
+      `datasets/${trained.training_file}`,
+      'models',
+      `models/${trained.fine_tuned_model}`,
+      'evaluations',
+    ];
+    expect(await fits(page)).toBe(true);
     await shot('job-phone');
-    for (const route of ['jobs', 'jobs/new', 'datasets', `datasets/${trained.training_file}`, 'models', `models/${trained.fine_tuned_model}`, 'evaluations']) {
-      await page.goto(`${p.url}/dashboard/#/${route}`);
-      await page.locator('main h1').waitFor();
-      await page.waitForLoadState('networkidle');
-      expect(`${route}: ${await fits()}`).toBe(`${route}: true`);
+    for (const route of routes) {
+      await visit(page, route);
+      expect(`${route}: ${await fits(page)}`).toBe(`${route}: true`);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
@@ -248,27 +262,13 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     const audit = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
     await audit.addInitScript(`sessionStorage.setItem('crucible.apiKey', ${JSON.stringify(p.apiKey)})`);
     const a11y = await audit.newPage();
-    const routes = [
-      'jobs',
-      `jobs/${trained.id}`,
-      'jobs/new',
-      'datasets',
-      `datasets/${trained.training_file}`,
-      'models',
-      `models/${trained.fine_tuned_model}`,
-      'evaluations',
-    ];
     for (const width of [1280, 768]) {
       await a11y.setViewportSize({ width, height: 900 });
       for (const route of routes) {
-        await a11y.goto(`${p.url}/dashboard/#/${route}`);
-        await a11y.locator('main h1').waitFor();
-        await a11y.waitForLoadState('networkidle');
+        await visit(a11y, route);
         const serious = await axe(a11y);
         expect(`${width} ${route}: ${JSON.stringify(serious)}`).toBe(`${width} ${route}: []`);
-        expect(`${width} ${route}: ${await a11y.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth')}`).toBe(
-          `${width} ${route}: true`,
-        );
+        expect(`${width} ${route}: ${await fits(a11y)}`).toBe(`${width} ${route}: true`);
       }
     }
     await audit.close();

@@ -66,3 +66,13 @@ export function Scroll({
     </Tag>
   );
 }
+
+/** A loaded list: its error, "Loading…" until it arrives, the empty state, or the items. */
+export function Listing<T>({ load, empty, children }: { load: { value?: T[]; error?: unknown }; empty: ReactNode; children: (items: T[]) => ReactNode }) {
+  return (
+    <>
+      <ErrorNote error={load.error} />
+      {!load.value ? !load.error && <Loading /> : load.value.length === 0 ? <Empty>{empty}</Empty> : children(load.value)}
+    </>
+  );
+}

@@ -1,7 +1,7 @@
 // Datasets: upload with a progress bar, the list of files, and each file's validation report and statistics.
 import type { Crucible, FilePurpose, FileReport, FileStats } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { bytes, Empty, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
+import { bytes, ErrorNote, Listing, Loading, Scroll, Status, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -61,48 +61,45 @@ export function DatasetsPage({ crucible }: { crucible: Crucible }) {
           Uploaded <a href={href('datasets', done)}>{done}</a>.
         </p>
       )}
-      <ErrorNote error={files.error} />
-      {!files.value ? (
-        !files.error && <Loading />
-      ) : files.value.length === 0 ? (
-        <Empty>No datasets yet: upload a .jsonl or text file above.</Empty>
-      ) : (
-        <Scroll label="Datasets">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">File</th>
-                <th scope="col">Name</th>
-                <th scope="col">Status</th>
-                <th scope="col">Purpose</th>
-                <th scope="col">Format</th>
-                <th scope="col">Records</th>
-                <th scope="col">Size</th>
-                <th scope="col">Uploaded</th>
-              </tr>
-            </thead>
-            <tbody>
-              {files.value.map((f) => (
-                <tr key={f.id} data-file={f.id}>
-                  <td>
-                    <a href={href('datasets', f.id)}>{f.id}</a>
-                  </td>
-                  <td>{f.filename}</td>
-                  <td>
-                    <Status value={f.status} />
-                    {f.problem_count ? <span className="muted"> ({f.problem_count} problems)</span> : null}
-                  </td>
-                  <td>{f.purpose}</td>
-                  <td>{f.format ?? '–'}</td>
-                  <td>{f.lines}</td>
-                  <td>{bytes(f.bytes)}</td>
-                  <td>{when(f.created_at)}</td>
+      <Listing load={files} empty={<>No datasets yet: upload a .jsonl or text file above.</>}>
+        {(list) => (
+          <Scroll label="Datasets">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">File</th>
+                  <th scope="col">Name</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Purpose</th>
+                  <th scope="col">Format</th>
+                  <th scope="col">Records</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">Uploaded</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </Scroll>
-      )}
+              </thead>
+              <tbody>
+                {list.map((f) => (
+                  <tr key={f.id} data-file={f.id}>
+                    <td>
+                      <a href={href('datasets', f.id)}>{f.id}</a>
+                    </td>
+                    <td>{f.filename}</td>
+                    <td>
+                      <Status value={f.status} />
+                      {f.problem_count ? <span className="muted"> ({f.problem_count} problems)</span> : null}
+                    </td>
+                    <td>{f.purpose}</td>
+                    <td>{f.format ?? '–'}</td>
+                    <td>{f.lines}</td>
+                    <td>{bytes(f.bytes)}</td>
+                    <td>{when(f.created_at)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Scroll>
+        )}
+      </Listing>
     </section>
   );
 }

@@ -2,7 +2,7 @@
 // evaluated on one file side by side.
 import { type Crucible, CrucibleApiError } from '@crucible/sdk';
 import { type FormEvent, useState } from 'react';
-import { Empty, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
+import { ErrorNote, Listing, Scroll, Status, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 
 function fmt(v: number | null | undefined): string {
@@ -75,50 +75,48 @@ export function EvaluationsPage({ crucible }: { crucible: Crucible }) {
         </div>
         <button type="submit">Evaluate</button>
       </form>
-      <ErrorNote error={formError ?? evaluations.error} />
-      {!evaluations.value ? (
-        !evaluations.error && <Loading />
-      ) : evaluations.value.length === 0 ? (
-        <Empty>No evaluations yet: pick a trained model (or a checkpoint) and a file above.</Empty>
-      ) : (
-        <Scroll label="Evaluations">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Evaluation</th>
-                <th scope="col">Status</th>
-                <th scope="col">Model</th>
-                <th scope="col">File</th>
-                <th scope="col">Loss</th>
-                <th scope="col">Perplexity</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {evaluations.value.map((e) => {
-                const m = (e.metrics ?? {}) as Record<string, number | null>;
-                return (
-                  <tr key={e.id}>
-                    <td>{e.id}</td>
-                    <td>
-                      <Status value={e.status} />
-                    </td>
-                    <td>{e.model}</td>
-                    <td>
-                      <button type="button" className="link" onClick={() => setCompareFile(e.file)} title="Compare every model on this file">
-                        {e.file}
-                      </button>
-                    </td>
-                    <td>{fmt(m.loss)}</td>
-                    <td>{fmt(m.perplexity)}</td>
-                    <td>{when(e.created_at)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </Scroll>
-      )}
+      <ErrorNote error={formError} />
+      <Listing load={evaluations} empty={<>No evaluations yet: pick a trained model (or a checkpoint) and a file above.</>}>
+        {(list) => (
+          <Scroll label="Evaluations">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Evaluation</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Model</th>
+                  <th scope="col">File</th>
+                  <th scope="col">Loss</th>
+                  <th scope="col">Perplexity</th>
+                  <th scope="col">Created</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((e) => {
+                  const m = (e.metrics ?? {}) as Record<string, number | null>;
+                  return (
+                    <tr key={e.id}>
+                      <td>{e.id}</td>
+                      <td>
+                        <Status value={e.status} />
+                      </td>
+                      <td>{e.model}</td>
+                      <td>
+                        <button type="button" className="link" onClick={() => setCompareFile(e.file)} title="Compare every model on this file">
+                          {e.file}
+                        </button>
+                      </td>
+                      <td>{fmt(m.loss)}</td>
+                      <td>{fmt(m.perplexity)}</td>
+                      <td>{when(e.created_at)}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </Scroll>
+        )}
+      </Listing>
       <section aria-labelledby="cmp-h">
         <h2 id="cmp-h">Compare on one file</h2>
         <label htmlFor="cmp-file">File</label>{' '}

@@ -1,6 +1,6 @@
 // One job: live charts fed by its event stream, the events log, checkpoints, hyperparameters and
 // the cancel / pause / resume actions.
-import type { Checkpoint, Crucible, FineTuningJob, JobEvent } from '@crucible/sdk';
+import { type Checkpoint, type Crucible, type FineTuningJob, isFinalStatus, type JobEvent } from '@crucible/sdk';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { LineChart } from '../components/LineChart';
 import { duration, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
@@ -16,8 +16,6 @@ interface Point {
   grad_norm?: number | null;
   tokens_per_second?: number | null;
 }
-
-const SETTLED = new Set(['succeeded', 'failed', 'cancelled', 'paused']);
 
 function merge(points: Map<number, Point>, d: Point): Map<number, Point> {
   const next = new Map(points);
@@ -44,28 +42,22 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     const ctl = new AbortController();
     (async () => {
       try {
-        const [j, m] = await Promise.all([crucible.retrieveJob(id), crucible.jobMetrics(id, 2000)]);
-        setJob(j);
+        const refresh = async () => {
+          const [j, c] = await Promise.all([crucible.retrieveJob(id), collect(crucible.listCheckpoints(id))]);
+          setJob(j);
+          setCheckpoints(c);
+        };
+        const [, m] = await Promise.all([refresh(), crucible.jobMetrics(id, 2000)]);
         setPoints(new Map(m.data.map((p) => [p.step, p])));
-        setCheckpoints(await collect(crucible.listCheckpoints(id)));
-        const seen = new Set<string>();
+        // one connection yields each event once
         const log: JobEvent[] = [];
         for await (const e of crucible.jobEvents(id, { signal: ctl.signal })) {
-          if (seen.has(e.id)) continue;
-          seen.add(e.id);
           log.push(e);
           setEvents([...log]);
           if (e.type === 'metrics' && e.data && typeof e.data.step === 'number') setPoints((p) => merge(p, e.data as unknown as Point));
-          if (e.type === 'message' || (e.data as { best?: boolean } | null)?.best) {
-            const [j2, c] = await Promise.all([crucible.retrieveJob(id), collect(crucible.listCheckpoints(id))]);
-            setJob(j2);
-            setCheckpoints(c);
-          }
+          if (e.type === 'message' || (e.data as { best?: boolean } | null)?.best) await refresh(); // a new status or checkpoint
         }
-        if (ctl.signal.aborted) return;
-        const [j3, c3] = await Promise.all([crucible.retrieveJob(id), collect(crucible.listCheckpoints(id))]);
-        setJob(j3);
-        setCheckpoints(c3);
+        if (!ctl.signal.aborted) await refresh();
       } catch (err) {
         if (!ctl.signal.aborted) setError(err);
       }
@@ -76,13 +68,13 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
   // a job resumed elsewhere (another tab, the API) gets its stream reopened here
   const lastStatus = useRef<string | undefined>(undefined);
   useEffect(() => {
-    if (lastStatus.current === 'paused' && job && job.status !== 'paused' && !SETTLED.has(job.status)) setGeneration((g) => g + 1);
+    if (lastStatus.current === 'paused' && job && job.status !== 'paused' && !isFinalStatus(job.status)) setGeneration((g) => g + 1);
     lastStatus.current = job?.status;
   }, [job]);
 
   // between events (queued, paused) the job object is refreshed every few seconds
   useEffect(() => {
-    if (job && SETTLED.has(job.status) && job.status !== 'paused') return;
+    if (job && isFinalStatus(job.status)) return;
     const t = setInterval(() => {
       crucible
         .retrieveJob(id)
@@ -133,7 +125,7 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
 
   if (error && !job) return <ErrorNote error={error} />;
   if (!job) return <Loading />;
-  const running = !['succeeded', 'failed', 'cancelled'].includes(job.status);
+  const running = !isFinalStatus(job.status);
   const progress = job.status === 'succeeded' ? 1 : (live ?? jobProgress(job));
   return (
     <section>

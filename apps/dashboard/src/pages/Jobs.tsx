@@ -1,6 +1,6 @@
 // Jobs: every job of the project with status, model, method, progress and duration.
 import type { Crucible, FineTuningJob } from '@crucible/sdk';
-import { duration, Empty, ErrorNote, Loading, Scroll, Status } from '../components/ui';
+import { duration, Listing, Scroll, Status } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -40,49 +40,51 @@ export function JobsPage({ crucible }: { crucible: Crucible }) {
           New job
         </a>
       </div>
-      <ErrorNote error={jobs.error} />
-      {!jobs.value ? (
-        !jobs.error && <Loading />
-      ) : jobs.value.length === 0 ? (
-        <Empty>
-          No jobs yet. <a href={href('datasets')}>Upload a dataset</a>, then <a href={href('jobs', 'new')}>start a job</a>.
-        </Empty>
-      ) : (
-        <Scroll label="Jobs">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Status</th>
-                <th scope="col">Model</th>
-                <th scope="col">Method</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Duration</th>
-                <th scope="col">Result</th>
-              </tr>
-            </thead>
-            <tbody>
-              {jobs.value.map((j) => (
-                <tr key={j.id} data-job={j.id}>
-                  <td>
-                    <a href={href('jobs', j.id)}>{j.id}</a>
-                  </td>
-                  <td>
-                    <Status value={j.status} />
-                  </td>
-                  <td>{j.model}</td>
-                  <td>{methodOf(j)}</td>
-                  <td>
-                    <ProgressBar value={jobProgress(j)} label={`progress of ${j.id}`} />
-                  </td>
-                  <td>{duration(j.created_at, j.finished_at)}</td>
-                  <td>{j.fine_tuned_model ? <a href={href('models', j.fine_tuned_model)}>{j.fine_tuned_model}</a> : '–'}</td>
+      <Listing
+        load={jobs}
+        empty={
+          <>
+            No jobs yet. <a href={href('datasets')}>Upload a dataset</a>, then <a href={href('jobs', 'new')}>start a job</a>.
+          </>
+        }
+      >
+        {(list) => (
+          <Scroll label="Jobs">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Job</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Model</th>
+                  <th scope="col">Method</th>
+                  <th scope="col">Progress</th>
+                  <th scope="col">Duration</th>
+                  <th scope="col">Result</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </Scroll>
-      )}
+              </thead>
+              <tbody>
+                {list.map((j) => (
+                  <tr key={j.id} data-job={j.id}>
+                    <td>
+                      <a href={href('jobs', j.id)}>{j.id}</a>
+                    </td>
+                    <td>
+                      <Status value={j.status} />
+                    </td>
+                    <td>{j.model}</td>
+                    <td>{methodOf(j)}</td>
+                    <td>
+                      <ProgressBar value={jobProgress(j)} label={`progress of ${j.id}`} />
+                    </td>
+                    <td>{duration(j.created_at, j.finished_at)}</td>
+                    <td>{j.fine_tuned_model ? <a href={href('models', j.fine_tuned_model)}>{j.fine_tuned_model}</a> : '–'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Scroll>
+        )}
+      </Listing>
     </section>
   );
 }

@@ -1,7 +1,7 @@
 // Models: the list, one model's details and download, and a playground that streams a completion.
 import type { Crucible } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { Empty, ErrorNote, Loading, Scroll, when } from '../components/ui';
+import { ErrorNote, Listing, Loading, Scroll, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -10,44 +10,41 @@ export function ModelsPage({ crucible }: { crucible: Crucible }) {
   return (
     <section>
       <h1>Models</h1>
-      <ErrorNote error={models.error} />
-      {!models.value ? (
-        !models.error && <Loading />
-      ) : models.value.length === 0 ? (
-        <Empty>No models.</Empty>
-      ) : (
-        <Scroll label="Models">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Model</th>
-                <th scope="col">Source</th>
-                <th scope="col">Architecture</th>
-                <th scope="col">Base</th>
-                <th scope="col">Job</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {models.value.map((m) => (
-                <tr key={m.id}>
-                  <td>
-                    <a href={href('models', m.id)}>{m.id}</a>
-                  </td>
-                  <td>{m.source}</td>
-                  <td>
-                    {m.arch}
-                    {m.peft ? ` · ${(m.peft as { type?: string }).type}` : ''}
-                  </td>
-                  <td>{m.base_model ?? '–'}</td>
-                  <td>{m.fine_tuning_job ? <a href={href('jobs', m.fine_tuning_job)}>{m.fine_tuning_job}</a> : '–'}</td>
-                  <td>{when(m.created)}</td>
+      <Listing load={models} empty={<>No models.</>}>
+        {(list) => (
+          <Scroll label="Models">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Model</th>
+                  <th scope="col">Source</th>
+                  <th scope="col">Architecture</th>
+                  <th scope="col">Base</th>
+                  <th scope="col">Job</th>
+                  <th scope="col">Created</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </Scroll>
-      )}
+              </thead>
+              <tbody>
+                {list.map((m) => (
+                  <tr key={m.id}>
+                    <td>
+                      <a href={href('models', m.id)}>{m.id}</a>
+                    </td>
+                    <td>{m.source}</td>
+                    <td>
+                      {m.arch}
+                      {m.peft ? ` · ${(m.peft as { type?: string }).type}` : ''}
+                    </td>
+                    <td>{m.base_model ?? '–'}</td>
+                    <td>{m.fine_tuning_job ? <a href={href('jobs', m.fine_tuning_job)}>{m.fine_tuning_job}</a> : '–'}</td>
+                    <td>{when(m.created)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Scroll>
+        )}
+      </Listing>
     </section>
   );
 }
