@@ -1,5 +1,6 @@
 // Records of the other resources as the repositories return them.
 import type { PeftConfig } from '@crucible/training-config';
+import type { EventLevel, JobFailure } from './jobs/records';
 import type { EvaluationMetrics, EvaluationOptions, EvaluationSample, EvaluationStatus } from './schemas/evaluations';
 import type { FileFormat } from './schemas/files';
 
@@ -67,7 +68,7 @@ export interface EvaluationRecord {
   metrics: EvaluationMetrics | null;
   samples: EvaluationSample[] | null;
   progress: number;
-  error: { code: string; message: string; param: string | null } | null;
+  error: JobFailure | null;
   metadata: Record<string, string> | null;
   createdAt: Date;
   startedAt: Date | null;
@@ -77,7 +78,7 @@ export interface EvaluationRecord {
 export interface EvaluationEventRecord {
   id: string;
   seq: bigint;
-  level: 'info' | 'warn' | 'error';
+  level: EventLevel;
   message: string;
   data: Record<string, unknown> | null;
   createdAt: Date;

@@ -5,6 +5,7 @@ import {
   type EvaluationEventRecord,
   type EvaluationRecord,
   type EvaluationStatus,
+  type EventLevel,
   ID_PREFIX,
   newId,
   type RecordPage,
@@ -121,7 +122,7 @@ export class EvaluationRepository extends Repository {
     id: string,
     to: 'succeeded' | 'failed' | 'cancelled',
     set: { metrics?: unknown; samples?: unknown; error?: unknown },
-    event: { message: string; level?: 'info' | 'warn' | 'error'; data?: Record<string, unknown> },
+    event: { message: string; level?: EventLevel; data?: Record<string, unknown> },
   ): Promise<boolean> {
     return this.run((db) =>
       db.$transaction(async (tx) => {

@@ -1,13 +1,11 @@
 // The job wing's records as the repository returns them: typed domain objects, not database rows.
+import type { Static } from '@sinclair/typebox';
+import type { EventLevelSchema, FailureError } from '../schemas/common';
 import type { MethodType } from '../schemas/jobs';
 import type { ResolvedHyperparameters } from './spec';
 import type { JobStatus } from './state-machine';
 
-export interface JobFailure {
-  code: string;
-  message: string;
-  param: string | null;
-}
+export type JobFailure = Static<typeof FailureError>;
 
 /** The spec as stored: resolved at creation, then finished by the worker with the data's numbers. */
 export type StoredHyperparameters = ResolvedHyperparameters & { vocab_size?: number };
@@ -45,7 +43,7 @@ export interface JobRecord {
   finishedAt: Date | null;
 }
 
-export type EventLevel = 'info' | 'warn' | 'error';
+export type EventLevel = Static<typeof EventLevelSchema>;
 export type EventType = 'message' | 'metrics';
 
 export interface JobEventRecord {

@@ -35,3 +35,9 @@ export function Deleted(object: string) {
 export const IdParams = Type.Object({ id: Type.String() });
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** Why a job or an evaluation failed (its `error` field). */
+export const FailureError = Type.Object({ code: Type.String(), message: Type.String(), param: Nullable(Type.String()) });
+
+/** The level of a job's or an evaluation's event. */
+export const EventLevelSchema = Type.Union([Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]);

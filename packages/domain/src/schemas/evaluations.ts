@@ -1,7 +1,7 @@
 // The evaluation resource: a model (or a checkpoint) scored on a file, run by workers through
 // their own queue. Crucible's own shape (OpenAI's evals API is a different product).
 import { type Static, Type } from '@sinclair/typebox';
-import { Nullable } from './common';
+import { EventLevelSchema, FailureError, Nullable } from './common';
 
 export const EVALUATION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type EvaluationStatus = (typeof EVALUATION_STATUSES)[number];
@@ -94,7 +94,7 @@ export const EvaluationObject = Type.Object(
     }),
     metrics: Nullable(EvaluationMetrics),
     samples: Type.Array(EvaluationSample),
-    error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), param: Nullable(Type.String()) })),
+    error: Nullable(FailureError),
     metadata: Nullable(Type.Record(Type.String(), Type.String())),
     created_at: Type.Integer(),
     started_at: Nullable(Type.Integer()),
@@ -109,7 +109,7 @@ export const EvaluationEventObject = Type.Object(
     id: Type.String(),
     object: Type.Literal('evaluation.event'),
     created_at: Type.Integer(),
-    level: Type.Union([Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]),
+    level: EventLevelSchema,
     message: Type.String(),
     data: Nullable(Type.Record(Type.String(), Type.Unknown())),
   },

@@ -3,7 +3,7 @@
 import { TRAINING_DEFAULTS as D, LORA_TARGETS, PEFT_DEFAULTS } from '@crucible/training-config';
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
-import { Nullable } from './common';
+import { EventLevelSchema, FailureError, Nullable } from './common';
 import { PreparationRulesRequest } from './files';
 
 const auto = Type.Literal('auto');
@@ -204,14 +204,12 @@ export const CreateJobRequest = Type.Object(
 );
 export type CreateJobRequest = Static<typeof CreateJobRequest>;
 
-export const JobError = Type.Object({ code: Type.String(), message: Type.String(), param: Nullable(Type.String()) });
-
 export const JobObject = Type.Object(
   {
     id: Type.String(),
     object: Type.Literal('fine_tuning.job'),
     created_at: Type.Integer(),
-    error: Nullable(JobError),
+    error: Nullable(FailureError),
     fine_tuned_model: Nullable(Type.String()),
     finished_at: Nullable(Type.Integer()),
     hyperparameters: Type.Record(Type.String(), Type.Unknown(), { description: 'Resolved hyperparameters (defaults filled in).' }),
@@ -241,7 +239,7 @@ export const EventObject = Type.Object(
     id: Type.String(),
     object: Type.Literal('fine_tuning.job.event'),
     created_at: Type.Integer(),
-    level: Type.Union([Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]),
+    level: EventLevelSchema,
     message: Type.String(),
     type: Type.Union([Type.Literal('message'), Type.Literal('metrics')]),
     data: Nullable(Type.Record(Type.String(), Type.Unknown())),
