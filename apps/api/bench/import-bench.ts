@@ -2,14 +2,13 @@
 // zeros, written once to $TMPDIR) is imported by curl (its own process) into a local S3 server (its
 // own process), through real HTTP. Needs PostgreSQL and Redis (as the tests do) and curl.
 // Usage: npm run bench:import
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
 import { encodeSafetensors, expectedGpt2Shapes, gpt2Config, type NamedTensor, trainTokenizer } from '@crucible/model-files';
 import type { ModelConfig } from '@crucible/training-config';
-import { startBenchServices } from './bench-services';
+import { curl, sampleRss, startBenchApi, startBenchServices } from './bench-services';
 
 const GPT2_SMALL: ModelConfig = {
   arch: 'gpt',
@@ -37,39 +36,20 @@ if (!existsSync(weightsPath)) {
   process.exit(0);
 }
 const services = await startBenchServices('import');
-const db = services.databaseUrl;
-const endpoint = services.s3Endpoint;
-const cfg = parseApiConfig({
-  DATABASE_URL: db,
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  S3_ENDPOINT: endpoint,
-  S3_BUCKET: 'mem',
-  QUEUE_PREFIX: 'import-mem',
-  PORT: '0',
-});
-const deps = await createDeps(cfg);
-const app = await buildApp(cfg, deps);
-await app.listen({ host: '127.0.0.1', port: 0 });
-const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-const { secret } = await createProjectWithKey(deps.store, 'mem');
+const api = await startBenchApi(services, 'import-mem');
 const tokenizer = trainTokenizer('hello world', { type: 'bpe', vocabSize: 270 });
 writeFileSync(join(dir, 'mem-config.json'), JSON.stringify(gpt2Config(GPT2_SMALL, tokenizer)));
 writeFileSync(join(dir, 'mem-tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
-global.gc?.();
-const rss0 = process.memoryUsage().rss;
-let peak = rss0;
-const timer = setInterval(() => {
-  peak = Math.max(peak, process.memoryUsage().rss);
-}, 20);
+const rss = sampleRss();
 const t0 = Date.now();
-const curl = spawn('curl', [
+const code = await curl([
   '-s',
   '-o',
   '/dev/null',
   '-w',
   '%{http_code}',
   '-H',
-  `Authorization: Bearer ${secret}`,
+  `Authorization: Bearer ${api.secret}`,
   '-F',
   'name=gpt2-shape',
   '-F',
@@ -78,20 +58,15 @@ const curl = spawn('curl', [
   `file=@${join(dir, 'mem-tokenizer.json')};filename=tokenizer.json`,
   '-F',
   `file=@${weightsPath};filename=model.safetensors`,
-  `${url}/v1/models`,
+  `${api.url}/v1/models`,
 ]);
-let code = '';
-curl.stdout.on('data', (d) => {
-  code += d;
-});
-await new Promise((r) => curl.on('close', r));
-clearInterval(timer);
+rss.stop();
 const s = Date.now() - t0;
 const mb = Number(spawnSync('stat', ['-c', '%s', weightsPath], { encoding: 'utf8' }).stdout) / 2 ** 20;
+const [rss0, peak] = [rss.before, rss.peak()];
 console.log(
   `status ${code}; ${mb.toFixed(0)} MB in ${(s / 1000).toFixed(1)} s (${(mb / (s / 1000)).toFixed(0)} MB/s); API process RSS ${(rss0 / 2 ** 20).toFixed(0)} MB before, peak ${(peak / 2 ** 20).toFixed(0)} MB (+${((peak - rss0) / 2 ** 20).toFixed(0)} MB)`,
 );
-await app.close();
-await deps.close();
+await api.close();
 services.stop();
 process.exit(0);

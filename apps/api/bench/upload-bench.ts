@@ -5,13 +5,11 @@
 // MB/s, and a direct multipart upload of the same file to the same S3 server (@aws-sdk/lib-storage)
 // for comparison. Needs PostgreSQL, Redis and curl.
 // Usage: npm run bench:upload [-- 10 100 500]
-import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
 import { Storage } from '@crucible/storage';
-import { startBenchServices } from './bench-services';
+import { curl, sampleRss, startBenchApi, startBenchServices } from './bench-services';
 
 const sizes = process.argv
   .slice(2)
@@ -34,39 +32,18 @@ function dataset(mb: number): string {
 }
 
 const services = await startBenchServices('upload');
-const db = services.databaseUrl;
-const endpoint = services.s3Endpoint;
-const env = {
-  DATABASE_URL: db,
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  S3_ENDPOINT: endpoint,
-  S3_BUCKET: 'upload-bench',
-  QUEUE_PREFIX: 'upload-bench',
-  PORT: '0',
-  UPLOAD_WAIT_MS: '0',
-};
-const cfg = parseApiConfig(env);
-const deps = await createDeps(cfg);
-const app = await buildApp(cfg, deps);
-await app.listen({ host: '127.0.0.1', port: 0 });
-const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-const { secret } = await createProjectWithKey(deps.store, 'bench');
-const direct = new Storage({ endpoint, region: 'us-east-1', bucket: 'upload-bench', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+const api = await startBenchApi(services, 'upload-bench', { UPLOAD_WAIT_MS: '0' });
+const { url, secret } = api;
+const direct = new Storage({ endpoint: services.s3Endpoint, region: 'us-east-1', bucket: 'upload-bench', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
 
 console.log(`upload bench on ${process.platform}/${process.arch}, node ${process.version}; API in this process, curl and the S3 server in their own`);
 console.log('size     | upload (API)   | validation  | direct multipart | API RSS before -> peak');
 for (const mb of sizes.length ? sizes : [10, 100, 500]) {
   const path = dataset(mb);
   const bytes = statSync(path).size;
-  global.gc?.();
-  const rss0 = process.memoryUsage().rss;
-  let peak = rss0;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 20);
+  const rss = sampleRss();
   const t0 = performance.now();
-  // curl runs in its own process, asynchronously (the API answering it lives in this one)
-  const curl = spawn('curl', [
+  const out = await curl([
     '-s',
     '-H',
     `Authorization: Bearer ${secret}`,
@@ -76,11 +53,6 @@ for (const mb of sizes.length ? sizes : [10, 100, 500]) {
     `file=@${path};filename=bench.jsonl`,
     `${url}/v1/files`,
   ]);
-  let out = '';
-  curl.stdout.on('data', (d) => {
-    out += d;
-  });
-  await new Promise((r) => curl.on('close', r));
   const uploadS = (performance.now() - t0) / 1000;
   const file = JSON.parse(out) as { id: string; status: string; error?: unknown };
   if (!file.id) throw new Error(`upload failed: ${out}`);
@@ -91,7 +63,8 @@ for (const mb of sizes.length ? sizes : [10, 100, 500]) {
     status = ((await (await fetch(`${url}/v1/files/${file.id}`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { status: string }).status;
   }
   const totalS = (performance.now() - t0) / 1000;
-  clearInterval(timer);
+  rss.stop();
+  const [rss0, peak] = [rss.before, rss.peak()];
   const d0 = performance.now();
   await direct.putStream(`direct/${mb}`, createReadStream(path));
   const directS = (performance.now() - d0) / 1000;
@@ -100,8 +73,7 @@ for (const mb of sizes.length ? sizes : [10, 100, 500]) {
     `${String(mb).padStart(4)} MB  | ${uploadS.toFixed(1).padStart(5)} s ${rate(uploadS).padStart(8)} | ${(totalS - uploadS).toFixed(1).padStart(5)} s ${status.padEnd(5)} | ${directS.toFixed(1).padStart(5)} s ${rate(directS).padStart(8)} | ${(rss0 / MB).toFixed(0)} -> ${(peak / MB).toFixed(0)} MB (+${((peak - rss0) / MB).toFixed(0)})`,
   );
 }
-await app.close();
-await deps.close();
+await api.close();
 direct.destroy();
 services.stop();
 process.exit(0);
