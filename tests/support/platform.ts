@@ -8,6 +8,7 @@ import { buildApp, createDeps, createProjectWithKey, type Deps, parseApiConfig }
 import { deployMigrations, ensureDatabase } from '@crucible/db';
 import { startLocalS3 } from '@crucible/storage';
 import { parseWorkerConfig, startWorker } from '@crucible/worker';
+import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import pg from 'pg';
 
@@ -18,6 +19,7 @@ export interface TestPlatform {
   apiKey: string;
   projectId: string;
   deps: Deps;
+  app: FastifyInstance;
   env: Record<string, string>;
   /** Another project's key (for isolation checks). */
   newProject(name: string): Promise<{ apiKey: string; projectId: string }>;
@@ -30,7 +32,8 @@ export interface TestPlatform {
   close(): Promise<void>;
 }
 
-export async function startPlatform(opts: { worker?: boolean } = {}): Promise<TestPlatform> {
+/** `env` adds to (or overrides) the test environment, e.g. limits. */
+export async function startPlatform(opts: { worker?: boolean; env?: Record<string, string> } = {}): Promise<TestPlatform> {
   const tag = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const dbUrl = new URL(ADMIN_DATABASE_URL);
   dbUrl.pathname = `/crucible_test_${tag}`;
@@ -52,11 +55,16 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
     WORKER_DEAD_AFTER_MS: '4000',
     RECONCILE_INTERVAL_MS: '1000',
     QUEUED_GRACE_MS: '2000',
+    // tests poll often; the rate limit has its own test
+    RATE_LIMIT_RPM: '0',
+    WEBHOOK_POLL_MS: '200',
+    ...opts.env,
   };
   const cfg = parseApiConfig(env);
   const deps = await createDeps(cfg);
   const app = await buildApp(cfg, deps);
   await app.listen({ host: '127.0.0.1', port: 0 });
+  deps.webhooks.start();
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   const worker = opts.worker === false ? undefined : await startWorker(parseWorkerConfig(env), () => {});
   const { secret, projectId } = await createProjectWithKey(deps.store, 'test');
@@ -67,6 +75,7 @@ export async function startPlatform(opts: { worker?: boolean } = {}): Promise<Te
     apiKey: secret,
     projectId,
     deps,
+    app,
     env,
     openai: (key = secret) => new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 }),
     api: (path, init = {}) => fetch(`${url}/v1${path}`, { ...init, headers: { authorization: `Bearer ${secret}`, ...init.headers } }),

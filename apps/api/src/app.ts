@@ -1,31 +1,69 @@
 // buildApp: the whole HTTP API as a Fastify instance (no listen), for the server and for tests.
-import { CrucibleError, ErrorBody, isTransientError, ServiceUnavailableError } from '@crucible/domain';
+import { randomUUID } from 'node:crypto';
+import { CrucibleError, ErrorBody, type KeyScope } from '@crucible/domain';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { type Actor, authenticate } from './auth';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { type Actor, hasScope } from './auth';
 import { completionRoutes } from './completions/routes';
 import type { ApiConfig } from './config';
 import { registerDashboard } from './dashboard';
 import type { Deps } from './deps';
 import { evaluationRoutes } from './evaluations/routes';
 import { fileRoutes } from './files/routes';
+import { frameworkErrors, installErrorHandling } from './front-door/errors';
+import { rateLimited } from './front-door/rate-limit';
+import { refuseUnsafeStrings } from './front-door/strings';
+import { validatorFactory } from './front-door/validators';
 import { jobRoutes } from './jobs/routes';
 import { modelRoutes } from './models/routes';
+import { projectRoutes } from './projects/routes';
+import { webhookRoutes } from './webhooks/routes';
 
 declare module 'fastify' {
   interface FastifyRequest {
     actor: Actor;
   }
+  interface FastifyInstance {
+    routeTable: RouteEntry[];
+  }
+  interface FastifyContextConfig {
+    /** The scope a key needs for this route; default: read for GET, write otherwise. */
+    scope?: KeyScope;
+  }
+}
+
+export interface RouteEntry {
+  method: string;
+  url: string;
+  scope?: KeyScope;
 }
 
 export const API_VERSION = '0.1.0';
 
 export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
+    // JSON lines (pino) with the request id on every line of a request
     logger: opts.logger ? { level: cfg.logLevel } : false,
     bodyLimit: 16 * 2 ** 20,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: false, allErrors: false } },
+    // long ids reach validation (a 400 naming the field) instead of falling through to a 404
+    routerOptions: { maxParamLength: 4096 },
+    requestIdHeader: 'x-request-id',
+    genReqId: (raw) => {
+      const given = raw.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `req-${randomUUID()}`;
+    },
+    frameworkErrors,
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  // the route table (the isolation test walks it: a new route is checked without being listed by hand)
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routeTable.push({ method, url: r.url, scope: r.config?.scope });
   });
   // Every route documents the error body for its 4xx and 5xx answers.
   app.addHook('onRoute', (route) => {
@@ -50,34 +88,9 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
   app.addSchema(ErrorBody);
   await app.register(multipart, { limits: { fileSize: cfg.maxUploadBytes } });
 
-  app.setErrorHandler((err: FastifyError | CrucibleError, req, reply) => {
-    if (err instanceof ServiceUnavailableError || (!(err instanceof CrucibleError) && isTransientError(err))) {
-      const e = err instanceof ServiceUnavailableError ? err : new ServiceUnavailableError(dependencyOf(err), err);
-      req.log.warn({ dependency: e.dependency, cause: (err as Error).message }, 'dependency unavailable');
-      return reply.status(503).header('retry-after', String(e.retryAfter)).send(e.toJSON());
-    }
-    if (err instanceof CrucibleError) return reply.status(err.status).send(err.toJSON());
-    if ((err as FastifyError).validation) {
-      const v = (err as FastifyError).validation?.[0];
-      const path = `${(v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.')}`;
-      const missing = (v?.params as { missingProperty?: string; additionalProperty?: string } | undefined) ?? {};
-      const param = [path, missing.missingProperty ?? missing.additionalProperty].filter(Boolean).join('.') || null;
-      const where = (err as FastifyError).validationContext ?? 'body';
-      const message = missing.additionalProperty ? `unknown field ${param}` : `${param ?? where} ${v?.message ?? 'is invalid'}`;
-      const code = param?.includes('hyperparameters') ? 'invalid_hyperparameters' : 'invalid_request';
-      return reply.status(400).send(new CrucibleError(code, message, param).toJSON());
-    }
-    const status = (err as FastifyError).statusCode ?? 500;
-    if (status === 413 || (err as FastifyError).code === 'FST_REQ_FILE_TOO_LARGE') {
-      return reply.status(413).send(new CrucibleError('file_too_large', err.message, 'file').toJSON());
-    }
-    if (status < 500) return reply.status(status).send(new CrucibleError('invalid_request', err.message, null).toJSON());
-    req.log.error(err);
-    return reply.status(500).send(new CrucibleError('internal_error', 'internal error', null).toJSON());
-  });
-  app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send(new CrucibleError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, null).toJSON()),
-  );
+  installErrorHandling(app);
+  // deps are read per request (the OpenAPI generator builds the app without any)
+  app.addHook('onResponse', async (req, reply) => deps.metrics.observe(req, reply));
 
   // liveness: the process answers. Readiness: PostgreSQL, Redis and S3 all answer.
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -92,18 +105,42 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
       .send({ ...new CrucibleError('service_unavailable', `not ready: ${names} unavailable`, null).toJSON(), checks });
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Prometheus text format; served without a key (bind the API to a private interface or filter /metrics at the proxy)
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+    reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+  );
   await registerDashboard(app, cfg.dashboardDir);
 
   await app.register(
     async (v1) => {
-      v1.addHook('onRequest', async (req) => {
-        req.actor = await authenticate(deps.store, req.headers.authorization);
+      v1.addHook('onRequest', async (req, reply) => {
+        req.actor = await deps.keys.authenticate(req.headers.authorization);
+        req.log = req.log.child({ project_id: req.actor.projectId, key_id: req.actor.keyId });
+        const rpm = req.actor.limits.rateLimitRpm;
+        if (rpm > 0) {
+          const d = await deps.rateLimiter.take(req.actor.keyId, rpm);
+          reply.header('x-ratelimit-limit-requests', String(d.limit)).header('x-ratelimit-remaining-requests', String(d.remaining));
+          if (!d.allowed) {
+            deps.metrics.rateLimited.inc();
+            throw rateLimited(d);
+          }
+        }
+        const needed = req.routeOptions.config.scope ?? (req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'write');
+        if (!hasScope(req.actor, needed)) {
+          throw new CrucibleError('forbidden', `this API key lacks the ${needed} scope (it has ${req.actor.scopes.join(', ')})`, 'authorization');
+        }
       });
+      v1.addHook('onRequest', (req) => deps.idempotency.checkHeader(req));
+      v1.addHook('preValidation', refuseUnsafeStrings);
+      v1.addHook('preHandler', (req, reply) => deps.idempotency.preHandler(req, reply));
+      v1.addHook('onSend', (req, reply, payload) => deps.idempotency.onSend(req, reply, payload));
       await v1.register(fileRoutes(deps, cfg));
       await v1.register(jobRoutes(deps));
       await v1.register(modelRoutes(deps, cfg));
       await v1.register(completionRoutes(deps, cfg));
       await v1.register(evaluationRoutes(deps));
+      await v1.register(projectRoutes(deps, cfg));
+      await v1.register(webhookRoutes(deps, cfg));
     },
     { prefix: '/v1' },
   );
@@ -130,12 +167,4 @@ async function readiness(deps: Deps): Promise<{ database: Check; queue: Check; s
   };
   const [database, queue, storage] = await Promise.all([within(deps.store.ping()), within(deps.redis.ping()), within(deps.storage.ping())]);
   return { database, queue, storage };
-}
-
-/** Which dependency a raw connection error came from, when a service did not say. */
-function dependencyOf(err: unknown): 'database' | 'queue' | 'storage' {
-  const text = `${(err as Error).name} ${(err as Error).message}`;
-  if (/redis|stream isn't writeable|max retries per request|Connection is closed/i.test(text)) return 'queue';
-  if (/S3|bucket|\$metadata/i.test(text)) return 'storage';
-  return 'database';
 }

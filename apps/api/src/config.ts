@@ -24,6 +24,20 @@ export interface ApiConfig extends PlatformConfig {
   filePendingRetryMs: number;
   /** DASHBOARD_DIR: the built dashboard served at /dashboard/. Default: apps/dashboard/dist (built by `npm ci` / `npm run build`). */
   dashboardDir: string;
+  /** KEY_CACHE_TTL_MS: how long a key (and its project's limits) is cached in the process; revocations evict at once. Default 30 s. */
+  keyCacheTtlMs: number;
+  /** IDEMPOTENCY_TTL_MS: how long a POST's answer is kept for replay under its Idempotency-Key. Default 24 h. */
+  idempotencyTtlMs: number;
+  webhooks: {
+    /** WEBHOOK_MAX_ATTEMPTS: attempts before a delivery is marked failed. Default 8. */
+    maxAttempts: number;
+    /** WEBHOOK_RETRY_BASE_MS: first retry delay; doubled each attempt (with jitter), at most 1 h. Default 10 s. */
+    retryBaseMs: number;
+    /** WEBHOOK_TIMEOUT_MS: a receiver must answer within this. Default 10 s. */
+    timeoutMs: number;
+    /** WEBHOOK_POLL_MS: how often the dispatcher looks for due deliveries. Default 1 s. */
+    pollMs: number;
+  };
 }
 
 export function parseApiConfig(env: Env): ApiConfig {
@@ -47,6 +61,14 @@ export function parseApiConfig(env: Env): ApiConfig {
     fileProcessingConcurrency: r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64),
     filePendingRetryMs: r.int('FILE_PENDING_RETRY_MS', 120_000, 1_000),
     dashboardDir: r.str('DASHBOARD_DIR', fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
+    keyCacheTtlMs: r.int('KEY_CACHE_TTL_MS', 30_000, 0, 3_600_000),
+    idempotencyTtlMs: r.int('IDEMPOTENCY_TTL_MS', 24 * 3_600_000, 1_000),
+    webhooks: {
+      maxAttempts: r.int('WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
+      retryBaseMs: r.int('WEBHOOK_RETRY_BASE_MS', 10_000, 10, 3_600_000),
+      timeoutMs: r.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      pollMs: r.int('WEBHOOK_POLL_MS', 1_000, 10, 60_000),
+    },
   };
   r.done();
   return cfg;

@@ -14,8 +14,13 @@ import {
 import { Storage } from '@crucible/storage';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { KeyAuthenticator, keyEventsChannel } from './auth';
 import type { ApiConfig } from './config';
 import { FileProcessor } from './files/processor';
+import { Idempotency } from './front-door/idempotency';
+import { ApiMetrics } from './front-door/metrics';
+import { RateLimiter } from './front-door/rate-limit';
+import { WebhookDispatcher } from './webhooks/dispatcher';
 
 export interface Deps {
   store: Store;
@@ -34,6 +39,13 @@ export interface Deps {
   queuePrefix: string;
   /** Validates and prepares stored files in the background. */
   processor: FileProcessor;
+  /** API keys, cached, with revocations announced over Redis. */
+  keys: KeyAuthenticator;
+  rateLimiter: RateLimiter;
+  idempotency: Idempotency;
+  metrics: ApiMetrics;
+  /** Sends webhook deliveries (started by the server). */
+  webhooks: WebhookDispatcher;
   close(): Promise<void>;
 }
 
@@ -59,6 +71,15 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     intervalMs: cfg.jobs.reconcileIntervalMs,
   });
   const processor = new FileProcessor(store, storage, { limits: cfg.datasetLimits, concurrency: cfg.fileProcessingConcurrency });
+  const keys = new KeyAuthenticator(store, cfg.limits, {
+    ttlMs: cfg.keyCacheTtlMs,
+    channel: keyEventsChannel(prefix),
+    subscribe: () => redisConnection(cfg.redisUrl, 'command'),
+    publisher: redis,
+  });
+  await keys.start();
+  const metrics = new ApiMetrics(store, { training, inference, evaluation });
+  const webhooks = new WebhookDispatcher(store, cfg.webhooks, metrics);
   return {
     store,
     storage,
@@ -71,8 +92,15 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     subscriber: () => redisConnection(cfg.redisUrl, 'command'),
     reconciler,
     queuePrefix: prefix,
+    keys,
+    rateLimiter: new RateLimiter(redis, prefix),
+    idempotency: new Idempotency(redis, prefix, cfg.idempotencyTtlMs),
+    metrics,
+    webhooks,
     async close() {
       await reconciler.stop();
+      await webhooks.stop();
+      await keys.close();
       await processor.close();
       await Promise.allSettled([training.close(), inference.close(), evaluation.close(), inferenceEvents.close()]);
       // BullMQ leaves connections it was given open

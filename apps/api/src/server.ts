@@ -21,6 +21,8 @@ export async function startServer(env: Record<string, string | undefined> = proc
   void sweep();
   // files left pending by a process that died are validated (or prepared) again
   deps.processor.start(cfg.filePendingRetryMs);
+  // webhook deliveries written by the database when jobs and evaluations end
+  deps.webhooks.start();
   const sweeper = setInterval(sweep, Math.max(1000, Math.min(cfg.uploadStaleMs, 600_000)));
   sweeper.unref();
   const evaluations = setInterval(

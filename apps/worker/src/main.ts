@@ -6,7 +6,7 @@ import { ConfigError, type EvaluationPayload, type InferencePayload, type Infere
 import { Reconciler, redisConnection, trainingQueue } from '@crucible/queue';
 import { Storage } from '@crucible/storage';
 import { initBackend } from '@crucible/trainer';
-import { Worker } from 'bullmq';
+import { DelayedError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { parseWorkerConfig, type WorkerConfig } from './config';
 import { JobControl } from './control';
@@ -47,7 +47,14 @@ export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void 
 
   const training = new Worker<TrainingPayload>(
     QUEUES.training,
-    async (job) => handleTraining({ store, storage, control, queue, cfg, log }, job.data, (pct) => job.updateProgress(pct)),
+    async (job, token) => {
+      // a project at its concurrent-jobs limit: the entry waits (delayed) and is tried again
+      const defer = async (ms: number): Promise<never> => {
+        await job.moveToDelayed(Date.now() + ms, token);
+        throw new DelayedError();
+      };
+      return handleTraining({ store, storage, control, queue, cfg, log, defer }, job.data, (pct) => job.updateProgress(pct));
+    },
     {
       connection: conn('blocking'),
       prefix: cfg.queuePrefix,

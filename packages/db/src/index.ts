@@ -10,14 +10,17 @@ import { FileRepository } from './repositories/files';
 import { JobRepository } from './repositories/jobs';
 import { ModelRepository } from './repositories/models';
 import { ProjectRepository } from './repositories/projects';
+import { WebhookRepository } from './repositories/webhooks';
 
 export { deployMigrations, migrationNames } from './migrations';
 export { findModelRef, type ModelRef } from './model-refs';
 export type { NewEvaluation } from './repositories/evaluations';
 export type { FileOutcome, NewFile } from './repositories/files';
 export type { JobChanges, NewJob, NewModel, TransitionOptions } from './repositories/jobs';
+export type { NewKey, ProjectUsage } from './repositories/projects';
+export type { DueDelivery, WebhookDeliveryRecord, WebhookEndpointRecord } from './repositories/webhooks';
 export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';
-export { EvaluationRepository, FileRepository, JobRepository, ModelRepository, ProjectRepository };
+export { EvaluationRepository, FileRepository, JobRepository, ModelRepository, ProjectRepository, WebhookRepository };
 
 export interface Store {
   projects: ProjectRepository;
@@ -25,6 +28,7 @@ export interface Store {
   jobs: JobRepository;
   models: ModelRepository;
   evaluations: EvaluationRepository;
+  webhooks: WebhookRepository;
   /** One round trip to the database (readiness checks); ServiceUnavailableError when it is down. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -46,6 +50,7 @@ export function createStore(url: string, opts: StoreOptions = {}): Store {
     jobs: new JobRepository(prisma),
     models: new ModelRepository(prisma),
     evaluations: new EvaluationRepository(prisma),
+    webhooks: new WebhookRepository(prisma),
     ping: () => guard('database', async () => void (await prisma.$queryRawUnsafe('SELECT 1'))),
     close: () => prisma.$disconnect(),
   };

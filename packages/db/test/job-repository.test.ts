@@ -15,7 +15,11 @@ beforeAll(async () => {
   await ensureDatabase(url.toString());
   await deployMigrations(url.toString(), () => {});
   store = createStore(url.toString());
-  await store.projects.createWithKey({ projectId: P, name: 'repo', keyId: 'key-repo', keyHash: `h${process.pid}`, keyPrefix: 'sk' });
+  await store.projects.createWithKey({
+    projectId: P,
+    name: 'repo',
+    key: { keyId: 'key-repo', keyHash: `h${process.pid}`, keyPrefix: 'sk', name: 'default', scopes: ['read', 'write', 'admin'] },
+  });
   await store.files.reserve({
     id: 'file-a',
     projectId: P,

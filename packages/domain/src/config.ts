@@ -1,5 +1,6 @@
 // Environment parsing shared by the API and the worker. Each app calls its parser once at boot
 // and passes the typed result down; nothing else reads process.env.
+import { type ProjectLimits, readProjectLimits } from './limits';
 
 export interface PlatformConfig {
   databaseUrl: string;
@@ -14,6 +15,8 @@ export interface PlatformConfig {
   /** Prefix of BullMQ keys and control channels in Redis (lets tests and several deployments share one Redis). */
   queuePrefix: string;
   jobs: JobTimings;
+  /** Per-project limits' defaults (see limits.ts); a project's overrides take precedence. */
+  limits: ProjectLimits;
 }
 
 /** How fast lost work is noticed; shared by the API and the worker (both run the reconciler). */
@@ -97,6 +100,7 @@ export function readPlatformConfig(r: EnvReader): PlatformConfig {
     },
     queuePrefix: r.str('QUEUE_PREFIX', 'crucible'),
     jobs: readJobTimings(r),
+    limits: readProjectLimits(r),
   };
 }
 

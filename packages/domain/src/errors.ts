@@ -9,7 +9,10 @@ export const ERROR_CODES = {
   unsupported_parameter: 400,
   invalid_model: 400,
   file_too_large: 413,
+  job_too_large: 400,
+  prompt_too_large: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   model_not_found: 404,
   file_not_found: 404,
@@ -19,6 +22,13 @@ export const ERROR_CODES = {
   file_in_use: 409,
   file_not_ready: 409,
   evaluation_not_found: 404,
+  project_not_found: 404,
+  api_key_not_found: 404,
+  webhook_not_found: 404,
+  idempotency_key_in_use: 409,
+  idempotency_key_reused: 422,
+  rate_limited: 429,
+  quota_exceeded: 429,
   service_unavailable: 503,
   inference_timeout: 504,
   internal_error: 500,
@@ -48,5 +58,18 @@ export class CrucibleError extends Error {
         type: this.status >= 500 ? 'server_error' : 'invalid_request_error',
       },
     };
+  }
+}
+
+/** A 429 the client may retry after `retryAfter` seconds (sent as Retry-After). */
+export class RetryLaterError extends CrucibleError {
+  constructor(
+    code: 'rate_limited' | 'quota_exceeded',
+    message: string,
+    readonly retryAfter: number,
+    param: string | null = null,
+  ) {
+    super(code, message, param);
+    this.name = 'RetryLaterError';
   }
 }

@@ -14,6 +14,9 @@ export const ID_PREFIX = {
   chatCompletion: 'chatcmpl',
   evaluation: 'eval',
   evaluationEvent: 'evalevent',
+  webhook: 'whep',
+  webhookDelivery: 'whdel',
+  webhookEvent: 'evt',
 } as const;
 
 /** The part of an id after its prefix (`ftjob-abc` -> `abc`). */

@@ -47,9 +47,26 @@ export interface ModelRecord {
   createdAt: Date;
 }
 
+export const KEY_SCOPES = ['read', 'write', 'admin'] as const;
+export type KeyScope = (typeof KEY_SCOPES)[number];
+
 export interface ApiKeyRecord {
   id: string;
   projectId: string;
+  name: string;
+  prefix: string;
+  scopes: KeyScope[];
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export interface ProjectRecord {
+  id: string;
+  name: string;
+  createdAt: Date;
+  /** Overrides of the server's default limits (snake_case fields of LIMIT_FIELDS). */
+  limits: Record<string, number> | null;
 }
 
 /** One page of a cursor-paginated list, newest first. */

@@ -472,6 +472,158 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A new project with the server’s default limits, and its first key (all scopes; the secret is shown once). */
+        post: operations["createProject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/projects/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The project of this key, with the limits in force and the usage they are checked against. */
+        get: operations["retrieveProject"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/projects/{id}/api_keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listApiKeys"];
+        put?: never;
+        /** @description A new key; its secret is in this answer only. */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/projects/{id}/api_keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveApiKey"];
+        put?: never;
+        post?: never;
+        /** @description Revokes the key: refused from the next request on, in every API process. The key stays listed with revoked_at. */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook_endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /** @description Signed POSTs (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) when the subscribed events happen. */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook_endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveWebhookEndpoint"];
+        put?: never;
+        post: operations["updateWebhookEndpoint"];
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook_endpoints/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The delivery log, newest first: each event, its attempts, the last status code or error. */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook_endpoints/{id}/rotate_secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A new signing secret, in force at once (the old one is not kept). */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhook_endpoints/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Sends one signed sample event now (not retried, not logged) and reports the receiver’s status. */
+        post: operations["testWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3997,6 +4149,851 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The project’s name. */
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        api_key?: {
+                            created_at: number;
+                            id: string;
+                            last_used_at: number | null;
+                            name: string;
+                            /** @enum {string} */
+                            object: "api_key";
+                            prefix: string;
+                            project_id: string;
+                            revoked_at: number | null;
+                            scopes: ("read" | "write" | "admin")[];
+                            /** @description The key itself: shown only in the answer that creates it. */
+                            secret?: string;
+                        };
+                        created_at: number;
+                        id: string;
+                        limits: {
+                            max_completion_tokens: number;
+                            max_concurrent_jobs: number;
+                            max_job_tokens: number;
+                            max_prompt_chars: number;
+                            max_queued_jobs: number;
+                            max_storage_bytes: number;
+                            rate_limit_rpm: number;
+                        };
+                        name: string;
+                        /** @enum {string} */
+                        object: "project";
+                        usage: {
+                            queued_jobs: number;
+                            running_jobs: number;
+                            storage_bytes: number;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    retrieveProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        api_key?: {
+                            created_at: number;
+                            id: string;
+                            last_used_at: number | null;
+                            name: string;
+                            /** @enum {string} */
+                            object: "api_key";
+                            prefix: string;
+                            project_id: string;
+                            revoked_at: number | null;
+                            scopes: ("read" | "write" | "admin")[];
+                            /** @description The key itself: shown only in the answer that creates it. */
+                            secret?: string;
+                        };
+                        created_at: number;
+                        id: string;
+                        limits: {
+                            max_completion_tokens: number;
+                            max_concurrent_jobs: number;
+                            max_job_tokens: number;
+                            max_prompt_chars: number;
+                            max_queued_jobs: number;
+                            max_storage_bytes: number;
+                            rate_limit_rpm: number;
+                        };
+                        name: string;
+                        /** @enum {string} */
+                        object: "project";
+                        usage: {
+                            queued_jobs: number;
+                            running_jobs: number;
+                            storage_bytes: number;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            created_at: number;
+                            id: string;
+                            last_used_at: number | null;
+                            name: string;
+                            /** @enum {string} */
+                            object: "api_key";
+                            prefix: string;
+                            project_id: string;
+                            revoked_at: number | null;
+                            scopes: ("read" | "write" | "admin")[];
+                            /** @description The key itself: shown only in the answer that creates it. */
+                            secret?: string;
+                        }[];
+                        first_id?: string | null;
+                        has_more: boolean;
+                        last_id?: string | null;
+                        /** @enum {string} */
+                        object: "list";
+                    };
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description What the key is for. */
+                    name: string;
+                    /** @description Default: ["read", "write"]. */
+                    scopes?: ("read" | "write" | "admin")[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        id: string;
+                        last_used_at: number | null;
+                        name: string;
+                        /** @enum {string} */
+                        object: "api_key";
+                        prefix: string;
+                        project_id: string;
+                        revoked_at: number | null;
+                        scopes: ("read" | "write" | "admin")[];
+                        /** @description The key itself: shown only in the answer that creates it. */
+                        secret?: string;
+                    };
+                };
+            };
+        };
+    };
+    retrieveApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        id: string;
+                        last_used_at: number | null;
+                        name: string;
+                        /** @enum {string} */
+                        object: "api_key";
+                        prefix: string;
+                        project_id: string;
+                        revoked_at: number | null;
+                        scopes: ("read" | "write" | "admin")[];
+                        /** @description The key itself: shown only in the answer that creates it. */
+                        secret?: string;
+                    };
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        id: string;
+                        last_used_at: number | null;
+                        name: string;
+                        /** @enum {string} */
+                        object: "api_key";
+                        prefix: string;
+                        project_id: string;
+                        revoked_at: number | null;
+                        scopes: ("read" | "write" | "admin")[];
+                        /** @description The key itself: shown only in the answer that creates it. */
+                        secret?: string;
+                    };
+                };
+            };
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: {
+                /** @description Cursor: the id of the last object of the previous page. */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            created_at: number;
+                            event_types: string[];
+                            id: string;
+                            name: string;
+                            /** @enum {string} */
+                            object: "webhook_endpoint";
+                            /** @description whsec_…: shown only when the endpoint is created or its secret rotated. */
+                            signing_secret?: string;
+                            signing_secret_hint: string | null;
+                            updated_at: number;
+                            url: string;
+                        }[];
+                        first_id?: string | null;
+                        has_more: boolean;
+                        last_id?: string | null;
+                        /** @enum {string} */
+                        object: "list";
+                    };
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    event_types: ("fine_tuning.job.succeeded" | "fine_tuning.job.failed" | "fine_tuning.job.cancelled" | "evaluation.succeeded" | "evaluation.failed" | "evaluation.cancelled")[];
+                    /** @description What the endpoint is for. */
+                    name: string;
+                    /** @description http(s) URL that receives the signed POSTs. */
+                    url: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        event_types: string[];
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        object: "webhook_endpoint";
+                        /** @description whsec_…: shown only when the endpoint is created or its secret rotated. */
+                        signing_secret?: string;
+                        signing_secret_hint: string | null;
+                        updated_at: number;
+                        url: string;
+                    };
+                };
+            };
+        };
+    };
+    retrieveWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        event_types: string[];
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        object: "webhook_endpoint";
+                        /** @description whsec_…: shown only when the endpoint is created or its secret rotated. */
+                        signing_secret?: string;
+                        signing_secret_hint: string | null;
+                        updated_at: number;
+                        url: string;
+                    };
+                };
+            };
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    event_types?: ("fine_tuning.job.succeeded" | "fine_tuning.job.failed" | "fine_tuning.job.cancelled" | "evaluation.succeeded" | "evaluation.failed" | "evaluation.cancelled")[];
+                    /** @description A new name. */
+                    name?: string;
+                    /** @description http(s) URL that receives the signed POSTs. */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        event_types: string[];
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        object: "webhook_endpoint";
+                        /** @description whsec_…: shown only when the endpoint is created or its secret rotated. */
+                        signing_secret?: string;
+                        signing_secret_hint: string | null;
+                        updated_at: number;
+                        url: string;
+                    };
+                };
+            };
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deleted: boolean;
+                        id: string;
+                        /** @enum {string} */
+                        object: "webhook_endpoint.deleted";
+                    };
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Cursor: the id of the last object of the previous page. */
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            attempts: number;
+                            created_at: number;
+                            delivered_at: number | null;
+                            event_id: string;
+                            event_type: string;
+                            id: string;
+                            last_error: string | null;
+                            last_status_code: number | null;
+                            next_attempt_at: number | null;
+                            /** @enum {string} */
+                            object: "webhook_endpoint.delivery";
+                            payload: {
+                                [key: string]: unknown;
+                            };
+                            status: "pending" | "delivered" | "failed";
+                            webhook_endpoint_id: string;
+                        }[];
+                        first_id?: string | null;
+                        has_more: boolean;
+                        last_id?: string | null;
+                        /** @enum {string} */
+                        object: "list";
+                    };
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    keep_old_secret_active_for_24_hours?: false;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        event_types: string[];
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        object: "webhook_endpoint";
+                        /** @description whsec_…: shown only when the endpoint is created or its secret rotated. */
+                        signing_secret?: string;
+                        signing_secret_hint: string | null;
+                        updated_at: number;
+                        url: string;
+                    };
+                };
+            };
+        };
+    };
+    testWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    event_type: "fine_tuning.job.succeeded" | "fine_tuning.job.failed" | "fine_tuning.job.cancelled" | "evaluation.succeeded" | "evaluation.failed" | "evaluation.cancelled";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        event_type: string;
+                        /** @enum {string} */
+                        object: "webhook_endpoint.test";
+                        /** @description The receiver’s status; 0 when it could not be reached. */
+                        status_code: number;
+                        /** @enum {boolean} */
+                        success: true;
+                        webhook_endpoint_id: string;
+                    };
                 };
             };
         };

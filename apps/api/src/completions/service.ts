@@ -37,6 +37,17 @@ export interface SamplingRequest {
   suffix?: string | null;
 }
 
+/** A prompt (or all inputs together) longer than the project's MAX_PROMPT_CHARS never reaches the queue. */
+function checkPromptSize(actor: Actor, text: string, param: string): void {
+  if (text.length > actor.limits.maxPromptChars) {
+    throw new CrucibleError(
+      'prompt_too_large',
+      `${param} holds ${text.length} characters; this project's limit is ${actor.limits.maxPromptChars} (MAX_PROMPT_CHARS)`,
+      param,
+    );
+  }
+}
+
 /** Refuses OpenAI parameters Crucible does not implement unless they hold their neutral value. */
 function refuseUnsupported(req: SamplingRequest): void {
   const unsupported = (param: string, why: string) => {
@@ -58,6 +69,15 @@ export async function generationPayload(
   opts: { chat: boolean; logprobs: number | null; echo: boolean },
 ): Promise<GenerationPayload> {
   refuseUnsupported(req);
+  checkPromptSize(actor, prompt, opts.chat ? 'messages' : 'prompt');
+  const maxTokens = req.max_tokens ?? 64;
+  if (maxTokens > actor.limits.maxCompletionTokens) {
+    throw new CrucibleError(
+      'invalid_request',
+      `max_tokens ${maxTokens} is above this project's limit of ${actor.limits.maxCompletionTokens} (MAX_COMPLETION_TOKENS)`,
+      'max_tokens',
+    );
+  }
   const m = await getModel(deps, actor, req.model);
   if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); text generation needs a causal (gpt) model`, 'model');
   const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
@@ -66,7 +86,7 @@ export async function generationPayload(
     projectId: actor.projectId,
     model: m.id,
     prompt,
-    maxTokens: req.max_tokens ?? 64,
+    maxTokens,
     temperature: req.temperature ?? 1,
     topP: req.top_p ?? 1,
     topK: req.top_k ?? 0,
@@ -87,12 +107,14 @@ export async function embeddingPayload(
   inputs: string[],
   pooling: 'mean' | 'cls',
 ): Promise<EmbeddingPayload> {
+  checkPromptSize(actor, inputs.join(''), 'input');
   const m = await getModel(deps, actor, model);
   if (pooling === 'cls' && m.arch !== 'bert') throw new CrucibleError('invalid_request', `cls pooling needs a bert model; ${m.id} is ${m.arch}`, 'pooling');
   return { kind: 'embed', projectId: actor.projectId, model: m.id, inputs, pooling };
 }
 
 export async function fillMaskPayload(deps: Pick<Deps, 'store'>, actor: Actor, model: string, inputs: string[], topK: number): Promise<FillMaskPayload> {
+  checkPromptSize(actor, inputs.join(''), 'input');
   const m = await getModel(deps, actor, model);
   if (m.arch !== 'bert') throw new CrucibleError('invalid_request', `fill-mask needs a masked LM (bert); ${m.id} is a ${m.arch} model`, 'model');
   return { kind: 'fill_mask', projectId: actor.projectId, model: m.id, inputs, topK };

@@ -2,6 +2,7 @@
 // pipeline: validation report, preparation, statistics and tokenization preview.
 import {
   CrucibleError,
+  contentDisposition,
   Deleted,
   FILE_PURPOSES,
   FileObject,
@@ -78,7 +79,7 @@ export const fileRoutes =
     app.get('/files/:id/content', { schema: { operationId: 'downloadFile', tags: ['files'], params: IdParams } }, async (req, reply) => {
       const { file, body } = await fileContent(deps, req.actor, (req.params as { id: string }).id);
       reply.header('content-type', 'application/octet-stream').header('content-length', file.bytes);
-      reply.header('content-disposition', `attachment; filename="${file.filename.replace(/"/g, '')}"`);
+      reply.header('content-disposition', contentDisposition(file.filename));
       return reply.send(body);
     });
 

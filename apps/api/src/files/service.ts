@@ -6,7 +6,16 @@
 import type { Readable } from 'node:stream';
 import { preparedFileName, resolveRules } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
-import { CrucibleError, FILE_PURPOSES, type FileObject, type FileRecord, ID_PREFIX, newId, type PreparationRulesRequest } from '@crucible/domain';
+import {
+  CrucibleError,
+  checkFilename,
+  FILE_PURPOSES,
+  type FileObject,
+  type FileRecord,
+  ID_PREFIX,
+  newId,
+  type PreparationRulesRequest,
+} from '@crucible/domain';
 import { keys, type Storage } from '@crucible/storage';
 import type { Actor } from '../auth';
 import type { ApiConfig } from '../config';
@@ -64,10 +73,10 @@ function checkPurpose(purpose: string | undefined): string {
 }
 
 /** Refuses, while the first bytes stream in, what is plainly not a text dataset. */
-function textSniffer(maxBytes: number) {
+function textSniffer(maxBytes: number, tooLarge: () => CrucibleError) {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   return (chunk: Buffer, seen: number): Error | undefined => {
-    if (seen + chunk.length > maxBytes) return new CrucibleError('file_too_large', `the file exceeds ${maxBytes} bytes (MAX_UPLOAD_BYTES)`, 'file');
+    if (seen + chunk.length > maxBytes) return tooLarge();
     if (seen >= 65536) return undefined;
     const head = chunk.subarray(0, 65536 - seen);
     if (head.includes(0)) return new CrucibleError('invalid_file', 'the file holds NUL bytes: it looks binary, not a text or JSONL dataset', 'file');
@@ -95,7 +104,7 @@ export class FileUpload {
   }
 
   /** Streams the file part to storage (reserving the record first). */
-  async write(stream: Readable, maxBytes: number): Promise<void> {
+  async write(stream: Readable, maxBytes: number, tooLarge: () => CrucibleError): Promise<void> {
     await this.deps.store.files.reserve({
       id: this.id,
       projectId: this.actor.projectId,
@@ -107,7 +116,7 @@ export class FileUpload {
       lines: 0,
       storageKey: this.key,
     });
-    const counter = new HashCounter(textSniffer(maxBytes));
+    const counter = new HashCounter(textSniffer(maxBytes, tooLarge));
     stream.on('error', (err) => counter.destroy(err));
     await this.deps.storage.putStream(this.key, stream.pipe(counter));
     if (counter.bytes === 0) throw new CrucibleError('invalid_file', 'the file is empty', 'file');
@@ -143,13 +152,30 @@ export interface UploadPart {
 export async function createFile(deps: Deps, cfg: ApiConfig, actor: Actor, parts: AsyncIterable<UploadPart>): Promise<FileObject> {
   let purpose: string | undefined;
   let upload: FileUpload | undefined;
+  // the project's storage quota bounds this upload too
+  const quota = actor.limits.maxStorageBytes;
+  const used = (await deps.store.projects.usage(actor.projectId)).storageBytes;
+  const overQuota = () =>
+    new CrucibleError(
+      'quota_exceeded',
+      `the project's storage limit of ${quota} bytes (MAX_STORAGE_BYTES) is reached: ${used} bytes are stored; delete files to make room`,
+      'file',
+    );
+  const maxBytes = Math.min(cfg.maxUploadBytes, quota - used);
+  const tooLarge = () =>
+    maxBytes < cfg.maxUploadBytes
+      ? overQuota()
+      : new CrucibleError('file_too_large', `the file exceeds ${cfg.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`, 'file');
   try {
     for await (const part of parts) {
       if (part.kind === 'file') {
         if (part.name !== 'file') throw new CrucibleError('invalid_request', `unexpected file field ${part.name}`, part.name);
-        if (upload) throw new CrucibleError('invalid_request', 'send one file per upload', 'file');
-        upload = new FileUpload(deps, actor, part.filename || 'upload');
-        await upload.write(part.stream as Readable, cfg.maxUploadBytes);
+        if (upload) throw new CrucibleError('invalid_request', 'send exactly one file part', 'file');
+        if (maxBytes <= 0) throw overQuota();
+        const name = checkFilename(part.filename || 'upload');
+        if (!name.ok) throw new CrucibleError('invalid_request', name.reason, 'filename');
+        upload = new FileUpload(deps, actor, name.name);
+        await upload.write(part.stream as Readable, maxBytes, tooLarge);
       } else if (part.name === 'purpose') purpose = part.value;
     }
     if (!upload) throw new CrucibleError('invalid_request', 'the file field is missing', 'file');
@@ -240,6 +266,11 @@ export async function prepareFile(
 ): Promise<FileObject> {
   const source = await getProcessedFile(deps, actor, id, 'file_id');
   const rules = resolveRules(req.rules ?? {});
+  if (req.filename !== undefined) {
+    const name = checkFilename(req.filename);
+    if (!name.ok || name.name !== req.filename)
+      throw new CrucibleError('invalid_request', name.ok ? 'filename must not hold / or \\' : name.reason, 'filename');
+  }
   const created = await createPreparedFile(deps.store, actor.projectId, source, rules, req.filename);
   void deps.processor.submit(created);
   return fileObject(created);

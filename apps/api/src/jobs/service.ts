@@ -151,11 +151,45 @@ export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJob
   };
   const training = await checked('training_file', req.training_file);
   const validation = req.validation_file ? await checked('validation_file', req.validation_file) : undefined;
+  checkJobSize(actor, hyperparameters, training);
   return { ref, method: method.type, hyperparameters, baseTokenizer, training, validation };
+}
+
+/**
+ * A job's size is the tokens it trains on: max_steps x batch x block x accumulation, or, when
+ * the steps come from epochs, n_epochs x the training file's bytes (an upper bound on its tokens).
+ */
+function checkJobSize(actor: Actor, hp: ReturnType<typeof resolveHyperparameters>, training: FileRecord): void {
+  const perStep = hp.batch_size * hp.block_size * hp.gradient_accumulation_steps;
+  const tokens = hp.max_steps !== null ? hp.max_steps * perStep : hp.n_epochs * training.bytes;
+  const limit = actor.limits.maxJobTokens;
+  if (tokens <= limit) return;
+  const how =
+    hp.max_steps !== null
+      ? `max_steps ${hp.max_steps} x batch_size ${hp.batch_size} x block_size ${hp.block_size} x gradient_accumulation_steps ${hp.gradient_accumulation_steps}`
+      : `n_epochs ${hp.n_epochs} x ${training.bytes} bytes of training data`;
+  throw new CrucibleError(
+    'job_too_large',
+    `the job would train on up to ${tokens} tokens (${how}); this project's limit is ${limit} (MAX_JOB_TOKENS)`,
+    hp.max_steps !== null ? 'hyperparameters.max_steps' : 'hyperparameters.n_epochs',
+  );
+}
+
+/** A project has at most MAX_QUEUED_JOBS jobs waiting to start. */
+async function checkQueuedJobs(deps: Pick<Deps, 'store'>, actor: Actor): Promise<void> {
+  const { queuedJobs } = await deps.store.projects.usage(actor.projectId);
+  if (queuedJobs >= actor.limits.maxQueuedJobs) {
+    throw new CrucibleError(
+      'quota_exceeded',
+      `this project already has ${queuedJobs} queued jobs, its limit (MAX_QUEUED_JOBS ${actor.limits.maxQueuedJobs}); wait for some to start or cancel them`,
+      null,
+    );
+  }
 }
 
 export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<JobObject> {
   const { method, hyperparameters } = await resolveJobRequest(deps, actor, req);
+  await checkQueuedJobs(deps, actor);
   const job = await deps.store.jobs.create({
     id: newId(ID_PREFIX.job),
     projectId: actor.projectId,

@@ -1,6 +1,6 @@
 // /v1/models: list, retrieve, delete, import (POST, multipart), download (a streamed .tar.gz of
 // the model's Hugging Face folder, full or adapter-only) and single files.
-import { CrucibleError, Deleted, ModelObject } from '@crucible/domain';
+import { CrucibleError, contentDisposition, Deleted, ModelObject } from '@crucible/domain';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiConfig } from '../config';
@@ -19,10 +19,6 @@ const ImportBody = Type.Object({
 });
 
 /** RFC 6266 attachment header with an ASCII fallback and the UTF-8 name. */
-function attachment(name: string): string {
-  return `attachment; filename="${name.replace(/[^A-Za-z0-9_.-]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`;
-}
-
 export const modelRoutes =
   (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
   async (app) => {
@@ -92,7 +88,7 @@ export const modelRoutes =
       async (req, reply) => {
         const variant = ((req.query as { variant?: DownloadVariant }).variant ?? 'full') as DownloadVariant;
         const { name, body } = await modelArchive(deps, req.actor, (req as Req).params.model, variant);
-        return reply.header('content-type', 'application/gzip').header('content-disposition', attachment(name)).send(body);
+        return reply.header('content-type', 'application/gzip').header('content-disposition', contentDisposition(name)).send(body);
       },
     );
 
@@ -105,7 +101,7 @@ export const modelRoutes =
         return reply
           .header('content-type', 'application/octet-stream')
           .header('content-length', f.size)
-          .header('content-disposition', attachment(name))
+          .header('content-disposition', contentDisposition(name))
           .send(f.body);
       },
     );

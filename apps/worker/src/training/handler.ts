@@ -22,6 +22,7 @@ import {
 import type { Store } from '@crucible/db';
 import {
   CrucibleError,
+  effectiveLimits,
   type FileFormat,
   type FileRecord,
   finalizeSchedule,
@@ -31,6 +32,7 @@ import {
   isTransientError,
   type JobFailure,
   type JobRecord,
+  type LimitOverrides,
   type NewJobEvent,
   newId,
   retryTransient,
@@ -72,7 +74,12 @@ export interface TrainDeps {
   queue: TrainingQueue;
   cfg: WorkerConfig;
   log: (msg: string) => void;
+  /** Puts this queue entry back for `ms` (the project is at its concurrent-jobs limit); never returns. */
+  defer?: (ms: number) => Promise<never>;
 }
+
+/** How long a job waits before it tries again when its project is at MAX_CONCURRENT_JOBS. */
+export const CONCURRENCY_RETRY_MS = 2_000;
 
 /** A problem of the job's own data or config: the job fails, without retries. */
 class JobInputError extends CrucibleError {}
@@ -99,7 +106,10 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
     return;
   }
   const leaseId = `${deps.cfg.workerName}/${randomUUID().slice(0, 8)}`;
-  const claimed = await deps.store.jobs.claim(job.projectId, job.id, job.attempt, leaseId);
+  const project = await deps.store.projects.get(job.projectId);
+  const { maxConcurrentJobs } = effectiveLimits(deps.cfg.limits, project?.limits as LimitOverrides | null);
+  const claimed = await deps.store.jobs.claim(job.projectId, job.id, job.attempt, leaseId, deps.defer ? maxConcurrentJobs : undefined);
+  if (claimed === 'busy') return (deps.defer as (ms: number) => Promise<never>)(CONCURRENCY_RETRY_MS);
   if (!claimed) return; // cancelled or paused meanwhile
   await new TrainingRun(deps, claimed, leaseId, progress).execute();
 }

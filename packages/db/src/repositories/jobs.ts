@@ -212,10 +212,19 @@ export class JobRepository extends Repository {
     );
   }
 
-  /** A worker run takes a queued job at `attempt`: validating_files, with its lease and a first heartbeat. */
-  async claim(projectId: string, id: string, attempt: number, leaseId: string): Promise<JobRecord | null> {
+  /**
+   * A worker run takes a queued job at `attempt`: validating_files, with its lease and a first
+   * heartbeat. `busy` when the project already has `maxWorking` jobs validating or running.
+   */
+  async claim(projectId: string, id: string, attempt: number, leaseId: string, maxWorking = Number.POSITIVE_INFINITY): Promise<JobRecord | null | 'busy'> {
     return this.run((db) =>
       db.$transaction(async (tx) => {
+        if (Number.isFinite(maxWorking)) {
+          // one claim per project at a time, so that two workers cannot both take the last slot
+          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${projectId}))`;
+          const working = await tx.job.count({ where: { projectId, status: { in: WORKING_STATUSES as JobStatus[] } } });
+          if (working >= maxWorking) return 'busy' as const;
+        }
         const moved = await tx.job.updateMany({
           where: { id, projectId, attempt, status: { in: allowedSources('validating_files', ['queued']) } },
           data: { status: 'validating_files', leaseId, heartbeatAt: new Date() },
@@ -478,6 +487,38 @@ export class JobRepository extends Repository {
       const m = await db.jobMetric.deleteMany({ where: { jobId, projectId, step: { gt: step } } });
       const e = await db.jobEvent.deleteMany({ where: { jobId, projectId, type: 'metrics', data: { path: ['step'], gt: step } } });
       return { metrics: m.count, events: e.count, lastStep: last._max.step ?? step };
+    });
+  }
+
+  /**
+   * Across projects, for /metrics: jobs per status, the durations of succeeded jobs as cumulative
+   * bucket counts (seconds from start to finish), and the summed tokens/s of running jobs (each
+   * job's latest metric).
+   */
+  async operations(buckets: number[]): Promise<{
+    byStatus: Record<string, number>;
+    durations: { buckets: number[]; count: number; sum: number };
+    runningTokensPerSec: number;
+  }> {
+    return this.run(async (db) => {
+      const statuses = await db.job.groupBy({ by: ['status'], _count: { _all: true } });
+      const rows = await db.$queryRawUnsafe<Array<{ b: number[]; n: bigint; s: number | null }>>(
+        `SELECT ARRAY[${buckets.map((_, i) => `count(*) FILTER (WHERE d <= $${i + 1})`).join(', ') || 'NULL'}]::bigint[] AS b, count(*) AS n, sum(d) AS s
+           FROM (SELECT extract(epoch FROM finished_at - started_at)::float8 AS d FROM jobs
+                  WHERE status = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL) t`,
+        ...buckets,
+      );
+      const tps = await db.$queryRawUnsafe<Array<{ s: number | null }>>(
+        `SELECT sum(m.tokens_per_sec)::float8 AS s FROM jobs j
+           JOIN LATERAL (SELECT tokens_per_sec FROM job_metrics WHERE job_id = j.id AND tokens_per_sec IS NOT NULL ORDER BY step DESC LIMIT 1) m ON true
+          WHERE j.status = 'running'`,
+      );
+      const r = rows[0];
+      return {
+        byStatus: Object.fromEntries(statuses.map((x) => [x.status, x._count._all])),
+        durations: { buckets: (r?.b ?? []).map(Number), count: Number(r?.n ?? 0), sum: Number(r?.s ?? 0) },
+        runningTokensPerSec: Number(tps[0]?.s ?? 0),
+      };
     });
   }
 }

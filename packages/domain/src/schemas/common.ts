@@ -32,7 +32,7 @@ export function Deleted(object: string) {
   return Type.Object({ id: Type.String(), object: Type.Literal(object), deleted: Type.Boolean() });
 }
 
-export const IdParams = Type.Object({ id: Type.String() });
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -41,3 +41,11 @@ export const FailureError = Type.Object({ code: Type.String(), message: Type.Str
 
 /** The level of a job's or an evaluation's event. */
 export const EventLevelSchema = Type.Union([Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]);
+
+/** metadata on jobs and evaluations: at most 16 pairs, keys up to 64 characters, values up to 512 (as OpenAI's). */
+export const METADATA_LIMITS = { pairs: 16, keyChars: 64, valueChars: 512 } as const;
+export const Metadata = Type.Record(Type.String(), Type.String({ maxLength: METADATA_LIMITS.valueChars }), {
+  maxProperties: METADATA_LIMITS.pairs,
+  propertyNames: { maxLength: METADATA_LIMITS.keyChars },
+  description: `Up to ${METADATA_LIMITS.pairs} key-value pairs; keys up to ${METADATA_LIMITS.keyChars} characters, values up to ${METADATA_LIMITS.valueChars}.`,
+});

@@ -8,16 +8,16 @@ export const MAX_CHOICES = 8;
 export const MAX_LOGPROBS = 20;
 
 const sampling = {
-  model: Type.String(),
+  model: Type.String({ minLength: 1, maxLength: 256 }),
   max_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 4096, default: 64 }))),
   temperature: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 2, default: 1, description: '0 is greedy.' }))),
-  top_p: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1 }))),
+  top_p: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'Nucleus sampling; 0 keeps only the most likely token.' }))),
   top_k: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 100000, description: 'Crucible extension. 0 = off.' }))),
   stop: Type.Optional(Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })]))),
   seed: Type.Optional(Nullable(Type.Integer({ description: 'Choice i samples with seed + i.' }))),
   stream: Type.Optional(Nullable(Type.Boolean())),
   n: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: MAX_CHOICES, default: 1, description: 'Choices to generate for the prompt.' }))),
-  user: Type.Optional(Type.String()),
+  user: Type.Optional(Type.String({ maxLength: 256 })),
   // OpenAI parameters Crucible does not implement: accepted only at their neutral value
   presence_penalty: Type.Optional(Nullable(Type.Number({ description: 'Not implemented: only 0 is accepted.' }))),
   frequency_penalty: Type.Optional(Nullable(Type.Number({ description: 'Not implemented: only 0 is accepted.' }))),
@@ -120,7 +120,7 @@ export const EmbeddingRequest = Type.Object(
       }),
     ),
     dimensions: Type.Optional(Type.Integer({ description: 'Not implemented: only the model width is accepted.' })),
-    user: Type.Optional(Type.String()),
+    user: Type.Optional(Type.String({ maxLength: 256 })),
   },
   { additionalProperties: false },
 );

@@ -1,7 +1,7 @@
 // The evaluation resource: a model (or a checkpoint) scored on a file, run by workers through
 // their own queue. Crucible's own shape (OpenAI's evals API is a different product).
 import { type Static, Type } from '@sinclair/typebox';
-import { EventLevelSchema, FailureError, Nullable } from './common';
+import { EventLevelSchema, FailureError, Metadata, Nullable } from './common';
 
 export const EVALUATION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type EvaluationStatus = (typeof EVALUATION_STATUSES)[number];
@@ -20,8 +20,12 @@ export const EVALUATION_DEFAULTS = {
 
 export const CreateEvaluationRequest = Type.Object(
   {
-    model: Type.String({ minLength: 1, description: 'A trained or imported model of the project, or a checkpoint (ft:...:ckpt-step-N or ftckpt-...).' }),
-    file: Type.String({ minLength: 1, description: 'A processed file of the project (any purpose).' }),
+    model: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      description: 'A trained or imported model of the project, or a checkpoint (ft:...:ckpt-step-N or ftckpt-...).',
+    }),
+    file: Type.String({ minLength: 1, maxLength: 128, description: 'A processed file of the project (any purpose).' }),
     max_examples: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -34,7 +38,7 @@ export const CreateEvaluationRequest = Type.Object(
     max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: EVALUATION_DEFAULTS.maxTokens, description: 'Longest generated answer.' })),
     batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, default: EVALUATION_DEFAULTS.batchSize, description: 'Windows per forward pass.' })),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, default: EVALUATION_DEFAULTS.seed, description: 'Masking of masked LMs.' })),
-    metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.String()))),
+    metadata: Type.Optional(Nullable(Metadata)),
   },
   { additionalProperties: false },
 );

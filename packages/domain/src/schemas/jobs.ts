@@ -3,7 +3,7 @@
 import { TRAINING_DEFAULTS as D, LORA_TARGETS, PEFT_DEFAULTS } from '@crucible/training-config';
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
-import { EventLevelSchema, FailureError, Nullable } from './common';
+import { EventLevelSchema, FailureError, Metadata, Nullable } from './common';
 import { PreparationRulesRequest } from './files';
 
 const auto = Type.Literal('auto');
@@ -179,16 +179,17 @@ export const CreateJobRequest = Type.Object(
   {
     model: Type.String({
       minLength: 1,
+      maxLength: 256,
       description:
         'A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id).',
     }),
-    training_file: Type.String({ minLength: 1 }),
-    validation_file: Type.Optional(Nullable(Type.String())),
+    training_file: Type.String({ minLength: 1, maxLength: 128 }),
+    validation_file: Type.Optional(Nullable(Type.String({ maxLength: 128 }))),
     method: Type.Optional(Method),
     hyperparameters: Type.Optional(Hyperparameters),
     seed: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 2147483647 }))),
     suffix: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }))),
-    metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.String()))),
+    metadata: Type.Optional(Nullable(Metadata)),
     integrations: Type.Optional(Nullable(Type.Array(Type.Unknown()))),
     data_preparation: Type.Optional(
       Nullable(
