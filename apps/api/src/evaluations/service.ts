@@ -17,7 +17,7 @@ import {
 import { dispatchEvaluation, redispatchEvaluation } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
-import { getProcessedFile } from '../files/service';
+import { getFile, getProcessedFile } from '../files/service';
 import { page, unix } from '../pagination';
 
 export function evaluationObject(e: EvaluationRecord): EvaluationObject {
@@ -107,6 +107,7 @@ const LOWER_IS_BETTER = new Set(['loss', 'perplexity', 'answer_loss', 'answer_pe
  * column per metric, and for each column the row(s) that did best.
  */
 export async function compareEvaluations(deps: Pick<Deps, 'store'>, actor: Actor, fileId: string, models?: string[]) {
+  await getFile(deps, actor, fileId, 'file'); // another project's file is missing here, not an empty table
   const all = await deps.store.evaluations.succeededOn(actor.projectId, fileId);
   const latest = new Map<string, EvaluationRecord>();
   for (const e of all) if (!latest.has(e.model)) latest.set(e.model, e);

@@ -28,6 +28,10 @@ const FRAMEWORK_CODES: Record<string, { status: number; code: 'invalid_request' 
   FST_REQ_FILE_TOO_LARGE: { status: 413, code: 'file_too_large', param: 'file' },
 };
 
+/** What the multipart parser (busboy) throws for a malformed body: plain Errors without a code. */
+const MULTIPART_PARSER_ERRORS =
+  /^(Unexpected end of (multipart data|form|file)|.* terminated early due to unexpected end of multipart data|Multipart: Boundary not found|Boundary required|Malformed part header|Missing Content-Type|Unsupported content type)/;
+
 function send(reply: FastifyReply, status: number, err: CrucibleError): FastifyReply {
   return reply.status(status).send(err.toJSON());
 }
@@ -59,6 +63,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const mapped = crucibleErrorFor(err as FastifyError);
     if (mapped) return send(reply, mapped.status, mapped.error);
+    if (req.isMultipart() && MULTIPART_PARSER_ERRORS.test(err.message)) {
+      return send(reply, 400, new CrucibleError('invalid_request', `the multipart body is malformed: ${err.message}`, 'file'));
+    }
     const status = (err as FastifyError).statusCode ?? 500;
     if (status === 413) return send(reply, 413, new CrucibleError('file_too_large', err.message, 'file'));
     if (status >= 400 && status < 500) return send(reply, status, new CrucibleError('invalid_request', err.message, null));
