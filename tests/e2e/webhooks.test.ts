@@ -25,7 +25,7 @@ class Receiver {
   url = '';
 
   async start(): Promise<void> {
-    this.server = createServer((req, res) => {
+    const server = createServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
@@ -35,8 +35,9 @@ class Receiver {
         res.end('ok');
       });
     });
-    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server?.address() as { port: number }).port}`;
+    this.server = server;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   }
 
   at(path: string): Received[] {
@@ -171,7 +172,8 @@ describe('MAX_CONCURRENT_JOBS with real training', () => {
     const endpoint = await client.webhooks.create({
       name: 'done',
       url: `${receiver.url}/done`,
-      event_types: ['fine_tuning.job.succeeded', 'evaluation.succeeded'],
+      // evaluation.* is Crucible's own event type (the openai client's types list OpenAI's)
+      event_types: ['fine_tuning.job.succeeded', 'evaluation.succeeded' as never],
     });
     const a = await client.fineTuning.jobs.create(shortJob(30) as never);
     const b = await client.fineTuning.jobs.create(shortJob(30) as never);
