@@ -119,6 +119,7 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
         const rpm = req.actor.limits.rateLimitRpm;
         if (rpm > 0) {
           const d = await deps.rateLimiter.take(req.actor.keyId, rpm);
+          if (d.degraded) req.log.warn('rate limit not checked: Redis unavailable');
           reply.header('x-ratelimit-limit-requests', String(d.limit)).header('x-ratelimit-remaining-requests', String(d.remaining));
           if (!d.allowed) {
             deps.metrics.rateLimited.inc();

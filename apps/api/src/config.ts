@@ -26,6 +26,8 @@ export interface ApiConfig extends PlatformConfig {
   dashboardDir: string;
   /** KEY_CACHE_TTL_MS: how long a key (and its project's limits) is cached in the process; revocations evict at once. Default 30 s. */
   keyCacheTtlMs: number;
+  /** JOB_CACHE_TTL_MS: how long a job record is cached in the process (dropped at once when the database reports a change; 0 turns it off). Default 10 s. */
+  jobCacheTtlMs: number;
   /** IDEMPOTENCY_TTL_MS: how long a POST's answer is kept for replay under its Idempotency-Key. Default 24 h. */
   idempotencyTtlMs: number;
   webhooks: {
@@ -62,6 +64,7 @@ export function parseApiConfig(env: Env): ApiConfig {
     filePendingRetryMs: r.int('FILE_PENDING_RETRY_MS', 120_000, 1_000),
     dashboardDir: r.str('DASHBOARD_DIR', fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
     keyCacheTtlMs: r.int('KEY_CACHE_TTL_MS', 30_000, 0, 3_600_000),
+    jobCacheTtlMs: r.int('JOB_CACHE_TTL_MS', 10_000, 0, 3_600_000),
     idempotencyTtlMs: r.int('IDEMPOTENCY_TTL_MS', 24 * 3_600_000, 1_000),
     webhooks: {
       maxAttempts: r.int('WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),

@@ -1,5 +1,5 @@
 // What the API's services need, built once at boot (and by tests against real services).
-import { createStore, type Store } from '@crucible/db';
+import { createStore, JobCache, type Store } from '@crucible/db';
 import { QUEUES } from '@crucible/domain';
 import {
   type EvaluationQueue,
@@ -44,6 +44,8 @@ export interface Deps {
   rateLimiter: RateLimiter;
   idempotency: Idempotency;
   metrics: ApiMetrics;
+  /** Job records cached in this process, dropped by the database's change notifications. */
+  jobCache: JobCache;
   /** Sends webhook deliveries (started by the server). */
   webhooks: WebhookDispatcher;
   close(): Promise<void>;
@@ -80,6 +82,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
   await keys.start();
   const metrics = new ApiMetrics(store, { training, inference, evaluation });
   const webhooks = new WebhookDispatcher(store, cfg.webhooks, metrics);
+  const jobCache = new JobCache(cfg.databaseUrl, { ttlMs: cfg.jobCacheTtlMs });
+  await jobCache.start();
   return {
     store,
     storage,
@@ -97,7 +101,9 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     idempotency: new Idempotency(redis, prefix, cfg.idempotencyTtlMs),
     metrics,
     webhooks,
+    jobCache,
     async close() {
+      await jobCache.stop();
       await reconciler.stop();
       await webhooks.stop();
       await keys.close();

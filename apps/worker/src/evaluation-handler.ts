@@ -27,7 +27,7 @@ import { ModelLoader } from './model-loader';
 export interface EvaluationDeps {
   store: Store;
   storage: Storage;
-  log: (msg: string) => void;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /** The scoring share of the progress bar when answers are generated too. */
@@ -53,7 +53,7 @@ export async function handleEvaluation(deps: EvaluationDeps, p: EvaluationPayloa
       err instanceof CrucibleError
         ? { code: err.code, message: err.message, param: err.param }
         : { code: 'internal_error', message: `evaluation failed: ${(err as Error).message}`, param: null };
-    deps.log(`evaluation ${e.id} failed: ${(err as Error).stack ?? failure.message}`);
+    deps.log(`evaluation ${e.id} failed: ${(err as Error).stack ?? failure.message}`, { evaluation_id: e.id, level: 'error' });
     await deps.store.evaluations
       .finish(
         e.projectId,

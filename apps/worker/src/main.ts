@@ -20,7 +20,15 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-export async function startWorker(cfg: WorkerConfig, log: (msg: string) => void = (m) => console.log(`[worker] ${m}`)): Promise<RunningWorker> {
+/** A worker log line: a message and the ids it concerns (job_id, evaluation_id, ...). */
+export type WorkerLog = (msg: string, fields?: Record<string, unknown>) => void;
+
+/** JSON lines on stdout, like the API's: time, level, worker, message and ids. */
+export function jsonLog(worker: string): WorkerLog {
+  return (msg, fields = {}) => process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), worker, msg, ...fields })}\n`);
+}
+
+export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cfg.workerName)): Promise<RunningWorker> {
   const choice = await initBackend(cfg.backend, log, { nativeKernels: cfg.nativeKernels, nativeThreads: cfg.nativeThreads });
   const store = createStore(cfg.databaseUrl);
   const storage = new Storage(cfg.s3);

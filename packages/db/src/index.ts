@@ -4,6 +4,7 @@
 
 import { guard } from '@crucible/domain';
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/client';
 import { EvaluationRepository } from './repositories/evaluations';
 import { FileRepository } from './repositories/files';
@@ -12,6 +13,7 @@ import { ModelRepository } from './repositories/models';
 import { ProjectRepository } from './repositories/projects';
 import { WebhookRepository } from './repositories/webhooks';
 
+export { JOB_CHANGED_CHANNEL, JobCache } from './job-cache';
 export { deployMigrations, migrationNames } from './migrations';
 export { findModelRef, type ModelRef } from './model-refs';
 export type { NewEvaluation } from './repositories/evaluations';
@@ -42,16 +44,21 @@ export interface StoreOptions {
 }
 
 export function createStore(url: string, opts: StoreOptions = {}): Store {
-  const adapter = new PrismaPg({ connectionString: url, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000, max: opts.maxConnections ?? 10 });
-  const prisma = new PrismaClient({ adapter });
+  const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000, max: opts.maxConnections ?? 10 });
+  pool.on('error', () => {}); // an idle client's error (the database restarted): the next query reconnects
+  // one pool under Prisma and the repositories' few SQL statements (the cast bridges two @types/pg versions)
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool as unknown as ConstructorParameters<typeof PrismaPg>[0]) });
   return {
-    projects: new ProjectRepository(prisma),
-    files: new FileRepository(prisma),
-    jobs: new JobRepository(prisma),
-    models: new ModelRepository(prisma),
-    evaluations: new EvaluationRepository(prisma),
-    webhooks: new WebhookRepository(prisma),
+    projects: new ProjectRepository(prisma, pool),
+    files: new FileRepository(prisma, pool),
+    jobs: new JobRepository(prisma, pool),
+    models: new ModelRepository(prisma, pool),
+    evaluations: new EvaluationRepository(prisma, pool),
+    webhooks: new WebhookRepository(prisma, pool),
     ping: () => guard('database', async () => void (await prisma.$queryRawUnsafe('SELECT 1'))),
-    close: () => prisma.$disconnect(),
+    close: async () => {
+      await prisma.$disconnect();
+      await pool.end().catch(() => {});
+    },
   };
 }

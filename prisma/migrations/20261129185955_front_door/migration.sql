@@ -85,3 +85,15 @@ CREATE TRIGGER jobs_webhook_outbox AFTER UPDATE OF status ON jobs
 
 CREATE TRIGGER evaluations_webhook_outbox AFTER UPDATE OF status ON evaluations
   FOR EACH ROW EXECUTE FUNCTION crucible_webhook_outbox('evaluation');
+
+-- Job changes are announced (at commit) so that API processes can cache job records and drop
+-- them the moment they change (see packages/db/src/job-cache.ts).
+CREATE FUNCTION crucible_job_changed() RETURNS trigger AS $$
+BEGIN
+  PERFORM pg_notify('crucible_job_changed', COALESCE(NEW.id, OLD.id));
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE OR DELETE ON jobs
+  FOR EACH ROW EXECUTE FUNCTION crucible_job_changed();

@@ -12,6 +12,8 @@ export interface RateDecision {
   /** Seconds until a request would be let through (when refused). */
   retryAfter: number;
   allowed: boolean;
+  /** Redis could not be asked: the request was let through uncounted. */
+  degraded?: boolean;
 }
 
 export class RateLimiter {
@@ -40,7 +42,7 @@ export class RateLimiter {
 }
 
 /** Seconds until previous x (1 - t/W) + current falls to the limit again (the next window starts from this one's count). */
-function retryAfter(limit: number, current: number, previous: number, elapsed: number): number {
+export function retryAfter(limit: number, current: number, previous: number, elapsed: number): number {
   let waitMs: number;
   if (current <= limit && previous > 0) {
     // within this window: the previous window's weight has to fall

@@ -177,7 +177,7 @@ function checkJobSize(actor: Actor, hp: ReturnType<typeof resolveHyperparameters
 
 /** A project has at most MAX_QUEUED_JOBS jobs waiting to start. */
 async function checkQueuedJobs(deps: Pick<Deps, 'store'>, actor: Actor): Promise<void> {
-  const { queuedJobs } = await deps.store.projects.usage(actor.projectId);
+  const queuedJobs = await deps.store.jobs.queuedCount(actor.projectId);
   if (queuedJobs >= actor.limits.maxQueuedJobs) {
     throw new CrucibleError(
       'quota_exceeded',
@@ -188,8 +188,8 @@ async function checkQueuedJobs(deps: Pick<Deps, 'store'>, actor: Actor): Promise
 }
 
 export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<JobObject> {
-  const { method, hyperparameters } = await resolveJobRequest(deps, actor, req);
-  await checkQueuedJobs(deps, actor);
+  // the request's checks and the project's queue count at once (the count errs on the side of a refusal)
+  const [{ method, hyperparameters }] = await Promise.all([resolveJobRequest(deps, actor, req), checkQueuedJobs(deps, actor)]);
   const job = await deps.store.jobs.create({
     id: newId(ID_PREFIX.job),
     projectId: actor.projectId,
@@ -217,8 +217,17 @@ async function dispatch(deps: Pick<Deps, 'trainingQueue'>, job: JobRecord): Prom
   });
 }
 
-export async function getJob(deps: Pick<Deps, 'store'>, actor: Actor, id: string, param = 'fine_tuning_job_id'): Promise<JobRecord> {
-  const j = await deps.store.jobs.get(actor.projectId, id);
+/** The project's job (from the job cache when the API has one: invalidated by the database on every change). */
+export async function getJob(
+  deps: Pick<Deps, 'store'> & Partial<Pick<Deps, 'jobCache'>>,
+  actor: Actor,
+  id: string,
+  param = 'fine_tuning_job_id',
+): Promise<JobRecord> {
+  const load = () => deps.store.jobs.get(actor.projectId, id);
+  const cached = deps.jobCache ? await deps.jobCache.get(id, load) : await load();
+  // a job cached for another project is not this project's
+  const j = cached?.projectId === actor.projectId ? cached : null;
   if (!j) throw new CrucibleError('job_not_found', `no fine-tuning job ${id} in this project`, param);
   return j;
 }
@@ -245,6 +254,7 @@ async function signalWorker(deps: Deps, job: JobRecord, action: ControlMessage['
 export async function cancelJob(deps: Deps, actor: Actor, id: string): Promise<JobObject> {
   const job = await getJob(deps, actor, id);
   const moved = await deps.store.jobs.transition(actor.projectId, id, 'cancelled', { set: { finishedAt: new Date() }, event: { message: 'Job cancelled' } });
+  deps.jobCache.evict(id);
   if (!moved) throw refused(job, 'cancel', ['validating_files', 'queued', 'running', 'paused']);
   await signalWorker(deps, moved, 'cancel');
   return jobObject(moved);
@@ -253,6 +263,7 @@ export async function cancelJob(deps: Deps, actor: Actor, id: string): Promise<J
 export async function pauseJob(deps: Deps, actor: Actor, id: string): Promise<JobObject> {
   const job = await getJob(deps, actor, id);
   const moved = await deps.store.jobs.transition(actor.projectId, id, 'paused', { event: { message: 'Job paused' } });
+  deps.jobCache.evict(id);
   if (!moved) throw refused(job, 'pause', ['validating_files', 'queued', 'running']);
   await signalWorker(deps, moved, 'pause');
   return jobObject(moved);
@@ -261,6 +272,7 @@ export async function pauseJob(deps: Deps, actor: Actor, id: string): Promise<Jo
 export async function resumeJob(deps: Deps, actor: Actor, id: string): Promise<JobObject> {
   const job = await getJob(deps, actor, id);
   const moved = await deps.store.jobs.resume(actor.projectId, id);
+  deps.jobCache.evict(id);
   if (!moved) throw refused(job, 'resume', ['paused']);
   await dispatch(deps, moved);
   return jobObject(moved);

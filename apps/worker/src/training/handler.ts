@@ -73,7 +73,7 @@ export interface TrainDeps {
   control: JobControl;
   queue: TrainingQueue;
   cfg: WorkerConfig;
-  log: (msg: string) => void;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Puts this queue entry back for `ms` (the project is at its concurrent-jobs limit); never returns. */
   defer?: (ms: number) => Promise<never>;
 }
@@ -350,7 +350,7 @@ class TrainingRun {
         { data: { backend, max_steps: maxSteps, vocab_size: vocab, ...(redone > 0 ? { resume_step: 0, steps_redone: redone } : {}) } },
       );
     }
-    this.deps.log(`job ${this.job.id}: training on ${backend} from step ${trainer.step} of ${maxSteps}`);
+    this.deps.log(`job ${this.job.id}: training on ${backend} from step ${trainer.step} of ${maxSteps}`, { job_id: this.job.id, attempt: this.job.attempt });
     return true;
   }
 
@@ -439,7 +439,7 @@ class TrainingRun {
     if (result.status === 'completed' || result.status === 'stopped_early') return this.publish(trainer, result);
     const reason = this.ctl.signal.reason as StopReason;
     if (reason === 'superseded') {
-      this.deps.log(`job ${this.job.id}: another worker took over at step ${result.step}`);
+      this.deps.log(`job ${this.job.id}: another worker took over at step ${result.step}`, { job_id: this.job.id });
       return;
     }
     if (reason === 'cancel') return this.event(`Training stopped at step ${result.step}`);
@@ -516,7 +516,7 @@ class TrainingRun {
     if (isTransientError(err)) {
       // an outage outlasted the in-place retries: resume later from the latest checkpoint
       const dep = err instanceof ServiceUnavailableError ? err.dependency : 'infrastructure';
-      this.deps.log(`job ${id}: ${dep} unreachable for too long at step ${this.step}: ${(err as Error).message}`);
+      this.deps.log(`job ${id}: ${dep} unreachable for too long at step ${this.step}: ${(err as Error).message}`, { job_id: id, level: 'error' });
       const moved = await store.jobs
         .requeue(projectId, id, this.job.attempt, {
           message: `The ${dep} was unreachable for too long at step ${this.step}; queued again to resume from the latest checkpoint`,
@@ -533,7 +533,7 @@ class TrainingRun {
         : err instanceof CrucibleError
           ? { code: err.code, message: err.message, param: err.param }
           : { code: 'internal_error', message: `training failed: ${(err as Error).message}`, param: null };
-    this.deps.log(`job ${id} failed: ${(err as Error).stack ?? failure.message}`);
+    this.deps.log(`job ${id} failed: ${(err as Error).stack ?? failure.message}`, { job_id: id, level: 'error' });
     await this.io(() =>
       store.jobs.transition(projectId, id, 'failed', {
         set: { error: failure, finishedAt: new Date() },
@@ -589,7 +589,7 @@ class TrainingRun {
         if (logged) return;
         logged = true;
         const dep = err instanceof ServiceUnavailableError ? err.dependency : 'a dependency';
-        this.deps.log(`job ${this.job.id}: ${dep} unreachable at step ${this.step}; retrying`);
+        this.deps.log(`job ${this.job.id}: ${dep} unreachable at step ${this.step}; retrying`, { job_id: this.job.id, level: 'warn' });
       },
     });
   }

@@ -3,11 +3,25 @@
 import { guard } from '@crucible/domain';
 import type { PrismaClient } from '../../generated/client';
 
+type Pool = InstanceType<typeof import('pg').Pool>;
+
 export abstract class Repository {
-  constructor(protected readonly prisma: PrismaClient) {}
+  constructor(
+    protected readonly prisma: PrismaClient,
+    /** The pool under Prisma, for the few hot-path statements written in SQL (Prisma adds ~2 ms a query). */
+    protected readonly pool: Pool,
+  ) {}
 
   protected run<T>(fn: (db: PrismaClient) => Promise<T>): Promise<T> {
     return guard('database', () => fn(this.prisma));
+  }
+
+  /**
+   * One SQL statement on the shared pool. Timestamps are written as UTC ISO strings and read back
+   * with `AT TIME ZONE 'UTC'` (the columns are timestamp without time zone, holding UTC, as Prisma writes them).
+   */
+  protected sql<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
+    return guard('database', async () => (await this.pool.query<R>(text, values)).rows);
   }
 }
 

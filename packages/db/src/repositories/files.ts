@@ -99,9 +99,15 @@ export class FileRepository extends Repository {
     await this.run((db) => db.file.deleteMany({ where: { id, projectId, state: 'uploading' } }));
   }
 
+  /** A visible file of the project (in SQL: every job creation reads its files). */
   async get(projectId: string, id: string): Promise<FileRecord | null> {
-    const f = await this.run((db) => db.file.findFirst({ where: { id, projectId, state: { in: VISIBLE } } }));
-    return f ? fileRecord(f) : null;
+    const rows = await this.sql<FileRow>(
+      `SELECT id, project_id AS "projectId", filename, purpose, bytes, sha256, format, lines, storage_key AS "storageKey", state, report, preparation,
+              source_file_id AS "sourceFileId", processed_at AT TIME ZONE 'UTC' AS "processedAt", created_at AT TIME ZONE 'UTC' AS "createdAt"
+         FROM files WHERE id = $1 AND project_id = $2 AND state = ANY($3)`,
+      [id, projectId, VISIBLE],
+    );
+    return rows[0] ? fileRecord(rows[0]) : null;
   }
 
   async list(projectId: string, q: { after?: string; limit: number; purpose?: string }): Promise<RecordPage<FileRecord>> {

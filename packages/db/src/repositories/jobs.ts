@@ -142,29 +142,71 @@ async function insertEvent(tx: Tx, projectId: string, jobId: string, message: st
 }
 
 export class JobRepository extends Repository {
+  /**
+   * The job (queued) and its first event, in one statement: one round trip and one commit (job
+   * creation is on the API's hot path).
+   */
   async create(j: NewJob): Promise<JobRecord> {
-    const row = await this.run((db) =>
-      db.job.create({
-        data: {
-          id: j.id,
-          projectId: j.projectId,
-          model: j.model,
-          methodType: j.method,
-          hyperparameters: j.hyperparameters as unknown as Prisma.InputJsonValue,
-          trainingFileId: j.trainingFileId,
-          validationFileId: j.validationFileId,
-          status: 'queued',
-          seed: j.seed,
-          suffix: j.suffix,
-          metadata: (j.metadata ?? undefined) as Prisma.InputJsonValue | undefined,
-          preparation: (j.preparation ?? undefined) as Prisma.InputJsonValue | undefined,
-          events: {
-            create: { id: newId(ID_PREFIX.event), projectId: j.projectId, level: 'info', type: 'message', message: `Created fine-tuning job: ${j.id}` },
-          },
-        },
-      }),
+    const now = new Date();
+    const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
+    const at = now.toISOString();
+    await this.sql(
+      `WITH job AS (
+         INSERT INTO jobs (id, project_id, model, method_type, hyperparameters, training_file_id, validation_file_id, status, seed, suffix,
+                           metadata, preparation, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, 'queued', $8, $9, $10::jsonb, $11::jsonb, $12, $12)
+         RETURNING id, project_id)
+       INSERT INTO job_events (id, project_id, job_id, level, type, message, created_at)
+       SELECT $13, project_id, id, 'info', 'message', $14, $12 FROM job`,
+      [
+        j.id,
+        j.projectId,
+        j.model,
+        j.method,
+        json(j.hyperparameters),
+        j.trainingFileId,
+        j.validationFileId,
+        j.seed,
+        j.suffix,
+        json(j.metadata),
+        json(j.preparation),
+        at,
+        newId(ID_PREFIX.event),
+        `Created fine-tuning job: ${j.id}`,
+      ],
     );
-    return jobRecord(row);
+    return {
+      id: j.id,
+      projectId: j.projectId,
+      model: j.model,
+      method: j.method,
+      hyperparameters: JSON.parse(JSON.stringify(j.hyperparameters)) as StoredHyperparameters,
+      trainingFileId: j.trainingFileId,
+      validationFileId: j.validationFileId,
+      status: 'queued',
+      seed: j.seed,
+      suffix: j.suffix,
+      metadata: j.metadata,
+      error: null,
+      fineTunedModel: null,
+      trainedTokens: null,
+      backend: null,
+      preparation: j.preparation ?? null,
+      preparedFileId: null,
+      attempt: 0,
+      leaseId: null,
+      heartbeatAt: null,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      finishedAt: null,
+    };
+  }
+
+  /** Jobs of a project waiting to start (MAX_QUEUED_JOBS is checked against it). */
+  async queuedCount(projectId: string): Promise<number> {
+    const rows = await this.sql<{ n: string }>(`SELECT count(*) AS n FROM jobs WHERE project_id = $1 AND status = 'queued'`, [projectId]);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async get(projectId: string, id: string): Promise<JobRecord | null> {
