@@ -11,7 +11,7 @@ function simulated(limit: number, current: number, previous: number, elapsed: nu
   for (let t = 0; t < 3 * W; t += 10) {
     const at = elapsed + t;
     const estimate = at < W ? previous * (1 - at / W) + current : current * (1 - (at - W) / W);
-    if (estimate <= limit) return t;
+    if (estimate <= limit + 1e-9) return t;
   }
   throw new Error('never');
 }

@@ -22,6 +22,10 @@ export class RateLimiter {
     private readonly prefix: string,
   ) {}
 
+  /**
+   * Counts one request of the key. When Redis cannot be reached the request is let through
+   * (`degraded`): jobs live in PostgreSQL and the API keeps serving through a Redis outage.
+   */
   async take(keyId: string, limit: number, now = Date.now()): Promise<RateDecision> {
     const window = Math.floor(now / WINDOW_MS);
     const cur = `${this.prefix}:rl:${keyId}:${window}`;
@@ -31,7 +35,9 @@ export class RateLimiter {
       .incr(cur)
       .pexpire(cur, 2 * WINDOW_MS)
       .get(prev)
-      .exec();
+      .exec()
+      .catch(() => null);
+    if (!r) return { limit, remaining: limit, retryAfter: 0, allowed: true, degraded: true };
     const current = Number(r?.[0]?.[1] ?? 0);
     const previous = Number(r?.[2]?.[1] ?? 0);
     const elapsed = now - window * WINDOW_MS;

@@ -6,7 +6,10 @@ function decodeExtValue(header: string): string | null {
   const m = /filename\*=([^']*)'[^']*'([^;\s]+)/i.exec(header);
   if (!m) return null;
   expect((m[1] as string).toUpperCase()).toBe('UTF-8');
-  return Buffer.from((m[2] as string).replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16))), 'latin1').toString('utf8');
+  return Buffer.from(
+    (m[2] as string).replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
+    'latin1',
+  ).toString('utf8');
 }
 
 describe('contentDisposition', () => {
