@@ -102,6 +102,11 @@ try {
     url: `${limited.url}/v1/fine_tuning/jobs/${job.id}`,
     headers: auth,
   });
+  const single = await load('POST /v1/fine_tuning/jobs, 1 client, one after another', {
+    url: `${limited.url}/v1/fine_tuning/jobs`,
+    connections: 1,
+    ...post,
+  });
   const create = await load('POST /v1/fine_tuning/jobs, 20 clients, saturated', {
     url: `${limited.url}/v1/fine_tuning/jobs`,
     connections: 20,
@@ -116,6 +121,7 @@ try {
   });
   console.log(`\nauthenticated read / bare Fastify: ${((100 * read.rps) / base.rps).toFixed(1)} % (goal >= 25 %)`);
   console.log(`with the rate limit on:            ${((100 * readLimited.rps) / base.rps).toFixed(1)} %`);
+  console.log(`job creation alone: p50 ${single.p50} ms, p99 ${single.p99} ms`);
   console.log(`job creation p99: ${create.p99} ms saturated (${create.rps} jobs/s), ${steady.p99} ms at 20 x 5/s (goal < 20 ms)`);
 } finally {
   for (const p of procs) p.kill();

@@ -55,6 +55,11 @@ async function isLiveEntry(queue: Queue, entryId: string): Promise<boolean> {
   });
 }
 
+/** The ids of every entry a worker will (or does) run, in one read (the reconciler checks thousands of queued jobs against it). */
+export async function liveEntryIds(queue: TrainingQueue): Promise<Set<string>> {
+  return guard('queue', async () => new Set(await queue.getRanges(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'], 0, -1)));
+}
+
 /** Whether an attempt has a queue entry that a worker will (or does) run. */
 export async function hasLiveEntry(queue: TrainingQueue, job: { id: string; attempt: number }): Promise<boolean> {
   return isLiveEntry(queue, trainingQueueEntryId(job.id, job.attempt));

@@ -6,8 +6,8 @@
 // Several reconcilers may run at once (each API and worker): every requeue is conditional on the
 // attempt it saw, so exactly one of them wins.
 import type { Store } from '@crucible/db';
-import { isTransientError, type JobRecord } from '@crucible/domain';
-import { dispatchTraining, hasLiveEntry, type TrainingQueue } from './queues';
+import { isTransientError, type JobRecord, trainingQueueEntryId } from '@crucible/domain';
+import { dispatchTraining, hasLiveEntry, liveEntryIds, type TrainingQueue } from './queues';
 
 export interface ReconcilerOptions {
   store: Store;
@@ -67,10 +67,16 @@ export class Reconciler {
       if (isTransientError(err)) this.lastDbFailure = Date.now();
       throw err;
     }
+    // one read of the queue's live entries; a job missing from it is checked again on its own
+    // (its entry may have been added since), so the pass costs O(1) round trips, not O(jobs)
+    const settledQueued = jobs.filter((j) => j.status === 'queued' && now - j.updatedAt.getTime() >= this.o.queuedGraceMs);
+    // (when the queue cannot be read, each job is checked on its own below, and fails there as before)
+    const live = settledQueued.length ? await liveEntryIds(this.o.queue).catch(() => new Set<string>()) : new Set<string>();
     for (const job of jobs) {
       try {
         if (job.status === 'queued') {
           if (now - job.updatedAt.getTime() < this.o.queuedGraceMs) continue;
+          if (live.has(trainingQueueEntryId(job.id, job.attempt))) continue;
           if (await hasLiveEntry(this.o.queue, job)) continue;
           const moved = await this.o.store.jobs.requeue(job.projectId, job.id, job.attempt, {
             message: 'The job was not on the work queue (lost in a queue restart); queued again',
