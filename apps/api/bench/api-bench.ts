@@ -11,7 +11,7 @@ import { cpus } from 'node:os';
 import { createProjectWithKey } from '@crucible/api';
 import { createStore } from '@crucible/db';
 import autocannon from 'autocannon';
-import { startBenchServices } from './bench-services';
+import { benchApiEnv, startBenchServices } from './bench-services';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const name = 'apibench';
@@ -48,17 +48,7 @@ async function load(title: string, opts: autocannon.Options) {
 }
 
 const services = await startBenchServices(name);
-const apiEnv = (extra: Record<string, string>) => ({
-  DATABASE_URL: services.databaseUrl,
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  S3_ENDPOINT: services.s3Endpoint,
-  S3_BUCKET: name,
-  QUEUE_PREFIX: name,
-  PORT: '0',
-  LOG_LEVEL: 'warn',
-  MAX_QUEUED_JOBS: '1000000',
-  ...extra,
-});
+const apiEnv = (extra: Record<string, string>) => benchApiEnv(services, name, { LOG_LEVEL: 'warn', MAX_QUEUED_JOBS: '1000000', ...extra });
 const startApi = (extra: Record<string, string>) =>
   child(
     `const { startServer } = await import('@crucible/api'); const s = await startServer(process.env); s.app.log.level = 'warn'; console.log(s.url);`,

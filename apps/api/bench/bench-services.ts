@@ -50,9 +50,9 @@ export interface BenchApi {
   close(): Promise<void>;
 }
 
-/** The API listening in this process on the bench services, with `name` as its bucket and queue prefix. */
-export async function startBenchApi(services: BenchServices, name: string, env: Record<string, string> = {}): Promise<BenchApi> {
-  const cfg = parseApiConfig({
+/** The API's environment on the bench services, with `name` as its bucket and queue prefix. */
+export function benchApiEnv(services: BenchServices, name: string, env: Record<string, string> = {}): Record<string, string> {
+  return {
     DATABASE_URL: services.databaseUrl,
     REDIS_URL: 'redis://127.0.0.1:6379',
     S3_ENDPOINT: services.s3Endpoint,
@@ -60,7 +60,12 @@ export async function startBenchApi(services: BenchServices, name: string, env: 
     QUEUE_PREFIX: name,
     PORT: '0',
     ...env,
-  });
+  };
+}
+
+/** The API listening in this process on the bench services, with `name` as its bucket and queue prefix. */
+export async function startBenchApi(services: BenchServices, name: string, env: Record<string, string> = {}): Promise<BenchApi> {
+  const cfg = parseApiConfig(benchApiEnv(services, name, env));
   const deps = await createDeps(cfg);
   const app = await buildApp(cfg, deps);
   await app.listen({ host: '127.0.0.1', port: 0 });
