@@ -2,6 +2,7 @@
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
+import { leftovers } from '../support/leftovers';
 import { startPlatform, type TestPlatform } from '../support/platform';
 
 let p: TestPlatform;
@@ -17,19 +18,8 @@ afterAll(async () => {
   await p?.close();
 });
 
-async function count(table: string): Promise<number> {
-  return Number((await p.sql<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))[0]?.n);
-}
-
-async function counts() {
-  return {
-    files: await count('files'),
-    jobs: await count('jobs'),
-    events: await count('job_events'),
-    objects: (await p.deps.storage.list('projects/')).length,
-    queued: await p.deps.trainingQueue.count(),
-  };
-}
+/** Rows, objects and queue entries: a rejected request leaves them all as they were. */
+const counts = () => leftovers(p);
 
 async function post(path: string, body: unknown) {
   const res = await p.api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

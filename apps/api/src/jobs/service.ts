@@ -177,7 +177,7 @@ function checkJobSize(actor: Actor, hp: ReturnType<typeof resolveHyperparameters
 
 /** A project has at most MAX_QUEUED_JOBS jobs waiting to start. */
 async function checkQueuedJobs(deps: Pick<Deps, 'store'>, actor: Actor): Promise<void> {
-  const queuedJobs = await deps.store.jobs.queuedCount(actor.projectId);
+  const { queuedJobs } = await deps.store.projects.usage(actor.projectId);
   if (queuedJobs >= actor.limits.maxQueuedJobs) {
     throw new CrucibleError(
       'quota_exceeded',

@@ -22,7 +22,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { type Actor, createProjectWithKey, newSecretKey } from '../auth';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { unix } from '../pagination';
+import { page, unix } from '../pagination';
 
 const tags = ['projects'];
 type IdReq = { params: { id: string } };
@@ -45,6 +45,10 @@ export function keyObject(k: ApiKeyRecord, secret?: string): Static<typeof ApiKe
 /** A key sees only its own project: any other id is answered as missing. */
 function ownProject(actor: Actor, id: string): void {
   if (id !== actor.projectId) throw new CrucibleError('project_not_found', `no project ${id} for this API key`, 'project_id');
+}
+
+function keyNotFound(keyId: string): never {
+  throw new CrucibleError('api_key_not_found', `no API key ${keyId} in this project`, 'key_id');
 }
 
 async function projectObject(deps: Deps, cfg: ApiConfig, p: ProjectRecord): Promise<Static<typeof ProjectObject>> {
@@ -108,8 +112,10 @@ export const projectRoutes =
       async (req) => {
         const id = (req as IdReq).params.id;
         ownProject(req.actor, id);
-        const keys = (await deps.store.projects.listKeys(id)).map((k) => keyObject(k));
-        return { object: 'list' as const, data: keys, has_more: false, first_id: keys[0]?.id ?? null, last_id: keys.at(-1)?.id ?? null };
+        return page(
+          (await deps.store.projects.listKeys(id)).map((k) => keyObject(k)),
+          false,
+        );
       },
     );
     app.post(
@@ -141,9 +147,7 @@ export const projectRoutes =
       async (req) => {
         const { id, key_id } = req.params as { id: string; key_id: string };
         ownProject(req.actor, id);
-        const k = await deps.store.projects.getKey(id, key_id);
-        if (!k) throw new CrucibleError('api_key_not_found', `no API key ${key_id} in this project`, 'key_id');
-        return keyObject(k);
+        return keyObject((await deps.store.projects.getKey(id, key_id)) ?? keyNotFound(key_id));
       },
     );
     app.delete(
@@ -161,8 +165,7 @@ export const projectRoutes =
       async (req) => {
         const { id, key_id } = req.params as { id: string; key_id: string };
         ownProject(req.actor, id);
-        const r = await deps.store.projects.revokeKey(id, key_id);
-        if (!r) throw new CrucibleError('api_key_not_found', `no API key ${key_id} in this project`, 'key_id');
+        const r = (await deps.store.projects.revokeKey(id, key_id)) ?? keyNotFound(key_id);
         await deps.keys.forget(r.hash);
         return keyObject(r.key);
       },

@@ -5,7 +5,7 @@
 import type { DueDelivery, Store } from '@crucible/db';
 import type { ApiConfig } from '../config';
 import type { ApiMetrics } from '../front-door/metrics';
-import { signatureHeaders } from './signing';
+import { postSigned } from './signing';
 
 const BATCH = 20;
 const MAX_DELAY_MS = 3_600_000;
@@ -55,23 +55,7 @@ export class WebhookDispatcher {
   }
 
   private async attempt(d: DueDelivery): Promise<void> {
-    const body = JSON.stringify(d.payload);
-    let statusCode: number | null = null;
-    let error: string | null = null;
-    try {
-      const res = await fetch(d.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'Crucible-Webhooks/1', ...signatureHeaders(d.secret, d.eventId, body) },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.cfg.timeoutMs),
-      });
-      statusCode = res.status;
-      await res.body?.cancel().catch(() => {});
-      if (res.status < 200 || res.status >= 300) error = `receiver answered ${res.status}`;
-    } catch (err) {
-      error = (err as Error).name === 'TimeoutError' ? `no answer within ${this.cfg.timeoutMs} ms` : `could not connect: ${(err as Error).message}`;
-    }
+    const { statusCode, error } = await postSigned(d.url, d.secret, d.eventId, JSON.stringify(d.payload), this.cfg.timeoutMs);
     const delivered = error === null;
     const attempts = d.attempts + 1;
     const retryAt = delivered || attempts >= this.cfg.maxAttempts ? null : new Date(Date.now() + backoff(this.cfg.retryBaseMs, attempts));

@@ -22,7 +22,7 @@ import type { Actor } from '../auth';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { page, unix } from '../pagination';
-import { newSigningSecret, secretHint, signatureHeaders } from './signing';
+import { newSigningSecret, postSigned, secretHint } from './signing';
 
 const tags = ['webhooks'];
 type IdReq = { params: { id: string } };
@@ -198,20 +198,8 @@ export const webhookRoutes =
         const type = (req.body as Static<typeof TestWebhookRequest>).event_type;
         const eventId = newId(ID_PREFIX.webhookEvent);
         const body = JSON.stringify({ id: eventId, object: 'event', type, created_at: Math.floor(Date.now() / 1000), data: { id: 'test' } });
-        const status = await fetch(e.url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': 'Crucible-Webhooks/1', ...signatureHeaders(e.secret, eventId, body) },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(cfg.webhooks.timeoutMs),
-        }).then(
-          async (res) => {
-            await res.body?.cancel().catch(() => {});
-            return res.status;
-          },
-          () => 0,
-        );
-        return { object: 'webhook_endpoint.test' as const, webhook_endpoint_id: e.id, event_type: type, status_code: status, success: true as const };
+        const { statusCode } = await postSigned(e.url, e.secret, eventId, body, cfg.webhooks.timeoutMs);
+        return { object: 'webhook_endpoint.test' as const, webhook_endpoint_id: e.id, event_type: type, status_code: statusCode ?? 0, success: true as const };
       },
     );
     app.get(

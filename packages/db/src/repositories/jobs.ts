@@ -203,12 +203,6 @@ export class JobRepository extends Repository {
     };
   }
 
-  /** Jobs of a project waiting to start (MAX_QUEUED_JOBS is checked against it). */
-  async queuedCount(projectId: string): Promise<number> {
-    const rows = await this.sql<{ n: string }>(`SELECT count(*) AS n FROM jobs WHERE project_id = $1 AND status = 'queued'`, [projectId]);
-    return Number(rows[0]?.n ?? 0);
-  }
-
   async get(projectId: string, id: string): Promise<JobRecord | null> {
     const j = await this.run((db) => db.job.findFirst({ where: { id, projectId } }));
     return j ? jobRecord(j) : null;

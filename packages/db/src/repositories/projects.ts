@@ -92,14 +92,15 @@ export class ProjectRepository extends Repository {
     await this.run((db) => db.apiKey.updateMany({ where: { id: { in: ids } }, data: { lastUsedAt: at } }));
   }
 
+  /** What the limits are checked against, in one statement (job creation and uploads read it). */
   async usage(projectId: string): Promise<ProjectUsage> {
-    return this.run(async (db) => {
-      const [files, queued, running] = await Promise.all([
-        db.file.aggregate({ where: { projectId }, _sum: { bytes: true } }),
-        db.job.count({ where: { projectId, status: 'queued' } }),
-        db.job.count({ where: { projectId, status: { in: ['validating_files', 'running'] } } }),
-      ]);
-      return { storageBytes: files._sum.bytes ?? 0, queuedJobs: queued, runningJobs: running };
-    });
+    const rows = await this.sql<{ storage: string | null; queued: string; running: string }>(
+      `SELECT (SELECT sum(bytes) FROM files WHERE project_id = $1) AS storage,
+              (SELECT count(*) FROM jobs WHERE project_id = $1 AND status = 'queued') AS queued,
+              (SELECT count(*) FROM jobs WHERE project_id = $1 AND status IN ('validating_files', 'running')) AS running`,
+      [projectId],
+    );
+    const r = rows[0];
+    return { storageBytes: Number(r?.storage ?? 0), queuedJobs: Number(r?.queued ?? 0), runningJobs: Number(r?.running ?? 0) };
   }
 }
