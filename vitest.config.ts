@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` (pure code next to its source, no services) and `integration`
-// (real PostgreSQL, Redis, S3 server and HTTP; see tests/setup).
+// Three projects: `unit` (pure code next to its source, no services), `trainer-wasm` (the
+// trainer's unit tests on the wasm backend) and `integration` (real PostgreSQL, Redis, S3 server
+// and HTTP; see tests/setup).
 export default defineConfig({
   test: {
     projects: [
@@ -9,6 +10,17 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // the trainer's tests again on the wasm backend: every backend present runs them (the
+        // 'unit' project takes the default, the native backend where its addon is built)
+        test: {
+          name: 'trainer-wasm',
+          include: ['packages/trainer/src/**/*.test.ts', 'apps/worker/src/sft-loss.test.ts'],
+          env: { TFJS_BACKEND: 'wasm' },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

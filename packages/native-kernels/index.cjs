@@ -1,8 +1,11 @@
-// The addon when it was built, else null (the trainer then keeps the wasm kernels).
+// The addon when it was built, else null (the trainer then falls back to the wasm backend).
+// CRUCIBLE_NO_NATIVE=1 makes it behave as if it were not built.
 let native = null;
-try {
-  native = require('./build/Release/crucible_native.node');
-} catch {
-  native = null;
+if (process.env.CRUCIBLE_NO_NATIVE !== '1') {
+  try {
+    native = require('./build/Release/crucible_native.node');
+  } catch {
+    native = null;
+  }
 }
 module.exports = { native };

@@ -1,5 +1,6 @@
+// Float32Arrays are row-major; every function checks array lengths against the shapes it is given.
 export interface NativeKernels {
-  /** c[i] = op(a[i]) x op(b[i]) for i < batch (row-major float32); strides in elements. */
+  /** c[i] = op(a[i]) x op(b[i]) for i < batch; strides in elements. */
   sgemm(
     a: Float32Array,
     b: Float32Array,
@@ -13,7 +14,89 @@ export interface NativeKernels {
     strideA: number,
     strideB: number,
   ): void;
+  /** y[M, N] = x[M, K] w (+ bias[N]); w is [K, N], or [N, K] when transposedW. */
+  linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, m: number, k: number, n: number, transposedW: boolean): void;
+  /** out[N] = column sums of x[M, N]. */
+  colSum(x: Float32Array, out: Float32Array, m: number, n: number): void;
+  /** out[i] = a[i] + b[i % nb]: b repeats over a's leading axes (nb = n: same shape; 1: a scalar). */
+  add(a: Float32Array, b: Float32Array, out: Float32Array, n: number, nb: number): void;
+  /** out[i] = a[i] * b[i % nb]. */
+  mul(a: Float32Array, b: Float32Array, out: Float32Array, n: number, nb: number): void;
+  sumSquares(x: Float32Array, n: number): number;
+  /** GELU, tanh approximation. */
+  gelu(x: Float32Array, y: Float32Array, n: number): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /** LayerNorm over rows of length c; writes y and each row's mean and 1/std. */
+  layerNorm(
+    x: Float32Array,
+    g: Float32Array,
+    b: Float32Array | null,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    c: number,
+    eps: number,
+  ): void;
+  layerNormBackward(
+    dy: Float32Array,
+    x: Float32Array,
+    g: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dg: Float32Array,
+    db: Float32Array | null,
+    rows: number,
+    c: number,
+  ): void;
+  /** Multi-head attention: qkv [B, T, 3 * nh * hs] (q, k, v side by side), out [B, T, nh * hs], probs [B, nh, T, T]; keyBias [B, T] is added to the scores. */
+  attention(
+    qkv: Float32Array,
+    out: Float32Array,
+    probs: Float32Array,
+    B: number,
+    T: number,
+    nh: number,
+    hs: number,
+    causal: boolean,
+    keyBias: Float32Array | null,
+  ): void;
+  attentionBackward(
+    dout: Float32Array,
+    qkv: Float32Array,
+    probs: Float32Array,
+    dqkv: Float32Array,
+    B: number,
+    T: number,
+    nh: number,
+    hs: number,
+    causal: boolean,
+  ): void;
+  /** Weighted mean cross-entropy; writes its gradient into dlogits; returns the loss. */
+  crossEntropy(logits: Float32Array, targets: Int32Array, weights: Float32Array | null, dlogits: Float32Array, n: number, v: number): number;
+  /** One optimizer update in place. kind: 0 AdamW, 1 Adam (L2), 2 LAMB; bc1/bc2 are the bias corrections. */
+  adamUpdate(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    kind: 0 | 1 | 2,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+    gradScale: number,
+  ): void;
+  /** Threads for OpenBLAS and the element-wise kernels. */
   setThreads(n: number): void;
+  /** Keeps freed buffers (up to 32 MB) in the C heap for reuse rather than unmapping them (glibc). */
+  retainFreedMemory(): void;
+  info(): { isa: string; blas: string; threads: number; features: Record<string, boolean> };
 }
-/** The addon when it was built (OpenBLAS headers present at install), else null. */
+/** The addon when it was built (a C compiler and OpenBLAS headers present at install), else null. */
 export const native: NativeKernels | null;

@@ -1,5 +1,5 @@
 // The worker's configuration, parsed once from the environment at boot.
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
 
 export interface WorkerConfig extends PlatformConfig {
@@ -21,13 +21,13 @@ export interface WorkerConfig extends PlatformConfig {
   transientRetryMs: number;
   /** WORKER_NAME: names this worker in leases and logs. Default host name and pid. */
   workerName: string;
-  /** NATIVE_KERNELS: OpenBLAS matrix products for the wasm backend when built. Default true. */
+  /** NATIVE_KERNELS: use @crucible/native-kernels when built (the native backend; OpenBLAS products on wasm). Default true. */
   nativeKernels: boolean;
-  /** NATIVE_THREADS: OpenBLAS threads. Default 1. */
+  /** NATIVE_THREADS: threads of the native kernels. Default: every core. */
   nativeThreads: number;
 }
 
-const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 
 export function parseWorkerConfig(env: Env): WorkerConfig {
   const r = new EnvReader(env);
@@ -45,7 +45,7 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     transientRetryMs: r.int('TRANSIENT_RETRY_MS', 600_000, 0),
     workerName: r.str('WORKER_NAME', `${hostname()}:${process.pid}`),
     nativeKernels: r.int('NATIVE_KERNELS', 1, 0, 1) === 1,
-    nativeThreads: r.int('NATIVE_THREADS', 1, 1, 256),
+    nativeThreads: r.int('NATIVE_THREADS', availableParallelism(), 1, 256),
   };
   r.done();
   return cfg;

@@ -1,21 +1,26 @@
-// Picks the fastest TensorFlow.js backend this machine can run: tfjs-node-gpu, tfjs-node, wasm, cpu.
-// TFJS_BACKEND (or the `prefer` argument) overrides the order. Also patches the wasm backend with
-// the one kernel training needs and it lacks (UnsortedSegmentSum: the gradient of `gather`).
+// Picks the fastest TensorFlow.js backend this machine can run: tfjs-node-gpu, tfjs-node, native
+// (our C kernels, see native-backend.ts), wasm, cpu. TFJS_BACKEND (or the `prefer` argument)
+// overrides the order. Also patches the wasm backend with the one kernel training needs and it
+// lacks (UnsortedSegmentSum: the gradient of `gather`).
 
-import { createRequire } from 'node:module';
-import type { NativeKernels } from '@crucible/native-kernels';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { NATIVE_HINT, nativeKernels, nativeLoadError, registerNativeBackend } from './native-backend';
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 export interface BackendChoice {
   /** What was asked for or tried first. */
   requested: BackendName | 'auto';
   /** The backend now in use (tfjs's name: 'tensorflow' for both node packages). */
   name: BackendName;
-  /** 'openblas' when the wasm backend's matrix products run on @crucible/native-kernels. */
+  /** 'openblas' when matrix products run on @crucible/native-kernels (native, or wasm with nativeKernels). */
   matmul: 'backend' | 'openblas';
+  /** Threads of the native kernels (native backend, or wasm's OpenBLAS products); else undefined. */
+  threads?: number;
+  /** The native kernels' instruction set and BLAS (native backend only). */
+  native?: { isa: string; blas: string; features: Record<string, boolean> };
   /** Why earlier candidates were skipped. */
   skipped: Array<{ name: BackendName; reason: string }>;
 }
@@ -27,9 +32,9 @@ let current: BackendChoice | undefined;
  * TFJS_BACKEND) names one backend; anything else than 'auto' fails when that backend cannot load.
  */
 export interface BackendOptions {
-  /** Use OpenBLAS for the wasm backend's matrix products when @crucible/native-kernels is built. Default true. */
+  /** Use @crucible/native-kernels when built: the native backend, and OpenBLAS products on wasm. Default true. */
   nativeKernels?: boolean;
-  /** OpenBLAS threads. Default 1. */
+  /** Threads of the native backend (and of wasm's OpenBLAS products). Default: every core. */
   nativeThreads?: number;
 }
 
@@ -41,14 +46,36 @@ export async function initBackend(
   if (current) return current;
   const candidates = prefer === 'auto' ? BACKEND_ORDER : [prefer];
   const skipped: BackendChoice['skipped'] = [];
+  const threads = opts.nativeThreads ?? availableParallelism();
   for (const name of candidates) {
     try {
+      if (name === 'native' && opts.nativeKernels === false) throw new Error('disabled (nativeKernels: false, NATIVE_KERNELS=0)');
       await loadBackend(name);
-      const matmul = name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(opts.nativeThreads ?? 1) ? 'openblas' : 'backend';
-      current = { requested: prefer, name, matmul, skipped };
-      log(
-        `tfjs backend: ${name}${matmul === 'openblas' ? ' (matrix products on OpenBLAS)' : ''}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`,
-      );
+      const k = nativeKernels();
+      let matmul: BackendChoice['matmul'] = 'backend';
+      if (name === 'native' && k) {
+        k.setThreads(threads);
+        matmul = 'openblas';
+      } else if (name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(threads)) matmul = 'openblas';
+      const info = name === 'native' ? k?.info() : undefined;
+      current = {
+        requested: prefer,
+        name,
+        matmul,
+        ...(matmul === 'openblas' ? { threads } : {}),
+        ...(info ? { native: { isa: info.isa, blas: info.blas, features: info.features } } : {}),
+        skipped,
+      };
+      const detail = info
+        ? ` (${info.isa}, ${info.blas.split(' ').slice(0, 2).join(' ')}, ${threads} thread${threads > 1 ? 's' : ''})`
+        : matmul === 'openblas'
+          ? ' (matrix products on OpenBLAS)'
+          : '';
+      log(`tfjs backend: ${name}${detail}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
+      if (prefer === 'auto' && (name === 'wasm' || name === 'cpu') && opts.nativeKernels !== false && skipped.some((s) => s.name === 'native')) {
+        // said once per process (the choice is cached): how to get the fast path
+        console.warn(`crucible trainer: training on the ${name} backend because ${nativeLoadError()}; ${NATIVE_HINT}`);
+      }
       return current;
     } catch (err) {
       skipped.push({ name, reason: (err as Error).message.split('\n')[0] ?? String(err) });
@@ -66,7 +93,7 @@ export function backendChoice(): BackendChoice | undefined {
  * wasm kernel runs transposed products on a slow loop, so gradients transpose explicitly there.
  */
 export function transposedProductsAreFast(): boolean {
-  return current?.matmul === 'openblas' || current?.name === 'tensorflow' || current?.name === 'tensorflow-gpu';
+  return current?.matmul === 'openblas' || current?.name === 'tensorflow' || current?.name === 'tensorflow-gpu' || current?.name === 'native';
 }
 
 async function loadBackend(name: BackendName): Promise<void> {
@@ -79,6 +106,13 @@ async function loadBackend(name: BackendName): Promise<void> {
       await import('@tensorflow/tfjs-node' as string);
       await setOrThrow('tensorflow');
       return;
+    case 'native': {
+      const k = nativeKernels();
+      if (!k) throw new Error(nativeLoadError());
+      registerNativeBackend(k);
+      await setOrThrow('native');
+      return;
+    }
     case 'wasm':
       await import('@tensorflow/tfjs-backend-wasm');
       registerWasmSegmentSum();
@@ -136,12 +170,7 @@ type WasmBackend = any;
  * the original kernel). Returns whether it is in place.
  */
 function registerNativeMatMul(threads: number): boolean {
-  let native: NativeKernels | null = null;
-  try {
-    native = (createRequire(import.meta.url)('@crucible/native-kernels') as { native: NativeKernels | null }).native;
-  } catch {
-    return false;
-  }
+  const native = nativeKernels();
   const original = tf.getKernel('BatchMatMul', 'wasm');
   if (!native || !original) return false;
   const k = native;

@@ -8,7 +8,7 @@
 import { isAdapterParam, paramSpecs, type Weights } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
-import { bmm, dropout as dropoutOp, gelu, layerNorm, linear, mm } from './ops';
+import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
 import { mixSeed } from './rng';
 
 export interface ForwardOptions {
@@ -131,7 +131,7 @@ export class Transformer {
         h = layerNorm(t, p('mlm_head.ln.weight'), pb('mlm_head.ln.bias'));
       }
       const head = c.tiedEmbeddings ? p('wte.weight') : p('lm_head.weight'); // (V, C)
-      let logits: tf.Tensor = mm(h.reshape([B * T, C]) as tf.Tensor2D, tf.transpose(head) as tf.Tensor2D); // (B*T, C) x (C, V)
+      let logits: tf.Tensor = linear(h.reshape([B * T, C]), head, undefined, true); // (B*T, C) x (V, C)^T
       if (c.arch === 'bert') logits = tf.add(logits, p('mlm_head.bias'));
       return logits.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
     });
@@ -145,7 +145,6 @@ export class Transformer {
       if (T > c.blockSize) throw new RangeError(`sequence length ${T} exceeds block_size ${c.blockSize}`);
       const C = c.dModel;
       const nh = c.nHead;
-      const hs = C / nh;
       const p = (n: string) => this.param(n);
       const pb = (n: string) => (c.bias ? this.param(n) : undefined);
       const rate = opts.training ? c.dropout : 0;
@@ -160,12 +159,8 @@ export class Transformer {
         const xin = loraRate > 0 ? dropoutOp(input, loraRate, mixSeed(opts.seed ?? 0, 1000 + drops++)) : input;
         return tf.mul(linear(xin, p(`${h}${target}.lora_A.weight`)), lora.alpha / lora.rank);
       };
-      const loraOut = (h: string, target: string, xa: tf.Tensor | undefined, y: tf.Tensor, cols?: [number, number]): tf.Tensor => {
-        if (!xa) return y;
-        const B = p(`${h}${target}.lora_B.weight`);
-        const b = cols ? tf.slice(B, [0, cols[0]], [-1, cols[1]]) : B;
-        return tf.add(y, linear(xa, b));
-      };
+      const loraOut = (h: string, target: string, xa: tf.Tensor | undefined, y: tf.Tensor): tf.Tensor =>
+        xa ? tf.add(y, linear(xa, p(`${h}${target}.lora_B.weight`))) : y;
       const adapter = (h: string, where: 'attn' | 'mlp', y: tf.Tensor): tf.Tensor => {
         if (peft?.type !== 'adapter') return y;
         const a = `${h}adapter_${where}.`;
@@ -177,34 +172,22 @@ export class Transformer {
       const posEmb = tf.slice(p('wpe.weight'), [0, 0], [T, C]); // (T, C)
       let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
 
-      // Additive attention bias: causal (T, T) for gpt, padding (B, 1, 1, T) when given.
-      let bias: tf.Tensor | undefined = c.arch === 'gpt' ? this.causalMask(T) : undefined;
-      if (opts.attentionMask) {
-        const pad = tf.mul(tf.sub(1, tf.cast(opts.attentionMask, 'float32')), -1e9).reshape([B, 1, 1, T]);
-        bias = bias ? tf.add(bias, pad) : pad;
-      }
+      // gpt attends causally; padding keys (attentionMask 0) are never attended to
+      const attnOpts = {
+        causal: c.arch === 'gpt',
+        causalMask: () => this.causalMask(T),
+        keyMask: opts.attentionMask,
+        dropout: rate > 0 ? drop : undefined,
+      };
 
       for (let l = 0; l < c.nLayer; l++) {
         const h = `h.${l}.`;
         // --- attention ---
         const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
-        // q, k, v from column blocks of the fused c_attn weight: slicing the (C, 3C) weight is far
-        // cheaper than splitting the (B, T, 3C) activations (and concatenating their gradients)
-        const wAttn = p(`${h}attn.c_attn.weight`);
-        const bAttn = pb(`${h}attn.c_attn.bias`);
-        const aLora = loraIn(h, 'attn.c_attn', a);
-        const [q0, k0, v0] = [0, 1, 2].map((i) =>
-          loraOut(h, 'attn.c_attn', aLora, linear(a, tf.slice(wAttn, [0, i * C], [C, C]), bAttn ? tf.slice(bAttn, [i * C], [C]) : undefined), [i * C, C]),
-        ) as [tf.Tensor, tf.Tensor, tf.Tensor]; // 3 x (B, T, C)
-        // heads are split with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
-        const q = q0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
-        const kT = k0.reshape([B, T, nh, hs]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // (B, nh, hs, T)
-        const v = v0.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
-        let att: tf.Tensor = tf.mul(bmm(q, kT), 1 / Math.sqrt(hs)); // (B, nh, T, hs) x (B, nh, hs, T) -> (B, nh, T, T)
-        if (bias) att = tf.add(att, bias);
-        att = drop(tf.softmax(att));
-        const y = bmm(att as tf.Tensor4D, v); // (B, nh, T, T) x (B, nh, T, hs) -> (B, nh, T, hs)
-        const merged = y.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble heads side by side
+        const xa = loraIn(h, 'attn.c_attn', a);
+        const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
+        const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
+        const merged = attention(qkv, nh, attnOpts); // (B, T, C), heads side by side
         const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
         x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
         // --- MLP ---

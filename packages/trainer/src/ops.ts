@@ -1,9 +1,12 @@
-// Building blocks with hand-written gradients. TensorFlow.js's own matMul gradient uses the
-// transpose flags, which the wasm backend runs on a naive loop (~10x slower than XNNPACK's path);
-// these transpose explicitly so every product in a training step takes the fast path.
+// Building blocks with hand-written gradients, one definition for every backend. On the native
+// backend each runs as one fused C kernel (native-backend.ts); elsewhere as TensorFlow.js ops.
+// TensorFlow.js's own matMul gradient uses the transpose flags, which the wasm backend runs on a
+// naive loop (~10x slower than XNNPACK's path); these transpose explicitly so every product in a
+// training step takes the fast path.
 
 import * as tf from '@tensorflow/tfjs';
 import { transposedProductsAreFast } from './backend';
+import { fusedKernels, K, runFused } from './native-backend';
 
 type GradFn = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
 /** tf.customGrad with the save function typed as what it is (tfjs types it as part of the inputs). */
@@ -64,19 +67,28 @@ export const mmBias = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D
   },
 );
 
-/** x [..., in] @ w [in, out] (+ b [out]). */
-export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+/** x [..., in] @ w [in, out] (+ b [out]); with `transposed`, w is [out, in] (a tied LM head). */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, transposed = false): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1] as number;
-  const outDim = w.shape[1] as number;
+  const outDim = w.shape[transposed ? 0 : 1] as number;
   const x2 = x.reshape([-1, inDim]) as tf.Tensor2D;
-  const y = b ? mmBias(x2, w as tf.Tensor2D, b as tf.Tensor1D) : mm(x2, w as tf.Tensor2D);
+  let y: tf.Tensor;
+  if (fusedKernels()) y = runFused(K.linear, b ? { x: x2, w, b } : { x: x2, w }, { transposeW: transposed }) as tf.Tensor;
+  else {
+    const w2 = (transposed ? tf.transpose(w) : w) as tf.Tensor2D;
+    y = b ? mmBias(x2, w2, b as tf.Tensor1D) : mm(x2, w2);
+  }
   return y.reshape([...x.shape.slice(0, -1), outDim]);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation (GPT-2's "gelu_new"), with its analytic derivative. */
-export const gelu = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => {
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return fusedKernels() ? (runFused(K.gelu, { x }) as tf.Tensor) : geluOps(x);
+}
+
+const geluOps = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const x2 = tf.square(x);
   const t = tf.tanh(tf.mul(tf.mul(x, GELU_C), tf.add(tf.mul(x2, 0.044715), 1))); // tanh(c (x + 0.044715 x^3))
   save([x, x2, t]);
@@ -94,6 +106,7 @@ export const gelu = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save:
 
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * g + b. */
 export function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor | undefined, eps = 1e-5): tf.Tensor {
+  if (fusedKernels()) return (runFused(K.layerNorm, b ? { x, g, b } : { x, g }, { eps }) as tf.Tensor[])[0] as tf.Tensor;
   const { mean, variance } = tf.moments(x, -1, true);
   const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
   const scaled = tf.mul(y, g);
@@ -106,6 +119,10 @@ export function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor | undefined, 
  * The gradient is the fused softmax(logits) - onehot(targets), scaled by weight / total.
  */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?: tf.Tensor1D): tf.Scalar {
+  if (fusedKernels()) {
+    const inputs: tf.NamedTensorMap = weights ? { logits, targets, weights } : { logits, targets };
+    return (runFused(K.crossEntropy, inputs) as tf.Tensor[])[0] as tf.Scalar;
+  }
   const [n, v] = logits.shape;
   const w = weights ?? tf.ones([n]);
   const total = tf.maximum(tf.sum(w), 1e-12);
@@ -132,4 +149,66 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (rate <= 0) return x;
   const keep = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32');
   return tf.mul(x, tf.mul(keep, 1 / (1 - rate)));
+}
+
+export interface AttentionOptions {
+  /** Query i attends to keys 0..i only (GPT). */
+  causal: boolean;
+  /** The (T, T) additive causal mask the tfjs path uses (0 on and below the diagonal, -1e9 above). */
+  causalMask?: () => tf.Tensor;
+  /** [B, T]: 1 for real tokens, 0 for padding keys nobody may attend to. */
+  keyMask?: tf.Tensor2D;
+  /** Dropout on the attention weights (training only); undefined or 0 for none. */
+  dropout?: (t: tf.Tensor) => tf.Tensor;
+}
+
+/** q, k and v: side by side in one [B, T, 3C] tensor, or three [B, T, C] tensors. */
+export type Qkv = tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor];
+
+/**
+ * The attention input projection x w + b (w [C, 3C], b [3C]), plus LoRA's low-rank term xa lB
+ * when given. One [B, T, 3C] product on the native backend, whose attention kernel takes q, k and v
+ * side by side; elsewhere three products with column blocks of w, since slicing the weight is far
+ * cheaper there than splitting the activations (and concatenating their gradients).
+ */
+export function qkvProjection(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, lora?: { xa: tf.Tensor; b: tf.Tensor }): Qkv {
+  if (fusedKernels()) {
+    const y = linear(x, w, b);
+    return lora ? tf.add(y, linear(lora.xa, lora.b)) : y;
+  }
+  const C = w.shape[0] as number;
+  return [0, 1, 2].map((i) => {
+    const y = linear(x, tf.slice(w, [0, i * C], [C, C]), b ? tf.slice(b, [i * C], [C]) : undefined);
+    return lora ? tf.add(y, linear(lora.xa, tf.slice(lora.b, [0, i * C], [-1, C]))) : y;
+  }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * Multi-head scaled dot-product attention over q, k and v (see Qkv; heads side by side in each): softmax(q k^T / sqrt(hs) + mask) v per
+ * head, heads re-assembled to [B, T, C]. One fused kernel on the native backend (without attention
+ * dropout); tfjs ops elsewhere.
+ */
+export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tensor {
+  const [B, T, C] = Array.isArray(qkv)
+    ? (qkv[0].shape as [number, number, number])
+    : [qkv.shape[0] as number, qkv.shape[1] as number, (qkv.shape[2] as number) / 3];
+  const padBias = opts.keyMask ? tf.mul(tf.sub(1, tf.cast(opts.keyMask, 'float32')), -1e9) : undefined; // [B, T]
+  if (fusedKernels() && !opts.dropout && !Array.isArray(qkv)) {
+    const inputs: tf.NamedTensorMap = padBias ? { qkv, keyBias: padBias } : { qkv };
+    return (runFused(K.attention, inputs, { nh, causal: opts.causal }) as tf.Tensor[])[0] as tf.Tensor;
+  }
+  const hs = C / nh;
+  const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);
+  let bias: tf.Tensor | undefined = opts.causal ? opts.causalMask?.() : undefined;
+  if (padBias) bias = bias ? tf.add(bias, padBias.reshape([B, 1, 1, T])) : padBias.reshape([B, 1, 1, T]);
+  // heads are split with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
+  const qh = q.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
+  const kT = k.reshape([B, T, nh, hs]).transpose([0, 2, 3, 1]) as tf.Tensor4D; // (B, nh, hs, T)
+  const vh = v.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)
+  let att: tf.Tensor = tf.mul(bmm(qh, kT), 1 / Math.sqrt(hs)); // (B, nh, T, T)
+  if (bias) att = tf.add(att, bias);
+  att = tf.softmax(att);
+  if (opts.dropout) att = opts.dropout(att);
+  const y = bmm(att as tf.Tensor4D, vh); // (B, nh, T, hs)
+  return y.transpose([0, 2, 1, 3]).reshape([B, T, C]); // heads side by side again
 }

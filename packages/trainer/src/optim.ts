@@ -5,6 +5,7 @@
 
 import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
+import { nativeKernels, ownedValues, valuesOf } from './native-backend';
 
 export type { OptimizerConfig, OptimizerKind };
 export { DEFAULT_OPTIMIZER };
@@ -33,12 +34,20 @@ export class Optimizer {
     this.t += 1;
     const bc1 = 1 - beta1 ** this.t;
     const bc2 = 1 - beta2 ** this.t;
+    const k = nativeKernels();
+    const kindCode = { adamw: 0, adam: 1, lamb: 2 }[kind] as 0 | 1 | 2;
     for (const [name, p] of params) {
       const g0 = grads.get(name);
       if (!g0) continue;
       const m = this.slot(this.m, name, p);
       const v = this.slot(this.v, name, p);
       const wd = decays(p) ? weightDecay : 0;
+      // native backend: one fused update in place over the parameter's own buffer
+      const [pv, mv, vv] = [ownedValues(p), ownedValues(m), ownedValues(v)];
+      if (k && pv && mv && vv) {
+        k.adamUpdate(pv, valuesOf(g0), mv, vv, p.size, kindCode, lr, beta1, beta2, eps, wd, bc1, bc2, gradScale);
+        continue;
+      }
       tf.tidy(() => {
         let g: tf.Tensor = gradScale === 1 ? g0 : tf.mul(g0, gradScale);
         if (kind === 'adam' && wd > 0) g = tf.add(g, tf.mul(p, wd));
@@ -96,6 +105,12 @@ export class Optimizer {
 
 /** Global L2 norm of all gradients: sqrt(sum_i ||g_i||^2). */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
+  const k = nativeKernels();
+  if (k && tf.getBackend() === 'native') {
+    let sum = 0;
+    for (const g of grads) sum += k.sumSquares(valuesOf(g), g.size);
+    return Math.sqrt(sum);
+  }
   return tf.tidy(() => {
     const sq = [...grads].map((g) => tf.sum(tf.square(g)));
     if (sq.length === 0) return 0;

@@ -1,0 +1,364 @@
+// Node-API bindings for the kernel table (kernels.h). Arguments are Float32Arrays (Int32Array for
+// targets) and integers; every length is checked against the shapes before a kernel runs. The
+// variant for the CPU's instruction set is chosen once, when the addon loads.
+#include <cblas.h>
+#include <malloc.h>
+#include <node_api.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static const ck_table* K = &ck_baseline;
+static const char* isa = "baseline";
+static int threads = 1;
+
+#define MAX_ARGS 16
+#define ARGS(n)                                                                                  \
+  size_t argc = MAX_ARGS;                                                                        \
+  napi_value argv[MAX_ARGS];                                                                     \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (n)) {           \
+    napi_throw_error(env, NULL, "crucible_native: expected " #n " arguments");                   \
+    return NULL;                                                                                 \
+  }
+#define FAIL(msg)                                   \
+  do {                                              \
+    napi_throw_range_error(env, NULL, "crucible_native: " msg); \
+    return NULL;                                    \
+  } while (0)
+
+// A typed array's data when it has the given type and at least `need` elements, else NULL.
+// `optional`: null/undefined give NULL without error (ok stays true).
+static void* array(napi_env env, napi_value v, napi_typedarray_type want, int64_t need, bool optional, bool* ok) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (optional && (t == napi_null || t == napi_undefined)) return NULL;
+  napi_typedarray_type type;
+  size_t len;
+  void* data;
+  napi_value buf;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &buf, &off) != napi_ok || type != want || need < 0 || (int64_t)len < need) {
+    *ok = false;
+    return NULL;
+  }
+  return data;
+}
+
+static int64_t integer(napi_env env, napi_value v) {
+  int64_t x = 0;
+  napi_get_value_int64(env, v, &x);
+  return x;
+}
+
+static double number(napi_env env, napi_value v) {
+  double x = 0;
+  napi_get_value_double(env, v, &x);
+  return x;
+}
+
+static bool flag(napi_env env, napi_value v) {
+  bool b = false;
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
+
+static napi_value double_value(napi_env env, double x) {
+  napi_value r;
+  napi_create_double(env, x, &r);
+  return r;
+}
+
+#define F32(i, need) ((float*)array(env, argv[i], napi_float32_array, (need), false, &ok))
+#define F32_OPT(i, need) ((float*)array(env, argv[i], napi_float32_array, (need), true, &ok))
+#define CHECK_ARRAYS(name) \
+  if (!ok) FAIL(name ": an array has the wrong type or is shorter than the shapes say");
+
+// sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB)
+static napi_value Sgemm(napi_env env, napi_callback_info info) {
+  ARGS(11);
+  bool ok = true;
+  int64_t batch = integer(env, argv[3]), M = integer(env, argv[4]), N = integer(env, argv[5]), Kd = integer(env, argv[6]);
+  int64_t sa = integer(env, argv[9]), sb = integer(env, argv[10]);
+  if (batch < 1 || M < 0 || N < 0 || Kd < 0) FAIL("sgemm: bad shape");
+  float* a = F32(0, (batch - 1) * sa + M * Kd);
+  float* b = F32(1, (batch - 1) * sb + Kd * N);
+  float* c = F32(2, batch * M * N);
+  CHECK_ARRAYS("sgemm");
+  K->sgemm(a, b, c, batch, M, N, Kd, flag(env, argv[7]), flag(env, argv[8]), sa, sb, 0.0f);
+  return NULL;
+}
+
+// linear(x, w, bias | null, y, M, K, N, transposedW)
+static napi_value Linear(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  bool ok = true;
+  int64_t M = integer(env, argv[4]), Kd = integer(env, argv[5]), N = integer(env, argv[6]);
+  if (M < 0 || Kd < 0 || N < 0) FAIL("linear: bad shape");
+  float* x = F32(0, M * Kd);
+  float* w = F32(1, Kd * N);
+  float* bias = F32_OPT(2, N);
+  float* y = F32(3, M * N);
+  CHECK_ARRAYS("linear");
+  K->linear(x, w, bias, y, M, Kd, N, flag(env, argv[7]));
+  return NULL;
+}
+
+// colSum(x, out, M, N)
+static napi_value ColSum(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  bool ok = true;
+  int64_t M = integer(env, argv[2]), N = integer(env, argv[3]);
+  float* x = F32(0, M * N);
+  float* out = F32(1, N);
+  CHECK_ARRAYS("colSum");
+  K->col_sum(x, out, M, N);
+  return NULL;
+}
+
+// add(a, b, out, n, nb) / mul(...): b (nb elements) repeats over a; nb divides n
+static napi_value binary(napi_env env, napi_callback_info info, int op) {
+  ARGS(5);
+  bool ok = true;
+  int64_t n = integer(env, argv[3]), nb = integer(env, argv[4]);
+  if (nb < 1 || n < 0 || n % nb != 0) FAIL("add/mul: b's length must divide a's");
+  float* a = F32(0, n);
+  float* b = F32(1, nb);
+  float* out = F32(2, n);
+  CHECK_ARRAYS("add/mul");
+  (op ? K->mul : K->add)(a, b, out, n, nb);
+  return NULL;
+}
+
+static napi_value Add(napi_env env, napi_callback_info info) { return binary(env, info, 0); }
+static napi_value Mul(napi_env env, napi_callback_info info) { return binary(env, info, 1); }
+
+// sumSquares(x, n) -> number
+static napi_value SumSquares(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  bool ok = true;
+  int64_t n = integer(env, argv[1]);
+  float* x = F32(0, n);
+  CHECK_ARRAYS("sumSquares");
+  return double_value(env, K->sum_squares(x, n));
+}
+
+// gelu(x, y, n)
+static napi_value Gelu(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  bool ok = true;
+  int64_t n = integer(env, argv[2]);
+  float* x = F32(0, n);
+  float* y = F32(1, n);
+  CHECK_ARRAYS("gelu");
+  K->gelu(x, y, n);
+  return NULL;
+}
+
+// geluBackward(x, dy, dx, n)
+static napi_value GeluBackward(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  bool ok = true;
+  int64_t n = integer(env, argv[3]);
+  float* x = F32(0, n);
+  float* dy = F32(1, n);
+  float* dx = F32(2, n);
+  CHECK_ARRAYS("geluBackward");
+  K->gelu_backward(x, dy, dx, n);
+  return NULL;
+}
+
+// layerNorm(x, g, b | null, y, mean, rstd, rows, C, eps)
+static napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  bool ok = true;
+  int64_t rows = integer(env, argv[6]), C = integer(env, argv[7]);
+  if (rows < 0 || C < 1) FAIL("layerNorm: bad shape");
+  float* x = F32(0, rows * C);
+  float* g = F32(1, C);
+  float* b = F32_OPT(2, C);
+  float* y = F32(3, rows * C);
+  float* mean = F32(4, rows);
+  float* rstd = F32(5, rows);
+  CHECK_ARRAYS("layerNorm");
+  K->layer_norm(x, g, b, y, mean, rstd, rows, C, (float)number(env, argv[8]));
+  return NULL;
+}
+
+// layerNormBackward(dy, x, g, mean, rstd, dx, dg, db | null, rows, C)
+static napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
+  ARGS(10);
+  bool ok = true;
+  int64_t rows = integer(env, argv[8]), C = integer(env, argv[9]);
+  if (rows < 0 || C < 1) FAIL("layerNormBackward: bad shape");
+  float* dy = F32(0, rows * C);
+  float* x = F32(1, rows * C);
+  float* g = F32(2, C);
+  float* mean = F32(3, rows);
+  float* rstd = F32(4, rows);
+  float* dx = F32(5, rows * C);
+  float* dg = F32(6, C);
+  float* db = F32_OPT(7, C);
+  CHECK_ARRAYS("layerNormBackward");
+  K->layer_norm_backward(dy, x, g, mean, rstd, dx, dg, db, rows, C);
+  return NULL;
+}
+
+// attention(qkv, out, probs, B, T, nh, hs, causal, keyBias | null)
+static napi_value Attention(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  bool ok = true;
+  int64_t B = integer(env, argv[3]), T = integer(env, argv[4]), nh = integer(env, argv[5]), hs = integer(env, argv[6]);
+  if (B < 1 || T < 1 || nh < 1 || hs < 1) FAIL("attention: bad shape");
+  int64_t n = B * T * nh * hs;
+  float* qkv = F32(0, 3 * n);
+  float* out = F32(1, n);
+  float* probs = F32(2, B * nh * T * T);
+  float* keyBias = F32_OPT(8, B * T);
+  CHECK_ARRAYS("attention");
+  K->attention(qkv, out, probs, B, T, nh, hs, flag(env, argv[7]), keyBias);
+  return NULL;
+}
+
+// attentionBackward(dout, qkv, probs, dqkv, B, T, nh, hs, causal)
+static napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  bool ok = true;
+  int64_t B = integer(env, argv[4]), T = integer(env, argv[5]), nh = integer(env, argv[6]), hs = integer(env, argv[7]);
+  if (B < 1 || T < 1 || nh < 1 || hs < 1) FAIL("attentionBackward: bad shape");
+  int64_t n = B * T * nh * hs;
+  float* dout = F32(0, n);
+  float* qkv = F32(1, 3 * n);
+  float* probs = F32(2, B * nh * T * T);
+  float* dqkv = F32(3, 3 * n);
+  CHECK_ARRAYS("attentionBackward");
+  K->attention_backward(dout, qkv, probs, dqkv, B, T, nh, hs, flag(env, argv[8]));
+  return NULL;
+}
+
+// crossEntropy(logits, targets, weights | null, dlogits, N, V) -> mean loss
+static napi_value CrossEntropy(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  bool ok = true;
+  int64_t N = integer(env, argv[4]), V = integer(env, argv[5]);
+  if (N < 0 || V < 1) FAIL("crossEntropy: bad shape");
+  float* logits = F32(0, N * V);
+  int32_t* targets = (int32_t*)array(env, argv[1], napi_int32_array, N, false, &ok);
+  float* weights = F32_OPT(2, N);
+  float* dlogits = F32(3, N * V);
+  CHECK_ARRAYS("crossEntropy");
+  return double_value(env, K->cross_entropy(logits, targets, weights, dlogits, N, V));
+}
+
+// adamUpdate(p, g, m, v, n, kind, lr, beta1, beta2, eps, wd, bc1, bc2, gradScale): in place
+static napi_value AdamUpdate(napi_env env, napi_callback_info info) {
+  ARGS(14);
+  bool ok = true;
+  int64_t n = integer(env, argv[4]);
+  float* p = F32(0, n);
+  float* g = F32(1, n);
+  float* m = F32(2, n);
+  float* v = F32(3, n);
+  CHECK_ARRAYS("adamUpdate");
+  int kind = (int)integer(env, argv[5]);
+  if (kind < 0 || kind > 2) FAIL("adamUpdate: kind must be 0 (adamw), 1 (adam) or 2 (lamb)");
+  float f[8];
+  for (int i = 0; i < 8; i++) f[i] = (float)number(env, argv[6 + i]);
+  K->adam_update(p, g, m, v, n, kind, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]);
+  return NULL;
+}
+
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int64_t n = integer(env, argv[0]);
+  threads = n < 1 ? 1 : (int)n;
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
+  return NULL;
+}
+
+// Keeps freed buffers of up to 32 MB in the heap for reuse instead of unmapping them: a training
+// step frees and allocates the same activation sizes each time, and fresh pages cost a fault each.
+static napi_value RetainFreedMemory(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef M_MMAP_THRESHOLD
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
+  return NULL;
+}
+
+static void set_string(napi_env env, napi_value obj, const char* key, const char* value) {
+  napi_value v;
+  napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, key, v);
+}
+
+static void set_bool(napi_env env, napi_value obj, const char* key, bool value) {
+  napi_value v;
+  napi_get_boolean(env, value, &v);
+  napi_set_named_property(env, obj, key, v);
+}
+
+// info() -> { isa, blas, threads, features: { avx2, avx512f, avx512bf16, amxbf16 } }
+static napi_value Info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj, features, t;
+  napi_create_object(env, &obj);
+  napi_create_object(env, &features);
+  set_string(env, obj, "isa", isa);
+  set_string(env, obj, "blas", openblas_get_config());
+  napi_create_int32(env, threads, &t);
+  napi_set_named_property(env, obj, "threads", t);
+#if defined(__x86_64__) && defined(__GNUC__)
+  set_bool(env, features, "avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+  set_bool(env, features, "avx512f", __builtin_cpu_supports("avx512f"));
+#if __GNUC__ >= 12
+  set_bool(env, features, "avx512bf16", __builtin_cpu_supports("avx512bf16"));
+  set_bool(env, features, "amxbf16", __builtin_cpu_supports("amx-bf16"));
+#endif
+#endif
+  napi_set_named_property(env, obj, "features", features);
+  return obj;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) {
+    K = &ck_x86_64_v4;
+    isa = "x86-64-v4 (AVX-512)";
+  } else if (__builtin_cpu_supports("x86-64-v3")) {
+    K = &ck_x86_64_v3;
+    isa = "x86-64-v3 (AVX2)";
+  }
+#endif
+  // one thread until the trainer asks for more (OpenBLAS otherwise starts one per core)
+  openblas_set_num_threads(1);
+  omp_set_num_threads(1);
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"linear", NULL, Linear, NULL, NULL, NULL, napi_default, NULL},
+      {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
+      {"add", NULL, Add, NULL, NULL, NULL, napi_default, NULL},
+      {"mul", NULL, Mul, NULL, NULL, NULL, napi_default, NULL},
+      {"sumSquares", NULL, SumSquares, NULL, NULL, NULL, napi_default, NULL},
+      {"gelu", NULL, Gelu, NULL, NULL, NULL, napi_default, NULL},
+      {"geluBackward", NULL, GeluBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNormBackward", NULL, LayerNormBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"attention", NULL, Attention, NULL, NULL, NULL, napi_default, NULL},
+      {"attentionBackward", NULL, AttentionBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"crossEntropy", NULL, CrossEntropy, NULL, NULL, NULL, napi_default, NULL},
+      {"adamUpdate", NULL, AdamUpdate, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
+      {"retainFreedMemory", NULL, RetainFreedMemory, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

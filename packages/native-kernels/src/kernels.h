@@ -1,0 +1,29 @@
+// The kernel table: kernels.c compiled once per instruction set fills one of these.
+#ifndef CRUCIBLE_KERNELS_H
+#define CRUCIBLE_KERNELS_H
+#include <stdint.h>
+
+typedef struct {
+  void (*sgemm)(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb, int64_t sa,
+                int64_t sb, float beta);
+  void (*linear)(const float* x, const float* w, const float* bias, float* y, int64_t M, int64_t K, int64_t N, int tw);
+  void (*col_sum)(const float* x, float* out, int64_t M, int64_t N);
+  void (*add)(const float* a, const float* b, float* out, int64_t n, int64_t nb);
+  void (*mul)(const float* a, const float* b, float* out, int64_t n, int64_t nb);
+  double (*sum_squares)(const float* x, int64_t n);
+  void (*gelu)(const float* x, float* y, int64_t n);
+  void (*gelu_backward)(const float* x, const float* dy, float* dx, int64_t n);
+  void (*layer_norm)(const float* x, const float* g, const float* b, float* y, float* mean, float* rstd, int64_t rows, int64_t C, float eps);
+  void (*layer_norm_backward)(const float* dy, const float* x, const float* g, const float* mean, const float* rstd, float* dx, float* dg,
+                              float* db, int64_t rows, int64_t C);
+  void (*attention)(const float* qkv, float* out, float* probs, int64_t B, int64_t T, int64_t nh, int64_t hs, int causal,
+                    const float* keyBias);
+  void (*attention_backward)(const float* dout, const float* qkv, const float* probs, float* dqkv, int64_t B, int64_t T, int64_t nh,
+                             int64_t hs, int causal);
+  double (*cross_entropy)(const float* logits, const int32_t* targets, const float* weights, float* dlogits, int64_t N, int64_t V);
+  void (*adam_update)(float* p, const float* g, float* m, float* v, int64_t n, int kind, float lr, float beta1, float beta2, float eps,
+                      float wd, float bc1, float bc2, float gradScale);
+} ck_table;
+
+extern const ck_table ck_x86_64_v4, ck_x86_64_v3, ck_baseline;
+#endif

@@ -1,0 +1,194 @@
+// Crucible's trainer against a PyTorch GPT of the same shape, same data and same optimizer, in one
+// invocation on one machine: the nanoGPT CPU configuration (2000 iterations) and gpt2-small at
+// batch 4 x 1024 tokens (a few iterations), at 1 and 2 threads. Prints ms/iter, tokens/s,
+// validation losses, peak memory and the ratio. Installs Debian's python3-torch (with OpenBLAS)
+// when missing; PyTorch is never a dependency of Crucible itself.
+// Usage: npm run bench:vs-torch [-- --only nano|gpt2] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as T from '../src/index';
+import { corpusPath } from './corpus';
+
+interface Shape {
+  name: 'nano' | 'gpt2';
+  label: string;
+  layers: number;
+  heads: number;
+  dmodel: number;
+  block: number;
+  batch: number;
+  iters: number;
+  evalInterval: number;
+  evalBatches: number;
+}
+
+interface Result {
+  impl: string;
+  threads: number;
+  ms_per_iter: number;
+  wall_s: number;
+  peak_rss_mb: number;
+  evals: Array<[number, number]>;
+  backend?: string;
+}
+
+const argv = process.argv.slice(2);
+const arg = (k: string) => {
+  const i = argv.indexOf(k);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+
+if (argv[0] === '--crucible') {
+  // child process: one Crucible run, one JSON line out
+  const shape = JSON.parse(argv[1] as string) as Shape;
+  const threads = Number(argv[2]);
+  console.log(JSON.stringify(await crucibleRun(shape, threads)));
+  process.exit(0);
+}
+
+const PY = '/usr/bin/python3';
+const nanoIters = Number(arg('--iters') ?? 2000);
+const shapes: Shape[] = [
+  {
+    name: 'nano',
+    label: 'nanoGPT CPU config (4 layers, d 128, 12 x 64 tokens)',
+    layers: 4,
+    heads: 4,
+    dmodel: 128,
+    block: 64,
+    batch: 12,
+    iters: nanoIters,
+    evalInterval: 250,
+    evalBatches: 20,
+  },
+  {
+    name: 'gpt2',
+    label: 'gpt2-small shape (12 layers, d 768, 4 x 1024 tokens)',
+    layers: 12,
+    heads: 12,
+    dmodel: 768,
+    block: 1024,
+    batch: 4,
+    iters: Number(arg('--gpt2-iters') ?? 3),
+    evalInterval: 0,
+    evalBatches: 0,
+  },
+].filter((s) => !arg('--only') || s.name === arg('--only')) as Shape[];
+const threadCounts = (arg('--threads') ?? '1,2').split(',').map(Number);
+
+ensureTorch();
+const data = corpusPath();
+const rows: string[] = [];
+let backendUsed = '?';
+for (const shape of shapes) {
+  for (const threads of threadCounts) {
+    const torch = runJson(PY, [join(import.meta.dirname, 'torch_gpt.py'), ...torchArgs(shape, threads, data)], {
+      OPENBLAS_NUM_THREADS: String(threads),
+      OMP_NUM_THREADS: String(threads),
+      OMP_WAIT_POLICY: 'passive',
+    });
+    const ours = runJson(process.execPath, [...process.execArgv, import.meta.filename, '--crucible', JSON.stringify(shape), String(threads)], {});
+    backendUsed = ours.backend ?? backendUsed;
+    const tokens = shape.batch * shape.block;
+    for (const r of [torch, ours]) {
+      console.log(
+        `${shape.name} ${threads}T ${r.impl.padEnd(9)} ${r.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${((tokens * 1000) / r.ms_per_iter).toFixed(0).padStart(7)} tok/s  peak ${r.peak_rss_mb.toFixed(0)} MB  wall ${r.wall_s.toFixed(0)} s  val ${fmtEvals(r.evals)}`,
+      );
+    }
+    const maxGap = torch.evals.length ? Math.max(...torch.evals.map(([, l], i) => Math.abs(l - (ours.evals[i]?.[1] ?? Number.NaN)))) : Number.NaN;
+    rows.push(
+      `| ${shape.name} | ${threads} | ${torch.ms_per_iter.toFixed(1)} | ${ours.ms_per_iter.toFixed(1)} | **${(ours.ms_per_iter / torch.ms_per_iter).toFixed(2)}** | ${((tokens * 1000) / ours.ms_per_iter).toFixed(0)} | ${torch.peak_rss_mb.toFixed(0)} / ${ours.peak_rss_mb.toFixed(0)} MB | ${fmtEvals(torch.evals)} | ${fmtEvals(ours.evals)} | ${Number.isNaN(maxGap) ? '-' : maxGap.toFixed(3)} |`,
+    );
+  }
+}
+console.log(`\n--- result (${new Date().toISOString().slice(0, 10)}; Crucible on ${backendUsed}) ---`);
+for (const s of shapes) console.log(`${s.name}: ${s.label}, ${s.iters} iterations`);
+console.log(
+  '| config | threads | PyTorch ms/iter | Crucible ms/iter | ratio (Crucible / PyTorch) | Crucible tokens/s | peak RSS PyTorch / Crucible | PyTorch val loss | Crucible val loss | max val gap |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(r);
+
+function fmtEvals(evals: Array<[number, number]>): string {
+  return evals.length
+    ? evals
+        .filter(([s]) => s % 500 === 0)
+        .map(([s, l]) => `${s}: ${l.toFixed(3)}`)
+        .join(', ')
+    : '-';
+}
+
+function torchArgs(s: Shape, threads: number, file: string): string[] {
+  const a = {
+    layers: s.layers,
+    heads: s.heads,
+    dmodel: s.dmodel,
+    block: s.block,
+    batch: s.batch,
+    iters: s.iters,
+    threads,
+    'eval-interval': s.evalInterval,
+    'eval-batches': s.evalBatches,
+  };
+  return ['--data', file, ...Object.entries(a).flatMap(([k, v]) => [`--${k}`, String(v)])];
+}
+
+function runJson(cmd: string, args: string[], env: Record<string, string>): Result {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 28 });
+  const line = r.stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
+  if (r.status !== 0 || !line) throw new Error(`${cmd} ${args.slice(0, 2).join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
+  return JSON.parse(line) as Result;
+}
+
+function ensureTorch(): void {
+  const probe = () => spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  if (probe()) return;
+  console.log('PyTorch missing: apt-get install -y python3-torch libopenblas0-pthread (the reference side only)');
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'inherit' });
+  if (r.status !== 0 || !probe()) throw new Error('could not install python3-torch; install it (as root) and run again');
+}
+
+async function crucibleRun(s: Shape, threads: number): Promise<Result> {
+  const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () => {}, { nativeThreads: threads });
+  const text = readFileSync(corpusPath(), 'utf8');
+  const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
+  const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
+  const mc = T.modelConfig({ arch: 'gpt', nLayer: s.layers, nHead: s.heads, dModel: s.dmodel, blockSize: s.block }, tok.vocabSize);
+  const model = T.Transformer.create(mc, 1337);
+  const tc = T.defaultTrainConfig(mc, {
+    maxSteps: s.iters,
+    batchSize: s.batch,
+    evalInterval: s.evalInterval,
+    evalBatches: Math.max(1, s.evalBatches),
+    maxGradNorm: 1,
+    checkpointInterval: 0,
+    schedule: { kind: 'cosine', lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 },
+    optimizer: { kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 },
+  });
+  const trainer = new T.Trainer(model, tok, tc, data);
+  const times: number[] = [];
+  const evals: Array<[number, number]> = [];
+  const t0 = performance.now();
+  await trainer.run({
+    onStep: (m) => {
+      times.push(m.ms);
+    },
+    onEval: (e) => {
+      if (s.evalInterval > 0) evals.push([e.step, e.loss]);
+    },
+  });
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    impl: 'crucible',
+    backend: `${choice.name}${choice.native ? ` ${choice.native.isa}` : ''}`,
+    threads,
+    ms_per_iter: sorted[Math.floor(sorted.length / 2)] as number,
+    wall_s: (performance.now() - t0) / 1000,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    evals,
+  };
+}

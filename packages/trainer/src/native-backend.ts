@@ -1,0 +1,421 @@
+// The 'native' TensorFlow.js backend: tensors live in ordinary JavaScript typed arrays (no wasm
+// heap, so no 4 GB ceiling), every kernel of the pure-JS cpu backend is available, and the hot
+// ones run in C through @crucible/native-kernels: matrix products on OpenBLAS, same-shape addition,
+// and fused kernels of our own (linear layer, LayerNorm, GELU, multi-head attention, cross-entropy)
+// with their gradients. Optimizer updates and gradient norms work in place on the same arrays.
+
+import { createRequire } from 'node:module';
+import type { NativeKernels } from '@crucible/native-kernels';
+import * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+export const NATIVE = 'native';
+
+/** Fused kernels the model uses when the backend has them (ops.ts falls back to tfjs ops elsewhere). */
+export const K = {
+  linear: 'CrucibleLinear',
+  colSum: 'CrucibleColSum',
+  layerNorm: 'CrucibleLayerNorm',
+  layerNormGrad: 'CrucibleLayerNormGrad',
+  gelu: 'CrucibleGelu',
+  geluGrad: 'CrucibleGeluGrad',
+  attention: 'CrucibleAttention',
+  attentionGrad: 'CrucibleAttentionGrad',
+  crossEntropy: 'CrucibleCrossEntropy',
+} as const;
+
+let kernels: NativeKernels | null | undefined;
+let loadError = '';
+
+/** The addon, or null with the reason in `nativeLoadError()` (not built: no compiler or OpenBLAS). */
+export function nativeKernels(): NativeKernels | null {
+  if (kernels !== undefined) return kernels;
+  // OpenMP's idle threads would otherwise spin and take the core OpenBLAS's threads need; set
+  // before the addon (and with it libgomp) loads
+  process.env.OMP_WAIT_POLICY ??= 'passive';
+  try {
+    kernels = (createRequire(import.meta.url)('@crucible/native-kernels') as { native: NativeKernels | null }).native;
+    if (!kernels) loadError = '@crucible/native-kernels is not built (no C compiler or OpenBLAS headers when it was installed)';
+  } catch (err) {
+    kernels = null;
+    loadError = `@crucible/native-kernels failed to load: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return kernels;
+}
+
+export function nativeLoadError(): string {
+  return loadError;
+}
+
+/** How to get the native backend where it is missing (printed once when training falls back). */
+export const NATIVE_HINT =
+  'for the native CPU backend (several times faster, no memory ceiling) install a C compiler and OpenBLAS, then rebuild the addon: ' +
+  'apt-get install -y build-essential python3 libopenblas-dev && npm rebuild @crucible/native-kernels';
+
+/** Whether fused kernels run here: the current backend is the native one. */
+export function fusedKernels(): boolean {
+  return tf.getBackend() === NATIVE;
+}
+
+type Info = tf.TensorInfo;
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+function be(backend: unknown): MathBackendCPU {
+  return backend as MathBackendCPU;
+}
+
+function f32(b: MathBackendCPU, t: Info): Float32Array {
+  const v = b.data.get(t.dataId)?.values;
+  if (v instanceof Float32Array) return v;
+  // float32 tensors may hold other typed arrays (a cast from bool keeps its bytes): convert
+  if (t.dtype === 'float32' && ArrayBuffer.isView(v)) return Float32Array.from(v as Uint8Array);
+  throw new TypeError(`native kernel: expected float32 data, got ${t.dtype} of shape [${t.shape}]`);
+}
+
+function out(b: MathBackendCPU, shape: number[], values: Float32Array): Info {
+  return b.makeTensorInfo(shape, 'float32', values);
+}
+
+/**
+ * The cpu backend with a pool of the float32 buffers our kernels allocate: a training step frees
+ * and allocates the same sizes every time, and a fresh large typed array costs far more than the
+ * kernel that fills it (zeroing, page faults, garbage-collector pressure). A buffer returns to the
+ * pool when its tensor is disposed, unless it was ever handed out by dataSync()/data() (the caller
+ * may still hold it). Kernels that take a pooled buffer overwrite all of it.
+ */
+class NativeBackend extends MathBackendCPU {
+  private readonly pool = new Map<number, Float32Array[]>();
+  private readonly pooled = new WeakSet<Float32Array>();
+  private pooledBytes = 0;
+  static readonly MAX_POOLED_BYTES = 2 ** 31;
+
+  alloc(n: number): Float32Array {
+    const a = this.pool.get(n)?.pop();
+    if (a) {
+      this.pooledBytes -= a.byteLength;
+      return a;
+    }
+    const fresh = new Float32Array(n);
+    this.pooled.add(fresh);
+    return fresh;
+  }
+
+  override readSync(dataId: tf.DataId) {
+    this.escape(dataId);
+    return super.readSync(dataId);
+  }
+
+  override read(dataId: tf.DataId) {
+    this.escape(dataId);
+    return super.read(dataId);
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const deleted = super.disposeData(dataId, force);
+    if (deleted && values instanceof Float32Array && this.pooled.has(values) && this.pooledBytes + values.byteLength <= NativeBackend.MAX_POOLED_BYTES) {
+      const list = this.pool.get(values.length) ?? [];
+      list.push(values);
+      this.pool.set(values.length, list);
+      this.pooledBytes += values.byteLength;
+    }
+    return deleted;
+  }
+
+  override dispose(): void {
+    this.pool.clear();
+    this.pooledBytes = 0;
+    super.dispose();
+  }
+
+  private escape(dataId: tf.DataId): void {
+    const v = this.data.get(dataId)?.values;
+    if (v instanceof Float32Array) this.pooled.delete(v);
+  }
+}
+
+const alloc = (b: MathBackendCPU, n: number) => (b as NativeBackend).alloc(n);
+
+/**
+ * The float32 array behind a tensor on the native backend when nothing else shares it (so that
+ * it may be updated in place), else undefined.
+ */
+export function ownedValues(t: tf.Tensor): Float32Array | undefined {
+  if (!fusedKernels() || t.dtype !== 'float32') return undefined;
+  const b = tf.backend() as MathBackendCPU;
+  if (b.refCount(t.dataId) !== 1) return undefined;
+  const v = b.data.get(t.dataId)?.values;
+  return v instanceof Float32Array ? v : undefined;
+}
+
+/** Read-only float32 values of a tensor on the native backend (no copy). */
+export function valuesOf(t: tf.Tensor): Float32Array {
+  return f32(tf.backend() as MathBackendCPU, t);
+}
+
+/** Registers the backend once (its kernels are the cpu backend's plus the native ones). */
+export function registerNativeBackend(k: NativeKernels): void {
+  if (tf.findBackendFactory(NATIVE)) return;
+  k.retainFreedMemory();
+  tf.registerBackend(NATIVE, () => new NativeBackend(), 1);
+  for (const cfg of tf.getKernelsForBackend('cpu')) tf.registerKernel({ ...cfg, backendName: NATIVE });
+  const cpuKernel = (name: string) => tf.getKernel(name, 'cpu') as tf.KernelConfig;
+  const reg = (kernelName: string, kernelFunc: tf.KernelFunc) => {
+    if (tf.getKernel(kernelName, NATIVE)) tf.unregisterKernel(kernelName, NATIVE);
+    tf.registerKernel({ kernelName, backendName: NATIVE, kernelFunc });
+  };
+
+  const batchMatMul = cpuKernel('BatchMatMul');
+  reg('BatchMatMul', (args) => {
+    const { a, b } = args.inputs as { a: Info; b: Info };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const r = a.shape.length;
+    const batchShape = a.shape.slice(0, -2);
+    const sameBatch = b.shape.length === r && batchShape.every((d, i) => d === b.shape[i]);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !sameBatch) return batchMatMul.kernelFunc(args);
+    const M = (transposeA ? a.shape[r - 1] : a.shape[r - 2]) as number;
+    const Kd = (transposeA ? a.shape[r - 2] : a.shape[r - 1]) as number;
+    const N = (transposeB ? b.shape[r - 2] : b.shape[r - 1]) as number;
+    const batch = size(batchShape);
+    const bk = be(args.backend);
+    const c = alloc(bk, batch * M * N);
+    k.sgemm(f32(bk, a), f32(bk, b), c, batch, M, N, Kd, transposeA, transposeB, M * Kd, Kd * N);
+    return out(bk, [...batchShape, M, N], c);
+  });
+
+  // a + b and a * b where one operand's shape is the other's trailing dims (same shape, a bias
+  // row, a scalar); other broadcasts and dtypes keep the cpu kernels
+  for (const [name, fn] of [
+    ['Add', k.add],
+    ['Multiply', k.mul],
+  ] as const) {
+    const fallback = cpuKernel(name);
+    reg(name, (args) => {
+      let { a, b } = args.inputs as { a: Info; b: Info };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback.kernelFunc(args);
+      if (b.shape.length > a.shape.length) [a, b] = [b, a];
+      const tail = a.shape.slice(a.shape.length - b.shape.length);
+      if (tail.join() !== b.shape.join()) return fallback.kernelFunc(args);
+      const bk = be(args.backend);
+      const n = size(a.shape);
+      const c = alloc(bk, n);
+      fn.call(k, f32(bk, a), f32(bk, b), c, n, size(b.shape));
+      return out(bk, a.shape, c);
+    });
+  }
+
+  // sums over leading axes (a broadcast add's gradient, bias gradients): column sums
+  const sum = cpuKernel('Sum');
+  reg('Sum', (args) => {
+    const { x } = args.inputs as { x: Info };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const r = x.shape.length;
+    const axes = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + r : a)).sort((p, q) => p - q);
+    const leading = axes.every((a, i) => a === i);
+    if (x.dtype !== 'float32' || !leading || axes.length === 0) return sum.kernelFunc(args);
+    const bk = be(args.backend);
+    const M = size(x.shape.slice(0, axes.length));
+    const N = size(x.shape.slice(axes.length));
+    const s = alloc(bk, N);
+    k.colSum(f32(bk, x), s, M, N);
+    return out(bk, keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length), s);
+  });
+
+  // Row lookups (embeddings) and their gradient, a scatter-add of rows: plain loops over whole
+  // rows (the cpu backend's versions are general and, for the scatter-add, quadratic).
+  const gather = cpuKernel('GatherV2');
+  reg('GatherV2', (args) => {
+    const { x, indices } = args.inputs as { x: Info; indices: Info };
+    const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
+    if (axis !== 0 || batchDims || x.dtype !== 'float32' || indices.dtype !== 'int32') return gather.kernelFunc(args);
+    const bk = be(args.backend);
+    const src = f32(bk, x);
+    const ids = bk.data.get(indices.dataId)?.values as Int32Array;
+    const rows = x.shape[0] as number;
+    const inner = size(x.shape.slice(1));
+    const y = alloc(bk, ids.length * inner);
+    for (let i = 0; i < ids.length; i++) {
+      const r = ids[i] as number;
+      if (r < 0 || r >= rows) throw new RangeError(`gather: index ${r} is not in [0, ${rows})`);
+      y.set(src.subarray(r * inner, (r + 1) * inner), i * inner);
+    }
+    return out(bk, [...indices.shape, ...x.shape.slice(1)], y);
+  });
+  reg('UnsortedSegmentSum', ({ inputs, attrs, backend }) => {
+    const { x, segmentIds } = inputs as { x: Info; segmentIds: Info };
+    const { numSegments } = attrs as unknown as { numSegments: number };
+    const bk = be(backend);
+    const xs = f32(bk, x);
+    const ids = bk.data.get(segmentIds.dataId)?.values as Int32Array;
+    const inner = xs.length / Math.max(ids.length, 1);
+    const y = new Float32Array(numSegments * inner);
+    for (let r = 0; r < ids.length; r++) {
+      const seg = ids[r] as number;
+      if (seg < 0 || seg >= numSegments) continue;
+      const o = seg * inner;
+      const s = r * inner;
+      for (let j = 0; j < inner; j++) y[o + j] = (y[o + j] as number) + (xs[s + j] as number);
+    }
+    return out(bk, [numSegments, ...x.shape.slice(segmentIds.shape.length)], y);
+  });
+
+  // y = x w (+ b): x [M, K], w [K, N] ([N, K] when transposeW), b [N]
+  reg(K.linear, ({ inputs, attrs, backend }) => {
+    const { x, w, b } = inputs as { x: Info; w: Info; b?: Info };
+    const { transposeW } = attrs as unknown as { transposeW: boolean };
+    const bk = be(backend);
+    const [M, Kd] = x.shape as [number, number];
+    const N = (transposeW ? w.shape[0] : w.shape[1]) as number;
+    const y = alloc(bk, M * N);
+    k.linear(f32(bk, x), f32(bk, w), b ? f32(bk, b) : null, y, M, Kd, N, transposeW);
+    return out(bk, [M, N], y);
+  });
+  reg(K.colSum, ({ inputs, backend }) => {
+    const { x } = inputs as { x: Info };
+    const bk = be(backend);
+    const [M, N] = x.shape as [number, number];
+    const s = alloc(bk, N);
+    k.colSum(f32(bk, x), s, M, N);
+    return out(bk, [N], s);
+  });
+
+  reg(K.gelu, ({ inputs, backend }) => {
+    const { x } = inputs as { x: Info };
+    const bk = be(backend);
+    const y = alloc(bk, size(x.shape));
+    k.gelu(f32(bk, x), y, y.length);
+    return out(bk, x.shape, y);
+  });
+  reg(K.geluGrad, ({ inputs, backend }) => {
+    const { x, dy } = inputs as { x: Info; dy: Info };
+    const bk = be(backend);
+    const dx = alloc(bk, size(x.shape));
+    k.geluBackward(f32(bk, x), f32(bk, dy), dx, dx.length);
+    return out(bk, x.shape, dx);
+  });
+
+  // LayerNorm over the last axis: [y, mean, rstd]
+  reg(K.layerNorm, ({ inputs, attrs, backend }) => {
+    const { x, g, b } = inputs as { x: Info; g: Info; b?: Info };
+    const { eps } = attrs as unknown as { eps: number };
+    const bk = be(backend);
+    const C = x.shape[x.shape.length - 1] as number;
+    const rows = size(x.shape) / C;
+    const y = alloc(bk, rows * C);
+    const mean = alloc(bk, rows);
+    const rstd = alloc(bk, rows);
+    k.layerNorm(f32(bk, x), f32(bk, g), b ? f32(bk, b) : null, y, mean, rstd, rows, C, eps);
+    return [out(bk, x.shape, y), out(bk, [rows], mean), out(bk, [rows], rstd)];
+  });
+  reg(K.layerNormGrad, ({ inputs, backend }) => {
+    const { dy, x, g, mean, rstd } = inputs as { dy: Info; x: Info; g: Info; mean: Info; rstd: Info };
+    const bk = be(backend);
+    const C = x.shape[x.shape.length - 1] as number;
+    const rows = size(x.shape) / C;
+    const dx = alloc(bk, rows * C);
+    const dg = alloc(bk, C);
+    const db = alloc(bk, C);
+    k.layerNormBackward(f32(bk, dy), f32(bk, x), f32(bk, g), f32(bk, mean), f32(bk, rstd), dx, dg, db, rows, C);
+    return [out(bk, x.shape, dx), out(bk, [C], dg), out(bk, [C], db)];
+  });
+
+  // Multi-head attention over qkv [B, T, 3C] (q, k, v side by side): [out [B, T, C], probs [B, nh, T, T]]
+  reg(K.attention, ({ inputs, attrs, backend }) => {
+    const { qkv, keyBias } = inputs as { qkv: Info; keyBias?: Info };
+    const { nh, causal } = attrs as unknown as { nh: number; causal: boolean };
+    const bk = be(backend);
+    const [B, T, C3] = qkv.shape as [number, number, number];
+    const C = C3 / 3;
+    const o = alloc(bk, B * T * C);
+    const probs = alloc(bk, B * nh * T * T);
+    k.attention(f32(bk, qkv), o, probs, B, T, nh, C / nh, causal, keyBias ? f32(bk, keyBias) : null);
+    return [out(bk, [B, T, C], o), out(bk, [B, nh, T, T], probs)];
+  });
+  reg(K.attentionGrad, ({ inputs, attrs, backend }) => {
+    const { dy, qkv, probs } = inputs as { dy: Info; qkv: Info; probs: Info };
+    const { nh, causal } = attrs as unknown as { nh: number; causal: boolean };
+    const bk = be(backend);
+    const [B, T, C3] = qkv.shape as [number, number, number];
+    const dqkv = alloc(bk, B * T * C3);
+    k.attentionBackward(f32(bk, dy), f32(bk, qkv), f32(bk, probs), dqkv, B, T, nh, C3 / 3 / nh, causal);
+    return out(bk, qkv.shape, dqkv);
+  });
+
+  // Weighted mean cross-entropy of logits [N, V]: [loss (scalar), dloss/dlogits [N, V]]
+  reg(K.crossEntropy, ({ inputs, backend }) => {
+    const { logits, targets, weights } = inputs as { logits: Info; targets: Info; weights?: Info };
+    const bk = be(backend);
+    const [N, V] = logits.shape as [number, number];
+    const ids = bk.data.get(targets.dataId)?.values;
+    if (!(ids instanceof Int32Array)) throw new TypeError('native crossEntropy: targets must be int32');
+    const d = alloc(bk, N * V);
+    const loss = k.crossEntropy(f32(bk, logits), ids, weights ? f32(bk, weights) : null, d, N, V);
+    return [out(bk, [], Float32Array.of(loss)), out(bk, [N, V], d)];
+  });
+
+  registerGradients();
+}
+
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
+  tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+function registerGradients(): void {
+  tf.registerGradient({
+    kernelName: K.linear,
+    inputsToSave: ['x', 'w'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, w] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const g = dy as tf.Tensor2D;
+      const { transposeW } = attrs as unknown as { transposeW: boolean };
+      return {
+        x: () => tf.matMul(g, w, false, !transposeW),
+        w: () => (transposeW ? tf.matMul(g, x, true, false) : tf.matMul(x, g, true, false)),
+        b: () => run(K.colSum, { x: g }) as tf.Tensor,
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.gelu,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => ({ x: () => run(K.geluGrad, { x: (saved as tf.Tensor[])[0] as tf.Tensor, dy: dy as tf.Tensor }) as tf.Tensor }),
+  });
+  tf.registerGradient({
+    kernelName: K.layerNorm,
+    inputsToSave: ['x', 'g'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved) => {
+      const [x, g, mean, rstd] = saved as tf.Tensor[];
+      const [dx, dg, db] = run(K.layerNormGrad, { dy: (dys as tf.Tensor[])[0] as tf.Tensor, x, g, mean, rstd } as tf.NamedTensorMap) as tf.Tensor[];
+      return { x: () => dx as tf.Tensor, g: () => dg as tf.Tensor, b: () => db as tf.Tensor };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.attention,
+    inputsToSave: ['qkv'],
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [qkv, probs] = saved as [tf.Tensor, tf.Tensor];
+      const { nh, causal } = attrs as unknown as { nh: number; causal: boolean };
+      return {
+        qkv: () => run(K.attentionGrad, { dy: (dys as tf.Tensor[])[0] as tf.Tensor, qkv, probs }, { nh, causal }) as tf.Tensor,
+        keyBias: () => tf.zeros(qkv.shape.slice(0, 2)),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.crossEntropy,
+    inputsToSave: ['targets'],
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved) => {
+      const [targets, dlogits] = saved as [tf.Tensor, tf.Tensor];
+      return {
+        logits: () => tf.mul(dlogits, (dys as tf.Tensor[])[0] as tf.Tensor),
+        targets: () => tf.zeros(targets.shape),
+        weights: () => tf.zeros(targets.shape),
+      };
+    },
+  });
+}
+
+/** Runs one of the fused kernels above (only when `fusedKernels()`). */
+export const runFused = run;

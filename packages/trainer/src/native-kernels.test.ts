@@ -1,0 +1,260 @@
+// The native backend's kernels, forward and backward, on random shapes: against the existing
+// TensorFlow.js implementation of the same op (run on the pure-JS cpu backend) and against central
+// finite differences. Also the in-place optimizer updates, the buffer pool's safety, reproducible
+// training, and the fallback (with its one-time message) where the addon is missing.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend';
+import { modelConfig } from './config';
+import { Transformer } from './model';
+import { nativeKernels } from './native-backend';
+import { attention, crossEntropy, gelu, layerNorm, linear } from './ops';
+import { Optimizer } from './optim';
+import { batchLoss } from './train';
+
+const k = nativeKernels();
+
+/** Deterministic uniform values in [-scale, scale) (mulberry32). */
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  let a = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
+  });
+}
+
+const randInt = (lo: number, hi: number, seed: number) => lo + Math.floor((((rand(1, seed)[0] as number) + 1) / 2) * (hi - lo + 1));
+
+type Inputs = Array<{ shape: number[]; values: Float32Array }>;
+type Op = (...xs: tf.Tensor[]) => tf.Tensor;
+
+/** The op's output and the gradients of sum(op(xs) * r) for each input, as plain arrays. */
+async function evaluate(backend: string, op: Op, inputs: Inputs, rSeed: number): Promise<{ y: Float32Array; grads: Float32Array[] }> {
+  await tf.setBackend(backend);
+  try {
+    return tf.tidy(() => {
+      const xs = inputs.map((i) => tf.tensor(i.values, i.shape, 'float32'));
+      const y = op(...xs);
+      const r = tf.tensor(rand(y.size, rSeed), y.shape);
+      const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(op(...a), r)))(xs);
+      return { y: Float32Array.from(y.dataSync()), grads: grads.map((g) => Float32Array.from(g.dataSync())) };
+    });
+  } finally {
+    await tf.setBackend('native');
+  }
+}
+
+function expectClose(got: Float32Array, want: Float32Array, tol: number, what: string) {
+  expect(got.length, what).toBe(want.length);
+  let worst = 0;
+  let at = 0;
+  want.forEach((w, i) => {
+    const err = Math.abs((got[i] as number) - w) / (1 + Math.abs(w));
+    if (err > worst) [worst, at] = [err, i];
+  });
+  expect(worst, `${what}: worst relative error at [${at}]: ${got[at]} vs ${want[at]}`).toBeLessThan(tol);
+}
+
+/** Native against the cpu backend's tfjs implementation, then against finite differences. */
+async function check(name: string, op: Op, inputs: Inputs, opts: { fd?: number[] } = {}) {
+  const native = await evaluate('native', op, inputs, 99);
+  const reference = await evaluate('cpu', op, inputs, 99);
+  expectClose(native.y, reference.y, 2e-5, `${name} forward`);
+  native.grads.forEach((g, i) => {
+    expectClose(g, reference.grads[i] as Float32Array, 5e-5, `${name} gradient of input ${i}`);
+  });
+  // central differences of L = sum(op(x) * r) on the native backend, a few coordinates per input
+  for (const i of opts.fd ?? inputs.map((_, j) => j)) {
+    const input = inputs[i] as Inputs[number];
+    const g = native.grads[i] as Float32Array;
+    for (const j of [0, Math.floor(input.values.length / 3), input.values.length - 1]) {
+      const h = 1e-2;
+      const at = (delta: number) => {
+        const moved = inputs.map((x, m) => (m === i ? { ...x, values: Float32Array.from(x.values, (v, n) => (n === j ? v + delta : v)) } : x));
+        return tf.tidy(() => {
+          const xs = moved.map((x) => tf.tensor(x.values, x.shape));
+          const y = op(...xs);
+          return tf.sum(tf.mul(y, tf.tensor(rand(y.size, 99), y.shape))).dataSync()[0] as number;
+        });
+      };
+      const numeric = (at(h) - at(-h)) / (2 * h);
+      expect(Math.abs(numeric - (g[j] as number)), `${name} input ${i}[${j}]: numeric ${numeric} analytic ${g[j]}`).toBeLessThan(
+        3e-3 + 3e-2 * Math.abs(numeric),
+      );
+    }
+  }
+}
+
+const input = (shape: number[], seed: number, scale = 1) => ({
+  shape,
+  values: rand(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    scale,
+  ),
+});
+
+describe.skipIf(!k)('native backend kernels', () => {
+  beforeAll(async () => {
+    const choice = await initBackend('native', () => {}, { nativeThreads: 2 });
+    expect(choice.name).toBe('native');
+  });
+
+  it.each([1, 2, 3])('linear layer (random shapes, seed %i): with and without bias, weight transposed or not', async (seed) => {
+    const [M, K, N] = [randInt(1, 40, seed), randInt(1, 30, seed + 10), randInt(1, 30, seed + 20)];
+    await check('linear + bias', (x, w, b) => linear(x as tf.Tensor, w as tf.Tensor, b), [input([M, K], seed), input([K, N], seed + 1), input([N], seed + 2)]);
+    await check('linear', (x, w) => linear(x as tf.Tensor, w as tf.Tensor), [input([2, M, K], seed + 3), input([K, N], seed + 4)]);
+    await check('linear, transposed weight', (x, w) => linear(x as tf.Tensor, w as tf.Tensor, undefined, true), [
+      input([M, K], seed + 5),
+      input([N, K], seed + 6),
+    ]);
+  });
+
+  it.each([1, 2])('LayerNorm and GELU (random shapes, seed %i)', async (seed) => {
+    const [B, T, C] = [randInt(1, 4, seed), randInt(1, 9, seed + 1), randInt(2, 48, seed + 2)];
+    await check('layerNorm', (x, g, b) => layerNorm(x as tf.Tensor, g as tf.Tensor, b), [
+      input([B, T, C], seed, 2),
+      input([C], seed + 1),
+      input([C], seed + 2),
+    ]);
+    await check('layerNorm without bias', (x, g) => layerNorm(x as tf.Tensor, g as tf.Tensor, undefined), [input([B * T, C], seed + 3), input([C], seed + 4)]);
+    await check('gelu', (x) => gelu(x as tf.Tensor), [input([B, T, C], seed + 5, 4)]);
+  });
+
+  it.each([
+    [1, true, false],
+    [2, true, true],
+    [3, false, true],
+    [4, false, false],
+  ])('multi-head attention (seed %i, causal %s, padding mask %s)', async (seed, causal, padded) => {
+    const [B, T, nh, hs] = [randInt(1, 3, seed), randInt(1, 12, seed + 1), randInt(1, 4, seed + 2), randInt(1, 8, seed + 3)];
+    const C = nh * hs;
+    const mask = padded
+      ? tf.keep(
+          tf.tensor2d(
+            Int32Array.from({ length: B * T }, (_, i) => (i % T === 0 || i % 3 !== 2 ? 1 : 0)),
+            [B, T],
+            'int32',
+          ),
+        )
+      : undefined;
+    const T0 = T;
+    const causalMask = () => {
+      const m = new Float32Array(T0 * T0);
+      for (let i = 0; i < T0; i++) for (let j = i + 1; j < T0; j++) m[i * T0 + j] = -1e9;
+      return tf.tensor2d(m, [T0, T0]);
+    };
+    await check('attention', (qkv) => attention(qkv as tf.Tensor, nh, { causal, causalMask, keyMask: mask as tf.Tensor2D | undefined }), [
+      input([B, T, 3 * C], seed, 2),
+    ]);
+    mask?.dispose();
+  });
+
+  it.each([
+    [1, false],
+    [2, true],
+  ])('cross-entropy (seed %i, weighted %s)', async (seed, weighted) => {
+    const [N, V] = [randInt(1, 30, seed), randInt(2, 70, seed + 1)];
+    const targets = Int32Array.from(rand(N, seed + 2), (v) => Math.floor(((v + 1) / 2) * V));
+    const weights = weighted ? Float32Array.from(rand(N, seed + 3), (v) => (v > -0.3 ? v + 0.3 : 0)) : undefined;
+    await check(
+      'crossEntropy',
+      (logits) => crossEntropy(logits as tf.Tensor2D, tf.tensor1d(targets, 'int32'), weights ? tf.tensor1d(weights) : undefined).reshape([1]),
+      [input([N, V], seed, 3)],
+    );
+  });
+
+  it('matrix products (batched, transposed), broadcast add/multiply, leading-axis sums and row lookups match the cpu backend', async () => {
+    const cases: Array<[string, Op, Inputs]> = [
+      ['batched matMul', (a, b) => tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D), [input([3, 5, 7], 1), input([3, 7, 4], 2)]],
+      ['matMul, both transposed', (a, b) => tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, true, true), [input([2, 7, 5], 3), input([2, 4, 7], 4)]],
+      ['add, bias row', (a, b) => tf.add(a as tf.Tensor, b as tf.Tensor), [input([4, 3, 6], 5), input([3, 6], 6)]],
+      ['add, operands swapped', (a, b) => tf.add(b as tf.Tensor, a as tf.Tensor), [input([4, 6], 7), input([6], 8)]],
+      ['multiply by a scalar', (a, b) => tf.mul(a as tf.Tensor, b as tf.Tensor), [input([5, 6], 9), input([], 10)]],
+      ['multiply, same shape', (a, b) => tf.mul(a as tf.Tensor, b as tf.Tensor), [input([5, 6], 11), input([5, 6], 12)]],
+      ['sum over leading axes', (a) => tf.sum(a as tf.Tensor, [0, 1]), [input([3, 4, 5], 13)]],
+      ['sum over everything', (a) => tf.sum(a as tf.Tensor), [input([3, 4], 14)]],
+      ['row lookup (and its scatter-add gradient)', (a) => tf.gather(a as tf.Tensor, tf.tensor1d([3, 1, 3, 0, 3], 'int32')), [input([5, 4], 15)]],
+    ];
+    for (const [name, op, inputs] of cases) await check(name, op, inputs, { fd: [] });
+  });
+
+  it.each(['adamw', 'adam', 'lamb'] as const)('the in-place %s update equals the tfjs-op update', async (kind) => {
+    const shapes = [[6, 5], [5]];
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const params = new Map(shapes.map((s, i) => [`p${i}`, tf.variable(tf.tensor(rand((s[0] as number) * (s[1] ?? 1), 20 + i), s))]));
+      const opt = new Optimizer({ kind, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+      for (let step = 0; step < 3; step++) {
+        const grads = new Map(shapes.map((s, i) => [`p${i}`, tf.tensor(rand((s[0] as number) * (s[1] ?? 1), 40 + 10 * step + i), s)]));
+        opt.step(params, grads, 1e-2, 0.5);
+        tf.dispose([...grads.values()]);
+      }
+      const out = [...params.values(), ...opt.m.values(), ...opt.v.values()].map((v) => Float32Array.from(v.dataSync()));
+      opt.dispose();
+      tf.dispose([...params.values()]);
+      await tf.setBackend('native');
+      return out;
+    };
+    const native = await run('native');
+    const reference = await run('cpu');
+    native.forEach((a, i) => {
+      expectClose(a, reference[i] as Float32Array, 1e-6, `${kind} state ${i}`);
+    });
+  });
+
+  it('never reuses a buffer that was read out (dataSync), and reuses one that was not', () => {
+    const x = tf.tensor2d(rand(64, 1), [8, 8]);
+    const y1 = gelu(x);
+    const read = y1.dataSync();
+    const copy = Float32Array.from(read);
+    y1.dispose();
+    const y2 = tf.mul(gelu(tf.neg(x)), 3); // same sizes: would take y1's buffer if it were pooled
+    expect(Array.from(read)).toEqual(Array.from(copy));
+    expect(Array.from(y2.dataSync())).not.toEqual(Array.from(copy));
+    tf.dispose([x, y2]);
+  });
+
+  it('trains reproducibly for a seed (two threads)', () => {
+    const losses = () => {
+      const model = Transformer.create(modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 16, blockSize: 8 }, 13), 7);
+      const opt = new Optimizer({ kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+      const out: number[] = [];
+      for (let s = 0; s < 4; s++) {
+        const x = Int32Array.from({ length: 16 }, (_, i) => (i * 7 + s) % 13);
+        const y = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + s + 1) % 13);
+        const { value, grads } = tf.variableGrads(() => batchLoss(model, { B: 2, T: 8, x, y }, true), [...model.params.values()]);
+        out.push(value.dataSync()[0] as number);
+        const byName = new Map([...model.params].map(([n, v]) => [n, grads[v.name] as tf.Tensor]));
+        opt.step(model.params, byName, 1e-2);
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      opt.dispose();
+      model.dispose();
+      return out;
+    };
+    const a = losses();
+    expect(losses()).toEqual(a);
+    expect(a[3]).toBeLessThan(a[0] as number);
+  });
+});
+
+describe('without the addon', () => {
+  it('falls back to wasm and says once what it uses and how to get the native backend', () => {
+    const cli = join(import.meta.dirname, '../bin/crucible-train.mjs');
+    const r = spawnSync(process.execPath, [cli, 'sample', '--checkpoint', '/nonexistent'], {
+      encoding: 'utf8',
+      env: { ...process.env, CRUCIBLE_NO_NATIVE: '1', TFJS_BACKEND: '' },
+    });
+    const hints =
+      r.stderr.match(
+        /training on the wasm backend because @crucible\/native-kernels is not built.*apt-get install -y build-essential python3 libopenblas-dev && npm rebuild @crucible\/native-kernels/g,
+      ) ?? [];
+    expect(hints).toHaveLength(1);
+  });
+});
