@@ -96,7 +96,27 @@ export interface NativeKernels {
   setThreads(n: number): void;
   /** Keeps freed buffers (up to 32 MB) in the C heap for reuse rather than unmapping them (glibc). */
   retainFreedMemory(): void;
-  info(): { isa: string; blas: string; threads: number; features: Record<string, boolean> };
+  /**
+   * Mixed precision for matrix products (sgemm, linear): 'bf16' rounds both operands to bfloat16
+   * and accumulates in float32 on oneDNN, only where it is built in and the CPU has bf16
+   * instructions. Returns the precision now in force.
+   */
+  setPrecision(precision: 'float32' | 'bf16'): 'float32' | 'bf16';
+  /** Which library runs float32 products: oneDNN (the default when built in) or OpenBLAS. Returns the one in force. */
+  setGemm(library: 'onednn' | 'openblas'): 'onednn' | 'openblas';
+  /**
+   * isa: the element-wise kernels' instruction set; blas: OpenBLAS's configuration; gemm: the
+   * library running products; bf16: the bf16 instructions oneDNN can use, or why none.
+   */
+  info(): {
+    isa: string;
+    blas: string;
+    gemm: 'oneDNN' | 'OpenBLAS';
+    threads: number;
+    features: Record<string, boolean>;
+    bf16: string;
+    precision: 'float32' | 'bf16';
+  };
 }
 /** The addon when it was built (a C compiler and OpenBLAS headers present at install), else null. */
 export const native: NativeKernels | null;

@@ -25,6 +25,8 @@ export interface WorkerConfig extends PlatformConfig {
   nativeKernels: boolean;
   /** NATIVE_THREADS: threads of the native kernels. Default: every core. */
   nativeThreads: number;
+  /** NATIVE_PRECISION: 'bf16' runs the native backend's matrix products on bf16 operands where the CPU can. Default float32. */
+  nativePrecision: 'float32' | 'bf16';
 }
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
@@ -46,7 +48,9 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     workerName: r.str('WORKER_NAME', `${hostname()}:${process.pid}`),
     nativeKernels: r.int('NATIVE_KERNELS', 1, 0, 1) === 1,
     nativeThreads: r.int('NATIVE_THREADS', availableParallelism(), 1, 256),
+    nativePrecision: r.str('NATIVE_PRECISION', 'float32') as WorkerConfig['nativePrecision'],
   };
+  if (!['float32', 'bf16'].includes(cfg.nativePrecision)) r.problems.push(`NATIVE_PRECISION must be float32 or bf16, got ${cfg.nativePrecision}`);
   r.done();
   return cfg;
 }

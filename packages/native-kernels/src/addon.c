@@ -10,11 +10,14 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "gemm.h"
+#ifdef CRUCIBLE_DNNL
+#include "bf16.h"
+#endif
 
 static const ck_table* K = &ck_baseline;
 static const char* isa = "baseline";
 static int threads = 1;
-
 #define MAX_ARGS 16
 #define ARGS(n)                                                                                  \
   size_t argc = MAX_ARGS;                                                                        \
@@ -290,6 +293,32 @@ static napi_value RetainFreedMemory(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value string_value(napi_env env, const char* s) {
+  napi_value r;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+static bool string_is(napi_env env, napi_value v, const char* want) {
+  char got[16] = {0};
+  size_t len = 0;
+  napi_get_value_string_utf8(env, v, got, sizeof got, &len);
+  return strcmp(got, want) == 0;
+}
+
+// setPrecision("float32" | "bf16") -> the precision now in force (bf16 only where oneDNN is built
+// in and the CPU has bf16 instructions)
+static napi_value SetPrecision(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  return string_value(env, ck_gemm_use_bf16(string_is(env, argv[0], "bf16")) ? "bf16" : "float32");
+}
+
+// setGemm("onednn" | "openblas") -> the library now running float32 products
+static napi_value SetGemm(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  return string_value(env, ck_gemm_use_onednn(string_is(env, argv[0], "onednn")) ? "onednn" : "openblas");
+}
+
 static void set_string(napi_env env, napi_value obj, const char* key, const char* value) {
   napi_value v;
   napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v);
@@ -321,6 +350,14 @@ static napi_value Info(napi_env env, napi_callback_info info) {
 #endif
 #endif
   napi_set_named_property(env, obj, "features", features);
+#ifdef CRUCIBLE_DNNL
+  const char* bisa = ck_bf16_isa();
+  set_string(env, obj, "bf16", bisa ? bisa : "none (oneDNN built in; no bf16 instructions)");
+#else
+  set_string(env, obj, "bf16", "none (built without oneDNN: apt-get install libdnnl-dev, then npm rebuild @crucible/native-kernels)");
+#endif
+  set_string(env, obj, "precision", ck_gemm_bf16() ? "bf16" : "float32");
+  set_string(env, obj, "gemm", ck_gemm_onednn() ? "oneDNN" : "OpenBLAS");
   return obj;
 }
 
@@ -335,6 +372,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     isa = "x86-64-v3 (AVX2)";
   }
 #endif
+  ck_gemm_use_onednn(1); // when built in: it picks AVX-512 / AMX code itself
   // one thread until the trainer asks for more (OpenBLAS otherwise starts one per core)
   openblas_set_num_threads(1);
   omp_set_num_threads(1);
@@ -355,6 +393,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"adamUpdate", NULL, AdamUpdate, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
+      {"setPrecision", NULL, SetPrecision, NULL, NULL, NULL, napi_default, NULL},
+      {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_default, NULL},
       {"retainFreedMemory", NULL, RetainFreedMemory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

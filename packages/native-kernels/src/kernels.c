@@ -1,5 +1,5 @@
-// The trainer's CPU kernels over plain float32 buffers (row-major, no copies): matrix products on
-// OpenBLAS; LayerNorm, GELU, fused multi-head attention, cross-entropy and the AdamW / Adam / LAMB
+// The trainer's CPU kernels over plain float32 buffers (row-major, no copies): matrix products
+// through ck_gemm (gemm.c: oneDNN or OpenBLAS); LayerNorm, GELU, fused multi-head attention, cross-entropy and the AdamW / Adam / LAMB
 // update written here. Element-wise loops are threaded with OpenMP and compiled for AVX-512, AVX2
 // and baseline x86-64: kernels_{v4,v3,base}.c compile this file once per instruction set, and the
 // addon picks the variant the CPU supports when it loads.
@@ -8,7 +8,7 @@
 #endif
 #include "kernels.h"
 
-#include <cblas.h>
+#include "gemm.h"
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -48,21 +48,22 @@ static inline float tanh_approx(float x) {
 static void ck_sgemm(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb,
               int64_t sa, int64_t sb, float beta) {
   for (int64_t i = 0; i < batch; i++) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
+    ck_gemm(ta ? 1 : 0, tb ? 1 : 0, (int)M, (int)N, (int)K, 1.0f,
                 a + i * sa, ta ? (int)M : (int)K, b + i * sb, tb ? (int)K : (int)N, beta, c + i * M * N, (int)N);
   }
 }
 
-// y[M, N] = x[M, K] w[K, N] (+ bias[N]); w given transposed ([N, K]) when tw.
+// y[M, N] = x[M, K] w[K, N] (+ bias[N]); w given transposed ([N, K]) when tw. The bias is added
+// after the product, so that the product itself may run in bf16 (gemm.c).
 static void ck_linear(const float* x, const float* w, const float* bias, float* y, int64_t M, int64_t K, int64_t N, int tw) {
-  float beta = 0.0f;
+  ck_gemm(0, tw, M, N, K, 1.0f, x, K, w, tw ? K : N, 0.0f, y, N);
   if (bias) {
 #pragma omp parallel for if (M * N > PAR_MIN)
-    for (int64_t i = 0; i < M; i++) memcpy(y + i * N, bias, (size_t)N * sizeof(float));
-    beta = 1.0f;
+    for (int64_t i = 0; i < M; i++) {
+      float* row = y + i * N;
+      for (int64_t j = 0; j < N; j++) row[j] += bias[j];
+    }
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, tw ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K, w,
-              tw ? (int)K : (int)N, beta, y, (int)N);
 }
 
 // out[N] = sum over rows of x[M, N] (a bias gradient).
@@ -272,9 +273,9 @@ static void ck_attention(const float* qkv, float* out, float* probs, int64_t B, 
       const float* vh = qh + 2 * C;
       float* p = probs + (b * nh + h) * T * T;
       // scores = scale q k^T (the causal upper triangle is computed, then zeroed by the softmax)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hs, scale, qh, (int)ld, kh, (int)ld, 0.0f, p, (int)T);
+      ck_gemm(0, 1, (int)T, (int)T, (int)hs, scale, qh, (int)ld, kh, (int)ld, 0.0f, p, (int)T);
       parallel_rows(p, T, causal, keyBias ? keyBias + b * T : NULL);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, vh, (int)ld, 0.0f,
+      ck_gemm(0, 0, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, vh, (int)ld, 0.0f,
                   out + b * T * C + h * hs, (int)C);
     }
   }
@@ -309,8 +310,8 @@ static void ck_attention_backward(const float* dout, const float* qkv, const flo
       const float* dy = dout + b * T * C + h * hs;
       const float* p = probs + (b * nh + h) * T * T;
       // dV = P^T dOut; dP = dOut V^T
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, dy, (int)C, 0.0f, dv, (int)ld);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hs, 1.0f, dy, (int)C, v, (int)ld, 0.0f, dp, (int)T);
+      ck_gemm(1, 0, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, dy, (int)C, 0.0f, dv, (int)ld);
+      ck_gemm(0, 1, (int)T, (int)T, (int)hs, 1.0f, dy, (int)C, v, (int)ld, 0.0f, dp, (int)T);
 #pragma omp parallel if (T * T > PAR_MIN)
       {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
@@ -318,8 +319,8 @@ static void ck_attention_backward(const float* dout, const float* qkv, const flo
         softmax_backward_rows(dp, p, T, scale, causal, lo, hi - lo);
       }
       // dQ = dS K; dK = dS^T Q
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, k, (int)ld, 0.0f, dq, (int)ld);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, q, (int)ld, 0.0f, dk, (int)ld);
+      ck_gemm(0, 0, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, k, (int)ld, 0.0f, dq, (int)ld);
+      ck_gemm(1, 0, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, q, (int)ld, 0.0f, dk, (int)ld);
     }
   }
   free(dp);

@@ -1,16 +1,22 @@
-// Per-op profile of one training step of the nanoGPT CPU configuration: where the time goes.
-// Usage: npm run bench:ops [-- --steps 3] [-- --no-native]
+// Per-op profile of training steps: where the time goes. Default: the nanoGPT CPU configuration.
+// Usage: npm run bench:ops [-- --steps 3] [-- --no-native] [-- --threads 1]
+//        [-- --preset gpt2-small --batch 4 --block 1024] (TFJS_BACKEND=wasm for the wasm backend)
 import { readFileSync } from 'node:fs';
 import * as T from '../src/index';
 import { loadCorpus } from './corpus';
 
-const steps = Number(process.argv[process.argv.indexOf('--steps') + 1]) || 3;
-await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log, { nativeKernels: !process.argv.includes('--no-native') });
+const opt = (k: string) => (process.argv.includes(k) ? process.argv[process.argv.indexOf(k) + 1] : undefined);
+const steps = Number(opt('--steps')) || 3;
+await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log, {
+  nativeKernels: !process.argv.includes('--no-native'),
+  nativeThreads: Number(opt('--threads') ?? 1),
+});
 const text = loadCorpus(readFileSync);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
-const mc = T.modelConfig('gpt-nano', tok.vocabSize);
-const trainer = new T.Trainer(T.Transformer.create(mc), tok, T.defaultTrainConfig(mc, { evalBatches: 1 }), data);
+const mc = T.modelConfig((opt('--preset') ?? 'gpt-nano') as T.PresetName, tok.vocabSize);
+const shape = { ...(opt('--batch') ? { batchSize: Number(opt('--batch')) } : {}), ...(opt('--block') ? { seqLen: Number(opt('--block')) } : {}) };
+const trainer = new T.Trainer(T.Transformer.create(mc), tok, T.defaultTrainConfig(mc, { evalBatches: 1, ...shape }), data);
 trainer.trainStep(); // warm up kernels
 const byOp = new Map<string, { ms: number; calls: number }>();
 let wall = 0;

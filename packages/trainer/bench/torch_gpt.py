@@ -5,7 +5,7 @@ biases), trained on the same character-level text with the same AdamW, warmup + 
 clipping and evaluation. Prints one JSON line of results. Never a dependency of Crucible itself.
 
 Usage: torch_gpt.py --data FILE --layers 4 --heads 4 --dmodel 128 --block 64 --batch 12 --iters 2000
-       [--threads 1] [--eval-interval 250] [--eval-batches 20]
+       [--threads 1] [--eval-interval 250] [--eval-batches 20] [--lora RANK]
 """
 import argparse
 import json
@@ -16,6 +16,20 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+class LoRALinear(nn.Module):
+    """A frozen linear layer plus a trainable low-rank term (x A B) * alpha / rank, B starting at zero."""
+
+    def __init__(self, base, rank, alpha):
+        super().__init__()
+        self.base = base
+        self.scale = alpha / rank
+        self.A = nn.Parameter(torch.empty(base.in_features, rank).uniform_(-1 / math.sqrt(base.in_features), 1 / math.sqrt(base.in_features)))
+        self.B = nn.Parameter(torch.zeros(rank, base.out_features))
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.A @ self.B) * self.scale
 
 
 class Block(nn.Module):
@@ -71,7 +85,7 @@ class GPT(nn.Module):
 def main():
     ap = argparse.ArgumentParser()
     for k, d in [('layers', 4), ('heads', 4), ('dmodel', 128), ('block', 64), ('batch', 12), ('iters', 2000), ('threads', 1),
-                 ('eval-interval', 250), ('eval-batches', 20), ('warmup', 100), ('decay', 2000)]:
+                 ('eval-interval', 250), ('eval-batches', 20), ('warmup', 100), ('decay', 2000), ('lora', 0)]:
         ap.add_argument('--' + k, type=int, default=d)
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--min-lr', type=float, default=1e-4)
@@ -92,8 +106,16 @@ def main():
         return torch.stack([src[i:i + a.block] for i in ix]), torch.stack([src[i + 1:i + 1 + a.block] for i in ix])
 
     model = GPT(len(chars), a.layers, a.heads, a.dmodel, a.block)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    if a.lora > 0:
+        # LoRA on the attention projections (as Crucible's default targets); the base is frozen
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for block in model.h:
+            block.c_attn = LoRALinear(block.c_attn, a.lora, 2 * a.lora)
+            block.c_proj = LoRALinear(block.c_proj, a.lora, 2 * a.lora)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}], lr=a.lr, betas=(0.9, 0.99), eps=1e-8)
 
     def lr_at(it):
@@ -125,7 +147,7 @@ def main():
         loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         times.append((time.perf_counter() - t0) * 1000)
     if a.eval_interval > 0:

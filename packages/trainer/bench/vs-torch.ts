@@ -1,9 +1,10 @@
 // Crucible's trainer against a PyTorch GPT of the same shape, same data and same optimizer, in one
 // invocation on one machine: the nanoGPT CPU configuration (2000 iterations) and gpt2-small at
-// batch 4 x 1024 tokens (a few iterations), at 1 and 2 threads. Prints ms/iter, tokens/s,
+// batch 4 x 1024 tokens (a few iterations; fully and with LoRA), at 1 and 2 threads. Prints ms/iter, tokens/s,
 // validation losses, peak memory and the ratio. Installs Debian's python3-torch (with OpenBLAS)
 // when missing; PyTorch is never a dependency of Crucible itself.
-// Usage: npm run bench:vs-torch [-- --only nano|gpt2] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
+// NATIVE_PRECISION=bf16 runs Crucible's matrix products in bf16 (mixed precision; PyTorch stays float32).
+// Usage: npm run bench:vs-torch [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import * as T from '../src/index';
 import { corpusPath } from './corpus';
 
 interface Shape {
-  name: 'nano' | 'gpt2';
+  name: 'nano' | 'gpt2' | 'gpt2-lora';
   label: string;
   layers: number;
   heads: number;
@@ -21,6 +22,8 @@ interface Shape {
   iters: number;
   evalInterval: number;
   evalBatches: number;
+  /** LoRA rank on the attention projections (alpha = 2 x rank; base frozen); 0 = full training. */
+  lora: number;
 }
 
 interface Result {
@@ -61,6 +64,7 @@ const shapes: Shape[] = [
     iters: nanoIters,
     evalInterval: 250,
     evalBatches: 20,
+    lora: 0,
   },
   {
     name: 'gpt2',
@@ -73,6 +77,20 @@ const shapes: Shape[] = [
     iters: Number(arg('--gpt2-iters') ?? 3),
     evalInterval: 0,
     evalBatches: 0,
+    lora: 0,
+  },
+  {
+    name: 'gpt2-lora',
+    label: 'gpt2-small shape, LoRA r8 on the attention projections (4 x 1024 tokens)',
+    layers: 12,
+    heads: 12,
+    dmodel: 768,
+    block: 1024,
+    batch: 4,
+    iters: Number(arg('--gpt2-iters') ?? 3),
+    evalInterval: 0,
+    evalBatches: 0,
+    lora: 8,
   },
 ].filter((s) => !arg('--only') || s.name === arg('--only')) as Shape[];
 const threadCounts = (arg('--threads') ?? '1,2').split(',').map(Number);
@@ -121,6 +139,7 @@ function fmtEvals(evals: Array<[number, number]>): string {
 
 function torchArgs(s: Shape, threads: number, file: string): string[] {
   const a = {
+    lora: s.lora,
     layers: s.layers,
     heads: s.heads,
     dmodel: s.dmodel,
@@ -153,11 +172,15 @@ function ensureTorch(): void {
 }
 
 async function crucibleRun(s: Shape, threads: number): Promise<Result> {
-  const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () => {}, { nativeThreads: threads });
+  const precision = (process.env.NATIVE_PRECISION as 'bf16' | undefined) ?? 'float32';
+  const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () => {}, { nativeThreads: threads, precision });
   const text = readFileSync(corpusPath(), 'utf8');
   const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
   const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
-  const mc = T.modelConfig({ arch: 'gpt', nLayer: s.layers, nHead: s.heads, dModel: s.dmodel, blockSize: s.block }, tok.vocabSize);
+  const peft = s.lora
+    ? { peft: { type: 'lora' as const, rank: s.lora, alpha: 2 * s.lora, dropout: 0, targets: ['attn.c_attn' as const, 'attn.c_proj' as const] } }
+    : {};
+  const mc = T.modelConfig({ arch: 'gpt', nLayer: s.layers, nHead: s.heads, dModel: s.dmodel, blockSize: s.block, ...peft }, tok.vocabSize);
   const model = T.Transformer.create(mc, 1337);
   const tc = T.defaultTrainConfig(mc, {
     maxSteps: s.iters,
@@ -184,7 +207,7 @@ async function crucibleRun(s: Shape, threads: number): Promise<Result> {
   const sorted = [...times].sort((a, b) => a - b);
   return {
     impl: 'crucible',
-    backend: `${choice.name}${choice.native ? ` ${choice.native.isa}` : ''}`,
+    backend: `${choice.name}${choice.native ? ` ${choice.native.isa}${choice.native.precision === 'bf16' ? `, bf16 products (${choice.native.bf16})` : ', float32'}` : ''}`,
     threads,
     ms_per_iter: sorted[Math.floor(sorted.length / 2)] as number,
     wall_s: (performance.now() - t0) / 1000,

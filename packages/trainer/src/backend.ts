@@ -19,8 +19,15 @@ export interface BackendChoice {
   matmul: 'backend' | 'openblas';
   /** Threads of the native kernels (native backend, or wasm's OpenBLAS products); else undefined. */
   threads?: number;
-  /** The native kernels' instruction set and BLAS (native backend only). */
-  native?: { isa: string; blas: string; features: Record<string, boolean> };
+  /** The native kernels' instruction set, BLAS, CPU features and precision (native backend only). */
+  native?: {
+    isa: string;
+    blas: string;
+    gemm: 'oneDNN' | 'OpenBLAS';
+    features: Record<string, boolean>;
+    bf16: string;
+    precision: 'float32' | 'bf16';
+  };
   /** Why earlier candidates were skipped. */
   skipped: Array<{ name: BackendName; reason: string }>;
 }
@@ -36,6 +43,13 @@ export interface BackendOptions {
   nativeKernels?: boolean;
   /** Threads of the native backend (and of wasm's OpenBLAS products). Default: every core. */
   nativeThreads?: number;
+  /**
+   * Native backend: 'bf16' runs matrix products on bf16-rounded operands with float32 accumulation
+   * (oneDNN; only where the CPU has AVX512-BF16 or AMX-BF16, else float32 stays). Default 'float32'.
+   */
+  precision?: 'float32' | 'bf16';
+  /** Native backend: the library for float32 products. Default oneDNN where the addon was built with it, else OpenBLAS. */
+  gemm?: 'onednn' | 'openblas';
 }
 
 export async function initBackend(
@@ -55,6 +69,8 @@ export async function initBackend(
       let matmul: BackendChoice['matmul'] = 'backend';
       if (name === 'native' && k) {
         k.setThreads(threads);
+        k.setGemm(opts.gemm ?? 'onednn');
+        k.setPrecision(opts.precision ?? 'float32');
         matmul = 'openblas';
       } else if (name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(threads)) matmul = 'openblas';
       const info = name === 'native' ? k?.info() : undefined;
@@ -63,18 +79,21 @@ export async function initBackend(
         name,
         matmul,
         ...(matmul === 'openblas' ? { threads } : {}),
-        ...(info ? { native: { isa: info.isa, blas: info.blas, features: info.features } } : {}),
+        ...(info ? { native: { isa: info.isa, blas: info.blas, gemm: info.gemm, features: info.features, bf16: info.bf16, precision: info.precision } } : {}),
         skipped,
       };
+      const precision =
+        info?.precision === 'bf16' ? `, bf16 products (${info.bf16})` : opts.precision === 'bf16' ? `, float32: bf16 unavailable (${info?.bf16})` : '';
       const detail = info
-        ? ` (${info.isa}, ${info.blas.split(' ').slice(0, 2).join(' ')}, ${threads} thread${threads > 1 ? 's' : ''})`
+        ? ` (${info.isa}, products on ${info.gemm === 'oneDNN' ? 'oneDNN' : info.blas.split(' ').slice(0, 2).join(' ')}, ${threads} thread${threads > 1 ? 's' : ''}${precision})`
         : matmul === 'openblas'
           ? ' (matrix products on OpenBLAS)'
           : '';
       log(`tfjs backend: ${name}${detail}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
       if (prefer === 'auto' && (name === 'wasm' || name === 'cpu') && opts.nativeKernels !== false && skipped.some((s) => s.name === 'native')) {
         // said once per process (the choice is cached): how to get the fast path
-        console.warn(`crucible trainer: training on the ${name} backend because ${nativeLoadError()}; ${NATIVE_HINT}`);
+        const why = skipped.find((s) => s.name === 'native')?.reason || nativeLoadError();
+        console.warn(`crucible trainer: training on the ${name} backend because ${why}; ${NATIVE_HINT}`);
       }
       return current;
     } catch (err) {

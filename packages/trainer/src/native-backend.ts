@@ -5,6 +5,7 @@
 // with their gradients. Optimizer updates and gradient norms work in place on the same arrays.
 
 import { createRequire } from 'node:module';
+import { totalmem } from 'node:os';
 import type { NativeKernels } from '@crucible/native-kernels';
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
@@ -87,7 +88,12 @@ class NativeBackend extends MathBackendCPU {
   private readonly pool = new Map<number, Float32Array[]>();
   private readonly pooled = new WeakSet<Float32Array>();
   private pooledBytes = 0;
-  static readonly MAX_POOLED_BYTES = 2 ** 31;
+  /**
+   * At most half the machine's memory waits in the pool. A training step allocates the same sizes
+   * every time, so after the first step the pool holds about the step's working set and nothing
+   * new is allocated; a smaller cap drops buffers the next step then allocates (and faults) again.
+   */
+  static readonly MAX_POOLED_BYTES = Math.floor(totalmem() / 2);
 
   alloc(n: number): Float32Array {
     const a = this.pool.get(n)?.pop();

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend';
 import { modelConfig } from './config';
 import { Transformer } from './model';
-import { nativeKernels } from './native-backend';
+import { nativeKernels, ownedValues } from './native-backend';
 import { attention, crossEntropy, gelu, layerNorm, linear } from './ops';
 import { Optimizer } from './optim';
 import { batchLoss } from './train';
@@ -181,19 +181,35 @@ describe.skipIf(!k)('native backend kernels', () => {
       ['sum over everything', (a) => tf.sum(a as tf.Tensor), [input([3, 4], 14)]],
       ['row lookup (and its scatter-add gradient)', (a) => tf.gather(a as tf.Tensor, tf.tensor1d([3, 1, 3, 0, 3], 'int32')), [input([5, 4], 15)]],
     ];
-    for (const [name, op, inputs] of cases) await check(name, op, inputs, { fd: [] });
+    for (const [name, op, inputs] of cases) await check(name, op, inputs);
   });
 
   it.each(['adamw', 'adam', 'lamb'] as const)('the in-place %s update equals the tfjs-op update', async (kind) => {
     const shapes = [[6, 5], [5]];
     const run = async (backend: string) => {
       await tf.setBackend(backend);
-      const params = new Map(shapes.map((s, i) => [`p${i}`, tf.variable(tf.tensor(rand((s[0] as number) * (s[1] ?? 1), 20 + i), s))]));
+      // as the model makes its parameters: the initial tensor is disposed, the variable owns its buffer
+      const params = new Map(
+        shapes.map((s, i) => {
+          const init = tf.tensor(rand((s[0] as number) * (s[1] ?? 1), 20 + i), s);
+          const v = tf.variable(init);
+          init.dispose();
+          return [`p${i}`, v] as const;
+        }),
+      );
       const opt = new Optimizer({ kind, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+      const before = backend === 'native' ? [...params.values()].map((p) => ownedValues(p)) : [];
       for (let step = 0; step < 3; step++) {
         const grads = new Map(shapes.map((s, i) => [`p${i}`, tf.tensor(rand((s[0] as number) * (s[1] ?? 1), 40 + 10 * step + i), s)]));
         opt.step(params, grads, 1e-2, 0.5);
         tf.dispose([...grads.values()]);
+      }
+      // on the native backend the update happened in place, in the parameters' own buffers
+      if (backend === 'native') {
+        [...params.values()].forEach((p, i) => {
+          expect(before[i]).toBeInstanceOf(Float32Array);
+          expect(ownedValues(p)).toBe(before[i]);
+        });
       }
       const out = [...params.values(), ...opt.m.values(), ...opt.v.values()].map((v) => Float32Array.from(v.dataSync()));
       opt.dispose();
@@ -225,6 +241,8 @@ describe.skipIf(!k)('native backend kernels', () => {
       const model = Transformer.create(modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 16, blockSize: 8 }, 13), 7);
       const opt = new Optimizer({ kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
       const out: number[] = [];
+      const wte = ownedValues(model.param('wte.weight'));
+      expect(wte).toBeInstanceOf(Float32Array);
       for (let s = 0; s < 4; s++) {
         const x = Int32Array.from({ length: 16 }, (_, i) => (i * 7 + s) % 13);
         const y = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + s + 1) % 13);
@@ -234,6 +252,8 @@ describe.skipIf(!k)('native backend kernels', () => {
         opt.step(model.params, byName, 1e-2);
         tf.dispose([value, ...Object.values(grads)]);
       }
+      // the model's parameters were updated in place (the native optimizer path)
+      expect(ownedValues(model.param('wte.weight'))).toBe(wte);
       opt.dispose();
       model.dispose();
       return out;
@@ -241,6 +261,60 @@ describe.skipIf(!k)('native backend kernels', () => {
     const a = losses();
     expect(losses()).toEqual(a);
     expect(a[3]).toBeLessThan(a[0] as number);
+  });
+});
+
+const bf16Isa = k?.info().bf16 ?? '';
+const canBf16 = /^(AVX512|AMX)-BF16$/.test(bf16Isa);
+
+/** x rounded to bfloat16 (round to nearest even), as a number. */
+function toBf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  u[0] = ((u[0] as number) + 0x7fff + (((u[0] as number) >>> 16) & 1)) & 0xffff0000;
+  return f[0] as number;
+}
+
+describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructions or no oneDNN'})`, () => {
+  it('equal the product of bf16-rounded operands accumulated exactly, in every transpose variant and with a bias', async () => {
+    await initBackend('native', () => {}, { nativeThreads: 2 });
+    expect(k?.setPrecision('bf16')).toBe('bf16');
+    try {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const) {
+        const [M, K, N] = [37, 64, 29];
+        const a = rand(M * K, 1 + (ta ? 1 : 0), 2);
+        const b = rand(K * N, 3 + (tb ? 1 : 0), 2);
+        const got = tf.tidy(() => tf.matMul(tf.tensor2d(a, ta ? [K, M] : [M, K]), tf.tensor2d(b, tb ? [N, K] : [K, N]), ta, tb).dataSync());
+        const at = (r: number, c: number) => toBf16(a[ta ? c * M + r : r * K + c] as number);
+        const bt = (r: number, c: number) => toBf16(b[tb ? c * K + r : r * N + c] as number);
+        let worstExact = 0;
+        let worstF32 = 0;
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let exact = 0;
+            let f32 = 0;
+            for (let q = 0; q < K; q++) {
+              exact += at(i, q) * bt(q, j);
+              f32 += (a[ta ? q * M + i : i * K + q] as number) * (b[tb ? j * K + q : q * N + j] as number);
+            }
+            worstExact = Math.max(worstExact, Math.abs((got[i * N + j] as number) - exact));
+            worstF32 = Math.max(worstF32, Math.abs((got[i * N + j] as number) - f32));
+          }
+        }
+        expect(worstExact, `transposeA ${ta} transposeB ${tb}`).toBeLessThan(1e-4);
+        // and the operands really were rounded: float32 products differ by bf16's ~3 significant digits
+        expect(worstF32).toBeGreaterThan(1e-3);
+      }
+      const y = tf.tidy(() => linear(tf.tensor2d([1.00390625, 2], [1, 2]), tf.tensor2d([1, 0, 0, 1], [2, 2]), tf.tensor1d([0.5, -0.5])).dataSync());
+      expect(Array.from(y)).toEqual([1.5, 1.5]); // 1.00390625 rounds to 1 in bf16
+    } finally {
+      k?.setPrecision('float32');
+    }
   });
 });
 
