@@ -4,6 +4,8 @@
 // validation losses, peak memory and the ratio. Installs Debian's python3-torch (with OpenBLAS)
 // when missing; PyTorch is never a dependency of Crucible itself.
 // NATIVE_PRECISION=bf16 runs Crucible's matrix products in bf16 (mixed precision; PyTorch stays float32).
+// TORCH_OPENBLAS_CORETYPE=SkylakeX gives PyTorch's OpenBLAS its AVX-512 kernels where the environment pins
+// older ones (OPENBLAS_CORETYPE); NATIVE_GEMM=openblas puts Crucible's products on OpenBLAS too.
 // Usage: npm run bench:vs-torch [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -105,6 +107,7 @@ for (const shape of shapes) {
       OPENBLAS_NUM_THREADS: String(threads),
       OMP_NUM_THREADS: String(threads),
       OMP_WAIT_POLICY: 'passive',
+      ...(process.env.TORCH_OPENBLAS_CORETYPE ? { OPENBLAS_CORETYPE: process.env.TORCH_OPENBLAS_CORETYPE } : {}),
     });
     const ours = runJson(process.execPath, [...process.execArgv, import.meta.filename, '--crucible', JSON.stringify(shape), String(threads)], {});
     backendUsed = ours.backend ?? backendUsed;
@@ -173,7 +176,8 @@ function ensureTorch(): void {
 
 async function crucibleRun(s: Shape, threads: number): Promise<Result> {
   const precision = (process.env.NATIVE_PRECISION as 'bf16' | undefined) ?? 'float32';
-  const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () => {}, { nativeThreads: threads, precision });
+  const gemm = (process.env.NATIVE_GEMM as 'openblas' | undefined) ?? 'onednn';
+  const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () => {}, { nativeThreads: threads, precision, gemm });
   const text = readFileSync(corpusPath(), 'utf8');
   const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
   const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
@@ -207,7 +211,7 @@ async function crucibleRun(s: Shape, threads: number): Promise<Result> {
   const sorted = [...times].sort((a, b) => a - b);
   return {
     impl: 'crucible',
-    backend: `${choice.name}${choice.native ? ` ${choice.native.isa}${choice.native.precision === 'bf16' ? `, bf16 products (${choice.native.bf16})` : ', float32'}` : ''}`,
+    backend: `${choice.name}${choice.native ? ` (${choice.native.isa}, products on ${choice.native.gemm}${choice.native.precision === 'bf16' ? ` in bf16 (${choice.native.bf16})` : ', float32'})` : ''}`,
     threads,
     ms_per_iter: sorted[Math.floor(sorted.length / 2)] as number,
     wall_s: (performance.now() - t0) / 1000,
