@@ -6,7 +6,7 @@
 // NATIVE_PRECISION=bf16 runs Crucible's matrix products in bf16 (mixed precision; PyTorch stays float32).
 // TORCH_OPENBLAS_CORETYPE=SkylakeX gives PyTorch's OpenBLAS its AVX-512 kernels where the environment pins
 // older ones (OPENBLAS_CORETYPE); NATIVE_GEMM=openblas puts Crucible's products on OpenBLAS too.
-// Usage: npm run bench:vs-torch [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
+// Usage: npm run bench:vs-torch [-- --crucible-only] [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +36,7 @@ interface Result {
   peak_rss_mb: number;
   evals: Array<[number, number]>;
   backend?: string;
+  memory_at_end_mb?: Record<string, number>;
 }
 
 const argv = process.argv.slice(2);
@@ -53,6 +54,9 @@ if (argv[0] === '--crucible') {
 }
 
 const PY = '/usr/bin/python3';
+// as the worker runs (package.json, infra/Dockerfile): a small young generation keeps a training
+// loop's short-lived objects from piling up in the old generation (peak RSS, not speed)
+const SEMI_SPACE = '--max-semi-space-size=4';
 const nanoIters = Number(arg('--iters') ?? 2000);
 const shapes: Shape[] = [
   {
@@ -97,29 +101,32 @@ const shapes: Shape[] = [
 ].filter((s) => !arg('--only') || s.name === arg('--only')) as Shape[];
 const threadCounts = (arg('--threads') ?? '1,2').split(',').map(Number);
 
-ensureTorch();
+const crucibleOnly = argv.includes('--crucible-only');
+if (!crucibleOnly) ensureTorch();
 const data = corpusPath();
 const rows: string[] = [];
 let backendUsed = '?';
 for (const shape of shapes) {
   for (const threads of threadCounts) {
-    const torch = runJson(PY, [join(import.meta.dirname, 'torch_gpt.py'), ...torchArgs(shape, threads, data)], {
-      OPENBLAS_NUM_THREADS: String(threads),
-      OMP_NUM_THREADS: String(threads),
-      OMP_WAIT_POLICY: 'passive',
-      ...(process.env.TORCH_OPENBLAS_CORETYPE ? { OPENBLAS_CORETYPE: process.env.TORCH_OPENBLAS_CORETYPE } : {}),
-    });
-    const ours = runJson(process.execPath, [...process.execArgv, import.meta.filename, '--crucible', JSON.stringify(shape), String(threads)], {});
+    const torch = crucibleOnly
+      ? undefined
+      : runJson(PY, [join(import.meta.dirname, 'torch_gpt.py'), ...torchArgs(shape, threads, data)], {
+          OPENBLAS_NUM_THREADS: String(threads),
+          OMP_NUM_THREADS: String(threads),
+          OMP_WAIT_POLICY: 'passive',
+          ...(process.env.TORCH_OPENBLAS_CORETYPE ? { OPENBLAS_CORETYPE: process.env.TORCH_OPENBLAS_CORETYPE } : {}),
+        });
+    const ours = runJson(process.execPath, [...process.execArgv, SEMI_SPACE, import.meta.filename, '--crucible', JSON.stringify(shape), String(threads)], {});
     backendUsed = ours.backend ?? backendUsed;
     const tokens = shape.batch * shape.block;
-    for (const r of [torch, ours]) {
+    for (const r of torch ? [torch, ours] : [ours]) {
       console.log(
-        `${shape.name} ${threads}T ${r.impl.padEnd(9)} ${r.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${((tokens * 1000) / r.ms_per_iter).toFixed(0).padStart(7)} tok/s  peak ${r.peak_rss_mb.toFixed(0)} MB  wall ${r.wall_s.toFixed(0)} s  val ${fmtEvals(r.evals)}`,
+        `${shape.name} ${threads}T ${r.impl.padEnd(9)} ${r.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${((tokens * 1000) / r.ms_per_iter).toFixed(0).padStart(7)} tok/s  peak ${r.peak_rss_mb.toFixed(0)} MB${r.memory_at_end_mb ? ` (at the end: JS heap ${r.memory_at_end_mb.heapTotal} MB, array buffers ${r.memory_at_end_mb.arrayBuffers} MB)` : ''}  wall ${r.wall_s.toFixed(0)} s  val ${fmtEvals(r.evals)}`,
       );
     }
-    const maxGap = torch.evals.length ? Math.max(...torch.evals.map(([, l], i) => Math.abs(l - (ours.evals[i]?.[1] ?? Number.NaN)))) : Number.NaN;
+    const maxGap = torch?.evals.length ? Math.max(...torch.evals.map(([, l], i) => Math.abs(l - (ours.evals[i]?.[1] ?? Number.NaN)))) : Number.NaN;
     rows.push(
-      `| ${shape.name} | ${threads} | ${torch.ms_per_iter.toFixed(1)} | ${ours.ms_per_iter.toFixed(1)} | **${(ours.ms_per_iter / torch.ms_per_iter).toFixed(2)}** | ${((tokens * 1000) / ours.ms_per_iter).toFixed(0)} | ${torch.peak_rss_mb.toFixed(0)} / ${ours.peak_rss_mb.toFixed(0)} MB | ${fmtEvals(torch.evals)} | ${fmtEvals(ours.evals)} | ${Number.isNaN(maxGap) ? '-' : maxGap.toFixed(3)} |`,
+      `| ${shape.name} | ${threads} | ${torch?.ms_per_iter.toFixed(1) ?? '-'} | ${ours.ms_per_iter.toFixed(1)} | **${torch ? (ours.ms_per_iter / torch.ms_per_iter).toFixed(2) : '-'}** | ${((tokens * 1000) / ours.ms_per_iter).toFixed(0)} | ${torch?.peak_rss_mb.toFixed(0) ?? '-'} / ${ours.peak_rss_mb.toFixed(0)} MB | ${torch ? fmtEvals(torch.evals) : '-'} | ${fmtEvals(ours.evals)} | ${Number.isNaN(maxGap) ? '-' : maxGap.toFixed(3)} |`,
     );
   }
 }
@@ -217,5 +224,6 @@ async function crucibleRun(s: Shape, threads: number): Promise<Result> {
     wall_s: (performance.now() - t0) / 1000,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     evals,
+    memory_at_end_mb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([key, v]) => [key, Math.round(v / 2 ** 20)])),
   };
 }

@@ -227,6 +227,18 @@ export function registerNativeBackend(k: NativeKernels): void {
     return out(bk, keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length), s);
   });
 
+  // the identity permutation (tfjs's gather gradient transposes with it): a plain copy
+  const transpose = cpuKernel('Transpose');
+  reg('Transpose', (args) => {
+    const { x } = args.inputs as { x: Info };
+    const { perm } = args.attrs as unknown as { perm: number[] };
+    if (x.dtype !== 'float32' || !perm.every((p, i) => p === i)) return transpose.kernelFunc(args);
+    const bk = be(args.backend);
+    const y = alloc(bk, size(x.shape));
+    y.set(f32(bk, x));
+    return out(bk, x.shape, y);
+  });
+
   // Row lookups (embeddings) and their gradient, a scatter-add of rows: plain loops over whole
   // rows (the cpu backend's versions are general and, for the scatter-add, quadratic).
   const gather = cpuKernel('GatherV2');

@@ -179,6 +179,8 @@ describe.skipIf(!k)('native backend kernels', () => {
       ['multiply, same shape', (a, b) => tf.mul(a as tf.Tensor, b as tf.Tensor), [input([5, 6], 11), input([5, 6], 12)]],
       ['sum over leading axes', (a) => tf.sum(a as tf.Tensor, [0, 1]), [input([3, 4, 5], 13)]],
       ['sum over everything', (a) => tf.sum(a as tf.Tensor), [input([3, 4], 14)]],
+      ['identity transpose', (a) => tf.transpose(a as tf.Tensor, [0, 1, 2]), [input([2, 3, 4], 16)]],
+      ['transpose', (a) => tf.transpose(a as tf.Tensor, [2, 0, 1]), [input([2, 3, 4], 17)]],
       ['row lookup (and its scatter-add gradient)', (a) => tf.gather(a as tf.Tensor, tf.tensor1d([3, 1, 3, 0, 3], 'int32')), [input([5, 4], 15)]],
     ];
     for (const [name, op, inputs] of cases) await check(name, op, inputs);
