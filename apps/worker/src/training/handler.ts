@@ -43,6 +43,7 @@ import {
 import { dispatchTraining, heartbeatSilence, recoverLostJob, type TrainingQueue } from '@crucible/queue';
 import { keys, type Storage } from '@crucible/storage';
 import {
+  type BackendChoice,
   BestTracker,
   backendChoice,
   checkpointInfo,
@@ -323,7 +324,7 @@ class TrainingRun {
     const { store } = this.deps;
     const maxSteps = trainer.config.maxSteps;
     const choice = backendChoice();
-    const backend = choice ? `${choice.name}${choice.matmul === 'openblas' ? '+openblas' : ''}` : 'unknown';
+    const backend = choice ? backendLabel(choice) : 'unknown';
     const vocab = trainer.tokenizer.vocabSize;
     const running = await this.io(() =>
       store.jobs.transition(this.job.projectId, this.job.id, 'running', {
@@ -593,4 +594,10 @@ class TrainingRun {
       },
     });
   }
+}
+
+/** How a job names where it trained: 'native+onednn' (with '+bf16'), 'wasm+openblas', 'tensorflow', ... */
+function backendLabel(choice: BackendChoice): string {
+  if (choice.native) return `native+${choice.native.gemm.toLowerCase()}${choice.native.precision === 'bf16' ? '+bf16' : ''}`;
+  return `${choice.name}${choice.matmul === 'openblas' ? '+openblas' : ''}`;
 }
