@@ -90,7 +90,7 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
   float* b = F32(1, (batch - 1) * sb + Kd * N);
   float* c = F32(2, batch * M * N);
   CHECK_ARRAYS("sgemm");
-  K->sgemm(a, b, c, batch, M, N, Kd, flag(env, argv[7]), flag(env, argv[8]), sa, sb, 0.0f);
+  K->sgemm(a, b, c, batch, M, N, Kd, flag(env, argv[7]), flag(env, argv[8]), sa, sb);
   return NULL;
 }
 

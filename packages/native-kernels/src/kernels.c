@@ -45,12 +45,10 @@ static inline float tanh_approx(float x) {
 
 // ---- matrix products ----
 
-static void ck_sgemm(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb,
-              int64_t sa, int64_t sb, float beta) {
-  for (int64_t i = 0; i < batch; i++) {
-    ck_gemm(ta ? 1 : 0, tb ? 1 : 0, (int)M, (int)N, (int)K, 1.0f,
-                a + i * sa, ta ? (int)M : (int)K, b + i * sb, tb ? (int)K : (int)N, beta, c + i * M * N, (int)N);
-  }
+// c[i] = op(a[i]) op(b[i]) for i < batch
+static void ck_sgemm(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb, int64_t sa,
+                     int64_t sb) {
+  for (int64_t i = 0; i < batch; i++) ck_gemm(ta, tb, M, N, K, 1.0f, a + i * sa, ta ? M : K, b + i * sb, tb ? K : N, 0.0f, c + i * M * N, N);
 }
 
 // y[M, N] = x[M, K] w[K, N] (+ bias[N]); w given transposed ([N, K]) when tw. The bias is added
@@ -223,22 +221,30 @@ static void ck_layer_norm_backward(const float* dy, const float* x, const float*
 // keyBias: optional [B, T] added to every query's scores for that key (0 or -1e9 for padding).
 // Causal: query i sees keys 0..i. Products run on OpenBLAS with strided operands (no copies).
 
+// y[j] = exp(x[j] - max x) for j < n (x and y may be the same row); returns the sum of y and writes
+// max x to *max_out. The unnormalised softmax both attention and cross-entropy start from.
+static inline float exp_shifted(const float* x, float* y, int64_t n, float* max_out) {
+  float mx = x[0];
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; j++) {
+    y[j] = exp_approx(x[j] - mx);
+    sum += y[j];
+  }
+  *max_out = mx;
+  return sum;
+}
+
 static void softmax_rows(float* s, int64_t T, int causal, const float* keyBias, int64_t row0, int64_t rows) {
   for (int64_t i = row0; i < row0 + rows; i++) {
     float* r = s + i * T;
     int64_t n = causal ? i + 1 : T;
     if (keyBias)
       for (int64_t j = 0; j < n; j++) r[j] += keyBias[j];
-    float mx = r[0];
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 1; j < n; j++) mx = r[j] > mx ? r[j] : mx;
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; j++) {
-      r[j] = exp_approx(r[j] - mx);
-      sum += r[j];
-    }
-    float inv = 1.0f / sum;
+    float mx;
+    float inv = 1.0f / exp_shifted(r, r, n, &mx);
     for (int64_t j = 0; j < n; j++) r[j] *= inv;
     for (int64_t j = n; j < T; j++) r[j] = 0.0f;
   }
@@ -339,15 +345,8 @@ static double ck_cross_entropy(const float* logits, const int32_t* targets, cons
   for (int64_t i = 0; i < N; i++) {
     const float* l = logits + i * V;
     float* d = dlogits + i * V;
-    float mx = l[0];
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < V; j++) {
-      d[j] = exp_approx(l[j] - mx);
-      sum += d[j];
-    }
+    float mx;
+    float sum = exp_shifted(l, d, V, &mx);
     float w = weights ? weights[i] : 1.0f;
     int32_t t = targets[i];
     float scale = (float)(w / total) / sum;

@@ -5,7 +5,7 @@
 
 typedef struct {
   void (*sgemm)(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb, int64_t sa,
-                int64_t sb, float beta);
+                int64_t sb);
   void (*linear)(const float* x, const float* w, const float* bias, float* y, int64_t M, int64_t K, int64_t N, int tw);
   void (*col_sum)(const float* x, float* out, int64_t M, int64_t N);
   void (*add)(const float* a, const float* b, float* out, int64_t n, int64_t nb);

@@ -58,6 +58,19 @@ const PY = '/usr/bin/python3';
 // loop's short-lived objects from piling up in the old generation (peak RSS, not speed)
 const SEMI_SPACE = '--max-semi-space-size=4';
 const nanoIters = Number(arg('--iters') ?? 2000);
+const gpt2: Shape = {
+  name: 'gpt2',
+  label: 'gpt2-small shape (12 layers, d 768, 4 x 1024 tokens)',
+  layers: 12,
+  heads: 12,
+  dmodel: 768,
+  block: 1024,
+  batch: 4,
+  iters: Number(arg('--gpt2-iters') ?? 3),
+  evalInterval: 0,
+  evalBatches: 0,
+  lora: 0,
+};
 const shapes: Shape[] = [
   {
     name: 'nano',
@@ -72,32 +85,8 @@ const shapes: Shape[] = [
     evalBatches: 20,
     lora: 0,
   },
-  {
-    name: 'gpt2',
-    label: 'gpt2-small shape (12 layers, d 768, 4 x 1024 tokens)',
-    layers: 12,
-    heads: 12,
-    dmodel: 768,
-    block: 1024,
-    batch: 4,
-    iters: Number(arg('--gpt2-iters') ?? 3),
-    evalInterval: 0,
-    evalBatches: 0,
-    lora: 0,
-  },
-  {
-    name: 'gpt2-lora',
-    label: 'gpt2-small shape, LoRA r8 on the attention projections (4 x 1024 tokens)',
-    layers: 12,
-    heads: 12,
-    dmodel: 768,
-    block: 1024,
-    batch: 4,
-    iters: Number(arg('--gpt2-iters') ?? 3),
-    evalInterval: 0,
-    evalBatches: 0,
-    lora: 8,
-  },
+  gpt2,
+  { ...gpt2, name: 'gpt2-lora', label: 'gpt2-small shape, LoRA r8 on the attention projections (4 x 1024 tokens)', lora: 8 },
 ].filter((s) => !arg('--only') || s.name === arg('--only')) as Shape[];
 const threadCounts = (arg('--threads') ?? '1,2').split(',').map(Number);
 

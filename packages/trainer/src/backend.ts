@@ -5,6 +5,7 @@
 
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { productShape, scatterAddRows } from './kernel-math';
 import { NATIVE_HINT, nativeKernels, nativeLoadError, registerNativeBackend } from './native-backend';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
@@ -163,18 +164,7 @@ function registerWasmSegmentSum(): void {
       const numSegments = (attrs as { numSegments: number }).numSegments;
       // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
       const wasm = backend as any;
-      const xs = wasm.readSync(x.dataId) as Float32Array;
-      const ids = wasm.readSync(segmentIds.dataId) as Int32Array;
-      const rows = segmentIds.shape.reduce((a, b) => a * b, 1);
-      const inner = xs.length / Math.max(rows, 1);
-      const out = new Float32Array(numSegments * inner);
-      for (let r = 0; r < rows; r++) {
-        const seg = ids[r] as number;
-        if (seg < 0 || seg >= numSegments) continue;
-        const o = seg * inner;
-        const s = r * inner;
-        for (let j = 0; j < inner; j++) out[o + j] = (out[o + j] as number) + (xs[s + j] as number);
-      }
+      const out = scatterAddRows(wasm.readSync(x.dataId) as Float32Array, wasm.readSync(segmentIds.dataId) as Int32Array, numSegments);
       return wasm.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], 'float32', undefined, out);
     },
   });
@@ -201,14 +191,9 @@ function registerNativeMatMul(threads: number): boolean {
     kernelFunc: (args) => {
       const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
       const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-      const r = a.shape.length;
-      const batchShape = a.shape.slice(0, -2);
-      const sameBatch = b.shape.length === r && batchShape.every((d, i) => d === b.shape[i]);
-      if (a.dtype !== 'float32' || b.dtype !== 'float32' || !sameBatch) return original.kernelFunc(args);
-      const M = (transposeA ? a.shape[r - 1] : a.shape[r - 2]) as number;
-      const K = (transposeA ? a.shape[r - 2] : a.shape[r - 1]) as number;
-      const N = (transposeB ? b.shape[r - 2] : b.shape[r - 1]) as number;
-      const batch = batchShape.reduce((x, y) => x * y, 1);
+      const shape = productShape(a, b, transposeA, transposeB);
+      if (!shape) return original.kernelFunc(args);
+      const { batchShape, batch, M, K, N } = shape;
       const wasm = args.backend as WasmBackend;
       const out = wasm.makeOutput([...batchShape, M, N], 'float32');
       // views are taken after makeOutput: allocating may grow (and move) the wasm heap

@@ -9,6 +9,7 @@ import { totalmem } from 'node:os';
 import type { NativeKernels } from '@crucible/native-kernels';
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { productShape, scatterAddRows } from './kernel-math';
 
 export const NATIVE = 'native';
 
@@ -175,14 +176,9 @@ export function registerNativeBackend(k: NativeKernels): void {
   reg('BatchMatMul', (args) => {
     const { a, b } = args.inputs as { a: Info; b: Info };
     const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
-    const r = a.shape.length;
-    const batchShape = a.shape.slice(0, -2);
-    const sameBatch = b.shape.length === r && batchShape.every((d, i) => d === b.shape[i]);
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !sameBatch) return batchMatMul.kernelFunc(args);
-    const M = (transposeA ? a.shape[r - 1] : a.shape[r - 2]) as number;
-    const Kd = (transposeA ? a.shape[r - 2] : a.shape[r - 1]) as number;
-    const N = (transposeB ? b.shape[r - 2] : b.shape[r - 1]) as number;
-    const batch = size(batchShape);
+    const shape = productShape(a, b, transposeA, transposeB);
+    if (!shape) return batchMatMul.kernelFunc(args);
+    const { batchShape, batch, M, K: Kd, N } = shape;
     const bk = be(args.backend);
     const c = alloc(bk, batch * M * N);
     k.sgemm(f32(bk, a), f32(bk, b), c, batch, M, N, Kd, transposeA, transposeB, M * Kd, Kd * N);
@@ -263,17 +259,7 @@ export function registerNativeBackend(k: NativeKernels): void {
     const { x, segmentIds } = inputs as { x: Info; segmentIds: Info };
     const { numSegments } = attrs as unknown as { numSegments: number };
     const bk = be(backend);
-    const xs = f32(bk, x);
-    const ids = bk.data.get(segmentIds.dataId)?.values as Int32Array;
-    const inner = xs.length / Math.max(ids.length, 1);
-    const y = new Float32Array(numSegments * inner);
-    for (let r = 0; r < ids.length; r++) {
-      const seg = ids[r] as number;
-      if (seg < 0 || seg >= numSegments) continue;
-      const o = seg * inner;
-      const s = r * inner;
-      for (let j = 0; j < inner; j++) y[o + j] = (y[o + j] as number) + (xs[s + j] as number);
-    }
+    const y = scatterAddRows(f32(bk, x), bk.data.get(segmentIds.dataId)?.values as Int32Array, numSegments);
     return out(bk, [numSegments, ...x.shape.slice(segmentIds.shape.length)], y);
   });
 
