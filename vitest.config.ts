@@ -20,6 +20,8 @@ export default defineConfig({
         test: {
           name: 'trainer-wasm',
           include: ['packages/trainer/src/**/*.test.ts', 'apps/worker/src/sft-loss.test.ts'],
+          // these pick the native backend themselves: running them here would repeat the unit run
+          exclude: ['packages/trainer/src/native-kernels.test.ts', 'packages/trainer/src/native-pool.test.ts'],
           env: { TFJS_BACKEND: 'wasm' },
           testTimeout: 120_000,
           hookTimeout: 120_000,

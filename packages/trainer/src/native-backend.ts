@@ -9,6 +9,7 @@ import { totalmem } from 'node:os';
 import type { NativeKernels } from '@crucible/native-kernels';
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { BufferPool } from './buffer-pool';
 import { productShape, scatterAddRows } from './kernel-math';
 
 export const NATIVE = 'native';
@@ -78,81 +79,81 @@ function out(b: MathBackendCPU, shape: number[], values: Float32Array): Info {
   return b.makeTensorInfo(shape, 'float32', values);
 }
 
+/** The cpu backend's tensor storage, telling the pool which entries hold which buffers. */
+class TrackedStorage<T extends { values?: unknown }> extends tf.DataStorage<T> {
+  constructor(
+    backend: tf.KernelBackend,
+    dataMover: ConstructorParameters<typeof tf.DataStorage>[1],
+    private readonly pool: BufferPool,
+  ) {
+    super(backend, dataMover);
+  }
+
+  override set(dataId: tf.DataId, value: T): void {
+    // move() overwrites an entry in place: its old values lose a user
+    if (this.has(dataId)) this.pool.release(super.get(dataId).values);
+    this.pool.hold(value.values);
+    super.set(dataId, value);
+  }
+
+  override delete(dataId: tf.DataId): boolean {
+    if (this.has(dataId)) this.pool.release(super.get(dataId).values);
+    return super.delete(dataId);
+  }
+}
+
 /**
- * The cpu backend with a pool of the float32 buffers our kernels allocate: a training step frees
- * and allocates the same sizes every time, and a fresh large typed array costs far more than the
- * kernel that fills it (zeroing, page faults, garbage-collector pressure). A buffer returns to the
- * pool when its tensor is disposed, unless it was ever handed out by dataSync()/data() (the caller
- * may still hold it). Kernels that take a pooled buffer overwrite all of it.
+ * The cpu backend with a pool of the float32 buffers our kernels allocate (buffer-pool.ts): a
+ * buffer is reused only when no live tensor views its memory and its values were never read out.
+ * Kernels that take a pooled buffer overwrite all of it.
  */
 class NativeBackend extends MathBackendCPU {
-  private readonly pool = new Map<number, Float32Array[]>();
-  private readonly pooled = new WeakSet<Float32Array>();
-  private pooledBytes = 0;
   /**
    * At most half the machine's memory waits in the pool. A training step allocates the same sizes
    * every time, so after the first step the pool holds about the step's working set and nothing
    * new is allocated; a smaller cap drops buffers the next step then allocates (and faults) again.
    */
   static readonly MAX_POOLED_BYTES = Math.floor(totalmem() / 2);
+  readonly pool = new BufferPool(NativeBackend.MAX_POOLED_BYTES);
+
+  constructor() {
+    super();
+    this.data = new TrackedStorage(this, tf.engine(), this.pool);
+  }
 
   alloc(n: number): Float32Array {
-    const a = this.pool.get(n)?.pop();
-    if (a) {
-      this.pooledBytes -= a.byteLength;
-      return a;
-    }
-    const fresh = new Float32Array(n);
-    this.pooled.add(fresh);
-    return fresh;
+    return this.pool.take(n);
   }
 
   override readSync(dataId: tf.DataId) {
-    this.escape(dataId);
+    this.pool.pin(this.data.get(dataId)?.values);
     return super.readSync(dataId);
   }
 
   override read(dataId: tf.DataId) {
-    this.escape(dataId);
+    this.pool.pin(this.data.get(dataId)?.values);
     return super.read(dataId);
-  }
-
-  override disposeData(dataId: tf.DataId, force = false): boolean {
-    const values = this.data.get(dataId)?.values;
-    const deleted = super.disposeData(dataId, force);
-    if (deleted && values instanceof Float32Array && this.pooled.has(values) && this.pooledBytes + values.byteLength <= NativeBackend.MAX_POOLED_BYTES) {
-      const list = this.pool.get(values.length) ?? [];
-      list.push(values);
-      this.pool.set(values.length, list);
-      this.pooledBytes += values.byteLength;
-    }
-    return deleted;
   }
 
   override dispose(): void {
     this.pool.clear();
-    this.pooledBytes = 0;
     super.dispose();
-  }
-
-  private escape(dataId: tf.DataId): void {
-    const v = this.data.get(dataId)?.values;
-    if (v instanceof Float32Array) this.pooled.delete(v);
   }
 }
 
 const alloc = (b: MathBackendCPU, n: number) => (b as NativeBackend).alloc(n);
 
 /**
- * The float32 array behind a tensor on the native backend when nothing else shares it (so that
- * it may be updated in place), else undefined.
+ * The float32 array behind a tensor on the native backend when nothing else can see it (one
+ * tensor-data entry, no live view of its memory, never read out), so that it may be updated in
+ * place; else undefined.
  */
 export function ownedValues(t: tf.Tensor): Float32Array | undefined {
   if (!fusedKernels() || t.dtype !== 'float32') return undefined;
-  const b = tf.backend() as MathBackendCPU;
+  const b = tf.backend() as NativeBackend;
   if (b.refCount(t.dataId) !== 1) return undefined;
   const v = b.data.get(t.dataId)?.values;
-  return v instanceof Float32Array ? v : undefined;
+  return v instanceof Float32Array && b.pool.exclusive(v) ? v : undefined;
 }
 
 /** Read-only float32 values of a tensor on the native backend (no copy). */
