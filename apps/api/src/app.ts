@@ -11,9 +11,13 @@ import { registerDashboard } from './dashboard';
 import type { Deps } from './deps';
 import { evaluationRoutes } from './evaluations/routes';
 import { fileRoutes } from './files/routes';
+import { installBodyIdleTimeout } from './front-door/body-idle';
+import { answerClientError } from './front-door/client-errors';
 import { frameworkErrors, installErrorHandling } from './front-door/errors';
+import { installJsonBodyParser } from './front-door/json-body';
 import { rateLimited } from './front-door/rate-limit';
 import { refuseUnsafeStrings } from './front-door/strings';
+import { installUnreadBodyDrain } from './front-door/unread-body';
 import { validatorFactory } from './front-door/validators';
 import { jobRoutes } from './jobs/routes';
 import { modelRoutes } from './models/routes';
@@ -54,8 +58,15 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `req-${randomUUID()}`;
     },
     frameworkErrors,
+    // parser-level refusals (431, 400, 408) in Crucible's error shape
+    clientErrorHandler: answerClientError,
+    // a request (headers and body) must arrive within this; a stalled body is cut by bodyIdleTimeout
+    requestTimeout: cfg.requestTimeoutMs,
     schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
   });
+  installJsonBodyParser(app);
+  installBodyIdleTimeout(app, cfg.bodyIdleTimeoutMs);
+  installUnreadBodyDrain(app);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });

@@ -9,6 +9,10 @@ export interface ApiConfig extends PlatformConfig {
   maxUploadBytes: number;
   /** MAX_MODEL_UPLOAD_BYTES: largest model.safetensors an import accepts (streamed, never held in memory). Default 8 GiB. */
   maxModelUploadBytes: number;
+  /** REQUEST_TIMEOUT_MS: a request's headers and body must arrive within this (answered 408). Default 30 min (large model uploads). */
+  requestTimeoutMs: number;
+  /** BODY_IDLE_TIMEOUT_MS: a request body that makes no progress for this long is cut off (408). Default 30 s. */
+  bodyIdleTimeoutMs: number;
   /** How long a completion request waits for a worker. Default 120 s. */
   inferenceTimeoutMs: number;
   logLevel: string;
@@ -51,6 +55,8 @@ export function parseApiConfig(env: Env): ApiConfig {
     port: r.int('PORT', 8080, 0, 65535),
     maxUploadBytes,
     maxModelUploadBytes: r.int('MAX_MODEL_UPLOAD_BYTES', 8 * 2 ** 30, 1),
+    requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 30 * 60_000, 1_000),
+    bodyIdleTimeoutMs: r.int('BODY_IDLE_TIMEOUT_MS', 30_000, 100),
     inferenceTimeoutMs: r.int('INFERENCE_TIMEOUT_MS', 120_000, 100),
     logLevel: r.str('LOG_LEVEL', 'info'),
     uploadStaleMs: r.int('UPLOAD_STALE_MS', 3_600_000, 1_000),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RULES, preparedFileName, prepareText, resolveRules } from './prepare';
+import { DEFAULT_RULES, PreparationError, preparedFileName, prepareText, resolveRules } from './prepare';
 
 const only = (rule: string, extra: object = {}) =>
   resolveRules({
@@ -76,6 +76,14 @@ describe('preparation rules', () => {
     expect(output).toBe('First para\nline two\n\nSecond\n');
     expect(report.counts.exact_duplicates).toBe(1);
     expect(report.examples.find((e) => e.rule === 'exact_duplicates')).toMatchObject({ line: 7, duplicate_of_line: 1 });
+  });
+});
+
+describe('sources the pipeline cannot prepare', () => {
+  it('refuses a line nested past the depth limit with a PreparationError naming it (never a stack overflow)', () => {
+    const deep = `{"text": "a", "x": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    expect(() => prepareText(`{"text": "ok"}\n${deep}\n`, 'jsonl_text', DEFAULT_RULES)).toThrow(PreparationError);
+    expect(() => prepareText(`{"text": "ok"}\n${deep}\n`, 'jsonl_text', DEFAULT_RULES)).toThrow(/line 2 nests .* more than 64 levels deep/);
   });
 });
 

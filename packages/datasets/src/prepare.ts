@@ -4,7 +4,7 @@
 // near-duplicate removal (on the cleaned text, so copies that differ only in what was cleaned are
 // caught). Memory: one record, plus a digest per kept record (exact) and its shingle set (near).
 import { createHash } from 'node:crypto';
-import type { FileFormat } from '@crucible/domain';
+import { type FileFormat, jsonTooDeep, MAX_JSON_DEPTH } from '@crucible/domain';
 import { normalizeUnicode, normalizeWhitespace, removeControlCharacters } from './clean';
 import { NEAR_DUP_DEFAULTS, NearDuplicateIndex } from './minhash';
 import { PII_TYPES, type PiiType, scrubPii } from './pii';
@@ -17,6 +17,11 @@ export interface PreparationRules {
   deduplicate: boolean;
   near_duplicates: false | { threshold: number; unit: 'word' | 'char'; n: number };
   scrub_pii: false | { types: PiiType[] };
+}
+
+/** A source the pipeline cannot prepare (the file is then marked `error` with this message, not retried). */
+export class PreparationError extends Error {
+  override readonly name = 'PreparationError';
 }
 
 /** Every rule on: what `prepare` does when a request names no rules. */
@@ -134,6 +139,8 @@ export class Preparer {
       return;
     }
     if (!text.trim()) return;
+    // sources are validated, which refuses such lines; a file validated before that rule is refused here
+    if (jsonTooDeep(text)) throw new PreparationError(`line ${number} nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
     this.record({ line: number, row: JSON.parse(text) as Record<string, unknown> });
   }
 

@@ -91,6 +91,20 @@ describe('DatasetValidator', () => {
     expect(r.bytes).toBe(bytes.length);
   });
 
+  it('reports a line nested past the depth limit, and strings spelled with NUL or lone-surrogate escapes, naming the field', () => {
+    const deep = `{"text": "a", "x": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const rows = [deep, '{"prompt": "a\\u0000b", "completion": " c"}', '{"prompt": "q", "completion": " \\ud800"}', '{"prompt": "fine", "completion": " ok"}'];
+    const r = v(`${rows.join('\n')}\n`, 'a.jsonl', 'fine-tune', { ...limits, maxLineBytes: 2 ** 20 });
+    expect(r.problems.map((p) => [p.line, p.code, p.field])).toEqual([
+      [1, 'too_deep', null],
+      [2, 'invalid_string', 'prompt'],
+      [3, 'invalid_string', 'completion'],
+    ]);
+    expect(r.problems[0]?.message).toMatch(/more than 64 levels deep/);
+    expect(r.problems[1]?.message).toMatch(/line 2: prompt holds a NUL byte/);
+    expect(r.records).toBe(1);
+  });
+
   it('applies the limits: minimum examples and file size, and says which limit', () => {
     const r = v('{"text": "a"}\n{"text": "b"}\n', 'a.jsonl', 'fine-tune', { ...limits, minExamples: 10, maxBytes: 10 });
     expect(r.problems.map((p) => p.code)).toEqual(['file_too_large', 'too_few_examples']);

@@ -2,7 +2,7 @@
 // stays at one line plus the report. Every problem is collected with its 1-based line, the field
 // and a reason (the first `MAX_REPORTED_PROBLEMS`, and a total count), the format is detected,
 // and a length histogram is built for the statistics.
-import { type FileFormat, PURPOSE_FORMATS } from '@crucible/domain';
+import { type FileFormat, findUnsafeString, jsonTooDeep, MAX_JSON_DEPTH, PURPOSE_FORMATS } from '@crucible/domain';
 import { LineSplitter } from './lines';
 
 export const MAX_REPORTED_PROBLEMS = 100;
@@ -12,6 +12,8 @@ export type ProblemCode =
   | 'binary_data'
   | 'line_too_long'
   | 'invalid_json'
+  | 'too_deep'
+  | 'invalid_string'
   | 'not_an_object'
   | 'unknown_shape'
   | 'mixed_formats'
@@ -19,7 +21,8 @@ export type ProblemCode =
   | 'empty_file'
   | 'too_few_examples'
   | 'file_too_large'
-  | 'purpose_mismatch';
+  | 'purpose_mismatch'
+  | 'processing_failed';
 
 export interface DatasetProblem {
   /** 1-based line; null for a problem of the whole file. */
@@ -176,6 +179,10 @@ export class DatasetValidator {
     }
     const trimmed = text.trim();
     if (!trimmed) return;
+    if (jsonTooDeep(trimmed)) {
+      this.problem(n, null, 'too_deep', `line ${n} nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`);
+      return;
+    }
     let row: unknown;
     try {
       row = JSON.parse(trimmed);
@@ -192,6 +199,12 @@ export class DatasetValidator {
       return;
     }
     const r = row as Record<string, unknown>;
+    // escapes can spell what the raw bytes may not: \u0000, a lone surrogate
+    const unsafe = findUnsafeString(r);
+    if (unsafe) {
+      this.problem(n, unsafe.path, 'invalid_string', `line ${n}: ${unsafe.path} ${unsafe.problem}`);
+      return;
+    }
     let format: FileFormat;
     let chars = 0;
     const before = this.problemCount;

@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   unsupported_parameter: 400,
   invalid_model: 400,
   file_too_large: 413,
+  request_header_too_large: 431,
+  request_timeout: 408,
   job_too_large: 400,
   prompt_too_large: 400,
   unauthorized: 401,

@@ -88,7 +88,7 @@ export function configFromGpt2(doc: Record<string, unknown>): ModelConfig {
   if (type !== 'gpt2' && type !== ADAPTER_MODEL_TYPE) fail(`model_type must be "gpt2" (GPT-2 architecture), got ${JSON.stringify(type)}`);
   const int = (key: string, fallback?: string): number => {
     const v = doc[key] ?? (fallback ? doc[fallback] : undefined);
-    if (!Number.isInteger(v) || (v as number) <= 0) fail(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(v) || (v as number) <= 0) fail(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
     return v as number;
   };
   const C = int('n_embd');
@@ -140,6 +140,14 @@ function bareName(name: string): string | null {
 function gpt2Specs(c: ModelConfig): ParamSpec[] {
   const { peft: _peft, ...plain } = c;
   return baseParamSpecs({ ...plain, bias: true });
+}
+
+/** A GPT-2 model's parameter count from its config (closed form, biases included, tied head). */
+export function gpt2ParamCount(c: ModelConfig): number {
+  const C = c.dModel;
+  const inner = c.ffnMult * C;
+  const layer = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * inner + inner) + (inner * C + C);
+  return c.vocabSize * C + c.blockSize * C + 2 * C + c.nLayer * layer;
 }
 
 /** GPT-2 tensor names (bare) and shapes implied by a config, for checking a file by its header. */
@@ -195,7 +203,20 @@ export function fromGpt2Tensors(c: ModelConfig, tensors: Map<string, NamedTensor
 }
 
 /** Checks a safetensors header against a config without reading the tensors (imports). */
-export function checkGpt2Header(c: ModelConfig, entries: Map<string, { dtype: string; shape: number[] }>): void {
+export function checkGpt2Header(c: ModelConfig, entries: Map<string, { dtype: string; shape: number[] }>, dataBytes?: number): void {
+  // the config's size against the file's before anything is built from the config: a config.json
+  // claiming millions of layers is refused from two numbers
+  const tensors = 4 + 12 * c.nLayer;
+  if (entries.size < tensors) {
+    throw new ModelFormatError(`config.json's n_layer ${c.nLayer} implies ${tensors} tensors; model.safetensors has ${entries.size}`, 'config.json');
+  }
+  const params = gpt2ParamCount(c);
+  if (dataBytes !== undefined && params * 2 > dataBytes) {
+    throw new ModelFormatError(
+      `config.json describes ${params} parameters (at least ${params * 2} bytes); model.safetensors holds ${dataBytes} bytes of tensors`,
+      'config.json',
+    );
+  }
   const found = new Map<string, { dtype: string; shape: number[] }>();
   for (const [name, e] of entries) {
     const bare = bareName(name);

@@ -67,8 +67,27 @@ export function readModelConfig(bytes: Uint8Array): ModelConfig {
     throw new ModelFormatError(`config.json is not valid JSON: ${(err as Error).message}`, 'config.json');
   }
   if (typeof doc !== 'object' || doc === null) throw new ModelFormatError('config.json is not a JSON object', 'config.json');
-  if (doc.model_type === BERT_MODEL_TYPE) return (doc.crucible as { model: ModelConfig }).model;
+  if (doc.model_type === BERT_MODEL_TYPE) return bertModelConfig(doc);
   return configFromGpt2(doc);
+}
+
+/** The model config a Crucible BERT config.json carries, checked field by field. */
+function bertModelConfig(doc: Record<string, unknown>): ModelConfig {
+  const fail = (why: string): never => {
+    throw new ModelFormatError(`config.json: ${why}`, 'config.json');
+  };
+  const model = (doc.crucible as { model?: unknown } | undefined)?.model;
+  if (typeof model !== 'object' || model === null || Array.isArray(model))
+    return fail(`model_type ${BERT_MODEL_TYPE} needs crucible.model (the model's config)`);
+  const m = model as Record<string, unknown>;
+  if (m.arch !== 'bert') fail(`crucible.model.arch must be "bert", got ${JSON.stringify(m.arch)}`);
+  for (const k of ['vocabSize', 'nLayer', 'nHead', 'dModel', 'blockSize', 'ffnMult'] as const) {
+    if (!Number.isSafeInteger(m[k]) || (m[k] as number) <= 0) fail(`crucible.model.${k} must be a positive integer, got ${JSON.stringify(m[k])}`);
+  }
+  if ((m.dModel as number) % (m.nHead as number) !== 0) fail('crucible.model.dModel must be divisible by nHead');
+  if (typeof m.dropout !== 'number' || !(m.dropout >= 0 && m.dropout < 1)) fail('crucible.model.dropout must be a number in [0, 1)');
+  if (typeof m.bias !== 'boolean' || typeof m.tiedEmbeddings !== 'boolean') fail('crucible.model.bias and tiedEmbeddings must be booleans');
+  return m as unknown as ModelConfig;
 }
 
 export function readTokenizer(bytes: Uint8Array): Tokenizer {

@@ -74,8 +74,17 @@ export class Storage {
   }
 
   /** Multipart upload of a stream (large files). */
+  /** Streams `body` to an object. When the body itself fails, its error is what this rejects with (not the aborted upload's). */
   async putStream(key: string, body: Readable, contentType = 'application/octet-stream'): Promise<void> {
-    await guard('storage', () => new Upload({ client: this.client, params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType } }).done());
+    let bodyError: unknown;
+    body.once('error', (err) => {
+      bodyError = err;
+    });
+    try {
+      await guard('storage', () => new Upload({ client: this.client, params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType } }).done());
+    } catch (err) {
+      throw bodyError ?? err;
+    }
   }
 
   async get(key: string): Promise<Buffer> {

@@ -2,14 +2,27 @@
 // from another by /v1/files/{id}/prepare). Both stream the object from storage, so memory stays
 // flat in file size, and both end in one conditional update from `pending` (settle), so running
 // the same file twice (after an API restart, or on two API instances) is harmless. Files left
-// pending by a process that died are picked up again by `sweep`.
+// pending by a process that died are picked up again by `sweep`. A poison file cannot loop: each
+// run is counted before it starts, and a file whose runs failed (or took the process down)
+// MAX_PROCESSING_ATTEMPTS times is marked `error` instead of being tried again.
 import { PassThrough } from 'node:stream';
-import { DatasetValidator, type PreparationReport, type PreparationRules, Preparer, type ValidationLimits, type ValidationReport } from '@crucible/datasets';
+import {
+  DatasetValidator,
+  PreparationError,
+  type PreparationReport,
+  type PreparationRules,
+  Preparer,
+  type ValidationLimits,
+  type ValidationReport,
+} from '@crucible/datasets';
 import type { Store } from '@crucible/db';
-import type { FileFormat, FileRecord } from '@crucible/domain';
+import { type FileFormat, type FileRecord, isTransientError } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
 import { storedLines } from './stored-lines';
 import { HashCounter } from './streams';
+
+/** Runs of one file that may fail (or end with the process) before it is marked `error`. */
+export const MAX_PROCESSING_ATTEMPTS = 2;
 
 export interface FileProcessorOptions {
   limits: ValidationLimits;
@@ -40,7 +53,7 @@ export class FileProcessor {
   submit(file: FileRecord): Promise<void> {
     const existing = this.inFlight.get(file.id);
     if (existing) return existing;
-    const p = this.withSlot(() => this.process(file))
+    const p = this.withSlot(() => this.attempt(file))
       .catch((err: Error) => this.options.log?.(`file ${file.id}: processing failed, will retry: ${err.message}`))
       .finally(() => this.inFlight.delete(file.id));
     this.inFlight.set(file.id, p);
@@ -77,6 +90,37 @@ export class FileProcessor {
     }
   }
 
+  /** One counted run: a file past its attempts is settled as `error`; a failure of the file itself too. */
+  private async attempt(file: FileRecord): Promise<void> {
+    const n = await this.store.files.beginProcessing(file.projectId, file.id);
+    if (n === null) return; // settled (or deleted) meanwhile
+    if (n > MAX_PROCESSING_ATTEMPTS) {
+      this.options.log?.(`file ${file.id}: ${n - 1} processing runs failed or were cut short; marked error`);
+      await this.fail(file, `processing this file failed ${n - 1} times (the server stopped or failed while handling it); it will not be tried again`);
+      return;
+    }
+    try {
+      await this.process(file);
+    } catch (err) {
+      if (err instanceof PreparationError) {
+        await this.storage.delete(file.storageKey).catch(() => {}); // what was written of the output
+        return this.fail(file, err.message);
+      }
+      // a dependency that was down is not the file's fault: its run does not count
+      if (isTransientError(err)) await this.store.files.forgiveProcessing(file.projectId, file.id).catch(() => {});
+      throw err;
+    }
+  }
+
+  private async fail(file: FileRecord, message: string): Promise<void> {
+    await this.store.files.settle(file.projectId, file.id, {
+      state: 'error',
+      format: file.format,
+      lines: 0,
+      report: errorReport(message, this.options.limits, 'processing_failed'),
+    });
+  }
+
   private async process(file: FileRecord): Promise<void> {
     if (file.preparation && file.sourceFileId) return this.prepare(file, file.preparation as unknown as StoredPreparation);
     const validator = new DatasetValidator(file.filename, file.purpose, this.options.limits);
@@ -88,18 +132,13 @@ export class FileProcessor {
   /** Streams the source through the preparation rules into the new object, validating the output. */
   private async prepare(file: FileRecord, prep: StoredPreparation): Promise<void> {
     const source = await this.store.files.get(file.projectId, file.sourceFileId as string);
-    if (source?.state !== 'processed') {
-      await this.store.files.settle(file.projectId, file.id, {
-        state: 'error',
-        format: file.format,
-        lines: 0,
-        report: errorReport(`the source file ${file.sourceFileId} is gone or not processed`, this.options.limits),
-      });
-      return;
-    }
+    if (source?.state !== 'processed') return this.fail(file, `the source file ${file.sourceFileId} is gone or not processed`);
     const validator = new DatasetValidator(file.filename, file.purpose, this.options.limits);
     const counter = new HashCounter();
     const out = new PassThrough();
+    // an error on either stream ends the storage write (which reports it); none goes unheard
+    out.on('error', (err) => counter.destroy(err));
+    counter.on('error', () => {});
     const written = this.storage.putStream(file.storageKey, out.pipe(counter));
     const enc = new TextEncoder();
     const emit = (line: string) => {
@@ -145,7 +184,7 @@ function outcome(report: ValidationReport) {
   };
 }
 
-function errorReport(message: string, limits: ValidationLimits): Record<string, unknown> {
+function errorReport(message: string, limits: ValidationLimits, code: 'empty_file' | 'processing_failed' = 'empty_file'): Record<string, unknown> {
   const report: ValidationReport = {
     format: null,
     records: 0,
@@ -153,7 +192,7 @@ function errorReport(message: string, limits: ValidationLimits): Record<string, 
     bytes: 0,
     characters: 0,
     length_histogram: { unit: 'characters', buckets: [] },
-    problems: [{ line: null, field: 'file', code: 'empty_file', message }],
+    problems: [{ line: null, field: 'file', code, message }],
     problem_count: 1,
     limits: { max_line_bytes: limits.maxLineBytes, min_examples: limits.minExamples, max_bytes: limits.maxBytes },
   };

@@ -14,6 +14,7 @@ import {
   readCheckpointFile,
   readModelConfig,
   readTokenizer,
+  SafetensorsError,
   tokenizerSideFiles,
   writeModelFolder,
 } from '@crucible/model-files';
@@ -22,7 +23,7 @@ import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { unix } from '../pagination';
 import { readSafetensorsHeader } from './stored';
-import { readTar, type TarSource, tarStream } from './tar';
+import { readTar, TarFormatError, type TarSource, tarStream } from './tar';
 
 const PRESET_CREATED = 1764374400; // 2025-11-29, when the presets were defined
 
@@ -36,6 +37,25 @@ export const IMPORT_FILES = [
   'generation_config.json',
 ];
 const SMALL_FILE_LIMIT = 64 * 1024 * 1024;
+/** An archive entry Crucible does not import (pytorch_model.bin, README.md, ...) may be at most this large. */
+const SKIPPED_ENTRY_LIMIT = 64 * 1024 * 1024;
+/** How many times its sent size a gzipped archive may unpack to (past 64 MiB). */
+const MAX_EXPANSION = 100;
+
+/** What a broken or hostile archive becomes: a 400 naming the part. */
+function archiveError(err: unknown, filename: string): unknown {
+  if (err instanceof CrucibleError) return err;
+  if (err instanceof TarFormatError) return new CrucibleError('invalid_model', `${filename}: ${err.message.replace(/^tar: /, '')}`, 'file');
+  const code = (err as { code?: string }).code ?? '';
+  if (code.startsWith('Z_') || code === 'ERR_PADDING_1') {
+    return new CrucibleError(
+      'invalid_model',
+      `${filename} is not a valid gzip stream (${(err as Error).message}); send a .tar.gz, a .tar or the files themselves`,
+      'file',
+    );
+  }
+  return err;
+}
 
 function presetObject(name: keyof typeof PRESETS): ModelObject {
   return {
@@ -184,14 +204,10 @@ export class ModelImport {
   async add(part: ImportPart): Promise<void> {
     const lower = part.filename.toLowerCase();
     if (/\.(tar\.gz|tgz|tar)$/.test(lower)) {
-      const tar = lower.endsWith('.tar') ? part.stream : part.stream.pipe(createGunzip());
-      for await (const entry of readTar(tar)) {
-        const name = basename(entry.name);
-        if (!IMPORT_FILES.includes(name)) {
-          entry.body.resume(); // README.md, vocab.json, pytorch_model.bin, ...: not needed
-          continue;
-        }
-        await this.store(name, entry.body);
+      try {
+        await this.addArchive(part.stream, !lower.endsWith('.tar'));
+      } catch (err) {
+        throw archiveError(err, part.filename);
       }
       return;
     }
@@ -201,6 +217,44 @@ export class ModelImport {
       throw new CrucibleError('invalid_model', `unexpected file ${part.filename}: send ${IMPORT_FILES.join(', ')} (or a .tar.gz of them)`, 'file');
     }
     await this.store(name, part.stream);
+  }
+
+  /**
+   * Unpacks an archive on the way to storage, with bounded cost: each entry's size is checked
+   * against its limit from the header before any of it is inflated (files Crucible skips get
+   * SKIPPED_ENTRY_LIMIT), everything inflated counts against the model's limit, and past 64 MiB an
+   * archive may not expand more than MAX_EXPANSION-fold (a decompression bomb).
+   */
+  private async addArchive(stream: Readable, gzipped: boolean): Promise<void> {
+    let sent = 0;
+    stream.on('data', (chunk: Buffer) => {
+      sent += chunk.length;
+    });
+    let inflated = 0;
+    const total = this.maxBytes + IMPORT_FILES.length * SMALL_FILE_LIMIT;
+    const charge = (n: number) => {
+      inflated += n;
+      if (inflated > total) throw new TarFormatError(`the archive unpacks to more than ${total} bytes`);
+      if (gzipped && inflated > SMALL_FILE_LIMIT && inflated > MAX_EXPANSION * sent) {
+        throw new TarFormatError(
+          `the archive expands more than ${MAX_EXPANSION}-fold (${sent} bytes sent, ${inflated} unpacked so far): refused as a decompression bomb`,
+        );
+      }
+    };
+    const maxEntryBytes = (entry: string) => {
+      const name = basename(entry);
+      return !IMPORT_FILES.includes(name) ? SKIPPED_ENTRY_LIMIT : name === 'model.safetensors' ? this.maxBytes : SMALL_FILE_LIMIT;
+    };
+    const tar = gzipped ? stream.pipe(createGunzip()) : stream;
+    if (gzipped) stream.on('error', (err) => tar.destroy(err));
+    for await (const entry of readTar(tar, { charge, maxEntryBytes })) {
+      const name = basename(entry.name);
+      if (!IMPORT_FILES.includes(name)) {
+        entry.body.resume(); // README.md, vocab.json, ...: not needed
+        continue;
+      }
+      await this.store(name, entry.body);
+    }
   }
 
   private async store(name: string, stream: Readable): Promise<void> {
@@ -239,15 +293,10 @@ export class ModelImport {
         throw new ModelFormatError(`tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`, 'tokenizer.json');
       }
       const key = `${this.prefix}model.safetensors`;
-      const { entries, dataStart } = await readSafetensorsHeader(this.deps.storage, key);
-      checkGpt2Header(config, entries);
-      const end = Math.max(0, ...[...entries.values()].map((e) => e.data_offsets[1]));
-      if (dataStart + end !== this.sizes.get('model.safetensors')) {
-        throw new ModelFormatError(
-          `model.safetensors is ${this.sizes.get('model.safetensors')} bytes; its header describes ${dataStart + end}`,
-          'model.safetensors',
-        );
-      }
+      const size = this.sizes.get('model.safetensors') as number;
+      // the layout (offsets inside the file, no overlap, dtype x shape = bytes) before the config
+      const { entries, dataStart } = await readSafetensorsHeader(this.deps.storage, key, size);
+      checkGpt2Header(config, entries, size - dataStart);
       for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, config.blockSize))) {
         if (!this.sizes.has(name)) await this.deps.storage.put(this.prefix + name, new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`));
       }
@@ -264,8 +313,8 @@ export class ModelImport {
       return modelObject(record);
     } catch (err) {
       if (err instanceof ModelFormatError) throw new CrucibleError('invalid_model', err.message, err.file);
-      if (err instanceof SyntaxError || err instanceof RangeError)
-        throw new CrucibleError('invalid_model', `model.safetensors: ${err.message}`, 'model.safetensors');
+      if (err instanceof SafetensorsError)
+        throw new CrucibleError('invalid_model', `model.safetensors: ${err.message.replace(/^safetensors: /, '')}`, 'model.safetensors');
       throw err;
     }
   }

@@ -11,13 +11,15 @@ import {
 } from '@crucible/model-files';
 import { keys, type Storage } from '@crucible/storage';
 
+/** The header of a stored safetensors file; given the file's size, its layout is checked against it too. */
 export async function readSafetensorsHeader(
   storage: Storage,
   key: string,
+  fileBytes?: number,
 ): Promise<{ entries: Map<string, SafetensorsEntry>; metadata: Record<string, string>; dataStart: number }> {
-  const n = safetensorsHeaderLength(await storage.getRange(key, 0, 7));
+  const n = safetensorsHeaderLength(await storage.getRange(key, 0, 7), fileBytes);
   const header = await storage.getRange(key, 8, 8 + n - 1);
-  return { ...parseSafetensorsHeader(header), dataStart: 8 + n };
+  return { ...parseSafetensorsHeader(header, fileBytes === undefined ? undefined : fileBytes - 8 - n), dataStart: 8 + n };
 }
 
 /** The tokenizer of a model or checkpoint (from tokenizer.json, or a checkpoint's metadata). */

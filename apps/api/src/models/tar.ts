@@ -58,11 +58,25 @@ export interface TarEntry {
   body: Readable;
 }
 
+/** An archive that is not a well-formed ustar stream (truncated, corrupt header, bad size field). */
+export class TarFormatError extends Error {
+  override readonly name = 'TarFormatError';
+}
+
+export interface ReadTarOptions {
+  /** Called with every block's bytes as they are read (headers, bodies, skipped entries): throw to stop. */
+  charge?: (bytes: number) => void;
+  /** The largest entry accepted, by its header's size, before any of its bytes are read. */
+  maxEntryBytes?: (name: string) => number;
+}
+
 /**
  * Reads a tar stream entry by entry. Regular files only (directories, links and pax headers are
- * skipped); each body streams with backpressure, so an archive is never held in memory.
+ * skipped); each body streams with backpressure, so an archive is never held in memory. Headers
+ * are checked (checksum, octal size field) and a stream that ends inside a header or a body is
+ * refused, all as TarFormatError.
  */
-export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+export async function* readTar(input: AsyncIterable<Uint8Array>, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
   const it = input[Symbol.asyncIterator]();
   let buf: Buffer = Buffer.alloc(0);
   let ended = false;
@@ -74,11 +88,16 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
     }
     return buf.length >= n;
   };
-  for (;;) {
-    if (!(await fill(BLOCK))) return;
+  for (let index = 1; ; index++) {
+    if (!(await fill(BLOCK))) {
+      if (buf.length === 0) return; // the archive ends at a block boundary (no end marker: accepted, as tar does)
+      throw new TarFormatError(`tar: the archive ends inside the header of entry ${index}`);
+    }
     const h = buf.subarray(0, BLOCK);
     buf = buf.subarray(BLOCK);
+    opts.charge?.(BLOCK);
     if (h.every((b) => b === 0)) return; // end-of-archive marker
+    checkHeader(h, index);
     const field = (off: number, len: number) =>
       h
         .subarray(off, off + len)
@@ -87,30 +106,30 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
         .trim();
     const prefix = field(345, 155);
     const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
-    const size = Number.parseInt(field(124, 12) || '0', 8);
-    if (!Number.isFinite(size) || size < 0) throw new Error(`tar: entry ${name} has an invalid size`);
+    const size = sizeField(h, name);
+    const limit = opts.maxEntryBytes?.(name);
+    if (limit !== undefined && size > limit) throw new TarFormatError(`tar: entry ${name} is ${size} bytes, above the ${limit} accepted for it`);
     const type = String.fromCharCode(h[156] as number);
     const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
     const regular = type === '0' || type === '\0';
     const body = new PassThrough();
     let left = size;
     let skip = padded - size;
+    const take = async (n: number): Promise<Buffer> => {
+      if (!(await fill(1))) throw new TarFormatError(`tar: the archive ends inside entry ${name}`);
+      const chunk = buf.subarray(0, Math.min(n, buf.length));
+      buf = buf.subarray(chunk.length);
+      opts.charge?.(chunk.length);
+      return chunk;
+    };
     const pump = async () => {
       while (left > 0) {
-        if (!(await fill(1))) throw new Error(`tar: entry ${name} is truncated`);
-        const take = Math.min(left, buf.length);
-        const chunk = buf.subarray(0, take);
-        buf = buf.subarray(take);
-        left -= take;
+        const chunk = await take(left);
+        left -= chunk.length;
         if (!body.write(chunk)) await new Promise((r) => body.once('drain', r));
       }
       body.end();
-      while (skip > 0) {
-        if (!(await fill(1))) throw new Error(`tar: entry ${name} is truncated`);
-        const take = Math.min(skip, buf.length);
-        buf = buf.subarray(take);
-        skip -= take;
-      }
+      while (skip > 0) skip -= (await take(skip)).length;
     };
     if (regular) {
       const done = pump();
@@ -123,4 +142,36 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
       await pump();
     }
   }
+}
+
+/** A header's checksum: the sum of its bytes with the checksum field counted as spaces. */
+function checkHeader(h: Buffer, index: number): void {
+  const stored = h
+    .subarray(148, 156)
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim();
+  let sum = 0;
+  let signed = 0; // some old writers summed signed bytes
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : (h[i] as number);
+    sum += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  const want = /^[0-7]{1,7}$/.test(stored) ? Number.parseInt(stored, 8) : Number.NaN;
+  if (want !== sum && want !== signed) {
+    throw new TarFormatError(`tar: the header of entry ${index} is corrupt (its checksum does not match): not a tar archive, or a damaged one`);
+  }
+}
+
+/** The size field: octal digits; base-256 sizes (entries of 8 GiB and more) are refused. */
+function sizeField(h: Buffer, name: string): number {
+  if (((h[124] as number) & 0x80) !== 0) throw new TarFormatError(`tar: entry ${name} has a base-256 size (8 GiB or more), which is not accepted`);
+  const text = h
+    .subarray(124, 136)
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim();
+  if (!/^[0-7]*$/.test(text)) throw new TarFormatError(`tar: entry ${name} has a size field that is not octal (${JSON.stringify(text)})`);
+  return text === '' ? 0 : Number.parseInt(text, 8);
 }

@@ -90,6 +90,26 @@ export class FileRepository extends Repository {
   }
 
   /** Pending files created before `olderThan` (their processing may have been lost). */
+  /**
+   * Counts a processing run of a pending file as begun; returns how many have begun without
+   * finishing (this one included), or null when the file is no longer pending.
+   */
+  async beginProcessing(projectId: string, id: string): Promise<number | null> {
+    const rows = await this.sql<{ n: number }>(
+      `UPDATE files SET processing_attempts = processing_attempts + 1 WHERE id = $1 AND project_id = $2 AND state = 'pending' RETURNING processing_attempts AS n`,
+      [id, projectId],
+    );
+    return rows[0]?.n ?? null;
+  }
+
+  /** Takes back a run's count (it stopped for a reason outside the file: a dependency was down). */
+  async forgiveProcessing(projectId: string, id: string): Promise<void> {
+    await this.sql(`UPDATE files SET processing_attempts = GREATEST(processing_attempts - 1, 0) WHERE id = $1 AND project_id = $2 AND state = 'pending'`, [
+      id,
+      projectId,
+    ]);
+  }
+
   async pendingSince(olderThan: Date): Promise<FileRecord[]> {
     return (await this.run((db) => db.file.findMany({ where: { state: 'pending', createdAt: { lt: olderThan } }, take: 1000 }))).map(fileRecord);
   }

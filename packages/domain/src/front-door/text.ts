@@ -23,25 +23,33 @@ export function stringProblem(s: string): string | null {
  * The first string (value or object key) in a parsed JSON value that PostgreSQL or HTTP cannot
  * hold, as { path, problem }; the path is dotted (`metadata.k`, `messages.0.content`).
  */
-export function findUnsafeString(value: unknown, path = ''): { path: string; problem: string } | null {
-  if (typeof value === 'string') {
-    const problem = stringProblem(value);
-    return problem ? { path, problem } : null;
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const hit = findUnsafeString(value[i], path ? `${path}.${i}` : String(i));
-      if (hit) return hit;
-    }
-    return null;
-  }
-  if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      const at = path ? `${path}.${k}` : k;
-      const keyProblem = stringProblem(k);
-      if (keyProblem) return { path: path || k, problem: `has a key that ${keyProblem}` };
-      const hit = findUnsafeString(v, at);
-      if (hit) return hit;
+export function findUnsafeString(value: unknown): { path: string; problem: string } | null {
+  return findString(value, stringProblem);
+}
+
+/**
+ * The first string (value or object key) of a parsed JSON value for which `test` finds a problem,
+ * with its dotted path. Iterative: a deeply nested value cannot overflow the stack.
+ */
+export function findString(value: unknown, test: (s: string) => string | null): { path: string; problem: string } | null {
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop() as [unknown, string];
+    if (typeof v === 'string') {
+      const problem = test(v);
+      if (problem) return { path, problem };
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], path ? `${path}.${i}` : String(i)]);
+    } else if (v && typeof v === 'object') {
+      const entries = Object.entries(v);
+      for (const [k] of entries) {
+        const keyProblem = test(k);
+        if (keyProblem) return { path: path || k, problem: `has a key that ${keyProblem}` };
+      }
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, x] = entries[i] as [string, unknown];
+        stack.push([x, path ? `${path}.${k}` : k]);
+      }
     }
   }
   return null;

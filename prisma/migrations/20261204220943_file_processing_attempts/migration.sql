@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "files" ADD COLUMN     "processing_attempts" INTEGER NOT NULL DEFAULT 0;
