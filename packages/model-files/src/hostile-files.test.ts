@@ -2,7 +2,7 @@
 // config is refused with a SafetensorsError or ModelFormatError naming the problem, before
 // anything is allocated in proportion to what the file claims.
 import { describe, expect, it } from 'vitest';
-import { checkGpt2Header, configFromGpt2, expectedGpt2Shapes, gpt2ParamCount, ModelFormatError } from './hf-gpt2';
+import { checkGpt2Header, configFromGpt2, expectedGpt2Shapes, ModelFormatError } from './hf-gpt2';
 import { readModelConfig } from './model-folder';
 import { decodeSafetensors, encodeSafetensors, parseSafetensorsHeader, SafetensorsError, safetensorsHeaderLength } from './safetensors';
 
@@ -84,26 +84,18 @@ describe('safetensors headers', () => {
 const gpt2 = (over: Record<string, unknown> = {}) => ({ model_type: 'gpt2', vocab_size: 50, n_positions: 16, n_embd: 8, n_layer: 2, n_head: 2, ...over });
 
 describe('model configs against their weights', () => {
-  it('counts a GPT-2 model’s parameters in closed form as its tensor shapes add up', () => {
-    for (const over of [{}, { n_layer: 5, n_embd: 12, n_head: 3 }, { n_inner: 16 }]) {
-      const c = configFromGpt2(gpt2(over));
-      const sum = [...expectedGpt2Shapes(c).values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
-      expect(gpt2ParamCount(c)).toBe(sum);
-    }
-  });
-
   it('refuses n_layer 10,000,000 from two numbers, at once and without building anything', () => {
     const c = configFromGpt2(gpt2({ n_layer: 10_000_000 }));
     const entries = new Map([['wte.weight', { dtype: 'F32', shape: [50, 8] }]]);
     const t0 = performance.now();
-    expect(() => checkGpt2Header(c, entries, 1600)).toThrow(/n_layer 10000000 implies 120000004 tensors; model.safetensors has 1/);
+    expect(() => checkGpt2Header(c, entries)).toThrow(/n_layer 10000000 implies 120000004 tensors; model.safetensors has 1/);
     expect(performance.now() - t0).toBeLessThan(50);
   });
 
-  it('refuses a config that needs more bytes than the file holds', () => {
+  it('refuses a config whose tensors the file does not have, naming the first', () => {
     const c = configFromGpt2(gpt2({ vocab_size: 10 ** 9 }));
     const entries = new Map([...expectedGpt2Shapes(configFromGpt2(gpt2())).entries()].map(([n, shape]) => [n, { dtype: 'F32', shape }]));
-    expect(() => checkGpt2Header(c, entries, 4096)).toThrow(/describes \d+ parameters .* holds 4096 bytes/);
+    expect(() => checkGpt2Header(c, entries)).toThrow(/wte.weight has shape \[50,8\], config.json implies \[1000000000,8\]/);
   });
 
   it('refuses integers past 2^53 and a crucible_bert config without its model', () => {

@@ -296,7 +296,7 @@ export class ModelImport {
       const size = this.sizes.get('model.safetensors') as number;
       // the layout (offsets inside the file, no overlap, dtype x shape = bytes) before the config
       const { entries, dataStart } = await readSafetensorsHeader(this.deps.storage, key, size);
-      checkGpt2Header(config, entries, size - dataStart);
+      checkGpt2Header(config, entries);
       for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, config.blockSize))) {
         if (!this.sizes.has(name)) await this.deps.storage.put(this.prefix + name, new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`));
       }
