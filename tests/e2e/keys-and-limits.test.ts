@@ -3,7 +3,7 @@
 // the Prometheus metrics.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { buildApp, createDeps, parseApiConfig } from '@crucible/api';
+import { buildApp, createDeps, createProjectWithKey, parseApiConfig } from '@crucible/api';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shakespeare } from '../support/data';
@@ -122,9 +122,17 @@ describe('API keys', () => {
     expect(listed.find((k) => k.id === victim.id)?.revoked_at).not.toBeNull();
   });
 
-  it('an admin key creates a project whose key sees only that project', async () => {
+  it('an admin key cannot create projects nor grant operator; an operator key creates a project whose key sees only that project', async () => {
     const { apiKey: admin, projectId } = await p.newProject('parent');
-    const created = await call(admin, 'POST', '/projects', { name: 'team b' });
+    const refused = await call(admin, 'POST', '/projects', { name: 'team b' });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/lacks the operator scope/) });
+    const escalate = await call(admin, 'POST', `/projects/${projectId}/api_keys`, { name: 'up', scopes: ['operator'] });
+    expect(escalate.status).toBe(403);
+    expect(escalate.body.error).toMatchObject({ code: 'forbidden', param: 'scopes' });
+    // the server operator's key (npm run projects -- create ops --scopes read,write,admin,operator)
+    const ops = (await createProjectWithKey(p.deps.store, 'ops', ['read', 'write', 'admin', 'operator'])).secret;
+    const created = await call(ops, 'POST', '/projects', { name: 'team b' });
     expect(created.status).toBe(200);
     expect(created.body).toMatchObject({ object: 'project', name: 'team b', usage: { storage_bytes: 0, queued_jobs: 0, running_jobs: 0 } });
     expect((created.body.limits as Record<string, number>).max_queued_jobs).toBe(2);
@@ -134,6 +142,9 @@ describe('API keys', () => {
     expect(foreign.status).toBe(404);
     expect(foreign.body.error.code).toBe('project_not_found');
     expect((await call(key, 'GET', `/projects/${projectId}/api_keys`)).status).toBe(404);
+    // the new project's first key is admin, not operator
+    expect(created.body.api_key).toMatchObject({ scopes: ['read', 'write', 'admin'] });
+    expect((await call(key, 'POST', '/projects', { name: 'team c' })).status).toBe(403);
   });
 });
 

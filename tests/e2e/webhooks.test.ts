@@ -63,7 +63,7 @@ let file: string;
 beforeAll(async () => {
   await receiver.start();
   p = await startPlatform({
-    env: { WEBHOOK_RETRY_BASE_MS: '300', WEBHOOK_MAX_ATTEMPTS: '4', MAX_CONCURRENT_JOBS: '1', TRAINING_CONCURRENCY: '2' },
+    env: { WEBHOOK_RETRY_BASE_MS: '300', WEBHOOK_MAX_ATTEMPTS: '4', MAX_CONCURRENT_JOBS: '1', TRAINING_CONCURRENCY: '2', WEBHOOK_TIMEOUT_MS: '1500' },
   });
   client = p.openai();
   file = (await client.files.create({ file: await toFile(Buffer.from(shakespeare(20_000)), 'w.txt'), purpose: 'fine-tune' })).id;
@@ -150,6 +150,43 @@ describe('webhooks', () => {
     expect(await client.webhooks.delete(endpoint.id)).toMatchObject({ id: endpoint.id, deleted: true });
   });
 
+  it('the test event reports what the receiver answered; one that cannot be reached is a 422 saying no more than that', async () => {
+    const endpoint = await client.webhooks.create({ name: 'statuses', url: `${receiver.url}/statuses`, event_types: ['fine_tuning.job.failed'] });
+    receiver.plan.set('/statuses', [500, 401, 302]);
+    for (const status of [500, 401, 302, 200]) {
+      const r = await p.api(`/webhook_endpoints/${endpoint.id}/test`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ event_type: 'fine_tuning.job.failed' }),
+      });
+      expect(await r.json()).toMatchObject({ status_code: status, success: true, delivered: status === 200 });
+    }
+    // a closed port, and a receiver that never answers
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedUrl = `http://127.0.0.1:${(closed.address() as { port: number }).port}/x`;
+    await new Promise((r) => closed.close(r));
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}/x`;
+    for (const url of [closedUrl, silentUrl]) {
+      const e = await client.webhooks.create({ name: 'unreachable', url, event_types: ['fine_tuning.job.failed'] });
+      const r = await p.api(`/webhook_endpoints/${e.id}/test`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ event_type: 'fine_tuning.job.failed' }),
+      });
+      expect(r.status).toBe(422);
+      expect(((await r.json()) as { error: unknown }).error).toMatchObject({
+        code: 'webhook_unreachable',
+        message: 'the test event could not be delivered: unreachable',
+        param: 'url',
+      });
+    }
+    silent.closeAllConnections();
+    await new Promise((r) => silent.close(r));
+  });
+
   it('refuses a URL that is not http(s) and unknown event types', async () => {
     const bad = await p.api('/webhook_endpoints', {
       method: 'POST',
@@ -164,6 +201,42 @@ describe('webhooks', () => {
       body: JSON.stringify({ name: 'x', url: `${receiver.url}/x`, event_types: ['batch.completed'] }),
     });
     expect(unknown.status).toBe(400);
+  });
+});
+
+describe('the webhook address policy (WEBHOOK_ALLOW_PRIVATE_NETWORKS unset)', () => {
+  it('refuses loopback, private, link-local and metadata addresses at creation and update, connecting to none', async () => {
+    const strict = await startPlatform({ worker: false, env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false' } });
+    try {
+      const create = (url: string) =>
+        strict.api('/webhook_endpoints', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'x', url, event_types: ['fine_tuning.job.failed'] }),
+        });
+      const before = receiver.received.length;
+      for (const url of [
+        receiver.url, // loopback: the receiver is up, and must get nothing
+        'http://10.1.2.3/x',
+        'http://172.16.0.1/x',
+        'http://192.168.1.1/x',
+        'http://169.254.169.254/latest/meta-data/',
+        'http://[::1]/x',
+        'http://[fe80::1]/x',
+        'http://[::ffff:127.0.0.1]/x',
+        'http://0.0.0.0/x',
+        'http://localhost/x',
+      ]) {
+        const r = await create(url);
+        expect(r.status, url).toBe(400);
+        const error = ((await r.json()) as { error: { param: string; message: string } }).error;
+        expect(error.param).toBe('url');
+        expect(error.message).toMatch(/loopback, private, link-local or reserved/);
+      }
+      expect(receiver.received.length).toBe(before);
+    } finally {
+      await strict.close();
+    }
   });
 });
 

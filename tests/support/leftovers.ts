@@ -2,7 +2,18 @@
 // A rejected request must leave every count as it was.
 import type { TestPlatform } from './platform';
 
-const TABLES = ['files', 'jobs', 'job_events', 'evaluations', 'models', 'api_keys', 'projects', 'webhook_endpoints', 'webhook_deliveries'] as const;
+const TABLES = [
+  'files',
+  'jobs',
+  'job_events',
+  'evaluations',
+  'models',
+  'api_keys',
+  'projects',
+  'webhook_endpoints',
+  'webhook_deliveries',
+  'storage_reservations',
+] as const;
 
 export async function leftovers(p: TestPlatform): Promise<Record<string, number>> {
   const rows = await p.sql<Record<string, string>>(`SELECT ${TABLES.map((t) => `(SELECT count(*) FROM ${t}) AS ${t}`).join(', ')}`);

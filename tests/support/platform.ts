@@ -57,7 +57,10 @@ export async function startPlatform(opts: { worker?: boolean; env?: Record<strin
     QUEUED_GRACE_MS: '2000',
     // tests poll often; the rate limit has its own test
     RATE_LIMIT_RPM: '0',
+    AUTH_FAILURES_PER_MINUTE: '0',
     WEBHOOK_POLL_MS: '200',
+    // the tests' receivers listen on 127.0.0.1 (the refusal of private addresses has its own test)
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
     ...opts.env,
   };
   const cfg = parseApiConfig(env);

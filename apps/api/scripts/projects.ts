@@ -1,5 +1,6 @@
 // The server operator's tool for projects (no API key can raise its own project's limits):
-//   npm run projects -- create <name> [--scopes read,write,admin]   a project and its first key (printed once)
+//   npm run projects -- create <name> [--scopes read,write,admin,operator]   a project and its first key (printed once);
+//                                                                    operator keys may create projects over the API
 //   npm run projects -- limits <project-id>                          the limits in force
 //   npm run projects -- limits <project-id> max_queued_jobs=50 rate_limit_rpm=0 ...
 //   npm run projects -- limits <project-id> --reset                  back to the server's defaults
@@ -7,7 +8,7 @@
 import { createStore } from '@crucible/db';
 import { ConfigError, effectiveLimits, KEY_SCOPES, type KeyScope, LIMIT_FIELDS, type LimitOverrides, limitsObject } from '@crucible/domain';
 import { redisConnection } from '@crucible/queue';
-import { createProjectWithKey, keyEventsChannel } from '../src/auth';
+import { ALL_SCOPES, createProjectWithKey, keyEventsChannel } from '../src/auth';
 import { parseApiConfig } from '../src/config';
 
 function parseOverrides(args: string[]): LimitOverrides {
@@ -28,7 +29,7 @@ try {
   try {
     if (command === 'create') {
       const flag = rest.indexOf('--scopes');
-      const scopes = (flag >= 0 ? (rest[flag + 1] ?? '').split(',') : [...KEY_SCOPES]) as KeyScope[];
+      const scopes = (flag >= 0 ? (rest[flag + 1] ?? '').split(',') : [...ALL_SCOPES]) as KeyScope[];
       if (scopes.some((s) => !KEY_SCOPES.includes(s))) throw new Error(`scopes are ${KEY_SCOPES.join(', ')}`);
       const { projectId, secret } = await createProjectWithKey(store, target ?? 'default', scopes);
       console.log(`project ${projectId}\napi key ${secret}`);
@@ -46,7 +47,7 @@ try {
       const limits = limitsObject(effectiveLimits(cfg.limits, overrides));
       for (const [k, v] of Object.entries(limits)) console.log(`${k.padEnd(22)} ${v}${overrides && k in overrides ? '  (project override)' : ''}`);
     } else {
-      throw new Error('usage: projects create <name> [--scopes read,write,admin] | projects limits <project-id> [limit=value ... | --reset]');
+      throw new Error('usage: projects create <name> [--scopes read,write,admin,operator] | projects limits <project-id> [limit=value ... | --reset]');
     }
   } finally {
     await store.close();

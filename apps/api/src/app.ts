@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { CrucibleError, ErrorBody, type KeyScope } from '@crucible/domain';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { type Actor, hasScope } from './auth';
 import { completionRoutes } from './completions/routes';
 import type { ApiConfig } from './config';
@@ -122,10 +122,25 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
   );
   await registerDashboard(app, cfg.dashboardDir);
 
+  // failed authentications are limited per client address (a flood of made-up keys costs a lookup each)
+  const failures = cfg.authFailuresPerMinute;
+  const authenticate = async (req: FastifyRequest): Promise<Actor> => {
+    const who = `authfail:${req.ip}`;
+    if (failures > 0) {
+      const refused = await deps.rateLimiter.wouldRefuse(who, failures);
+      if (refused) throw rateLimited(refused, 'failed authentications from this address');
+    }
+    try {
+      return await deps.keys.authenticate(req.headers.authorization);
+    } catch (err) {
+      if (failures > 0 && err instanceof CrucibleError && err.code === 'unauthorized') await deps.rateLimiter.take(who, failures);
+      throw err;
+    }
+  };
   await app.register(
     async (v1) => {
       v1.addHook('onRequest', async (req, reply) => {
-        req.actor = await deps.keys.authenticate(req.headers.authorization);
+        req.actor = await authenticate(req);
         req.log = req.log.child({ project_id: req.actor.projectId, key_id: req.actor.keyId });
         const rpm = req.actor.limits.rateLimitRpm;
         if (rpm > 0) {

@@ -15,10 +15,11 @@ export interface Actor {
   limits: ProjectLimits;
 }
 
+/** What a project's first key holds: everything but `operator`, which only the server operator grants. */
 export const ALL_SCOPES: KeyScope[] = ['read', 'write', 'admin'];
 
-/** `admin` includes `write`, which includes `read`. */
-const RANK: Record<KeyScope, number> = { read: 0, write: 1, admin: 2 };
+/** `operator` includes `admin`, which includes `write`, which includes `read`. */
+const RANK: Record<KeyScope, number> = { read: 0, write: 1, admin: 2, operator: 3 };
 
 export function hasScope(actor: Pick<Actor, 'scopes'>, needed: KeyScope): boolean {
   return actor.scopes.some((s) => RANK[s] >= RANK[needed]);

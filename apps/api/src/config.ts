@@ -9,6 +9,8 @@ export interface ApiConfig extends PlatformConfig {
   maxUploadBytes: number;
   /** MAX_MODEL_UPLOAD_BYTES: largest model.safetensors an import accepts (streamed, never held in memory). Default 8 GiB. */
   maxModelUploadBytes: number;
+  /** AUTH_FAILURES_PER_MINUTE: failed authentications accepted per client address per minute (then 429); 0 turns it off. Default 30. */
+  authFailuresPerMinute: number;
   /** REQUEST_TIMEOUT_MS: a request's headers and body must arrive within this (answered 408). Default 30 min (large model uploads). */
   requestTimeoutMs: number;
   /** BODY_IDLE_TIMEOUT_MS: a request body that makes no progress for this long is cut off (408). Default 30 s. */
@@ -43,6 +45,8 @@ export interface ApiConfig extends PlatformConfig {
     timeoutMs: number;
     /** WEBHOOK_POLL_MS: how often the dispatcher looks for due deliveries. Default 1 s. */
     pollMs: number;
+    /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: allow receivers on loopback, private and link-local addresses (intranets). Default false. */
+    allowPrivateNetworks: boolean;
   };
 }
 
@@ -56,6 +60,7 @@ export function parseApiConfig(env: Env): ApiConfig {
     maxUploadBytes,
     maxModelUploadBytes: r.int('MAX_MODEL_UPLOAD_BYTES', 8 * 2 ** 30, 1),
     requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 30 * 60_000, 1_000),
+    authFailuresPerMinute: r.int('AUTH_FAILURES_PER_MINUTE', 30, 0, 1_000_000),
     bodyIdleTimeoutMs: r.int('BODY_IDLE_TIMEOUT_MS', 30_000, 100),
     inferenceTimeoutMs: r.int('INFERENCE_TIMEOUT_MS', 120_000, 100),
     logLevel: r.str('LOG_LEVEL', 'info'),
@@ -77,6 +82,7 @@ export function parseApiConfig(env: Env): ApiConfig {
       retryBaseMs: r.int('WEBHOOK_RETRY_BASE_MS', 10_000, 10, 3_600_000),
       timeoutMs: r.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
       pollMs: r.int('WEBHOOK_POLL_MS', 1_000, 10, 60_000),
+      allowPrivateNetworks: r.bool('WEBHOOK_ALLOW_PRIVATE_NETWORKS', false),
     },
   };
   r.done();

@@ -20,17 +20,20 @@ beforeAll(async () => {
     name: 'repo',
     key: { keyId: 'key-repo', keyHash: `h${process.pid}`, keyPrefix: 'sk', name: 'default', scopes: ['read', 'write', 'admin'] },
   });
-  await store.files.reserve({
-    id: 'file-a',
-    projectId: P,
-    filename: 'a.txt',
-    purpose: 'fine-tune',
-    bytes: 1,
-    sha256: '',
-    format: 'text',
-    lines: 1,
-    storageKey: 'k',
-  });
+  await store.files.reserve(
+    {
+      id: 'file-a',
+      projectId: P,
+      filename: 'a.txt',
+      purpose: 'fine-tune',
+      bytes: 1,
+      sha256: '',
+      format: 'text',
+      lines: 1,
+      storageKey: 'k',
+    },
+    Number.POSITIVE_INFINITY,
+  );
   await store.files.commit(P, 'file-a', { sha256: 'x', bytes: 1 });
 });
 
@@ -108,17 +111,20 @@ describe('job repository', () => {
   });
 
   it('never lists a file whose upload has not been committed', async () => {
-    await store.files.reserve({
-      id: 'file-half',
-      projectId: P,
-      filename: 'h.txt',
-      purpose: 'fine-tune',
-      bytes: 1,
-      sha256: '',
-      format: 'text',
-      lines: 1,
-      storageKey: 'h',
-    });
+    await store.files.reserve(
+      {
+        id: 'file-half',
+        projectId: P,
+        filename: 'h.txt',
+        purpose: 'fine-tune',
+        bytes: 1,
+        sha256: '',
+        format: 'text',
+        lines: 1,
+        storageKey: 'h',
+      },
+      Number.POSITIVE_INFINITY,
+    );
     expect(await store.files.get(P, 'file-half')).toBeNull();
     expect((await store.files.list(P, { limit: 100 })).items.map((f) => f.id)).toEqual(['file-a']);
     expect((await store.files.staleUploads(new Date(Date.now() + 1000))).map((f) => f.id)).toEqual(['file-half']);

@@ -70,6 +70,16 @@ export class EnvReader {
     return n;
   }
 
+  /** true/1/yes or false/0/no. */
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (/^(true|1|yes)$/i.test(raw)) return true;
+    if (/^(false|0|no)$/i.test(raw)) return false;
+    this.problems.push(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+    return fallback;
+  }
+
   url(name: string, fallback: string | undefined, protocols: string[]): string {
     const v = fallback === undefined ? this.str(name) : this.str(name, fallback);
     if (!v) return v;

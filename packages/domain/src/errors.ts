@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   webhook_not_found: 404,
   idempotency_key_in_use: 409,
   idempotency_key_reused: 422,
+  webhook_unreachable: 422,
   rate_limited: 429,
   quota_exceeded: 429,
   service_unavailable: 503,

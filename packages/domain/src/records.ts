@@ -47,7 +47,8 @@ export interface ModelRecord {
   createdAt: Date;
 }
 
-export const KEY_SCOPES = ['read', 'write', 'admin'] as const;
+/** `operator` (creating projects, granting `operator`) is the server operator's: ordinary keys hold at most `admin`. */
+export const KEY_SCOPES = ['read', 'write', 'admin', 'operator'] as const;
 export type KeyScope = (typeof KEY_SCOPES)[number];
 
 export interface ApiKeyRecord {

@@ -481,7 +481,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description A new project with the server’s default limits, and its first key (all scopes; the secret is shown once). */
+        /** @description A new project with the server’s default limits, and its first key (read, write and admin; the secret is shown once). Needs an operator key (npm run projects). */
         post: operations["createProject"];
         delete?: never;
         options?: never;
@@ -4204,7 +4204,7 @@ export interface operations {
                             prefix: string;
                             project_id: string;
                             revoked_at: number | null;
-                            scopes: ("read" | "write" | "admin")[];
+                            scopes: ("read" | "write" | "admin" | "operator")[];
                             /** @description The key itself: shown only in the answer that creates it. */
                             secret?: string;
                         };
@@ -4278,7 +4278,7 @@ export interface operations {
                             prefix: string;
                             project_id: string;
                             revoked_at: number | null;
-                            scopes: ("read" | "write" | "admin")[];
+                            scopes: ("read" | "write" | "admin" | "operator")[];
                             /** @description The key itself: shown only in the answer that creates it. */
                             secret?: string;
                         };
@@ -4352,7 +4352,7 @@ export interface operations {
                             prefix: string;
                             project_id: string;
                             revoked_at: number | null;
-                            scopes: ("read" | "write" | "admin")[];
+                            scopes: ("read" | "write" | "admin" | "operator")[];
                             /** @description The key itself: shown only in the answer that creates it. */
                             secret?: string;
                         }[];
@@ -4381,7 +4381,7 @@ export interface operations {
                     /** @description What the key is for. */
                     name: string;
                     /** @description Default: ["read", "write"]. */
-                    scopes?: ("read" | "write" | "admin")[];
+                    scopes?: ("read" | "write" | "admin" | "operator")[];
                 };
             };
         };
@@ -4420,7 +4420,7 @@ export interface operations {
                         prefix: string;
                         project_id: string;
                         revoked_at: number | null;
-                        scopes: ("read" | "write" | "admin")[];
+                        scopes: ("read" | "write" | "admin" | "operator")[];
                         /** @description The key itself: shown only in the answer that creates it. */
                         secret?: string;
                     };
@@ -4474,7 +4474,7 @@ export interface operations {
                         prefix: string;
                         project_id: string;
                         revoked_at: number | null;
-                        scopes: ("read" | "write" | "admin")[];
+                        scopes: ("read" | "write" | "admin" | "operator")[];
                         /** @description The key itself: shown only in the answer that creates it. */
                         secret?: string;
                     };
@@ -4528,7 +4528,7 @@ export interface operations {
                         prefix: string;
                         project_id: string;
                         revoked_at: number | null;
-                        scopes: ("read" | "write" | "admin")[];
+                        scopes: ("read" | "write" | "admin" | "operator")[];
                         /** @description The key itself: shown only in the answer that creates it. */
                         secret?: string;
                     };
@@ -4985,12 +4985,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description Crucible: whether the receiver answered 2xx (what a real delivery counts as delivered). */
+                        delivered: boolean;
                         event_type: string;
                         /** @enum {string} */
                         object: "webhook_endpoint.test";
-                        /** @description The receiver’s status; 0 when it could not be reached. */
+                        /** @description The receiver’s status (a receiver that cannot be reached is a 422 webhook_unreachable instead). */
                         status_code: number;
-                        /** @enum {boolean} */
+                        /**
+                         * @description As OpenAI’s: the test completed; status_code says what the receiver answered.
+                         * @enum {boolean}
+                         */
                         success: true;
                         webhook_endpoint_id: string;
                     };

@@ -118,6 +118,8 @@ export class FileProcessor {
       format: file.format,
       lines: 0,
       report: errorReport(message, this.options.limits, 'processing_failed'),
+      // a prepared file holds its source's size until settled; it has no object now
+      ...(file.sourceFileId ? { bytes: 0 } : {}),
     });
   }
 

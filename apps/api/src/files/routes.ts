@@ -55,7 +55,8 @@ export const fileRoutes =
             else yield { kind: 'field', name: part.fieldname, value: String(part.value) };
           }
         }
-        return createFile(deps, cfg, req.actor, parts());
+        const length = Number(req.headers['content-length']);
+        return createFile(deps, cfg, req.actor, parts(), Number.isSafeInteger(length) && length > 0 ? length : undefined);
       },
     );
 

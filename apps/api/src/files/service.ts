@@ -103,19 +103,31 @@ export class FileUpload {
     this.key = keys.file(actor.projectId, this.id);
   }
 
-  /** Streams the file part to storage (reserving the record first). */
-  async write(stream: Readable, maxBytes: number, tooLarge: () => CrucibleError): Promise<void> {
-    await this.deps.store.files.reserve({
-      id: this.id,
-      projectId: this.actor.projectId,
-      filename: this.filename,
-      purpose: '',
-      bytes: 0,
-      sha256: '',
-      format: 'text',
-      lines: 0,
-      storageKey: this.key,
-    });
+  /**
+   * Streams the file part to storage, reserving the record first with `hold` bytes of the
+   * project's storage (the most the file can be): refused at once when the quota has no room.
+   */
+  async write(stream: Readable, hold: number, tooLarge: () => CrucibleError): Promise<void> {
+    const quota = this.actor.limits.maxStorageBytes;
+    const refused = await this.deps.store.files.reserve(
+      {
+        id: this.id,
+        projectId: this.actor.projectId,
+        filename: this.filename,
+        purpose: '',
+        bytes: hold,
+        sha256: '',
+        format: 'text',
+        lines: 0,
+        storageKey: this.key,
+      },
+      quota,
+    );
+    if (refused) {
+      stream.resume();
+      throw storageRefusal(quota, refused.used, 'file');
+    }
+    const maxBytes = hold;
     const counter = new HashCounter(textSniffer(maxBytes, tooLarge));
     stream.on('error', (err) => counter.destroy(err));
     await this.deps.storage.putStream(this.key, stream.pipe(counter));
@@ -149,33 +161,35 @@ export interface UploadPart {
  * a problem found on the way (too large, binary, not UTF-8, no purpose) is answered at once and
  * leaves nothing behind. The answer waits up to UPLOAD_WAIT_MS for validation.
  */
-export async function createFile(deps: Deps, cfg: ApiConfig, actor: Actor, parts: AsyncIterable<UploadPart>): Promise<FileObject> {
+export async function createFile(
+  deps: Deps,
+  cfg: ApiConfig,
+  actor: Actor,
+  parts: AsyncIterable<UploadPart>,
+  /** The request's Content-Length: the most the file can be (undefined when the body is chunked). */
+  declaredBytes?: number,
+): Promise<FileObject> {
   let purpose: string | undefined;
   let upload: FileUpload | undefined;
-  // the project's storage quota bounds this upload too
+  // the upload holds the most it can be of the project's storage from its start (atomically, so
+  // parallel uploads cannot pass the quota together); the record is settled at its real size
   const quota = actor.limits.maxStorageBytes;
-  const used = (await deps.store.projects.usage(actor.projectId)).storageBytes;
-  const overQuota = () =>
-    new CrucibleError(
-      'quota_exceeded',
-      `the project's storage limit of ${quota} bytes (MAX_STORAGE_BYTES) is reached: ${used} bytes are stored; delete files to make room`,
-      'file',
-    );
-  const maxBytes = Math.min(cfg.maxUploadBytes, quota - used);
+  const left = declaredBytes === undefined ? quota - (await deps.store.projects.usage(actor.projectId)).storageBytes : Number.POSITIVE_INFINITY;
+  const hold = Math.min(cfg.maxUploadBytes, declaredBytes ?? cfg.maxUploadBytes, left);
   const tooLarge = () =>
-    maxBytes < cfg.maxUploadBytes
-      ? overQuota()
+    hold < cfg.maxUploadBytes
+      ? storageRefusal(quota, quota - hold, 'file')
       : new CrucibleError('file_too_large', `the file exceeds ${cfg.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`, 'file');
   try {
     for await (const part of parts) {
       if (part.kind === 'file') {
         if (part.name !== 'file') throw new CrucibleError('invalid_request', `unexpected file field ${part.name}`, part.name);
         if (upload) throw new CrucibleError('invalid_request', 'send exactly one file part', 'file');
-        if (maxBytes <= 0) throw overQuota();
+        if (hold <= 0) throw storageRefusal(quota, quota, 'file');
         const name = checkFilename(part.filename || 'upload');
         if (!name.ok) throw new CrucibleError('invalid_request', name.reason, 'filename');
         upload = new FileUpload(deps, actor, name.name);
-        await upload.write(part.stream as Readable, maxBytes, tooLarge);
+        await upload.write(part.stream as Readable, hold, tooLarge);
       } else if (part.name === 'purpose') purpose = part.value;
     }
     if (!upload) throw new CrucibleError('invalid_request', 'the file field is missing', 'file');
@@ -195,14 +209,22 @@ async function settledWithin(deps: Pick<Deps, 'processor'>, file: FileRecord, ms
   clearTimeout(timer);
 }
 
-/** Removes uploads that never finished (the API died mid-upload): their objects, then their records. */
+/**
+ * Removes uploads that never finished (the API died mid-upload): their objects, then their
+ * records; and model imports cut short the same way: what they wrote, then their reservations.
+ */
 export async function sweepStaleUploads(store: Store, storage: Storage, olderThan: Date): Promise<number> {
   const stale = await store.files.staleUploads(olderThan);
   for (const f of stale) {
     await storage.delete(f.storageKey);
     await store.files.release(f.projectId, f.id);
   }
-  return stale.length;
+  const imports = await store.projects.staleReservations(olderThan);
+  for (const r of imports) {
+    await storage.deletePrefix(r.storagePrefix);
+    await store.projects.releaseStorage(r.projectId, r.id);
+  }
+  return stale.length + imports.length;
 }
 
 export async function getFile(deps: Pick<Deps, 'store'>, actor: Actor, id: string, param = 'file_id'): Promise<FileRecord> {
@@ -271,32 +293,50 @@ export async function prepareFile(
     if (!name.ok || name.name !== req.filename)
       throw new CrucibleError('invalid_request', name.ok ? 'filename must not hold / or \\' : name.reason, 'filename');
   }
-  const created = await createPreparedFile(deps.store, actor.projectId, source, rules, req.filename);
+  const created = await createPreparedFile(deps.store, actor.projectId, source, rules, req.filename, actor.limits.maxStorageBytes);
   void deps.processor.submit(created);
   return fileObject(created);
 }
 
-/** The record of a prepared file (pending); the processor writes its object. */
+/**
+ * The record of a prepared file (pending); the processor writes its object. It holds its source's
+ * size of the project's storage (`quota`: MAX_STORAGE_BYTES) until it is settled at its own size.
+ */
 export async function createPreparedFile(
   store: Store,
   projectId: string,
   source: FileRecord,
   rules: ReturnType<typeof resolveRules>,
   filename?: string,
+  quota = Number.POSITIVE_INFINITY,
 ): Promise<FileRecord> {
   const newIdValue = newId(ID_PREFIX.file);
   const name = preparedFileName(source.filename, source.format, filename);
-  return store.files.createPending({
-    id: newIdValue,
-    projectId,
-    filename: name,
-    purpose: source.purpose,
-    bytes: 0,
-    sha256: '',
-    format: source.format,
-    lines: 0,
-    storageKey: keys.file(projectId, newIdValue),
-    sourceFileId: source.id,
-    preparation: { rules, report: null },
-  });
+  const created = await store.files.createPending(
+    {
+      id: newIdValue,
+      projectId,
+      filename: name,
+      purpose: source.purpose,
+      bytes: source.bytes,
+      sha256: '',
+      format: source.format,
+      lines: 0,
+      storageKey: keys.file(projectId, newIdValue),
+      sourceFileId: source.id,
+      preparation: { rules, report: null },
+    },
+    quota,
+  );
+  if ('used' in created) throw storageRefusal(quota, created.used, 'file_id');
+  return created;
+}
+
+/** MAX_STORAGE_BYTES would be passed. */
+export function storageRefusal(quota: number, used: number, param: string): CrucibleError {
+  return new CrucibleError(
+    'quota_exceeded',
+    `the project's storage limit of ${quota} bytes (MAX_STORAGE_BYTES) would be passed: ${used} bytes are stored or held by uploads in progress; delete files or models to make room`,
+    param,
+  );
 }

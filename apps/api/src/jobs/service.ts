@@ -176,33 +176,34 @@ function checkJobSize(actor: Actor, hp: ReturnType<typeof resolveHyperparameters
 }
 
 /** A project has at most MAX_QUEUED_JOBS jobs waiting to start. */
-async function checkQueuedJobs(deps: Pick<Deps, 'store'>, actor: Actor): Promise<void> {
-  const { queuedJobs } = await deps.store.projects.usage(actor.projectId);
-  if (queuedJobs >= actor.limits.maxQueuedJobs) {
-    throw new CrucibleError(
-      'quota_exceeded',
-      `this project already has ${queuedJobs} queued jobs, its limit (MAX_QUEUED_JOBS ${actor.limits.maxQueuedJobs}); wait for some to start or cancel them`,
-      null,
-    );
-  }
+function queuedJobsRefusal(actor: Actor, queuedJobs: number): CrucibleError {
+  return new CrucibleError(
+    'quota_exceeded',
+    `this project already has ${queuedJobs} queued jobs, its limit (MAX_QUEUED_JOBS ${actor.limits.maxQueuedJobs}); wait for some to start or cancel them`,
+    null,
+  );
 }
 
 export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<JobObject> {
-  // the request's checks and the project's queue count at once (the count errs on the side of a refusal)
-  const [{ method, hyperparameters }] = await Promise.all([resolveJobRequest(deps, actor, req), checkQueuedJobs(deps, actor)]);
-  const job = await deps.store.jobs.create({
-    id: newId(ID_PREFIX.job),
-    projectId: actor.projectId,
-    model: req.model,
-    method,
-    hyperparameters,
-    trainingFileId: req.training_file,
-    validationFileId: req.validation_file ?? null,
-    seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
-    suffix: req.suffix ?? null,
-    metadata: req.metadata ?? null,
-    preparation: req.data_preparation ? (resolveRules(req.data_preparation) as unknown as Record<string, unknown>) : null,
-  });
+  const { method, hyperparameters } = await resolveJobRequest(deps, actor, req);
+  // counted and written in one transaction per project: the limit holds under concurrent creates
+  const job = await deps.store.jobs.create(
+    {
+      id: newId(ID_PREFIX.job),
+      projectId: actor.projectId,
+      model: req.model,
+      method,
+      hyperparameters,
+      trainingFileId: req.training_file,
+      validationFileId: req.validation_file ?? null,
+      seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
+      suffix: req.suffix ?? null,
+      metadata: req.metadata ?? null,
+      preparation: req.data_preparation ? (resolveRules(req.data_preparation) as unknown as Record<string, unknown>) : null,
+    },
+    actor.limits.maxQueuedJobs,
+  );
+  if ('queued' in job) throw queuedJobsRefusal(actor, job.queued);
   await dispatch(deps, job);
   return jobObject(job);
 }

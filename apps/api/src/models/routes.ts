@@ -47,7 +47,11 @@ export const modelRoutes =
               if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new CrucibleError('invalid_request', 'name must be 1-64 letters, digits, _ . or -', 'name');
               continue;
             }
-            imp ??= new ModelImport(deps, req.actor, name, cfg.maxModelUploadBytes);
+            if (!imp) {
+              imp = new ModelImport(deps, req.actor, name, cfg.maxModelUploadBytes);
+              const length = Number(req.headers['content-length']);
+              await imp.begin(Number.isSafeInteger(length) && length > 0 ? length : undefined);
+            }
             await imp.add({ filename: part.filename || part.fieldname, stream: part.file });
             if (part.file.truncated) throw new CrucibleError('file_too_large', `${part.filename} exceeds ${cfg.maxModelUploadBytes} bytes`, 'file');
           }

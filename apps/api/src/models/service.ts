@@ -21,6 +21,7 @@ import {
 import { keys } from '@crucible/storage';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
+import { storageRefusal } from '../files/service';
 import { unix } from '../pagination';
 import { readSafetensorsHeader } from './stored';
 import { readTar, TarFormatError, type TarSource, tarStream } from './tar';
@@ -295,21 +296,33 @@ export class ModelImport {
       const key = `${this.prefix}model.safetensors`;
       const size = this.sizes.get('model.safetensors') as number;
       // the layout (offsets inside the file, no overlap, dtype x shape = bytes) before the config
-      const { entries, dataStart } = await readSafetensorsHeader(this.deps.storage, key, size);
+      const { entries } = await readSafetensorsHeader(this.deps.storage, key, size);
       checkGpt2Header(config, entries);
+      let bytes = [...this.sizes.values()].reduce((a, b) => a + b, 0);
       for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, config.blockSize))) {
-        if (!this.sizes.has(name)) await this.deps.storage.put(this.prefix + name, new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`));
+        if (this.sizes.has(name)) continue;
+        const data = new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`);
+        await this.deps.storage.put(this.prefix + name, data);
+        bytes += data.byteLength;
       }
-      const record = await this.deps.store.models.create({
-        id: this.id,
-        projectId: this.actor.projectId,
-        baseModel: rootModelName(this.id),
-        arch: 'gpt',
-        config: { ...config },
-        source: 'imported',
-        peft: null,
-        storageKey: key,
-      });
+      // the record takes the real size in place of the reservation, checked against the quota
+      const quota = this.actor.limits.maxStorageBytes;
+      const record = await this.deps.store.models.createImported(
+        {
+          id: this.id,
+          projectId: this.actor.projectId,
+          baseModel: rootModelName(this.id),
+          arch: 'gpt',
+          config: { ...config },
+          source: 'imported',
+          peft: null,
+          storageKey: key,
+        },
+        bytes,
+        this.id,
+        quota,
+      );
+      if ('used' in record) throw storageRefusal(quota, record.used, 'file');
       return modelObject(record);
     } catch (err) {
       if (err instanceof ModelFormatError) throw new CrucibleError('invalid_model', err.message, err.file);
@@ -319,8 +332,24 @@ export class ModelImport {
     }
   }
 
-  /** Removes whatever was written (after a failure). */
+  /**
+   * Holds the import's storage from its start (atomically: parallel imports and uploads cannot
+   * pass MAX_STORAGE_BYTES together): `declaredBytes`, the request's size, or the most an import
+   * may be. Refused at once when the quota has no room.
+   */
+  async begin(declaredBytes: number | undefined): Promise<void> {
+    const quota = this.actor.limits.maxStorageBytes;
+    const hold = Math.min(declaredBytes ?? Number.POSITIVE_INFINITY, this.maxBytes + IMPORT_FILES.length * SMALL_FILE_LIMIT);
+    const refused = await this.deps.store.projects.reserveStorage(
+      { id: this.id, projectId: this.actor.projectId, bytes: hold, storagePrefix: this.prefix },
+      quota,
+    );
+    if (refused) throw storageRefusal(quota, refused.used, 'file');
+  }
+
+  /** Removes whatever was written (after a failure), and the storage it held. */
   async discard(): Promise<void> {
     await this.deps.storage.deletePrefix(this.prefix).catch(() => {});
+    await this.deps.store.projects.releaseStorage(this.actor.projectId, this.id).catch(() => {}); // else the sweeper removes it
   }
 }

@@ -19,7 +19,7 @@ import {
 } from '@crucible/domain';
 import type { Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { type Actor, createProjectWithKey, newSecretKey } from '../auth';
+import { type Actor, createProjectWithKey, hasScope, newSecretKey } from '../auth';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { page, unix } from '../pagination';
@@ -70,13 +70,15 @@ export const projectRoutes =
     app.post(
       '/projects',
       {
-        config: admin,
+        // a tenant's admin key cannot mint projects (each comes with the server's full default limits)
+        config: { scope: 'operator' as const },
         schema: {
           operationId: 'createProject',
           tags,
           body: CreateProjectRequest,
           response: { 200: ProjectObject },
-          description: 'A new project with the server’s default limits, and its first key (all scopes; the secret is shown once).',
+          description:
+            'A new project with the server’s default limits, and its first key (read, write and admin; the secret is shown once). Needs an operator key (npm run projects).',
         },
       },
       async (req) => {
@@ -137,6 +139,9 @@ export const projectRoutes =
         const b = req.body as Static<typeof CreateApiKeyRequest>;
         const k = newSecretKey();
         const scopes: KeyScope[] = b.scopes ?? ['read', 'write'];
+        if (scopes.includes('operator') && !hasScope(req.actor, 'operator')) {
+          throw new CrucibleError('forbidden', 'only an operator key may grant the operator scope', 'scopes');
+        }
         const key = await deps.store.projects.createKey(id, { keyId: k.keyId, keyHash: k.hash, keyPrefix: k.prefix, name: b.name, scopes });
         return keyObject(key, k.secret);
       },

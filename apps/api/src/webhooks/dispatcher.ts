@@ -5,6 +5,7 @@
 import type { DueDelivery, Store } from '@crucible/db';
 import type { ApiConfig } from '../config';
 import type { ApiMetrics } from '../front-door/metrics';
+import { type AddressPolicy, addressPolicy } from './address-policy';
 import { postSigned } from './signing';
 
 const BATCH = 20;
@@ -14,13 +15,16 @@ export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private readonly policy: AddressPolicy;
 
   constructor(
     private readonly store: Store,
     private readonly cfg: ApiConfig['webhooks'],
     private readonly metrics?: ApiMetrics,
     private readonly log: (msg: string) => void = () => {},
-  ) {}
+  ) {
+    this.policy = addressPolicy(cfg);
+  }
 
   start(): void {
     this.stopped = false;
@@ -55,7 +59,7 @@ export class WebhookDispatcher {
   }
 
   private async attempt(d: DueDelivery): Promise<void> {
-    const { statusCode, error } = await postSigned(d.url, d.secret, d.eventId, JSON.stringify(d.payload), this.cfg.timeoutMs);
+    const { statusCode, error } = await postSigned(d.url, d.secret, d.eventId, JSON.stringify(d.payload), this.cfg.timeoutMs, this.policy);
     const delivered = error === null;
     const attempts = d.attempts + 1;
     const retryAt = delivered || attempts >= this.cfg.maxAttempts ? null : new Date(Date.now() + backoff(this.cfg.retryBaseMs, attempts));

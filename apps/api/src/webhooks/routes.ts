@@ -22,6 +22,7 @@ import type { Actor } from '../auth';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { page, unix } from '../pagination';
+import { type AddressPolicy, addressPolicy, allowedAddresses, WebhookAddressError } from './address-policy';
 import { newSigningSecret, postSigned, secretHint } from './signing';
 
 const tags = ['webhooks'];
@@ -60,7 +61,8 @@ function deliveryObject(d: WebhookDeliveryRecord): Static<typeof WebhookDelivery
 }
 
 /** http(s) only; the URL is where signed events go. */
-function checkedUrl(raw: string): string {
+/** A webhook URL as stored: http(s), no credentials, and (unless private networks are allowed) not pointing into them. */
+async function checkedUrl(raw: string, policy: AddressPolicy): Promise<string> {
   let u: URL;
   try {
     u = new URL(raw);
@@ -69,6 +71,13 @@ function checkedUrl(raw: string): string {
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new CrucibleError('invalid_request', `url must use https or http, not ${u.protocol}`, 'url');
   if (u.username || u.password) throw new CrucibleError('invalid_request', 'url must not hold credentials', 'url');
+  try {
+    await allowedAddresses(u, policy);
+  } catch (err) {
+    if (!(err instanceof WebhookAddressError)) throw err;
+    const hint = policy.allowPrivate ? '' : ' (an operator may allow intranet receivers with WEBHOOK_ALLOW_PRIVATE_NETWORKS)';
+    throw new CrucibleError('invalid_request', `url: ${err.message}${hint}`, 'url');
+  }
   return u.toString();
 }
 
@@ -81,6 +90,7 @@ async function getEndpoint(deps: Deps, actor: Actor, id: string): Promise<Webhoo
 export const webhookRoutes =
   (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
   async (app) => {
+    const policy = addressPolicy(cfg.webhooks);
     const admin = { scope: 'admin' as const };
     app.post(
       '/webhook_endpoints',
@@ -100,7 +110,7 @@ export const webhookRoutes =
           id: newId(ID_PREFIX.webhook),
           projectId: req.actor.projectId,
           name: body.name,
-          url: checkedUrl(body.url),
+          url: await checkedUrl(body.url, policy),
           secret: newSigningSecret(),
           eventTypes: body.event_types,
         });
@@ -137,7 +147,7 @@ export const webhookRoutes =
         const b = req.body as Static<typeof UpdateWebhookRequest>;
         const e = await deps.store.webhooks.update(req.actor.projectId, id, {
           ...(b.name !== undefined ? { name: b.name } : {}),
-          ...(b.url !== undefined ? { url: checkedUrl(b.url) } : {}),
+          ...(b.url !== undefined ? { url: await checkedUrl(b.url, policy) } : {}),
           ...(b.event_types !== undefined ? { eventTypes: b.event_types } : {}),
         });
         return endpointObject(e ?? (await getEndpoint(deps, req.actor, id)));
@@ -198,8 +208,17 @@ export const webhookRoutes =
         const type = (req.body as Static<typeof TestWebhookRequest>).event_type;
         const eventId = newId(ID_PREFIX.webhookEvent);
         const body = JSON.stringify({ id: eventId, object: 'event', type, created_at: Math.floor(Date.now() / 1000), data: { id: 'test' } });
-        const { statusCode } = await postSigned(e.url, e.secret, eventId, body, cfg.webhooks.timeoutMs);
-        return { object: 'webhook_endpoint.test' as const, webhook_endpoint_id: e.id, event_type: type, status_code: statusCode ?? 0, success: true as const };
+        const { statusCode, error } = await postSigned(e.url, e.secret, eventId, body, cfg.webhooks.timeoutMs, policy);
+        if (statusCode === null) throw new CrucibleError('webhook_unreachable', `the test event could not be delivered: ${error}`, 'url');
+        // as OpenAI's: success says the test completed; status_code is what the receiver answered
+        return {
+          object: 'webhook_endpoint.test' as const,
+          webhook_endpoint_id: e.id,
+          event_type: type,
+          status_code: statusCode,
+          success: true as const,
+          delivered: statusCode >= 200 && statusCode < 300,
+        };
       },
     );
     app.get(

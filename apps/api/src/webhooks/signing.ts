@@ -2,6 +2,9 @@
 // webhook-timestamp (Unix seconds) and webhook-signature `v1,<base64 HMAC-SHA256>` over
 // `<id>.<timestamp>.<body>`, keyed with the base64 bytes after `whsec_` in the endpoint's secret.
 import { createHmac, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { type AddressPolicy, allowedAddresses, WebhookAddressError } from './address-policy';
 
 export function newSigningSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
@@ -22,25 +25,61 @@ export function signatureHeaders(secret: string, webhookId: string, body: string
 /** What one signed POST of an event got: the receiver's status, and an error unless it was a 2xx. */
 export interface PostOutcome {
   statusCode: number | null;
+  /** What the tenant is told of a failure: `status N`, `unreachable`, or `address not allowed`; null when delivered. */
   error: string | null;
 }
 
-/** POSTs `body` (an event whose id is `eventId`) to `url`, signed with `secret`; never throws. */
-export async function postSigned(url: string, secret: string, eventId: string, body: string, timeoutMs: number): Promise<PostOutcome> {
+/**
+ * POSTs `body` (an event whose id is `eventId`) to `url`, signed with `secret`; never throws. The
+ * URL's addresses are checked by the policy first and the connection goes to the address that was
+ * checked. A failure is reported as no more than `status N`, `unreachable` or `address not allowed`:
+ * a tenant learns nothing of the server's network from it.
+ */
+export async function postSigned(url: string, secret: string, eventId: string, body: string, timeoutMs: number, policy: AddressPolicy): Promise<PostOutcome> {
+  let target: URL;
+  let addrs: Array<{ address: string; family: number }>;
   try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'Crucible-Webhooks/1', ...signatureHeaders(secret, eventId, body) },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await res.body?.cancel().catch(() => {});
-    return { statusCode: res.status, error: res.status >= 200 && res.status < 300 ? null : `receiver answered ${res.status}` };
+    target = new URL(url);
+    addrs = await allowedAddresses(target, policy);
   } catch (err) {
-    return {
-      statusCode: null,
-      error: (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `could not connect: ${(err as Error).message}`,
-    };
+    return { statusCode: null, error: err instanceof WebhookAddressError && !/does not resolve/.test(err.message) ? 'address not allowed' : 'unreachable' };
   }
+  const pinned = addrs[0] as { address: string; family: number };
+  const headers = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'user-agent': 'Crucible-Webhooks/1',
+    ...signatureHeaders(secret, eventId, body),
+  };
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (o: PostOutcome) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(o);
+    };
+    const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(
+      target,
+      {
+        method: 'POST',
+        headers,
+        // the connection goes to the checked address, whatever the name resolves to now
+        lookup: ((_host: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) =>
+          opts?.all ? cb(null, [pinned]) : cb(null, pinned.address, pinned.family)) as never,
+      },
+      (res) => {
+        res.resume();
+        const code = res.statusCode ?? 0;
+        finish({ statusCode: code, error: code >= 200 && code < 300 ? null : `status ${code}` });
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy();
+      finish({ statusCode: null, error: 'unreachable' });
+    }, timeoutMs);
+    req.on('error', () => finish({ statusCode: null, error: 'unreachable' }));
+    req.end(body);
+  });
 }

@@ -193,7 +193,7 @@ class TrainingRun {
         projectId: this.job.projectId,
         filename,
         purpose: source.file.purpose,
-        bytes: 0,
+        bytes: source.file.bytes, // held until settled at its own size
         sha256: '',
         format: source.file.format,
         lines: 0,

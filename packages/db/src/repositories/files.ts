@@ -46,12 +46,14 @@ export interface FileOutcome {
 const VISIBLE = ['pending', 'processed', 'error'];
 
 export class FileRepository extends Repository {
-  /** Writes the record as `uploading`: invisible until `commit`. */
-  async reserve(f: NewFile): Promise<void> {
-    const { preparation, ...rest } = f;
-    await this.run((db) =>
-      db.file.create({ data: { ...rest, state: 'uploading', preparation: (preparation ?? undefined) as Prisma.InputJsonValue | undefined } }),
-    );
+  /**
+   * Writes the record as `uploading` (invisible until `commit`) holding `f.bytes` (the declared
+   * size) of the project's storage, if `quota` leaves room for it; `{ used }` and nothing written
+   * otherwise.
+   */
+  async reserve(f: NewFile, quota: number): Promise<{ used: number } | null> {
+    const out = await this.withStorageRoom(f.projectId, f.bytes, quota, (q) => this.insert(f, 'uploading', q));
+    return 'used' in out ? out : null;
   }
 
   /** The object is stored: the file becomes visible as `pending` until validated. */
@@ -59,14 +61,55 @@ export class FileRepository extends Repository {
     return fileRecord(await this.run((db) => db.file.update({ where: { id, projectId }, data: { state: 'pending', ...fields } })));
   }
 
-  /** A prepared file: visible (pending) at once; its object is written while it is processed. */
-  async createPending(f: NewFile): Promise<FileRecord> {
-    const { preparation, ...rest } = f;
-    return fileRecord(
-      await this.run((db) =>
-        db.file.create({ data: { ...rest, state: 'pending', preparation: (preparation ?? undefined) as Prisma.InputJsonValue | undefined } }),
-      ),
+  /**
+   * A prepared file: visible (pending) at once, holding `f.bytes` (its source's size, a bound on
+   * its own) of the project's storage until settled; its object is written while it is processed.
+   * `{ used }` and nothing written when `quota` leaves no room.
+   */
+  async createPending(f: NewFile): Promise<FileRecord>;
+  async createPending(f: NewFile, quota: number): Promise<FileRecord | { used: number }>;
+  async createPending(f: NewFile, quota = Number.POSITIVE_INFINITY): Promise<FileRecord | { used: number }> {
+    return this.withStorageRoom(f.projectId, f.bytes, quota, (q) => this.insert(f, 'pending', q));
+  }
+
+  private async insert(f: NewFile, state: 'uploading' | 'pending', q: (text: string, values: unknown[]) => Promise<unknown>): Promise<FileRecord> {
+    const createdAt = new Date();
+    await q(
+      `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256, format, lines, storage_key, state, preparation, source_file_id, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)`,
+      [
+        f.id,
+        f.projectId,
+        f.filename,
+        f.purpose,
+        f.bytes,
+        f.sha256,
+        f.format,
+        f.lines,
+        f.storageKey,
+        state,
+        f.preparation ? JSON.stringify(f.preparation) : null,
+        f.sourceFileId ?? null,
+        createdAt.toISOString(),
+      ],
     );
+    return {
+      id: f.id,
+      projectId: f.projectId,
+      filename: f.filename,
+      purpose: f.purpose,
+      bytes: f.bytes,
+      sha256: f.sha256,
+      format: f.format,
+      lines: f.lines,
+      storageKey: f.storageKey,
+      state,
+      report: null,
+      preparation: f.preparation ?? null,
+      sourceFileId: f.sourceFileId ?? null,
+      processedAt: null,
+      createdAt,
+    };
   }
 
   /** Settles a pending file (validated, or prepared and validated); false if it is gone or settled. */

@@ -22,7 +22,7 @@ import {
   WORKING_STATUSES,
 } from '@crucible/domain';
 import { type JobCheckpoint as CheckpointRow, type JobEvent as EventRow, type Job as JobRow, Prisma, type PrismaClient } from '../../generated/client';
-import { pageOf, Repository } from './base';
+import { pageOf, Repository, Rollback } from './base';
 
 type Tx = Omit<PrismaClient, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
 
@@ -144,13 +144,27 @@ async function insertEvent(tx: Tx, projectId: string, jobId: string, message: st
 export class JobRepository extends Repository {
   /**
    * The job (queued) and its first event, in one statement: one round trip and one commit (job
-   * creation is on the API's hot path).
+   * creation is on the API's hot path). With `maxQueued`, the project's queued jobs are counted
+   * and the job is written in one transaction serialised per project, so the limit holds exactly
+   * under concurrent creates; `{ queued }` (and nothing written) when the project is at it.
    */
-  async create(j: NewJob): Promise<JobRecord> {
+  async create(j: NewJob): Promise<JobRecord>;
+  async create(j: NewJob, maxQueued: number): Promise<JobRecord | { queued: number }>;
+  async create(j: NewJob, maxQueued?: number): Promise<JobRecord | { queued: number }> {
+    if (maxQueued === undefined) return this.insert(j, (text, values) => this.sql(text, values));
+    const out = await this.locked(`queued-jobs:${j.projectId}`, async (q) => {
+      const queued = Number((await q<{ n: string }>(`SELECT count(*) AS n FROM jobs WHERE project_id = $1 AND status = 'queued'`, [j.projectId]))[0]?.n ?? 0);
+      if (queued >= maxQueued) return new Rollback({ queued });
+      return this.insert(j, q);
+    });
+    return out instanceof Rollback ? (out.value as { queued: number }) : out;
+  }
+
+  private async insert(j: NewJob, q: (text: string, values: unknown[]) => Promise<unknown>): Promise<JobRecord> {
     const now = new Date();
     const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
     const at = now.toISOString();
-    await this.sql(
+    await q(
       `WITH job AS (
          INSERT INTO jobs (id, project_id, model, method_type, hyperparameters, training_file_id, validation_file_id, status, seed, suffix,
                            metadata, preparation, created_at, updated_at)

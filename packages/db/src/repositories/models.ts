@@ -48,6 +48,46 @@ export class ModelRepository extends Repository {
     return modelRecord(row);
   }
 
+  /**
+   * An imported model whose upload held the storage reservation `reservationId`: the record takes
+   * the files' real size (`bytes`) and the reservation goes, in one transaction that checks the
+   * project's quota against the real size. `{ used }` (nothing written, the reservation kept) when
+   * the real size does not fit.
+   */
+  async createImported(
+    m: Omit<ModelRecord, 'createdAt' | 'jobId'>,
+    bytes: number,
+    reservationId: string,
+    quota: number,
+  ): Promise<ModelRecord | { used: number }> {
+    const reserved = Number(
+      (await this.sql<{ bytes: string }>('SELECT bytes FROM storage_reservations WHERE id = $1 AND project_id = $2', [reservationId, m.projectId]))[0]?.bytes ??
+        0,
+    );
+    const out = await this.withStorageRoom(m.projectId, bytes - reserved, quota, async (q) => {
+      await q(
+        `INSERT INTO models (id, project_id, base_model, arch, config, source, peft, storage_key, bytes, created_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9, $10)`,
+        [
+          m.id,
+          m.projectId,
+          m.baseModel,
+          m.arch,
+          JSON.stringify(m.config),
+          m.source,
+          m.peft ? JSON.stringify(m.peft) : null,
+          m.storageKey,
+          bytes,
+          new Date().toISOString(),
+        ],
+      );
+      await q('DELETE FROM storage_reservations WHERE id = $1 AND project_id = $2', [reservationId, m.projectId]);
+      return null;
+    });
+    if (out && 'used' in out) return out;
+    return (await this.get(m.projectId, m.id)) as ModelRecord;
+  }
+
   async delete(projectId: string, id: string): Promise<void> {
     await this.run((db) => db.model.deleteMany({ where: { id, projectId } }));
   }

@@ -1,7 +1,7 @@
 // Projects, their API keys (stored as sha256 hashes; secrets are never stored) and their usage.
 import type { ApiKeyRecord, KeyScope, ProjectRecord } from '@crucible/domain';
 import { type ApiKey as ApiKeyRow, Prisma, type Project as ProjectRow } from '../../generated/client';
-import { Repository } from './base';
+import { Repository, STORAGE_USED_SQL } from './base';
 
 function keyRecord(k: ApiKeyRow): ApiKeyRecord {
   return {
@@ -36,6 +36,36 @@ export interface ProjectUsage {
 }
 
 export class ProjectRepository extends Repository {
+  /**
+   * Holds `bytes` of the project's storage for an upload that has no record yet (a model import),
+   * if `quota` leaves room: `{ used }` and nothing held otherwise.
+   */
+  async reserveStorage(r: { id: string; projectId: string; bytes: number; storagePrefix: string }, quota: number): Promise<{ used: number } | null> {
+    const out = await this.withStorageRoom(r.projectId, r.bytes, quota, async (q) => {
+      await q(`INSERT INTO storage_reservations (id, project_id, bytes, storage_prefix, created_at) VALUES ($1, $2, $3, $4, $5)`, [
+        r.id,
+        r.projectId,
+        r.bytes,
+        r.storagePrefix,
+        new Date().toISOString(),
+      ]);
+      return null;
+    });
+    return out && 'used' in out ? out : null;
+  }
+
+  async releaseStorage(projectId: string, id: string): Promise<void> {
+    await this.sql('DELETE FROM storage_reservations WHERE id = $1 AND project_id = $2', [id, projectId]);
+  }
+
+  /** Reservations older than `olderThan` (their upload's process died): each with the prefix its objects were written under. */
+  async staleReservations(olderThan: Date): Promise<Array<{ id: string; projectId: string; storagePrefix: string }>> {
+    return this.sql<{ id: string; projectId: string; storagePrefix: string }>(
+      'SELECT id, project_id AS "projectId", storage_prefix AS "storagePrefix" FROM storage_reservations WHERE created_at < $1 LIMIT 1000',
+      [olderThan.toISOString()],
+    );
+  }
+
   async createWithKey(p: { projectId: string; name: string; key: NewKey }): Promise<ProjectRecord> {
     const k = p.key;
     return projectRecord(
@@ -95,7 +125,7 @@ export class ProjectRepository extends Repository {
   /** What the limits are checked against, in one statement (job creation and uploads read it). */
   async usage(projectId: string): Promise<ProjectUsage> {
     const rows = await this.sql<{ storage: string | null; queued: string; running: string }>(
-      `SELECT (SELECT sum(bytes) FROM files WHERE project_id = $1) AS storage,
+      `SELECT ${STORAGE_USED_SQL} AS storage,
               (SELECT count(*) FROM jobs WHERE project_id = $1 AND status = 'queued') AS queued,
               (SELECT count(*) FROM jobs WHERE project_id = $1 AND status IN ('validating_files', 'running')) AS running`,
       [projectId],

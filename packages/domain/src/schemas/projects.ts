@@ -7,8 +7,9 @@ import { Nullable } from './common';
 export const NAME_MAX = 128;
 const Name = (description: string) => Type.String({ minLength: 1, maxLength: NAME_MAX, description });
 
-export const KeyScopeSchema = Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('admin')], {
-  description: 'read: GET routes. write: also create, change and delete resources. admin: also keys, projects and webhooks.',
+export const KeyScopeSchema = Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('admin'), Type.Literal('operator')], {
+  description:
+    'read: GET routes. write: also create, change and delete resources. admin: also the project’s keys and webhooks. operator (the server operator’s; only an operator key grants it): also new projects.',
 });
 
 export const ApiKeyObject = Type.Object({
@@ -96,8 +97,9 @@ export const WebhookTestResult = Type.Object({
   object: Type.Literal('webhook_endpoint.test'),
   webhook_endpoint_id: Type.String(),
   event_type: Type.String(),
-  status_code: Type.Integer({ description: 'The receiver’s status; 0 when it could not be reached.' }),
-  success: Type.Literal(true),
+  status_code: Type.Integer({ description: 'The receiver’s status (a receiver that cannot be reached is a 422 webhook_unreachable instead).' }),
+  success: Type.Literal(true, { description: 'As OpenAI’s: the test completed; status_code says what the receiver answered.' }),
+  delivered: Type.Boolean({ description: 'Crucible: whether the receiver answered 2xx (what a real delivery counts as delivered).' }),
 });
 
 export const WebhookDeliveryObject = Type.Object({
