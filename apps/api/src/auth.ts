@@ -69,6 +69,16 @@ export class KeyAuthenticator {
     this.subscriber = undefined;
   }
 
+  /** The actor of a key this process has cached as valid (no lookup, no Redis), else undefined. */
+  cached(header: string | undefined): Actor | undefined {
+    const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+    if (!m) return undefined;
+    const hit = this.cache.get(hashKey(m[1] as string));
+    if (!hit?.actor || hit.expires <= Date.now()) return undefined;
+    this.touch(hit.actor.keyId, Date.now());
+    return hit.actor;
+  }
+
   async authenticate(header: string | undefined): Promise<Actor> {
     const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
     if (!m) throw new CrucibleError('unauthorized', 'missing API key: send Authorization: Bearer <key>', 'authorization');

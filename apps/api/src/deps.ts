@@ -15,6 +15,8 @@ import { Storage } from '@crucible/storage';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { KeyAuthenticator, keyEventsChannel } from './auth';
+import { InferenceAdmission } from './completions/admission';
+import { StreamHub } from './completions/stream-hub';
 import type { ApiConfig } from './config';
 import { FileProcessor } from './files/processor';
 import { Idempotency } from './front-door/idempotency';
@@ -31,8 +33,12 @@ export interface Deps {
   inferenceEvents: QueueEvents;
   /** Publishes control messages (cancel, pause); fails at once while Redis is down. */
   redis: Redis;
-  /** A new connection for subscribing (streams); the caller closes it. */
+  /** A new connection for subscribing; the caller closes it. */
   subscriber: () => Redis;
+  /** Streamed inference text, every stream on one subscriber connection. */
+  streams: StreamHub;
+  /** A project's inference requests in flight (MAX_CONCURRENT_INFERENCE) and their queue priority. */
+  admission: InferenceAdmission;
   /** Rebuilds the training queue from PostgreSQL (started by the server). */
   reconciler: Reconciler;
   /** Scopes control channels (several deployments can share one Redis). */
@@ -83,6 +89,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
   const metrics = new ApiMetrics(store, { training, inference, evaluation });
   const webhooks = new WebhookDispatcher(store, cfg.webhooks, metrics);
   const jobCache = new JobCache(cfg.databaseUrl, { ttlMs: cfg.jobCacheTtlMs });
+  const streams = new StreamHub(() => redisConnection(cfg.redisUrl, 'command'));
   await jobCache.start();
   return {
     store,
@@ -94,6 +101,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     inferenceEvents,
     redis,
     subscriber: () => redisConnection(cfg.redisUrl, 'command'),
+    streams,
+    admission: new InferenceAdmission(redis, prefix),
     reconciler,
     queuePrefix: prefix,
     keys,
@@ -108,6 +117,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
       await webhooks.stop();
       await keys.close();
       await processor.close();
+      streams.close();
       await Promise.allSettled([training.close(), inference.close(), evaluation.close(), inferenceEvents.close()]);
       // BullMQ leaves connections it was given open
       for (const c of [redis, connection, eventsConnection]) c.disconnect();

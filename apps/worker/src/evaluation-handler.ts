@@ -52,7 +52,8 @@ export async function handleEvaluation(deps: EvaluationDeps, p: EvaluationPayloa
     const failure =
       err instanceof CrucibleError
         ? { code: err.code, message: err.message, param: err.param }
-        : { code: 'internal_error', message: `evaluation failed: ${(err as Error).message}`, param: null };
+        : // the detail (a database or library message, paths) stays in the worker's log
+          { code: 'internal_error', message: `evaluation failed: internal error (see the worker log for evaluation ${e.id})`, param: null };
     deps.log(`evaluation ${e.id} failed: ${(err as Error).stack ?? failure.message}`, { evaluation_id: e.id, level: 'error' });
     await deps.store.evaluations
       .finish(

@@ -59,8 +59,11 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
   });
   const choices: GenerationChoice[] = [];
   let promptTokens = 0;
-  for (let index = 0; index < p.n; index++) {
+  // a streamed piece that reaches no subscriber means the client left: stop within that token
+  const gone = new AbortController();
+  for (let index = 0; index < p.n && !gone.signal.aborted; index++) {
     const it = sampleStream(model, tokenizer, p.prompt, {
+      signal: gone.signal,
       maxNewTokens: p.maxTokens,
       temperature: p.temperature,
       topK: p.topK,
@@ -82,7 +85,7 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
         });
         break;
       }
-      if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ index, text: r.value }));
+      if (p.streamChannel && (await deps.redis.publish(p.streamChannel, JSON.stringify({ index, text: r.value }))) === 0) gone.abort();
     }
   }
   if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ done: true }));

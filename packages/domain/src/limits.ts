@@ -18,6 +18,8 @@ export interface ProjectLimits {
   maxPromptChars: number;
   /** MAX_COMPLETION_TOKENS: the most tokens one completion may ask for (max_tokens). Default 2048. */
   maxCompletionTokens: number;
+  /** MAX_CONCURRENT_INFERENCE: a project's inference requests in flight (queued or running); one more answers 429. Default 8. */
+  maxConcurrentInference: number;
 }
 
 /** Project limits as the API shows and takes them (snake_case; an absent field uses the server's default). */
@@ -29,6 +31,7 @@ export const LIMIT_FIELDS = {
   max_job_tokens: 'maxJobTokens',
   max_prompt_chars: 'maxPromptChars',
   max_completion_tokens: 'maxCompletionTokens',
+  max_concurrent_inference: 'maxConcurrentInference',
 } as const satisfies Record<string, keyof ProjectLimits>;
 
 export type LimitField = keyof typeof LIMIT_FIELDS;
@@ -48,6 +51,7 @@ export function readProjectLimits(r: EnvReader): ProjectLimits {
     maxJobTokens: r.int('MAX_JOB_TOKENS', 2_000_000_000, 1),
     maxPromptChars: r.int('MAX_PROMPT_CHARS', 32_768, 1, 10_000_000),
     maxCompletionTokens: r.int('MAX_COMPLETION_TOKENS', 2048, 1, 4096),
+    maxConcurrentInference: r.int('MAX_CONCURRENT_INFERENCE', 8, 1, 100_000),
   };
 }
 

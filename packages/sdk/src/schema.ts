@@ -4212,6 +4212,7 @@ export interface operations {
                         id: string;
                         limits: {
                             max_completion_tokens: number;
+                            max_concurrent_inference: number;
                             max_concurrent_jobs: number;
                             max_job_tokens: number;
                             max_prompt_chars: number;
@@ -4286,6 +4287,7 @@ export interface operations {
                         id: string;
                         limits: {
                             max_completion_tokens: number;
+                            max_concurrent_inference: number;
                             max_concurrent_jobs: number;
                             max_job_tokens: number;
                             max_prompt_chars: number;

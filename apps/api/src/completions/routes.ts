@@ -16,10 +16,21 @@ import {
   type TokenLogprobResult,
 } from '@crucible/domain';
 import type { Static } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { chatCompletionId, completionId, embeddingPayload, fillMaskPayload, generationPayload, renderChat, runInference, streamInference } from './service';
+import {
+  ClientGoneError,
+  chatCompletionId,
+  completionId,
+  embeddingPayload,
+  fillMaskPayload,
+  generationPayload,
+  type InferenceOptions,
+  renderChat,
+  runInference,
+  streamInference,
+} from './service';
 
 function sse(reply: FastifyReply) {
   reply.hijack();
@@ -28,6 +39,22 @@ function sse(reply: FastifyReply) {
     send: (obj: unknown) => reply.raw.write(`data: ${JSON.stringify(obj)}\n\n`),
     end: () => reply.raw.end('data: [DONE]\n\n'),
   };
+}
+
+/** An error after the stream began, as its last event (Crucible's own message; no internals); nothing when the client left. */
+function streamError(out: { send: (obj: unknown) => void }, err: unknown): void {
+  if (err instanceof ClientGoneError) return;
+  const e = err instanceof CrucibleError ? err : new CrucibleError('internal_error', 'internal error', null);
+  out.send(e.toJSON());
+}
+
+/** The project's inference cap, and a signal that aborts when the client closes the connection before its answer is out. */
+function inflight(req: FastifyRequest, reply: FastifyReply): InferenceOptions {
+  const c = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) c.abort();
+  });
+  return { cap: req.actor.limits.maxConcurrentInference, signal: c.signal };
 }
 
 /** OpenAI's usage: the prompt once, and the tokens of every choice. */
@@ -88,7 +115,7 @@ export const completionRoutes =
           choices: [{ text, index, logprobs: null, finish_reason: finish }],
         });
         if (!body.stream) {
-          const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'prompt');
+          const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'prompt', inflight(req, reply));
           return {
             id,
             object: 'text_completion',
@@ -107,12 +134,12 @@ export const completionRoutes =
         const out = sse(reply);
         try {
           if (echo) for (let i = 0; i < payload.n; i++) out.send(chunk(i, body.prompt, null));
-          const r = await streamInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, (i, t) => out.send(chunk(i, t, null)));
+          const r = await streamInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, (i, t) => out.send(chunk(i, t, null)), inflight(req, reply));
           r.choices.forEach((c, i) => {
             out.send(chunk(i, '', c.finishReason));
           });
         } catch (err) {
-          out.send({ error: { code: (err as { code?: string }).code ?? 'internal_error', message: (err as Error).message } });
+          streamError(out, err);
         }
         out.end();
       },
@@ -134,7 +161,7 @@ export const completionRoutes =
         const id = chatCompletionId();
         const created = Math.floor(Date.now() / 1000);
         if (!body.stream) {
-          const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'messages');
+          const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'messages', inflight(req, reply));
           return {
             id,
             object: 'chat.completion',
@@ -160,12 +187,18 @@ export const completionRoutes =
         });
         for (let i = 0; i < payload.n; i++) out.send(chunk(i, { role: 'assistant', content: '' }, null));
         try {
-          const r = await streamInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, (i, t) => out.send(chunk(i, { content: t }, null)));
+          const r = await streamInference<GenerationResult>(
+            deps,
+            payload,
+            cfg.inferenceTimeoutMs,
+            (i, t) => out.send(chunk(i, { content: t }, null)),
+            inflight(req, reply),
+          );
           r.choices.forEach((c, i) => {
             out.send(chunk(i, {}, c.finishReason));
           });
         } catch (err) {
-          out.send({ error: { code: (err as { code?: string }).code ?? 'internal_error', message: (err as Error).message } });
+          streamError(out, err);
         }
         out.end();
       },
@@ -174,11 +207,11 @@ export const completionRoutes =
     app.post(
       '/embeddings',
       { schema: { operationId: 'createEmbedding', tags: ['embeddings'], body: EmbeddingRequest, response: { 200: EmbeddingList } } },
-      async (req) => {
+      async (req, reply) => {
         const body = req.body as Static<typeof EmbeddingRequest>;
         const list = inputs(body.input);
         const payload = await embeddingPayload(deps, req.actor, body.model, list, body.pooling ?? 'mean');
-        const r = await runInference<EmbeddingResult>(deps, payload, cfg.inferenceTimeoutMs);
+        const r = await runInference<EmbeddingResult>(deps, payload, cfg.inferenceTimeoutMs, 'input', inflight(req, reply));
         if (body.dimensions !== undefined && body.dimensions !== r.vectors[0]?.length) {
           throw new CrucibleError('unsupported_parameter', `dimensions: this model's embeddings have ${r.vectors[0]?.length} dimensions`, 'dimensions');
         }
@@ -195,10 +228,10 @@ export const completionRoutes =
     app.post(
       '/fill_mask',
       { schema: { operationId: 'createFillMask', tags: ['embeddings'], body: FillMaskRequest, response: { 200: FillMaskList } } },
-      async (req) => {
+      async (req, reply) => {
         const body = req.body as Static<typeof FillMaskRequest>;
         const payload = await fillMaskPayload(deps, req.actor, body.model, inputs(body.input), body.top_k ?? 5);
-        const r = await runInference<FillMaskResult>(deps, payload, cfg.inferenceTimeoutMs);
+        const r = await runInference<FillMaskResult>(deps, payload, cfg.inferenceTimeoutMs, 'input', inflight(req, reply));
         return {
           object: 'list',
           model: body.model,

@@ -14,6 +14,7 @@ import {
   type InferenceResult,
   isTransientError,
   newId,
+  RetryLaterError,
   renderChat,
   ServiceUnavailableError,
 } from '@crucible/domain';
@@ -120,58 +121,126 @@ export async function fillMaskPayload(deps: Pick<Deps, 'store'>, actor: Actor, m
   return { kind: 'fill_mask', projectId: actor.projectId, model: m.id, inputs, topK };
 }
 
-export async function runInference<R extends InferenceResult>(deps: Deps, payload: InferencePayload, timeoutMs: number, inputParam = 'input'): Promise<R> {
-  const job = await guard('queue', () => deps.inferenceQueue.add(payload.kind, payload));
+export interface InferenceOptions {
+  /** The project's MAX_CONCURRENT_INFERENCE: admission and queue priority (see admission.ts). */
+  cap?: number;
+  /** Aborted when the client has gone: a queued request is removed, a stream stops. */
+  signal?: AbortSignal;
+}
+
+/** The client left before its answer: nothing is sent back. */
+export class ClientGoneError extends Error {
+  override readonly name = 'ClientGoneError';
+}
+
+export async function runInference<R extends InferenceResult>(
+  deps: Deps,
+  payload: InferencePayload,
+  timeoutMs: number,
+  inputParam = 'input',
+  opts: InferenceOptions = {},
+): Promise<R> {
+  const requestId = newId('inf');
+  let priority: number | undefined;
+  if (opts.cap !== undefined) {
+    const a = await deps.admission.admit(payload.projectId, requestId, opts.cap, timeoutMs + 10_000);
+    if (!a.admitted) {
+      throw new RetryLaterError(
+        'rate_limited',
+        `this project has ${a.inFlight} inference requests in flight, its limit (MAX_CONCURRENT_INFERENCE ${opts.cap}); retry in 1 s`,
+        1,
+      );
+    }
+    priority = a.priority;
+  }
+  let held = opts.cap !== undefined;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    void deps.admission.release(payload.projectId, requestId);
+  };
   try {
-    return (await job.waitUntilFinished(deps.inferenceEvents, timeoutMs)) as R;
-  } catch (err) {
-    const message = (err as Error).message;
-    if (/timed out/i.test(message)) {
-      await job.remove().catch(() => {});
-      throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
+    const job = await guard('queue', () => deps.inferenceQueue.add(payload.kind, payload, priority ? { priority } : {}));
+    const finished = job.waitUntilFinished(deps.inferenceEvents, timeoutMs);
+    let onAbort = () => {};
+    const gone = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new ClientGoneError('the client closed the connection'));
+      if (opts.signal?.aborted) onAbort();
+      else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return (await Promise.race([finished, gone])) as R;
+    } catch (err) {
+      if (err instanceof ClientGoneError) {
+        // a request still waiting goes from the queue; one being generated keeps its place until it ends
+        const removed = await job.remove().then(
+          () => true,
+          () => false,
+        );
+        if (!removed) {
+          held = false;
+          void finished.catch(() => {}).finally(() => deps.admission.release(payload.projectId, requestId));
+        }
+        throw err;
+      }
+      const message = (err as Error).message;
+      if (/timed out/i.test(message)) {
+        await job.remove().catch(() => {});
+        throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
+      }
+      if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
+      const at = message.indexOf(INFERENCE_INPUT_ERROR);
+      if (at >= 0) {
+        const e = JSON.parse(message.slice(at + INFERENCE_INPUT_ERROR.length)) as { message: string; index: number };
+        throw new CrucibleError('invalid_request', e.message, e.index >= 0 && inputParam === 'input' ? `input[${e.index}]` : inputParam);
+      }
+      // the worker could not reach a dependency (its error arrives as text through the queue)
+      const dep = /the (database|queue|storage) is unavailable/.exec(message)?.[1];
+      if (dep) throw new ServiceUnavailableError(dep as 'database' | 'queue' | 'storage', err);
+      throw new CrucibleError('internal_error', 'inference failed', null);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
     }
-    if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
-    const at = message.indexOf(INFERENCE_INPUT_ERROR);
-    if (at >= 0) {
-      const e = JSON.parse(message.slice(at + INFERENCE_INPUT_ERROR.length)) as { message: string; index: number };
-      throw new CrucibleError('invalid_request', e.message, e.index >= 0 && inputParam === 'input' ? `input[${e.index}]` : inputParam);
-    }
-    // the worker could not reach a dependency (its error arrives as text through the queue)
-    const dep = /the (database|queue|storage) is unavailable/.exec(message)?.[1];
-    if (dep) throw new ServiceUnavailableError(dep as 'database' | 'queue' | 'storage', err);
-    throw new CrucibleError('internal_error', `inference failed: ${message}`, null);
+  } finally {
+    release();
   }
 }
 
 /**
  * Runs a generation and calls `onText(index, text)` for each streamed piece. The worker publishes
  * JSON messages {"index", "text"} and finally {"done": true}; the result waits for that marker so
- * that no piece arrives after it (pub/sub and queue events travel on different connections).
+ * that no piece arrives after it (pub/sub and queue events travel on different connections). The
+ * channel is unsubscribed the moment the client goes: the worker's next piece reaches nobody and
+ * it stops generating.
  */
 export async function streamInference<R extends InferenceResult>(
   deps: Deps,
   payload: GenerationPayload,
   timeoutMs: number,
   onText: (index: number, t: string) => void,
+  opts: InferenceOptions = {},
 ): Promise<R> {
   const channel = `crucible:stream:${newId('s')}`;
-  const sub = deps.subscriber();
   let markDone: () => void = () => {};
   const done = new Promise<void>((r) => {
     markDone = r;
   });
-  try {
-    await guard('queue', () => sub.subscribe(channel));
-    sub.on('message', (_ch: string, msg: string) => {
+  const stop = await guard('queue', () =>
+    deps.streams.listen(channel, (msg) => {
       const m = JSON.parse(msg) as { index?: number; text?: string; done?: boolean };
       if (m.text) onText(m.index ?? 0, m.text);
       if (m.done) markDone();
-    });
-    const result = await runInference<R>(deps, { ...payload, streamChannel: channel }, timeoutMs, 'prompt');
+    }),
+  );
+  const leave = () => void stop();
+  opts.signal?.addEventListener('abort', leave, { once: true });
+  try {
+    const result = await runInference<R>(deps, { ...payload, streamChannel: channel }, timeoutMs, 'prompt', opts);
     await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
     return result;
   } finally {
-    sub.disconnect();
+    opts.signal?.removeEventListener('abort', leave);
+    await stop();
   }
 }
 

@@ -49,6 +49,8 @@ export function installErrorHandling(app: FastifyInstance): void {
       req.log.warn({ dependency: e.dependency, cause: (err as Error).message }, 'dependency unavailable');
       return reply.status(503).header('retry-after', String(e.retryAfter)).send(e.toJSON());
     }
+    // the client closed the connection before its answer (nobody reads this one; nginx's 499)
+    if ((err as Error).name === 'ClientGoneError') return send(reply, 499, new CrucibleError('invalid_request', 'the client closed the connection', null));
     if (err instanceof RetryLaterError) return reply.status(err.status).header('retry-after', String(err.retryAfter)).send(err.toJSON());
     if (err instanceof CrucibleError) return reply.status(err.status).send(err.toJSON());
     if ((err as FastifyError).validation) {
