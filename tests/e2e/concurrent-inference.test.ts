@@ -14,7 +14,7 @@ let p: TestPlatform;
 let client: OpenAI;
 
 beforeAll(async () => {
-  p = await startPlatform({ env: { INFERENCE_CONCURRENCY: '8', TRAINING_CONCURRENCY: '2' } });
+  p = await startPlatform({ env: { INFERENCE_CONCURRENCY: '8', TRAINING_CONCURRENCY: '2', MAX_CONCURRENT_INFERENCE: '32' } });
   client = p.openai();
 });
 afterAll(async () => {

@@ -69,19 +69,21 @@ describe('abandoned streams', () => {
           }),
         );
       }
-      // every generation ended long before 2,000 tokens: the queue drains at once
-      let completed: Array<{ returnvalue: { choices?: Array<{ completionTokens: number }> } }> = [];
-      for (let i = 0; i < 100; i++) {
-        completed = (await p.deps.inferenceQueue.getCompleted(0, 100)) as never;
-        const active =
+      // every generation ended long before 2,000 tokens (a request still queued when its client
+      // left was removed instead): the queue drains at once
+      let left = 1;
+      for (let i = 0; i < 100 && left > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left =
           (await p.deps.inferenceQueue.getActiveCount()) +
           (await p.deps.inferenceQueue.getWaitingCount()) +
           (await p.deps.inferenceQueue.getPrioritizedCount());
-        if (active === 0 && completed.filter((j) => j.returnvalue?.choices).length >= 12) break;
-        await new Promise((r) => setTimeout(r, 100));
       }
-      const streamed = completed.map((j) => j.returnvalue?.choices?.[0]?.completionTokens ?? 0).filter((n) => n > 1);
-      expect(streamed.length).toBeGreaterThanOrEqual(12);
+      expect(left).toBe(0);
+      const completed = (await p.deps.inferenceQueue.getCompleted(0, 100)) as Array<{ returnvalue: { choices?: Array<{ completionTokens: number }> } }>;
+      const streamed = completed.map((j) => j.returnvalue?.choices?.[0]?.completionTokens ?? 0);
+      expect(streamed.length).toBeGreaterThanOrEqual(4);
+      expect(streamed.length).toBeLessThanOrEqual(12);
       for (const n of streamed) expect(n).toBeLessThan(60);
       expect(Date.now() - t0).toBeLessThan(60_000);
       // one subscriber connection for every stream, whatever their number

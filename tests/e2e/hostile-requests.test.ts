@@ -178,6 +178,33 @@ describe('dataset lines', () => {
     expect((await fetch(`${p.url}/health`)).status).toBe(200);
   });
 
+  it('prepares a long line of digits off the event loop: /health keeps answering while it runs', async () => {
+    const line = '1 '.repeat(200_000); // seconds of work for the personal-data rules
+    const f = await client.files.create({ file: await toFile(Buffer.from(`${line}\n`), 'digits.txt'), purpose: 'fine-tune' });
+    expect((await client.files.waitForProcessing(f.id, { pollInterval: 200 })).status).toBe('processed');
+    const started = (await (
+      await p.api(`/files/${f.id}/prepare`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ rules: { scrub_pii: true } }),
+      })
+    ).json()) as { id: string };
+    let answered = 0;
+    let worst = 0;
+    for (;;) {
+      const t0 = Date.now();
+      expect((await fetch(`${p.url}/health`)).status).toBe(200);
+      worst = Math.max(worst, Date.now() - t0);
+      answered++;
+      const s = (await p.sql<{ state: string }>('SELECT state FROM files WHERE id = $1', [started.id]))[0]?.state;
+      if (s !== 'pending') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // the prepare took seconds; /health was answered all along (one synchronous pass would have held it)
+    expect(answered).toBeGreaterThan(5);
+    expect(worst).toBeLessThan(1000);
+  });
+
   it('refuses NUL and lone surrogates spelled as escapes in an evaluation file, naming line and field', async () => {
     const rows = ['{"prompt": "a", "completion": " b"}', '{"prompt": "x\\u0000y", "completion": " z"}', '{"prompt": "q", "completion": " \\ud800"}'];
     const f = await client.files.create({ file: await toFile(Buffer.from(`${rows.join('\n')}\n`), 'eval.jsonl'), purpose: 'fine-tune' });

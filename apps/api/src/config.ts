@@ -26,6 +26,8 @@ export interface ApiConfig extends PlatformConfig {
   datasetLimits: { maxLineBytes: number; minExamples: number; maxBytes: number };
   /** FILE_PROCESSING_CONCURRENCY: files validated or prepared at once by this API process. Default 2. */
   fileProcessingConcurrency: number;
+  /** FILE_WORK_THREADS: worker threads that validate and prepare files off the event loop (0: on it). Default FILE_PROCESSING_CONCURRENCY. */
+  fileWorkThreads: number;
   /** FILE_PENDING_RETRY_MS: a file pending this long is processed again (its processor died). Default 2 min. */
   filePendingRetryMs: number;
   /** DASHBOARD_DIR: the built dashboard served at /dashboard/. Default: apps/dashboard/dist (built by `npm ci` / `npm run build`). */
@@ -73,6 +75,7 @@ export function parseApiConfig(env: Env): ApiConfig {
     },
     fileProcessingConcurrency: r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64),
     filePendingRetryMs: r.int('FILE_PENDING_RETRY_MS', 120_000, 1_000),
+    fileWorkThreads: r.int('FILE_WORK_THREADS', r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64), 0, 64),
     dashboardDir: r.str('DASHBOARD_DIR', fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
     keyCacheTtlMs: r.int('KEY_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     jobCacheTtlMs: r.int('JOB_CACHE_TTL_MS', 10_000, 0, 3_600_000),

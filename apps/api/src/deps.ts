@@ -78,7 +78,12 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     queuedGraceMs: cfg.jobs.queuedGraceMs,
     intervalMs: cfg.jobs.reconcileIntervalMs,
   });
-  const processor = new FileProcessor(store, storage, { limits: cfg.datasetLimits, concurrency: cfg.fileProcessingConcurrency });
+  const processor = new FileProcessor(store, storage, {
+    limits: cfg.datasetLimits,
+    concurrency: cfg.fileProcessingConcurrency,
+    s3: cfg.s3,
+    threads: cfg.fileWorkThreads,
+  });
   const keys = new KeyAuthenticator(store, cfg.limits, {
     ttlMs: cfg.keyCacheTtlMs,
     channel: keyEventsChannel(prefix),

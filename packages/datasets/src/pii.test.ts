@@ -49,3 +49,30 @@ describe('scrubPii', () => {
     expect(luhnValid('79927398713')).toBe(false); // valid Luhn but too short for a card
   });
 });
+
+describe('scrubPii on long lines (linear-time searches)', () => {
+  it('finds the same phone numbers window by window as the library does on the whole text, at window edges too', async () => {
+    const { findPhoneNumbersInText } = await import('libphonenumber-js/max');
+    const numbers = ['+1 415-555-2671', '(415) 555-2672', '415.555.2673', '+44 20 7946 0958'];
+    // filler lengths that put numbers across the 256-character windows' edges
+    let text = '';
+    for (let i = 0; i < 60; i++) text += `${'word '.repeat(i % 53)}x${i} call ${numbers[i % numbers.length]} then. `;
+    const whole = findPhoneNumbersInText(text, { defaultCountry: 'US' })
+      .filter((p) => p.number.isValid())
+      .map((p) => text.slice(p.startsAt, p.endsAt));
+    const r = scrubPii(text, ['phone']);
+    expect(whole.length).toBe(60);
+    expect(r.found.map((f) => f.value)).toEqual(whole);
+    expect(r.text.match(/<PHONE>/g)?.length).toBe(60);
+  });
+
+  it('scrubs PEM private keys by scanning, many BEGIN lines without an END included', () => {
+    const key = '-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----';
+    expect(scrubPii(`a ${key} b ${key} c`, ['secret']).text).toBe('a <SECRET> b <SECRET> c');
+    const headers = '-----BEGIN RSA PRIVATE KEY-----\n'.repeat(20_000);
+    const r = scrubPii(`${headers}${key}`, ['secret']);
+    expect(r.found).toHaveLength(1); // the first BEGIN runs to the only END: one block
+    expect(r.text).toBe('<SECRET>');
+    expect(scrubPii(headers, ['secret']).text).toBe(headers);
+  });
+});

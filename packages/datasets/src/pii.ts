@@ -36,8 +36,9 @@ const SECRETS = [
   /\bAIza[0-9A-Za-z_-]{35}/g, // Google
   /\bhf_[A-Za-z]{30,}/g, // Hugging Face
   /\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/g, // JWT
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
 ];
+// PEM private keys are found by scanning (pemBlocks), not by a lazy regex: one that ran from each
+// of many BEGIN lines to the end of a long line would be quadratic in it.
 const ASSIGNED_SECRET = /\b(?:api[_-]?key|secret|token|password|passwd|access[_-]?key)\b["']?\s*[:=]\s*["']?([A-Za-z0-9_\-+/=.]{16,})/gi;
 
 // IPv4: four dotted numbers not glued to other dots, digits or a version marker.
@@ -87,6 +88,10 @@ export function scrubPii(text: string, types: readonly PiiType[] = PII_TYPES, de
     });
   };
   if (want.has('secret')) {
+    s = replacePemBlocks(s, (block) => {
+      found.push({ type: 'secret', value: block });
+      return PLACEHOLDERS.secret;
+    });
     for (const re of SECRETS) sub(re, 'secret');
     s = s.replace(ASSIGNED_SECRET, (match: string, value: string) => {
       if (!/[0-9]/.test(value) || !/[A-Za-z]/.test(value) || value.startsWith('<')) return match;
@@ -101,12 +106,57 @@ export function scrubPii(text: string, types: readonly PiiType[] = PII_TYPES, de
     sub(IPV6, 'ip_address', (m) => (m[0].match(/:/g)?.length ?? 0) >= 2);
   }
   if (want.has('phone')) {
-    const phones = findPhoneNumbersInText(s, defaultCountry ? { defaultCountry } : undefined);
-    for (const p of phones.reverse()) {
-      if (!p.number.isValid()) continue;
+    const parts: string[] = [];
+    let at = 0;
+    for (const p of phoneNumbers(s, defaultCountry)) {
       found.push({ type: 'phone', value: s.slice(p.startsAt, p.endsAt) });
-      s = s.slice(0, p.startsAt) + PLACEHOLDERS.phone + s.slice(p.endsAt);
+      parts.push(s.slice(at, p.startsAt), PLACEHOLDERS.phone);
+      at = p.endsAt;
     }
+    if (parts.length) s = parts.join('') + s.slice(at);
   }
   return { text: s, found };
+}
+
+/** Text this long is searched for phone numbers window by window (the library's search grows faster than linearly). */
+const PHONE_WINDOW = 256;
+/** Longer than any phone number with its separators and extension: a number that starts in a window ends before its overlap does. */
+const PHONE_OVERLAP = 96;
+
+/**
+ * Valid phone numbers in order, found in windows of PHONE_WINDOW characters (each searched with
+ * PHONE_OVERLAP more, keeping the numbers that start inside it): linear in the text's length.
+ */
+function phoneNumbers(text: string, defaultCountry: 'US' | undefined): Array<{ startsAt: number; endsAt: number }> {
+  const out: Array<{ startsAt: number; endsAt: number }> = [];
+  let last = 0; // end of the last number taken: windows overlap
+  for (let start = 0; start < text.length; start += PHONE_WINDOW) {
+    const window = text.slice(start, start + PHONE_WINDOW + PHONE_OVERLAP);
+    for (const p of findPhoneNumbersInText(window, defaultCountry ? { defaultCountry } : undefined)) {
+      const startsAt = start + p.startsAt;
+      if (p.startsAt >= PHONE_WINDOW || startsAt < last || !p.number.isValid()) continue;
+      out.push({ startsAt, endsAt: start + p.endsAt });
+      last = start + p.endsAt;
+    }
+  }
+  return out;
+}
+
+/** Replaces each PEM private-key block (BEGIN ... PRIVATE KEY----- to its END line) in one left-to-right scan. */
+function replacePemBlocks(text: string, replace: (block: string) => string): string {
+  const BEGIN = /-----BEGIN [A-Z ]*PRIVATE KEY-----/g;
+  const END = /-----END [A-Z ]*PRIVATE KEY-----/g;
+  let out = '';
+  let at = 0;
+  for (;;) {
+    BEGIN.lastIndex = at;
+    const b = BEGIN.exec(text);
+    if (!b) break;
+    END.lastIndex = b.index + b[0].length;
+    const e = END.exec(text);
+    if (!e) break; // no END after this BEGIN: none after a later one either
+    out += text.slice(at, b.index) + replace(text.slice(b.index, e.index + e[0].length));
+    at = e.index + e[0].length;
+  }
+  return at === 0 ? text : out + text.slice(at);
 }

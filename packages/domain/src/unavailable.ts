@@ -70,7 +70,7 @@ export function isTransientError(err: unknown): boolean {
   let e: unknown = err;
   while (e && typeof e === 'object' && !seen.has(e)) {
     seen.add(e);
-    if (e instanceof ServiceUnavailableError) return true;
+    if (e instanceof ServiceUnavailableError || (e as { name?: unknown }).name === 'ServiceUnavailableError') return true; // (by name: from a worker thread)
     const o = e as { code?: unknown; name?: unknown; message?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: number }; errors?: unknown[] };
     if (typeof o.code === 'string' && TRANSIENT_CODES.has(o.code)) return true;
     if (o.name === 'TimeoutError' || o.name === 'RequestTimeout' || (o.name === 'DriverAdapterError' && /connect|closed|terminated/i.test(String(o.message))))

@@ -5,21 +5,12 @@
 // pending by a process that died are picked up again by `sweep`. A poison file cannot loop: each
 // run is counted before it starts, and a file whose runs failed (or took the process down)
 // MAX_PROCESSING_ATTEMPTS times is marked `error` instead of being tried again.
-import { PassThrough } from 'node:stream';
-import {
-  DatasetValidator,
-  PreparationError,
-  type PreparationReport,
-  type PreparationRules,
-  Preparer,
-  type ValidationLimits,
-  type ValidationReport,
-} from '@crucible/datasets';
+
+import type { PreparationReport, PreparationRules, ValidationLimits, ValidationReport } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
-import { type FileFormat, type FileRecord, isTransientError } from '@crucible/domain';
+import { type FileFormat, type FileRecord, isTransientError, type PlatformConfig } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
-import { storedLines } from './stored-lines';
-import { HashCounter } from './streams';
+import { FileWorkPool } from './file-work-pool';
 
 /** Runs of one file that may fail (or end with the process) before it is marked `error`. */
 export const MAX_PROCESSING_ATTEMPTS = 2;
@@ -28,6 +19,10 @@ export interface FileProcessorOptions {
   limits: ValidationLimits;
   /** Files processed at once. */
   concurrency: number;
+  /** Where the worker threads' storage clients connect. */
+  s3: PlatformConfig['s3'];
+  /** FILE_WORK_THREADS: worker threads for the work (default: `concurrency`); 0 runs it on the event loop. */
+  threads?: number;
   log?: (msg: string) => void;
 }
 
@@ -43,11 +38,15 @@ export class FileProcessor {
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
 
+  private readonly work: FileWorkPool;
+
   constructor(
     private readonly store: Store,
     private readonly storage: Storage,
     readonly options: FileProcessorOptions,
-  ) {}
+  ) {
+    this.work = new FileWorkPool(storage, options.s3, options.threads ?? options.concurrency);
+  }
 
   /** Processes a pending file (once per process at a time); resolves when it is settled. */
   submit(file: FileRecord): Promise<void> {
@@ -77,6 +76,7 @@ export class FileProcessor {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await Promise.allSettled([...this.inFlight.values()]);
+    await this.work.close();
   }
 
   private async withSlot<T>(fn: () => Promise<T>): Promise<T> {
@@ -102,9 +102,10 @@ export class FileProcessor {
     try {
       await this.process(file);
     } catch (err) {
-      if (err instanceof PreparationError) {
+      // (its class does not cross the thread boundary; its name does)
+      if ((err as Error).name === 'PreparationError') {
         await this.storage.delete(file.storageKey).catch(() => {}); // what was written of the output
-        return this.fail(file, err.message);
+        return this.fail(file, (err as Error).message);
       }
       // a dependency that was down is not the file's fault: its run does not count
       if (isTransientError(err)) await this.store.files.forgiveProcessing(file.projectId, file.id).catch(() => {});
@@ -124,52 +125,32 @@ export class FileProcessor {
   }
 
   private async process(file: FileRecord): Promise<void> {
+    const limits = this.options.limits;
     if (file.preparation && file.sourceFileId) return this.prepare(file, file.preparation as unknown as StoredPreparation);
-    const validator = new DatasetValidator(file.filename, file.purpose, this.options.limits);
-    const body = await this.storage.getStream(file.storageKey);
-    for await (const chunk of body) validator.push(chunk as Uint8Array);
-    await this.settle(file, validator.end());
+    await this.settle(file, await this.work.run({ kind: 'validate', key: file.storageKey, filename: file.filename, purpose: file.purpose, limits }));
   }
 
-  /** Streams the source through the preparation rules into the new object, validating the output. */
+  /** Prepares the source into the new object (off the event loop), then settles the record. */
   private async prepare(file: FileRecord, prep: StoredPreparation): Promise<void> {
     const source = await this.store.files.get(file.projectId, file.sourceFileId as string);
     if (source?.state !== 'processed') return this.fail(file, `the source file ${file.sourceFileId} is gone or not processed`);
-    const validator = new DatasetValidator(file.filename, file.purpose, this.options.limits);
-    const counter = new HashCounter();
-    const out = new PassThrough();
-    // an error on either stream ends the storage write (which reports it); none goes unheard
-    out.on('error', (err) => counter.destroy(err));
-    counter.on('error', () => {});
-    const written = this.storage.putStream(file.storageKey, out.pipe(counter));
-    const enc = new TextEncoder();
-    const emit = (line: string) => {
-      const bytes = enc.encode(`${line}\n`);
-      validator.push(bytes);
-      out.write(bytes);
-    };
-    const preparer = new Preparer(source.format as FileFormat, prep.rules, emit);
-    try {
-      for await (const line of storedLines(this.storage, source.storageKey)) {
-        preparer.line(line.text, line.number);
-        // let storage drain what was written
-        if (out.writableLength > 1 << 20) await new Promise((r) => out.once('drain', r));
-      }
-      const report = preparer.end();
-      out.end();
-      await written;
-      const done = await this.store.files.settle(file.projectId, file.id, {
-        ...outcome(validator.end()),
-        preparation: { rules: prep.rules, report } as unknown as Record<string, unknown>,
-        sha256: counter.sha256(),
-        bytes: counter.bytes,
-      });
-      if (!done) await this.storage.delete(file.storageKey).catch(() => {}); // deleted meanwhile
-    } catch (err) {
-      out.destroy(err as Error);
-      await written.catch(() => {});
-      throw err;
-    }
+    const r = await this.work.run({
+      kind: 'prepare',
+      sourceKey: source.storageKey,
+      sourceFormat: source.format as FileFormat,
+      rules: prep.rules,
+      key: file.storageKey,
+      filename: file.filename,
+      purpose: file.purpose,
+      limits: this.options.limits,
+    });
+    const done = await this.store.files.settle(file.projectId, file.id, {
+      ...outcome(r.validation),
+      preparation: { rules: prep.rules, report: r.report } as unknown as Record<string, unknown>,
+      sha256: r.sha256,
+      bytes: r.bytes,
+    });
+    if (!done) await this.storage.delete(file.storageKey).catch(() => {}); // deleted meanwhile
   }
 
   private async settle(file: FileRecord, report: ValidationReport): Promise<void> {
