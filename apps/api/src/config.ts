@@ -54,6 +54,7 @@ export interface ApiConfig extends PlatformConfig {
 
 export function parseApiConfig(env: Env): ApiConfig {
   const r = new EnvReader(env);
+  const fileProcessingConcurrency = r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64);
   const maxUploadBytes = r.int('MAX_UPLOAD_BYTES', 512 * 2 ** 20, 1, 2 ** 31 - 1);
   const cfg: ApiConfig = {
     ...readPlatformConfig(r),
@@ -73,9 +74,9 @@ export function parseApiConfig(env: Env): ApiConfig {
       minExamples: r.int('MIN_EXAMPLES', 1, 1, 10_000_000),
       maxBytes: maxUploadBytes,
     },
-    fileProcessingConcurrency: r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64),
+    fileProcessingConcurrency,
     filePendingRetryMs: r.int('FILE_PENDING_RETRY_MS', 120_000, 1_000),
-    fileWorkThreads: r.int('FILE_WORK_THREADS', r.int('FILE_PROCESSING_CONCURRENCY', 2, 1, 64), 0, 64),
+    fileWorkThreads: r.int('FILE_WORK_THREADS', fileProcessingConcurrency, 0, 64),
     dashboardDir: r.str('DASHBOARD_DIR', fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
     keyCacheTtlMs: r.int('KEY_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     jobCacheTtlMs: r.int('JOB_CACHE_TTL_MS', 10_000, 0, 3_600_000),

@@ -6,6 +6,7 @@
 // sees its request end early and releases what it reserved.
 import { CrucibleError } from '@crucible/domain';
 import type { FastifyInstance } from 'fastify';
+import { endWithError } from './client-errors';
 
 export function installBodyIdleTimeout(app: FastifyInstance, idleMs: number): void {
   app.addHook('onRequest', (req, reply, done) => {
@@ -25,10 +26,9 @@ export function installBodyIdleTimeout(app: FastifyInstance, idleMs: number): vo
       clearInterval(timer);
       req.log.warn({ bytes_read: seen }, `request body idle for ${idleMs} ms: cut off`);
       if (!reply.raw.headersSent) {
-        const body = JSON.stringify(new CrucibleError('request_timeout', `the request body made no progress for ${idleMs} ms`, 'body').toJSON());
-        socket.end(
-          `HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${req.id}\r\nConnection: close\r\n\r\n${body}`,
-        );
+        endWithError(socket, 408, new CrucibleError('request_timeout', `the request body made no progress for ${idleMs} ms`, 'body'), {
+          'x-request-id': req.id,
+        });
       }
       // the socket goes once the answer is out; the body stream then ends in an error (its handler cleans up)
       setTimeout(() => socket.destroy(), 1000).unref();

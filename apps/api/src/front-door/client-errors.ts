@@ -41,8 +41,16 @@ export function answerClientError(err: ClientError, socket: Socket): void {
     return;
   }
   const { status, error } = clientErrorAnswer(err);
+  endWithError(socket, status, error);
+}
+
+/** Writes a whole HTTP answer in Crucible's error shape straight to the socket (no framework reply exists or can be used), then closes it. */
+export function endWithError(socket: Socket, status: number, error: CrucibleError, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(error.toJSON());
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
 }

@@ -93,23 +93,7 @@ export class FileRepository extends Repository {
         createdAt.toISOString(),
       ],
     );
-    return {
-      id: f.id,
-      projectId: f.projectId,
-      filename: f.filename,
-      purpose: f.purpose,
-      bytes: f.bytes,
-      sha256: f.sha256,
-      format: f.format,
-      lines: f.lines,
-      storageKey: f.storageKey,
-      state,
-      report: null,
-      preparation: f.preparation ?? null,
-      sourceFileId: f.sourceFileId ?? null,
-      processedAt: null,
-      createdAt,
-    };
+    return { ...f, state, report: null, preparation: f.preparation ?? null, sourceFileId: f.sourceFileId ?? null, processedAt: null, createdAt };
   }
 
   /** Settles a pending file (validated, or prepared and validated); false if it is gone or settled. */
