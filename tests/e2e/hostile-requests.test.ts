@@ -134,6 +134,23 @@ describe('malformed HTTP, answered in Crucible’s shape', () => {
   });
 });
 
+describe('multipart part headers', () => {
+  it.each(['/v1/files', '/v1/models'])(
+    'refuses a filename holding CR LF on %s (the parser would cut it short) with a 400, and stores nothing',
+    async (path) => {
+      const before = await leftovers(p);
+      const b = 'crlf-boundary';
+      const fields = path === '/v1/files' ? `--${b}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n` : '';
+      const part = `${fields}--${b}\r\nContent-Disposition: form-data; name="file"; filename="a\r\nb.txt"\r\nContent-Type: text/plain\r\n\r\n${'hello\n'.repeat(10)}\r\n--${b}--\r\n`;
+      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth()}Content-Type: multipart/form-data; boundary=${b}\r\nContent-Length: ${part.length}\r\nConnection: close\r\n\r\n`;
+      const r = parse((await raw([head, part])).text);
+      expectShape(r, 400, 'invalid_request');
+      expect((r.body as ErrorBodyShape).error.param).toBe('filename');
+      expect(await leftovers(p)).toEqual(before);
+    },
+  );
+});
+
 describe('bodies that stall', () => {
   it('cuts off a body that stops arriving with a 408 in Crucible’s shape', async () => {
     const r = await raw([`POST /v1/fine_tuning/jobs HTTP/1.1\r\nHost: x\r\n${auth()}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model":`]);

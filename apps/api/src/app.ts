@@ -15,6 +15,7 @@ import { installBodyIdleTimeout } from './front-door/body-idle';
 import { answerClientError } from './front-door/client-errors';
 import { frameworkErrors, installErrorHandling } from './front-door/errors';
 import { installJsonBodyParser } from './front-door/json-body';
+import { installPartHeaderCheck } from './front-door/part-headers';
 import { rateLimited } from './front-door/rate-limit';
 import { refuseUnsafeStrings } from './front-door/strings';
 import { installUnreadBodyDrain } from './front-door/unread-body';
@@ -67,6 +68,7 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
   installJsonBodyParser(app);
   installBodyIdleTimeout(app, cfg.bodyIdleTimeoutMs);
   installUnreadBodyDrain(app);
+  installPartHeaderCheck(app);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });

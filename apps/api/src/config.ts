@@ -26,7 +26,7 @@ export interface ApiConfig extends PlatformConfig {
   datasetLimits: { maxLineBytes: number; minExamples: number; maxBytes: number };
   /** FILE_PROCESSING_CONCURRENCY: files validated or prepared at once by this API process. Default 2. */
   fileProcessingConcurrency: number;
-  /** FILE_WORK_THREADS: worker threads that validate and prepare files off the event loop (0: on it). Default FILE_PROCESSING_CONCURRENCY. */
+  /** FILE_WORK_THREADS: worker threads for heavy file work off the event loop: validation, preparation, statistics, previews, estimates (0: on it). Default FILE_PROCESSING_CONCURRENCY. */
   fileWorkThreads: number;
   /** FILE_PENDING_RETRY_MS: a file pending this long is processed again (its processor died). Default 2 min. */
   filePendingRetryMs: number;

@@ -18,6 +18,7 @@ import { KeyAuthenticator, keyEventsChannel } from './auth';
 import { InferenceAdmission } from './completions/admission';
 import { StreamHub } from './completions/stream-hub';
 import type { ApiConfig } from './config';
+import { FileWorkPool } from './files/file-work-pool';
 import { FileProcessor } from './files/processor';
 import { Idempotency } from './front-door/idempotency';
 import { ApiMetrics } from './front-door/metrics';
@@ -45,6 +46,8 @@ export interface Deps {
   queuePrefix: string;
   /** Validates and prepares stored files in the background. */
   processor: FileProcessor;
+  /** Heavy file work (validation, preparation, statistics, estimates) in worker threads, off the event loop. */
+  fileWork: FileWorkPool;
   /** API keys, cached, with revocations announced over Redis. */
   keys: KeyAuthenticator;
   rateLimiter: RateLimiter;
@@ -78,11 +81,10 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     queuedGraceMs: cfg.jobs.queuedGraceMs,
     intervalMs: cfg.jobs.reconcileIntervalMs,
   });
-  const processor = new FileProcessor(store, storage, {
+  const fileWork = new FileWorkPool(storage, cfg.s3, cfg.fileWorkThreads);
+  const processor = new FileProcessor(store, storage, fileWork, {
     limits: cfg.datasetLimits,
     concurrency: cfg.fileProcessingConcurrency,
-    s3: cfg.s3,
-    threads: cfg.fileWorkThreads,
   });
   const keys = new KeyAuthenticator(store, cfg.limits, {
     ttlMs: cfg.keyCacheTtlMs,
@@ -100,6 +102,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     store,
     storage,
     processor,
+    fileWork,
     trainingQueue: training,
     inferenceQueue: inference,
     evaluationQueue: evaluation,
@@ -122,6 +125,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
       await webhooks.stop();
       await keys.close();
       await processor.close();
+      await fileWork.close();
       streams.close();
       await Promise.allSettled([training.close(), inference.close(), evaluation.close(), inferenceEvents.close()]);
       // BullMQ leaves connections it was given open

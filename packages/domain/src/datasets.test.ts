@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CHAT_STOP, renderChat } from './chat-template';
-import { datasetDocuments } from './datasets';
+import { datasetDocuments, UnknownCharacters, unknownCharacters } from './datasets';
 
 describe('datasetDocuments', () => {
   it('marks supervised prompts as no-loss and answers as trained', () => {
@@ -46,5 +46,40 @@ describe('datasetDocuments', () => {
     expect(trainingText.startsWith(prompt)).toBe(true);
     expect(trainingText.slice(prompt.length)).toBe(`hello${CHAT_STOP}\n`);
     expect(renderChat(messages, false)).toBe(trainingText);
+  });
+});
+
+describe('UnknownCharacters (a file read line by line)', () => {
+  const known = (ch: string) => /[a-z \n]/.test(ch);
+  it('finds the characters a vocabulary lacks, with the first line of each, and the newline once', () => {
+    const u = new UnknownCharacters('text', (ch) => /[a-z ]/.test(ch), ['<|endoftext|>']);
+    ['ab <|endoftext|>', 'cD', 'E!D'].forEach((l, i, all) => {
+      u.line(l, i + 1, i === all.length - 1);
+    });
+    expect(u.result()).toEqual([
+      { char: 'D', line: 2 },
+      { char: 'E', line: 3 },
+      { char: '!', line: 3 },
+      { char: '\n', line: 1 },
+    ]);
+  });
+
+  it('reads JSONL records as the trainer renders them, skipping blank lines; a one-line text has no newline', () => {
+    const u = new UnknownCharacters('jsonl_prompt_completion', known, []);
+    u.line(JSON.stringify({ prompt: 'a', completion: 'B' }), 1);
+    u.line('   ', 2);
+    u.line(JSON.stringify({ prompt: 'C?', completion: 'b' }), 3, true);
+    expect(u.result()).toEqual([
+      { char: 'B', line: 1 },
+      { char: 'C', line: 3 },
+      { char: '?', line: 3 },
+    ]);
+    const one = new UnknownCharacters('text', (ch) => ch === 'a', []);
+    one.line('aaa', 1, true);
+    expect(one.result()).toEqual([]);
+  });
+
+  it('stops at the limit', () => {
+    expect(unknownCharacters('0123456789ABC', 'text', () => false, [], 3).map((m) => m.char)).toEqual(['0', '1', '2']);
   });
 });

@@ -49,9 +49,45 @@ export function datasetDocuments(text: string, format: FileFormat, chatLoss: Cha
 }
 
 /**
- * Characters a character-level vocabulary lacks, with the first line each occurs on (up to
- * `limit`), in the text the trainer will encode (chat data rendered with its template).
+ * Characters a character-level tokenizer does not know, fed one line at a time (so a file is read
+ * as a stream): the first `limit` distinct ones, each with the first line it is on. Special
+ * tokens are stripped first; in plain text a newline counts once, on line 1, when the file has
+ * more than one line.
  */
+export class UnknownCharacters {
+  private readonly found = new Map<string, number>();
+  private newline = false;
+
+  constructor(
+    private readonly format: FileFormat,
+    private readonly known: (ch: string) => boolean,
+    private readonly specials: readonly string[],
+    private readonly limit = 10,
+  ) {}
+
+  /** One line (without its newline); `last` when nothing follows it. */
+  line(raw: string, line: number, last = false): void {
+    if (this.format === 'text') {
+      this.visit(raw, line);
+      if (!last) this.newline = true;
+      return;
+    }
+    if (!raw.trim()) return;
+    for (const d of datasetDocuments(raw, this.format)) for (const s of d) this.visit(s.text, line);
+  }
+
+  result(): Array<{ char: string; line: number }> {
+    if (this.format === 'text' && this.newline && !this.known('\n') && !this.found.has('\n')) this.found.set('\n', 1);
+    return [...this.found].map(([char, line]) => ({ char, line }));
+  }
+
+  private visit(s: string, line: number): void {
+    const stripped = this.specials.reduce((acc, sp) => acc.split(sp).join(''), s);
+    for (const ch of stripped) if (!this.known(ch) && !this.found.has(ch) && this.found.size < this.limit) this.found.set(ch, line);
+  }
+}
+
+/** UnknownCharacters over a whole text. */
 export function unknownCharacters(
   text: string,
   format: FileFormat,
@@ -59,22 +95,10 @@ export function unknownCharacters(
   specials: readonly string[],
   limit = 10,
 ): Array<{ char: string; line: number }> {
-  const found = new Map<string, number>();
-  const strip = (s: string) => specials.reduce((acc, sp) => acc.split(sp).join(''), s);
-  const visit = (s: string, line: number) => {
-    for (const ch of strip(s)) if (!known(ch) && !found.has(ch) && found.size < limit) found.set(ch, line);
-  };
-  if (format === 'text') {
-    text.split('\n').forEach((l, i) => {
-      visit(l, i + 1);
-    });
-    if (!known('\n') && text.includes('\n') && !found.has('\n')) found.set('\n', 1);
-  } else {
-    text.split('\n').forEach((raw, i) => {
-      if (!raw.trim()) return;
-      const doc = datasetDocuments(raw, format);
-      for (const d of doc) for (const s of d) visit(s.text, i + 1);
-    });
-  }
-  return [...found].map(([char, line]) => ({ char, line }));
+  const u = new UnknownCharacters(format, known, specials, limit);
+  const lines = text.split('\n');
+  lines.forEach((l, i) => {
+    u.line(l, i + 1, i === lines.length - 1);
+  });
+  return u.result();
 }

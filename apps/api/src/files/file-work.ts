@@ -1,11 +1,22 @@
-// The heavy part of processing a stored file, with no database: validating an object, and
-// preparing one object into another (validating the output). Pure functions of storage and
-// their arguments, so that they run off the API's event loop (file-work-pool.ts runs them in
-// worker threads); streaming, one line in memory at a time.
+// The heavy part of file work, with no database: validating an object, preparing one object into
+// another (validating the output), and reading a processed file back (reading-work.ts). Pure
+// functions of storage and their arguments, so that they run off the API's event loop
+// (file-work-pool.ts runs them in worker threads); streaming, one line in memory at a time.
 import { PassThrough } from 'node:stream';
 import { DatasetValidator, type PreparationReport, type PreparationRules, Preparer, type ValidationLimits, type ValidationReport } from '@crucible/datasets';
 import type { FileFormat } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
+import {
+  type Preview,
+  type PreviewTask,
+  previewStored,
+  type TallyTask,
+  type TokenTally,
+  tallyStored,
+  type UnknownCharactersFound,
+  type UnknownCharactersTask,
+  unknownCharactersStored,
+} from './reading-work';
 import { storedLines } from './stored-lines';
 import { HashCounter } from './streams';
 
@@ -29,7 +40,7 @@ export interface PrepareTask {
   limits: ValidationLimits;
 }
 
-export type FileTask = ValidateTask | PrepareTask;
+export type FileTask = ValidateTask | PrepareTask | TallyTask | PreviewTask | UnknownCharactersTask;
 
 export interface Prepared {
   validation: ValidationReport;
@@ -38,10 +49,29 @@ export interface Prepared {
   bytes: number;
 }
 
-export type FileTaskResult<T extends FileTask> = T extends ValidateTask ? ValidationReport : Prepared;
+export type FileTaskResult<T extends FileTask> = T extends ValidateTask
+  ? ValidationReport
+  : T extends PrepareTask
+    ? Prepared
+    : T extends TallyTask
+      ? TokenTally
+      : T extends PreviewTask
+        ? Preview
+        : UnknownCharactersFound;
 
 export async function runFileTask<T extends FileTask>(storage: Storage, task: T): Promise<FileTaskResult<T>> {
-  return (task.kind === 'validate' ? validateStored(storage, task) : prepareStored(storage, task)) as Promise<FileTaskResult<T>>;
+  const t = task as FileTask;
+  const result =
+    t.kind === 'validate'
+      ? validateStored(storage, t)
+      : t.kind === 'prepare'
+        ? prepareStored(storage, t)
+        : t.kind === 'tally'
+          ? tallyStored(storage, t)
+          : t.kind === 'preview'
+            ? previewStored(storage, t)
+            : unknownCharactersStored(storage, t);
+  return result as Promise<FileTaskResult<T>>;
 }
 
 export async function validateStored(storage: Storage, t: ValidateTask): Promise<ValidationReport> {

@@ -8,9 +8,9 @@
 
 import type { PreparationReport, PreparationRules, ValidationLimits, ValidationReport } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
-import { type FileFormat, type FileRecord, isTransientError, type PlatformConfig } from '@crucible/domain';
+import { type FileFormat, type FileRecord, isTransientError } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
-import { FileWorkPool } from './file-work-pool';
+import type { FileWorkPool } from './file-work-pool';
 
 /** Runs of one file that may fail (or end with the process) before it is marked `error`. */
 export const MAX_PROCESSING_ATTEMPTS = 2;
@@ -19,10 +19,6 @@ export interface FileProcessorOptions {
   limits: ValidationLimits;
   /** Files processed at once. */
   concurrency: number;
-  /** Where the worker threads' storage clients connect. */
-  s3: PlatformConfig['s3'];
-  /** FILE_WORK_THREADS: worker threads for the work (default: `concurrency`); 0 runs it on the event loop. */
-  threads?: number;
   log?: (msg: string) => void;
 }
 
@@ -38,15 +34,13 @@ export class FileProcessor {
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  private readonly work: FileWorkPool;
-
   constructor(
     private readonly store: Store,
     private readonly storage: Storage,
+    /** Runs the work off the event loop (closed by its owner). */
+    private readonly work: FileWorkPool,
     readonly options: FileProcessorOptions,
-  ) {
-    this.work = new FileWorkPool(storage, options.s3, options.threads ?? options.concurrency);
-  }
+  ) {}
 
   /** Processes a pending file (once per process at a time); resolves when it is settled. */
   submit(file: FileRecord): Promise<void> {
@@ -76,7 +70,6 @@ export class FileProcessor {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await Promise.allSettled([...this.inFlight.values()]);
-    await this.work.close();
   }
 
   private async withSlot<T>(fn: () => Promise<T>): Promise<T> {

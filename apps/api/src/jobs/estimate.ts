@@ -1,45 +1,30 @@
 // An estimate before a run: the tokens the job would train on (counted with the tokenizer it
 // would use), the steps that makes, and a duration from the throughput the project's workers
 // measured on earlier jobs of the same model (their mean tokens/s as recorded in the metrics).
-import { type CreateJobRequest, CrucibleError, datasetDocuments, type FileFormat, finalizeSchedule, isPreset, rootModelName } from '@crucible/domain';
-import type { Tokenizer } from '@crucible/model-files';
+import { type CreateJobRequest, CrucibleError, type FileFormat, finalizeSchedule, isPreset, rootModelName } from '@crucible/domain';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
-import { type RecordCount, tallyTokens, tokenizerCount } from '../files/insights';
+import { BPE_BYTES_PER_TOKEN, type TokenCounting } from '../files/reading-work';
+import { tokenizerSource } from '../models/stored';
 import { resolveJobRequest } from './service';
-
-/** UTF-8 bytes per token assumed for a BPE tokenizer not trained yet (typical of small vocabularies). */
-const BPE_BYTES_PER_TOKEN = 3;
-
-/** A record's tokens when the tokenizer does not exist yet: characters, or UTF-8 bytes / BPE_BYTES_PER_TOKEN. */
-function approximateCount(unit: 'chars' | 'bpe', format: FileFormat): (text: string) => RecordCount {
-  const endsWithEot = format === 'jsonl_prompt_completion'; // a completion ends with end-of-text
-  return (text) => {
-    const segments = datasetDocuments(text, format).flat();
-    const size = (s: string) => (unit === 'chars' ? [...s].length : Buffer.byteLength(s) / BPE_BYTES_PER_TOKEN);
-    const total = Math.round(segments.reduce((a, s) => a + size(s.text), 0)) + (endsWithEot ? 1 : 0);
-    const trained = Math.round(segments.filter((s) => s.train).reduce((a, s) => a + size(s.text), 0)) + (endsWithEot ? 1 : 0);
-    return { total, trained, endsWithEot };
-  };
-}
 
 export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobRequest) {
   // the checks of a create: an estimate refuses what a job would refuse
-  const { method, hyperparameters: hp, baseTokenizer, training: train, validation: val } = await resolveJobRequest(deps, actor, req);
-  let tok: Tokenizer | 'chars' | 'bpe';
+  const { ref, method, hyperparameters: hp, baseTokenizer, training: train, validation: val } = await resolveJobRequest(deps, actor, req);
+  let counting: TokenCounting;
   let tokenizer: string;
-  if (baseTokenizer) {
-    tok = baseTokenizer;
+  if (ref && baseTokenizer) {
+    counting = { tokenizer: tokenizerSource(ref) };
     tokenizer = `the base model's (${baseTokenizer.vocabSize} tokens)`;
   } else if (hp.tokenizer.type === 'bpe') {
-    tok = 'bpe';
+    counting = { approximate: 'bpe' };
     tokenizer = `byte-level BPE trained on the data (approximated as ${BPE_BYTES_PER_TOKEN} bytes per token)`;
   } else {
-    tok = 'chars';
+    counting = { approximate: 'chars' };
     tokenizer = 'characters (trained on the data)';
   }
-  const count = tok === 'chars' || tok === 'bpe' ? approximateCount(tok, train.format as FileFormat) : tokenizerCount(tok, train.format as FileFormat);
-  const all = (await tallyTokens(deps.storage, train, count)).total;
+  // tokenized in a file work thread, streaming: a large file holds neither memory nor the event loop
+  const all = (await deps.fileWork.run({ kind: 'tally', key: train.storageKey, format: train.format as FileFormat, counting })).total;
   const trainTokens = val ? all : Math.floor(all * (1 - hp.validation_split));
   if (trainTokens < hp.block_size + 1) {
     throw new CrucibleError(
@@ -59,7 +44,7 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
     model: req.model,
     method,
     training_file: train.id,
-    tokens: { total: all, training: trainTokens, per_step: perStep, tokenizer, approximate: tok === 'bpe' },
+    tokens: { total: all, training: trainTokens, per_step: perStep, tokenizer, approximate: 'approximate' in counting && counting.approximate === 'bpe' },
     steps: schedule.maxSteps,
     epochs: (schedule.maxSteps * perStep) / trainTokens,
     throughput: tps

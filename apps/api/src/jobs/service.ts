@@ -13,6 +13,7 @@ import {
   checkpointModelName,
   controlChannel,
   type EventObject,
+  type FileFormat,
   type FileRecord,
   fineTunedModelName,
   type Hyperparameters,
@@ -30,14 +31,13 @@ import {
   resolveHyperparameters,
   ServiceUnavailableError,
   trainingQueueEntryId,
-  unknownCharacters,
 } from '@crucible/domain';
 import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
 import { dispatchTraining } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { getProcessedFile } from '../files/service';
-import { checkpointModelConfig, storedTokenizer } from '../models/stored';
+import { checkpointModelConfig, storedTokenizer, type TokenizerSource, tokenizerSource } from '../models/stored';
 import { page, unix } from '../pagination';
 
 export function jobObject(j: JobRecord): JobObject {
@@ -92,17 +92,15 @@ export async function resolveBaseModel(deps: Pick<Deps, 'store' | 'storage'>, ac
  * Datasets are checked against the base model's tokenizer before the job exists: a character a
  * character-level vocabulary lacks would only become <|unk|> in training.
  */
-async function checkAgainstTokenizer(deps: Pick<Deps, 'storage'>, tok: Tokenizer, param: string, file: FileRecord): Promise<void> {
-  if (!(tok instanceof CharTokenizer)) return; // byte-level BPE encodes every string
-  const text = (await deps.storage.get(file.storageKey)).toString('utf8');
-  const missing = unknownCharacters(text, file.format, (ch) => tok.knows(ch), [...tok.specialTokens.keys()]);
-  if (missing.length === 0) return;
-  const chatTokens = file.format === 'jsonl_chat' && (tok.special('im_start') === undefined || tok.special('im_end') === undefined);
-  const shown = missing.map((m) => `${JSON.stringify(m.char)} (line ${m.line})`).join(', ');
+/** A character-level base cannot encode characters it never saw: name them (the file is read in a file work thread). */
+async function checkAgainstTokenizer(deps: Pick<Deps, 'fileWork'>, source: TokenizerSource, param: string, file: FileRecord): Promise<void> {
+  const found = await deps.fileWork.run({ kind: 'unknown-characters', key: file.storageKey, format: file.format as FileFormat, tokenizer: source });
+  if (found.missing.length === 0) return;
+  const shown = found.missing.map((m) => `${JSON.stringify(m.char)} (line ${m.line})`).join(', ');
   throw new CrucibleError(
     'invalid_file',
     `${param} ${file.id} has characters the base model's character-level tokenizer does not know: ${shown}${
-      chatTokens ? "; this tokenizer also lacks the chat template's <|im_start|> and <|im_end|> tokens" : ''
+      found.lacksChatTokens ? "; this tokenizer also lacks the chat template's <|im_start|> and <|im_end|> tokens" : ''
     }. Fine-tune a model whose tokenizer covers the data (a byte-level BPE covers everything).`,
     param,
   );
@@ -146,7 +144,7 @@ export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJob
         param,
       );
     }
-    if (baseTokenizer) await checkAgainstTokenizer(deps, baseTokenizer, param, f);
+    if (ref && baseTokenizer instanceof CharTokenizer) await checkAgainstTokenizer(deps, tokenizerSource(ref), param, f);
     return f;
   };
   const training = await checked('training_file', req.training_file);

@@ -22,16 +22,28 @@ export async function readSafetensorsHeader(
   return { ...parseSafetensorsHeader(header, fileBytes === undefined ? undefined : fileBytes - 8 - n), dataStart: 8 + n };
 }
 
-/** The tokenizer of a model or checkpoint (from tokenizer.json, or a checkpoint's metadata). */
-export async function storedTokenizer(storage: Storage, ref: ModelRef): Promise<Tokenizer> {
-  if (ref.kind === 'model') {
-    const folderFile = keys.modelFile(ref.model.projectId, ref.model.id, 'tokenizer.json');
-    if (await storage.exists(folderFile)) return readTokenizer(await storage.get(folderFile));
-  }
-  const key = ref.kind === 'model' ? ref.model.storageKey : ref.checkpoint.storageKey;
-  const { metadata } = await readSafetensorsHeader(storage, key);
-  if (metadata.format !== CHECKPOINT_FORMAT || !metadata.tokenizer) throw new Error(`${key}: no tokenizer found`);
+/** Where a model's or checkpoint's tokenizer is stored: a folder's tokenizer.json, else the weights' metadata. */
+export interface TokenizerSource {
+  folderFile?: string;
+  weights: string;
+}
+
+export function tokenizerSource(ref: ModelRef): TokenizerSource {
+  if (ref.kind === 'model') return { folderFile: keys.modelFile(ref.model.projectId, ref.model.id, 'tokenizer.json'), weights: ref.model.storageKey };
+  return { weights: ref.checkpoint.storageKey };
+}
+
+/** The tokenizer at a source (storage only: file work threads read it too). */
+export async function readStoredTokenizer(storage: Storage, source: TokenizerSource): Promise<Tokenizer> {
+  if (source.folderFile && (await storage.exists(source.folderFile))) return readTokenizer(await storage.get(source.folderFile));
+  const { metadata } = await readSafetensorsHeader(storage, source.weights);
+  if (metadata.format !== CHECKPOINT_FORMAT || !metadata.tokenizer) throw new Error(`${source.weights}: no tokenizer found`);
   return readTokenizer(new TextEncoder().encode(metadata.tokenizer));
+}
+
+/** The tokenizer of a model or checkpoint (from tokenizer.json, or a checkpoint's metadata). */
+export function storedTokenizer(storage: Storage, ref: ModelRef): Promise<Tokenizer> {
+  return readStoredTokenizer(storage, tokenizerSource(ref));
 }
 
 /** The model config recorded in a checkpoint's metadata. */

@@ -8,6 +8,7 @@
 // Every I/O call is retried in place while its dependency is unreachable (up to
 // TRANSIENT_RETRY_MS), so an outage pauses training rather than losing it; only errors of the job
 // itself (bad data, a config that does not fit) fail it. Every tensor is freed on every path.
+
 import { randomUUID } from 'node:crypto';
 import {
   documentsText,
@@ -65,6 +66,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { WorkerConfig } from '../config';
 import type { JobControl, StopReason } from '../control';
 import { type LoadedWeights, ModelLoader } from '../model-loader';
+import { internalFailureMessage } from './failure';
 import { Heartbeat } from './heartbeat';
 import { Owned } from './owned';
 
@@ -533,7 +535,7 @@ class TrainingRun {
         ? { code: err.code === 'invalid_file' ? 'invalid_training_file' : err.code, message: err.message, param: err.param }
         : err instanceof CrucibleError
           ? { code: err.code, message: err.message, param: err.param }
-          : { code: 'internal_error', message: `training failed: ${(err as Error).message}`, param: null };
+          : { code: 'internal_error', message: internalFailureMessage(err, id, this.step), param: null };
     this.deps.log(`job ${id} failed: ${(err as Error).stack ?? failure.message}`, { job_id: id, level: 'error' });
     await this.io(() =>
       store.jobs.transition(projectId, id, 'failed', {
