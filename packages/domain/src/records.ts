@@ -1,5 +1,5 @@
 // Records of the other resources as the repositories return them.
-import type { PeftConfig } from '@crucible/training-config';
+import type { Architecture, PeftConfig } from '@crucible/training-config';
 import type { EventLevel, JobFailure } from './jobs/records';
 import type { EvaluationMetrics, EvaluationOptions, EvaluationSample, EvaluationStatus } from './schemas/evaluations';
 import type { FileFormat } from './schemas/files';
@@ -35,7 +35,7 @@ export interface ModelRecord {
   projectId: string;
   jobId: string | null;
   baseModel: string;
-  arch: 'gpt' | 'bert';
+  arch: Architecture;
   /** The trainer's ModelConfig (of the stored weights: a LoRA model's are merged). */
   config: Record<string, unknown> & { blockSize: number };
   /** trained by a job of the project, or imported through /v1/models. */

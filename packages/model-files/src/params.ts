@@ -3,6 +3,7 @@
 // is spelled in one place. Adapter parameters (LoRA, bottleneck) follow the base parameters.
 
 import type { ModelConfig } from '@crucible/training-config';
+import { decoderParamSpecs } from './hf-decoder';
 
 export type ParamInit = 'normal' | 'proj' | 'zeros' | 'ones' | 'lora_a';
 
@@ -25,6 +26,7 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
 
 /** The base model's parameters (what a GPT-2 or BERT file holds). */
 export function baseParamSpecs(c: ModelConfig): ParamSpec[] {
+  if (c.arch === 'llama') return decoderParamSpecs(c);
   const C = c.dModel;
   const H = C * c.ffnMult;
   const specs: ParamSpec[] = [
@@ -66,6 +68,7 @@ export function baseParamSpecs(c: ModelConfig): ParamSpec[] {
 export function adapterParamSpecs(c: ModelConfig): ParamSpec[] {
   const p = c.peft;
   if (!p) return [];
+  if (c.arch === 'llama') throw new Error('LoRA and adapters on llama-architecture models are not supported yet');
   const specs: ParamSpec[] = [];
   const C = c.dModel;
   for (let l = 0; l < c.nLayer; l++) {

@@ -8,6 +8,8 @@
 import { isAdapterParam, paramSpecs, type Weights } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
+import { decoderHidden } from './decoder';
+import { ropeInverseFrequencies, ropeTables } from './decoder-ops';
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
 import { mixSeed } from './rng';
 
@@ -28,6 +30,8 @@ export class Transformer {
   readonly params: Map<string, tf.Variable>;
   private readonly frozen = new Set<string>();
   private readonly causalMasks = new Map<number, tf.Tensor>();
+  private readonly ropeCache = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
+  private ropeFrequencies: Float64Array | undefined;
 
   private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
     this.config = config;
@@ -130,7 +134,8 @@ export class Transformer {
         const t = gelu(linear(h, p('mlm_head.dense.weight'), pb('mlm_head.dense.bias')));
         h = layerNorm(t, p('mlm_head.ln.weight'), pb('mlm_head.ln.bias'));
       }
-      const head = c.tiedEmbeddings ? p('wte.weight') : p('lm_head.weight'); // (V, C)
+      const embedding = c.arch === 'llama' ? 'model.embed_tokens.weight' : 'wte.weight';
+      const head = c.tiedEmbeddings ? p(embedding) : p('lm_head.weight'); // (V, C)
       let logits: tf.Tensor = linear(h.reshape([B * T, C]), head, undefined, true); // (B*T, C) x (V, C)^T
       if (c.arch === 'bert') logits = tf.add(logits, p('mlm_head.bias'));
       return logits.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
@@ -143,6 +148,10 @@ export class Transformer {
       const c = this.config;
       const [B, T] = idx.shape;
       if (T > c.blockSize) throw new RangeError(`sequence length ${T} exceeds block_size ${c.blockSize}`);
+      if (c.arch === 'llama') {
+        if (opts.training && c.dropout > 0) throw new RangeError('llama-architecture models train without dropout');
+        return decoderHidden(c, { param: (n) => this.param(n), rope: (t) => this.rope(t), causalMask: (t) => this.causalMask(t) }, idx, opts.attentionMask);
+      }
       const C = c.dModel;
       const nh = c.nHead;
       const p = (n: string) => this.param(n);
@@ -203,8 +212,22 @@ export class Transformer {
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
     for (const m of this.causalMasks.values()) m.dispose();
+    for (const r of this.ropeCache.values()) tf.dispose([r.cos, r.sin]);
     this.params.clear();
     this.causalMasks.clear();
+    this.ropeCache.clear();
+  }
+
+  /** RoPE's cos and sin tables for positions 0..T-1 (llama architecture), kept per length. */
+  private rope(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    let r = this.ropeCache.get(T);
+    if (!r) {
+      this.ropeFrequencies ??= ropeInverseFrequencies(this.config.decoder as NonNullable<ModelConfig['decoder']>);
+      const t = ropeTables(this.ropeFrequencies, 0, T);
+      r = { cos: tf.keep(t.cos), sin: tf.keep(t.sin) };
+      this.ropeCache.set(T, r);
+    }
+    return r;
   }
 
   private causalMask(T: number): tf.Tensor {

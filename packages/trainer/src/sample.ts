@@ -2,6 +2,7 @@
 // stop sequences and a seed. Streams decoded text piece by piece.
 
 import type { Tokenizer } from '@crucible/model-files';
+import { isCausal } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import type { Transformer } from './model';
 import { Rng } from './rng';
@@ -105,7 +106,7 @@ export function pickToken(logits: Float32Array, rng: Rng, o: Pick<SampleOptions,
 
 /** Yields text pieces as they are generated; returns the finish reason. */
 export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): AsyncGenerator<string, SampleResult> {
-  if (model.config.arch !== 'gpt') throw new Error('text generation needs a causal (gpt) model');
+  if (!isCausal(model.config.arch)) throw new Error('text generation needs a causal (gpt or llama) model');
   const rng = new Rng(o.seed ?? 0);
   const promptIds = tokenizer.encode(prompt);
   const ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];

@@ -3,7 +3,7 @@
 // hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
 
 import type { Tokenizer, Weights } from '@crucible/model-files';
-import { TRAINING_DEFAULTS as D, defaultShortWindows, defaultWarmupSteps, type TrainConfig } from '@crucible/training-config';
+import { TRAINING_DEFAULTS as D, defaultShortWindows, defaultWarmupSteps, isCausal, type TrainConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
@@ -91,7 +91,7 @@ export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
   if (!(c.schedule.lr > 0)) throw new RangeError('train config: lr must be > 0');
   if (!(c.schedule.minLr >= 0 && c.schedule.minLr <= c.schedule.lr)) throw new RangeError('train config: min_lr must be in [0, lr]');
   if (c.objective === 'mlm' && model.arch !== 'bert') throw new RangeError('train config: the mlm objective needs a bert model');
-  if (c.objective === 'causal' && model.arch !== 'gpt') throw new RangeError('train config: the causal objective needs a gpt model');
+  if (c.objective === 'causal' && !isCausal(model.arch)) throw new RangeError('train config: the causal objective needs a causal (gpt or llama) model');
   if (!(c.maxGradNorm >= 0)) throw new RangeError('train config: max_grad_norm must be >= 0');
   if (
     c.shortWindows &&

@@ -1,6 +1,16 @@
 // The named model shapes. One table for the trainer, the CLI and the platform.
 
-export type Architecture = 'gpt' | 'bert';
+/**
+ * gpt: GPT-2's decoder (learned positions, LayerNorm, GELU). bert: the bidirectional encoder with
+ * a masked-LM head. llama: the decoder of the open models people fine-tune (Llama, Qwen2, Qwen3,
+ * SmolLM: RMSNorm, RoPE, SwiGLU, grouped-query attention), shaped by `ModelConfig.decoder`.
+ */
+export type Architecture = 'gpt' | 'bert' | 'llama';
+
+/** Whether a model of this architecture predicts the next token (generates text). */
+export function isCausal(arch: Architecture): boolean {
+  return arch !== 'bert';
+}
 export type PresetName = 'gpt-nano' | 'gpt-micro' | 'gpt2-small' | 'bert-mini';
 
 export interface PresetShape {

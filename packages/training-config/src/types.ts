@@ -81,6 +81,47 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
   /** Parameter-efficient adaptation: extra trainable parameters beside frozen base weights. */
   peft?: PeftConfig;
+  /**
+   * The llama architecture's shape (required for arch 'llama', absent otherwise). There, nHead is
+   * the query heads, dModel the hidden size, blockSize the longest context (max_position_embeddings:
+   * no position table, RoPE), and ffnMult, bias and dropout are not used.
+   */
+  decoder?: DecoderConfig;
+}
+
+/** The Hugging Face model types the llama architecture reads. */
+export const DECODER_FAMILIES = ['llama', 'qwen2', 'qwen3'] as const;
+export type DecoderFamily = (typeof DECODER_FAMILIES)[number];
+
+/** Llama 3.x's RoPE frequency scaling (`rope_scaling` with `rope_type: "llama3"`). */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+export interface DecoderConfig {
+  /** config.json's model_type. */
+  family: DecoderFamily;
+  /** Key/value heads (grouped-query attention); divides nHead. */
+  nKvHead: number;
+  /** Width of one head (may differ from dModel / nHead). */
+  headDim: number;
+  /** The SwiGLU MLP's inner width. */
+  intermediateSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling?: Llama3RopeScaling;
+  /** Biases on q_proj, k_proj and v_proj (Qwen2; Llama's and Qwen3's attention_bias). */
+  qkvBias: boolean;
+  /** A bias on o_proj (Llama's and Qwen3's attention_bias). */
+  oBias: boolean;
+  /** Biases on gate_proj, up_proj and down_proj (Llama's mlp_bias). */
+  mlpBias: boolean;
+  /** RMSNorm of each query and key head before RoPE (Qwen3's q_norm and k_norm). */
+  qkNorm: boolean;
 }
 
 /** The linear layers LoRA can adapt, by their name inside a block. */

@@ -1,6 +1,7 @@
 // Reading what the API needs of stored models without loading their weights: safetensors headers
 // (by range request), and the tokenizer a job's base model brings.
 import type { ModelRef } from '@crucible/db';
+import type { Architecture } from '@crucible/domain';
 import {
   CHECKPOINT_FORMAT,
   parseSafetensorsHeader,
@@ -47,7 +48,7 @@ export function storedTokenizer(storage: Storage, ref: ModelRef): Promise<Tokeni
 }
 
 /** The model config recorded in a checkpoint's metadata. */
-export async function checkpointModelConfig(storage: Storage, key: string): Promise<{ arch: 'gpt' | 'bert'; blockSize: number; peft?: { type: string } }> {
+export async function checkpointModelConfig(storage: Storage, key: string): Promise<{ arch: Architecture; blockSize: number; peft?: { type: string } }> {
   const { metadata } = await readSafetensorsHeader(storage, key);
   return JSON.parse(metadata.model_config ?? '{}');
 }

@@ -3,6 +3,7 @@
 // project; worker writes are fenced by the attempt and lease they hold, so a worker that was
 // presumed dead can never overwrite what its replacement did.
 import {
+  type Architecture,
   allowedSources,
   type CheckpointRecord,
   checkpointId,
@@ -112,7 +113,7 @@ export interface TransitionOptions {
 export interface NewModel {
   id: string;
   baseModel: string;
-  arch: 'gpt' | 'bert';
+  arch: Architecture;
   config: Record<string, unknown>;
   storageKey: string;
   peft?: Record<string, unknown> | null;

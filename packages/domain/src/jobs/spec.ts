@@ -5,9 +5,11 @@
 // is the single mapping from a spec to the trainer's config.
 
 import {
+  type Architecture,
   TRAINING_DEFAULTS as D,
   defaultShortWindows,
   defaultWarmupSteps,
+  isCausal,
   isPreset,
   PEFT_DEFAULTS,
   type PeftConfig,
@@ -58,10 +60,11 @@ export interface ResolvedHyperparameters {
  */
 export type BaseModel =
   | { kind: 'preset'; name: PresetName }
-  | { kind: 'trained'; id: string; arch: 'gpt' | 'bert'; blockSize: number; source: 'model' | 'checkpoint'; adapters?: boolean };
+  | { kind: 'trained'; id: string; arch: Architecture; blockSize: number; source: 'model' | 'checkpoint'; adapters?: boolean };
 
-export function methodArchitecture(method: MethodType): 'gpt' | 'bert' {
-  return method === 'mlm' ? 'bert' : 'gpt';
+/** Whether a base of this architecture can run the method: mlm needs an encoder, the rest a causal decoder. */
+export function methodFits(method: MethodType, arch: Architecture): boolean {
+  return method === 'mlm' ? arch === 'bert' : isCausal(arch);
 }
 
 /** Checks that the method fits the base model and fills in every default. Throws CrucibleError. */
@@ -83,8 +86,12 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     );
   }
   const peft = resolvePeft(peftRequest, base, method);
-  if (arch !== methodArchitecture(method)) {
-    throw new CrucibleError('unsupported_method', `method ${method} needs a ${methodArchitecture(method)} model; this model is ${arch}`, 'model');
+  if (!methodFits(method, arch)) {
+    throw new CrucibleError(
+      'unsupported_method',
+      `method ${method} needs a ${method === 'mlm' ? 'bert' : 'causal (gpt or llama)'} model; this model is ${arch}`,
+      'model',
+    );
   }
   const maxBlock = base.kind === 'preset' ? Number.POSITIVE_INFINITY : base.blockSize;
   const presetBlock = base.kind === 'preset' ? PRESETS[base.name].blockSize : base.blockSize;
@@ -203,4 +210,4 @@ export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, s
 }
 
 export type { PresetName };
-export { isPreset, PRESETS };
+export { type Architecture, isCausal, isPreset, PRESETS };

@@ -7,7 +7,10 @@ export const ModelObject = Type.Object(
     object: Type.Literal('model'),
     created: Type.Integer(),
     owned_by: Type.String(),
-    arch: Type.Union([Type.Literal('gpt'), Type.Literal('bert')]),
+    arch: Type.Union([Type.Literal('gpt'), Type.Literal('bert'), Type.Literal('llama')], {
+      description:
+        'gpt: GPT-2-shaped decoder; bert: masked-LM encoder; llama: the Llama, Qwen2, Qwen3 and SmolLM decoders (RMSNorm, RoPE, SwiGLU, grouped-query attention).',
+    }),
     base_model: Type.Union([Type.String(), Type.Null()]),
     fine_tuning_job: Type.Union([Type.String(), Type.Null()]),
     source: Type.Union([Type.Literal('preset'), Type.Literal('trained'), Type.Literal('imported')], {

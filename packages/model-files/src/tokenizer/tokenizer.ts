@@ -21,7 +21,7 @@ export type SpecialRole = keyof typeof SPECIAL_TOKENS;
 export const DEFAULT_SPECIAL_TOKENS: readonly string[] = Object.values(SPECIAL_TOKENS);
 
 export interface Tokenizer {
-  readonly kind: 'char' | 'bpe';
+  readonly kind: 'char' | 'bpe' | 'wordpiece';
   /** Number of ids, special tokens included. */
   readonly vocabSize: number;
   /** Special token string -> id. */

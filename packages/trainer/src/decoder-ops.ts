@@ -1,0 +1,109 @@
+// The llama architecture's building blocks as TensorFlow.js ops (every backend; gradients by
+// tfjs's autodiff): RMSNorm, rotary position embeddings in Hugging Face's rotate_half layout
+// (with Llama 3's frequency scaling), the SwiGLU gate and grouped-query attention.
+
+import type { DecoderConfig } from '@crucible/training-config';
+import * as tf from '@tensorflow/tfjs';
+import { bmm } from './ops';
+
+/** x / sqrt(mean(x^2) + eps) * w over the last axis. */
+export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const ms = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
+  });
+}
+
+/** silu(gate) * up: the SwiGLU MLP's inner activation. */
+export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
+}
+
+/**
+ * RoPE's inverse frequencies, theta^(-2i/d) for i < d/2, computed in float64. With Llama 3's
+ * scaling, wavelengths longer than the original context / low_freq_factor are divided by
+ * `factor`, those shorter than original / high_freq_factor kept, and those between blended.
+ */
+export function ropeInverseFrequencies(d: Pick<DecoderConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float64Array {
+  const half = d.headDim / 2;
+  const inv = Float64Array.from({ length: half }, (_, i) => 1 / d.ropeTheta ** ((2 * i) / d.headDim));
+  const s = d.ropeScaling;
+  if (!s) return inv;
+  const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+  const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / s.factor;
+    const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
+}
+
+/** cos and sin tables [T, headDim] for positions start..start+T-1 (each frequency twice: rotate_half's halves). */
+export function ropeTables(inv: Float64Array, start: number, T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const half = inv.length;
+  const hd = 2 * half;
+  const cos = new Float32Array(T * hd);
+  const sin = new Float32Array(T * hd);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < half; i++) {
+      const a = (start + t) * (inv[i] as number);
+      const c = Math.cos(a);
+      const s = Math.sin(a);
+      cos[t * hd + i] = c;
+      cos[t * hd + half + i] = c;
+      sin[t * hd + i] = s;
+      sin[t * hd + half + i] = s;
+    }
+  }
+  return { cos: tf.tensor2d(cos, [T, hd]), sin: tf.tensor2d(sin, [T, hd]) };
+}
+
+/** x * cos + rotate_half(x) * sin for x [B, H, T, hd], where rotate_half(x) = [-x2, x1]. */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const hd = x.shape[3];
+    const half = hd / 2;
+    const [x1, x2] = tf.split(x, [half, half], 3);
+    const rotated = tf.concat([tf.neg(x2 as tf.Tensor), x1 as tf.Tensor], 3);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+  });
+}
+
+export interface GqaOptions {
+  /** (T, S) additive mask (0 where allowed, -1e9 elsewhere), or none. */
+  mask?: tf.Tensor;
+  /** [B, S] additive bias on keys (padding), or none. */
+  keyBias?: tf.Tensor2D;
+}
+
+/**
+ * softmax(q k^T / sqrt(hd) + mask) v with grouped heads: q [B, H, T, hd], k and v [B, Hkv, S, hd];
+ * query head h reads key/value head floor(h / (H / Hkv)), as transformers' repeat_kv. Returns
+ * [B, T, H * hd], heads side by side.
+ */
+export function groupedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: GqaOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [B, H, T, hd] = q.shape;
+    const Hkv = k.shape[1];
+    const S = k.shape[2];
+    let kk: tf.Tensor4D = k;
+    let vv: tf.Tensor4D = v;
+    if (Hkv !== H) {
+      const rep = H / Hkv;
+      const idx = tf.tensor1d(
+        Array.from({ length: H }, (_, h) => Math.floor(h / rep)),
+        'int32',
+      );
+      kk = tf.gather(k, idx, 1) as tf.Tensor4D;
+      vv = tf.gather(v, idx, 1) as tf.Tensor4D;
+    }
+    let att: tf.Tensor = tf.mul(bmm(q, kk.transpose([0, 1, 3, 2]) as tf.Tensor4D), 1 / Math.sqrt(hd)); // (B, H, T, S)
+    if (opts.mask) att = tf.add(att, opts.mask);
+    if (opts.keyBias) att = tf.add(att, opts.keyBias.reshape([B, 1, 1, S]));
+    att = tf.softmax(att);
+    const y = bmm(att as tf.Tensor4D, vv); // (B, H, T, hd)
+    return y.transpose([0, 2, 1, 3]).reshape([B, T, H * hd]) as tf.Tensor3D;
+  });
+}
