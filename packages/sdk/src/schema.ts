@@ -795,7 +795,8 @@ export interface components {
             type: "message" | "metrics";
         };
         Model: {
-            arch: "gpt" | "bert";
+            /** @description gpt: GPT-2-shaped decoder; bert: masked-LM encoder; llama: the Llama, Qwen2, Qwen3 and SmolLM decoders (RMSNorm, RoPE, SwiGLU, grouped-query attention). */
+            arch: "gpt" | "bert" | "llama";
             base_model: string | null;
             created: number;
             fine_tuning_job: string | null;
@@ -3968,7 +3969,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        arch: "gpt" | "bert";
+                        /** @description gpt: GPT-2-shaped decoder; bert: masked-LM encoder; llama: the Llama, Qwen2, Qwen3 and SmolLM decoders (RMSNorm, RoPE, SwiGLU, grouped-query attention). */
+                        arch: "gpt" | "bert" | "llama";
                         base_model: string | null;
                         created: number;
                         fine_tuning_job: string | null;
@@ -4023,7 +4025,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        arch: "gpt" | "bert";
+                        /** @description gpt: GPT-2-shaped decoder; bert: masked-LM encoder; llama: the Llama, Qwen2, Qwen3 and SmolLM decoders (RMSNorm, RoPE, SwiGLU, grouped-query attention). */
+                        arch: "gpt" | "bert" | "llama";
                         base_model: string | null;
                         created: number;
                         fine_tuning_job: string | null;
