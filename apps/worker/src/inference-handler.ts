@@ -2,6 +2,7 @@
 // log-probabilities when asked, streaming pieces to the API), embed, or fill masks. A problem of
 // the request itself (too long, no mask, wrong architecture) goes back as an input error, which
 // the API answers with a 400.
+
 import type { Store } from '@crucible/db';
 import {
   type EmbeddingPayload,
@@ -15,6 +16,7 @@ import {
   type TokenLogprobResult,
 } from '@crucible/domain';
 import { embed, fillMask, InputError, promptLogprobs, sampleStream, type Tokenizer, type TokenLogprob, type Transformer } from '@crucible/trainer';
+import { isCausal } from '@crucible/training-config';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ModelCache } from './model-cache';
@@ -28,11 +30,11 @@ interface Deps {
 export async function handleInference(deps: Deps, p: InferencePayload): Promise<InferenceResult> {
   const row = await deps.store.models.get(p.projectId, p.model);
   if (!row) throw new UnrecoverableError(`model ${p.model} not found`);
-  const { model, tokenizer } = await deps.cache.get(row);
+  const { model, tokenizer, eosIds } = await deps.cache.get(row);
   try {
     if (p.kind === 'embed') return embedRequest(model, tokenizer, p);
     if (p.kind === 'fill_mask') return fillMaskRequest(model, tokenizer, p);
-    return await generate(deps, model, tokenizer, p);
+    return await generate(deps, model, tokenizer, p, eosIds);
   } catch (err) {
     if (err instanceof InputError) throw new UnrecoverableError(`${INFERENCE_INPUT_ERROR}${JSON.stringify({ message: err.message, index: err.index })}`);
     throw err;
@@ -49,9 +51,10 @@ function fillMaskRequest(model: Transformer, tokenizer: Tokenizer, p: FillMaskPa
   return { kind: 'fill_mask', results: r.results, tokens: r.tokens };
 }
 
-async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p: GenerationPayload): Promise<GenerationResult> {
-  if (model.config.arch !== 'gpt') throw new InputError(`model ${p.model} is a masked LM (bert); text generation needs a causal (gpt) model`, -1);
-  const stopTokens = p.stopRoles.map((r) => tokenizer.special(r)).filter((id): id is number => id !== undefined);
+async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p: GenerationPayload, eosIds: number[] = []): Promise<GenerationResult> {
+  if (!isCausal(model.config.arch)) throw new InputError(`model ${p.model} is a masked LM (bert); text generation needs a causal (gpt or llama) model`, -1);
+  // the roles' tokens, and the model's own end-of-sequence ids (generation_config.json's, possibly several)
+  const stopTokens = [...new Set([...p.stopRoles.map((r) => tokenizer.special(r)).filter((id): id is number => id !== undefined), ...eosIds])];
   const describe = (lp: TokenLogprob): TokenLogprobResult => ({
     ...tokenInfo(tokenizer, lp.id),
     logprob: lp.logprob,

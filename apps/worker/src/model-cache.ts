@@ -8,6 +8,8 @@ import { ModelLoader } from './model-loader';
 interface Loaded {
   model: Transformer;
   tokenizer: Tokenizer;
+  /** generation_config.json's end-of-sequence ids, when the folder names them. */
+  eosIds?: number[];
 }
 
 export class ModelCache {
@@ -30,7 +32,8 @@ export class ModelCache {
       this.entries.set(key, hit);
       return hit;
     }
-    hit = this.loader.loadRecord(record).then((w) => ({ model: Transformer.fromWeights(w.config, w.weights), tokenizer: w.tokenizer }));
+    // the weights are taken into the model tensor by tensor: never two full copies at once
+    hit = this.loader.loadRecord(record).then((w) => ({ model: Transformer.fromWeights(w.config, w.weights, true), tokenizer: w.tokenizer, eosIds: w.eosIds }));
     hit.catch(() => this.entries.delete(key));
     this.entries.set(key, hit);
     while (this.entries.size > this.capacity) {

@@ -16,7 +16,7 @@
 //   lm_head.weight                                    [vocab, C]  (untied only)
 
 import { DECODER_FAMILIES, type DecoderConfig, type DecoderFamily, type ModelConfig } from '@crucible/training-config';
-import { ModelFormatError } from './hf-gpt2';
+import { ModelFormatError, type Weights } from './hf-gpt2';
 import type { ParamSpec } from './params';
 
 /** The transformers classes of each family (config.json's `architectures`). */
@@ -162,5 +162,130 @@ export function decoderConfigFromHf(cfg: Record<string, unknown>, file = 'config
     // these classes' configs default to an untied lm_head
     tiedEmbeddings: bool('tie_word_embeddings', false),
     decoder,
+  };
+}
+
+/** A shard of a sharded checkpoint, as transformers names them. */
+export const DECODER_SHARD = /^model-\d{5}-of-\d{5}\.safetensors$/;
+export const DECODER_INDEX = 'model.safetensors.index.json';
+
+/** Tensors a checkpoint may carry beyond the parameters, which loading ignores (transformers does too). */
+function ignorable(c: ModelConfig, name: string): boolean {
+  return /\.rotary_emb\.inv_freq$/.test(name) || (c.tiedEmbeddings && name === 'lm_head.weight');
+}
+
+/**
+ * Checks the tensors of a llama-family checkpoint (every file's safetensors header, and the
+ * index's weight_map when sharded) against its config before any weight is read: each parameter
+ * once, with its shape, in F32, F16 or BF16; no tensor the architecture lacks. The embedding's
+ * rows must equal config.json's vocab_size.
+ */
+export function checkDecoderHeaders(
+  c: ModelConfig,
+  files: ReadonlyMap<string, ReadonlyMap<string, { dtype: string; shape: number[] }>>,
+  weightMap?: Record<string, unknown>,
+): void {
+  const specs = decoderParamSpecs(c);
+  const total = [...files.values()].reduce((n, e) => n + e.size, 0);
+  // a config claiming many more layers than the files hold is refused from two numbers
+  if (total < specs.length) {
+    throw new ModelFormatError(`config.json's num_hidden_layers ${c.nLayer} implies ${specs.length} tensors; the weights hold ${total}`, 'config.json');
+  }
+  const found = new Map<string, { file: string; dtype: string; shape: number[] }>();
+  for (const [file, entries] of files) {
+    for (const [name, e] of entries) {
+      const seen = found.get(name);
+      if (seen) throw new ModelFormatError(`${name} is in both ${seen.file} and ${file}`, file);
+      found.set(name, { file, ...e });
+    }
+  }
+  if (weightMap) {
+    for (const [name, at] of found) {
+      if (weightMap[name] !== at.file)
+        throw new ModelFormatError(
+          `${DECODER_INDEX}: weight_map puts ${name} in ${JSON.stringify(weightMap[name] ?? null)}, but it is in ${at.file}`,
+          DECODER_INDEX,
+        );
+    }
+    for (const name of Object.keys(weightMap))
+      if (!found.has(name)) throw new ModelFormatError(`${DECODER_INDEX}: weight_map names ${name}, which no shard holds`, DECODER_INDEX);
+  }
+  const embed = found.get('model.embed_tokens.weight');
+  if (embed && embed.shape[0] !== c.vocabSize) {
+    throw new ModelFormatError(`config.json's vocab_size ${c.vocabSize} must equal the rows of model.embed_tokens.weight, ${embed.shape[0]}`, 'config.json');
+  }
+  for (const s of specs) {
+    const e = found.get(s.name);
+    if (!e) throw new ModelFormatError(`the weights lack ${s.name} (shape [${s.shape}])`, 'model.safetensors');
+    if (!['F32', 'F16', 'BF16'].includes(e.dtype)) throw new ModelFormatError(`${s.name}: dtype ${e.dtype} is not supported (F32, F16, BF16)`, e.file);
+    if (e.shape.join(',') !== s.shape.join(',')) throw new ModelFormatError(`${s.name} has shape [${e.shape}], config.json implies [${s.shape}]`, e.file);
+    found.delete(s.name);
+  }
+  const extra = [...found.keys()].filter((n) => !ignorable(c, n));
+  if (extra.length)
+    throw new ModelFormatError(
+      `the weights hold tensors a ${c.decoder?.family} model does not: ${extra.slice(0, 5).join(', ')}`,
+      found.get(extra[0] as string)?.file ?? 'model.safetensors',
+    );
+}
+
+/** Every tokenizer id must have a row in the embedding (Qwen pads the embedding past the tokenizer: that is valid). */
+export function checkTokenizerFits(c: ModelConfig, tokenizerIds: number): void {
+  if (tokenizerIds > c.vocabSize) {
+    throw new ModelFormatError(
+      `tokenizer.json has ids up to ${tokenizerIds - 1} (${tokenizerIds} ids), but config.json's vocab_size and the embedding's rows are ${c.vocabSize}`,
+      'tokenizer.json',
+    );
+  }
+}
+
+/** The parameters of a llama-family model from its decoded tensors (float32), by their own names; other tensors are left. */
+export function takeDecoderWeights(c: ModelConfig, tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>, into: Weights): void {
+  for (const s of decoderParamSpecs(c)) {
+    const t = tensors.get(s.name);
+    if (!t) continue; // in another shard
+    if (!(t.data instanceof Float32Array)) throw new ModelFormatError(`${s.name} is not a floating-point tensor`, 'model.safetensors');
+    into.set(s.name, { shape: s.shape, data: t.data });
+    tensors.delete(s.name);
+  }
+}
+
+export { DECODER_FAMILIES, type DecoderFamily, type ModelConfig };
+
+/** config.json for transformers' LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM (what decoderConfigFromHf reads back). */
+export function hfDecoderConfig(c: ModelConfig, ids: { bos?: number; eos?: number; pad?: number } = {}): Record<string, unknown> {
+  const d = decoderOf(c);
+  const s = d.ropeScaling;
+  return {
+    architectures: [DECODER_ARCHITECTURES[d.family]],
+    model_type: d.family,
+    hidden_size: c.dModel,
+    intermediate_size: d.intermediateSize,
+    num_attention_heads: c.nHead,
+    num_key_value_heads: d.nKvHead,
+    num_hidden_layers: c.nLayer,
+    head_dim: d.headDim,
+    vocab_size: c.vocabSize,
+    max_position_embeddings: c.blockSize,
+    rms_norm_eps: d.rmsNormEps,
+    rope_theta: d.ropeTheta,
+    rope_scaling: s
+      ? {
+          rope_type: 'llama3',
+          factor: s.factor,
+          low_freq_factor: s.lowFreqFactor,
+          high_freq_factor: s.highFreqFactor,
+          original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+        }
+      : null,
+    ...(d.family === 'qwen2' ? { use_sliding_window: false } : { attention_bias: d.qkvBias }),
+    ...(d.family === 'llama' ? { mlp_bias: d.mlpBias } : {}),
+    hidden_act: 'silu',
+    tie_word_embeddings: c.tiedEmbeddings,
+    bos_token_id: ids.bos ?? null,
+    eos_token_id: ids.eos ?? null,
+    pad_token_id: ids.pad ?? null,
+    torch_dtype: 'float32',
+    use_cache: true,
   };
 }

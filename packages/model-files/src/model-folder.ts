@@ -9,11 +9,12 @@
 // its adapter files load with PEFT on top of the base model.
 
 import type { ModelConfig } from '@crucible/training-config';
+import { hfDecoderConfig } from './hf-decoder';
 import { configFromGpt2, fromGpt2Tensors, gpt2Config, hfName, ModelFormatError, toGpt2Tensors, tokenizerSideFiles, type Weights } from './hf-gpt2';
 import { adapterParamSpecs, baseParamSpecs } from './params';
 import { bottleneckToFiles, loraToPeft, mergeLora, storedConfig } from './peft';
 import { decodeSafetensors, encodeSafetensors, type NamedTensor } from './safetensors';
-import { type Tokenizer, tokenizerFromJSON } from './tokenizer';
+import { HfTokenizer, type Tokenizer, tokenizerFromJSON } from './tokenizer';
 
 export type ModelFiles = Record<string, Uint8Array>;
 export const BERT_MODEL_TYPE = 'crucible_bert';
@@ -26,6 +27,7 @@ export function writeModelFolder(input: { config: ModelConfig; weights: Weights;
   const { config: c, tokenizer } = input;
   const files: ModelFiles = {};
   const meta = { format: 'pt' };
+  if (c.arch === 'llama') return writeDecoderFolder(c, input.weights, tokenizer);
   if (c.arch === 'bert') {
     const tensors = new Map<string, NamedTensor>([...input.weights].map(([n, w]) => [n, { dtype: 'F32', shape: w.shape, data: w.data }]));
     files['model.safetensors'] = encodeSafetensors(tensors, meta);
@@ -44,6 +46,25 @@ export function writeModelFolder(input: { config: ModelConfig; weights: Weights;
   }
   files['tokenizer.json'] = new TextEncoder().encode(JSON.stringify(tokenizer.toJSON()));
   for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, c.blockSize))) files[name] = json(doc);
+  return files;
+}
+
+/**
+ * A llama-family folder transformers loads as it is: the parameters under their own names in F32,
+ * config.json for the family's class, tokenizer.json as the model came with it, and its
+ * tokenizer_config.json (chat template included) and generation_config.json.
+ */
+function writeDecoderFolder(c: ModelConfig, weights: Weights, tokenizer: Tokenizer): ModelFiles {
+  const tensors = new Map<string, NamedTensor>([...weights].map(([n, w]) => [n, { dtype: 'F32', shape: w.shape, data: w.data }]));
+  const bos = tokenizer instanceof HfTokenizer ? tokenizer.bos : undefined;
+  const eos = tokenizer.special('eot');
+  const files: ModelFiles = {
+    'config.json': json(hfDecoderConfig(c, { bos, eos, pad: tokenizer.special('pad') })),
+    'model.safetensors': encodeSafetensors(tensors, { format: 'pt' }),
+    'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())),
+    'generation_config.json': json({ ...(bos === undefined ? {} : { bos_token_id: bos }), ...(eos === undefined ? {} : { eos_token_id: eos }) }),
+  };
+  if (tokenizer instanceof HfTokenizer && tokenizer.config) files['tokenizer_config.json'] = json(tokenizer.config);
   return files;
 }
 
@@ -90,9 +111,11 @@ function bertModelConfig(doc: Record<string, unknown>): ModelConfig {
   return m as unknown as ModelConfig;
 }
 
-export function readTokenizer(bytes: Uint8Array): Tokenizer {
+/** tokenizer.json (with tokenizer_config.json when there is one: it names the special tokens' roles). */
+export function readTokenizer(bytes: Uint8Array, configBytes?: Uint8Array): Tokenizer {
   try {
-    return tokenizerFromJSON(new TextDecoder().decode(bytes));
+    const config = configBytes ? (JSON.parse(new TextDecoder().decode(configBytes)) as Record<string, unknown>) : undefined;
+    return tokenizerFromJSON(new TextDecoder().decode(bytes), config);
   } catch (err) {
     throw new ModelFormatError(`tokenizer.json: ${(err as Error).message}`, 'tokenizer.json');
   }

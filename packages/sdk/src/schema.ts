@@ -3936,7 +3936,7 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": {
-                    /** @description The model's files (model.safetensors, config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json, generation_config.json), each as a part named by its file name, or one .tar.gz / .tar of them. */
+                    /** @description The model's files (model.safetensors, model.safetensors.index.json, config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json, generation_config.json), each as a part named by its file name, or one .tar.gz / .tar of them. */
                     file: string[];
                     /** @description Short name; the model id is imported:<name>:<random>. Default gpt2. */
                     name?: string;

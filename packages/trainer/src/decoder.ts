@@ -7,18 +7,22 @@ import { decoderOf } from '@crucible/model-files';
 import type { ModelConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { applyRope, groupedAttention, rmsNorm, swiglu } from './decoder-ops';
+import { cachedCausalMask, type KvCache } from './kv-cache';
 import { linear } from './ops';
 
 export interface DecoderContext {
   param: (name: string) => tf.Tensor;
-  /** cos and sin tables [T, headDim] for positions 0..T-1. */
-  rope: (T: number) => { cos: tf.Tensor2D; sin: tf.Tensor2D };
+  /** cos and sin tables [T, headDim] for positions at..at+T-1. */
+  rope: (T: number, at?: number) => { cos: tf.Tensor2D; sin: tf.Tensor2D };
   /** The (T, T) additive causal mask. */
   causalMask: (T: number) => tf.Tensor;
 }
 
-/** idx [B, T] -> final hidden states [B, T, C] (after the last RMSNorm). `attentionMask` [B, T]: 0 marks padding keys. */
-export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tensor2D, attentionMask?: tf.Tensor2D): tf.Tensor3D {
+/**
+ * idx [B, T] -> final hidden states [B, T, C] (after the last RMSNorm). `attentionMask` [B, T]: 0
+ * marks padding keys. With a cache, idx holds positions cache.length.. and attends to the cache.
+ */
+export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tensor2D, attentionMask?: tf.Tensor2D, cache?: KvCache): tf.Tensor3D {
   return tf.tidy(() => {
     const d = decoderOf(c);
     const [B, T] = idx.shape;
@@ -29,8 +33,9 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
     const p = ctx.param;
     const opt = (name: string, present: boolean) => (present ? p(name) : undefined);
     const proj = (x: tf.Tensor, name: string, bias: boolean) => linear(x, p(`${name}.weight`), opt(`${name}.bias`, bias), true);
-    const { cos, sin } = ctx.rope(T);
-    const mask = ctx.causalMask(T);
+    const offset = cache?.length ?? 0;
+    const { cos, sin } = ctx.rope(T, offset);
+    const mask = cache ? cachedCausalMask(offset, T) : ctx.causalMask(T);
     const keyBias = attentionMask ? (tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), -1e9) as tf.Tensor2D) : undefined;
 
     let x: tf.Tensor = tf.gather(p('model.embed_tokens.weight'), idx.reshape([-1])).reshape([B, T, C]);
@@ -46,12 +51,14 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
       const q = applyRope(heads(proj(a, `${h}self_attn.q_proj`, d.qkvBias), H, d.qkNorm ? 'q_norm' : undefined), cos, sin);
       const k = applyRope(heads(proj(a, `${h}self_attn.k_proj`, d.qkvBias), Hkv, d.qkNorm ? 'k_norm' : undefined), cos, sin);
       const v = heads(proj(a, `${h}self_attn.v_proj`, d.qkvBias), Hkv);
-      const y = groupedAttention(q, k, v, { mask, keyBias });
+      const kv = cache ? cache.append(l, k, v) : { k, v };
+      const y = groupedAttention(q, kv.k, kv.v, { mask, keyBias });
       x = tf.add(x, proj(y, `${h}self_attn.o_proj`, d.oBias));
       const m = rmsNorm(x, p(`${h}post_attention_layernorm.weight`), d.rmsNormEps);
       const inner = swiglu(proj(m, `${h}mlp.gate_proj`, d.mlpBias), proj(m, `${h}mlp.up_proj`, d.mlpBias));
       x = tf.add(x, proj(inner, `${h}mlp.down_proj`, d.mlpBias));
     }
+    cache?.advance(T);
     return rmsNorm(x, p('model.norm.weight'), d.rmsNormEps) as tf.Tensor3D;
   });
 }

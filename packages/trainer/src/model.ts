@@ -9,7 +9,8 @@ import { isAdapterParam, paramSpecs, type Weights } from '@crucible/model-files'
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
 import { decoderHidden } from './decoder';
-import { ropeInverseFrequencies, ropeTables } from './decoder-ops';
+import { groupedAttention, ropeInverseFrequencies, ropeTables } from './decoder-ops';
+import { cachedCausalMask, type KvCache } from './kv-cache';
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
 import { mixSeed } from './rng';
 
@@ -20,6 +21,11 @@ export interface ForwardOptions {
   seed?: number;
   /** [B, T] with 1 for real tokens and 0 for padding (keys that must not be attended to). */
   attentionMask?: tf.Tensor2D;
+  /**
+   * Causal models: the keys and values of the positions read so far. `idx` holds the tokens at
+   * positions cache.length.., which attend to every cached position; the cache grows by T.
+   */
+  cache?: KvCache;
 }
 
 let modelCounter = 0;
@@ -45,7 +51,7 @@ export class Transformer {
    * every base parameter must be in it (only adapter parameters may be new). A config with peft
    * freezes every base parameter.
    */
-  static create(config: ModelConfig, seed = 1337, weights?: Weights): Transformer {
+  static create(config: ModelConfig, seed = 1337, weights?: Weights, consume = false): Transformer {
     validateModelConfig(config);
     const id = ++modelCounter;
     const params = new Map<string, tf.Variable>();
@@ -75,16 +81,21 @@ export class Transformer {
       });
       params.set(spec.name, tf.variable(value, true, `crucible${id}/${spec.name}`));
       value.dispose();
+      if (consume) weights?.delete(spec.name); // its values are in the variable now
     });
     const model = new Transformer(config, params);
     if (config.peft) model.freeze((name: string) => !isAdapterParam(name));
     return model;
   }
 
-  /** A model whose parameters all take the given values (shapes are checked against the config). */
-  static fromWeights(config: ModelConfig, weights: Weights): Transformer {
+  /**
+   * A model whose parameters all take the given values (shapes are checked against the config).
+   * With `consume`, each entry leaves `weights` once it is in the model, so a large model is never
+   * held twice.
+   */
+  static fromWeights(config: ModelConfig, weights: Weights, consume = false): Transformer {
     for (const spec of paramSpecs(config)) if (!weights.has(spec.name)) throw new Error(`weights lack parameter ${spec.name}`);
-    return Transformer.create(config, 0, weights);
+    return Transformer.create(config, 0, weights, consume);
   }
 
   /** Every parameter's current values, by name (read back from the backend). */
@@ -121,6 +132,15 @@ export class Transformer {
     return tf.tidy(() => this.head(this.hidden(idx, opts)));
   }
 
+  /** Logits [B, V] of the last position only: what decoding needs (the head over one position, not T). */
+  forwardLast(idx: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => {
+      const h = this.hidden(idx, opts);
+      const [B, T, C] = h.shape;
+      return this.head(h.slice([0, T - 1, 0], [B, 1, C]) as tf.Tensor3D).reshape([B, this.config.vocabSize]) as tf.Tensor2D;
+    });
+  }
+
   /** The language-model head over final hidden states [B, T, C] -> logits [B, T, V]. */
   head(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
@@ -147,10 +167,15 @@ export class Transformer {
     return tf.tidy(() => {
       const c = this.config;
       const [B, T] = idx.shape;
-      if (T > c.blockSize) throw new RangeError(`sequence length ${T} exceeds block_size ${c.blockSize}`);
+      const cache = opts.cache;
+      const offset = cache?.length ?? 0;
+      if (offset + T > c.blockSize) throw new RangeError(`sequence length ${offset + T} exceeds block_size ${c.blockSize}`);
+      if (cache && (c.arch === 'bert' || opts.attentionMask || opts.training))
+        throw new RangeError('a KV cache is for decoding a causal model, without padding or training');
       if (c.arch === 'llama') {
         if (opts.training && c.dropout > 0) throw new RangeError('llama-architecture models train without dropout');
-        return decoderHidden(c, { param: (n) => this.param(n), rope: (t) => this.rope(t), causalMask: (t) => this.causalMask(t) }, idx, opts.attentionMask);
+        const ctx = { param: (n: string) => this.param(n), rope: (t: number, at = 0) => this.rope(t, at), causalMask: (t: number) => this.causalMask(t) };
+        return decoderHidden(c, ctx, idx, opts.attentionMask, cache);
       }
       const C = c.dModel;
       const nh = c.nHead;
@@ -178,7 +203,7 @@ export class Transformer {
       };
 
       const tokEmb = tf.gather(p('wte.weight'), idx.reshape([-1])).reshape([B, T, C]); // (B, T, C)
-      const posEmb = tf.slice(p('wpe.weight'), [0, 0], [T, C]); // (T, C)
+      const posEmb = tf.slice(p('wpe.weight'), [offset, 0], [T, C]); // (T, C)
       let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
 
       // gpt attends causally; padding keys (attentionMask 0) are never attended to
@@ -196,7 +221,7 @@ export class Transformer {
         const xa = loraIn(h, 'attn.c_attn', a);
         const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
         const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
-        const merged = attention(qkv, nh, attnOpts); // (B, T, C), heads side by side
+        const merged = cache ? cachedAttention(qkv, nh, cache, l, offset) : attention(qkv, nh, attnOpts); // (B, T, C), heads side by side
         const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
         x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
         // --- MLP ---
@@ -205,6 +230,7 @@ export class Transformer {
         const mlpOut = loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))); // (B, T, C)
         x = tf.add(x, drop(adapter(h, 'mlp', mlpOut)));
       }
+      cache?.advance(T);
       return layerNorm(x, p('ln_f.weight'), pb('ln_f.bias')) as tf.Tensor3D;
     });
   }
@@ -218,11 +244,12 @@ export class Transformer {
     this.ropeCache.clear();
   }
 
-  /** RoPE's cos and sin tables for positions 0..T-1 (llama architecture), kept per length. */
-  private rope(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  /** RoPE's cos and sin tables for positions at..at+T-1 (llama architecture); those from 0 are kept per length. */
+  private rope(T: number, at = 0): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    this.ropeFrequencies ??= ropeInverseFrequencies(this.config.decoder as NonNullable<ModelConfig['decoder']>);
+    if (at > 0) return ropeTables(this.ropeFrequencies, at, T); // decoding: disposed by the caller's tidy
     let r = this.ropeCache.get(T);
     if (!r) {
-      this.ropeFrequencies ??= ropeInverseFrequencies(this.config.decoder as NonNullable<ModelConfig['decoder']>);
       const t = ropeTables(this.ropeFrequencies, 0, T);
       r = { cos: tf.keep(t.cos), sin: tf.keep(t.sin) };
       this.ropeCache.set(T, r);
@@ -247,4 +274,13 @@ type Matcher = string | RegExp | ((name: string) => boolean);
 function matches(name: string, m: Matcher): boolean {
   if (typeof m === 'function') return m(name);
   return typeof m === 'string' ? name.startsWith(m) : m.test(name);
+}
+
+/** GPT attention over the cache: the new positions' q, k and v ([B, T, C] each, or side by side), k and v appended to the layer's cache. */
+function cachedAttention(qkv: tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor], nh: number, cache: KvCache, layer: number, offset: number): tf.Tensor {
+  const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);
+  const [B, T, C] = q.shape as [number, number, number];
+  const heads = (t: tf.Tensor) => t.reshape([B, T, nh, C / nh]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+  const all = cache.append(layer, heads(k), heads(v));
+  return groupedAttention(heads(q), all.k, all.v, { mask: cachedCausalMask(offset, T) });
 }

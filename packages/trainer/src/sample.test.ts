@@ -1,10 +1,11 @@
-import { CharTokenizer } from '@crucible/model-files';
+import { CharTokenizer, decoderConfigFromHf } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { modelConfig } from './config';
+import { type ModelConfig, modelConfig } from './config';
+import { KvCache } from './kv-cache';
 import { Transformer } from './model';
 import { Rng } from './rng';
-import { pickToken, sample } from './sample';
+import { pickToken, sample, topIndices } from './sample';
 import { useBackend } from './test-helpers';
 
 beforeAll(useBackend);
@@ -69,5 +70,98 @@ describe('sample', () => {
     const stopped = await sample(model, tok, 'a', { maxNewTokens: 40, seed: 1, temperature: 2, stop: [stopAt] });
     expect(stopped.finishReason).toBe('stop');
     expect(stopped.text).toBe(free.text.slice(0, free.text.indexOf(stopAt)));
+  });
+});
+
+describe('topIndices', () => {
+  it('gives the k largest, largest first, ties in index order, as a full sort does', () => {
+    const r = new Rng(7);
+    for (let trial = 0; trial < 50; trial++) {
+      const v = Float32Array.from({ length: 300 }, () => Math.round(r.next() * 40)); // many ties
+      const k = 1 + Math.floor(r.next() * 40);
+      const sorted = Array.from(v.keys()).sort((a, b) => (v[b] as number) - (v[a] as number) || a - b);
+      expect(topIndices(v, k)).toEqual(sorted.slice(0, k));
+    }
+  });
+});
+
+describe('top-p without sorting the vocabulary', () => {
+  it('keeps exactly the smallest most-likely set reaching p, over a 151,936-token vocabulary', () => {
+    const V = 151_936;
+    const r = new Rng(3);
+    const logits = Float32Array.from({ length: V }, () => r.next()); // a long flat tail under a peaked head, as language models give
+    for (let i = 0; i < 30; i++) logits[(i * 4099) % V] = 15 - i * 0.1; // a head of 30 likely tokens holding 99% of the mass
+    // the nucleus, from a full sort written here
+    const order = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number));
+    const w = order.map((i) => Math.exp((logits[i] as number) - (logits[order[0] as number] as number)));
+    const z = w.reduce((a, b) => a + b, 0);
+    let acc = 0;
+    let keep = 0;
+    while (acc < 0.9 * z) acc += w[keep++] as number;
+    const nucleus = new Set(order.slice(0, keep));
+    const rng = new Rng(11);
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const id = pickToken(logits, rng, { topP: 0.9 });
+      expect(nucleus.has(id)).toBe(true);
+      seen.add(id);
+    }
+    expect(seen.size).toBeGreaterThan(5); // a draw among the nucleus, not the top token only
+  });
+});
+
+describe('decoding through a KV cache', () => {
+  const tok = CharTokenizer.train('abcdefghij klmnop', ['<|endoftext|>']);
+  const cases: Array<[string, ModelConfig]> = [
+    ['gpt', modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 16, blockSize: 24 }, tok.vocabSize)],
+    [
+      'llama (GQA, RoPE)',
+      decoderConfigFromHf({
+        model_type: 'llama',
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        num_hidden_layers: 2,
+        vocab_size: tok.vocabSize,
+        max_position_embeddings: 24,
+        rope_theta: 10000,
+      }),
+    ],
+  ];
+  it.each(cases)('%s: the same tokens and log-probabilities as a full recompute, past block_size too', async (_name, config) => {
+    const model = Transformer.create(config, 5);
+    for (const [, p] of model.params) if (p.rank === 2) p.assign(tf.mul(p, 8)); // confident, varied predictions
+    for (const temperature of [0, 1]) {
+      const o = { maxNewTokens: 40, temperature, seed: 9, logprobs: 3 }; // 40 > block_size 24: the window slides
+      const cached = await sample(model, tok, 'abc de', o);
+      const full = await sample(model, tok, 'abc de', { ...o, kvCache: false });
+      expect(cached.tokens).toEqual(full.tokens);
+      cached.logprobs?.forEach((lp, i) => {
+        expect(lp.logprob).toBeCloseTo(full.logprobs?.[i]?.logprob as number, 4);
+        expect(lp.top.map((t) => t.id)).toEqual(full.logprobs?.[i]?.top.map((t) => t.id));
+      });
+    }
+    model.dispose();
+  });
+
+  it('reads a prompt once, then one position per new token', () => {
+    const model = Transformer.create(cases[1]?.[1] as ModelConfig, 5);
+    const cache = new KvCache();
+    const ids = [1, 2, 3, 4, 5, 6];
+    const full = tf.tidy(() => model.forward(tf.tensor2d([ids], [1, 6], 'int32')).arraySync() as number[][][]);
+    const prefill = tf.tidy(() => model.forwardLast(tf.tensor2d([ids.slice(0, 4)], [1, 4], 'int32'), { cache }).arraySync() as number[][]);
+    expect(cache.length).toBe(4);
+    const step = tf.tidy(() => model.forwardLast(tf.tensor2d([[5]], [1, 1], 'int32'), { cache }).arraySync() as number[][]);
+    const step2 = tf.tidy(() => model.forwardLast(tf.tensor2d([[6]], [1, 1], 'int32'), { cache }).arraySync() as number[][]);
+    expect(cache.length).toBe(6);
+    const close = (a: number[], b: number[]) => {
+      for (const [i, x] of a.entries()) expect(x).toBeCloseTo(b[i] as number, 4);
+    };
+    close(prefill[0] as number[], full[0]?.[3] as number[]);
+    close(step[0] as number[], full[0]?.[4] as number[]);
+    close(step2[0] as number[], full[0]?.[5] as number[]);
+    cache.dispose();
+    model.dispose();
   });
 });

@@ -4,6 +4,7 @@
 import type { Tokenizer } from '@crucible/model-files';
 import { isCausal } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
+import { KvCache } from './kv-cache';
 import type { Transformer } from './model';
 import { Rng } from './rng';
 
@@ -23,6 +24,8 @@ export interface SampleOptions {
   stopTokens?: number[];
   /** Report each generated token's log-probability and the `logprobs` most likely alternatives. */
   logprobs?: number;
+  /** Decode through a KV cache (the prompt read once, then one position per token). Default true; false recomputes the whole context each step. */
+  kvCache?: boolean;
 }
 
 /** A token's log-probability under the model (temperature 1, before top-k / top-p filtering). */
@@ -48,12 +51,55 @@ export function logprobsOf(logits: Float32Array, id: number, k: number): TokenLo
   let z = 0;
   for (const v of logits) z += Math.exp(v - max);
   const lse = max + Math.log(z);
-  const top: Array<{ id: number; logprob: number }> = [];
-  if (k > 0) {
-    const order = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number));
-    for (const j of order.slice(0, k)) top.push({ id: j, logprob: (logits[j] as number) - lse });
-  }
+  const top = k > 0 ? topIndices(logits, k).map((j) => ({ id: j, logprob: (logits[j] as number) - lse })) : [];
   return { id, logprob: (logits[id] as number) - lse, top };
+}
+
+/**
+ * The indices of the k largest values, largest first (ties: lower index first), with a size-k heap:
+ * O(V log k), so a 151k vocabulary is never sorted.
+ */
+export function topIndices(values: ArrayLike<number>, k: number): number[] {
+  const n = Math.min(k, values.length);
+  if (n <= 0) return [];
+  // most of a flat distribution: one sort is cheaper than a heap this large
+  if (n > values.length / 4)
+    return Array.from({ length: values.length }, (_, i) => i)
+      .sort((a, b) => (values[b] as number) - (values[a] as number) || a - b)
+      .slice(0, n);
+  // min-heap on (value, -index): the root is the weakest of the best n so far
+  const heap: number[] = [];
+  const weaker = (a: number, b: number) => (values[a] as number) < (values[b] as number) || ((values[a] as number) === (values[b] as number) && a > b);
+  const up = (i: number) => {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!weaker(heap[i] as number, heap[p] as number)) break;
+      [heap[i], heap[p]] = [heap[p] as number, heap[i] as number];
+      i = p;
+    }
+  };
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && weaker(heap[l] as number, heap[m] as number)) m = l;
+      if (r < heap.length && weaker(heap[r] as number, heap[m] as number)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m] as number, heap[i] as number];
+      i = m;
+    }
+  };
+  for (let i = 0; i < values.length; i++) {
+    if (heap.length < n) {
+      heap.push(i);
+      up(heap.length - 1);
+    } else if (weaker(heap[0] as number, i)) {
+      heap[0] = i;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => (values[b] as number) - (values[a] as number) || a - b);
 }
 
 /**
@@ -72,22 +118,54 @@ export function promptLogprobs(model: Transformer, ids: number[], k: number): Ar
   return out;
 }
 
-/** Picks one token id from logits with the given filters. */
+/**
+ * Picks one token id from logits with the given filters: temperature, then the k most likely, then
+ * the smallest most-likely set whose probability reaches top_p. Only the candidates are ordered
+ * (a heap selection, widened until it holds top_p of the mass): the vocabulary is never sorted.
+ */
 export function pickToken(logits: Float32Array, rng: Rng, o: Pick<SampleOptions, 'temperature' | 'topK' | 'topP'>): number {
   const temperature = o.temperature ?? 1;
+  const V = logits.length;
   let best = 0;
-  for (let i = 1; i < logits.length; i++) if ((logits[i] as number) > (logits[best] as number)) best = i;
+  for (let i = 1; i < V; i++) if ((logits[i] as number) > (logits[best] as number)) best = i;
   if (temperature <= 0) return best;
-  const order = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number));
-  const k = Math.min(o.topK && o.topK > 0 ? o.topK : order.length, order.length);
   const max = logits[best] as number;
-  const probs = order.slice(0, k).map((i) => Math.exp(((logits[i] as number) - max) / temperature));
-  const z = probs.reduce((a, b) => a + b, 0);
-  let keep = k;
+  const weight = (i: number) => Math.exp(((logits[i] as number) - max) / temperature);
+  const k = o.topK && o.topK > 0 ? Math.min(o.topK, V) : V;
   const topP = o.topP ?? 1;
+  if (k === V && topP >= 1) {
+    // no filter: a draw over the whole distribution, in index order
+    let z = 0;
+    for (let i = 0; i < V; i++) z += weight(i);
+    let r = rng.next() * z;
+    for (let i = 0; i < V; i++) {
+      r -= weight(i);
+      if (r <= 0) return i;
+    }
+    return V - 1;
+  }
+  let order: number[];
+  let z: number;
+  if (k < V) {
+    order = topIndices(logits, k);
+    z = order.reduce((a, i) => a + weight(i), 0);
+  } else {
+    z = 0;
+    for (let i = 0; i < V; i++) z += weight(i);
+    // widen the selection until it holds top_p of the mass
+    let m = Math.min(64, V);
+    for (;;) {
+      order = topIndices(logits, m);
+      const mass = order.reduce((a, i) => a + weight(i), 0);
+      if (mass >= topP * z || m === V) break;
+      m = Math.min(V, m * 4);
+    }
+  }
+  const probs = order.map(weight);
+  let keep = order.length;
   if (topP < 1) {
     let acc = 0;
-    for (let j = 0; j < k; j++) {
+    for (let j = 0; j < order.length; j++) {
       acc += (probs[j] as number) / z;
       if (acc >= topP) {
         keep = j + 1;
@@ -126,46 +204,59 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
   const generated: number[] = [];
   let emitted = 0; // characters of the decoded output already yielded
   const T = model.config.blockSize;
-  for (let n = 0; n < o.maxNewTokens; n++) {
-    if (o.signal?.aborted) break;
-    const ctx = ids.slice(-T);
-    const logits = tf.tidy(() => {
-      const out = model.forward(tf.tensor2d(ctx, [1, ctx.length], 'int32'));
-      return out.slice([0, ctx.length - 1, 0], [1, 1, -1]).reshape([-1]);
-    });
-    const data = (await logits.data()) as Float32Array;
-    logits.dispose();
-    for (const id of suppressed) data[id] = Number.NEGATIVE_INFINITY;
-    const next = pickToken(data, rng, o);
-    if (stopIds.has(next)) {
-      const text = tokenizer.decode(generated);
-      if (text.length > emitted) yield text.slice(emitted);
-      return result(text, 'stop');
-    }
-    logprobs?.push(logprobsOf(data, next, o.logprobs ?? 0));
-    ids.push(next);
-    generated.push(next);
-    const text = tokenizer.decode(generated);
-    const hit = firstStop(text, stops);
-    if (hit >= 0) {
-      if (hit > emitted) yield text.slice(emitted, hit);
-      // drop the tokens that belong to the stop sequence (and their logprobs)
-      while (generated.length > 0 && tokenizer.decode(generated).length > hit) {
-        generated.pop();
-        logprobs?.pop();
+  // the cache holds the positions of ids[start..start + cache.length); a context that slides past
+  // block_size is read again from its new start (positions restart, as a full recompute sees them)
+  const cache = o.kvCache === false ? undefined : new KvCache();
+  let start = 0;
+  try {
+    for (let n = 0; n < o.maxNewTokens; n++) {
+      if (o.signal?.aborted) break;
+      let feed: number[];
+      if (!cache) feed = ids.slice(-T);
+      else {
+        if (ids.length - start > T) {
+          cache.reset();
+          start = ids.length - T;
+        }
+        feed = ids.slice(start + cache.length);
       }
-      return result(text.slice(0, hit), 'stop');
+      const logits = tf.tidy(() => model.forwardLast(tf.tensor2d(feed, [1, feed.length], 'int32'), { cache }).reshape([-1]));
+      const data = (await logits.data()) as Float32Array;
+      logits.dispose();
+      for (const id of suppressed) data[id] = Number.NEGATIVE_INFINITY;
+      const next = pickToken(data, rng, o);
+      if (stopIds.has(next)) {
+        const text = tokenizer.decode(generated);
+        if (text.length > emitted) yield text.slice(emitted);
+        return result(text, 'stop');
+      }
+      logprobs?.push(logprobsOf(data, next, o.logprobs ?? 0));
+      ids.push(next);
+      generated.push(next);
+      const text = tokenizer.decode(generated);
+      const hit = firstStop(text, stops);
+      if (hit >= 0) {
+        if (hit > emitted) yield text.slice(emitted, hit);
+        // drop the tokens that belong to the stop sequence (and their logprobs)
+        while (generated.length > 0 && tokenizer.decode(generated).length > hit) {
+          generated.pop();
+          logprobs?.pop();
+        }
+        return result(text.slice(0, hit), 'stop');
+      }
+      // hold back a tail that could still grow into a stop sequence, and an unfinished UTF-8 char
+      const safe = safeLength(text, stops);
+      if (safe > emitted) {
+        yield text.slice(emitted, safe);
+        emitted = safe;
+      }
     }
-    // hold back a tail that could still grow into a stop sequence, and an unfinished UTF-8 char
-    const safe = safeLength(text, stops);
-    if (safe > emitted) {
-      yield text.slice(emitted, safe);
-      emitted = safe;
-    }
+    const text = tokenizer.decode(generated);
+    if (text.length > emitted) yield text.slice(emitted);
+    return result(text, 'length');
+  } finally {
+    cache?.dispose();
   }
-  const text = tokenizer.decode(generated);
-  if (text.length > emitted) yield text.slice(emitted);
-  return result(text, 'length');
 }
 
 export async function sample(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): Promise<SampleResult> {

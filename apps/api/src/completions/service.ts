@@ -12,6 +12,7 @@ import {
   INFERENCE_INPUT_ERROR,
   type InferencePayload,
   type InferenceResult,
+  isCausal,
   isTransientError,
   newId,
   RetryLaterError,
@@ -80,7 +81,8 @@ export async function generationPayload(
     );
   }
   const m = await getModel(deps, actor, req.model);
-  if (m.arch !== 'gpt') throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); text generation needs a causal (gpt) model`, 'model');
+  if (!isCausal(m.arch))
+    throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); text generation needs a causal (gpt or llama) model`, 'model');
   const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];
   return {
     kind: 'generate',

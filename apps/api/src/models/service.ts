@@ -9,13 +9,23 @@ import { CrucibleError, importedModelName, isPreset, type ModelObject, type Mode
 import {
   ADAPTER_FILES,
   CHECKPOINT_FORMAT,
+  checkDecoderHeaders,
   checkGpt2Header,
+  checkTokenizerFits,
+  DECODER_FAMILIES,
+  DECODER_INDEX,
+  DECODER_SHARD,
+  decoderConfigFromHf,
+  type ModelConfig,
   ModelFormatError,
   readCheckpointFile,
   readModelConfig,
   readTokenizer,
+  type SafetensorsEntry,
   SafetensorsError,
+  tokenizerFromJSON,
   tokenizerSideFiles,
+  UnsupportedTokenizerError,
   writeModelFolder,
 } from '@crucible/model-files';
 import { keys } from '@crucible/storage';
@@ -28,20 +38,38 @@ import { readTar, TarFormatError, type TarSource, tarStream } from './tar';
 
 const PRESET_CREATED = 1764374400; // 2025-11-29, when the presets were defined
 
-/** The files an import may carry (others in an archive are skipped). */
+/** The files an import may carry (others in an archive are skipped), besides a sharded checkpoint's model-0000N-of-0000M.safetensors. */
 export const IMPORT_FILES = [
   'model.safetensors',
+  DECODER_INDEX,
   'config.json',
   'tokenizer.json',
   'tokenizer_config.json',
   'special_tokens_map.json',
   'generation_config.json',
 ];
+/** model.safetensors or a shard of a sharded checkpoint: streamed, never held in memory. */
+const isWeightsFile = (name: string) => name === 'model.safetensors' || DECODER_SHARD.test(name);
+const isImportFile = (name: string) => IMPORT_FILES.includes(name) || DECODER_SHARD.test(name);
+/** config.json model types an import reads (others are refused naming theirs). */
+const IMPORT_MODEL_TYPES = ['gpt2', ...DECODER_FAMILIES];
 const SMALL_FILE_LIMIT = 64 * 1024 * 1024;
 /** An archive entry Crucible does not import (pytorch_model.bin, README.md, ...) may be at most this large. */
 const SKIPPED_ENTRY_LIMIT = 64 * 1024 * 1024;
 /** How many times its sent size a gzipped archive may unpack to (past 64 MiB). */
 const MAX_EXPANSION = 100;
+
+/** A small JSON file of an import, as an object (else a 400 naming it). */
+function parseJsonFile(bytes: Uint8Array, file: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new CrucibleError('invalid_model', `${file} is not valid JSON: ${(err as Error).message}`, file);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CrucibleError('invalid_model', `${file} is not a JSON object`, file);
+  return doc as Record<string, unknown>;
+}
 
 /** What a broken or hostile archive becomes: a 400 naming the part. */
 function archiveError(err: unknown, filename: string): unknown {
@@ -130,7 +158,7 @@ export async function modelArchive(
   const m = await getModel(deps, actor, id);
   const files = await folderFiles(deps, m);
   const isAdapter = (n: string) => (ADAPTER_FILES as readonly string[]).includes(n);
-  const isWeights = (n: string) => n === 'model.safetensors' || n === 'config.json';
+  const isWeights = (n: string) => isWeightsFile(n) || n === DECODER_INDEX || n === 'config.json';
   if (variant === 'adapter' && !files.some((f) => isAdapter(f.name))) {
     throw new CrucibleError('invalid_request', `model ${m.id} was not trained with LoRA or adapters; download variant=full`, 'variant');
   }
@@ -151,8 +179,8 @@ export async function modelFile(deps: Pick<Deps, 'store' | 'storage'>, actor: Ac
 /** The folder's files. A model stored before folders existed is converted in memory. */
 async function folderFiles(deps: Pick<Deps, 'storage'>, m: ModelRecord): Promise<TarSource[]> {
   const prefix = keys.modelPrefix(m.projectId, m.id);
-  const { metadata } = await readSafetensorsHeader(deps.storage, m.storageKey);
-  if (metadata.format === CHECKPOINT_FORMAT) {
+  const legacy = !m.storageKey.endsWith(DECODER_INDEX) && (await readSafetensorsHeader(deps.storage, m.storageKey)).metadata.format === CHECKPOINT_FORMAT;
+  if (legacy) {
     const converted = legacyFolder(await deps.storage.get(m.storageKey), m.baseModel);
     return Object.entries(converted).map(([name, data]) => ({ name, size: data.byteLength, open: async () => [data] }));
   }
@@ -213,7 +241,7 @@ export class ModelImport {
       return;
     }
     const name = basename(part.filename);
-    if (!IMPORT_FILES.includes(name)) {
+    if (!isImportFile(name)) {
       part.stream.resume();
       throw new CrucibleError('invalid_model', `unexpected file ${part.filename}: send ${IMPORT_FILES.join(', ')} (or a .tar.gz of them)`, 'file');
     }
@@ -244,13 +272,13 @@ export class ModelImport {
     };
     const maxEntryBytes = (entry: string) => {
       const name = basename(entry);
-      return !IMPORT_FILES.includes(name) ? SKIPPED_ENTRY_LIMIT : name === 'model.safetensors' ? this.maxBytes : SMALL_FILE_LIMIT;
+      return !isImportFile(name) ? SKIPPED_ENTRY_LIMIT : isWeightsFile(name) ? this.maxBytes : SMALL_FILE_LIMIT;
     };
     const tar = gzipped ? stream.pipe(createGunzip()) : stream;
     if (gzipped) stream.on('error', (err) => tar.destroy(err));
     for await (const entry of readTar(tar, { charge, maxEntryBytes })) {
       const name = basename(entry.name);
-      if (!IMPORT_FILES.includes(name)) {
+      if (!isImportFile(name)) {
         entry.body.resume(); // README.md, vocab.json, ...: not needed
         continue;
       }
@@ -261,13 +289,22 @@ export class ModelImport {
   private async store(name: string, stream: Readable): Promise<void> {
     if (this.sizes.has(name)) throw new CrucibleError('invalid_model', `${name} was sent twice`, name);
     let size = 0;
-    const keep = name !== 'model.safetensors';
+    const keep = !isWeightsFile(name);
     const chunks: Buffer[] = [];
-    const limit = keep ? SMALL_FILE_LIMIT : this.maxBytes;
+    // the weights files together may be at most the model limit
+    const weightsSoFar = [...this.sizes].filter(([n]) => isWeightsFile(n)).reduce((a, [, b]) => a + b, 0);
+    const limit = keep ? SMALL_FILE_LIMIT : this.maxBytes - weightsSoFar;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         size += chunk.length;
-        if (size > limit) return cb(new CrucibleError('file_too_large', `${name} exceeds ${limit} bytes`, name));
+        if (size > limit)
+          return cb(
+            new CrucibleError(
+              'file_too_large',
+              keep ? `${name} exceeds ${limit} bytes` : `the weights exceed the model limit of ${limit + weightsSoFar} bytes`,
+              name,
+            ),
+          );
         if (keep) chunks.push(chunk);
         cb(null, chunk);
       },
@@ -283,9 +320,20 @@ export class ModelImport {
 
   /** Checks the files against each other and creates the model record. */
   async finish(): Promise<ModelObject> {
-    for (const need of ['model.safetensors', 'config.json', 'tokenizer.json']) {
+    for (const need of ['config.json', 'tokenizer.json']) {
       if (!this.sizes.has(need)) throw new CrucibleError('invalid_model', `the import lacks ${need}`, need);
     }
+    const configDoc = parseJsonFile(this.small.get('config.json') as Buffer, 'config.json');
+    const type = configDoc.model_type;
+    if (!IMPORT_MODEL_TYPES.includes(type as string)) {
+      throw new CrucibleError(
+        'invalid_model',
+        `config.json: model_type ${JSON.stringify(type ?? null)} is not supported (supported: ${IMPORT_MODEL_TYPES.join(', ')})`,
+        'config.json',
+      );
+    }
+    if ((DECODER_FAMILIES as readonly string[]).includes(type as string)) return this.finishDecoder(configDoc);
+    if (!this.sizes.has('model.safetensors')) throw new CrucibleError('invalid_model', 'the import lacks model.safetensors', 'model.safetensors');
     try {
       const config = readModelConfig(this.small.get('config.json') as Buffer);
       if (config.arch !== 'gpt' || config.peft) throw new ModelFormatError('config.json: only plain GPT-2-architecture models can be imported', 'config.json');
@@ -330,6 +378,77 @@ export class ModelImport {
         throw new CrucibleError('invalid_model', `model.safetensors: ${err.message.replace(/^safetensors: /, '')}`, 'model.safetensors');
       throw err;
     }
+  }
+
+  /**
+   * A Llama, Qwen2 or Qwen3 folder: its config read as transformers reads it, its tokenizer run
+   * by HfTokenizer, and every weights file's header (one file, or the shards an index maps)
+   * checked against the config; the files are kept as sent, so that exporting an imported model
+   * gives them back byte for byte.
+   */
+  private async finishDecoder(configDoc: Record<string, unknown>): Promise<ModelObject> {
+    try {
+      const config = decoderConfigFromHf(configDoc);
+      const tokenizerConfig = this.small.has('tokenizer_config.json')
+        ? parseJsonFile(this.small.get('tokenizer_config.json') as Buffer, 'tokenizer_config.json')
+        : undefined;
+      let tokenizer: ReturnType<typeof tokenizerFromJSON>;
+      try {
+        tokenizer = tokenizerFromJSON(new TextDecoder().decode(this.small.get('tokenizer.json')), tokenizerConfig);
+      } catch (err) {
+        if (err instanceof UnsupportedTokenizerError) throw new ModelFormatError(`tokenizer.json: ${err.message}`, 'tokenizer.json');
+        throw new ModelFormatError(`tokenizer.json: ${(err as Error).message}`, 'tokenizer.json');
+      }
+      checkTokenizerFits(config, tokenizer.vocabSize);
+      const shards = [...this.sizes.keys()].filter((n) => DECODER_SHARD.test(n));
+      let weightMap: Record<string, unknown> | undefined;
+      let files: string[];
+      if (this.sizes.has(DECODER_INDEX)) {
+        const index = parseJsonFile(this.small.get(DECODER_INDEX) as Buffer, DECODER_INDEX);
+        weightMap = index.weight_map as Record<string, unknown>;
+        if (typeof weightMap !== 'object' || weightMap === null) throw new ModelFormatError(`${DECODER_INDEX}: weight_map must be an object`, DECODER_INDEX);
+        files = [...new Set(Object.values(weightMap))] as string[];
+        for (const f of files)
+          if (!this.sizes.has(f)) throw new ModelFormatError(`${DECODER_INDEX} maps weights to ${f}, which the import lacks`, DECODER_INDEX);
+        for (const f of shards) if (!files.includes(f)) throw new ModelFormatError(`${f} is not in ${DECODER_INDEX}'s weight_map`, f);
+      } else {
+        if (shards.length) throw new ModelFormatError(`shards (${shards[0]}, ...) need their ${DECODER_INDEX}`, DECODER_INDEX);
+        if (!this.sizes.has('model.safetensors'))
+          throw new ModelFormatError('the import lacks model.safetensors (or a sharded checkpoint with its index)', 'model.safetensors');
+        files = ['model.safetensors'];
+      }
+      const headers = new Map<string, Map<string, SafetensorsEntry>>();
+      for (const f of files) headers.set(f, (await readSafetensorsHeader(this.deps.storage, this.prefix + f, this.sizes.get(f))).entries);
+      checkDecoderHeaders(config, headers, weightMap);
+      const bytes = [...this.sizes.values()].reduce((a, b) => a + b, 0);
+      return await this.createRecord(config, `${this.prefix}${files.length > 1 || weightMap ? DECODER_INDEX : 'model.safetensors'}`, bytes);
+    } catch (err) {
+      if (err instanceof ModelFormatError) throw new CrucibleError('invalid_model', err.message, err.file);
+      if (err instanceof SafetensorsError)
+        throw new CrucibleError('invalid_model', err.message.replace(/^safetensors: /, 'safetensors: '), 'model.safetensors');
+      throw err;
+    }
+  }
+
+  private async createRecord(config: ModelConfig, storageKey: string, bytes: number): Promise<ModelObject> {
+    const quota = this.actor.limits.maxStorageBytes;
+    const record = await this.deps.store.models.createImported(
+      {
+        id: this.id,
+        projectId: this.actor.projectId,
+        baseModel: rootModelName(this.id),
+        arch: config.arch,
+        config: { ...config },
+        source: 'imported',
+        peft: null,
+        storageKey,
+      },
+      bytes,
+      this.id,
+      quota,
+    );
+    if ('used' in record) throw storageRefusal(quota, record.used, 'file');
+    return modelObject(record);
   }
 
   /**

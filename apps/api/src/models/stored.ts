@@ -26,17 +26,25 @@ export async function readSafetensorsHeader(
 /** Where a model's or checkpoint's tokenizer is stored: a folder's tokenizer.json, else the weights' metadata. */
 export interface TokenizerSource {
   folderFile?: string;
+  /** tokenizer_config.json, when the folder has one (it names the special tokens' roles). */
+  configFile?: string;
   weights: string;
 }
 
 export function tokenizerSource(ref: ModelRef): TokenizerSource {
-  if (ref.kind === 'model') return { folderFile: keys.modelFile(ref.model.projectId, ref.model.id, 'tokenizer.json'), weights: ref.model.storageKey };
+  if (ref.kind === 'model') {
+    const file = (name: string) => keys.modelFile(ref.model.projectId, ref.model.id, name);
+    return { folderFile: file('tokenizer.json'), configFile: file('tokenizer_config.json'), weights: ref.model.storageKey };
+  }
   return { weights: ref.checkpoint.storageKey };
 }
 
 /** The tokenizer at a source (storage only: file work threads read it too). */
 export async function readStoredTokenizer(storage: Storage, source: TokenizerSource): Promise<Tokenizer> {
-  if (source.folderFile && (await storage.exists(source.folderFile))) return readTokenizer(await storage.get(source.folderFile));
+  if (source.folderFile && (await storage.exists(source.folderFile))) {
+    const config = source.configFile && (await storage.exists(source.configFile)) ? await storage.get(source.configFile) : undefined;
+    return readTokenizer(await storage.get(source.folderFile), config);
+  }
   const { metadata } = await readSafetensorsHeader(storage, source.weights);
   if (metadata.format !== CHECKPOINT_FORMAT || !metadata.tokenizer) throw new Error(`${source.weights}: no tokenizer found`);
   return readTokenizer(new TextEncoder().encode(metadata.tokenizer));

@@ -66,10 +66,15 @@ export class HfTokenizer implements Tokenizer {
   private readonly idToToken: string[] = [];
   private readonly roles = new Map<SpecialRole, number>();
 
+  /** tokenizer_config.json as given (its chat template and special tokens), written back on export. */
+  readonly config: Json | undefined;
+
   constructor(
     private readonly doc: Json,
-    config: Json = {},
+    config?: Json,
   ) {
+    this.config = config;
+    config ??= {};
     if (doc?.truncation || doc?.padding)
       throw new UnsupportedTokenizerError('truncation', doc.truncation ?? doc.padding, 'and padding are not supported in tokenizer.json');
     this.model = buildModel(doc.model);

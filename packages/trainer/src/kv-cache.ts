@@ -1,0 +1,53 @@
+// Keys and values of the positions a causal model has already read, per layer, so that decoding
+// reads a prompt once and then costs one position per new token. The tensors are kept outside
+// tf.tidy scopes and replaced as the cache grows; `dispose` frees them.
+
+import * as tf from '@tensorflow/tfjs';
+
+export class KvCache {
+  /** Positions held (the next token's position). */
+  length = 0;
+  private readonly keys: Array<tf.Tensor4D | undefined> = [];
+  private readonly values: Array<tf.Tensor4D | undefined> = [];
+
+  /**
+   * Appends a layer's new keys and values ([B, heads, T, hd]) and answers the whole sequence's.
+   * Call once per layer per forward; `advance` after the last layer.
+   */
+  append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
+    const oldK = this.keys[layer];
+    const oldV = this.values[layer];
+    const allK = oldK ? (tf.concat([oldK, k], 2) as tf.Tensor4D) : k;
+    const allV = oldV ? (tf.concat([oldV, v], 2) as tf.Tensor4D) : v;
+    this.keys[layer] = tf.keep(allK.clone());
+    this.values[layer] = tf.keep(allV.clone());
+    oldK?.dispose();
+    oldV?.dispose();
+    return { k: allK, v: allV };
+  }
+
+  advance(n: number): void {
+    this.length += n;
+  }
+
+  /** Empties the cache (a context that slid past block_size is read again from its new start). */
+  reset(): void {
+    for (const t of [...this.keys, ...this.values]) t?.dispose();
+    this.keys.length = 0;
+    this.values.length = 0;
+    this.length = 0;
+  }
+
+  dispose(): void {
+    this.reset();
+  }
+}
+
+/** The additive mask [T, offset + T] of T new queries at positions offset.. over every key before them; undefined for one query (it sees all). */
+export function cachedCausalMask(offset: number, T: number): tf.Tensor2D | undefined {
+  if (T === 1) return undefined;
+  const S = offset + T;
+  const data = new Float32Array(T * S);
+  for (let i = 0; i < T; i++) for (let j = offset + i + 1; j < S; j++) data[i * S + j] = -1e9;
+  return tf.tensor2d(data, [T, S]);
+}
