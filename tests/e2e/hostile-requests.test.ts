@@ -309,7 +309,11 @@ describe('model imports', () => {
       /span 4 bytes/,
     ],
     ['n_layer 10,000,000', () => withWeights(weightsFile(), { ...GPT2, n_layer: 10_000_000 }), /n_layer 10000000 implies/],
-    ['a config of {"model_type":"crucible_bert"}', () => withWeights(weightsFile(), { model_type: 'crucible_bert' }), /crucible.model/],
+    [
+      'a config of {"model_type":"crucible_bert"}',
+      () => withWeights(weightsFile(), { model_type: 'crucible_bert' }),
+      /model_type "crucible_bert" is not supported/,
+    ],
   ];
   it.each(bad)('refuses %s with 400 invalid_model, leaving nothing behind', async (_what, files, message) => {
     const before = await leftovers(p);

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { BpeTokenizer, decoderConfigFromHf, initBackend, sample, Transformer, type Weights } from '@crucible/trainer';
+import { Template } from '@huggingface/jinja';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +103,25 @@ function folder(config: Record<string, unknown> = CONFIG) {
   return { files, rounded, config: mc };
 }
 
+interface F32 {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The F32 tensors of a safetensors file, read here from the format's description. */
+function readF32(buf: Buffer): Record<string, F32> {
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString()) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const out: Record<string, F32> = {};
+  for (const [name, e] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    expect(e.dtype).toBe('F32');
+    const bytes = buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]);
+    out[name] = { shape: e.shape, data: new Float32Array(Uint8Array.from(bytes).buffer) };
+  }
+  return out;
+}
+
 async function importFiles(files: Record<string, Uint8Array>): Promise<{ status: number; body: { id: string; arch: string } & ErrorBodyShape }> {
   const form = new FormData();
   for (const [name, data] of Object.entries(files)) form.append('file', new Blob([Buffer.from(data)]), name);
@@ -175,6 +195,49 @@ describe('a Qwen2-shaped folder, sharded in BF16', () => {
     const a = await client.completions.create({ model: done.fine_tuned_model as string, prompt: 'Q1:', max_tokens: 4, temperature: 0 });
     const b = await client.completions.create({ model: again.body.id, prompt: 'Q1:', max_tokens: 4, temperature: 0 });
     expect(b.choices[0]?.text).toBe(a.choices[0]?.text);
+  });
+
+  it('LoRA with Hugging Face module names: the adapter in PEFT layout, and the merged download equals a merge done by hand', async () => {
+    const rows = Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `Q${i % 3}:`, completion: [' yes', ' no', ' maybe'][i % 3] })).join('\n');
+    const f = await client.files.create({ file: await toFile(Buffer.from(rows), 'qa-lora.jsonl'), purpose: 'fine-tune' });
+    const job = await client.fineTuning.jobs.create({
+      model: id,
+      training_file: f.id,
+      suffix: 'lora',
+      method: {
+        type: 'supervised',
+        supervised: {
+          peft: { type: 'lora', rank: 4, alpha: 8, target_modules: ['q_proj', 'v_proj', 'down_proj'] },
+          hyperparameters: { max_steps: 8, batch_size: 4, block_size: 16, learning_rate: 1e-2, eval_interval: 0, eval_batches: 1 },
+        },
+      } as never,
+    });
+    const done = await waitForJobStatus(client, job.id, ['succeeded'], 240_000);
+    const adapter = untarGz(new Uint8Array(await (await p.api(`/models/${done.fine_tuned_model}/download?variant=adapter`)).arrayBuffer()));
+    const full = untarGz(new Uint8Array(await (await p.api(`/models/${done.fine_tuned_model}/download`)).arrayBuffer()));
+    const cfg = JSON.parse((adapter.get('adapter_config.json') as Buffer).toString());
+    expect(cfg).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, fan_in_fan_out: false, target_modules: ['q_proj', 'v_proj', 'down_proj'] });
+    const lora = readF32(adapter.get('adapter_model.safetensors') as Buffer);
+    const merged = readF32(full.get('model.safetensors') as Buffer);
+    expect(Object.keys(lora).sort()).toContain('base_model.model.model.layers.1.mlp.down_proj.lora_A.weight');
+    // W' = W + (alpha / r) B A, by hand, for one module of each kind
+    for (const m of ['model.layers.0.self_attn.q_proj', 'model.layers.1.mlp.down_proj']) {
+      const A = lora[`base_model.model.${m}.lora_A.weight`] as F32;
+      const B = lora[`base_model.model.${m}.lora_B.weight`] as F32;
+      const W = made.rounded.get(`${m}.weight`)?.data as Float32Array;
+      const [r, n] = A.shape as [number, number];
+      const out = B.shape[0] as number;
+      expect(B.data.some((x) => x !== 0)).toBe(true); // trained
+      let worst = 0;
+      for (let i = 0; i < out; i++) {
+        for (let j = 0; j < n; j++) {
+          let delta = 0;
+          for (let k = 0; k < r; k++) delta += (B.data[i * r + k] as number) * (A.data[k * n + j] as number);
+          worst = Math.max(worst, Math.abs((W[i * n + j] as number) + 2 * delta - ((merged[`${m}.weight`] as F32).data[i * n + j] as number)));
+        }
+      }
+      expect(worst).toBeLessThan(1e-5);
+    }
   });
 
   it('gives its files back byte for byte', async () => {
@@ -265,5 +328,16 @@ describe.skipIf(!existsSync(SMOLLM))("SmolLM2's own tokenizer files (from ../sha
     };
     const theirs = await (await Tokenizer.fromFile(join(SMOLLM, 'tokenizer.json'))).encode(prompt);
     expect(served.usage?.prompt_tokens).toBe(theirs.getIds().length);
+
+    // a chat completion is rendered with the model's own Jinja template (its default system prompt included)
+    const messages = [{ role: 'user' as const, content: 'What is 7 plus 5?' }];
+    const chat = await client.chat.completions.create({ model: r.body.id, messages, max_tokens: 1, temperature: 0 });
+    const rendered = new Template(JSON.parse(readFileSync(join(SMOLLM, 'tokenizer_config.json'), 'utf8')).chat_template).render({
+      messages,
+      add_generation_prompt: true,
+    });
+    expect(rendered).toContain('You are a helpful AI assistant named SmolLM');
+    const ids = await (await Tokenizer.fromFile(join(SMOLLM, 'tokenizer.json'))).encode(rendered);
+    expect(chat.usage?.prompt_tokens).toBe(ids.getIds().length);
   });
 });

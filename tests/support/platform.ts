@@ -69,7 +69,9 @@ export async function startPlatform(opts: { worker?: boolean; env?: Record<strin
   await app.listen({ host: '127.0.0.1', port: 0 });
   deps.webhooks.start();
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  const worker = opts.worker === false ? undefined : await startWorker(parseWorkerConfig(env), () => {});
+  // TEST_WORKER_LOG=1 prints the worker's log (debugging a failure)
+  const workerLog = process.env.TEST_WORKER_LOG ? (m: unknown) => console.log('worker:', m) : () => {};
+  const worker = opts.worker === false ? undefined : await startWorker(parseWorkerConfig(env), workerLog);
   const { secret, projectId } = await createProjectWithKey(deps.store, 'test');
   const sqlClient = new pg.Client({ connectionString: dbUrl.toString() });
   await sqlClient.connect();

@@ -19,7 +19,7 @@ import {
   renderChat,
 } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
-import { sample, scoreTokens, summarize, type Tokenizer, Transformer } from '@crucible/trainer';
+import { chatTemplateOf, sample, scoreTokens, summarize, type Tokenizer, Transformer } from '@crucible/trainer';
 import { TRAINING_DEFAULTS } from '@crucible/training-config';
 import { UnrecoverableError } from 'bullmq';
 import { ModelLoader } from './model-loader';
@@ -37,6 +37,8 @@ const PROGRESS_EVERY_MS = 1000;
 interface Example {
   line: number;
   prompt: string;
+  /** A chat example's conversation before the answer: rendered with the model's own template. */
+  messages?: Array<{ role: string; content: string }>;
   expected: string | null;
   stops: Array<'eot' | 'im_end'>;
 }
@@ -197,7 +199,13 @@ class EvaluationRun {
       } else if (format === 'jsonl_chat') {
         const r = JSON.parse(raw) as { messages: Array<{ role: string; content: string }> };
         const last = r.messages.at(-1) as { content: string };
-        out.push({ line: i + 1, prompt: renderChat(r.messages.slice(0, -1)), expected: last.content, stops: ['eot', 'im_end'] });
+        out.push({
+          line: i + 1,
+          prompt: renderChat(r.messages.slice(0, -1)),
+          messages: r.messages.slice(0, -1),
+          expected: last.content,
+          stops: ['eot', 'im_end'],
+        });
       } else {
         const body = format === 'jsonl_text' ? (JSON.parse(raw) as { text: string }).text : raw;
         const cut = Math.max(1, Math.min(200, Math.floor(body.length / 2)));
@@ -209,8 +217,17 @@ class EvaluationRun {
 
   private async generate(model: Transformer, tok: Tokenizer, ex: Example): Promise<string> {
     const stopTokens = ex.stops.map((r) => tok.special(r)).filter((id): id is number => id !== undefined);
-    const stop = ex.stops.includes('im_end') && tok.special('im_end') === undefined ? [CHAT_STOP, IM_END] : [];
-    const r = await sample(model, tok, ex.prompt, { maxNewTokens: this.e.options.max_tokens, temperature: 0, stopTokens, stop, signal: this.ctl.signal });
+    const template = ex.messages ? chatTemplateOf(tok) : undefined;
+    const prompt = template && ex.messages ? template.prompt(ex.messages) : ex.prompt;
+    const stop = ex.stops.includes('im_end') && tok.special('im_end') === undefined && template?.crucible !== false ? [CHAT_STOP, IM_END] : [];
+    const r = await sample(model, tok, prompt, {
+      maxNewTokens: this.e.options.max_tokens,
+      temperature: 0,
+      stopTokens,
+      stop,
+      signal: this.ctl.signal,
+      addSpecialTokens: !template,
+    });
     return r.text;
   }
 

@@ -5,6 +5,7 @@
 
 import type { Store } from '@crucible/db';
 import {
+  CHAT_STOP,
   type EmbeddingPayload,
   type FillMaskPayload,
   type GenerationChoice,
@@ -15,7 +16,17 @@ import {
   type InferenceResult,
   type TokenLogprobResult,
 } from '@crucible/domain';
-import { embed, fillMask, InputError, promptLogprobs, sampleStream, type Tokenizer, type TokenLogprob, type Transformer } from '@crucible/trainer';
+import {
+  chatTemplateOf,
+  embed,
+  fillMask,
+  InputError,
+  promptLogprobs,
+  sampleStream,
+  type Tokenizer,
+  type TokenLogprob,
+  type Transformer,
+} from '@crucible/trainer';
 import { isCausal } from '@crucible/training-config';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -64,14 +75,20 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
   let promptTokens = 0;
   // a streamed piece that reaches no subscriber means the client left: stop within that token
   const gone = new AbortController();
+  // a chat completion: the conversation in the model's own template (Crucible's for its models,
+  // whose answers end at the text <|im_end|> where the tokenizer lacks the token)
+  const template = p.messages ? chatTemplateOf(tokenizer) : undefined;
+  const prompt = template && p.messages ? template.prompt(p.messages) : p.prompt;
+  const stop = template?.crucible ? [...p.stop, CHAT_STOP] : p.stop;
   for (let index = 0; index < p.n && !gone.signal.aborted; index++) {
-    const it = sampleStream(model, tokenizer, p.prompt, {
+    const it = sampleStream(model, tokenizer, prompt, {
+      addSpecialTokens: !template,
       signal: gone.signal,
       maxNewTokens: p.maxTokens,
       temperature: p.temperature,
       topK: p.topK,
       topP: p.topP,
-      stop: p.stop,
+      stop,
       seed: p.seed + index,
       stopTokens,
       logprobs: p.logprobs ?? undefined,
@@ -95,7 +112,7 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
   const result: GenerationResult = { kind: 'generate', promptTokens, choices };
   if (p.echo && p.logprobs !== null) {
     const ids = tokenizer.encode(p.prompt);
-    result.promptLogprobs = promptLogprobs(model, ids, p.logprobs).map((lp, i) =>
+    result.promptLogprobs = promptLogprobs(model, ids, p.logprobs, tokenizer.vocabSize).map((lp, i) =>
       lp ? describe(lp) : { ...tokenInfo(tokenizer, ids[i] as number), logprob: null, top: [] },
     );
   }

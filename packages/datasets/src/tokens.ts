@@ -2,7 +2,7 @@
 // end-of-text token; supervised prompts get loss weight 0. Also the validation split (the end of
 // the data, or a seeded selection of records), and per-record tokens for statistics and previews.
 import { type ChatLoss, datasetDocuments, type FileFormat } from '@crucible/domain';
-import type { Tokenizer } from '@crucible/model-files';
+import { chatTemplateOf, type Tokenizer } from '@crucible/model-files';
 
 export interface TokenStream {
   tokens: Int32Array;
@@ -19,7 +19,8 @@ export function documentsText(text: string, format: FileFormat): string {
 }
 
 export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer, chatLoss: ChatLoss = 'assistant'): TokenStream {
-  const docs = datasetDocuments(text, format, chatLoss);
+  // chat data is rendered with the model's own template (Crucible's for the models it trains)
+  const docs = datasetDocuments(text, format, chatLoss, chatTemplateOf(tok));
   const eot = tok.special('eot');
   const ids: number[] = [];
   const w: number[] = [];
@@ -51,7 +52,7 @@ export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer, 
 /** One record's tokens (a JSONL line, or a line of plain text), each with whether it carries loss. */
 export function recordTokens(line: string, format: FileFormat, tok: Tokenizer, chatLoss: ChatLoss = 'assistant'): Array<{ id: number; loss: boolean }> {
   const out: Array<{ id: number; loss: boolean }> = [];
-  for (const doc of datasetDocuments(line, format, chatLoss)) {
+  for (const doc of datasetDocuments(line, format, chatLoss, chatTemplateOf(tok))) {
     for (const seg of doc) for (const id of tok.encode(seg.text)) out.push({ id, loss: seg.train });
   }
   const eot = tok.special('eot');

@@ -36,6 +36,19 @@ export function chatSegments(messages: ChatTurn[]): ChatSegment[] {
   return out;
 }
 
+/**
+ * A chat template: Crucible's own (below), or a model's Jinja template from its
+ * tokenizer_config.json (@crucible/model-files' jinjaChatTemplate).
+ */
+export interface ChatTemplate {
+  /** The whole conversation as segments, each assistant turn's content (and its end marker) marked. */
+  segments(messages: ChatTurn[]): ChatSegment[];
+  /** The prompt of a chat completion: the conversation, then the generation prompt. */
+  prompt(messages: ChatTurn[]): string;
+  /** Whether this is Crucible's template (its answers end at the text <|im_end|>). */
+  readonly crucible: boolean;
+}
+
 /** The prompt for a chat completion: the conversation, then the assistant's header. */
 export function renderChat(messages: ChatTurn[], generationPrompt = true): string {
   const body = chatSegments(messages)
@@ -43,3 +56,6 @@ export function renderChat(messages: ChatTurn[], generationPrompt = true): strin
     .join('');
   return generationPrompt ? `${body}${IM_START}assistant\n` : body;
 }
+
+/** Crucible's template, for models trained by Crucible. */
+export const CRUCIBLE_CHAT_TEMPLATE: ChatTemplate = { segments: chatSegments, prompt: (m) => renderChat(m), crucible: true };

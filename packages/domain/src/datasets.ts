@@ -2,7 +2,7 @@
 // {"text"}, {"prompt", "completion"} or {"messages": [{role, content}]} (validated by
 // @crucible/datasets), and how each becomes training documents.
 
-import { chatSegments } from './chat-template';
+import { type ChatTemplate, CRUCIBLE_CHAT_TEMPLATE } from './chat-template';
 import type { FileFormat } from './schemas/files';
 import type { MethodType } from './schemas/jobs';
 
@@ -27,7 +27,12 @@ export type ChatLoss = 'assistant' | 'all';
  * document each; prompt/completion lines are the prompt (no loss) and the completion; chat lines
  * are rendered with the chat template, with loss on the assistant turns (or on all tokens).
  */
-export function datasetDocuments(text: string, format: FileFormat, chatLoss: ChatLoss = 'assistant'): Segment[][] {
+export function datasetDocuments(
+  text: string,
+  format: FileFormat,
+  chatLoss: ChatLoss = 'assistant',
+  template: ChatTemplate = CRUCIBLE_CHAT_TEMPLATE,
+): Segment[][] {
   if (format === 'text') return [[{ text, train: true }]];
   const docs: Segment[][] = [];
   for (const raw of text.split('\n')) {
@@ -41,7 +46,7 @@ export function datasetDocuments(text: string, format: FileFormat, chatLoss: Cha
         { text: r.completion, train: true },
       ]);
     else {
-      const segments = chatSegments(r.messages as Array<{ role: string; content: string }>);
+      const segments = template.segments(r.messages as Array<{ role: string; content: string }>);
       docs.push(segments.map((s) => ({ text: s.text, train: chatLoss === 'all' || s.assistant })));
     }
   }

@@ -24,7 +24,10 @@ export interface GenerationPayload {
   kind: 'generate';
   projectId: string;
   model: string;
+  /** A completion's prompt; for a chat completion, the conversation in Crucible's template (the worker renders `messages` with the model's own). */
   prompt: string;
+  /** A chat completion's conversation: the worker renders it with the model's chat template. */
+  messages?: Array<{ role: string; content: string }>;
   maxTokens: number;
   temperature: number;
   topP: number;

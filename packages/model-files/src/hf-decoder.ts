@@ -15,7 +15,14 @@
 //   model.norm.weight                                 [C]
 //   lm_head.weight                                    [vocab, C]  (untied only)
 
-import { DECODER_FAMILIES, type DecoderConfig, type DecoderFamily, type ModelConfig } from '@crucible/training-config';
+import {
+  DECODER_FAMILIES,
+  DECODER_LORA_TARGETS,
+  type DecoderConfig,
+  type DecoderFamily,
+  type DecoderLoraTarget,
+  type ModelConfig,
+} from '@crucible/training-config';
 import { ModelFormatError, type Weights } from './hf-gpt2';
 import type { ParamSpec } from './params';
 
@@ -56,6 +63,47 @@ export function decoderParamSpecs(c: ModelConfig): ParamSpec[] {
   }
   add('model.norm.weight', [C], 'ones');
   if (!c.tiedEmbeddings) add('lm_head.weight', [c.vocabSize, C], 'normal');
+  return specs;
+}
+
+/** Where a LoRA target sits in a block, and its [out, in]. */
+export function decoderModule(c: ModelConfig, target: DecoderLoraTarget): { path: string; out: number; in: number } {
+  const d = decoderOf(c);
+  const q = c.nHead * d.headDim;
+  const kv = d.nKvHead * d.headDim;
+  const C = c.dModel;
+  const I = d.intermediateSize;
+  const dims: Record<DecoderLoraTarget, [string, number, number]> = {
+    q_proj: ['self_attn', q, C],
+    k_proj: ['self_attn', kv, C],
+    v_proj: ['self_attn', kv, C],
+    o_proj: ['self_attn', C, q],
+    gate_proj: ['mlp', I, C],
+    up_proj: ['mlp', I, C],
+    down_proj: ['mlp', C, I],
+  };
+  const [where, out, inDim] = dims[target];
+  return { path: `${where}.${target}`, out, in: inDim };
+}
+
+/**
+ * LoRA on a llama-architecture model, in PEFT's own layout: model.layers.N.<module>.lora_A.weight
+ * [rank, in] (random) and lora_B.weight [out, rank] (zeros), so the adapted model starts equal to
+ * the base. Bottleneck adapters are not offered on these models.
+ */
+export function decoderLoraSpecs(c: ModelConfig): ParamSpec[] {
+  const p = c.peft;
+  if (!p) return [];
+  if (p.type !== 'lora') throw new Error('bottleneck adapters are not available on llama-architecture models (use LoRA)');
+  const specs: ParamSpec[] = [];
+  for (let l = 0; l < c.nLayer; l++) {
+    for (const t of p.targets) {
+      if (!(DECODER_LORA_TARGETS as readonly string[]).includes(t)) throw new Error(`LoRA target ${t} is not a module of a llama-architecture model`);
+      const m = decoderModule(c, t as DecoderLoraTarget);
+      specs.push({ name: `model.layers.${l}.${m.path}.lora_A.weight`, shape: [p.rank, m.in], init: 'lora_a_t' });
+      specs.push({ name: `model.layers.${l}.${m.path}.lora_B.weight`, shape: [m.out, p.rank], init: 'zeros' });
+    }
+  }
   return specs;
 }
 

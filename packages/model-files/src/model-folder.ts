@@ -27,7 +27,7 @@ export function writeModelFolder(input: { config: ModelConfig; weights: Weights;
   const { config: c, tokenizer } = input;
   const files: ModelFiles = {};
   const meta = { format: 'pt' };
-  if (c.arch === 'llama') return writeDecoderFolder(c, input.weights, tokenizer);
+  if (c.arch === 'llama') return writeDecoderFolder(c, input.weights, tokenizer, input.baseModel);
   if (c.arch === 'bert') {
     const tensors = new Map<string, NamedTensor>([...input.weights].map(([n, w]) => [n, { dtype: 'F32', shape: w.shape, data: w.data }]));
     files['model.safetensors'] = encodeSafetensors(tensors, meta);
@@ -54,17 +54,24 @@ export function writeModelFolder(input: { config: ModelConfig; weights: Weights;
  * config.json for the family's class, tokenizer.json as the model came with it, and its
  * tokenizer_config.json (chat template included) and generation_config.json.
  */
-function writeDecoderFolder(c: ModelConfig, weights: Weights, tokenizer: Tokenizer): ModelFiles {
+function writeDecoderFolder(c: ModelConfig, trained: Weights, tokenizer: Tokenizer, baseModel: string): ModelFiles {
+  // a LoRA model: its adapter in PEFT's layout, and the merged weights as the model
+  const adapter = c.peft?.type === 'lora' ? loraToPeft(c.peft, trained, baseModel, 'llama') : undefined;
+  const weights = c.peft?.type === 'lora' ? mergeLora(c, trained) : trained;
   const tensors = new Map<string, NamedTensor>([...weights].map(([n, w]) => [n, { dtype: 'F32', shape: w.shape, data: w.data }]));
   const bos = tokenizer instanceof HfTokenizer ? tokenizer.bos : undefined;
   const eos = tokenizer.special('eot');
   const files: ModelFiles = {
-    'config.json': json(hfDecoderConfig(c, { bos, eos, pad: tokenizer.special('pad') })),
+    'config.json': json(hfDecoderConfig(storedConfig(c), { bos, eos, pad: tokenizer.special('pad') })),
     'model.safetensors': encodeSafetensors(tensors, { format: 'pt' }),
     'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())),
     'generation_config.json': json({ ...(bos === undefined ? {} : { bos_token_id: bos }), ...(eos === undefined ? {} : { eos_token_id: eos }) }),
   };
   if (tokenizer instanceof HfTokenizer && tokenizer.config) files['tokenizer_config.json'] = json(tokenizer.config);
+  if (adapter) {
+    files['adapter_model.safetensors'] = encodeSafetensors(adapter.tensors, { format: 'pt' });
+    files['adapter_config.json'] = json(adapter.config);
+  }
   return files;
 }
 

@@ -3,9 +3,10 @@
 // is spelled in one place. Adapter parameters (LoRA, bottleneck) follow the base parameters.
 
 import type { ModelConfig } from '@crucible/training-config';
-import { decoderParamSpecs } from './hf-decoder';
+import { decoderLoraSpecs, decoderParamSpecs } from './hf-decoder';
 
-export type ParamInit = 'normal' | 'proj' | 'zeros' | 'ones' | 'lora_a';
+/** lora_a: uniform in +-1/sqrt(in) for A stored [in, rank]; lora_a_t: the same for A stored [rank, in] (PEFT's layout). */
+export type ParamInit = 'normal' | 'proj' | 'zeros' | 'ones' | 'lora_a' | 'lora_a_t';
 
 export interface ParamSpec {
   name: string;
@@ -68,14 +69,15 @@ export function baseParamSpecs(c: ModelConfig): ParamSpec[] {
 export function adapterParamSpecs(c: ModelConfig): ParamSpec[] {
   const p = c.peft;
   if (!p) return [];
-  if (c.arch === 'llama') throw new Error('LoRA and adapters on llama-architecture models are not supported yet');
+  if (c.arch === 'llama') return decoderLoraSpecs(c);
   const specs: ParamSpec[] = [];
   const C = c.dModel;
   for (let l = 0; l < c.nLayer; l++) {
     if (p.type === 'lora') {
       const dims = loraTargetDims(c);
       for (const t of p.targets) {
-        const [inDim, outDim] = dims[t];
+        if (!(t in dims)) throw new Error(`LoRA target ${t} is not a module of a gpt model (${Object.keys(dims).join(', ')})`);
+        const [inDim, outDim] = dims[t as keyof typeof dims];
         specs.push({ name: `h.${l}.${t}.lora_A.weight`, shape: [inDim, p.rank], init: 'lora_a' });
         specs.push({ name: `h.${l}.${t}.lora_B.weight`, shape: [p.rank, outDim], init: 'zeros' });
       }

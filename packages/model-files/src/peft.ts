@@ -24,13 +24,23 @@ export function transpose(data: Float32Array, rows: number, cols: number): Float
   return out;
 }
 
-/** LoRA parameters -> PEFT's adapter_model.safetensors tensors and adapter_config.json. */
-export function loraToPeft(c: LoraConfig, weights: Weights, baseModel: string): { tensors: Map<string, NamedTensor>; config: Record<string, unknown> } {
+/**
+ * LoRA parameters -> PEFT's adapter_model.safetensors tensors and adapter_config.json. A
+ * llama-architecture model's are already in PEFT's names and layout (fan_in_fan_out false).
+ */
+export function loraToPeft(
+  c: LoraConfig,
+  weights: Weights,
+  baseModel: string,
+  arch: ModelConfig['arch'] = 'gpt',
+): { tensors: Map<string, NamedTensor>; config: Record<string, unknown> } {
   const tensors = new Map<string, NamedTensor>();
+  const decoder = arch === 'llama';
   for (const [name, w] of weights) {
     if (!name.includes('.lora_')) continue;
     const [rows, cols] = w.shape as [number, number];
-    tensors.set(PEFT_PREFIX + name, { dtype: 'F32', shape: [cols, rows], data: transpose(w.data, rows, cols) });
+    if (decoder) tensors.set(`base_model.model.${name}`, { dtype: 'F32', shape: [rows, cols], data: w.data });
+    else tensors.set(PEFT_PREFIX + name, { dtype: 'F32', shape: [cols, rows], data: transpose(w.data, rows, cols) });
   }
   return {
     tensors,
@@ -41,8 +51,8 @@ export function loraToPeft(c: LoraConfig, weights: Weights, baseModel: string): 
       r: c.rank,
       lora_alpha: c.alpha,
       lora_dropout: c.dropout,
-      target_modules: c.targets.map((t) => PEFT_TARGET_NAMES[t]),
-      fan_in_fan_out: true,
+      target_modules: decoder ? [...c.targets] : c.targets.map((t) => PEFT_TARGET_NAMES[t as keyof typeof PEFT_TARGET_NAMES]),
+      fan_in_fan_out: !decoder,
       bias: 'none',
       inference_mode: true,
       init_lora_weights: true,
@@ -88,12 +98,20 @@ export function storedConfig(c: ModelConfig): ModelConfig {
   return plain;
 }
 
-/** W + (alpha / rank) * A @ B for every adapted weight; the LoRA parameters are dropped. */
+/**
+ * W + (alpha / rank) * A @ B for every adapted weight (gpt: W [in, out], A [in, r], B [r, out]);
+ * W + (alpha / rank) * B @ A on a llama-architecture model (PEFT's layout: W [out, in], A [r, in],
+ * B [out, r]). The LoRA parameters are dropped.
+ */
 export function mergeLora(c: ModelConfig, weights: Weights): Weights {
   if (c.peft?.type !== 'lora') throw new Error('mergeLora needs a LoRA model');
   const scale = c.peft.alpha / c.peft.rank;
   const out: Weights = new Map();
   for (const [name, w] of weights) if (!name.includes('.lora_')) out.set(name, { shape: w.shape, data: Float32Array.from(w.data) });
+  if (c.arch === 'llama') {
+    mergeOutIn(weights, out, scale);
+    return out;
+  }
   for (const [name, a] of weights) {
     if (!name.endsWith('.lora_A.weight')) continue;
     const target = name.slice(0, -'.lora_A.weight'.length);
@@ -136,4 +154,27 @@ export function bottleneckToFiles(
       formula: 'h + up(gelu(down(h)))',
     },
   };
+}
+
+/** W [out, in] += scale * B [out, r] @ A [r, in], for every lora_A of `weights`. */
+function mergeOutIn(weights: Weights, out: Weights, scale: number): void {
+  for (const [name, a] of weights) {
+    if (!name.endsWith('.lora_A.weight')) continue;
+    const target = name.slice(0, -'.lora_A.weight'.length);
+    const b = weights.get(`${target}.lora_B.weight`);
+    const w = out.get(`${target}.weight`);
+    if (!b || !w) throw new Error(`LoRA ${target}: missing B or base weight`);
+    const [r, n] = a.shape as [number, number];
+    const m = b.shape[0] as number;
+    const wd = w.data;
+    for (let i = 0; i < m; i++) {
+      for (let k = 0; k < r; k++) {
+        const bik = (b.data[i * r + k] as number) * scale;
+        if (bik === 0) continue;
+        const row = i * n;
+        const arow = k * n;
+        for (let j = 0; j < n; j++) wd[row + j] = (wd[row + j] as number) + bik * (a.data[arow + j] as number);
+      }
+    }
+  }
 }

@@ -2433,14 +2433,8 @@ export interface operations {
                                 dropout?: number;
                                 /** @default 8 */
                                 rank?: number;
-                                /**
-                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
-                                 * @default [
-                                 *       "attn.c_attn",
-                                 *       "attn.c_proj"
-                                 *     ]
-                                 */
-                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
                                 /** @enum {string} */
                                 type: "lora";
                             } | {
@@ -2567,14 +2561,8 @@ export interface operations {
                                 dropout?: number;
                                 /** @default 8 */
                                 rank?: number;
-                                /**
-                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
-                                 * @default [
-                                 *       "attn.c_attn",
-                                 *       "attn.c_proj"
-                                 *     ]
-                                 */
-                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
                                 /** @enum {string} */
                                 type: "lora";
                             } | {
@@ -2701,14 +2689,8 @@ export interface operations {
                                 dropout?: number;
                                 /** @default 8 */
                                 rank?: number;
-                                /**
-                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
-                                 * @default [
-                                 *       "attn.c_attn",
-                                 *       "attn.c_proj"
-                                 *     ]
-                                 */
-                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
                                 /** @enum {string} */
                                 type: "lora";
                             } | {
@@ -3526,14 +3508,8 @@ export interface operations {
                                 dropout?: number;
                                 /** @default 8 */
                                 rank?: number;
-                                /**
-                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
-                                 * @default [
-                                 *       "attn.c_attn",
-                                 *       "attn.c_proj"
-                                 *     ]
-                                 */
-                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
                                 /** @enum {string} */
                                 type: "lora";
                             } | {
@@ -3660,14 +3636,8 @@ export interface operations {
                                 dropout?: number;
                                 /** @default 8 */
                                 rank?: number;
-                                /**
-                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
-                                 * @default [
-                                 *       "attn.c_attn",
-                                 *       "attn.c_proj"
-                                 *     ]
-                                 */
-                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
                                 /** @enum {string} */
                                 type: "lora";
                             } | {
@@ -3794,14 +3764,8 @@ export interface operations {
                                 dropout?: number;
                                 /** @default 8 */
                                 rank?: number;
-                                /**
-                                 * @description Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).
-                                 * @default [
-                                 *       "attn.c_attn",
-                                 *       "attn.c_proj"
-                                 *     ]
-                                 */
-                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj")[];
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
                                 /** @enum {string} */
                                 type: "lora";
                             } | {

@@ -1,7 +1,7 @@
 // Model configuration and the named presets. One config describes both architectures:
 // `gpt` (causal decoder) and `bert` (bidirectional encoder with a masked-LM head).
 
-import { type Architecture, isPreset, type ModelConfig, PRESETS, type PresetName, type PresetShape } from '@crucible/training-config';
+import { type Architecture, DECODER_LORA_TARGETS, isPreset, type ModelConfig, PRESETS, type PresetName, type PresetShape } from '@crucible/training-config';
 
 export type { Architecture, ModelConfig, PresetName, PresetShape };
 export { isPreset, PRESETS };
@@ -46,7 +46,11 @@ function validateDecoder(c: ModelConfig): void {
   if (c.nHead % d.nKvHead !== 0) throw new RangeError(`model config: decoder.nKvHead (${d.nKvHead}) must divide nHead (${c.nHead})`);
   if (d.headDim % 2 !== 0) throw new RangeError(`model config: decoder.headDim (${d.headDim}) must be even`);
   if (!(d.rmsNormEps > 0) || !(d.ropeTheta > 0)) throw new RangeError('model config: decoder.rmsNormEps and decoder.ropeTheta must be positive');
-  if (c.peft) throw new RangeError('model config: LoRA and adapters on llama-architecture models are not supported yet');
+  if (c.peft?.type === 'adapter') throw new RangeError('model config: bottleneck adapters are not available on llama-architecture models (use LoRA)');
+  for (const t of c.peft?.type === 'lora' ? c.peft.targets : []) {
+    if (!(DECODER_LORA_TARGETS as readonly string[]).includes(t))
+      throw new RangeError(`model config: LoRA target ${t} is not a module of a llama-architecture model (${DECODER_LORA_TARGETS.join(', ')})`);
+  }
 }
 
 /** Parameter count (tied head counted once). */

@@ -6,7 +6,8 @@
 // parameter counts checked against the published figures.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CharTokenizer, decoderConfigFromHf, type Weights } from '@crucible/model-files';
+import { CharTokenizer, decoderConfigFromHf, mergeLora, type Weights } from '@crucible/model-files';
+import type { LoraTarget } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from './checkpoint';
@@ -316,6 +317,61 @@ describe('llama-architecture gradients match finite differences', () => {
     shell.dispose();
     expect(gradCheck(model, [...params], 2, 5)).toBe(params.length * 3);
     model.dispose();
+  });
+});
+
+describe('LoRA on a llama-architecture model (PEFT layout: A [rank, in], B [out, rank])', () => {
+  const hf = REDUCED['Qwen2.5-0.5B (qwen2, q/k/v biases, GQA 7:1)'] as Hf;
+  const base = decoderConfigFromHf(hf);
+  const lora = {
+    type: 'lora' as const,
+    rank: 4,
+    alpha: 8,
+    dropout: 0,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as LoraTarget[],
+  };
+  const baseWeights = (() => {
+    const shell = Transformer.create(base, 1);
+    const w = randomWeights(shell, 5);
+    shell.dispose();
+    return w;
+  })();
+  const ids = tf.tensor2d([[3, 17, 5, 5, 42, 0, 9, 33]], [1, 8], 'int32');
+
+  it('gives exactly the base logits at step 0 (B is zero), and freezes every base weight', () => {
+    const plain = Transformer.fromWeights(base, baseWeights);
+    const adapted = Transformer.create({ ...base, peft: lora }, 2, baseWeights);
+    const [a, b] = [plain.forward(ids), adapted.forward(ids)];
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBe(0);
+    expect([...adapted.trainable().keys()].every((n) => n.includes('.lora_'))).toBe(true);
+    expect(adapted.param('model.layers.1.mlp.down_proj.lora_A.weight').shape).toEqual([4, 80]);
+    expect(adapted.param('model.layers.1.mlp.down_proj.lora_B.weight').shape).toEqual([56, 4]);
+    tf.dispose([a, b]);
+    plain.dispose();
+    adapted.dispose();
+  });
+
+  it('gradients of A and B match finite differences', () => {
+    const adapted = Transformer.create({ ...base, peft: lora }, 2, baseWeights);
+    for (const [n, v] of adapted.params) if (n.endsWith('lora_B.weight')) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', 4));
+    gradCheck(
+      adapted,
+      ['model.layers.0.self_attn.q_proj.lora_A.weight', 'model.layers.0.self_attn.v_proj.lora_B.weight', 'model.layers.1.mlp.up_proj.lora_B.weight'],
+      2,
+      5,
+    );
+    adapted.dispose();
+  });
+
+  it('merged weights (W + alpha/rank B A) give the adapted logits, as PEFT merges', () => {
+    const adapted = Transformer.create({ ...base, peft: lora }, 2, baseWeights);
+    for (const [n, v] of adapted.params) if (n.endsWith('lora_B.weight')) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', 6));
+    const merged = Transformer.fromWeights(base, mergeLora(adapted.config, adapted.weights()));
+    const [a, b] = [adapted.forward(ids), merged.forward(ids)];
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-4);
+    tf.dispose([a, b]);
+    adapted.dispose();
+    merged.dispose();
   });
 });
 

@@ -8,7 +8,8 @@ import type { ModelConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { applyRope, groupedAttention, rmsNorm, swiglu } from './decoder-ops';
 import { cachedCausalMask, type KvCache } from './kv-cache';
-import { linear } from './ops';
+import { dropout, linear } from './ops';
+import { mixSeed } from './rng';
 
 export interface DecoderContext {
   param: (name: string) => tf.Tensor;
@@ -16,6 +17,8 @@ export interface DecoderContext {
   rope: (T: number, at?: number) => { cos: tf.Tensor2D; sin: tf.Tensor2D };
   /** The (T, T) additive causal mask. */
   causalMask: (T: number) => tf.Tensor;
+  /** LoRA on these modules: W x + scale * B(A(dropout(x))), A [rank, in] and B [out, rank] as PEFT stores them. */
+  lora?: { targets: ReadonlySet<string>; scale: number; dropout: number; seed: number };
 }
 
 /**
@@ -32,7 +35,15 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
     const hd = d.headDim;
     const p = ctx.param;
     const opt = (name: string, present: boolean) => (present ? p(name) : undefined);
-    const proj = (x: tf.Tensor, name: string, bias: boolean) => linear(x, p(`${name}.weight`), opt(`${name}.bias`, bias), true);
+    let drops = 0;
+    const proj = (x: tf.Tensor, name: string, bias: boolean) => {
+      const y = linear(x, p(`${name}.weight`), opt(`${name}.bias`, bias), true);
+      const lora = ctx.lora;
+      if (!lora?.targets.has(name.slice(name.lastIndexOf('.') + 1))) return y;
+      const xin = lora.dropout > 0 ? dropout(x, lora.dropout, mixSeed(lora.seed, 1000 + drops++)) : x;
+      const xa = linear(xin, p(`${name}.lora_A.weight`), undefined, true);
+      return tf.add(y, tf.mul(linear(xa, p(`${name}.lora_B.weight`), undefined, true), lora.scale));
+    };
     const offset = cache?.length ?? 0;
     const { cos, sin } = ctx.rope(T, offset);
     const mask = cache ? cachedCausalMask(offset, T) : ctx.causalMask(T);

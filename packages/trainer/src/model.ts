@@ -73,8 +73,9 @@ export class Transformer {
             return tf.randomNormal(spec.shape, 0, 0.02, 'float32', mixSeed(seed, i));
           case 'proj':
             return tf.randomNormal(spec.shape, 0, projStd, 'float32', mixSeed(seed, i));
-          case 'lora_a': {
-            const bound = 1 / Math.sqrt(spec.shape[0] as number);
+          case 'lora_a':
+          case 'lora_a_t': {
+            const bound = 1 / Math.sqrt(spec.shape[spec.init === 'lora_a' ? 0 : 1] as number);
             return tf.randomUniform(spec.shape, -bound, bound, 'float32', mixSeed(seed, i));
           }
         }
@@ -174,7 +175,18 @@ export class Transformer {
         throw new RangeError('a KV cache is for decoding a causal model, without padding or training');
       if (c.arch === 'llama') {
         if (opts.training && c.dropout > 0) throw new RangeError('llama-architecture models train without dropout');
-        const ctx = { param: (n: string) => this.param(n), rope: (t: number, at = 0) => this.rope(t, at), causalMask: (t: number) => this.causalMask(t) };
+        const lora = c.peft?.type === 'lora' ? c.peft : undefined;
+        const ctx = {
+          param: (n: string) => this.param(n),
+          rope: (t: number, at = 0) => this.rope(t, at),
+          causalMask: (t: number) => this.causalMask(t),
+          lora: lora && {
+            targets: new Set<string>(lora.targets),
+            scale: lora.alpha / lora.rank,
+            dropout: opts.training ? lora.dropout : 0,
+            seed: opts.seed ?? 0,
+          },
+        };
         return decoderHidden(c, ctx, idx, opts.attentionMask, cache);
       }
       const C = c.dModel;

@@ -64,6 +64,20 @@ describe('sample', () => {
     expect(r.text).not.toContain('<|mask|>');
   });
 
+  it("never emits an id past the tokenizer's (an embedding padded past it, as Qwen's)", async () => {
+    const m = Transformer.create(modelConfig({ arch: 'gpt', nLayer: 1, nHead: 1, dModel: 8, blockSize: 8 }, tok.vocabSize + 6), 4);
+    const w = m.param('wte.weight');
+    const rows = w.arraySync() as number[][];
+    rows[tok.vocabSize + 2] = rows[tok.vocabSize + 2]?.map(() => 50) ?? []; // a padding row by far the likeliest
+    w.assign(tf.tensor2d(rows));
+    for (const temperature of [0, 1]) {
+      const r = await sample(m, tok, 'ab', { maxNewTokens: 12, seed: 5, temperature, logprobs: 3 });
+      expect(r.tokens.length).toBe(12);
+      expect(Math.max(...r.tokens, ...(r.logprobs ?? []).flatMap((l) => l.top.map((t) => t.id)))).toBeLessThan(tok.vocabSize);
+    }
+    m.dispose();
+  });
+
   it('stops before a stop sequence and reports finish_reason stop', async () => {
     const free = await sample(model, tok, 'a', { maxNewTokens: 40, seed: 1, temperature: 2 });
     const stopAt = free.text.slice(3, 5);

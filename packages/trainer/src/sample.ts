@@ -26,6 +26,11 @@ export interface SampleOptions {
   logprobs?: number;
   /** Decode through a KV cache (the prompt read once, then one position per token). Default true; false recomputes the whole context each step. */
   kvCache?: boolean;
+  /**
+   * Encode the prompt as transformers' tokenizer(prompt) does, with the tokens its post-processor
+   * adds (TinyLlama's <s>). Default true; false for a prompt a chat template rendered (it holds them as text).
+   */
+  addSpecialTokens?: boolean;
 }
 
 /** A token's log-probability under the model (temperature 1, before top-k / top-p filtering). */
@@ -105,8 +110,9 @@ export function topIndices(values: ArrayLike<number>, k: number): number[] {
 /**
  * Log-probabilities of each prompt token given the tokens before it (the first has none), for
  * `echo` with `logprobs`. Prompts longer than the context are scored over their last window.
+ * `tokenizerIds`: ids at or past it (an embedding padded past the tokenizer) are never alternatives.
  */
-export function promptLogprobs(model: Transformer, ids: number[], k: number): Array<TokenLogprob | null> {
+export function promptLogprobs(model: Transformer, ids: number[], k: number, tokenizerIds = model.config.vocabSize): Array<TokenLogprob | null> {
   const T = model.config.blockSize;
   const start = Math.max(0, ids.length - T);
   const ctx = ids.slice(start);
@@ -114,7 +120,11 @@ export function promptLogprobs(model: Transformer, ids: number[], k: number): Ar
   if (ctx.length < 2) return out;
   const logits = tf.tidy(() => model.forward(tf.tensor2d(ctx, [1, ctx.length], 'int32')).dataSync() as Float32Array);
   const V = model.config.vocabSize;
-  for (let t = 1; t < ctx.length; t++) out[start + t] = logprobsOf(logits.subarray((t - 1) * V, t * V), ctx[t] as number, k);
+  for (let t = 1; t < ctx.length; t++) {
+    const row = logits.subarray((t - 1) * V, t * V);
+    for (let id = tokenizerIds; id < V; id++) row[id] = Number.NEGATIVE_INFINITY; // padded embedding rows are no tokens
+    out[start + t] = logprobsOf(row, ctx[t] as number, k);
+  }
   return out;
 }
 
@@ -186,7 +196,7 @@ export function pickToken(logits: Float32Array, rng: Rng, o: Pick<SampleOptions,
 export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): AsyncGenerator<string, SampleResult> {
   if (!isCausal(model.config.arch)) throw new Error('text generation needs a causal (gpt or llama) model');
   const rng = new Rng(o.seed ?? 0);
-  const promptIds = tokenizer.encode(prompt);
+  const promptIds = o.addSpecialTokens !== false && tokenizer.encodePrompt ? tokenizer.encodePrompt(prompt) : tokenizer.encode(prompt);
   const ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];
   const stops = (o.stop ?? []).filter((s) => s.length > 0);
   const eot = tokenizer.special('eot');
@@ -224,6 +234,8 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
       const data = (await logits.data()) as Float32Array;
       logits.dispose();
       for (const id of suppressed) data[id] = Number.NEGATIVE_INFINITY;
+      // an embedding padded past the tokenizer (Qwen's 151,936 rows for 151,665 ids): those rows are no tokens
+      for (let id = tokenizer.vocabSize; id < data.length; id++) data[id] = Number.NEGATIVE_INFINITY;
       const next = pickToken(data, rng, o);
       if (stopIds.has(next)) {
         const text = tokenizer.decode(generated);

@@ -124,9 +124,12 @@ export interface DecoderConfig {
   qkNorm: boolean;
 }
 
-/** The linear layers LoRA can adapt, by their name inside a block. */
+/** The linear layers LoRA can adapt in a gpt model, by their name inside a block. */
 export const LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
+/** The linear layers LoRA can adapt in a llama-architecture model: Hugging Face's module names. */
+export const DECODER_LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type DecoderLoraTarget = (typeof DECODER_LORA_TARGETS)[number];
+export type LoraTarget = (typeof LORA_TARGETS)[number] | DecoderLoraTarget;
 
 /** LoRA: W x + (alpha / rank) * B(A(dropout(x))) on each target; A ~ N(0, 1/rank)-ish, B = 0. */
 export interface LoraConfig {
@@ -147,6 +150,13 @@ export interface AdapterConfig {
 export type PeftConfig = LoraConfig | AdapterConfig;
 
 export const PEFT_DEFAULTS = {
-  lora: { rank: 8, alpha: 16, dropout: 0, targets: ['attn.c_attn', 'attn.c_proj'] as LoraTarget[] },
+  lora: {
+    rank: 8,
+    alpha: 16,
+    dropout: 0,
+    targets: ['attn.c_attn', 'attn.c_proj'] as LoraTarget[],
+    /** The default on llama-architecture models (PEFT's and most recipes'). */
+    decoderTargets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as LoraTarget[],
+  },
   adapter: { size: 16 },
 } as const;

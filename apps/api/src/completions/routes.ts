@@ -156,7 +156,7 @@ export const completionRoutes =
           req.actor,
           { ...body, max_tokens: body.max_completion_tokens ?? body.max_tokens },
           renderChat(body.messages),
-          { chat: true, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, echo: false },
+          { chat: true, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, echo: false, messages: body.messages },
         );
         const id = chatCompletionId();
         const created = Math.floor(Date.now() / 1000);

@@ -68,7 +68,7 @@ export async function generationPayload(
   actor: Actor,
   req: SamplingRequest,
   prompt: string,
-  opts: { chat: boolean; logprobs: number | null; echo: boolean },
+  opts: { chat: boolean; logprobs: number | null; echo: boolean; messages?: Array<{ role: string; content: string }> },
 ): Promise<GenerationPayload> {
   refuseUnsupported(req);
   checkPromptSize(actor, prompt, opts.chat ? 'messages' : 'prompt');
@@ -89,12 +89,14 @@ export async function generationPayload(
     projectId: actor.projectId,
     model: m.id,
     prompt,
+    ...(opts.messages ? { messages: opts.messages } : {}),
     maxTokens,
     temperature: req.temperature ?? 1,
     topP: req.top_p ?? 1,
     topK: req.top_k ?? 0,
-    // chat turns end at <|im_end|>: its token where the tokenizer has one, its text otherwise
-    stop: opts.chat ? [...stop, CHAT_STOP] : stop,
+    // chat turns end at <|im_end|> in Crucible's template (the worker adds its text where the
+    // tokenizer lacks the token), at the model's end-of-sequence ids in a model's own template
+    stop,
     stopRoles: opts.chat ? ['eot', 'im_end'] : ['eot'],
     seed: req.seed ?? Math.floor(Math.random() * 2 ** 30),
     n: req.n ?? 1,

@@ -7,10 +7,12 @@
 import {
   type Architecture,
   TRAINING_DEFAULTS as D,
+  DECODER_LORA_TARGETS,
   defaultShortWindows,
   defaultWarmupSteps,
   isCausal,
   isPreset,
+  LORA_TARGETS,
   PEFT_DEFAULTS,
   type PeftConfig,
   PRESETS,
@@ -163,14 +165,33 @@ function resolvePeft(req: Peft | undefined, base: BaseModel, method: MethodType)
   if (!req || req.type === 'full') return null;
   const param = `method.${method}.peft`;
   if (base.kind !== 'trained') throw new CrucibleError('unsupported_method', `${req.type} adapts trained weights; ${base.name} is an untrained preset`, param);
-  if (base.arch !== 'gpt') throw new CrucibleError('unsupported_method', `${req.type} is available for gpt models; ${base.id} is a ${base.arch} model`, param);
-  if (req.type === 'adapter') return { type: 'adapter', size: req.size ?? PEFT_DEFAULTS.adapter.size };
+  if (base.arch === 'bert')
+    throw new CrucibleError('unsupported_method', `${req.type} is available for gpt and llama models; ${base.id} is a bert model`, param);
+  if (req.type === 'adapter') {
+    if (base.arch === 'llama')
+      throw new CrucibleError(
+        'unsupported_method',
+        `bottleneck adapters are available for gpt models; ${base.id} is a llama-architecture model (use LoRA)`,
+        param,
+      );
+    return { type: 'adapter', size: req.size ?? PEFT_DEFAULTS.adapter.size };
+  }
+  // each architecture has its own module names: GPT-2's (attn.c_attn, ...) or Hugging Face's (q_proj, ...)
+  const allowed: readonly string[] = base.arch === 'llama' ? DECODER_LORA_TARGETS : LORA_TARGETS;
+  const wrong = req.target_modules?.find((t) => !allowed.includes(t));
+  if (wrong) {
+    throw new CrucibleError(
+      'invalid_request',
+      `target_modules: ${wrong} is not a module of a ${base.arch} model (${allowed.join(', ')})`,
+      `${param}.target_modules`,
+    );
+  }
   return {
     type: 'lora',
     rank: req.rank ?? PEFT_DEFAULTS.lora.rank,
     alpha: req.alpha ?? PEFT_DEFAULTS.lora.alpha,
     dropout: req.dropout ?? PEFT_DEFAULTS.lora.dropout,
-    targets: req.target_modules ?? [...PEFT_DEFAULTS.lora.targets],
+    targets: req.target_modules ?? [...(base.arch === 'llama' ? PEFT_DEFAULTS.lora.decoderTargets : PEFT_DEFAULTS.lora.targets)],
   };
 }
 

@@ -1,6 +1,6 @@
 // The fine-tuning job resource and its sub-resources (events, checkpoints, metrics), shaped like
 // OpenAI's fine-tuning API, plus Crucible's methods (pretrain, mlm) and full hyperparameters.
-import { TRAINING_DEFAULTS as D, LORA_TARGETS, PEFT_DEFAULTS } from '@crucible/training-config';
+import { TRAINING_DEFAULTS as D, DECODER_LORA_TARGETS, LORA_TARGETS, PEFT_DEFAULTS } from '@crucible/training-config';
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
 import { EventLevelSchema, FailureError, Metadata, Nullable } from './common';
@@ -136,11 +136,11 @@ export const Peft = Type.Union(
           Type.Number({ minimum: 0, maximum: 0.9, default: PEFT_DEFAULTS.lora.dropout, description: 'Dropout on the input of the LoRA path.' }),
         ),
         target_modules: Type.Optional(
-          Type.Array(Type.Union(LORA_TARGETS.map((t) => Type.Literal(t))), {
+          Type.Array(Type.Union([...LORA_TARGETS, ...DECODER_LORA_TARGETS].map((t) => Type.Literal(t))), {
             minItems: 1,
             uniqueItems: true,
-            default: PEFT_DEFAULTS.lora.targets,
-            description: 'Linear layers to adapt in every block: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj).',
+            description:
+              'Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj.',
           }),
         ),
       },

@@ -29,7 +29,13 @@ const WS = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202
 const WHITESPACE = new RegExp(`[${WS}]`, 'u');
 export const isWhitespace = (c: string) => WHITESPACE.test(c);
 
-/** An Oniguruma pattern from tokenizer.json as a JavaScript regular expression (flags gu). */
+/**
+ * Digits assigned in Unicode versions newer than the Oniguruma tables the tokenizers library was
+ * built with (\p{N} there does not hold them): found by encoding every letter and digit with both.
+ */
+const NUMBERS_NEWER_THAN_ONIG = '\\u{11de0}-\\u{11de9}\\u{16ff4}-\\u{16ff6}';
+
+/** An Oniguruma pattern from tokenizer.json as a JavaScript regular expression (flags gv: classes may subtract). */
 export function onigToJs(pattern: string): RegExp {
   if (/\(\?[<>=!]?[a-z]*-[a-z]|\(\?>|[*+?]\+/.test(pattern))
     throw new UnsupportedTokenizerError('pre_tokenizer.pattern', pattern, 'uses a construct Crucible cannot run');
@@ -48,7 +54,9 @@ export function onigToJs(pattern: string): RegExp {
         out += `[^${WS}]`;
       } else if (n === 'p' || n === 'P') {
         const end = pattern.indexOf('}', i);
-        out += `\\${n}${pattern.slice(i + 1, end + 1)}`;
+        const prop = pattern.slice(i + 1, end + 1);
+        // \p{N} as the library's tables have it
+        out += n === 'p' && prop === '{N}' ? `[\\p{N}--[${NUMBERS_NEWER_THAN_ONIG}]]` : `\\${n}${prop}`;
         i = end;
       } else out += `\\${n}`;
       continue;
@@ -87,7 +95,7 @@ export function onigToJs(pattern: string): RegExp {
     if (caseless > 0 && /[a-zA-Z]/.test(c)) out += `[${c.toLowerCase()}${c.toUpperCase()}]`;
     else out += c;
   }
-  return new RegExp(out, 'gu');
+  return new RegExp(out, 'gv');
 }
 
 // ── normalizers ─────────────────────────────────────────────────────────────────────────────

