@@ -42,8 +42,31 @@ describe('resolveHyperparameters', () => {
     expect(resolveHyperparameters('supervised', trained, {}, { type: 'full' }).peft).toBeNull();
     expect(resolveHyperparameters('supervised', trained).learning_rate).toBe(1e-3);
     expect(() => resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }, {}, { type: 'lora' })).toThrow(/adapts trained weights/);
-    expect(() => resolveHyperparameters('mlm', { ...trained, arch: 'bert' }, {}, { type: 'lora' })).toThrow(/available for gpt models/);
+    expect(() => resolveHyperparameters('mlm', { ...trained, arch: 'bert' }, {}, { type: 'lora' })).toThrow(/available for gpt and llama models/);
     expect(() => resolveHyperparameters('supervised', { ...trained, adapters: true })).toThrow(/cannot be merged/);
+  });
+
+  it('on llama-architecture weights: LoRA on Hugging Face module names (default q/k/v/o), no bottleneck adapters, no GPT-2 module names', () => {
+    const llama = { ...trained, arch: 'llama' as const };
+    expect(resolveHyperparameters('supervised', llama, {}, { type: 'lora' }).peft).toEqual({
+      type: 'lora',
+      rank: 8,
+      alpha: 16,
+      dropout: 0,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    });
+    expect(resolveHyperparameters('supervised', llama, {}, { type: 'lora', target_modules: ['gate_proj', 'down_proj'] }).peft).toMatchObject({
+      targets: ['gate_proj', 'down_proj'],
+    });
+    expect(() => resolveHyperparameters('supervised', llama, {}, { type: 'adapter' })).toThrow(/use LoRA/);
+    expect(() => resolveHyperparameters('supervised', llama, {}, { type: 'lora', target_modules: ['attn.c_attn'] })).toThrow(
+      /attn.c_attn is not a module of a llama model/,
+    );
+    expect(() => resolveHyperparameters('supervised', trained, {}, { type: 'lora', target_modules: ['q_proj'] })).toThrow(
+      /q_proj is not a module of a gpt model/,
+    );
+    expect(resolveHyperparameters('pretrain', llama).tokenizer).toEqual({ type: 'inherited' });
+    expect(() => resolveHyperparameters('mlm', llama)).toThrow(/needs a bert model/);
   });
 
   it('continues pretraining from trained weights with their tokenizer', () => {

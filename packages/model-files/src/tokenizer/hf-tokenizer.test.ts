@@ -112,7 +112,9 @@ describe.skipIf(!lib || FOLDERS.length === 0)("real tokenizer.json files against
     );
   });
 
-  it.each(FOLDERS)('%s: every Unicode code point, inside a word, after a digit and alone', async (_name, dir) => {
+  // every code point costs ~20 s a tokenizer: the real files of ../shared, and Llama 3's (the packaged copies of the others repeat their kinds)
+  const SCANNED = FOLDERS.filter(([name]) => !name.endsWith('(@lenml)') || name.startsWith('llama3'));
+  it.each(SCANNED)('%s: every Unicode code point, inside a word, after a digit and alone', async (_name, dir) => {
     const { ours } = load(dir);
     const theirs = await (lib as NonNullable<typeof lib>).Tokenizer.fromFile(join(dir, 'tokenizer.json'));
     const strings: string[] = [];
