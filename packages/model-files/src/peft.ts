@@ -108,28 +108,15 @@ export function mergeLora(c: ModelConfig, weights: Weights): Weights {
   const scale = c.peft.alpha / c.peft.rank;
   const out: Weights = new Map();
   for (const [name, w] of weights) if (!name.includes('.lora_')) out.set(name, { shape: w.shape, data: Float32Array.from(w.data) });
-  if (c.arch === 'llama') {
-    mergeOutIn(weights, out, scale);
-    return out;
-  }
   for (const [name, a] of weights) {
     if (!name.endsWith('.lora_A.weight')) continue;
     const target = name.slice(0, -'.lora_A.weight'.length);
     const b = weights.get(`${target}.lora_B.weight`);
     const w = out.get(`${target}.weight`);
     if (!b || !w) throw new Error(`LoRA ${target}: missing B or base weight`);
-    const [n, r] = a.shape as [number, number];
-    const m = b.shape[1] as number;
-    const wd = w.data;
-    for (let i = 0; i < n; i++) {
-      for (let k = 0; k < r; k++) {
-        const aik = (a.data[i * r + k] as number) * scale;
-        if (aik === 0) continue;
-        const row = i * m;
-        const brow = k * m;
-        for (let j = 0; j < m; j++) wd[row + j] = (wd[row + j] as number) + aik * (b.data[brow + j] as number);
-      }
-    }
+    if (c.arch === 'llama')
+      addScaledProduct(w.data, b, a, scale); // W [out, in] += B [out, r] A [r, in]
+    else addScaledProduct(w.data, a, b, scale); // W [in, out] += A [in, r] B [r, out]
   }
   return out;
 }
@@ -156,25 +143,17 @@ export function bottleneckToFiles(
   };
 }
 
-/** W [out, in] += scale * B [out, r] @ A [r, in], for every lora_A of `weights`. */
-function mergeOutIn(weights: Weights, out: Weights, scale: number): void {
-  for (const [name, a] of weights) {
-    if (!name.endsWith('.lora_A.weight')) continue;
-    const target = name.slice(0, -'.lora_A.weight'.length);
-    const b = weights.get(`${target}.lora_B.weight`);
-    const w = out.get(`${target}.weight`);
-    if (!b || !w) throw new Error(`LoRA ${target}: missing B or base weight`);
-    const [r, n] = a.shape as [number, number];
-    const m = b.shape[0] as number;
-    const wd = w.data;
-    for (let i = 0; i < m; i++) {
-      for (let k = 0; k < r; k++) {
-        const bik = (b.data[i * r + k] as number) * scale;
-        if (bik === 0) continue;
-        const row = i * n;
-        const arow = k * n;
-        for (let j = 0; j < n; j++) wd[row + j] = (wd[row + j] as number) + bik * (a.data[arow + j] as number);
-      }
+/** w [rows, cols] += scale * left [rows, r] @ right [r, cols]. */
+function addScaledProduct(w: Float32Array, left: { shape: number[]; data: Float32Array }, right: { shape: number[]; data: Float32Array }, scale: number): void {
+  const [rows, r] = left.shape as [number, number];
+  const cols = right.shape[1] as number;
+  for (let i = 0; i < rows; i++) {
+    for (let k = 0; k < r; k++) {
+      const lik = (left.data[i * r + k] as number) * scale;
+      if (lik === 0) continue;
+      const row = i * cols;
+      const rrow = k * cols;
+      for (let j = 0; j < cols; j++) w[row + j] = (w[row + j] as number) + lik * (right.data[rrow + j] as number);
     }
   }
 }

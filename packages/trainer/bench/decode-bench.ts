@@ -6,6 +6,7 @@
 // Usage: npm run bench:decode [-- --tokens 64] [-- --prompt 32] [-- --only smollm2]
 import * as tf from '@tensorflow/tfjs';
 import * as T from '../src/index';
+import { QWEN25_05B, SMOLLM2_135M } from './open-shapes';
 
 const arg = (k: string, d: number) => {
   const i = process.argv.indexOf(k);
@@ -15,35 +16,7 @@ const NEW = arg('--tokens', 64);
 const PROMPT = arg('--prompt', 32);
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 
-// the real configs' shape keys (config.json of each model)
-const SHAPES: Record<string, Record<string, unknown>> = {
-  'smollm2-135m': {
-    model_type: 'llama',
-    hidden_size: 576,
-    intermediate_size: 1536,
-    num_attention_heads: 9,
-    num_key_value_heads: 3,
-    num_hidden_layers: 30,
-    vocab_size: 49152,
-    max_position_embeddings: 8192,
-    rms_norm_eps: 1e-5,
-    rope_theta: 100000,
-    tie_word_embeddings: true,
-  },
-  'qwen2.5-0.5b': {
-    model_type: 'qwen2',
-    hidden_size: 896,
-    intermediate_size: 4864,
-    num_attention_heads: 14,
-    num_key_value_heads: 2,
-    num_hidden_layers: 24,
-    vocab_size: 151936,
-    max_position_embeddings: 32768,
-    rms_norm_eps: 1e-6,
-    rope_theta: 1000000,
-    tie_word_embeddings: true,
-  },
-};
+const SHAPES: Record<string, Record<string, unknown>> = { 'smollm2-135m': SMOLLM2_135M, 'qwen2.5-0.5b': QWEN25_05B };
 
 /** Bytes copied per second by a 256 MB typed-array copy (best of 5). */
 function copyBandwidth(): number {

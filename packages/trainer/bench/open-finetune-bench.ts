@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LoraTarget } from '@crucible/training-config';
 import * as T from '../src/index';
+import { QWEN25_05B, SMOLLM2_135M } from './open-shapes';
 
 const arg = (k: string, d: number) => {
   const i = process.argv.indexOf(k);
@@ -16,37 +17,11 @@ const STEPS = arg('--steps', 2);
 const BATCH = arg('--batch', 4);
 const SEQ = arg('--seq', 512);
 
-const SMOLLM2 = {
-  model_type: 'llama',
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  num_hidden_layers: 30,
-  vocab_size: 49152,
-  max_position_embeddings: 8192,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100000,
-  tie_word_embeddings: true,
-};
-const QWEN = {
-  model_type: 'qwen2',
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  num_hidden_layers: 24,
-  vocab_size: 151936,
-  max_position_embeddings: 32768,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-};
 const LORA = { type: 'lora' as const, rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as LoraTarget[] };
 const CASES: Record<string, { hf: Record<string, unknown>; lora: boolean }> = {
-  'smollm2-135m full': { hf: SMOLLM2, lora: false },
-  'smollm2-135m lora': { hf: SMOLLM2, lora: true },
-  'qwen2.5-0.5b lora': { hf: QWEN, lora: true },
+  'smollm2-135m full': { hf: SMOLLM2_135M, lora: false },
+  'smollm2-135m lora': { hf: SMOLLM2_135M, lora: true },
+  'qwen2.5-0.5b lora': { hf: QWEN25_05B, lora: true },
 };
 
 interface Row {

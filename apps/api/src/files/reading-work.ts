@@ -4,7 +4,7 @@
 // Tokens are counted the way the trainer encodes the file (`encodeDataset`): chat data with its
 // template, plain text line by line with its newlines, and end-of-text between JSONL documents
 // unless one already ends with it.
-import { recordTokens } from '@crucible/datasets';
+import { Histogram, recordTokens } from '@crucible/datasets';
 import { datasetDocuments, type FileFormat, UnknownCharacters } from '@crucible/domain';
 import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
 import type { Storage } from '@crucible/storage';
@@ -39,18 +39,14 @@ export interface UnknownCharactersTask {
   tokenizer: TokenizerSource;
 }
 
-export interface LengthBuckets {
-  unit: 'tokens';
-  buckets: Array<{ le: number; count: number }>;
-}
-
 export interface TokenTally {
   total: number;
   trained: number;
   /** Non-empty records. */
   records: number;
   maxPerRecord: number;
-  histogram: LengthBuckets;
+  /** Histogram.toJSON(): the result crosses the thread boundary as plain data. */
+  histogram: ReturnType<Histogram['toJSON']>;
 }
 
 export interface Preview {
@@ -100,7 +96,7 @@ export async function tallyStored(storage: Storage, t: TallyTask): Promise<Token
       ? tokenizerCount(await readStoredTokenizer(storage, t.counting.tokenizer), t.format)
       : approximateCount(t.counting.approximate, t.format);
   const tally = { total: 0, trained: 0, records: 0, maxPerRecord: 0 };
-  const buckets: number[] = []; // bucket b counts records of at most 2^b tokens
+  const histogram = new Histogram('tokens');
   let previousEndsWithEot = true; // nothing goes before the first document
   for await (const l of storedLines(storage, t.key)) {
     const blank = !l.text.trim();
@@ -113,11 +109,9 @@ export async function tallyStored(storage: Storage, t: TallyTask): Promise<Token
     if (blank) continue;
     tally.records++;
     tally.maxPerRecord = Math.max(tally.maxPerRecord, c.total);
-    const b = c.total <= 1 ? 0 : Math.ceil(Math.log2(c.total));
-    while (buckets.length <= b) buckets.push(0);
-    buckets[b] = (buckets[b] ?? 0) + 1;
+    histogram.add(c.total);
   }
-  return { ...tally, histogram: { unit: 'tokens', buckets: buckets.map((count, b) => ({ le: 2 ** b, count })) } };
+  return { ...tally, histogram: histogram.toJSON() };
 }
 
 /** The first `count` non-empty records, token by token. */

@@ -353,25 +353,7 @@ export class ModelImport {
         await this.deps.storage.put(this.prefix + name, data);
         bytes += data.byteLength;
       }
-      // the record takes the real size in place of the reservation, checked against the quota
-      const quota = this.actor.limits.maxStorageBytes;
-      const record = await this.deps.store.models.createImported(
-        {
-          id: this.id,
-          projectId: this.actor.projectId,
-          baseModel: rootModelName(this.id),
-          arch: 'gpt',
-          config: { ...config },
-          source: 'imported',
-          peft: null,
-          storageKey: key,
-        },
-        bytes,
-        this.id,
-        quota,
-      );
-      if ('used' in record) throw storageRefusal(quota, record.used, 'file');
-      return modelObject(record);
+      return await this.createRecord(config, key, bytes);
     } catch (err) {
       if (err instanceof ModelFormatError) throw new CrucibleError('invalid_model', err.message, err.file);
       if (err instanceof SafetensorsError)
@@ -430,6 +412,7 @@ export class ModelImport {
     }
   }
 
+  /** The model record, taking the real size in place of the reservation, checked against the quota. */
   private async createRecord(config: ModelConfig, storageKey: string, bytes: number): Promise<ModelObject> {
     const quota = this.actor.limits.maxStorageBytes;
     const record = await this.deps.store.models.createImported(
