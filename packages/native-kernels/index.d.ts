@@ -73,6 +73,55 @@ export interface NativeKernels {
     hs: number,
     causal: boolean,
   ): void;
+  /** RMSNorm over rows of length c: y = x / sqrt(mean(x^2) + eps) * w; writes each row's 1/rms. */
+  rmsNorm(x: Float32Array, w: Float32Array, y: Float32Array, rstd: Float32Array, rows: number, c: number, eps: number): void;
+  rmsNormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array, rows: number, c: number): void;
+  /**
+   * Rotary position embeddings in Hugging Face's rotate_half layout over x [B, T, n, hd] with cos and
+   * sin tables [T, hd]; `backward` applies the transposed rotation (the gradient).
+   */
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, y: Float32Array, B: number, T: number, n: number, hd: number, backward: boolean): void;
+  /** y = silu(gate) * up. */
+  swiglu(gate: Float32Array, up: Float32Array, y: Float32Array, n: number): void;
+  swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
+  /**
+   * Grouped-query attention: q [B, T, H * hd], k and v [B, S, Hkv * hd] (heads side by side; query
+   * head h reads key/value head h / (H / Hkv), no copies), out [B, T, H * hd], probs [B, H, T, S].
+   * causal >= 0: the queries are positions causal.. of the keys and see keys up to their own; -1:
+   * every key. keyBias [B, S] is added to the scores.
+   */
+  gqaAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    probs: Float32Array,
+    B: number,
+    T: number,
+    S: number,
+    H: number,
+    Hkv: number,
+    hd: number,
+    causal: number,
+    keyBias: Float32Array | null,
+  ): void;
+  gqaAttentionBackward(
+    dout: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    probs: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    B: number,
+    T: number,
+    S: number,
+    H: number,
+    Hkv: number,
+    hd: number,
+    causal: number,
+  ): void;
   /** Weighted mean cross-entropy; writes its gradient into dlogits; returns the loss. */
   crossEntropy(logits: Float32Array, targets: Int32Array, weights: Float32Array | null, dlogits: Float32Array, n: number, v: number): number;
   /** One optimizer update in place. kind: 0 AdamW, 1 Adam (L2), 2 LAMB; bc1/bc2 are the bias corrections. */

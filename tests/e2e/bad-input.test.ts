@@ -67,6 +67,7 @@ describe('bad input', () => {
     [{ tokenizer: { type: 'bpe', vocab_size: 10 } }, 'method.pretrain.hyperparameters.tokenizer.vocab_size'],
     [{ learning_rate: 1e-3, min_learning_rate: 1e-2 }, 'method.pretrain.hyperparameters.min_learning_rate'],
     [{ warp_speed: 9 }, 'method.pretrain.hyperparameters.warp_speed'],
+    [{ activation_checkpointing: true }, 'method.pretrain.hyperparameters.activation_checkpointing'],
   ])('rejects out-of-range hyperparameters %j at %s', async (hp, param) => {
     const before = await counts();
     const r = await post('/fine_tuning/jobs', { model: 'gpt-nano', training_file: textFile, method: { type: 'pretrain', pretrain: { hyperparameters: hp } } });

@@ -197,7 +197,7 @@ describe('a Qwen2-shaped folder, sharded in BF16', () => {
     expect(b.choices[0]?.text).toBe(a.choices[0]?.text);
   });
 
-  it('LoRA with Hugging Face module names: the adapter in PEFT layout, and the merged download equals a merge done by hand', async () => {
+  it('LoRA with Hugging Face module names and activation checkpointing: the adapter in PEFT layout, and the merged download equals a merge done by hand', async () => {
     const rows = Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `Q${i % 3}:`, completion: [' yes', ' no', ' maybe'][i % 3] })).join('\n');
     const f = await client.files.create({ file: await toFile(Buffer.from(rows), 'qa-lora.jsonl'), purpose: 'fine-tune' });
     const job = await client.fineTuning.jobs.create({
@@ -208,10 +208,22 @@ describe('a Qwen2-shaped folder, sharded in BF16', () => {
         type: 'supervised',
         supervised: {
           peft: { type: 'lora', rank: 4, alpha: 8, target_modules: ['q_proj', 'v_proj', 'down_proj'] },
-          hyperparameters: { max_steps: 8, batch_size: 4, block_size: 16, learning_rate: 1e-2, eval_interval: 0, eval_batches: 1 },
+          // each layer recomputed in the backward pass: the same training, less memory
+          hyperparameters: {
+            max_steps: 8,
+            batch_size: 4,
+            block_size: 16,
+            learning_rate: 1e-2,
+            eval_interval: 0,
+            eval_batches: 1,
+            activation_checkpointing: true,
+          },
         },
       } as never,
     });
+    expect((job.method as unknown as { supervised: { hyperparameters: Record<string, unknown> } }).supervised.hyperparameters.activation_checkpointing).toBe(
+      true,
+    );
     const done = await waitForJobStatus(client, job.id, ['succeeded'], 240_000);
     const adapter = untarGz(new Uint8Array(await (await p.api(`/models/${done.fine_tuned_model}/download?variant=adapter`)).arrayBuffer()));
     const full = untarGz(new Uint8Array(await (await p.api(`/models/${done.fine_tuned_model}/download`)).arrayBuffer()));

@@ -241,6 +241,123 @@ static napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// rmsNorm(x, w, y, rstd, rows, C, eps)
+static napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  bool ok = true;
+  int64_t rows = integer(env, argv[4]), C = integer(env, argv[5]);
+  if (rows < 0 || C < 1) FAIL("rmsNorm: bad shape");
+  float* x = F32(0, rows * C);
+  float* w = F32(1, C);
+  float* y = F32(2, rows * C);
+  float* rstd = F32(3, rows);
+  CHECK_ARRAYS("rmsNorm");
+  K->rms_norm(x, w, y, rstd, rows, C, (float)number(env, argv[6]));
+  return NULL;
+}
+
+// rmsNormBackward(dy, x, w, rstd, dx, dw, rows, C)
+static napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  bool ok = true;
+  int64_t rows = integer(env, argv[6]), C = integer(env, argv[7]);
+  if (rows < 0 || C < 1) FAIL("rmsNormBackward: bad shape");
+  float* dy = F32(0, rows * C);
+  float* x = F32(1, rows * C);
+  float* w = F32(2, C);
+  float* rstd = F32(3, rows);
+  float* dx = F32(4, rows * C);
+  float* dw = F32(5, C);
+  CHECK_ARRAYS("rmsNormBackward");
+  K->rms_norm_backward(dy, x, w, rstd, dx, dw, rows, C);
+  return NULL;
+}
+
+// rope(x, cos, sin, y, B, T, n, hd, backward)
+static napi_value Rope(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  bool ok = true;
+  int64_t B = integer(env, argv[4]), T = integer(env, argv[5]), n = integer(env, argv[6]), hd = integer(env, argv[7]);
+  if (B < 1 || T < 1 || n < 1 || hd < 2 || hd % 2) FAIL("rope: bad shape (hd must be even)");
+  float* x = F32(0, B * T * n * hd);
+  float* cs = F32(1, T * hd);
+  float* sn = F32(2, T * hd);
+  float* y = F32(3, B * T * n * hd);
+  CHECK_ARRAYS("rope");
+  K->rope(x, cs, sn, y, B, T, n, hd, flag(env, argv[8]));
+  return NULL;
+}
+
+// swiglu(gate, up, y, n)
+static napi_value Swiglu(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  bool ok = true;
+  int64_t n = integer(env, argv[3]);
+  float* gate = F32(0, n);
+  float* up = F32(1, n);
+  float* y = F32(2, n);
+  CHECK_ARRAYS("swiglu");
+  K->swiglu(gate, up, y, n);
+  return NULL;
+}
+
+// swigluBackward(gate, up, dy, dgate, dup, n)
+static napi_value SwigluBackward(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  bool ok = true;
+  int64_t n = integer(env, argv[5]);
+  float* gate = F32(0, n);
+  float* up = F32(1, n);
+  float* dy = F32(2, n);
+  float* dgate = F32(3, n);
+  float* dup = F32(4, n);
+  CHECK_ARRAYS("swigluBackward");
+  K->swiglu_backward(gate, up, dy, dgate, dup, n);
+  return NULL;
+}
+
+static bool gqa_shape(int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal) {
+  return B >= 1 && T >= 1 && S >= 1 && H >= 1 && Hkv >= 1 && hd >= 1 && H % Hkv == 0 && (causal < 0 || causal + T <= S);
+}
+
+// gqaAttention(q, k, v, out, probs, B, T, S, H, Hkv, hd, causal, keyBias | null)
+static napi_value GqaAttention(napi_env env, napi_callback_info info) {
+  ARGS(13);
+  bool ok = true;
+  int64_t B = integer(env, argv[5]), T = integer(env, argv[6]), S = integer(env, argv[7]), H = integer(env, argv[8]), Hkv = integer(env, argv[9]),
+          hd = integer(env, argv[10]), causal = integer(env, argv[11]);
+  if (!gqa_shape(B, T, S, H, Hkv, hd, causal)) FAIL("gqaAttention: bad shape (H a multiple of Hkv; causal + T <= S)");
+  float* q = F32(0, B * T * H * hd);
+  float* k = F32(1, B * S * Hkv * hd);
+  float* v = F32(2, B * S * Hkv * hd);
+  float* out = F32(3, B * T * H * hd);
+  float* probs = F32(4, B * H * T * S);
+  float* keyBias = F32_OPT(12, B * S);
+  CHECK_ARRAYS("gqaAttention");
+  K->gqa_attention(q, k, v, out, probs, B, T, S, H, Hkv, hd, causal, keyBias);
+  return NULL;
+}
+
+// gqaAttentionBackward(dout, q, k, v, probs, dq, dk, dv, B, T, S, H, Hkv, hd, causal)
+static napi_value GqaAttentionBackward(napi_env env, napi_callback_info info) {
+  ARGS(15);
+  bool ok = true;
+  int64_t B = integer(env, argv[8]), T = integer(env, argv[9]), S = integer(env, argv[10]), H = integer(env, argv[11]), Hkv = integer(env, argv[12]),
+          hd = integer(env, argv[13]), causal = integer(env, argv[14]);
+  if (!gqa_shape(B, T, S, H, Hkv, hd, causal)) FAIL("gqaAttentionBackward: bad shape (H a multiple of Hkv; causal + T <= S)");
+  float* dout = F32(0, B * T * H * hd);
+  float* q = F32(1, B * T * H * hd);
+  float* k = F32(2, B * S * Hkv * hd);
+  float* v = F32(3, B * S * Hkv * hd);
+  float* probs = F32(4, B * H * T * S);
+  float* dq = F32(5, B * T * H * hd);
+  float* dk = F32(6, B * S * Hkv * hd);
+  float* dv = F32(7, B * S * Hkv * hd);
+  CHECK_ARRAYS("gqaAttentionBackward");
+  K->gqa_attention_backward(dout, q, k, v, probs, dq, dk, dv, B, T, S, H, Hkv, hd, causal);
+  return NULL;
+}
+
 // crossEntropy(logits, targets, weights | null, dlogits, N, V) -> mean loss
 static napi_value CrossEntropy(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -391,6 +508,13 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"attentionBackward", NULL, AttentionBackward, NULL, NULL, NULL, napi_default, NULL},
       {"crossEntropy", NULL, CrossEntropy, NULL, NULL, NULL, napi_default, NULL},
       {"adamUpdate", NULL, AdamUpdate, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsNorm", NULL, RmsNorm, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsNormBackward", NULL, RmsNormBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"rope", NULL, Rope, NULL, NULL, NULL, napi_default, NULL},
+      {"swiglu", NULL, Swiglu, NULL, NULL, NULL, napi_default, NULL},
+      {"swigluBackward", NULL, SwigluBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"gqaAttention", NULL, GqaAttention, NULL, NULL, NULL, napi_default, NULL},
+      {"gqaAttentionBackward", NULL, GqaAttentionBackward, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
       {"setPrecision", NULL, SetPrecision, NULL, NULL, NULL, napi_default, NULL},

@@ -1,6 +1,6 @@
 // The trainer's CPU kernels over plain float32 buffers (row-major, no copies): matrix products
 // through ck_gemm (gemm.c: oneDNN or OpenBLAS); LayerNorm, GELU, fused multi-head attention, cross-entropy and the AdamW / Adam / LAMB
-// update written here. Element-wise loops are threaded with OpenMP and compiled for AVX-512, AVX2
+// update written here; the llama architecture's kernels in kernels_decoder.c. Element-wise loops are threaded with OpenMP and compiled for AVX-512, AVX2
 // and baseline x86-64: kernels_{v4,v3,base}.c compile this file once per instruction set, and the
 // addon picks the variant the CPU supports when it loads.
 #ifndef CK_TABLE
@@ -237,34 +237,71 @@ static inline float exp_shifted(const float* x, float* y, int64_t n, float* max_
   return sum;
 }
 
-static void softmax_rows(float* s, int64_t T, int causal, const float* keyBias, int64_t row0, int64_t rows) {
-  for (int64_t i = row0; i < row0 + rows; i++) {
-    float* r = s + i * T;
-    int64_t n = causal ? i + 1 : T;
+// Keys query row i sees: causal >= 0 puts the queries at positions causal.. of the keys (0 in
+// training, a KV cache's length in decoding), each seeing the keys up to its own; < 0: all S.
+static inline int64_t keys_seen(int64_t i, int64_t S, int64_t causal) {
+  if (causal < 0) return S;
+  int64_t n = causal + i + 1;
+  return n < S ? n : S;
+}
+
+// Softmax of score rows row0..row1-1 of length S in place, keyBias added, unseen keys zeroed.
+static void softmax_rows(float* s, int64_t S, int64_t causal, const float* keyBias, int64_t row0, int64_t row1) {
+  for (int64_t i = row0; i < row1; i++) {
+    float* r = s + i * S;
+    int64_t n = keys_seen(i, S, causal);
     if (keyBias)
       for (int64_t j = 0; j < n; j++) r[j] += keyBias[j];
     float mx;
     float inv = 1.0f / exp_shifted(r, r, n, &mx);
     for (int64_t j = 0; j < n; j++) r[j] *= inv;
-    for (int64_t j = n; j < T; j++) r[j] = 0.0f;
+    for (int64_t j = n; j < S; j++) r[j] = 0.0f;
   }
 }
 
-static void parallel_rows(float* s, int64_t T, int causal, const float* keyBias) {
-#pragma omp parallel if (T * T > PAR_MIN)
+// dS = P (dP - rowsum(dP P)) scale, in place over dP.
+static void softmax_backward_rows(float* dp, const float* p, int64_t S, float scale, int64_t causal, int64_t row0, int64_t row1) {
+  for (int64_t i = row0; i < row1; i++) {
+    float* d = dp + i * S;
+    const float* pr = p + i * S;
+    int64_t n = keys_seen(i, S, causal);
+    float dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < n; j++) dot += d[j] * pr[j];
+    for (int64_t j = 0; j < n; j++) d[j] = pr[j] * (d[j] - dot) * scale;
+    for (int64_t j = n; j < S; j++) d[j] = 0.0f;
+  }
+}
+
+// This thread's rows of T (inside a parallel region); rows seeing a growing causal prefix are split
+// by area, so that each thread gets about the same work.
+static void row_range(int64_t T, int64_t causal, int64_t* lo, int64_t* hi) {
+  int nt = omp_get_num_threads(), id = omp_get_thread_num();
+  if (causal == 0) {
+    *lo = (int64_t)(T * sqrt((double)id / nt));
+    *hi = id == nt - 1 ? T : (int64_t)(T * sqrt((double)(id + 1) / nt));
+  } else {
+    *lo = T * id / nt;
+    *hi = T * (id + 1) / nt;
+  }
+}
+
+// The softmax of a [T, S] score matrix, rows split over the threads.
+static void parallel_softmax(float* s, int64_t T, int64_t S, int64_t causal, const float* keyBias) {
+#pragma omp parallel if (T * S > PAR_MIN)
   {
-    int nt = omp_get_num_threads(), id = omp_get_thread_num();
-    // causal rows grow in length: split by area so both threads get about half the work
     int64_t lo, hi;
-    if (causal) {
-      lo = (int64_t)(T * sqrt((double)id / nt));
-      hi = (int64_t)(T * sqrt((double)(id + 1) / nt));
-      if (id == nt - 1) hi = T;
-    } else {
-      lo = T * id / nt;
-      hi = T * (id + 1) / nt;
-    }
-    softmax_rows(s, T, causal, keyBias, lo, hi - lo);
+    row_range(T, causal, &lo, &hi);
+    softmax_rows(s, S, causal, keyBias, lo, hi);
+  }
+}
+
+static void parallel_softmax_backward(float* dp, const float* p, int64_t T, int64_t S, float scale, int64_t causal) {
+#pragma omp parallel if (T * S > PAR_MIN)
+  {
+    int64_t lo, hi;
+    row_range(T, causal, &lo, &hi);
+    softmax_backward_rows(dp, p, S, scale, causal, lo, hi);
   }
 }
 
@@ -280,24 +317,10 @@ static void ck_attention(const float* qkv, float* out, float* probs, int64_t B, 
       float* p = probs + (b * nh + h) * T * T;
       // scores = scale q k^T (the causal upper triangle is computed, then zeroed by the softmax)
       ck_gemm(0, 1, (int)T, (int)T, (int)hs, scale, qh, (int)ld, kh, (int)ld, 0.0f, p, (int)T);
-      parallel_rows(p, T, causal, keyBias ? keyBias + b * T : NULL);
+      parallel_softmax(p, T, T, causal ? 0 : -1, keyBias ? keyBias + b * T : NULL);
       ck_gemm(0, 0, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, vh, (int)ld, 0.0f,
                   out + b * T * C + h * hs, (int)C);
     }
-  }
-}
-
-// dS = P * (dP - rowsum(dP * P)) * scale, in place over dP.
-static void softmax_backward_rows(float* dp, const float* p, int64_t T, float scale, int causal, int64_t row0, int64_t rows) {
-  for (int64_t i = row0; i < row0 + rows; i++) {
-    float* d = dp + i * T;
-    const float* pr = p + i * T;
-    int64_t n = causal ? i + 1 : T;
-    float dot = 0;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < n; j++) dot += d[j] * pr[j];
-    for (int64_t j = 0; j < n; j++) d[j] = pr[j] * (d[j] - dot) * scale;
-    for (int64_t j = n; j < T; j++) d[j] = 0.0f;
   }
 }
 
@@ -318,12 +341,7 @@ static void ck_attention_backward(const float* dout, const float* qkv, const flo
       // dV = P^T dOut; dP = dOut V^T
       ck_gemm(1, 0, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, dy, (int)C, 0.0f, dv, (int)ld);
       ck_gemm(0, 1, (int)T, (int)T, (int)hs, 1.0f, dy, (int)C, v, (int)ld, 0.0f, dp, (int)T);
-#pragma omp parallel if (T * T > PAR_MIN)
-      {
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        int64_t lo = T * id / nt, hi = T * (id + 1) / nt;
-        softmax_backward_rows(dp, p, T, scale, causal, lo, hi - lo);
-      }
+      parallel_softmax_backward(dp, p, T, T, scale, causal ? 0 : -1);
       // dQ = dS K; dK = dS^T Q
       ck_gemm(0, 0, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, k, (int)ld, 0.0f, dq, (int)ld);
       ck_gemm(1, 0, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, q, (int)ld, 0.0f, dk, (int)ld);
@@ -406,6 +424,8 @@ static void ck_adam_update(float* p, const float* g, float* m, float* v, int64_t
   }
 }
 
+#include "kernels_decoder.c"
+
 const ck_table CK_TABLE = {
     .sgemm = ck_sgemm,
     .linear = ck_linear,
@@ -421,4 +441,11 @@ const ck_table CK_TABLE = {
     .attention_backward = ck_attention_backward,
     .cross_entropy = ck_cross_entropy,
     .adam_update = ck_adam_update,
+    .rms_norm = ck_rms_norm,
+    .rms_norm_backward = ck_rms_norm_backward,
+    .rope = ck_rope,
+    .swiglu = ck_swiglu,
+    .swiglu_backward = ck_swiglu_backward,
+    .gqa_attention = ck_gqa_attention,
+    .gqa_attention_backward = ck_gqa_attention_backward,
 };

@@ -23,6 +23,15 @@ typedef struct {
   double (*cross_entropy)(const float* logits, const int32_t* targets, const float* weights, float* dlogits, int64_t N, int64_t V);
   void (*adam_update)(float* p, const float* g, float* m, float* v, int64_t n, int kind, float lr, float beta1, float beta2, float eps,
                       float wd, float bc1, float bc2, float gradScale);
+  void (*rms_norm)(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t C, float eps);
+  void (*rms_norm_backward)(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows, int64_t C);
+  void (*rope)(const float* x, const float* cs, const float* sn, float* y, int64_t B, int64_t T, int64_t n, int64_t hd, int backward);
+  void (*swiglu)(const float* gate, const float* up, float* y, int64_t n);
+  void (*swiglu_backward)(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t n);
+  void (*gqa_attention)(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T, int64_t S, int64_t H,
+                        int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias);
+  void (*gqa_attention_backward)(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq, float* dk,
+                                 float* dv, int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal);
 } ck_table;
 
 extern const ck_table ck_x86_64_v4, ck_x86_64_v3, ck_baseline;

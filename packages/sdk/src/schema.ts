@@ -2224,6 +2224,11 @@ export interface operations {
                         };
                     } | null;
                     hyperparameters?: {
+                        /**
+                         * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                         * @default false
+                         */
+                        activation_checkpointing?: boolean;
                         /** @description Sequences per micro-batch. auto = 12. */
                         batch_size?: number | "auto";
                         /** @default 0.9 */
@@ -2324,6 +2329,11 @@ export interface operations {
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
                                 /** @default 0.9 */
@@ -2452,6 +2462,11 @@ export interface operations {
                     } | {
                         mlm?: {
                             hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
                                 /** @default 0.9 */
@@ -2580,6 +2595,11 @@ export interface operations {
                     } | {
                         supervised?: {
                             hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
                                 /** @default 0.9 */
@@ -3299,6 +3319,11 @@ export interface operations {
                         };
                     } | null;
                     hyperparameters?: {
+                        /**
+                         * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                         * @default false
+                         */
+                        activation_checkpointing?: boolean;
                         /** @description Sequences per micro-batch. auto = 12. */
                         batch_size?: number | "auto";
                         /** @default 0.9 */
@@ -3399,6 +3424,11 @@ export interface operations {
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
                                 /** @default 0.9 */
@@ -3527,6 +3557,11 @@ export interface operations {
                     } | {
                         mlm?: {
                             hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
                                 /** @default 0.9 */
@@ -3655,6 +3690,11 @@ export interface operations {
                     } | {
                         supervised?: {
                             hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
                                 /** @default 0.9 */

@@ -1,9 +1,14 @@
 // npm run bench:open-finetune: fine-tuning the open models' shapes (random weights in the real
 // configs' shapes): SmolLM2-135M in full and with LoRA (q/k/v/o, rank 8), Qwen2.5-0.5B with LoRA,
-// at batch 4 x 512 tokens of random ids (the step's cost does not depend on the text). Each case
-// runs in its own process so that its peak RSS is its own; prints ms/step, tokens/s and peak RSS.
-// Usage: npm run bench:open-finetune [-- --steps 2] [-- --batch 4] [-- --seq 512] [-- --only smollm2-lora]
+// at batch 4 x 512 tokens of random ids (the step's cost does not depend on the text), each with
+// and without activation checkpointing. Each case runs in its own process so that its peak RSS is
+// its own, then the same case on a PyTorch model of the same shape (torch_llama.py; Debian's
+// python3-torch, installed when missing); prints ms/step, tokens/s and peak RSS of both.
+// Usage: npm run bench:open-finetune [-- --steps 2] [-- --batch 4] [-- --seq 512] [-- --crucible-only]
+//        [-- --only 'smollm2-135m lora']
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoraTarget } from '@crucible/training-config';
 import * as T from '../src/index';
@@ -18,10 +23,17 @@ const BATCH = arg('--batch', 4);
 const SEQ = arg('--seq', 512);
 
 const LORA = { type: 'lora' as const, rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as LoraTarget[] };
-const CASES: Record<string, { hf: Record<string, unknown>; lora: boolean }> = {
-  'smollm2-135m full': { hf: SMOLLM2_135M, lora: false },
-  'smollm2-135m lora': { hf: SMOLLM2_135M, lora: true },
-  'qwen2.5-0.5b lora': { hf: QWEN25_05B, lora: true },
+interface Case {
+  hf: Record<string, unknown>;
+  lora: boolean;
+  checkpoint: boolean;
+}
+const CASES: Record<string, Case> = {
+  'smollm2-135m full': { hf: SMOLLM2_135M, lora: false, checkpoint: false },
+  'smollm2-135m full, checkpointed': { hf: SMOLLM2_135M, lora: false, checkpoint: true },
+  'smollm2-135m lora': { hf: SMOLLM2_135M, lora: true, checkpoint: false },
+  'qwen2.5-0.5b lora': { hf: QWEN25_05B, lora: true, checkpoint: false },
+  'qwen2.5-0.5b lora, checkpointed': { hf: QWEN25_05B, lora: true, checkpoint: true },
 };
 
 interface Row {
@@ -50,6 +62,7 @@ async function runOne(name: string): Promise<Row> {
     seqLen: SEQ,
     evalInterval: 0,
     evalBatches: 1,
+    activationCheckpointing: c.checkpoint,
     schedule: { kind: 'constant', lr, minLr: lr, warmupSteps: 0, decaySteps: STEPS + 1 },
   });
   const trainer = new T.Trainer(model, tok, tc, { train: ids, val: ids.subarray(0, BATCH * SEQ + 1) });
@@ -72,6 +85,39 @@ async function runOne(name: string): Promise<Row> {
   };
 }
 
+interface TorchRow {
+  ms_per_step: number;
+  peak_rss_mb: number;
+  threads: number;
+}
+
+const PY = '/usr/bin/python3';
+
+/** Debian's PyTorch (python3-torch), installed once when missing; false when it cannot be. */
+function torchAvailable(): boolean {
+  const probe = () => spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+  if (existsSync(PY) && probe()) return true;
+  console.error('installing python3-torch (Debian) for the PyTorch side of the comparison');
+  spawnSync('apt-get', ['install', '-y', 'python3-torch'], { stdio: 'inherit' });
+  return existsSync(PY) && probe();
+}
+
+function torchRun(c: Case): TorchRow | string {
+  const h = c.hf as Record<string, number | boolean | string>;
+  const args = [
+    join(import.meta.dirname, 'torch_llama.py'),
+    ...['--hidden', h.hidden_size, '--inter', h.intermediate_size, '--heads', h.num_attention_heads, '--kv-heads', h.num_key_value_heads],
+    ...['--layers', h.num_hidden_layers, '--vocab', h.vocab_size, '--theta', h.rope_theta, '--eps', h.rms_norm_eps],
+    ...['--batch', BATCH, '--seq', SEQ, '--steps', STEPS],
+    ...(h.model_type === 'qwen2' ? ['--qkv-bias'] : []),
+    ...(c.lora ? ['--lora', LORA.rank] : []),
+    ...(c.checkpoint ? ['--checkpoint'] : []),
+  ].map(String);
+  const r = spawnSync(PY, args, { encoding: 'utf8' });
+  if (r.status !== 0) return `failed (status ${r.status}, signal ${r.signal}): ${r.stderr.trim().split('\n').at(-1)}`;
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as TorchRow;
+}
+
 const only = process.argv.indexOf('--only');
 if (only >= 0) {
   console.log(
@@ -85,7 +131,8 @@ if (only >= 0) {
     ),
   );
 } else {
-  const rows: Row[] = [];
+  const withTorch = !process.argv.includes('--crucible-only') && torchAvailable();
+  const rows: Array<{ ours: Row | string; torch?: TorchRow | string }> = [];
   for (const name of Object.keys(CASES)) {
     const r = spawnSync(
       process.execPath,
@@ -96,18 +143,26 @@ if (only >= 0) {
       },
     );
     process.stderr.write(r.stderr);
-    if (r.status !== 0) {
-      console.log(`| ${name} | failed (status ${r.status}, signal ${r.signal}) |`);
+    const ours =
+      r.status === 0 ? (JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Row) : `${name}: failed (status ${r.status}, signal ${r.signal})`;
+    const torch = withTorch ? torchRun(CASES[name] as Case) : undefined;
+    if (typeof torch === 'object') console.error(`${name}: PyTorch ${torch.ms_per_step.toFixed(0)} ms/step, ${torch.peak_rss_mb.toFixed(0)} MB`);
+    rows.push({ ours, torch });
+  }
+  console.log(`\nbatch ${BATCH} x ${SEQ} tokens, ${STEPS} timed steps (mean) after one untimed, one process per case and implementation\n`);
+  console.log(
+    '| model, method | Crucible ms/step | Crucible tokens/s | Crucible peak RSS | PyTorch ms/step | PyTorch peak RSS | ratio (Crucible / PyTorch) | trainable params |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  const gib = (mb: number) => `${(mb / 1024).toFixed(2)} GiB`;
+  for (const { ours, torch } of rows) {
+    if (typeof ours === 'string') {
+      console.log(`| ${ours} |`);
       continue;
     }
-    rows.push(JSON.parse(r.stdout.trim().split('\n').at(-1) as string));
-  }
-  console.log(`\nbatch ${BATCH} x ${SEQ} tokens, ${STEPS} timed steps (mean) after one untimed, one process per case\n`);
-  console.log('| model, method | ms/step | tokens/s | peak RSS | trainable params |');
-  console.log('|---|---|---|---|---|');
-  for (const r of rows) {
+    const t = typeof torch === 'object' ? torch : undefined;
     console.log(
-      `| ${r.name} | ${r.msPerStep.toFixed(0)} | ${r.tokensPerSec.toFixed(1)} | ${(r.peakRssMb / 1024).toFixed(2)} GiB | ${r.trainable.toLocaleString('en')} of ${r.total.toLocaleString('en')} |`,
+      `| ${ours.name} | ${ours.msPerStep.toFixed(0)} | ${ours.tokensPerSec.toFixed(1)} | ${gib(ours.peakRssMb)} | ${t ? t.ms_per_step.toFixed(0) : (torch ?? '-')} | ${t ? gib(t.peak_rss_mb) : '-'} | ${t ? `**${(ours.msPerStep / t.ms_per_step).toFixed(2)}**` : '-'} | ${ours.trainable.toLocaleString('en')} of ${ours.total.toLocaleString('en')} |`,
     );
   }
 }

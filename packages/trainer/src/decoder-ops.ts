@@ -1,13 +1,16 @@
-// The llama architecture's building blocks as TensorFlow.js ops (every backend; gradients by
-// tfjs's autodiff): RMSNorm, rotary position embeddings in Hugging Face's rotate_half layout
-// (with Llama 3's frequency scaling), the SwiGLU gate and grouped-query attention.
+// The llama architecture's building blocks: RMSNorm, rotary position embeddings in Hugging Face's
+// rotate_half layout (with Llama 3's frequency scaling), the SwiGLU gate and grouped-query
+// attention. On the native backend each is one fused C kernel with its gradient
+// (native-backend.ts); elsewhere TensorFlow.js ops, differentiated by tfjs's autodiff.
 
 import type { DecoderConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernels, K, runFused } from './native-backend';
 import { bmm } from './ops';
 
 /** x / sqrt(mean(x^2) + eps) * w over the last axis. */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  if (fusedKernels()) return (runFused(K.rmsNorm, { x, w }, { eps }) as tf.Tensor[])[0] as tf.Tensor;
   return tf.tidy(() => {
     const ms = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
@@ -16,6 +19,7 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
 
 /** silu(gate) * up: the SwiGLU MLP's inner activation. */
 export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  if (fusedKernels()) return runFused(K.swiglu, { gate, up }) as tf.Tensor;
   return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
 }
 
@@ -60,14 +64,45 @@ export function ropeTables(inv: Float64Array, start: number, T: number): { cos: 
   return { cos: tf.tensor2d(cos, [T, hd]), sin: tf.tensor2d(sin, [T, hd]) };
 }
 
-/** x * cos + rotate_half(x) * sin for x [B, H, T, hd], where rotate_half(x) = [-x2, x1]. */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+/**
+ * x * cos + rotate_half(x) * sin for x [B, T, n, hd] (heads side by side, as the projections write
+ * them), where rotate_half(x) = [-x2, x1] and the tables are [T, hd].
+ */
+export function rope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  if (fusedKernels()) return runFused(K.rope, { x, cos, sin }, { backward: false }) as tf.Tensor4D;
   return tf.tidy(() => {
-    const hd = x.shape[3];
+    const [, T, , hd] = x.shape;
     const half = hd / 2;
     const [x1, x2] = tf.split(x, [half, half], 3);
     const rotated = tf.concat([tf.neg(x2 as tf.Tensor), x1 as tf.Tensor], 3);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    return tf.add(tf.mul(x, cos.reshape([T, 1, hd])), tf.mul(rotated, sin.reshape([T, 1, hd]))) as tf.Tensor4D;
+  });
+}
+
+export interface DecoderAttentionOptions {
+  /** The queries' first position among the keys: 0 in training, the cache's length in decoding. Query i sees keys 0..offset + i. */
+  offset: number;
+  /** The (T, S) additive causal mask for the tfjs ops (0 where allowed, -1e9 elsewhere), or undefined when every key is visible. */
+  mask: () => tf.Tensor | undefined;
+  /** [B, S] additive bias on keys (padding), or none. */
+  keyBias?: tf.Tensor2D;
+}
+
+/**
+ * Causal grouped-query attention over q [B, T, H * hd] and k, v [B, S, Hkv * hd] (heads side by
+ * side): [B, T, H * hd]. One fused kernel on the native backend that reads each shared key/value
+ * head in place; elsewhere the heads are transposed apart for `groupedAttention`.
+ */
+export function decoderAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, H: number, Hkv: number, opts: DecoderAttentionOptions): tf.Tensor3D {
+  if (fusedKernels()) {
+    const inputs: tf.NamedTensorMap = opts.keyBias ? { q, k, v, keyBias: opts.keyBias } : { q, k, v };
+    return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset }) as tf.Tensor[])[0] as tf.Tensor3D;
+  }
+  return tf.tidy(() => {
+    const [B, , HD] = q.shape;
+    const hd = HD / H;
+    const heads = (t: tf.Tensor3D, n: number) => t.reshape([B, t.shape[1], n, hd]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    return groupedAttention(heads(q, H), heads(k, Hkv), heads(v, Hkv), { mask: opts.mask(), keyBias: opts.keyBias });
   });
 }
 

@@ -6,8 +6,10 @@
 import { decoderOf } from '@crucible/model-files';
 import type { ModelConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
-import { applyRope, groupedAttention, rmsNorm, swiglu } from './decoder-ops';
-import { cachedCausalMask, type KvCache } from './kv-cache';
+import { recomputedInBackward } from './activation-checkpointing';
+import { decoderAttention, rmsNorm, rope, swiglu } from './decoder-ops';
+import type { KvCache } from './kv-cache';
+import { cachedCausalMask } from './kv-cache';
 import { dropout, linear } from './ops';
 import { mixSeed } from './rng';
 
@@ -19,6 +21,11 @@ export interface DecoderContext {
   causalMask: (T: number) => tf.Tensor;
   /** LoRA on these modules: W x + scale * B(A(dropout(x))), A [rank, in] and B [out, rank] as PEFT stores them. */
   lora?: { targets: ReadonlySet<string>; scale: number; dropout: number; seed: number };
+  /**
+   * Activation checkpointing: each layer keeps only its input for the backward pass, which runs the
+   * layer again. `trainable(prefix)`: the trainable parameters whose names start with prefix.
+   */
+  checkpoint?: { trainable: (prefix: string) => tf.Tensor[] };
 }
 
 /**
@@ -35,39 +42,55 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
     const hd = d.headDim;
     const p = ctx.param;
     const opt = (name: string, present: boolean) => (present ? p(name) : undefined);
-    let drops = 0;
-    const proj = (x: tf.Tensor, name: string, bias: boolean) => {
-      const y = linear(x, p(`${name}.weight`), opt(`${name}.bias`, bias), true);
-      const lora = ctx.lora;
-      if (!lora?.targets.has(name.slice(name.lastIndexOf('.') + 1))) return y;
-      const xin = lora.dropout > 0 ? dropout(x, lora.dropout, mixSeed(lora.seed, 1000 + drops++)) : x;
-      const xa = linear(xin, p(`${name}.lora_A.weight`), undefined, true);
-      return tf.add(y, tf.mul(linear(xa, p(`${name}.lora_B.weight`), undefined, true), lora.scale));
-    };
     const offset = cache?.length ?? 0;
-    const { cos, sin } = ctx.rope(T, offset);
-    const mask = cache ? cachedCausalMask(offset, T) : ctx.causalMask(T);
+    const tables = ctx.rope(T, offset);
     const keyBias = attentionMask ? (tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), -1e9) as tf.Tensor2D) : undefined;
 
-    let x: tf.Tensor = tf.gather(p('model.embed_tokens.weight'), idx.reshape([-1])).reshape([B, T, C]);
-    for (let l = 0; l < c.nLayer; l++) {
+    // One layer: x -> x + attention(RMSNorm(x)) -> + MLP(RMSNorm(.)). The tensors it reads that are
+    // not parameters come in `consts` ([cos, sin, keyBias?]), so that a recomputation reads the
+    // copies the backward pass saved.
+    const layer = (l: number, x: tf.Tensor, consts: tf.Tensor[]): tf.Tensor => {
+      const [cos, sin, bias] = consts as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
       const h = `model.layers.${l}.`;
+      let drops = 0;
+      const proj = (input: tf.Tensor, name: string, hasBias: boolean) => {
+        const y = linear(input, p(`${name}.weight`), opt(`${name}.bias`, hasBias), true);
+        const lora = ctx.lora;
+        if (!lora?.targets.has(name.slice(name.lastIndexOf('.') + 1))) return y;
+        const xin = lora.dropout > 0 ? dropout(input, lora.dropout, mixSeed(lora.seed, 1000 + 16 * l + drops++)) : input;
+        const xa = linear(xin, p(`${name}.lora_A.weight`), undefined, true);
+        return tf.add(y, tf.mul(linear(xa, p(`${name}.lora_B.weight`), undefined, true), lora.scale));
+      };
       const a = rmsNorm(x, p(`${h}input_layernorm.weight`), d.rmsNormEps);
-      // heads: [B, T, n, hd] -> (Qwen3: RMSNorm per head) -> [B, n, T, hd] -> RoPE on q and k
-      const heads = (t: tf.Tensor, n: number, norm?: string) => {
+      // [B, T, n * hd] -> [B, T, n, hd] -> (Qwen3: RMSNorm per head) -> RoPE -> [B, T, n * hd]
+      const rotated = (t: tf.Tensor, n: number, norm?: string) => {
         let r = t.reshape([B, T, n, hd]);
         if (norm) r = rmsNorm(r, p(`${h}self_attn.${norm}.weight`), d.rmsNormEps);
-        return r.transpose([0, 2, 1, 3]) as tf.Tensor4D;
+        return rope(r as tf.Tensor4D, cos, sin).reshape([B, T, n * hd]) as tf.Tensor3D;
       };
-      const q = applyRope(heads(proj(a, `${h}self_attn.q_proj`, d.qkvBias), H, d.qkNorm ? 'q_norm' : undefined), cos, sin);
-      const k = applyRope(heads(proj(a, `${h}self_attn.k_proj`, d.qkvBias), Hkv, d.qkNorm ? 'k_norm' : undefined), cos, sin);
-      const v = heads(proj(a, `${h}self_attn.v_proj`, d.qkvBias), Hkv);
-      const kv = cache ? cache.append(l, k, v) : { k, v };
-      const y = groupedAttention(q, kv.k, kv.v, { mask, keyBias });
-      x = tf.add(x, proj(y, `${h}self_attn.o_proj`, d.oBias));
-      const m = rmsNorm(x, p(`${h}post_attention_layernorm.weight`), d.rmsNormEps);
+      const q = rotated(proj(a, `${h}self_attn.q_proj`, d.qkvBias), H, d.qkNorm ? 'q_norm' : undefined);
+      const k = rotated(proj(a, `${h}self_attn.k_proj`, d.qkvBias), Hkv, d.qkNorm ? 'k_norm' : undefined);
+      const v = proj(a, `${h}self_attn.v_proj`, d.qkvBias) as tf.Tensor3D;
+      const kv = cache ? cache.append(l, k, v, 1) : { k, v };
+      const mask = () => (cache ? cachedCausalMask(offset, T) : ctx.causalMask(T));
+      const y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias });
+      const mid = tf.add(x, proj(y, `${h}self_attn.o_proj`, d.oBias));
+      const m = rmsNorm(mid, p(`${h}post_attention_layernorm.weight`), d.rmsNormEps);
       const inner = swiglu(proj(m, `${h}mlp.gate_proj`, d.mlpBias), proj(m, `${h}mlp.up_proj`, d.mlpBias));
-      x = tf.add(x, proj(inner, `${h}mlp.down_proj`, d.mlpBias));
+      return tf.add(mid, proj(inner, `${h}mlp.down_proj`, d.mlpBias));
+    };
+
+    const consts = keyBias ? [tables.cos, tables.sin, keyBias] : [tables.cos, tables.sin];
+    let x: tf.Tensor = tf.gather(p('model.embed_tokens.weight'), idx.reshape([-1])).reshape([B, T, C]);
+    for (let l = 0; l < c.nLayer; l++) {
+      const checkpoint = ctx.checkpoint;
+      const input = x;
+      // a scope per layer: what the backward pass does not keep is freed now, not after the last layer
+      x = tf.tidy(() =>
+        checkpoint
+          ? recomputedInBackward((xin, saved) => layer(l, xin, saved), input, consts, checkpoint.trainable(`model.layers.${l}.`))
+          : layer(l, input, consts),
+      );
     }
     cache?.advance(T);
     return rmsNorm(x, p('model.norm.weight'), d.rmsNormEps) as tf.Tensor3D;

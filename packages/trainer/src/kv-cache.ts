@@ -7,18 +7,19 @@ import * as tf from '@tensorflow/tfjs';
 export class KvCache {
   /** Positions held (the next token's position). */
   length = 0;
-  private readonly keys: Array<tf.Tensor4D | undefined> = [];
-  private readonly values: Array<tf.Tensor4D | undefined> = [];
+  private readonly keys: Array<tf.Tensor | undefined> = [];
+  private readonly values: Array<tf.Tensor | undefined> = [];
 
   /**
-   * Appends a layer's new keys and values ([B, heads, T, hd]) and answers the whole sequence's.
+   * Appends a layer's new keys and values and answers the whole sequence's: positions lie along
+   * `axis` (2 for [B, heads, T, hd], GPT's; 1 for [B, T, heads * hd], the llama architecture's).
    * Call once per layer per forward; `advance` after the last layer.
    */
-  append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
-    const oldK = this.keys[layer];
-    const oldV = this.values[layer];
-    const allK = oldK ? (tf.concat([oldK, k], 2) as tf.Tensor4D) : k;
-    const allV = oldV ? (tf.concat([oldV, v], 2) as tf.Tensor4D) : v;
+  append<R extends tf.Rank>(layer: number, k: tf.Tensor<R>, v: tf.Tensor<R>, axis = 2): { k: tf.Tensor<R>; v: tf.Tensor<R> } {
+    const oldK = this.keys[layer] as tf.Tensor<R> | undefined;
+    const oldV = this.values[layer] as tf.Tensor<R> | undefined;
+    const allK = oldK ? tf.concat([oldK, k], axis) : k;
+    const allV = oldV ? tf.concat([oldV, v], axis) : v;
     this.keys[layer] = tf.keep(allK.clone());
     this.values[layer] = tf.keep(allV.clone());
     oldK?.dispose();

@@ -26,6 +26,11 @@ export interface ForwardOptions {
    * positions cache.length.., which attend to every cached position; the cache grows by T.
    */
   cache?: KvCache;
+  /**
+   * Activation checkpointing (llama architecture, training): each layer keeps only its input for the
+   * backward pass, which recomputes the layer. Less memory for about one more forward pass.
+   */
+  checkpointActivations?: boolean;
 }
 
 let modelCounter = 0;
@@ -124,6 +129,11 @@ export class Transformer {
     return new Map([...this.params].filter(([n]) => !this.frozen.has(n)));
   }
 
+  /** The trainable parameters whose names start with prefix. */
+  private trainableUnder(prefix: string): tf.Variable[] {
+    return [...this.params].filter(([n]) => n.startsWith(prefix) && !this.frozen.has(n)).map(([, v]) => v);
+  }
+
   numParams(): number {
     return [...this.params.values()].reduce((n, p) => n + p.size, 0);
   }
@@ -144,6 +154,20 @@ export class Transformer {
 
   /** The language-model head over final hidden states [B, T, C] -> logits [B, T, V]. */
   head(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => this.headFlat(x).reshape([x.shape[0], x.shape[1], this.config.vocabSize]) as tf.Tensor3D);
+  }
+
+  /**
+   * idx [B, T] -> logits [B * T, V], what the losses take. No reshape of the logits is recorded:
+   * TensorFlow.js's reshape gradient keeps its input, the largest tensor of a step, alive until the
+   * backward pass reaches it.
+   */
+  forwardFlat(idx: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    return tf.tidy(() => this.headFlat(this.hidden(idx, opts)));
+  }
+
+  /** The head over hidden states [B, T, C] -> logits [B * T, V]. */
+  private headFlat(x: tf.Tensor3D): tf.Tensor2D {
     return tf.tidy(() => {
       const c = this.config;
       const [B, T, C] = x.shape;
@@ -159,7 +183,7 @@ export class Transformer {
       const head = c.tiedEmbeddings ? p(embedding) : p('lm_head.weight'); // (V, C)
       let logits: tf.Tensor = linear(h.reshape([B * T, C]), head, undefined, true); // (B*T, C) x (V, C)^T
       if (c.arch === 'bert') logits = tf.add(logits, p('mlm_head.bias'));
-      return logits.reshape([B, T, c.vocabSize]) as tf.Tensor3D;
+      return logits as tf.Tensor2D;
     });
   }
 
@@ -186,6 +210,7 @@ export class Transformer {
             dropout: opts.training ? lora.dropout : 0,
             seed: opts.seed ?? 0,
           },
+          checkpoint: opts.checkpointActivations && opts.training ? { trainable: (prefix: string) => this.trainableUnder(prefix) } : undefined,
         };
         return decoderHidden(c, ctx, idx, opts.attentionMask, cache);
       }

@@ -1,8 +1,8 @@
 // The 'native' TensorFlow.js backend: tensors live in ordinary JavaScript typed arrays (no wasm
 // heap, so no 4 GB ceiling), every kernel of the pure-JS cpu backend is available, and the hot
 // ones run in C through @crucible/native-kernels: matrix products on OpenBLAS, same-shape addition,
-// and fused kernels of our own (linear layer, LayerNorm, GELU, multi-head attention, cross-entropy)
-// with their gradients. Optimizer updates and gradient norms work in place on the same arrays.
+// and fused kernels of our own (linear layer, LayerNorm, GELU, multi-head attention, cross-entropy;
+// for the llama architecture RMSNorm, RoPE, SwiGLU and grouped-query attention) with their gradients. Optimizer updates and gradient norms work in place on the same arrays.
 
 import { createRequire } from 'node:module';
 import { totalmem } from 'node:os';
@@ -25,6 +25,13 @@ export const K = {
   attention: 'CrucibleAttention',
   attentionGrad: 'CrucibleAttentionGrad',
   crossEntropy: 'CrucibleCrossEntropy',
+  rmsNorm: 'CrucibleRmsNorm',
+  rmsNormGrad: 'CrucibleRmsNormGrad',
+  rope: 'CrucibleRope',
+  swiglu: 'CrucibleSwiglu',
+  swigluGrad: 'CrucibleSwigluGrad',
+  gqa: 'CrucibleGqaAttention',
+  gqaGrad: 'CrucibleGqaAttentionGrad',
 } as const;
 
 let kernels: NativeKernels | null | undefined;
@@ -358,7 +365,87 @@ export function registerNativeBackend(k: NativeKernels): void {
     return [out(bk, [], Float32Array.of(loss)), out(bk, [N, V], d)];
   });
 
+  registerDecoderKernels(k, reg);
   registerGradients();
+}
+
+/** RMSNorm, RoPE, SwiGLU and grouped-query attention (the llama architecture), forward and backward. */
+function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kernelFunc: tf.KernelFunc) => void): void {
+  // RMSNorm over the last axis: [y, rstd]
+  reg(K.rmsNorm, ({ inputs, attrs, backend }) => {
+    const { x, w } = inputs as { x: Info; w: Info };
+    const { eps } = attrs as unknown as { eps: number };
+    const bk = be(backend);
+    const C = x.shape[x.shape.length - 1] as number;
+    const rows = size(x.shape) / C;
+    const y = alloc(bk, rows * C);
+    const rstd = alloc(bk, rows);
+    k.rmsNorm(f32(bk, x), f32(bk, w), y, rstd, rows, C, eps);
+    return [out(bk, x.shape, y), out(bk, [rows], rstd)];
+  });
+  reg(K.rmsNormGrad, ({ inputs, backend }) => {
+    const { dy, x, w, rstd } = inputs as { dy: Info; x: Info; w: Info; rstd: Info };
+    const bk = be(backend);
+    const C = x.shape[x.shape.length - 1] as number;
+    const rows = size(x.shape) / C;
+    const dx = alloc(bk, rows * C);
+    const dw = alloc(bk, C);
+    k.rmsNormBackward(f32(bk, dy), f32(bk, x), f32(bk, w), f32(bk, rstd), dx, dw, rows, C);
+    return [out(bk, x.shape, dx), out(bk, [C], dw)];
+  });
+
+  // x [B, T, n, hd] rotated by the tables cos and sin [T, hd]; `backward`: the transposed rotation
+  reg(K.rope, ({ inputs, attrs, backend }) => {
+    const { x, cos, sin } = inputs as { x: Info; cos: Info; sin: Info };
+    const { backward } = attrs as unknown as { backward: boolean };
+    const bk = be(backend);
+    const [B, T, n, hd] = x.shape as [number, number, number, number];
+    const y = alloc(bk, size(x.shape));
+    k.rope(f32(bk, x), f32(bk, cos), f32(bk, sin), y, B, T, n, hd, backward);
+    return out(bk, x.shape, y);
+  });
+
+  reg(K.swiglu, ({ inputs, backend }) => {
+    const { gate, up } = inputs as { gate: Info; up: Info };
+    const bk = be(backend);
+    const y = alloc(bk, size(gate.shape));
+    k.swiglu(f32(bk, gate), f32(bk, up), y, y.length);
+    return out(bk, gate.shape, y);
+  });
+  reg(K.swigluGrad, ({ inputs, backend }) => {
+    const { gate, up, dy } = inputs as { gate: Info; up: Info; dy: Info };
+    const bk = be(backend);
+    const n = size(gate.shape);
+    const dgate = alloc(bk, n);
+    const dup = alloc(bk, n);
+    k.swigluBackward(f32(bk, gate), f32(bk, up), f32(bk, dy), dgate, dup, n);
+    return [out(bk, gate.shape, dgate), out(bk, gate.shape, dup)];
+  });
+
+  // q [B, T, H * hd], k and v [B, S, Hkv * hd]: [out [B, T, H * hd], probs [B, H, T, S]]
+  reg(K.gqa, ({ inputs, attrs, backend }) => {
+    const { q, k: key, v, keyBias } = inputs as { q: Info; k: Info; v: Info; keyBias?: Info };
+    const { H, Hkv, causal } = attrs as unknown as { H: number; Hkv: number; causal: number };
+    const bk = be(backend);
+    const [B, T, HD] = q.shape as [number, number, number];
+    const S = key.shape[1] as number;
+    const o = alloc(bk, B * T * HD);
+    const probs = alloc(bk, B * H * T * S);
+    k.gqaAttention(f32(bk, q), f32(bk, key), f32(bk, v), o, probs, B, T, S, H, Hkv, HD / H, causal, keyBias ? f32(bk, keyBias) : null);
+    return [out(bk, q.shape, o), out(bk, [B, H, T, S], probs)];
+  });
+  reg(K.gqaGrad, ({ inputs, attrs, backend }) => {
+    const { dy, q, k: key, v, probs } = inputs as { dy: Info; q: Info; k: Info; v: Info; probs: Info };
+    const { H, Hkv, causal } = attrs as unknown as { H: number; Hkv: number; causal: number };
+    const bk = be(backend);
+    const [B, T, HD] = q.shape as [number, number, number];
+    const S = key.shape[1] as number;
+    const dq = alloc(bk, size(q.shape));
+    const dk = alloc(bk, size(key.shape));
+    const dv = alloc(bk, size(v.shape));
+    k.gqaAttentionBackward(f32(bk, dy), f32(bk, q), f32(bk, key), f32(bk, v), f32(bk, probs), dq, dk, dv, B, T, S, H, Hkv, HD / H, causal);
+    return [out(bk, q.shape, dq), out(bk, key.shape, dk), out(bk, v.shape, dv)];
+  });
 }
 
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
@@ -408,13 +495,62 @@ function registerGradients(): void {
     },
   });
   tf.registerGradient({
+    kernelName: K.rmsNorm,
+    inputsToSave: ['x', 'w'],
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved) => {
+      const [x, w, rstd] = saved as tf.Tensor[];
+      const [dx, dw] = run(K.rmsNormGrad, { dy: (dys as tf.Tensor[])[0] as tf.Tensor, x, w, rstd } as tf.NamedTensorMap) as tf.Tensor[];
+      return { x: () => dx as tf.Tensor, w: () => dw as tf.Tensor };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.rope,
+    inputsToSave: ['cos', 'sin'],
+    gradFunc: (dy, saved) => {
+      const [cos, sin] = saved as [tf.Tensor, tf.Tensor];
+      return {
+        x: () => run(K.rope, { x: dy as tf.Tensor, cos, sin }, { backward: true }) as tf.Tensor,
+        cos: () => tf.zerosLike(cos),
+        sin: () => tf.zerosLike(sin),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.swiglu,
+    inputsToSave: ['gate', 'up'],
+    gradFunc: (dy, saved) => {
+      const [gate, up] = saved as [tf.Tensor, tf.Tensor];
+      const [dgate, dup] = run(K.swigluGrad, { gate, up, dy: dy as tf.Tensor }) as tf.Tensor[];
+      return { gate: () => dgate as tf.Tensor, up: () => dup as tf.Tensor };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.gqa,
+    inputsToSave: ['q', 'k', 'v'],
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [q, key, v, probs] = saved as tf.Tensor[];
+      const [dq, dk, dv] = run(K.gqaGrad, { dy: (dys as tf.Tensor[])[0] as tf.Tensor, q, k: key, v, probs } as tf.NamedTensorMap, attrs) as tf.Tensor[];
+      return {
+        q: () => dq as tf.Tensor,
+        k: () => dk as tf.Tensor,
+        v: () => dv as tf.Tensor,
+        keyBias: () => tf.zeros([(q as tf.Tensor).shape[0] as number, (key as tf.Tensor).shape[1] as number]),
+      };
+    },
+  });
+  tf.registerGradient({
     kernelName: K.crossEntropy,
     inputsToSave: ['targets'],
     outputsToSave: [false, true],
     gradFunc: (dys, saved) => {
       const [targets, dlogits] = saved as [tf.Tensor, tf.Tensor];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
       return {
-        logits: () => tf.mul(dlogits, (dys as tf.Tensor[])[0] as tf.Tensor),
+        // the loss is usually the end of the graph (dy = 1): then dlogits is the gradient, with no
+        // second [N, V] tensor
+        logits: () => (dy.dataSync()[0] === 1 ? tf.clone(dlogits) : tf.mul(dlogits, dy)),
         targets: () => tf.zeros(targets.shape),
         weights: () => tf.zeros(targets.shape),
       };

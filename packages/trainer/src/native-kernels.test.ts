@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend';
 import { modelConfig } from './config';
+import { decoderAttention, rmsNorm, rope, ropeInverseFrequencies, ropeTables, swiglu } from './decoder-ops';
+import { cachedCausalMask } from './kv-cache';
 import { Transformer } from './model';
 import { nativeKernels, ownedValues } from './native-backend';
 import { attention, crossEntropy, gelu, layerNorm, linear } from './ops';
@@ -167,6 +169,60 @@ describe.skipIf(!k)('native backend kernels', () => {
       (logits) => crossEntropy(logits as tf.Tensor2D, tf.tensor1d(targets, 'int32'), weights ? tf.tensor1d(weights) : undefined).reshape([1]),
       [input([N, V], seed, 3)],
     );
+  });
+
+  it.each([1, 2, 3])('RMSNorm and SwiGLU (random shapes, seed %i)', async (seed) => {
+    const [B, T, C] = [randInt(1, 4, seed), randInt(1, 9, seed + 1), randInt(2, 48, seed + 2)];
+    await check('rmsNorm', (x, w) => rmsNorm(x as tf.Tensor, w as tf.Tensor, 1e-5), [input([B, T, C], seed, 2), input([C], seed + 1)]);
+    // per head (Qwen3's q/k norm): rows of head_dim inside a 4-D tensor
+    await check('rmsNorm per head', (x, w) => rmsNorm(x as tf.Tensor, w as tf.Tensor, 1e-6), [input([B, T, 3, 8], seed + 2), input([8], seed + 3)]);
+    await check('swiglu', (g, u) => swiglu(g as tf.Tensor, u as tf.Tensor), [input([B, T, C], seed + 4, 6), input([B, T, C], seed + 5, 2)]);
+  });
+
+  it.each([
+    [1, 0],
+    [2, 3],
+  ])('RoPE in the rotate_half layout (seed %i, first position %i), with Llama 3 scaling', async (seed, at) => {
+    const [B, T, n] = [randInt(1, 3, seed), randInt(1, 7, seed + 1), randInt(1, 4, seed + 2)];
+    const hd = 2 * randInt(1, 8, seed + 3);
+    const inv = ropeInverseFrequencies({
+      headDim: hd,
+      ropeTheta: 500000,
+      ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8 },
+    });
+    const { cos, sin } = tf.tidy(() => {
+      const t = ropeTables(inv, at, T);
+      return { cos: tf.keep(t.cos), sin: tf.keep(t.sin) };
+    });
+    await check('rope', (x) => rope(x as tf.Tensor4D, cos, sin), [input([B, T, n, hd], seed, 2)]);
+    tf.dispose([cos, sin]);
+  });
+
+  it.each([
+    [1, 1, 0, false],
+    [2, 3, 0, true],
+    [3, 2, 4, false],
+    [4, 4, 2, true],
+  ])('grouped-query attention (seed %i, %i query heads per key/value head, offset %i, padding %s)', async (seed, group, offset, padded) => {
+    const [B, T, Hkv, hd] = [randInt(1, 3, seed), randInt(1, 9, seed + 1), randInt(1, 3, seed + 2), randInt(1, 8, seed + 3)];
+    const H = group * Hkv;
+    const S = offset + T;
+    const keyBias = padded
+      ? tf.keep(
+          tf.tensor2d(
+            Float32Array.from({ length: B * S }, (_, i) => (i % S === 0 || i % 3 !== 2 ? 0 : -1e9)),
+            [B, S],
+          ),
+        )
+      : undefined;
+    const mask = () => cachedCausalMask(offset, T);
+    await check(
+      'gqa attention',
+      (q, k, v) =>
+        decoderAttention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, H, Hkv, { offset, mask, keyBias: keyBias as tf.Tensor2D | undefined }),
+      [input([B, T, H * hd], seed, 2), input([B, S, Hkv * hd], seed + 1, 2), input([B, S, Hkv * hd], seed + 2)],
+    );
+    keyBias?.dispose();
   });
 
   it('matrix products (batched, transposed), broadcast add/multiply, leading-axis sums and row lookups match the cpu backend', async () => {

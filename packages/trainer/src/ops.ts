@@ -71,14 +71,15 @@ export const mmBias = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, transposed = false): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1] as number;
   const outDim = w.shape[transposed ? 0 : 1] as number;
-  const x2 = x.reshape([-1, inDim]) as tf.Tensor2D;
+  // 2-D operands are not reshaped: a recorded reshape keeps its input alive for the backward pass
+  const x2 = (x.rank === 2 ? x : x.reshape([-1, inDim])) as tf.Tensor2D;
   let y: tf.Tensor;
   if (fusedKernels()) y = runFused(K.linear, b ? { x: x2, w, b } : { x: x2, w }, { transposeW: transposed }) as tf.Tensor;
   else {
     const w2 = (transposed ? tf.transpose(w) : w) as tf.Tensor2D;
     y = b ? mmBias(x2, w2, b as tf.Tensor1D) : mm(x2, w2);
   }
-  return y.reshape([...x.shape.slice(0, -1), outDim]);
+  return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), outDim]);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);

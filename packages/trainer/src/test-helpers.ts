@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { initBackend } from './backend';
+import { variableGrads } from './backprop';
 import { type ModelConfig, modelConfig } from './config';
 import type { Transformer } from './model';
 import { batchLoss } from './train';
@@ -37,7 +38,7 @@ export function gradCheck(model: Transformer, names: string[], B: number, T: num
   const x = randomTokens(B * T, V, 3);
   const y = randomTokens(B * T, V, 4);
   const vars = [...model.params.values()];
-  const { grads } = tf.variableGrads(() => batchLoss(model, { B, T, x, y, w }, false), vars);
+  const { grads } = variableGrads(() => batchLoss(model, { B, T, x, y, w }, false), vars); // the trainer's backward walk
   const h = 1e-2;
   let checked = 0;
   for (const name of names) {

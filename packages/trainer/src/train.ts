@@ -5,6 +5,7 @@
 import type { Tokenizer, Weights } from '@crucible/model-files';
 import { TRAINING_DEFAULTS as D, defaultShortWindows, defaultWarmupSteps, isCausal, type TrainConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
+import { variableGrads } from './backprop';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
 import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data';
@@ -196,7 +197,7 @@ export class Trainer {
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
       const batch = this.source.next(shape);
       const seed = mixSeed(c.seed, this.step, micro);
-      const { value, grads } = tf.variableGrads(() => batchLoss(this.model, batch, true, seed), vars);
+      const { value, grads } = variableGrads(() => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing), vars);
       loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
       value.dispose();
       for (const [vname, g] of Object.entries(grads)) {
@@ -279,10 +280,10 @@ export class Trainer {
 }
 
 /** Weighted cross-entropy of one batch (the training objective). */
-export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0): tf.Scalar {
+export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0, checkpointActivations = false): tf.Scalar {
   return tf.tidy(() => {
     const { B, T } = batch;
-    const logits = model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed }).reshape([B * T, -1]) as tf.Tensor2D;
+    const logits = model.forwardFlat(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed, checkpointActivations });
     const w = batch.w ? tf.tensor1d(batch.w) : undefined;
     return crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), w);
   });

@@ -9,6 +9,8 @@ export const TRAINING_DEFAULTS = {
   maxSteps: 2000,
   batchSize: 12,
   gradAccumSteps: 1,
+  /** Recompute each layer in the backward pass instead of keeping its activations (llama architecture). */
+  activationCheckpointing: false,
   /** Peak learning rate when training from scratch (pretrain, mlm). */
   learningRate: 1e-3,
   /** Peak learning rate of masked-LM pretraining (bert presets). */

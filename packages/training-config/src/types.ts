@@ -59,6 +59,11 @@ export interface TrainConfig {
    * growing the windows gradually lets the later positions learn from there.
    */
   shortWindows?: { seqLen: number; steps: number; holdSteps?: number };
+  /**
+   * Activation checkpointing (llama-architecture models): each layer keeps only its input for the
+   * backward pass, which recomputes the layer. Less memory for about one more forward pass.
+   */
+  activationCheckpointing?: boolean;
 }
 
 /** The shape of a transformer; one config describes both architectures. */

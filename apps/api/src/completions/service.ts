@@ -2,7 +2,6 @@
 // queue job; streamed text comes back over a Redis channel, the final result as the job's return
 // value. A problem of the request found by the worker (too long, no mask) comes back as a 400.
 import {
-  CHAT_STOP,
   CrucibleError,
   type EmbeddingPayload,
   type FillMaskPayload,

@@ -69,6 +69,22 @@ describe('resolveHyperparameters', () => {
     expect(() => resolveHyperparameters('mlm', llama)).toThrow(/needs a bert model/);
   });
 
+  it('activation checkpointing: off by default, on for llama-architecture weights when asked, refused elsewhere naming the field', () => {
+    const llama = { ...trained, arch: 'llama' as const };
+    const on = resolveHyperparameters('supervised', llama, { activation_checkpointing: true });
+    expect(on.activation_checkpointing).toBe(true);
+    expect(trainConfigFor(on, 'supervised', { maxSteps: 10, warmupSteps: 1 }, 1).activationCheckpointing).toBe(true);
+    expect(resolveHyperparameters('supervised', llama).activation_checkpointing).toBe(false);
+    try {
+      resolveHyperparameters('supervised', trained, { activation_checkpointing: true });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(CrucibleError);
+      expect((err as CrucibleError).param).toBe('method.supervised.hyperparameters.activation_checkpointing');
+      expect((err as CrucibleError).message).toMatch(/applies to llama-architecture models.*this model is gpt/);
+    }
+  });
+
   it('continues pretraining from trained weights with their tokenizer', () => {
     expect(resolveHyperparameters('pretrain', trained).tokenizer).toEqual({ type: 'inherited' });
     expect(() => resolveHyperparameters('pretrain', trained, { tokenizer: { type: 'char' } })).toThrow(/reuses their tokenizer/);

@@ -39,6 +39,7 @@ export interface ResolvedHyperparameters {
   beta2: number;
   max_grad_norm: number;
   gradient_accumulation_steps: number;
+  activation_checkpointing: boolean;
   block_size: number;
   dropout: number;
   eval_interval: number;
@@ -108,6 +109,13 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   if (base.kind === 'trained' && hp.tokenizer) {
     throw new CrucibleError('invalid_hyperparameters', 'a job that starts from trained weights reuses their tokenizer', p('tokenizer'));
   }
+  if (hp.activation_checkpointing && arch !== 'llama') {
+    throw new CrucibleError(
+      'invalid_hyperparameters',
+      `activation_checkpointing applies to llama-architecture models (Llama, Qwen, SmolLM); this model is ${arch}`,
+      p('activation_checkpointing'),
+    );
+  }
   if (hp.chat_loss !== undefined && method !== 'supervised') {
     throw new CrucibleError('invalid_hyperparameters', 'chat_loss applies to supervised jobs on chat data', p('chat_loss'));
   }
@@ -137,6 +145,7 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     beta2: hp.beta2 ?? D.optimizer.beta2,
     max_grad_norm: hp.max_grad_norm ?? D.maxGradNorm,
     gradient_accumulation_steps: hp.gradient_accumulation_steps ?? D.gradAccumSteps,
+    activation_checkpointing: hp.activation_checkpointing ?? D.activationCheckpointing,
     block_size: block,
     dropout: hp.dropout ?? D.dropout,
     eval_interval: hp.eval_interval ?? D.evalInterval,
@@ -211,6 +220,7 @@ export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, s
     batchSize: h.batch_size,
     seqLen: h.block_size,
     gradAccumSteps: h.gradient_accumulation_steps,
+    activationCheckpointing: h.activation_checkpointing ?? D.activationCheckpointing, // records from before the option lack it
     maxGradNorm: h.max_grad_norm,
     evalInterval: h.eval_interval,
     evalBatches: h.eval_batches,

@@ -53,6 +53,13 @@ export const Hyperparameters = Type.Object(
     beta2: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, default: D.optimizer.beta2 })),
     max_grad_norm: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, default: D.maxGradNorm, description: '0 disables clipping.' })),
     gradient_accumulation_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: D.gradAccumSteps })),
+    activation_checkpointing: Type.Optional(
+      Type.Boolean({
+        default: D.activationCheckpointing,
+        description:
+          'Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.',
+      }),
+    ),
     block_size: Type.Optional(Type.Integer({ minimum: 4, maximum: 4096, description: 'Context length; default: the model preset.' })),
     dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: D.dropout })),
     eval_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: D.evalInterval, description: '0: evaluate only at the end.' })),
