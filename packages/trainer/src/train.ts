@@ -64,6 +64,7 @@ export function defaultTrainConfig(model: ModelConfig, overrides: Partial<TrainC
     seqLen: model.blockSize,
     gradAccumSteps: D.gradAccumSteps,
     maxGradNorm: D.maxGradNorm,
+    activationCheckpointing: D.activationCheckpointing,
     evalInterval: D.evalInterval,
     evalBatches: D.evalBatches,
     logInterval: D.logInterval,
@@ -143,7 +144,8 @@ export class Trainer {
    * Continues a run from a decoded training checkpoint; the trainer takes ownership of its model
    * (decode once, read the tokenizer to encode the data, then hand the checkpoint over).
    */
-  static fromCheckpoint(ck: DecodedCheckpoint, data: TrainData): Trainer {
+  /** Resumes a training checkpoint; `over` changes its config before the trainer checks it (a resumed job's steps). */
+  static fromCheckpoint(ck: DecodedCheckpoint, data: TrainData, over: Partial<Pick<TrainConfig, 'maxSteps'>> = {}): Trainer {
     if (!ck.train || !ck.state) throw new Error('checkpoint has no training state (it is a model export)');
     const optimizer = new Optimizer(ck.train.optimizer);
     const m = new Map<string, tf.Tensor>();
@@ -151,7 +153,7 @@ export class Trainer {
     for (const [k, t] of ck.optimizerState) (k.startsWith('m.') ? m : v).set(k.slice(2), tf.tensor(t.data, t.shape));
     optimizer.restore(ck.state.optimizerT, m, v, ck.model.trainable());
     for (const t of [...m.values(), ...v.values()]) t.dispose();
-    const trainer = new Trainer(ck.model, ck.tokenizer, ck.train, data, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
+    const trainer = new Trainer(ck.model, ck.tokenizer, { ...ck.train, ...over }, data, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
     trainer.baseModel = ck.baseModel;
     return trainer;
   }
