@@ -1,6 +1,9 @@
 // The quickstart: bring Crucible up on this machine with embedded defaults, create a project and
 // API key, and run a real job end to end (upload Tiny Shakespeare, pretrain gpt-nano on it, then
 // sample from the trained model). `--serve` keeps the API and worker running afterwards.
+// SIGINT (Ctrl-C) or SIGTERM at any point stops the worker first (a running job saves a checkpoint
+// and is queued again, to resume from it at the next start), then the API, then the local services.
+// CRUCIBLE_STATE_DIR: where the local services keep their data (default .crucible).
 //   npm run quickstart [-- --steps 300] [-- --serve] [-- --embedded-postgres]
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -19,7 +22,9 @@ const num = (name: string, d: number) => {
 };
 
 async function main() {
-  const services = await startLocalServices(join(root, '.crucible'), process.env, { embeddedPostgres: arg('--embedded-postgres') });
+  const services = await startLocalServices(process.env.CRUCIBLE_STATE_DIR ?? join(root, '.crucible'), process.env, {
+    embeddedPostgres: arg('--embedded-postgres'),
+  });
   for (const n of services.notes) console.log(`  ${n}`);
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -37,11 +42,30 @@ async function main() {
   console.log(`Dashboard: ${server.url}/dashboard/  (sign in with the key below)`);
   console.log(`Project ${projectId}, API key (shown once): ${secret}\n`);
 
-  const shutdown = async () => {
-    await worker.close();
-    await server.close();
-    await services.stop();
-  };
+  // worker first: its running job checkpoints and is queued again before the API and the services go
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      await worker.close();
+      await server.close();
+      await services.stop();
+    })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) return; // already stopping: let the checkpoint finish
+      console.log(`\n${sig}: stopping the worker (a running job saves a checkpoint and resumes from it at the next start), then the API`);
+      shutdown().then(
+        () => {
+          console.log('stopped');
+          process.exit(0);
+        },
+        (err: Error) => {
+          console.error(`stopping failed: ${err.message}`);
+          process.exit(1);
+        },
+      );
+    });
+  }
   try {
     const crucible = new Crucible({ baseUrl, apiKey: secret });
     const text = readFileSync(join(root, 'data/tinyshakespeare.txt'), 'utf8').slice(0, num('--chars', 300_000));
@@ -77,12 +101,12 @@ async function main() {
       `try it yourself:\n  curl ${baseUrl}/completions -H 'authorization: Bearer ${secret}' -H 'content-type: application/json' \\\n    -d '{"model": "${done.fine_tuned_model}", "prompt": "JULIET:", "max_tokens": 100}'`,
     );
   } catch (err) {
+    if (stopping) return; // a signal is stopping everything: the job's failure to answer is that
     await shutdown();
     throw err;
   }
   if (arg('--serve')) {
     console.log('\nserving; Ctrl-C to stop');
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void shutdown().then(() => process.exit(0)));
   } else {
     await shutdown();
   }

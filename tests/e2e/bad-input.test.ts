@@ -77,6 +77,21 @@ describe('bad input', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it.each([
+    ['supervised', { learning_rate: -1 }, 'method.supervised.hyperparameters.learning_rate', /must be >/],
+    ['supervised', { max_steps: -5 }, 'method.supervised.hyperparameters.max_steps', /must be >=/],
+    ['supervised', { max_step: 3 }, 'method.supervised.hyperparameters.max_step', /unknown field/],
+    ['mlm', { batch_size: 0 }, 'method.mlm.hyperparameters.batch_size', /must be >=/],
+  ])('names the field and the rule in a %s job too (%j at %s)', async (type, hp, param, rule) => {
+    const before = await counts();
+    const r = await post('/fine_tuning/jobs', { model: 'gpt-nano', training_file: textFile, method: { type, [type]: { hyperparameters: hp } } });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ code: 'invalid_hyperparameters', param });
+    expect(r.body.error.message).toMatch(rule);
+    expect(r.body.error.message).toContain(param);
+    expect(await counts()).toEqual(before);
+  });
+
   it('rejects a method that does not fit the model, and a file of the wrong kind', async () => {
     const r1 = await post('/fine_tuning/jobs', { model: 'gpt-nano', training_file: textFile, method: { type: 'mlm' } });
     expect(r1.body.error).toMatchObject({ code: 'unsupported_method', param: 'model' });

@@ -24,13 +24,15 @@ const CSP =
 
 export async function registerDashboard(app: FastifyInstance, dir: string): Promise<void> {
   const root = normalize(dir);
-  const send = async (reply: FastifyReply, rel: string) => {
+  // Sends the file when there is one. Answers whether it did: not the reply itself, which is a
+  // thenable (awaiting it waits for the response to finish and gives undefined).
+  const send = async (reply: FastifyReply, rel: string): Promise<boolean> => {
     const path = normalize(join(root, rel));
     if (path !== root && !path.startsWith(root + sep)) throw new CrucibleError('not_found', 'no such dashboard file', null);
     const info = await stat(path).catch(() => null);
-    if (!info?.isFile()) return null;
+    if (!info?.isFile()) return false;
     const immutable = rel.startsWith('assets/'); // content-hashed names
-    return reply
+    reply
       .header('content-type', TYPES[extname(path)] ?? 'application/octet-stream')
       .header('content-length', info.size)
       .header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
@@ -38,17 +40,14 @@ export async function registerDashboard(app: FastifyInstance, dir: string): Prom
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
       .send(createReadStream(path));
+    return true;
   };
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/dashboard/'));
   app.get('/dashboard', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/dashboard/'));
   app.get('/dashboard/*', { schema: { hide: true } }, async (req, reply) => {
     const rel = decodeURIComponent((req.params as { '*': string })['*'] || 'index.html');
-    const sent = await send(reply, rel);
-    if (sent) return sent;
-    if (extname(rel) === '') {
-      const index = await send(reply, 'index.html'); // client-side routes
-      if (index) return index;
-    }
+    // client-side routes (no extension) get index.html
+    if ((await send(reply, rel)) || (extname(rel) === '' && (await send(reply, 'index.html')))) return reply;
     throw new CrucibleError(
       'not_found',
       rel === 'index.html' ? `the dashboard is not built (no ${join(root, 'index.html')}): run npm run build` : `no dashboard file ${rel}`,

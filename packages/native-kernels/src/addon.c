@@ -32,6 +32,12 @@ static int threads = 1;
     return NULL;                                    \
   } while (0)
 
+#define FAIL_MEMORY()                                                                    \
+  do {                                                                                   \
+    napi_throw_error(env, "ENOMEM", "crucible_native: out of memory for a kernel's scratch buffer"); \
+    return NULL;                                                                         \
+  } while (0)
+
 // A typed array's data when it has the given type and at least `need` elements, else NULL.
 // `optional`: null/undefined give NULL without error (ok stays true).
 static void* array(napi_env env, napi_value v, napi_typedarray_type want, int64_t need, bool optional, bool* ok) {
@@ -205,7 +211,7 @@ static napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
   float* dg = F32(6, C);
   float* db = F32_OPT(7, C);
   CHECK_ARRAYS("layerNormBackward");
-  K->layer_norm_backward(dy, x, g, mean, rstd, dx, dg, db, rows, C);
+  if (K->layer_norm_backward(dy, x, g, mean, rstd, dx, dg, db, rows, C) != 0) FAIL_MEMORY();
   return NULL;
 }
 
@@ -237,7 +243,7 @@ static napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   float* probs = F32(2, B * nh * T * T);
   float* dqkv = F32(3, 3 * n);
   CHECK_ARRAYS("attentionBackward");
-  K->attention_backward(dout, qkv, probs, dqkv, B, T, nh, hs, flag(env, argv[8]));
+  if (K->attention_backward(dout, qkv, probs, dqkv, B, T, nh, hs, flag(env, argv[8])) != 0) FAIL_MEMORY();
   return NULL;
 }
 
@@ -269,7 +275,7 @@ static napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
   float* dx = F32(4, rows * C);
   float* dw = F32(5, C);
   CHECK_ARRAYS("rmsNormBackward");
-  K->rms_norm_backward(dy, x, w, rstd, dx, dw, rows, C);
+  if (K->rms_norm_backward(dy, x, w, rstd, dx, dw, rows, C) != 0) FAIL_MEMORY();
   return NULL;
 }
 
@@ -354,7 +360,7 @@ static napi_value GqaAttentionBackward(napi_env env, napi_callback_info info) {
   float* dk = F32(6, B * S * Hkv * hd);
   float* dv = F32(7, B * S * Hkv * hd);
   CHECK_ARRAYS("gqaAttentionBackward");
-  K->gqa_attention_backward(dout, q, k, v, probs, dq, dk, dv, B, T, S, H, Hkv, hd, causal);
+  if (K->gqa_attention_backward(dout, q, k, v, probs, dq, dk, dv, B, T, S, H, Hkv, hd, causal) != 0) FAIL_MEMORY();
   return NULL;
 }
 

@@ -170,10 +170,11 @@ static void ck_layer_norm(const float* x, const float* g, const float* b, float*
 }
 
 // dx = rstd * (dy g - mean(dy g) - xhat mean(dy g xhat)); dg = sum dy xhat; db = sum dy.
-static void ck_layer_norm_backward(const float* dy, const float* x, const float* g, const float* mean, const float* rstd, float* dx,
+static int ck_layer_norm_backward(const float* dy, const float* x, const float* g, const float* mean, const float* rstd, float* dx,
                                        float* dg, float* db, int64_t rows, int64_t C) {
   int nt = (rows * C > PAR_MIN) ? omp_get_max_threads() : 1;
   float* part = calloc((size_t)nt * 2 * C, sizeof(float));
+  if (!part) return -1;
 #pragma omp parallel num_threads(nt)
   {
     int id = omp_get_thread_num();
@@ -213,6 +214,7 @@ static void ck_layer_norm_backward(const float* dy, const float* x, const float*
     if (db) db[j] = sb;
   }
   free(part);
+  return 0;
 }
 
 // ---- multi-head attention ----
@@ -316,19 +318,20 @@ static void ck_attention(const float* qkv, float* out, float* probs, int64_t B, 
       const float* vh = qh + 2 * C;
       float* p = probs + (b * nh + h) * T * T;
       // scores = scale q k^T (the causal upper triangle is computed, then zeroed by the softmax)
-      ck_gemm(0, 1, (int)T, (int)T, (int)hs, scale, qh, (int)ld, kh, (int)ld, 0.0f, p, (int)T);
+      ck_gemm(0, 1, T, T, hs, scale, qh, ld, kh, ld, 0.0f, p, T);
       parallel_softmax(p, T, T, causal ? 0 : -1, keyBias ? keyBias + b * T : NULL);
-      ck_gemm(0, 0, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, vh, (int)ld, 0.0f,
-                  out + b * T * C + h * hs, (int)C);
+      ck_gemm(0, 0, T, hs, T, 1.0f, p, T, vh, ld, 0.0f,
+                  out + b * T * C + h * hs, C);
     }
   }
 }
 
-static void ck_attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, int64_t B, int64_t T, int64_t nh,
+static int ck_attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, int64_t B, int64_t T, int64_t nh,
                                   int64_t hs, int causal) {
   int64_t C = nh * hs, ld = 3 * C;
   float scale = 1.0f / sqrtf((float)hs);
   float* dp = malloc((size_t)(T * T) * sizeof(float));
+  if (!dp) return -1;
   for (int64_t b = 0; b < B; b++) {
     for (int64_t h = 0; h < nh; h++) {
       int64_t off = b * T * ld + h * hs;
@@ -339,15 +342,16 @@ static void ck_attention_backward(const float* dout, const float* qkv, const flo
       const float* dy = dout + b * T * C + h * hs;
       const float* p = probs + (b * nh + h) * T * T;
       // dV = P^T dOut; dP = dOut V^T
-      ck_gemm(1, 0, (int)T, (int)hs, (int)T, 1.0f, p, (int)T, dy, (int)C, 0.0f, dv, (int)ld);
-      ck_gemm(0, 1, (int)T, (int)T, (int)hs, 1.0f, dy, (int)C, v, (int)ld, 0.0f, dp, (int)T);
+      ck_gemm(1, 0, T, hs, T, 1.0f, p, T, dy, C, 0.0f, dv, ld);
+      ck_gemm(0, 1, T, T, hs, 1.0f, dy, C, v, ld, 0.0f, dp, T);
       parallel_softmax_backward(dp, p, T, T, scale, causal ? 0 : -1);
       // dQ = dS K; dK = dS^T Q
-      ck_gemm(0, 0, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, k, (int)ld, 0.0f, dq, (int)ld);
-      ck_gemm(1, 0, (int)T, (int)hs, (int)T, 1.0f, dp, (int)T, q, (int)ld, 0.0f, dk, (int)ld);
+      ck_gemm(0, 0, T, hs, T, 1.0f, dp, T, k, ld, 0.0f, dq, ld);
+      ck_gemm(1, 0, T, hs, T, 1.0f, dp, T, q, ld, 0.0f, dk, ld);
     }
   }
   free(dp);
+  return 0;
 }
 
 // ---- cross-entropy ----

@@ -1,4 +1,5 @@
-// The kernel table: kernels.c compiled once per instruction set fills one of these.
+// The kernel table: kernels.c compiled once per instruction set fills one of these. Kernels that
+// need scratch memory return 0, or -1 when it could not be allocated (before writing anything).
 #ifndef CRUCIBLE_KERNELS_H
 #define CRUCIBLE_KERNELS_H
 #include <stdint.h>
@@ -14,23 +15,23 @@ typedef struct {
   void (*gelu)(const float* x, float* y, int64_t n);
   void (*gelu_backward)(const float* x, const float* dy, float* dx, int64_t n);
   void (*layer_norm)(const float* x, const float* g, const float* b, float* y, float* mean, float* rstd, int64_t rows, int64_t C, float eps);
-  void (*layer_norm_backward)(const float* dy, const float* x, const float* g, const float* mean, const float* rstd, float* dx, float* dg,
+  int (*layer_norm_backward)(const float* dy, const float* x, const float* g, const float* mean, const float* rstd, float* dx, float* dg,
                               float* db, int64_t rows, int64_t C);
   void (*attention)(const float* qkv, float* out, float* probs, int64_t B, int64_t T, int64_t nh, int64_t hs, int causal,
                     const float* keyBias);
-  void (*attention_backward)(const float* dout, const float* qkv, const float* probs, float* dqkv, int64_t B, int64_t T, int64_t nh,
+  int (*attention_backward)(const float* dout, const float* qkv, const float* probs, float* dqkv, int64_t B, int64_t T, int64_t nh,
                              int64_t hs, int causal);
   double (*cross_entropy)(const float* logits, const int32_t* targets, const float* weights, float* dlogits, int64_t N, int64_t V);
   void (*adam_update)(float* p, const float* g, float* m, float* v, int64_t n, int kind, float lr, float beta1, float beta2, float eps,
                       float wd, float bc1, float bc2, float gradScale);
   void (*rms_norm)(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t C, float eps);
-  void (*rms_norm_backward)(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows, int64_t C);
+  int (*rms_norm_backward)(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows, int64_t C);
   void (*rope)(const float* x, const float* cs, const float* sn, float* y, int64_t B, int64_t T, int64_t n, int64_t hd, int backward);
   void (*swiglu)(const float* gate, const float* up, float* y, int64_t n);
   void (*swiglu_backward)(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t n);
   void (*gqa_attention)(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T, int64_t S, int64_t H,
                         int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias);
-  void (*gqa_attention_backward)(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq, float* dk,
+  int (*gqa_attention_backward)(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq, float* dk,
                                  float* dv, int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal);
 } ck_table;
 

@@ -21,10 +21,11 @@ static void ck_rms_norm(const float* x, const float* w, float* y, float* rstd, i
 }
 
 // With u = dy w: dx = rstd u - x rstd^3 mean(u x); dw = sum over rows of dy x rstd.
-static void ck_rms_norm_backward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows,
+static int ck_rms_norm_backward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows,
                                  int64_t C) {
   int nt = (rows * C > PAR_MIN) ? omp_get_max_threads() : 1;
   float* part = calloc((size_t)nt * C, sizeof(float));
+  if (!part) return -1;
 #pragma omp parallel num_threads(nt)
   {
     float* pw = part + (size_t)omp_get_thread_num() * C;
@@ -51,6 +52,7 @@ static void ck_rms_norm_backward(const float* dy, const float* x, const float* w
     dw[j] = s;
   }
   free(part);
+  return 0;
 }
 
 // ---- rotary position embeddings ----
@@ -137,14 +139,15 @@ static void ck_gqa_attention(const float* q, const float* k, const float* v, flo
 
 // dV[g] = sum over the group's heads of P^T dOut; dQ = dS K[g]; dK[g] = sum of dS^T Q. The heads of
 // a group accumulate into their shared dK and dV (beta 1), so those are zeroed first.
-static void ck_gqa_attention_backward(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq,
+static int ck_gqa_attention_backward(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq,
                                       float* dk, float* dv, int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd,
                                       int64_t causal) {
   int64_t ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
   float scale = 1.0f / sqrtf((float)hd);
+  float* dp = malloc((size_t)(T * S) * sizeof(float));
+  if (!dp) return -1;
   memset(dk, 0, (size_t)(B * S * ldk) * sizeof(float));
   memset(dv, 0, (size_t)(B * S * ldk) * sizeof(float));
-  float* dp = malloc((size_t)(T * S) * sizeof(float));
   for (int64_t b = 0; b < B; b++) {
     for (int64_t h = 0; h < H; h++) {
       int64_t g = h / group;
@@ -159,4 +162,5 @@ static void ck_gqa_attention_backward(const float* dout, const float* q, const f
     }
   }
   free(dp);
+  return 0;
 }

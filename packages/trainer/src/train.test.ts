@@ -153,4 +153,15 @@ describe('training loop', () => {
     expect(ck.optimizerState.has('m.wte.weight')).toBe(true);
     expect(ck.modelConfig).toEqual(small);
   });
+
+  it('resumes a checkpoint with a new step count, checked like any config (not changed after the check)', () => {
+    const t = trainer();
+    t.trainStep();
+    const bytes = t.checkpoint();
+    const data = { train: ids.subarray(0, 900), val: ids.subarray(900) };
+    const resumed = Trainer.fromCheckpoint(decodeCheckpoint(bytes), data, { maxSteps: 7 });
+    expect(resumed.config.maxSteps).toBe(7);
+    expect(resumed.step).toBe(1);
+    expect(() => Trainer.fromCheckpoint(decodeCheckpoint(bytes), data, { maxSteps: 0 })).toThrow(/maxSteps must be an integer >= 1/);
+  });
 });

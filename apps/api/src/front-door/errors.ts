@@ -54,12 +54,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err instanceof RetryLaterError) return reply.status(err.status).header('retry-after', String(err.retryAfter)).send(err.toJSON());
     if (err instanceof CrucibleError) return reply.status(err.status).send(err.toJSON());
     if ((err as FastifyError).validation) {
-      const v = (err as FastifyError).validation?.[0];
-      const path = `${(v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.')}`;
-      const missing = (v?.params as { missingProperty?: string; additionalProperty?: string } | undefined) ?? {};
-      const param = [path, missing.missingProperty ?? missing.additionalProperty].filter(Boolean).join('.') || null;
-      const where = (err as FastifyError).validationContext ?? 'body';
-      const message = missing.additionalProperty ? `unknown field ${param}` : `${param ?? where} ${v?.message ?? 'is invalid'}`;
+      const { param, message } = describeValidation((err as FastifyError).validation ?? [], (err as FastifyError).validationContext ?? 'body');
       const code = param?.includes('hyperparameters') ? 'invalid_hyperparameters' : 'invalid_request';
       return send(reply, 400, new CrucibleError(code, message, param));
     }
@@ -77,6 +72,31 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) =>
     send(reply, 404, new CrucibleError('not_found', `no route ${req.method} ${req.url.split('?')[0]?.slice(0, 200)}`, null)),
   );
+}
+
+type ValidationIssue = NonNullable<FastifyError['validation']>[number];
+
+/**
+ * The field and rule of a schema validation failure. Where the body may take one of several shapes
+ * (a job's `method`: pretrain, mlm or supervised), the validator reports a failure for each shape it
+ * tried; the deepest one is the problem in the shape the request meant (a `supervised` job's
+ * `max_step` typo fails inside `method.supervised.hyperparameters`, while the `pretrain` shape only
+ * says that `supervised` is not one of its fields).
+ */
+export function describeValidation(issues: ValidationIssue[], where: string): { param: string | null; message: string } {
+  const described = issues
+    .filter((v) => v.keyword !== 'anyOf' && v.keyword !== 'oneOf')
+    .map((v) => {
+      const path = (v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+      const extra = (v.params as { missingProperty?: string; additionalProperty?: string } | undefined) ?? {};
+      const parts = [path, extra.missingProperty ?? extra.additionalProperty].filter(Boolean);
+      const param = parts.join('.') || null;
+      const depth = param ? param.split('.').length : 0;
+      const message = extra.additionalProperty ? `unknown field ${param}` : `${param ?? where} ${v.message ?? 'is invalid'}`;
+      return { param, message, depth };
+    });
+  const best = described.reduce<(typeof described)[number] | undefined>((a, b) => (!a || b.depth > a.depth ? b : a), undefined);
+  return best ?? { param: null, message: `${where} is invalid` };
 }
 
 /** Fastify's errors raised before routing (a malformed URL, ...), in Crucible's shape. */

@@ -1,7 +1,7 @@
 // An estimate before a run: the tokens the job would train on (counted with the tokenizer it
 // would use), the steps that makes, and a duration from the throughput the project's workers
 // measured on earlier jobs of the same model (their mean tokens/s as recorded in the metrics).
-import { type CreateJobRequest, CrucibleError, type FileFormat, finalizeSchedule, isPreset, rootModelName } from '@crucible/domain';
+import { type CreateJobRequest, CrucibleError, type FileFormat, finalizeSchedule, isPreset, rootModelName, tokensPerStep } from '@crucible/domain';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { BPE_BYTES_PER_TOKEN, type TokenCounting } from '../files/reading-work';
@@ -34,7 +34,7 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
     );
   }
   const schedule = finalizeSchedule(hp, trainTokens);
-  const perStep = hp.batch_size * hp.block_size * hp.gradient_accumulation_steps;
+  const perStep = tokensPerStep(hp);
   const measured = await deps.store.jobs.measuredThroughput(actor.projectId, req.model);
   const fallback = measured.length === 0 && !isPreset(req.model) ? await deps.store.jobs.measuredThroughput(actor.projectId, rootModelName(req.model)) : [];
   const runs = measured.length ? measured : fallback;

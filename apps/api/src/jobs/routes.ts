@@ -1,4 +1,5 @@
 // /v1/fine_tuning/jobs and its sub-resources; `events?stream=true` is a Server-Sent Events feed.
+import type { ServerResponse } from 'node:http';
 import {
   CheckpointObject,
   CreateJobRequest,
@@ -38,6 +39,13 @@ const tags = ['fine_tuning'];
 export const jobRoutes =
   (deps: Deps): FastifyPluginAsync =>
   async (app) => {
+    // event streams are hijacked replies, which closing the server would wait for: it ends them
+    const openStreams = new Set<ServerResponse>();
+    let shuttingDown = false;
+    app.addHook('preClose', async () => {
+      shuttingDown = true;
+      for (const res of openStreams) res.end(': the server is shutting down; reconnect to resume\n\n');
+    });
     app.post('/fine_tuning/jobs', { schema: { operationId: 'createFineTuningJob', tags, body: CreateJobRequest, response: { 200: JobObject } } }, async (req) =>
       createJob(deps, req.actor, req.body as CreateJobRequest),
     );
@@ -98,10 +106,13 @@ export const jobRoutes =
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
         let seq = -1n;
         let closed = false;
-        req.raw.on('close', () => {
+        const stop = () => {
           closed = true;
-        });
-        while (!closed) {
+        };
+        req.raw.on('close', stop);
+        openStreams.add(res);
+        res.on('close', () => openStreams.delete(res));
+        while (!closed && !shuttingDown) {
           try {
             const rows = await eventsSince(deps, req.actor, id, seq);
             for (const e of rows) {
@@ -118,7 +129,7 @@ export const jobRoutes =
           }
           await new Promise((r) => setTimeout(r, 300));
         }
-        if (!closed) res.end('data: [DONE]\n\n');
+        if (!closed && !shuttingDown) res.end('data: [DONE]\n\n');
       },
     );
     app.get(

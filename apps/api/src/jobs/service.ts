@@ -30,6 +30,7 @@ import {
   PRESETS,
   resolveHyperparameters,
   ServiceUnavailableError,
+  tokensPerStep,
   trainingQueueEntryId,
 } from '@crucible/domain';
 import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
@@ -158,7 +159,7 @@ export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJob
  * the steps come from epochs, n_epochs x the training file's bytes (an upper bound on its tokens).
  */
 function checkJobSize(actor: Actor, hp: ReturnType<typeof resolveHyperparameters>, training: FileRecord): void {
-  const perStep = hp.batch_size * hp.block_size * hp.gradient_accumulation_steps;
+  const perStep = tokensPerStep(hp);
   const tokens = hp.max_steps !== null ? hp.max_steps * perStep : hp.n_epochs * training.bytes;
   const limit = actor.limits.maxJobTokens;
   if (tokens <= limit) return;

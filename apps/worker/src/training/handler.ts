@@ -39,6 +39,7 @@ import {
   retryTransient,
   ServiceUnavailableError,
   type TrainingPayload,
+  tokensPerStep,
   trainConfigFor,
 } from '@crucible/domain';
 import { dispatchTraining, heartbeatSilence, recoverLostJob, type TrainingQueue } from '@crucible/queue';
@@ -62,6 +63,7 @@ import {
   Transformer,
   trainTokenizer,
 } from '@crucible/trainer';
+import { TRAINING_DEFAULTS as D, type PresetName } from '@crucible/training-config';
 import { UnrecoverableError } from 'bullmq';
 import type { WorkerConfig } from '../config';
 import type { JobControl, StopReason } from '../control';
@@ -95,7 +97,7 @@ interface Dataset {
 type StartingPoint =
   | { kind: 'checkpoint'; ck: DecodedCheckpoint; step: number }
   | { kind: 'base'; model: Transformer; tokenizer: Tokenizer }
-  | { kind: 'scratch'; tokenizer: Tokenizer };
+  | { kind: 'scratch'; preset: PresetName; tokenizer: Tokenizer };
 
 /** Entry point for one queue entry (one attempt of a job). */
 export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progress: (pct: number) => Promise<void>): Promise<void> {
@@ -244,7 +246,8 @@ class TrainingRun {
       this.owned.add(ck.model);
       return { kind: 'checkpoint', ck, step: latest.step };
     }
-    if (!isPreset(this.job.model)) {
+    const preset = this.job.model;
+    if (!isPreset(preset)) {
       const base = await this.baseWeights();
       const config: ModelConfig = { ...base.config, dropout: hp.dropout };
       if (hp.peft) config.peft = hp.peft;
@@ -252,7 +255,7 @@ class TrainingRun {
     }
     const corpus = documentsText(train.text, train.file.format);
     const tokenizer = trainTokenizer(corpus, hp.tokenizer.type === 'bpe' ? { type: 'bpe', vocabSize: hp.tokenizer.vocab_size } : { type: 'char' });
-    return { kind: 'scratch', tokenizer };
+    return { kind: 'scratch', preset, tokenizer };
   }
 
   /** The trained weights the job starts from (its `model`: a model id or a checkpoint). */
@@ -279,7 +282,7 @@ class TrainingRun {
     const all = encode(datasets.train, 'training_file');
     const split = datasets.val
       ? { train: all, val: encode(datasets.val, 'validation_file') }
-      : splitStream(all, hp.validation_split ?? 0.1, hp.validation_split_seed ?? null);
+      : splitStream(all, hp.validation_split ?? D.validationSplit, hp.validation_split_seed ?? null);
     const T = hp.block_size;
     for (const [name, s] of [
       ['training', split.train],
@@ -288,7 +291,7 @@ class TrainingRun {
       if (s.tokens.length < T + 1) {
         throw new JobInputError(
           'invalid_file',
-          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * (hp.validation_split ?? 0.1))}% of the training file)`}`,
+          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * (hp.validation_split ?? D.validationSplit))}% of the training file)`}`,
           name === 'training' ? 'training_file' : 'validation_file',
         );
       }
@@ -298,18 +301,13 @@ class TrainingRun {
     let trainer: Trainer;
     try {
       if (start.kind === 'checkpoint') {
-        trainer = Trainer.fromCheckpoint(start.ck, data); // takes over the checkpoint's model
-        trainer.config.maxSteps = schedule.maxSteps;
+        // takes over the checkpoint's model; the steps come from this attempt's data
+        trainer = Trainer.fromCheckpoint(start.ck, data, { maxSteps: schedule.maxSteps });
       } else {
         const model =
           start.kind === 'base'
             ? start.model
-            : this.owned.add(
-                Transformer.create(
-                  modelConfig(isPreset(this.job.model) ? this.job.model : 'gpt-nano', tokenizer.vocabSize, { blockSize: T, dropout: hp.dropout }),
-                  this.job.seed,
-                ),
-              );
+            : this.owned.add(Transformer.create(modelConfig(start.preset, tokenizer.vocabSize, { blockSize: T, dropout: hp.dropout }), this.job.seed));
         trainer = new Trainer(model, tokenizer, trainConfigFor(hp, this.job.method, schedule, this.job.seed), data);
       }
     } catch (err) {
@@ -381,7 +379,7 @@ class TrainingRun {
     const { projectId, id } = this.job;
     const maxSteps = trainer.config.maxSteps;
     const { stopper, best } = await this.trackers(trainer);
-    const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
+    const perStep = tokensPerStep(this.job.hyperparameters);
     return trainer.run(
       {
         onStep: async (m) => {
@@ -394,7 +392,7 @@ class TrainingRun {
             type: 'metrics',
             data: { step: m.step, train_loss: m.loss, learning_rate: m.lr, grad_norm: m.gradNorm, tokens_per_second: m.tokensPerSec, total_steps: maxSteps },
           });
-          await this.io(() => store.jobs.recordProgress(projectId, id, this.leaseId, m.step * tokensPerStep));
+          await this.io(() => store.jobs.recordProgress(projectId, id, this.leaseId, m.step * perStep));
           this.progress(Math.round((100 * m.step) / maxSteps)).catch(() => {}); // queue bookkeeping only
         },
         onEval: async (e) => {
@@ -476,7 +474,7 @@ class TrainingRun {
     for (const [name, bytes] of Object.entries(exportModel(model, trainer.tokenizer, this.job.model))) {
       await this.io(() => storage.put(prefix + name, bytes));
     }
-    const tokensPerStep = trainer.config.batchSize * trainer.config.seqLen * trainer.config.gradAccumSteps;
+    const perStep = tokensPerStep(this.job.hyperparameters);
     // success and the model record are one transaction: a job cancelled at the last step gets
     // neither (and its objects are removed); a succeeded job always has its model
     const done = await this.io(() =>
@@ -492,7 +490,7 @@ class TrainingRun {
           peft: this.job.hyperparameters.peft ? { ...this.job.hyperparameters.peft } : null,
           storageKey: keys.model(projectId, modelId),
         },
-        { trainedTokens: result.step * tokensPerStep },
+        { trainedTokens: result.step * perStep },
       ),
     );
     if (!done) {

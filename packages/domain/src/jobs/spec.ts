@@ -206,10 +206,15 @@ function resolvePeft(req: Peft | undefined, base: BaseModel, method: MethodType)
 
 /** max_steps and warmup once the number of training tokens is known. */
 export function finalizeSchedule(h: ResolvedHyperparameters, trainTokens: number): { maxSteps: number; warmupSteps: number } {
-  const perStep = h.batch_size * h.block_size * h.gradient_accumulation_steps;
+  const perStep = tokensPerStep(h);
   const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainTokens) / perStep));
   const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : defaultWarmupSteps(maxSteps));
   return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
+}
+
+/** Tokens one optimizer step trains on: sequences x their length x accumulated micro-batches. */
+export function tokensPerStep(h: Pick<ResolvedHyperparameters, 'batch_size' | 'block_size' | 'gradient_accumulation_steps'>): number {
+  return h.batch_size * h.block_size * h.gradient_accumulation_steps;
 }
 
 /** The trainer's config for a job: the one mapping from a resolved spec to TrainConfig. */
