@@ -8,8 +8,7 @@ import type { ModelConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { recomputedInBackward } from './activation-checkpointing';
 import { decoderAttention, rmsNorm, rope, swiglu } from './decoder-ops';
-import type { KvCache } from './kv-cache';
-import { cachedCausalMask } from './kv-cache';
+import { cachedCausalMask, type KvCache } from './kv-cache';
 import { dropout, linear } from './ops';
 import { mixSeed } from './rng';
 

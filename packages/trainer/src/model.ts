@@ -131,7 +131,7 @@ export class Transformer {
 
   /** The trainable parameters whose names start with prefix. */
   private trainableUnder(prefix: string): tf.Variable[] {
-    return [...this.params].filter(([n]) => n.startsWith(prefix) && !this.frozen.has(n)).map(([, v]) => v);
+    return [...this.trainable()].filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
   }
 
   numParams(): number {

@@ -106,10 +106,9 @@ export const jobRoutes =
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
         let seq = -1n;
         let closed = false;
-        const stop = () => {
+        req.raw.on('close', () => {
           closed = true;
-        };
-        req.raw.on('close', stop);
+        });
         openStreams.add(res);
         res.on('close', () => openStreams.delete(res));
         while (!closed && !shuttingDown) {

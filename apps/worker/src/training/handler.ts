@@ -280,9 +280,10 @@ class TrainingRun {
       }
     };
     const all = encode(datasets.train, 'training_file');
+    const validationShare = hp.validation_split ?? D.validationSplit; // records from before the field lack it
     const split = datasets.val
       ? { train: all, val: encode(datasets.val, 'validation_file') }
-      : splitStream(all, hp.validation_split ?? D.validationSplit, hp.validation_split_seed ?? null);
+      : splitStream(all, validationShare, hp.validation_split_seed ?? null);
     const T = hp.block_size;
     for (const [name, s] of [
       ['training', split.train],
@@ -291,7 +292,7 @@ class TrainingRun {
       if (s.tokens.length < T + 1) {
         throw new JobInputError(
           'invalid_file',
-          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * (hp.validation_split ?? D.validationSplit))}% of the training file)`}`,
+          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * validationShare)}% of the training file)`}`,
           name === 'training' ? 'training_file' : 'validation_file',
         );
       }
