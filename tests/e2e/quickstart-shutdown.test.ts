@@ -51,7 +51,8 @@ describe('the quickstart stopped by SIGTERM mid-job', () => {
     child.stderr?.on('data', (d) => {
       output += d;
     });
-    const exited = new Promise<number | null>((res) => child?.once('exit', (code) => res(code)));
+    // 'close' (not 'exit'): every byte the process wrote has been read, so a failure shows all of it
+    const exited = new Promise<string>((res) => child?.once('close', (code, signal) => res(signal ? `killed by ${signal}` : `exit code ${code}`)));
 
     // training is under way: metrics past step 25 (the quickstart logs every 25 steps)
     const trained = await eventually(async () => {
@@ -74,7 +75,7 @@ describe('the quickstart stopped by SIGTERM mid-job', () => {
 
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<string>((res) => setTimeout(() => res('timeout'), 120_000))]);
-    expect(code, output).toBe(0);
+    expect(code, output).toBe('exit code 0');
     expect(output).toContain('SIGTERM: stopping the worker');
 
     const c = db as Client;

@@ -15,8 +15,8 @@ import {
   type EvaluationSample,
   type FileFormat,
   IM_END,
-  isTransientError,
   renderChat,
+  TransientError,
 } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
 import { chatTemplateOf, sample, scoreTokens, summarize, type Tokenizer, Transformer } from '@crucible/trainer';
@@ -50,7 +50,7 @@ export async function handleEvaluation(deps: EvaluationDeps, p: EvaluationPayloa
   try {
     await run.execute();
   } catch (err) {
-    if (isTransientError(err)) throw err; // BullMQ retries; the evaluation starts again
+    if (err instanceof TransientError) throw err; // BullMQ retries; the evaluation starts again
     const failure =
       err instanceof CrucibleError
         ? { code: err.code, message: err.message, param: err.param }

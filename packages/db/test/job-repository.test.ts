@@ -1,65 +1,27 @@
 // The job repository on a real PostgreSQL: the state machine refuses illegal transitions in one
 // place, worker writes are fenced by attempt and lease, and a resume forgets redone steps.
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStore, deployMigrations, ensureDatabase, type Store } from '../src/index';
+import { type TestStore, testStore } from '../../../tests/support/store';
+import type { Store } from '../src/index';
 
-const admin = process.env.TEST_DATABASE_URL ?? 'postgresql://root@localhost/postgres?host=/var/run/postgresql';
-const name = `crucible_jobrepo_${process.pid}`;
-const url = new URL(admin);
-url.pathname = `/${name}`;
+let db: TestStore;
 let store: Store;
-const P = 'proj-repo';
+let P: string;
 
 beforeAll(async () => {
-  await ensureDatabase(url.toString());
-  await deployMigrations(url.toString(), () => {});
-  store = createStore(url.toString());
-  await store.projects.createWithKey({
-    projectId: P,
-    name: 'repo',
-    key: { keyId: 'key-repo', keyHash: `h${process.pid}`, keyPrefix: 'sk', name: 'default', scopes: ['read', 'write', 'admin'] },
-  });
-  await store.files.reserve(
-    {
-      id: 'file-a',
-      projectId: P,
-      filename: 'a.txt',
-      purpose: 'fine-tune',
-      bytes: 1,
-      sha256: '',
-      format: 'text',
-      lines: 1,
-      storageKey: 'k',
-    },
-    Number.POSITIVE_INFINITY,
-  );
-  await store.files.commit(P, 'file-a', { sha256: 'x', bytes: 1 });
+  db = await testStore('jobrepo');
+  store = db.store;
+  P = db.projectId;
 });
 
 afterAll(async () => {
-  await store?.close();
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  await c.end();
+  await db?.drop();
 });
 
 let n = 0;
 async function newJob() {
   n++;
-  return store.jobs.create({
-    id: `ftjob-repo${n}`,
-    projectId: P,
-    model: 'gpt-nano',
-    method: 'pretrain',
-    hyperparameters: {} as never,
-    trainingFileId: 'file-a',
-    validationFileId: null,
-    seed: 1,
-    suffix: null,
-    metadata: null,
-  });
+  return db.createJob(`ftjob-repo${n}`);
 }
 
 describe('job repository', () => {
@@ -126,7 +88,7 @@ describe('job repository', () => {
       Number.POSITIVE_INFINITY,
     );
     expect(await store.files.get(P, 'file-half')).toBeNull();
-    expect((await store.files.list(P, { limit: 100 })).items.map((f) => f.id)).toEqual(['file-a']);
+    expect((await store.files.list(P, { limit: 100 })).items.map((f) => f.id)).toEqual([db.fileId]);
     expect((await store.files.staleUploads(new Date(Date.now() + 1000))).map((f) => f.id)).toEqual(['file-half']);
   });
 });

@@ -76,3 +76,15 @@ export class RetryLaterError extends CrucibleError {
     this.name = 'RetryLaterError';
   }
 }
+
+/**
+ * A problem of a job's own data or config found by the worker (a file deleted since, a base model
+ * that does not load, a config that does not fit the data): the job fails at once with this code
+ * and param, and is never retried.
+ */
+export class JobInputError extends CrucibleError {
+  constructor(code: ErrorCode, message: string, param: string | null = null) {
+    super(code, message, param);
+    this.name = 'JobInputError';
+  }
+}

@@ -105,9 +105,9 @@ export type InferenceResult = GenerationResult | EmbeddingResult | FillMaskResul
 export const INFERENCE_INPUT_ERROR = 'crucible-input-error:';
 
 export const JOB_OPTIONS = {
-  // A training run is resumable from its checkpoints: a run that stopped on a transient error
-  // (after retrying in place) is retried; errors of the job itself are UnrecoverableError.
-  training: { attempts: 5, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: 1000, removeOnFail: 1000 },
+  // BullMQ never retries a training entry: a run that cannot go on is queued again as a new
+  // attempt with its own entry, by requeueAttempt in @crucible/queue (the one retry owner)
+  training: { attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 },
   inference: { attempts: 1, removeOnComplete: 100, removeOnFail: 100 },
   // an evaluation is recomputed from the start when its worker is lost (it has no checkpoints)
   evaluation: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: 1000, removeOnFail: 1000 },

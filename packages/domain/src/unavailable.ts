@@ -1,23 +1,34 @@
 // Infrastructure faults: telling a transient error (a dependency that cannot be reached right
 // now) from an error of the request or the job, and retrying the transient ones with backoff.
-// The packages that talk to PostgreSQL (db), S3 (storage) and Redis wrap what they cannot reach
-// in ServiceUnavailableError, which the API answers with 503 and the worker retries.
+// The error's class is the retry decision: a TransientError is tried again (in place, then as a
+// new attempt of the job), anything else is not. Drivers throw untyped errors, so the packages
+// that talk to PostgreSQL (db), S3 (storage) and Redis (queue) classify what they cannot reach
+// once, at their boundary (guard), into ServiceUnavailableError, which the API answers with 503.
 import { CrucibleError } from './errors';
 
 export type Dependency = 'database' | 'queue' | 'storage';
 
-/** A dependency could not be reached; the message names no host, port or queue internals. */
-export class ServiceUnavailableError extends CrucibleError {
+/** A failure another try may not have: a dependency is unreachable for now. */
+export class TransientError extends CrucibleError {
   readonly dependency: Dependency;
+
+  constructor(dependency: Dependency, message: string, cause?: unknown) {
+    super('service_unavailable', message, null);
+    this.name = 'TransientError';
+    this.dependency = dependency;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** A dependency could not be reached; the message names no host, port or queue internals. */
+export class ServiceUnavailableError extends TransientError {
   /** Seconds a client should wait before retrying (the Retry-After header). */
   readonly retryAfter: number;
 
   constructor(dependency: Dependency, cause?: unknown, retryAfter = 5) {
-    super('service_unavailable', `the ${dependency} is unavailable; retry later`, null);
+    super(dependency, `the ${dependency} is unavailable; retry later`, cause);
     this.name = 'ServiceUnavailableError';
-    this.dependency = dependency;
     this.retryAfter = retryAfter;
-    if (cause !== undefined) this.cause = cause;
   }
 }
 
@@ -64,13 +75,18 @@ const TRANSIENT_MESSAGES = [
   /SocketTimeout/i,
 ];
 
-/** Walks an error and its causes: true when it is a connection failure or timeout, not a bug. */
+/**
+ * The classifier behind guard(): walks a driver's error and its causes, true when it is a
+ * connection failure or timeout, not a bug. Code past a dependency's boundary decides by class
+ * (instanceof TransientError) instead.
+ */
 export function isTransientError(err: unknown): boolean {
   const seen = new Set<unknown>();
   let e: unknown = err;
   while (e && typeof e === 'object' && !seen.has(e)) {
     seen.add(e);
-    if (e instanceof ServiceUnavailableError || (e as { name?: unknown }).name === 'ServiceUnavailableError') return true; // (by name: from a worker thread)
+    const name = (e as { name?: unknown }).name;
+    if (e instanceof TransientError || name === 'ServiceUnavailableError' || name === 'TransientError') return true; // (by name: from a worker thread)
     const o = e as { code?: unknown; name?: unknown; message?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: number }; errors?: unknown[] };
     if (typeof o.code === 'string' && TRANSIENT_CODES.has(o.code)) return true;
     if (o.name === 'TimeoutError' || o.name === 'RequestTimeout' || (o.name === 'DriverAdapterError' && /connect|closed|terminated/i.test(String(o.message))))
@@ -85,13 +101,18 @@ export function isTransientError(err: unknown): boolean {
   return false;
 }
 
+/** `err` as a TransientError when it is one or classifies as one (then of `dependency`), else undefined. */
+export function asTransient(err: unknown, dependency: Dependency): TransientError | undefined {
+  if (err instanceof TransientError) return err;
+  return isTransientError(err) ? new ServiceUnavailableError(dependency, err) : undefined;
+}
+
 /** Runs `fn`; a transient error becomes ServiceUnavailableError(dependency), others pass through. */
 export async function guard<T>(dependency: Dependency, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ServiceUnavailableError || !isTransientError(err)) throw err;
-    throw new ServiceUnavailableError(dependency, err);
+    throw asTransient(err, dependency) ?? err;
   }
 }
 

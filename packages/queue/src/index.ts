@@ -1,4 +1,6 @@
-// @crucible/queue: BullMQ queues on Redis, dispatch of training attempts, and the reconciler.
+// @crucible/queue: BullMQ queues on Redis, dispatch of training attempts, the one owner of their
+// retries (requeueAttempt), and the reconciler.
 export * from './connections';
 export * from './queues';
 export * from './reconciler';
+export * from './requeue';

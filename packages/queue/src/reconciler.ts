@@ -3,11 +3,12 @@
 //   - a `queued` job with no live queue entry (Redis restarted empty, or the entry failed), and
 //   - a `validating_files` or `running` job whose worker stopped heart-beating (it died, or lost
 //     its connections), to resume from its latest checkpoint as a new attempt.
-// Several reconcilers may run at once (each API and worker): every requeue is conditional on the
-// attempt it saw, so exactly one of them wins.
+// Several reconcilers may run at once (each API and worker): every requeue goes through
+// requeueAttempt, conditional on the attempt it saw, so exactly one of them wins.
 import type { Store } from '@crucible/db';
-import { isTransientError, type JobRecord, trainingQueueEntryId } from '@crucible/domain';
-import { dispatchTraining, hasLiveEntry, liveEntryIds, type TrainingQueue } from './queues';
+import { type JobRecord, TransientError, trainingQueueEntryId } from '@crucible/domain';
+import { hasLiveEntry, liveEntryIds, type TrainingQueue } from './queues';
+import { requeueAttempt } from './requeue';
 
 export interface ReconcilerOptions {
   store: Store;
@@ -39,14 +40,12 @@ export function heartbeatSilence(job: JobRecord, now = Date.now()): number {
  */
 export async function recoverLostJob(store: Store, queue: TrainingQueue, job: JobRecord, silentMs: number): Promise<boolean> {
   const ckpt = await store.jobs.latestCheckpoint(job.projectId, job.id);
-  const moved = await store.jobs.requeue(job.projectId, job.id, job.attempt, {
+  const moved = await requeueAttempt(store, queue, job, {
     message: `Worker lost (no heartbeat for ${Math.round(silentMs / 1000)} s); queued again to resume from ${ckpt ? `step ${ckpt.step}` : 'the start'}`,
     level: 'warn',
     data: { reason: 'worker_lost', resume_step: ckpt?.step ?? 0, silent_ms: silentMs },
   });
-  if (!moved) return false;
-  await dispatchTraining(queue, moved);
-  return true;
+  return moved !== null;
 }
 
 export class Reconciler {
@@ -64,7 +63,7 @@ export class Reconciler {
     try {
       jobs = await this.o.store.jobs.dispatched();
     } catch (err) {
-      if (isTransientError(err)) this.lastDbFailure = Date.now();
+      if (err instanceof TransientError) this.lastDbFailure = Date.now();
       throw err;
     }
     // one read of the queue's live entries; a job missing from it is checked again on its own
@@ -78,14 +77,11 @@ export class Reconciler {
           if (now - job.updatedAt.getTime() < this.o.queuedGraceMs) continue;
           if (live.has(trainingQueueEntryId(job.id, job.attempt))) continue;
           if (await hasLiveEntry(this.o.queue, job)) continue;
-          const moved = await this.o.store.jobs.requeue(job.projectId, job.id, job.attempt, {
+          const moved = await requeueAttempt(this.o.store, this.o.queue, job, {
             message: 'The job was not on the work queue (lost in a queue restart); queued again',
             level: 'warn',
           });
-          if (moved) {
-            await dispatchTraining(this.o.queue, moved);
-            report.redispatched.push(job.id);
-          }
+          if (moved?.dispatched) report.redispatched.push(job.id);
         } else {
           const silent = heartbeatSilence(job, now);
           // a database outage stops every heartbeat: judge only after seeing the database up for a full period
@@ -93,7 +89,7 @@ export class Reconciler {
           if (await recoverLostJob(this.o.store, this.o.queue, job, silent)) report.recovered.push(job.id);
         }
       } catch (err) {
-        if (isTransientError(err)) this.lastDbFailure = Date.now();
+        if (err instanceof TransientError) this.lastDbFailure = Date.now();
         this.o.log?.(`reconciler: job ${job.id}: ${(err as Error).message}`);
       }
     }

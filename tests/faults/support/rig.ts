@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createProjectWithKey } from '@crucible/api';
 import { createStore, deployMigrations } from '@crucible/db';
+import { QUEUES, trainingQueueEntryId } from '@crucible/domain';
 import { keys, Storage } from '@crucible/storage';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { shakespeare } from '../../support/data';
 import { freePort, PostgresCluster, RedisServer, S3Server, sleep } from './services';
@@ -242,9 +245,38 @@ export class Rig {
       .map(Number);
     if (JSON.stringify(stepEvents) !== JSON.stringify(expected)) problems.push(`step events ${JSON.stringify(stepEvents)} != ${JSON.stringify(expected)}`);
     problems.push(...(await this.orphans()));
+    problems.push(...(await this.retriesOutsideTheOwner(jobId, events)));
     if (problems.length) throw new Error(`job ${jobId} not whole:\n  ${problems.join('\n  ')}`);
     const resumed = events.filter((e) => e.data && typeof e.data.steps_redone === 'number');
     return { stepsRedone: resumed.reduce((s, e) => s + (e.data?.steps_redone as number), 0), resumes: resumed.length };
+  }
+
+  /**
+   * Retries made other than by requeueAttempt (@crucible/queue), the one retry owner: every new
+   * attempt of the job has exactly one requeue event naming it (data.new_attempt), and no queue
+   * entry of any attempt was retried by BullMQ itself.
+   */
+  async retriesOutsideTheOwner(jobId: string, events: Array<{ data: Record<string, unknown> | null }>): Promise<string[]> {
+    const out: string[] = [];
+    const [row] = await this.sql<{ attempt: number }>('SELECT attempt FROM jobs WHERE id = $1', [jobId]);
+    const attempts = row?.attempt ?? 0;
+    const named = events.map((e) => e.data?.new_attempt).filter((a): a is number => typeof a === 'number');
+    const want = Array.from({ length: attempts }, (_, i) => i + 1);
+    if (JSON.stringify(named) !== JSON.stringify(want)) out.push(`requeue events name attempts ${JSON.stringify(named)}; the job is at attempt ${attempts}`);
+    const connection = new Redis(this.redis.url, { maxRetriesPerRequest: 1 });
+    const queue = new Queue(QUEUES.training, { connection, prefix: 'crucible-faults' });
+    try {
+      for (let a = 0; a <= attempts; a++) {
+        const entry = await queue.getJob(trainingQueueEntryId(jobId, a));
+        if (entry && (entry.opts.attempts !== 1 || entry.attemptsMade > 1)) {
+          out.push(`queue entry of attempt ${a} ran ${entry.attemptsMade} times (attempts: ${entry.opts.attempts})`);
+        }
+      }
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+    return out;
   }
 
   /** Records without their objects, objects without their records, jobs still owned by nobody. */

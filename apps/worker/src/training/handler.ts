@@ -30,19 +30,19 @@ import {
   fineTunedModelName,
   ID_PREFIX,
   isPreset,
-  isTransientError,
   type JobFailure,
+  JobInputError,
   type JobRecord,
   type LimitOverrides,
   type NewJobEvent,
   newId,
   retryTransient,
-  ServiceUnavailableError,
   type TrainingPayload,
+  TransientError,
   tokensPerStep,
   trainConfigFor,
 } from '@crucible/domain';
-import { dispatchTraining, heartbeatSilence, recoverLostJob, type TrainingQueue } from '@crucible/queue';
+import { heartbeatSilence, recoverLostJob, requeueAttempt, type TrainingQueue } from '@crucible/queue';
 import { keys, type Storage } from '@crucible/storage';
 import {
   type BackendChoice,
@@ -85,9 +85,6 @@ export interface TrainDeps {
 
 /** How long a job waits before it tries again when its project is at MAX_CONCURRENT_JOBS. */
 export const CONCURRENCY_RETRY_MS = 2_000;
-
-/** A problem of the job's own data or config: the job fails, without retries. */
-class JobInputError extends CrucibleError {}
 
 interface Dataset {
   file: FileRecord;
@@ -264,7 +261,9 @@ class TrainingRun {
     try {
       return await this.io(() => loader.load(this.job.projectId, this.job.model));
     } catch (err) {
-      if (err instanceof CrucibleError) throw new JobInputError(err.code, `base model ${this.job.model}: ${err.message}`, 'model');
+      // a base model that does not load is the job's input; an outage is not
+      if (err instanceof CrucibleError && !(err instanceof TransientError))
+        throw new JobInputError(err.code, `base model ${this.job.model}: ${err.message}`, 'model');
       throw err;
     }
   }
@@ -448,14 +447,13 @@ class TrainingRun {
     // pause or shutdown: keep the full training state to resume from
     await this.saveCheckpoint(result.step, trainer.checkpoint());
     if (reason === 'pause') return this.event(`Paused at step ${result.step}; resume continues from here`);
-    const moved = await this.io(() =>
-      this.deps.store.jobs.requeue(this.job.projectId, this.job.id, this.job.attempt, {
+    await this.io(() =>
+      requeueAttempt(this.deps.store, this.deps.queue, this.job, {
         message: `Worker shutting down at step ${result.step}; the job continues on another worker`,
         level: 'warn',
         data: { reason: 'worker_shutdown', resume_step: result.step },
       }),
     );
-    if (moved) await dispatchTraining(this.deps.queue, moved).catch(() => {}); // else the reconciler dispatches it
   }
 
   private async publish(trainer: Trainer, result: TrainResult): Promise<void> {
@@ -515,19 +513,17 @@ class TrainingRun {
   private async fail(err: unknown): Promise<void> {
     const { store } = this.deps;
     const { projectId, id } = this.job;
-    if (isTransientError(err)) {
-      // an outage outlasted the in-place retries: resume later from the latest checkpoint
-      const dep = err instanceof ServiceUnavailableError ? err.dependency : 'infrastructure';
-      this.deps.log(`job ${id}: ${dep} unreachable for too long at step ${this.step}: ${(err as Error).message}`, { job_id: id, level: 'error' });
-      const moved = await store.jobs
-        .requeue(projectId, id, this.job.attempt, {
-          message: `The ${dep} was unreachable for too long at step ${this.step}; queued again to resume from the latest checkpoint`,
-          level: 'warn',
-          data: { reason: 'dependency_unavailable', dependency: dep },
-        })
-        .catch(() => null);
-      if (moved) await dispatchTraining(this.deps.queue, moved).catch(() => {});
-      throw new Error(`${dep} unavailable`); // BullMQ may retry; the reconciler recovers the job either way
+    if (err instanceof TransientError) {
+      // an outage outlasted the in-place retries: a new attempt resumes from the latest checkpoint
+      // (if the database is still down, the reconciler requeues it once the heartbeats are seen missing)
+      const dep = err.dependency;
+      this.deps.log(`job ${id}: ${dep} unreachable for too long at step ${this.step}: ${err.message}`, { job_id: id, level: 'error' });
+      await requeueAttempt(store, this.deps.queue, this.job, {
+        message: `The ${dep} was unreachable for too long at step ${this.step}; queued again to resume from the latest checkpoint`,
+        level: 'warn',
+        data: { reason: 'dependency_unavailable', dependency: dep },
+      }).catch(() => null);
+      throw new UnrecoverableError(`${dep} unavailable; the job was queued again as a new attempt`);
     }
     const failure: JobFailure =
       err instanceof JobInputError
@@ -590,7 +586,7 @@ class TrainingRun {
       onRetry: (err) => {
         if (logged) return;
         logged = true;
-        const dep = err instanceof ServiceUnavailableError ? err.dependency : 'a dependency';
+        const dep = err instanceof TransientError ? err.dependency : 'a dependency';
         this.deps.log(`job ${this.job.id}: ${dep} unreachable at step ${this.step}; retrying`, { job_id: this.job.id, level: 'warn' });
       },
     });
