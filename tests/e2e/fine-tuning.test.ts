@@ -1,7 +1,10 @@
 // The platform end to end through HTTP with the official `openai` client: upload, pretrain,
 // follow events, checkpoints, metrics, models, completions (plain and streamed), download.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { keys } from '@crucible/storage';
+import Ajv from 'ajv';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +83,25 @@ describe('pretraining a model through the OpenAI client', () => {
     for await (const e of client.fineTuning.jobs.listEvents(jobId, { limit: 50 })) all.push(e.message);
     expect(all.at(-1)).toMatch(/^Created fine-tuning job/);
     expect(all.some((m) => /^Step 30\/30: training loss=/.test(m))).toBe(true);
+  });
+
+  it("declares its metrics events: each one's data matches MetricsEventData in the published openapi.json", async () => {
+    const doc = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../openapi.json'), 'utf8'));
+    const check = new Ajv({ strict: false }).compile({ $ref: '#/components/schemas/MetricsEventData', components: doc.components });
+    const metrics: Array<{ kind: string; step: number }> = [];
+    for await (const e of client.fineTuning.jobs.listEvents(jobId, { limit: 100 })) {
+      if (e.type !== 'metrics') continue;
+      expect(check(e.data), `${e.message}: ${JSON.stringify(e.data)} ${JSON.stringify(check.errors)}`).toBe(true);
+      metrics.push(e.data as { kind: string; step: number });
+    }
+    const steps = (kind: string) =>
+      metrics
+        .filter((m) => m.kind === kind)
+        .map((m) => m.step)
+        .sort((a, b) => a - b);
+    expect(steps('step')).toEqual([5, 10, 15, 20, 25, 30]); // log_interval 5
+    expect(steps('evaluation')).toEqual([0, 10, 20, 30]); // eval_interval 10, and step 0
+    expect(steps('checkpoint')).toEqual([10, 20, 30]); // checkpoint_interval 10
   });
 
   it('streams events as Server-Sent Events until [DONE]', async () => {

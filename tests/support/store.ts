@@ -8,6 +8,8 @@ import { ADMIN_DATABASE_URL } from './platform';
 
 export interface TestStore {
   store: Store;
+  /** The database's URL (for rows written as an older version wrote them). */
+  url: string;
   projectId: string;
   fileId: string;
   /** A queued pretrain job of gpt-nano on the file. */
@@ -36,6 +38,7 @@ export async function testStore(tag: string): Promise<TestStore> {
   await store.files.commit(projectId, fileId, { sha256: 'x', bytes: 1 });
   return {
     store,
+    url: url.toString(),
     projectId,
     fileId,
     createJob: (id) =>

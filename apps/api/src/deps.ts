@@ -1,5 +1,5 @@
 // What the API's services need, built once at boot (and by tests against real services).
-import { createStore, JobCache, type Store } from '@crucible/db';
+import { createStore, JobCache, JobSignals, type Store } from '@crucible/db';
 import { QUEUES } from '@crucible/domain';
 import {
   type EvaluationQueue,
@@ -55,6 +55,8 @@ export interface Deps {
   metrics: ApiMetrics;
   /** Job records cached in this process, dropped by the database's change notifications. */
   jobCache: JobCache;
+  /** Wakes event streams when a job has a new event or changes (LISTEN). */
+  jobSignals: JobSignals;
   /** Sends webhook deliveries (started by the server). */
   webhooks: WebhookDispatcher;
   close(): Promise<void>;
@@ -98,6 +100,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
   const jobCache = new JobCache(cfg.databaseUrl, { ttlMs: cfg.jobCacheTtlMs });
   const streams = new StreamHub(() => redisConnection(cfg.redisUrl, 'command'));
   await jobCache.start();
+  const jobSignals = new JobSignals(cfg.databaseUrl);
+  await jobSignals.start();
   return {
     store,
     storage,
@@ -119,8 +123,10 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     metrics,
     webhooks,
     jobCache,
+    jobSignals,
     async close() {
       await jobCache.stop();
+      await jobSignals.stop();
       await reconciler.stop();
       await webhooks.stop();
       await keys.close();

@@ -6,7 +6,7 @@
 // entry (attempts: 1 in JOB_OPTIONS): a retry is always a new attempt, resumed from the latest
 // checkpoint.
 import type { Store } from '@crucible/db';
-import type { JobRecord, NewJobEvent } from '@crucible/domain';
+import type { EventLevel, JobRecord } from '@crucible/domain';
 import { dispatchTraining, type TrainingQueue } from './queues';
 
 export interface Requeued {
@@ -25,10 +25,14 @@ export async function requeueAttempt(
   store: Store,
   queue: TrainingQueue,
   job: Pick<JobRecord, 'projectId' | 'id' | 'attempt'>,
-  event: { message: string } & NewJobEvent,
+  event: { message: string; level?: EventLevel; data?: Record<string, unknown> },
 ): Promise<Requeued | null> {
   // the event names the attempt it starts (the update below is conditional on job.attempt)
-  const moved = await store.jobs.requeue(job.projectId, job.id, job.attempt, { ...event, data: { ...event.data, new_attempt: job.attempt + 1 } });
+  const moved = await store.jobs.requeue(job.projectId, job.id, job.attempt, {
+    ...event,
+    type: 'message',
+    data: { ...event.data, new_attempt: job.attempt + 1 },
+  });
   if (!moved) return null;
   const dispatched = await dispatchTraining(queue, moved).then(
     () => true,

@@ -12,6 +12,12 @@ export type CrucibleClient = Client<paths>;
 type Schemas = components['schemas'];
 export type FineTuningJob = Schemas['FineTuningJob'];
 export type JobEvent = Schemas['FineTuningJobEvent'];
+/** The data of a `metrics` event: a logged step, a validation, or a checkpoint, told apart by `kind`. */
+export type MetricsEventData = Schemas['MetricsEventData'];
+export type StepMetrics = Schemas['StepMetrics'];
+export type ValidationMetrics = Schemas['ValidationMetrics'];
+/** One step's recorded numbers (GET /fine_tuning/jobs/{id}/metrics). */
+export type MetricPoint = Schemas['MetricPoint'];
 export type Checkpoint = Schemas['FineTuningJobCheckpoint'];
 export type FileObject = Schemas['File'];
 export type Model = Schemas['Model'];
@@ -211,8 +217,8 @@ export class Crucible {
             if (seen.has(e.id)) continue;
             seen.add(e.id);
             opts.onEvent?.(e);
-            if (e.type === 'metrics' && e.data) {
-              updateProgress(progress, e.data as Record<string, unknown>);
+            if (e.type === 'metrics' && e.data.kind !== 'checkpoint') {
+              updateProgress(progress, e.data);
               opts.onProgress?.({ ...progress }, { id });
             }
           }
@@ -385,16 +391,16 @@ export class Crucible {
   }
 }
 
-function updateProgress(p: JobProgress, d: Record<string, unknown>): void {
-  const num = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : null);
-  if (num('total_steps') !== null) p.totalSteps = num('total_steps');
-  if (num('train_loss') !== null) {
-    p.step = num('step') ?? p.step;
-    p.trainLoss = num('train_loss');
-    p.learningRate = num('learning_rate') ?? p.learningRate;
-    p.tokensPerSecond = num('tokens_per_second') ?? p.tokensPerSecond;
+function updateProgress(p: JobProgress, d: StepMetrics | ValidationMetrics): void {
+  if (d.kind === 'step') {
+    p.step = d.step;
+    p.totalSteps = d.total_steps;
+    p.trainLoss = d.train_loss;
+    p.learningRate = d.learning_rate;
+    p.tokensPerSecond = d.tokens_per_second;
+  } else {
+    p.validLoss = d.valid_loss;
   }
-  if (num('valid_loss') !== null) p.validLoss = num('valid_loss');
   p.fraction = p.totalSteps ? Math.min(1, p.step / p.totalSteps) : null;
 }
 

@@ -628,6 +628,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        CheckpointSaved: {
+            /** @enum {string} */
+            kind: "checkpoint";
+            step: number;
+        };
         DatasetProblem: {
             /** @description invalid_json, invalid_field, mixed_formats, line_too_long, too_few_examples, purpose_mismatch, ... */
             code: string;
@@ -784,6 +789,16 @@ export interface components {
         };
         FineTuningJobEvent: {
             created_at: number;
+            data: components["schemas"]["MetricsEventData"];
+            id: string;
+            level: "info" | "warn" | "error";
+            message: string;
+            /** @enum {string} */
+            object: "fine_tuning.job.event";
+            /** @enum {string} */
+            type: "metrics";
+        } | {
+            created_at: number;
             data: {
                 [key: string]: unknown;
             } | null;
@@ -792,8 +807,19 @@ export interface components {
             message: string;
             /** @enum {string} */
             object: "fine_tuning.job.event";
-            type: "message" | "metrics";
+            /** @enum {string} */
+            type: "message";
         };
+        MetricPoint: {
+            grad_norm: number | null;
+            learning_rate: number | null;
+            step: number;
+            tokens_per_second: number | null;
+            train_loss: number | null;
+            valid_loss: number | null;
+            valid_mean_token_accuracy: number | null;
+        };
+        MetricsEventData: components["schemas"]["StepMetrics"] | components["schemas"]["ValidationMetrics"] | components["schemas"]["CheckpointSaved"];
         Model: {
             /** @description gpt: GPT-2-shaped decoder; bert: masked-LM encoder; llama: the Llama, Qwen2, Qwen3 and SmolLM decoders (RMSNorm, RoPE, SwiGLU, grouped-query attention). */
             arch: "gpt" | "bert" | "llama";
@@ -810,6 +836,30 @@ export interface components {
             } | null;
             /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
             source: "preset" | "trained" | "imported";
+        };
+        StepMetrics: {
+            /** @description Global gradient norm before clipping. */
+            grad_norm: number;
+            /** @enum {string} */
+            kind: "step";
+            learning_rate: number;
+            step: number;
+            /** @description Training throughput of the step. */
+            tokens_per_second: number;
+            /** @description The steps of the whole run. */
+            total_steps: number;
+            /** @description Mean training loss of the step (over its micro-batches). */
+            train_loss: number;
+        };
+        ValidationMetrics: {
+            /** @description The lowest validation loss of the run so far (step 0 never counts). */
+            best: boolean;
+            /** @enum {string} */
+            kind: "evaluation";
+            step: number;
+            valid_loss: number;
+            valid_mean_token_accuracy: number;
+            valid_perplexity: number;
         };
     };
     responses: never;
@@ -3105,15 +3155,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        data: {
-                            grad_norm: number | null;
-                            learning_rate: number | null;
-                            step: number;
-                            tokens_per_second: number | null;
-                            train_loss: number | null;
-                            valid_loss: number | null;
-                            valid_mean_token_accuracy: number | null;
-                        }[];
+                        data: components["schemas"]["MetricPoint"][];
                         job_id: string;
                         /** @enum {string} */
                         object: "list";

@@ -1,12 +1,8 @@
-// /v1/fine_tuning/jobs and its sub-resources; `events?stream=true` is a Server-Sent Events feed.
-import type { ServerResponse } from 'node:http';
 import {
   CheckpointObject,
   CreateJobRequest,
   EventObject,
   IdParams,
-  isSettled,
-  isTransientError,
   JobEstimate,
   JobObject,
   ListOf,
@@ -18,20 +14,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Deps } from '../deps';
 import { estimateJob } from './estimate';
-import {
-  cancelJob,
-  createJob,
-  eventObject,
-  eventsSince,
-  getJob,
-  jobMetrics,
-  jobObject,
-  listCheckpoints,
-  listEvents,
-  listJobs,
-  pauseJob,
-  resumeJob,
-} from './service';
+import { JobEventStreams } from './event-stream';
+import { cancelJob, createJob, getJob, jobMetrics, jobObject, listCheckpoints, listEvents, listJobs, pauseJob, resumeJob } from './service';
 
 type IdReq = { params: { id: string } };
 const tags = ['fine_tuning'];
@@ -40,12 +24,8 @@ export const jobRoutes =
   (deps: Deps): FastifyPluginAsync =>
   async (app) => {
     // event streams are hijacked replies, which closing the server would wait for: it ends them
-    const openStreams = new Set<ServerResponse>();
-    let shuttingDown = false;
-    app.addHook('preClose', async () => {
-      shuttingDown = true;
-      for (const res of openStreams) res.end(': the server is shutting down; reconnect to resume\n\n');
-    });
+    const streams = new JobEventStreams(deps);
+    app.addHook('preClose', async () => streams.closeAll());
     app.post('/fine_tuning/jobs', { schema: { operationId: 'createFineTuningJob', tags, body: CreateJobRequest, response: { 200: JobObject } } }, async (req) =>
       createJob(deps, req.actor, req.body as CreateJobRequest),
     );
@@ -102,33 +82,7 @@ export const jobRoutes =
         if (!q.stream) return listEvents(deps, req.actor, id, q);
         await getJob(deps, req.actor, id);
         reply.hijack();
-        const res = reply.raw;
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        let seq = -1n;
-        let closed = false;
-        req.raw.on('close', () => {
-          closed = true;
-        });
-        openStreams.add(res);
-        res.on('close', () => openStreams.delete(res));
-        while (!closed && !shuttingDown) {
-          try {
-            const rows = await eventsSince(deps, req.actor, id, seq);
-            for (const e of rows) {
-              res.write(`data: ${JSON.stringify(eventObject(e))}\n\n`);
-              seq = e.seq;
-            }
-            const job = await getJob(deps, req.actor, id);
-            if (isSettled(job.status) && rows.length === 0) break;
-          } catch (err) {
-            // the database went away: keep the stream open and pick up where it was when it is back
-            if (!isTransientError(err)) throw err;
-            res.write(': waiting for the database\n\n');
-            await new Promise((r) => setTimeout(r, 1000));
-          }
-          await new Promise((r) => setTimeout(r, 300));
-        }
-        if (!closed && !shuttingDown) res.end('data: [DONE]\n\n');
+        await streams.stream(req.actor, id, reply.raw);
       },
     );
     app.get(

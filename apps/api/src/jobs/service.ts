@@ -279,15 +279,8 @@ export async function resumeJob(deps: Deps, actor: Actor, id: string): Promise<J
 }
 
 export function eventObject(e: JobEventRecord): EventObject {
-  return {
-    id: e.id,
-    object: 'fine_tuning.job.event',
-    created_at: unix(e.createdAt) as number,
-    level: e.level,
-    message: e.message,
-    type: e.type,
-    data: e.data,
-  };
+  const base = { id: e.id, object: 'fine_tuning.job.event', created_at: unix(e.createdAt) as number, level: e.level, message: e.message } as const;
+  return e.type === 'metrics' ? { ...base, type: 'metrics', data: e.data } : { ...base, type: 'message', data: e.data };
 }
 
 export async function listEvents(deps: Pick<Deps, 'store'>, actor: Actor, id: string, q: { after?: string; limit?: number }) {
@@ -295,11 +288,6 @@ export async function listEvents(deps: Pick<Deps, 'store'>, actor: Actor, id: st
   const r = await deps.store.jobs.listEvents(actor.projectId, id, { after: q.after, limit: q.limit ?? 20 });
   if (!r) throw new CrucibleError('not_found', `no event ${q.after} in job ${id}`, 'after');
   return page(r.items.map(eventObject), r.hasMore);
-}
-
-/** Events after `seq`, oldest first (for the live stream). */
-export async function eventsSince(deps: Pick<Deps, 'store'>, actor: Actor, id: string, seq: bigint): Promise<JobEventRecord[]> {
-  return deps.store.jobs.eventsSince(actor.projectId, id, seq);
 }
 
 export async function listCheckpoints(deps: Pick<Deps, 'store'>, actor: Actor, id: string, q: { after?: string; limit?: number }) {

@@ -1,6 +1,15 @@
 // One job: live charts fed by its event stream, the events log, checkpoints, hyperparameters and
 // the cancel / pause / resume actions.
-import { type Checkpoint, type Crucible, type FineTuningJob, isFinalStatus, type JobEvent } from '@crucible/sdk';
+import {
+  type Checkpoint,
+  type Crucible,
+  type FineTuningJob,
+  isFinalStatus,
+  type JobEvent,
+  type MetricPoint,
+  type StepMetrics,
+  type ValidationMetrics,
+} from '@crucible/sdk';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { LineChart } from '../components/LineChart';
 import { duration, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
@@ -8,21 +17,18 @@ import { collect } from '../hooks';
 import { href } from '../route';
 import { jobProgress, methodOf, ProgressBar } from './Jobs';
 
-interface Point {
-  step: number;
-  train_loss?: number | null;
-  valid_loss?: number | null;
-  learning_rate?: number | null;
-  grad_norm?: number | null;
-  tokens_per_second?: number | null;
+type Point = Partial<MetricPoint> & { step: number };
+
+/** The numbers a step or validation event adds to its step's point. */
+function pointOf(d: StepMetrics | ValidationMetrics): Point {
+  return d.kind === 'step'
+    ? { step: d.step, train_loss: d.train_loss, learning_rate: d.learning_rate, grad_norm: d.grad_norm, tokens_per_second: d.tokens_per_second }
+    : { step: d.step, valid_loss: d.valid_loss, valid_mean_token_accuracy: d.valid_mean_token_accuracy };
 }
 
 function merge(points: Map<number, Point>, d: Point): Map<number, Point> {
   const next = new Map(points);
-  const prev = next.get(d.step) ?? { step: d.step };
-  const row: Point = { ...prev };
-  for (const [k, v] of Object.entries(d)) if (v !== null && v !== undefined) (row as unknown as Record<string, unknown>)[k] = v;
-  next.set(d.step, row);
+  next.set(d.step, { ...next.get(d.step), ...d });
   return next;
 }
 
@@ -54,8 +60,11 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         for await (const e of crucible.jobEvents(id, { signal: ctl.signal })) {
           log.push(e);
           setEvents([...log]);
-          if (e.type === 'metrics' && e.data && typeof e.data.step === 'number') setPoints((p) => merge(p, e.data as unknown as Point));
-          if (e.type === 'message' || (e.data as { best?: boolean } | null)?.best) await refresh(); // a new status or checkpoint
+          if (e.type === 'metrics' && e.data.kind !== 'checkpoint') {
+            const d = e.data;
+            setPoints((p) => merge(p, pointOf(d)));
+            if (d.kind === 'evaluation' && d.best) await refresh(); // the best checkpoint moved
+          } else await refresh(); // a new status or checkpoint
         }
         if (!ctl.signal.aborted) await refresh();
       } catch (err) {
@@ -89,10 +98,9 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     let step = 0;
     let total: number | null = null;
     for (const e of events) {
-      const d = e.data as { step?: number; total_steps?: number } | null;
-      if (e.type === 'metrics' && d && typeof d.total_steps === 'number') {
-        total = d.total_steps;
-        step = Math.max(step, d.step ?? 0);
+      if (e.type === 'metrics' && e.data.kind === 'step') {
+        total = e.data.total_steps;
+        step = Math.max(step, e.data.step);
       }
     }
     return total ? Math.min(1, step / total) : null;

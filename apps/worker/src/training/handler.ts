@@ -20,7 +20,7 @@ import {
   type TokenStream,
   validateBytes,
 } from '@crucible/datasets';
-import type { Store } from '@crucible/db';
+import type { AttemptWriter, Store } from '@crucible/db';
 import {
   CrucibleError,
   effectiveLimits,
@@ -37,10 +37,12 @@ import {
   type NewJobEvent,
   newId,
   retryTransient,
+  type StepMetrics,
   type TrainingPayload,
   TransientError,
   tokensPerStep,
   trainConfigFor,
+  type ValidationMetrics,
 } from '@crucible/domain';
 import { heartbeatSilence, recoverLostJob, requeueAttempt, type TrainingQueue } from '@crucible/queue';
 import { keys, type Storage } from '@crucible/storage';
@@ -119,6 +121,8 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
 class TrainingRun {
   private readonly owned = new Owned();
   private readonly ctl: AbortController;
+  /** This run's writes, fenced by its attempt. */
+  private readonly writes: AttemptWriter;
   private heartbeat: Heartbeat | undefined;
   private step = 0;
   private lastTrainLoss: number | undefined;
@@ -133,6 +137,7 @@ class TrainingRun {
     private readonly progress: (pct: number) => Promise<void>,
   ) {
     this.ctl = deps.control.register(job.id);
+    this.writes = deps.store.jobs.attemptWriter(job.projectId, job.id, job.attempt);
   }
 
   async execute(): Promise<void> {
@@ -339,7 +344,8 @@ class TrainingRun {
     if (!running) return false;
     // the steps after the starting point are redone: their earlier metrics and metric events go
     const from = start.kind === 'checkpoint' ? start.step : 0;
-    const gone = await this.io(() => store.jobs.discardAfterStep(this.job.projectId, this.job.id, from));
+    const gone = await this.io(() => this.writes.discardAfterStep(from));
+    if (!gone) return this.superseded() ?? false;
     const redone = Math.max(0, gone.lastStep - from);
     if (start.kind === 'checkpoint') {
       await this.event(`Resumed training at step ${from} of ${maxSteps} on ${backend} (${redone} steps to redo)`, {
@@ -375,8 +381,6 @@ class TrainingRun {
   }
 
   private async train(trainer: Trainer): Promise<TrainResult> {
-    const { store } = this.deps;
-    const { projectId, id } = this.job;
     const maxSteps = trainer.config.maxSteps;
     const { stopper, best } = await this.trackers(trainer);
     const perStep = tokensPerStep(this.job.hyperparameters);
@@ -385,36 +389,42 @@ class TrainingRun {
         onStep: async (m) => {
           this.step = m.step;
           this.lastTrainLoss = m.loss;
-          await this.io(() =>
-            store.jobs.recordMetric(projectId, id, m.step, { trainLoss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSec: m.tokensPerSec }),
-          );
-          await this.event(`Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, {
-            type: 'metrics',
-            data: { step: m.step, train_loss: m.loss, learning_rate: m.lr, grad_norm: m.gradNorm, tokens_per_second: m.tokensPerSec, total_steps: maxSteps },
-          });
-          await this.io(() => store.jobs.recordProgress(projectId, id, this.leaseId, m.step * perStep));
+          const data: StepMetrics = {
+            kind: 'step',
+            step: m.step,
+            total_steps: maxSteps,
+            train_loss: m.loss,
+            learning_rate: m.lr,
+            grad_norm: m.gradNorm,
+            tokens_per_second: m.tokensPerSec,
+          };
+          // the step's metrics, its event and the job's trained tokens: one fenced statement
+          await this.fenced(() => this.writes.recordStep(data, `Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, m.step * perStep));
           this.progress(Math.round((100 * m.step) / maxSteps)).catch(() => {}); // queue bookkeeping only
         },
         onEval: async (e) => {
           this.lastEval = e;
-          await this.io(() => store.jobs.recordMetric(projectId, id, e.step, { validLoss: e.loss, validAcc: e.accuracy }));
           const { stop } = stopper.update(e.step, e.loss);
           const improved = e.step > 0 && best.update(e.step, e.loss).improved;
-          await this.event(
-            `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`,
-            {
-              type: 'metrics',
-              data: { step: e.step, valid_loss: e.loss, valid_perplexity: e.perplexity, valid_mean_token_accuracy: e.accuracy, best: improved },
-            },
-          );
-          // a checkpoint saved at this step (just before its evaluation) gets this evaluation's numbers
-          const hadCheckpoint = await this.io(() => store.jobs.setCheckpointMetrics(projectId, id, e.step, this.checkpointMetrics(e.step)));
+          const data: ValidationMetrics = {
+            kind: 'evaluation',
+            step: e.step,
+            valid_loss: e.loss,
+            valid_perplexity: e.perplexity,
+            valid_mean_token_accuracy: e.accuracy,
+            best: improved,
+          };
+          const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`;
+          // its metrics, its event, and the numbers of a checkpoint saved at this step (just before): one transaction
+          const recorded = await this.io(() => this.writes.recordEvaluation(data, message, this.checkpointMetrics(e.step)));
+          if (!recorded) return this.superseded();
+          const hadCheckpoint = recorded.checkpoint;
           if (improved) {
             // the best weights are kept as a checkpoint: one saved at this step is marked; at the
             // last step (or when stopping) the run's final checkpoint follows at once and is
             // marked then; otherwise one is saved now when the job selects or stops by the best
             // (else the best is the best of the checkpoint_interval checkpoints)
-            if (hadCheckpoint) await this.io(() => store.jobs.markBestCheckpoint(projectId, id, e.step));
+            if (hadCheckpoint) await this.fenced(() => this.writes.markBestCheckpoint(e.step));
             else {
               this.bestPending = e.step; // a pause or shutdown at this step saves it too
               if (e.step !== maxSteps && !stop && this.keepsEveryBest()) await this.saveCheckpoint(e.step, trainer.checkpoint());
@@ -476,6 +486,7 @@ class TrainingRun {
     const perStep = tokensPerStep(this.job.hyperparameters);
     // success and the model record are one transaction: a job cancelled at the last step gets
     // neither (and its objects are removed); a succeeded job always has its model
+    const selection = useBest ? `the best checkpoint (step ${best.step})` : `the last step (${result.step})`;
     const done = await this.io(() =>
       store.jobs.succeed(
         projectId,
@@ -490,24 +501,24 @@ class TrainingRun {
           storageKey: keys.model(projectId, modelId),
         },
         { trainedTokens: result.step * perStep },
+        [
+          {
+            message: `New fine-tuned model created: ${modelId}, from ${selection}`,
+            data: { model: modelId, model_selection: this.job.hyperparameters.model_selection ?? 'last', model_step: useBest ? best.step : result.step },
+          },
+          {
+            message: 'The job has successfully completed',
+            data: {
+              valid_loss: result.lastEval?.loss ?? null,
+              best_step: best?.step ?? null,
+              best_valid_loss: best?.metrics.valid_loss ?? null,
+              stopped_early: result.status === 'stopped_early',
+            },
+          },
+        ],
       ),
     );
-    if (!done) {
-      await this.io(() => storage.deletePrefix(prefix));
-      return;
-    }
-    const selection = useBest ? `the best checkpoint (step ${best.step})` : `the last step (${result.step})`;
-    await this.event(`New fine-tuned model created: ${modelId}, from ${selection}`, {
-      data: { model: modelId, model_selection: this.job.hyperparameters.model_selection ?? 'last', model_step: useBest ? best.step : result.step },
-    });
-    await this.event('The job has successfully completed', {
-      data: {
-        valid_loss: result.lastEval?.loss ?? null,
-        best_step: best?.step ?? null,
-        best_valid_loss: best?.metrics.valid_loss ?? null,
-        stopped_early: result.status === 'stopped_early',
-      },
-    });
+    if (!done) await this.io(() => storage.deletePrefix(prefix));
   }
 
   private async fail(err: unknown): Promise<void> {
@@ -560,20 +571,34 @@ class TrainingRun {
     const { projectId, id } = this.job;
     const key = keys.checkpoint(projectId, id, step);
     await this.io(() => storage.put(key, bytes));
-    await this.io(() => store.jobs.saveCheckpoint(projectId, id, step, key, this.checkpointMetrics(step)));
+    // the record and its event (superseded: the object stays for the run that replaced this one,
+    // which may save the same step)
+    if (!(await this.fenced(() => this.writes.saveCheckpoint(step, key, this.checkpointMetrics(step))))) return;
     if (this.bestPending === step) {
       this.bestPending = undefined;
-      await this.io(() => store.jobs.markBestCheckpoint(projectId, id, step));
+      await this.fenced(() => this.writes.markBestCheckpoint(step));
     }
     for (const old of await this.io(() => store.jobs.checkpointsBeyond(projectId, id, cfg.keepCheckpoints))) {
-      await this.io(() => store.jobs.deleteCheckpoint(projectId, old.id));
+      if (!(await this.fenced(() => this.writes.deleteCheckpoint(old.id)))) return;
       await this.io(() => storage.delete(old.storageKey));
     }
-    await this.event(`Checkpoint saved at step ${step}`, { data: { step } });
   }
 
-  private event(message: string, opts: NewJobEvent = {}): Promise<void> {
-    return this.io(() => this.deps.store.jobs.addEvent(this.job.projectId, this.job.id, message, opts));
+  private async event(message: string, opts: NewJobEvent = {}): Promise<void> {
+    await this.fenced(() => this.writes.event(message, opts));
+  }
+
+  /** A fenced write (retried in place through outages); false, and the run stops, once it was superseded. */
+  private async fenced(write: () => Promise<boolean>): Promise<boolean> {
+    if (await this.io(write)) return true;
+    this.superseded();
+    return false;
+  }
+
+  /** Another attempt of the job replaced this run (its worker was presumed lost): stop, writing nothing more. */
+  private superseded(): undefined {
+    if (!this.ctl.signal.aborted) this.ctl.abort('superseded' satisfies StopReason);
+    return undefined;
   }
 
   /** Retries while a dependency is unreachable, keeping the run's place; logs once per outage. */

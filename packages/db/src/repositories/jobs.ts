@@ -6,7 +6,6 @@ import {
   type Architecture,
   allowedSources,
   type CheckpointRecord,
-  checkpointId,
   DISPATCHED_STATUSES,
   ID_PREFIX,
   type JobEventRecord,
@@ -15,17 +14,17 @@ import {
   type JobStatus,
   type MethodType,
   type MetricRecord,
-  type MetricValues,
+  type MetricsEventData,
   type NewJobEvent,
   newId,
   type RecordPage,
   type StoredHyperparameters,
   WORKING_STATUSES,
 } from '@crucible/domain';
-import { type JobCheckpoint as CheckpointRow, type JobEvent as EventRow, type Job as JobRow, Prisma, type PrismaClient } from '../../generated/client';
+import { type JobCheckpoint as CheckpointRow, type JobEvent as EventRow, type Job as JobRow, Prisma } from '../../generated/client';
 import { pageOf, Repository, Rollback } from './base';
-
-type Tx = Omit<PrismaClient, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
+import { AttemptWriter } from './job-attempt';
+import { insertEvent } from './job-events';
 
 function jobRecord(j: JobRow): JobRecord {
   return {
@@ -57,16 +56,19 @@ function jobRecord(j: JobRow): JobRecord {
 }
 
 function eventRecord(e: EventRow): JobEventRecord {
-  return {
-    id: e.id,
-    seq: e.seq,
-    jobId: e.jobId,
-    level: e.level as JobEventRecord['level'],
-    type: e.type as JobEventRecord['type'],
-    message: e.message,
-    data: (e.data as Record<string, unknown> | null) ?? null,
-    createdAt: e.createdAt,
-  };
+  const base = { id: e.id, seq: e.seq, jobId: e.jobId, level: e.level as JobEventRecord['level'], message: e.message, createdAt: e.createdAt };
+  const data = (e.data as Record<string, unknown> | null) ?? null;
+  if (e.type !== 'metrics') return { ...base, type: 'message', data };
+  return { ...base, type: 'metrics', data: metricsData(data ?? {}) };
+}
+
+/**
+ * A metrics event's data as declared (MetricsEventData). Events written before the data had its
+ * `kind` are a step's (they carry train_loss) or an evaluation's.
+ */
+function metricsData(d: Record<string, unknown>): MetricsEventData {
+  if (typeof d.kind === 'string') return d as MetricsEventData;
+  return { kind: 'train_loss' in d ? 'step' : 'evaluation', ...d } as MetricsEventData;
 }
 
 function checkpointRecord(c: CheckpointRow): CheckpointRecord {
@@ -126,20 +128,6 @@ function changes(set: JobChanges = {}): Prisma.JobUpdateManyMutationInput {
     ...(error !== undefined ? { error: error === null ? Prisma.DbNull : (error as unknown as Prisma.InputJsonValue) } : {}),
     ...(hyperparameters !== undefined ? { hyperparameters: hyperparameters as unknown as Prisma.InputJsonValue } : {}),
   };
-}
-
-async function insertEvent(tx: Tx, projectId: string, jobId: string, message: string, opts: NewJobEvent = {}): Promise<void> {
-  await tx.jobEvent.create({
-    data: {
-      id: newId(ID_PREFIX.event),
-      projectId,
-      jobId,
-      level: opts.level ?? 'info',
-      type: opts.type ?? 'message',
-      message,
-      data: opts.data as Prisma.InputJsonValue | undefined,
-    },
-  });
 }
 
 export class JobRepository extends Repository {
@@ -335,13 +323,20 @@ export class JobRepository extends Repository {
     });
   }
 
-  /** Progress of the run holding the lease. */
-  async recordProgress(projectId: string, id: string, leaseId: string, trainedTokens: number): Promise<void> {
-    await this.run((db) => db.job.updateMany({ where: { id, projectId, leaseId }, data: { trainedTokens } }));
+  /** The fenced writes of the worker run holding `attempt` of the job (job-attempt.ts). */
+  attemptWriter(projectId: string, jobId: string, attempt: number): AttemptWriter {
+    return new AttemptWriter(this.prisma, this.pool, (fn) => this.run(() => fn()), projectId, jobId, attempt);
   }
 
-  /** Success and the model record in one transaction: a job never succeeds without its model. */
-  async succeed(projectId: string, id: string, leaseId: string, model: NewModel, set: JobChanges): Promise<boolean> {
+  /** Success, the model record and the last events in one transaction: a job never succeeds without its model. */
+  async succeed(
+    projectId: string,
+    id: string,
+    leaseId: string,
+    model: NewModel,
+    set: JobChanges,
+    events: Array<{ message: string; data?: Record<string, unknown> }> = [],
+  ): Promise<boolean> {
     return this.run((db) =>
       db.$transaction(async (tx) => {
         const moved = await tx.job.updateMany({
@@ -361,6 +356,8 @@ export class JobRepository extends Repository {
           },
           update: {},
         });
+        // the job's last events commit with its status: a stream that sees it succeeded sees them
+        for (const e of events) await insertEvent(tx, projectId, id, e.message, { data: e.data });
         return true;
       }),
     );
@@ -374,10 +371,6 @@ export class JobRepository extends Repository {
   }
 
   // ── events ────────────────────────────────────────────────────────────────────────────────
-
-  async addEvent(projectId: string, jobId: string, message: string, opts: NewJobEvent = {}): Promise<void> {
-    await this.run((db) => insertEvent(db, projectId, jobId, message, opts));
-  }
 
   /** Newest first; `after` is the id of the last event of the previous page. Null: no such event. */
   async listEvents(projectId: string, jobId: string, q: { after?: string; limit: number }): Promise<RecordPage<JobEventRecord> | null> {
@@ -404,17 +397,6 @@ export class JobRepository extends Repository {
   }
 
   // ── checkpoints ───────────────────────────────────────────────────────────────────────────
-
-  async saveCheckpoint(projectId: string, jobId: string, step: number, storageKey: string, metrics: Record<string, number | null>): Promise<CheckpointRecord> {
-    const c = await this.run((db) =>
-      db.jobCheckpoint.upsert({
-        where: { jobId_step: { jobId, step } },
-        create: { id: checkpointId(jobId, step), projectId, jobId, step, storageKey, metrics },
-        update: { storageKey, metrics },
-      }),
-    );
-    return checkpointRecord(c);
-  }
 
   async getCheckpoint(projectId: string, jobId: string, step: number): Promise<CheckpointRecord | null> {
     const c = await this.run((db) => db.jobCheckpoint.findFirst({ where: { jobId, projectId, step } }));
@@ -447,16 +429,6 @@ export class JobRepository extends Repository {
     return rows.filter((c) => !c.best).map(checkpointRecord);
   }
 
-  /** Marks the checkpoint at `step` as the job's best (and no other). */
-  async markBestCheckpoint(projectId: string, jobId: string, step: number): Promise<void> {
-    await this.run((db) =>
-      db.$transaction([
-        db.jobCheckpoint.updateMany({ where: { jobId, projectId, best: true, NOT: { step } }, data: { best: false } }),
-        db.jobCheckpoint.updateMany({ where: { jobId, projectId, step }, data: { best: true } }),
-      ]),
-    );
-  }
-
   /**
    * Training throughput measured by the project's recent succeeded jobs on `model` (their mean
    * tokens/s, newest first): what an estimate of a new job's duration is based on.
@@ -486,34 +458,12 @@ export class JobRepository extends Repository {
     return r.count === 1;
   }
 
-  /** Replaces a checkpoint's metrics (its evaluation came after it was saved); false if none at `step`. */
-  async setCheckpointMetrics(projectId: string, jobId: string, step: number, metrics: Record<string, number | null>): Promise<boolean> {
-    const r = await this.run((db) => db.jobCheckpoint.updateMany({ where: { jobId, projectId, step }, data: { metrics } }));
-    return r.count > 0;
-  }
-
   async bestCheckpoint(projectId: string, jobId: string): Promise<CheckpointRecord | null> {
     const c = await this.run((db) => db.jobCheckpoint.findFirst({ where: { jobId, projectId, best: true } }));
     return c ? checkpointRecord(c) : null;
   }
 
-  async deleteCheckpoint(projectId: string, id: string): Promise<void> {
-    await this.run((db) => db.jobCheckpoint.deleteMany({ where: { id, projectId } }));
-  }
-
   // ── metrics ───────────────────────────────────────────────────────────────────────────────
-
-  /** One step's values; writing a step again replaces it (a resumed run redoes steps exactly). */
-  async recordMetric(projectId: string, jobId: string, step: number, values: MetricValues): Promise<void> {
-    const clean = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && Number.isFinite(v)));
-    await this.run((db) =>
-      db.jobMetric.upsert({
-        where: { jobId_step: { jobId, step } },
-        create: { jobId, projectId, step, ...clean },
-        update: clean,
-      }),
-    );
-  }
 
   async metrics(projectId: string, jobId: string): Promise<MetricRecord[]> {
     const rows = await this.run((db) => db.jobMetric.findMany({ where: { jobId, projectId }, orderBy: { step: 'asc' } }));
@@ -526,19 +476,6 @@ export class JobRepository extends Repository {
       gradNorm: r.gradNorm,
       tokensPerSec: r.tokensPerSec,
     }));
-  }
-
-  /**
-   * Before a run resumes from a checkpoint at `step`: forget the metrics and metric events of the
-   * steps after it, which the resumed run redoes (so no step appears twice).
-   */
-  async discardAfterStep(projectId: string, jobId: string, step: number): Promise<{ metrics: number; events: number; lastStep: number }> {
-    return this.run(async (db) => {
-      const last = await db.jobMetric.aggregate({ where: { jobId, projectId }, _max: { step: true } });
-      const m = await db.jobMetric.deleteMany({ where: { jobId, projectId, step: { gt: step } } });
-      const e = await db.jobEvent.deleteMany({ where: { jobId, projectId, type: 'metrics', data: { path: ['step'], gt: step } } });
-      return { metrics: m.count, events: e.count, lastStep: last._max.step ?? step };
-    });
   }
 
   /**

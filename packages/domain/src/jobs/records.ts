@@ -1,7 +1,7 @@
 // The job wing's records as the repository returns them: typed domain objects, not database rows.
 import type { Static } from '@sinclair/typebox';
 import type { EventLevelSchema, FailureError } from '../schemas/common';
-import type { MethodType } from '../schemas/jobs';
+import type { MethodType, MetricsEventData } from '../schemas/jobs';
 import type { ResolvedHyperparameters } from './spec';
 import type { JobStatus } from './state-machine';
 
@@ -46,23 +46,20 @@ export interface JobRecord {
 export type EventLevel = Static<typeof EventLevelSchema>;
 export type EventType = 'message' | 'metrics';
 
-export interface JobEventRecord {
+/** An event's type and data: a `metrics` event's data has its declared shape (MetricsEventData). */
+export type EventBody = { type: 'metrics'; data: MetricsEventData } | { type: 'message'; data: Record<string, unknown> | null };
+
+export type JobEventRecord = {
   id: string;
   /** Insertion order (the SSE stream's cursor). */
   seq: bigint;
   jobId: string;
   level: EventLevel;
-  type: EventType;
   message: string;
-  data: Record<string, unknown> | null;
   createdAt: Date;
-}
+} & EventBody;
 
-export interface NewJobEvent {
-  level?: EventLevel;
-  type?: EventType;
-  data?: Record<string, unknown>;
-}
+export type NewJobEvent = { level?: EventLevel } & ({ type?: 'message'; data?: Record<string, unknown> } | { type: 'metrics'; data: MetricsEventData });
 
 export interface CheckpointRecord {
   id: string;

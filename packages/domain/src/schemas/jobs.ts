@@ -242,16 +242,67 @@ export const JobObject = Type.Object(
 );
 export type JobObject = Static<typeof JobObject>;
 
-export const EventObject = Type.Object(
+// ── a run's output: the data of its metrics events ───────────────────────────────────────────
+// One declared shape per kind, written by the worker and read by the SDK and the dashboard through
+// the OpenAPI document (no hand-written parser on either side).
+
+/** A logged training step (every `log_interval` steps). */
+export const StepMetrics = Type.Object(
   {
-    id: Type.String(),
-    object: Type.Literal('fine_tuning.job.event'),
-    created_at: Type.Integer(),
-    level: EventLevelSchema,
-    message: Type.String(),
-    type: Type.Union([Type.Literal('message'), Type.Literal('metrics')]),
-    data: Nullable(Type.Record(Type.String(), Type.Unknown())),
+    kind: Type.Literal('step'),
+    step: Type.Integer({ minimum: 1 }),
+    total_steps: Type.Integer({ minimum: 1, description: 'The steps of the whole run.' }),
+    train_loss: Type.Number({ description: 'Mean training loss of the step (over its micro-batches).' }),
+    learning_rate: Type.Number(),
+    grad_norm: Type.Number({ description: 'Global gradient norm before clipping.' }),
+    tokens_per_second: Type.Number({ description: 'Training throughput of the step.' }),
   },
+  { $id: 'StepMetrics' },
+);
+export type StepMetrics = Static<typeof StepMetrics>;
+
+/** An evaluation on the validation data (every `eval_interval` steps, at step 0 and at the end). */
+export const ValidationMetrics = Type.Object(
+  {
+    kind: Type.Literal('evaluation'),
+    step: Type.Integer({ minimum: 0 }),
+    valid_loss: Type.Number(),
+    valid_perplexity: Type.Number(),
+    valid_mean_token_accuracy: Type.Number(),
+    best: Type.Boolean({ description: 'The lowest validation loss of the run so far (step 0 never counts).' }),
+  },
+  { $id: 'ValidationMetrics' },
+);
+export type ValidationMetrics = Static<typeof ValidationMetrics>;
+
+/** A checkpoint saved (its record is under /checkpoints). */
+export const CheckpointSaved = Type.Object(
+  {
+    kind: Type.Literal('checkpoint'),
+    step: Type.Integer({ minimum: 0 }),
+  },
+  { $id: 'CheckpointSaved' },
+);
+export type CheckpointSaved = Static<typeof CheckpointSaved>;
+
+/** The data of a `metrics` event, told apart by `kind`. */
+export const MetricsEventData = Type.Union([StepMetrics, ValidationMetrics, CheckpointSaved], { $id: 'MetricsEventData' });
+export type MetricsEventData = Static<typeof MetricsEventData>;
+
+const eventFields = {
+  id: Type.String(),
+  object: Type.Literal('fine_tuning.job.event'),
+  created_at: Type.Integer(),
+  level: EventLevelSchema,
+  message: Type.String(),
+};
+
+/** OpenAI's job event; Crucible declares the data of its `metrics` events. */
+export const EventObject = Type.Union(
+  [
+    Type.Object({ ...eventFields, type: Type.Literal('metrics'), data: MetricsEventData }),
+    Type.Object({ ...eventFields, type: Type.Literal('message'), data: Nullable(Type.Record(Type.String(), Type.Unknown())) }),
+  ],
   { $id: 'FineTuningJobEvent' },
 );
 export type EventObject = Static<typeof EventObject>;
@@ -271,15 +322,18 @@ export const CheckpointObject = Type.Object(
 );
 export type CheckpointObject = Static<typeof CheckpointObject>;
 
-export const MetricPoint = Type.Object({
-  step: Type.Integer(),
-  train_loss: Nullable(Type.Number()),
-  valid_loss: Nullable(Type.Number()),
-  valid_mean_token_accuracy: Nullable(Type.Number()),
-  learning_rate: Nullable(Type.Number()),
-  grad_norm: Nullable(Type.Number()),
-  tokens_per_second: Nullable(Type.Number()),
-});
+export const MetricPoint = Type.Object(
+  {
+    step: Type.Integer(),
+    train_loss: Nullable(Type.Number()),
+    valid_loss: Nullable(Type.Number()),
+    valid_mean_token_accuracy: Nullable(Type.Number()),
+    learning_rate: Nullable(Type.Number()),
+    grad_norm: Nullable(Type.Number()),
+    tokens_per_second: Nullable(Type.Number()),
+  },
+  { $id: 'MetricPoint' },
+);
 
 export const MetricsQuery = Type.Object({
   max_points: Type.Optional(
