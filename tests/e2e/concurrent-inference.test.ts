@@ -74,6 +74,7 @@ describe('concurrent generations over several adapters of one base', () => {
     const job = await client.fineTuning.jobs.create({
       model: 'gpt-nano',
       training_file: f.id,
+      seed: 11, // a fixed base: without one each run trains another, and a weak one may answer every prompt alike
       method: {
         type: 'pretrain',
         pretrain: {

@@ -44,8 +44,8 @@ export async function registerDashboard(app: FastifyInstance, dir: string): Prom
   };
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/dashboard/'));
   app.get('/dashboard', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/dashboard/'));
-  app.get('/dashboard/*', { schema: { hide: true } }, async (req, reply) => {
-    const rel = decodeURIComponent((req.params as { '*': string })['*'] || 'index.html');
+  app.get<{ Params: { '*': string } }>('/dashboard/*', { schema: { hide: true } }, async (req, reply) => {
+    const rel = decodeURIComponent(req.params['*'] || 'index.html');
     // client-side routes (no extension) get index.html
     if ((await send(reply, rel)) || (extname(rel) === '' && (await send(reply, 'index.html')))) return reply;
     throw new CrucibleError(

@@ -15,8 +15,8 @@ import {
   type GenerationResult,
   type TokenLogprobResult,
 } from '@crucible/domain';
-import type { Static } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import {
@@ -96,20 +96,20 @@ function inputs(v: string | string[]): string[] {
 }
 
 export const completionRoutes =
-  (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
+  (deps: Deps, cfg: ApiConfig): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.post(
       '/completions',
       { schema: { operationId: 'createCompletion', tags: ['completions'], body: CompletionRequest, response: { 200: CompletionObject } } },
       async (req, reply) => {
-        const body = req.body as Static<typeof CompletionRequest>;
+        const body = req.body;
         const echo = body.echo ?? false;
         const payload = await generationPayload(deps, req.actor, body, body.prompt, { chat: false, logprobs: body.logprobs ?? null, echo });
         const id = completionId();
         const created = Math.floor(Date.now() / 1000);
         const chunk = (index: number, text: string, finish: string | null) => ({
           id,
-          object: 'text_completion',
+          object: 'text_completion' as const,
           created,
           model: body.model,
           choices: [{ text, index, logprobs: null, finish_reason: finish }],
@@ -118,7 +118,7 @@ export const completionRoutes =
           const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'prompt', inflight(req, reply));
           return {
             id,
-            object: 'text_completion',
+            object: 'text_completion' as const,
             created,
             model: body.model,
             choices: r.choices.map((c, index) => ({
@@ -149,7 +149,7 @@ export const completionRoutes =
       '/chat/completions',
       { schema: { operationId: 'createChatCompletion', tags: ['chat'], body: ChatCompletionRequest, response: { 200: ChatCompletionObject } } },
       async (req, reply) => {
-        const body = req.body as Static<typeof ChatCompletionRequest>;
+        const body = req.body;
         if (body.top_logprobs != null && !body.logprobs) throw new CrucibleError('invalid_request', 'top_logprobs needs logprobs: true', 'top_logprobs');
         const payload = await generationPayload(
           deps,
@@ -164,12 +164,12 @@ export const completionRoutes =
           const r = await runInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, 'messages', inflight(req, reply));
           return {
             id,
-            object: 'chat.completion',
+            object: 'chat.completion' as const,
             created,
             model: body.model,
             choices: r.choices.map((c, index) => ({
               index,
-              message: { role: 'assistant', content: c.text, refusal: null },
+              message: { role: 'assistant' as const, content: c.text, refusal: null },
               logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null,
               finish_reason: c.finishReason,
             })),
@@ -208,7 +208,7 @@ export const completionRoutes =
       '/embeddings',
       { schema: { operationId: 'createEmbedding', tags: ['embeddings'], body: EmbeddingRequest, response: { 200: EmbeddingList } } },
       async (req, reply) => {
-        const body = req.body as Static<typeof EmbeddingRequest>;
+        const body = req.body;
         const list = inputs(body.input);
         const payload = await embeddingPayload(deps, req.actor, body.model, list, body.pooling ?? 'mean');
         const r = await runInference<EmbeddingResult>(deps, payload, cfg.inferenceTimeoutMs, 'input', inflight(req, reply));
@@ -217,8 +217,8 @@ export const completionRoutes =
         }
         const encode = (v: number[]) => (body.encoding_format === 'base64' ? Buffer.from(Float32Array.from(v).buffer).toString('base64') : v);
         return {
-          object: 'list',
-          data: r.vectors.map((v, index) => ({ object: 'embedding', index, embedding: encode(v) })),
+          object: 'list' as const,
+          data: r.vectors.map((v, index) => ({ object: 'embedding' as const, index, embedding: encode(v) })),
           model: body.model,
           usage: { prompt_tokens: r.tokens, total_tokens: r.tokens },
         };
@@ -229,11 +229,11 @@ export const completionRoutes =
       '/fill_mask',
       { schema: { operationId: 'createFillMask', tags: ['embeddings'], body: FillMaskRequest, response: { 200: FillMaskList } } },
       async (req, reply) => {
-        const body = req.body as Static<typeof FillMaskRequest>;
+        const body = req.body;
         const payload = await fillMaskPayload(deps, req.actor, body.model, inputs(body.input), body.top_k ?? 5);
         const r = await runInference<FillMaskResult>(deps, payload, cfg.inferenceTimeoutMs, 'input', inflight(req, reply));
         return {
-          object: 'list',
+          object: 'list' as const,
           model: body.model,
           data: r.results.map((masks, index) => ({
             index,

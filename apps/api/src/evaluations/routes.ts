@@ -9,13 +9,13 @@ import {
   ListOf,
   ListQuery,
 } from '@crucible/domain';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
 import type { Deps } from '../deps';
 import { cancelEvaluation, compareEvaluations, createEvaluation, evaluationObject, getEvaluation, listEvaluationEvents, listEvaluations } from './service';
 
 export const evaluationRoutes =
-  (deps: Deps): FastifyPluginAsync =>
+  (deps: Deps): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.post(
       '/evaluations',
@@ -29,7 +29,7 @@ export const evaluationRoutes =
             'Scores a model or checkpoint on a processed file: loss, perplexity and token accuracy (masked-token accuracy for bert); for prompt/completion and chat data also the answer-only loss and exact match of greedy answers; a few sample generations.',
         },
       },
-      async (req) => createEvaluation(deps, req.actor, req.body as CreateEvaluationRequest),
+      async (req) => createEvaluation(deps, req.actor, req.body),
     );
 
     app.get(
@@ -42,7 +42,7 @@ export const evaluationRoutes =
           response: { 200: ListOf(EvaluationObject) },
         },
       },
-      async (req) => listEvaluations(deps, req.actor, req.query as { after?: string; limit?: number; file?: string; model?: string }),
+      async (req) => listEvaluations(deps, req.actor, req.query),
     );
 
     app.get(
@@ -57,7 +57,7 @@ export const evaluationRoutes =
         },
       },
       async (req) => {
-        const q = req.query as { file: string; models?: string };
+        const q = req.query;
         const models = q.models
           ?.split(',')
           .map((m) => m.trim())
@@ -69,13 +69,13 @@ export const evaluationRoutes =
     app.get(
       '/evaluations/:id',
       { schema: { operationId: 'retrieveEvaluation', tags: ['evaluations'], params: IdParams, response: { 200: EvaluationObject } } },
-      async (req) => evaluationObject(await getEvaluation(deps, req.actor, (req.params as { id: string }).id)),
+      async (req) => evaluationObject(await getEvaluation(deps, req.actor, req.params.id)),
     );
 
     app.post(
       '/evaluations/:id/cancel',
       { schema: { operationId: 'cancelEvaluation', tags: ['evaluations'], params: IdParams, response: { 200: EvaluationObject } } },
-      async (req) => cancelEvaluation(deps, req.actor, (req.params as { id: string }).id),
+      async (req) => cancelEvaluation(deps, req.actor, req.params.id),
     );
 
     app.get(
@@ -89,6 +89,6 @@ export const evaluationRoutes =
           response: { 200: ListOf(EvaluationEventObject) },
         },
       },
-      async (req) => listEvaluationEvents(deps, req.actor, (req.params as { id: string }).id, req.query as { after?: string; limit?: number }),
+      async (req) => listEvaluationEvents(deps, req.actor, req.params.id, req.query),
     );
   };

@@ -14,11 +14,10 @@ import {
   IdParams,
   ListOf,
   ListQuery,
-  type PreparationRulesRequest,
   PrepareFileRequest,
 } from '@crucible/domain';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { filePreview, fileStats } from './insights';
@@ -30,7 +29,7 @@ const UploadBody = Type.Object({
 });
 
 export const fileRoutes =
-  (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
+  (deps: Deps, cfg: ApiConfig): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.post(
       '/files',
@@ -70,22 +69,22 @@ export const fileRoutes =
           response: { 200: ListOf(FileObject) },
         },
       },
-      async (req) => listFiles(deps, req.actor, req.query as { after?: string; limit?: number; purpose?: string }),
+      async (req) => listFiles(deps, req.actor, req.query),
     );
 
     app.get('/files/:id', { schema: { operationId: 'retrieveFile', tags: ['files'], params: IdParams, response: { 200: FileObject } } }, async (req) =>
-      fileObject(await getFile(deps, req.actor, (req.params as { id: string }).id)),
+      fileObject(await getFile(deps, req.actor, req.params.id)),
     );
 
     app.get('/files/:id/content', { schema: { operationId: 'downloadFile', tags: ['files'], params: IdParams } }, async (req, reply) => {
-      const { file, body } = await fileContent(deps, req.actor, (req.params as { id: string }).id);
+      const { file, body } = await fileContent(deps, req.actor, req.params.id);
       reply.header('content-type', 'application/octet-stream').header('content-length', file.bytes);
       reply.header('content-disposition', contentDisposition(file.filename));
       return reply.send(body);
     });
 
     app.delete('/files/:id', { schema: { operationId: 'deleteFile', tags: ['files'], params: IdParams, response: { 200: Deleted('file') } } }, async (req) =>
-      deleteFile(deps, req.actor, (req.params as { id: string }).id),
+      deleteFile(deps, req.actor, req.params.id),
     );
 
     app.get(
@@ -100,7 +99,7 @@ export const fileRoutes =
             'The validation report (first 100 problems, total count, format, limits, length histogram) and, for a prepared file, the preparation report.',
         },
       },
-      async (req) => fileReport(deps, req.actor, (req.params as { id: string }).id),
+      async (req) => fileReport(deps, req.actor, req.params.id),
     );
 
     app.post(
@@ -116,8 +115,7 @@ export const fileRoutes =
             'Runs the data preparation pipeline on a processed file and returns the new file (pending until prepared and validated); its report lists counts per rule and examples.',
         },
       },
-      async (req) =>
-        prepareFile(deps, req.actor, (req.params as { id: string }).id, (req.body ?? {}) as { rules?: PreparationRulesRequest; filename?: string }),
+      async (req) => prepareFile(deps, req.actor, req.params.id, req.body ?? {}),
     );
 
     app.get(
@@ -132,7 +130,7 @@ export const fileRoutes =
           description: 'Records, characters and a length histogram; with ?model=, tokens under that model’s tokenizer.',
         },
       },
-      async (req) => fileStats(deps, req.actor, (req.params as { id: string }).id, (req.query as { model?: string }).model),
+      async (req) => fileStats(deps, req.actor, req.params.id, req.query.model),
     );
 
     app.get(
@@ -148,8 +146,8 @@ export const fileRoutes =
         },
       },
       async (req) => {
-        const q = req.query as { model: string; records?: number };
-        return filePreview(deps, req.actor, (req.params as { id: string }).id, q.model, q.records ?? 3);
+        const q = req.query;
+        return filePreview(deps, req.actor, req.params.id, q.model, q.records ?? 3);
       },
     );
   };

@@ -10,24 +10,23 @@ import {
   MetricsList,
   MetricsQuery,
 } from '@crucible/domain';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
 import type { Deps } from '../deps';
 import { estimateJob } from './estimate';
 import { JobEventStreams } from './event-stream';
 import { cancelJob, createJob, getJob, jobMetrics, jobObject, listCheckpoints, listEvents, listJobs, pauseJob, resumeJob } from './service';
 
-type IdReq = { params: { id: string } };
 const tags = ['fine_tuning'];
 
 export const jobRoutes =
-  (deps: Deps): FastifyPluginAsync =>
+  (deps: Deps): FastifyPluginAsyncTypebox =>
   async (app) => {
     // event streams are hijacked replies, which closing the server would wait for: it ends them
     const streams = new JobEventStreams(deps);
     app.addHook('preClose', async () => streams.closeAll());
     app.post('/fine_tuning/jobs', { schema: { operationId: 'createFineTuningJob', tags, body: CreateJobRequest, response: { 200: JobObject } } }, async (req) =>
-      createJob(deps, req.actor, req.body as CreateJobRequest),
+      createJob(deps, req.actor, req.body),
     );
     app.post(
       '/fine_tuning/jobs/estimate',
@@ -41,15 +40,15 @@ export const jobRoutes =
             'What a job would do, without creating it: training tokens (with the tokenizer it would use), steps, and a duration from the throughput of earlier jobs of the same model.',
         },
       },
-      async (req) => estimateJob(deps, req.actor, req.body as CreateJobRequest),
+      async (req) => estimateJob(deps, req.actor, req.body),
     );
     app.get(
       '/fine_tuning/jobs',
       { schema: { operationId: 'listFineTuningJobs', tags, querystring: ListQuery, response: { 200: ListOf(JobObject) } } },
-      async (req) => listJobs(deps, req.actor, req.query as { after?: string; limit?: number }),
+      async (req) => listJobs(deps, req.actor, req.query),
     );
     app.get('/fine_tuning/jobs/:id', { schema: { operationId: 'retrieveFineTuningJob', tags, params: IdParams, response: { 200: JobObject } } }, async (req) =>
-      jobObject(await getJob(deps, req.actor, (req as IdReq).params.id)),
+      jobObject(await getJob(deps, req.actor, req.params.id)),
     );
     for (const [action, fn] of [
       ['cancel', cancelJob],
@@ -59,7 +58,7 @@ export const jobRoutes =
       app.post(
         `/fine_tuning/jobs/:id/${action}`,
         { schema: { operationId: `${action}FineTuningJob`, tags, params: IdParams, response: { 200: JobObject } } },
-        async (req) => fn(deps, req.actor, (req as IdReq).params.id),
+        async (req) => fn(deps, req.actor, req.params.id),
       );
     }
     app.get(
@@ -77,8 +76,8 @@ export const jobRoutes =
         },
       },
       async (req, reply) => {
-        const id = (req as IdReq).params.id;
-        const q = req.query as { after?: string; limit?: number; stream?: boolean };
+        const id = req.params.id;
+        const q = req.query;
         if (!q.stream) return listEvents(deps, req.actor, id, q);
         await getJob(deps, req.actor, id);
         reply.hijack();
@@ -88,11 +87,11 @@ export const jobRoutes =
     app.get(
       '/fine_tuning/jobs/:id/checkpoints',
       { schema: { operationId: 'listFineTuningCheckpoints', tags, params: IdParams, querystring: ListQuery, response: { 200: ListOf(CheckpointObject) } } },
-      async (req) => listCheckpoints(deps, req.actor, (req as IdReq).params.id, req.query as { after?: string; limit?: number }),
+      async (req) => listCheckpoints(deps, req.actor, req.params.id, req.query),
     );
     app.get(
       '/fine_tuning/jobs/:id/metrics',
       { schema: { operationId: 'getFineTuningMetrics', tags, params: IdParams, querystring: MetricsQuery, response: { 200: MetricsList } } },
-      async (req) => jobMetrics(deps, req.actor, (req as IdReq).params.id, (req.query as { max_points?: number }).max_points),
+      async (req) => jobMetrics(deps, req.actor, req.params.id, req.query.max_points),
     );
   };

@@ -1,8 +1,8 @@
 // /v1/models: list, retrieve, delete, import (POST, multipart), download (a streamed .tar.gz of
 // the model's Hugging Face folder, full or adapter-only) and single files.
 import { CrucibleError, contentDisposition, Deleted, ModelObject } from '@crucible/domain';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { type DownloadVariant, deleteModel, IMPORT_FILES, listModels, ModelImport, modelArchive, modelFile, retrieveModel } from './service';
@@ -20,7 +20,7 @@ const ImportBody = Type.Object({
 
 /** RFC 6266 attachment header with an ASCII fallback and the UTF-8 name. */
 export const modelRoutes =
-  (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
+  (deps: Deps, cfg: ApiConfig): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.get(
       '/models',
@@ -90,7 +90,7 @@ export const modelRoutes =
         },
       },
       async (req, reply) => {
-        const variant = ((req.query as { variant?: DownloadVariant }).variant ?? 'full') as DownloadVariant;
+        const variant = (req.query.variant ?? 'full') as DownloadVariant;
         const { name, body } = await modelArchive(deps, req.actor, (req as Req).params.model, variant);
         return reply.header('content-type', 'application/gzip').header('content-disposition', contentDisposition(name)).send(body);
       },
@@ -100,7 +100,7 @@ export const modelRoutes =
       '/models/:model/files/:name',
       { schema: { operationId: 'downloadModelFile', tags, params: Type.Object({ model: Type.String(), name: Type.String() }) } },
       async (req, reply) => {
-        const { model, name } = req.params as { model: string; name: string };
+        const { model, name } = req.params;
         const f = await modelFile(deps, req.actor, model, name);
         return reply
           .header('content-type', 'application/octet-stream')

@@ -1,96 +1,40 @@
 // /v1/webhook_endpoints, shaped like OpenAI's webhook endpoints (the official client's
 // `client.webhooks` works on it): create, list, retrieve, update, delete, rotate_secret, test,
-// and (Crucible's own) the delivery log of an endpoint.
-import type { WebhookDeliveryRecord, WebhookEndpointRecord } from '@crucible/db';
+// and (Crucible's own) the delivery log of an endpoint. The operations are in service.ts.
 import {
   CreateWebhookRequest,
-  CrucibleError,
-  ID_PREFIX,
   IdParams,
   ListOf,
   ListQuery,
-  newId,
   TestWebhookRequest,
   UpdateWebhookRequest,
   WebhookDeliveryObject,
   WebhookEndpointObject,
   WebhookTestResult,
 } from '@crucible/domain';
-import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
-import type { Actor } from '../auth';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { page, unix } from '../pagination';
-import { type AddressPolicy, addressPolicy, allowedAddresses, WebhookAddressError } from './address-policy';
-import { newSigningSecret, postSigned, secretHint } from './signing';
+import { addressPolicy } from './address-policy';
+import {
+  createEndpoint,
+  deleteEndpoint,
+  listDeliveries,
+  listEndpoints,
+  retrieveEndpoint,
+  rotateSecret,
+  testEndpoint,
+  updateEndpoint,
+  type WebhookCtx,
+} from './service';
 
 const tags = ['webhooks'];
-type IdReq = { params: { id: string } };
-
-function endpointObject(e: WebhookEndpointRecord, withSecret = false): Static<typeof WebhookEndpointObject> {
-  return {
-    id: e.id,
-    object: 'webhook_endpoint',
-    name: e.name,
-    url: e.url,
-    event_types: e.eventTypes,
-    created_at: unix(e.createdAt) as number,
-    updated_at: unix(e.updatedAt) as number,
-    signing_secret_hint: secretHint(e.secret),
-    ...(withSecret ? { signing_secret: e.secret } : {}),
-  };
-}
-
-function deliveryObject(d: WebhookDeliveryRecord): Static<typeof WebhookDeliveryObject> {
-  return {
-    id: d.id,
-    object: 'webhook_endpoint.delivery',
-    webhook_endpoint_id: d.endpointId,
-    event_id: d.eventId,
-    event_type: d.eventType,
-    payload: d.payload,
-    status: d.status,
-    attempts: d.attempts,
-    next_attempt_at: d.status === 'pending' ? unix(d.nextAttemptAt) : null,
-    last_status_code: d.lastStatusCode,
-    last_error: d.lastError,
-    created_at: unix(d.createdAt) as number,
-    delivered_at: unix(d.deliveredAt),
-  };
-}
-
-/** http(s) only; the URL is where signed events go. */
-/** A webhook URL as stored: http(s), no credentials, and (unless private networks are allowed) not pointing into them. */
-async function checkedUrl(raw: string, policy: AddressPolicy): Promise<string> {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new CrucibleError('invalid_request', `url is not a URL: ${JSON.stringify(raw.slice(0, 100))}`, 'url');
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new CrucibleError('invalid_request', `url must use https or http, not ${u.protocol}`, 'url');
-  if (u.username || u.password) throw new CrucibleError('invalid_request', 'url must not hold credentials', 'url');
-  try {
-    await allowedAddresses(u, policy);
-  } catch (err) {
-    if (!(err instanceof WebhookAddressError)) throw err;
-    const hint = policy.allowPrivate ? '' : ' (an operator may allow intranet receivers with WEBHOOK_ALLOW_PRIVATE_NETWORKS)';
-    throw new CrucibleError('invalid_request', `url: ${err.message}${hint}`, 'url');
-  }
-  return u.toString();
-}
-
-async function getEndpoint(deps: Deps, actor: Actor, id: string): Promise<WebhookEndpointRecord> {
-  const e = await deps.store.webhooks.get(actor.projectId, id);
-  if (!e) throw new CrucibleError('webhook_not_found', `no webhook endpoint ${id} in this project`, 'webhook_endpoint_id');
-  return e;
-}
 
 export const webhookRoutes =
-  (deps: Deps, cfg: ApiConfig): FastifyPluginAsync =>
+  (deps: Deps, cfg: ApiConfig): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const policy = addressPolicy(cfg.webhooks);
+    const ctx: WebhookCtx = { deps, cfg: cfg.webhooks, policy: addressPolicy(cfg.webhooks) };
     const admin = { scope: 'admin' as const };
     app.post(
       '/webhook_endpoints',
@@ -104,36 +48,17 @@ export const webhookRoutes =
           description: 'Signed POSTs (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) when the subscribed events happen.',
         },
       },
-      async (req) => {
-        const body = req.body as Static<typeof CreateWebhookRequest>;
-        const e = await deps.store.webhooks.create({
-          id: newId(ID_PREFIX.webhook),
-          projectId: req.actor.projectId,
-          name: body.name,
-          url: await checkedUrl(body.url, policy),
-          secret: newSigningSecret(),
-          eventTypes: body.event_types,
-        });
-        return endpointObject(e, true);
-      },
+      async (req) => createEndpoint(ctx, req.actor, req.body),
     );
     app.get(
       '/webhook_endpoints',
       { schema: { operationId: 'listWebhookEndpoints', tags, querystring: ListQuery, response: { 200: ListOf(WebhookEndpointObject) } } },
-      async (req) => {
-        const q = req.query as { after?: string; limit?: number };
-        if (q.after) await getEndpoint(deps, req.actor, q.after);
-        const r = await deps.store.webhooks.list(req.actor.projectId, { after: q.after, limit: q.limit ?? 20 });
-        return page(
-          r.items.map((e) => endpointObject(e)),
-          r.hasMore,
-        );
-      },
+      async (req) => listEndpoints(deps, req.actor, req.query),
     );
     app.get(
       '/webhook_endpoints/:id',
       { schema: { operationId: 'retrieveWebhookEndpoint', tags, params: IdParams, response: { 200: WebhookEndpointObject } } },
-      async (req) => endpointObject(await getEndpoint(deps, req.actor, (req as IdReq).params.id)),
+      async (req) => retrieveEndpoint(deps, req.actor, req.params.id),
     );
     app.post(
       '/webhook_endpoints/:id',
@@ -141,17 +66,7 @@ export const webhookRoutes =
         config: admin,
         schema: { operationId: 'updateWebhookEndpoint', tags, params: IdParams, body: UpdateWebhookRequest, response: { 200: WebhookEndpointObject } },
       },
-      async (req) => {
-        const id = (req as IdReq).params.id;
-        await getEndpoint(deps, req.actor, id);
-        const b = req.body as Static<typeof UpdateWebhookRequest>;
-        const e = await deps.store.webhooks.update(req.actor.projectId, id, {
-          ...(b.name !== undefined ? { name: b.name } : {}),
-          ...(b.url !== undefined ? { url: await checkedUrl(b.url, policy) } : {}),
-          ...(b.event_types !== undefined ? { eventTypes: b.event_types } : {}),
-        });
-        return endpointObject(e ?? (await getEndpoint(deps, req.actor, id)));
-      },
+      async (req) => updateEndpoint(ctx, req.actor, req.params.id, req.body),
     );
     app.delete(
       '/webhook_endpoints/:id',
@@ -164,11 +79,7 @@ export const webhookRoutes =
           response: { 200: Type.Object({ id: Type.String(), object: Type.Literal('webhook_endpoint.deleted'), deleted: Type.Boolean() }) },
         },
       },
-      async (req) => {
-        const id = (req as IdReq).params.id;
-        if (!(await deps.store.webhooks.delete(req.actor.projectId, id))) await getEndpoint(deps, req.actor, id);
-        return { id, object: 'webhook_endpoint.deleted' as const, deleted: true };
-      },
+      async (req) => deleteEndpoint(deps, req.actor, req.params.id),
     );
     app.post(
       '/webhook_endpoints/:id/rotate_secret',
@@ -183,12 +94,7 @@ export const webhookRoutes =
           description: 'A new signing secret, in force at once (the old one is not kept).',
         },
       },
-      async (req) => {
-        const id = (req as IdReq).params.id;
-        await getEndpoint(deps, req.actor, id);
-        const e = await deps.store.webhooks.update(req.actor.projectId, id, { secret: newSigningSecret() });
-        return endpointObject(e ?? (await getEndpoint(deps, req.actor, id)), true);
-      },
+      async (req) => rotateSecret(deps, req.actor, req.params.id),
     );
     app.post(
       '/webhook_endpoints/:id/test',
@@ -203,23 +109,7 @@ export const webhookRoutes =
           description: 'Sends one signed sample event now (not retried, not logged) and reports the receiver’s status.',
         },
       },
-      async (req) => {
-        const e = await getEndpoint(deps, req.actor, (req as IdReq).params.id);
-        const type = (req.body as Static<typeof TestWebhookRequest>).event_type;
-        const eventId = newId(ID_PREFIX.webhookEvent);
-        const body = JSON.stringify({ id: eventId, object: 'event', type, created_at: Math.floor(Date.now() / 1000), data: { id: 'test' } });
-        const { statusCode, error } = await postSigned(e.url, e.secret, eventId, body, cfg.webhooks.timeoutMs, policy);
-        if (statusCode === null) throw new CrucibleError('webhook_unreachable', `the test event could not be delivered: ${error}`, 'url');
-        // as OpenAI's: success says the test completed; status_code is what the receiver answered
-        return {
-          object: 'webhook_endpoint.test' as const,
-          webhook_endpoint_id: e.id,
-          event_type: type,
-          status_code: statusCode,
-          success: true as const,
-          delivered: statusCode >= 200 && statusCode < 300,
-        };
-      },
+      async (req) => testEndpoint(ctx, req.actor, req.params.id, req.body.event_type),
     );
     app.get(
       '/webhook_endpoints/:id/deliveries',
@@ -233,12 +123,6 @@ export const webhookRoutes =
           description: 'The delivery log, newest first: each event, its attempts, the last status code or error.',
         },
       },
-      async (req) => {
-        const id = (req as IdReq).params.id;
-        await getEndpoint(deps, req.actor, id);
-        const q = req.query as { after?: string; limit?: number };
-        const r = await deps.store.webhooks.deliveries(req.actor.projectId, id, { after: q.after, limit: q.limit ?? 20 });
-        return page(r.items.map(deliveryObject), r.hasMore);
-      },
+      async (req) => listDeliveries(deps, req.actor, req.params.id, req.query),
     );
   };
