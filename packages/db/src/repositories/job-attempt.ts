@@ -26,8 +26,8 @@ WITH held AS (
     train_loss = EXCLUDED.train_loss, lr = EXCLUDED.lr, grad_norm = EXCLUDED.grad_norm, tokens_per_sec = EXCLUDED.tokens_per_sec
   RETURNING 1
 ), event AS (
-  INSERT INTO job_events (id, project_id, job_id, level, type, message, data, created_at)
-  SELECT $10, $2, $1, 'info', 'metrics', $11, $12::jsonb, $13::timestamp FROM held
+  INSERT INTO job_events (id, project_id, job_id, level, type, message, data, step, created_at)
+  SELECT $10, $2, $1, 'info', 'metrics', $11, $12::jsonb, $5, $13::timestamp FROM held
   RETURNING 1
 )
 SELECT count(*)::int AS held FROM held`;
@@ -128,7 +128,7 @@ export class AttemptWriter {
       const where = { jobId: this.jobId, projectId: this.projectId };
       const last = await tx.jobMetric.aggregate({ where, _max: { step: true } });
       const m = await tx.jobMetric.deleteMany({ where: { ...where, step: { gt: step } } });
-      const e = await tx.jobEvent.deleteMany({ where: { ...where, type: 'metrics', data: { path: ['step'], gt: step } } });
+      const e = await tx.jobEvent.deleteMany({ where: { ...where, step: { gt: step } } });
       return { metrics: m.count, events: e.count, lastStep: last._max.step ?? step };
     });
   }

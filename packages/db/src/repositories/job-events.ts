@@ -15,6 +15,7 @@ export async function insertEvent(tx: Tx, projectId: string, jobId: string, mess
       type: opts.type ?? 'message',
       message,
       data: opts.data as Prisma.InputJsonValue | undefined,
+      step: opts.type === 'metrics' ? opts.data.step : null,
     },
   });
 }
