@@ -1,3 +1,5 @@
+// /v1/fine_tuning/jobs and its sub-resources; `events?stream=true` is a Server-Sent Events feed
+// (jobs/event-stream.ts).
 import {
   CheckpointObject,
   CreateJobRequest,

@@ -345,7 +345,10 @@ class TrainingRun {
     // the steps after the starting point are redone: their earlier metrics and metric events go
     const from = start.kind === 'checkpoint' ? start.step : 0;
     const gone = await this.io(() => this.writes.discardAfterStep(from));
-    if (!gone) return this.superseded() ?? false;
+    if (!gone) {
+      this.superseded();
+      return false;
+    }
     const redone = Math.max(0, gone.lastStep - from);
     if (start.kind === 'checkpoint') {
       await this.event(`Resumed training at step ${from} of ${maxSteps} on ${backend} (${redone} steps to redo)`, {
@@ -417,7 +420,10 @@ class TrainingRun {
           const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`;
           // its metrics, its event, and the numbers of a checkpoint saved at this step (just before): one transaction
           const recorded = await this.io(() => this.writes.recordEvaluation(data, message, this.checkpointMetrics(e.step)));
-          if (!recorded) return this.superseded();
+          if (!recorded) {
+            this.superseded();
+            return undefined;
+          }
           const hadCheckpoint = recorded.checkpoint;
           if (improved) {
             // the best weights are kept as a checkpoint: one saved at this step is marked; at the
@@ -596,9 +602,8 @@ class TrainingRun {
   }
 
   /** Another attempt of the job replaced this run (its worker was presumed lost): stop, writing nothing more. */
-  private superseded(): undefined {
+  private superseded(): void {
     if (!this.ctl.signal.aborted) this.ctl.abort('superseded' satisfies StopReason);
-    return undefined;
   }
 
   /** Retries while a dependency is unreachable, keeping the run's place; logs once per outage. */

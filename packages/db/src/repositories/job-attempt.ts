@@ -6,9 +6,10 @@
 // run still records how it stopped.
 import { checkpointId, ID_PREFIX, type NewJobEvent, newId, type StepMetrics, type ValidationMetrics } from '@crucible/domain';
 import { Prisma, type PrismaClient } from '../../generated/client';
+import { Repository } from './base';
 import { insertEvent, type Tx } from './job-events';
 
-type Pool = InstanceType<typeof import('pg').Pool>;
+type Pool = ConstructorParameters<typeof Repository>[1];
 type Numbers = Record<string, number | null>;
 
 /** A number as stored in a metrics row (a non-finite loss is recorded as missing). */
@@ -32,35 +33,34 @@ WITH held AS (
 )
 SELECT count(*)::int AS held FROM held`;
 
-export class AttemptWriter {
+export class AttemptWriter extends Repository {
   constructor(
-    private readonly prisma: PrismaClient,
-    private readonly pool: Pool,
-    private readonly guard: <T>(fn: () => Promise<T>) => Promise<T>,
+    prisma: PrismaClient,
+    pool: Pool,
     readonly projectId: string,
     readonly jobId: string,
     readonly attempt: number,
-  ) {}
+  ) {
+    super(prisma, pool);
+  }
 
   /** A logged step: its metrics, its event and the job's trained tokens. */
   async recordStep(m: StepMetrics, message: string, trainedTokens: number): Promise<boolean> {
-    const { rows } = await this.guard(() =>
-      this.pool.query<{ held: number }>(RECORD_STEP, [
-        this.jobId,
-        this.projectId,
-        this.attempt,
-        trainedTokens,
-        m.step,
-        finite(m.train_loss),
-        finite(m.learning_rate),
-        finite(m.grad_norm),
-        finite(m.tokens_per_second),
-        newId(ID_PREFIX.event),
-        message,
-        JSON.stringify(m),
-        new Date().toISOString(),
-      ]),
-    );
+    const rows = await this.sql<{ held: number }>(RECORD_STEP, [
+      this.jobId,
+      this.projectId,
+      this.attempt,
+      trainedTokens,
+      m.step,
+      finite(m.train_loss),
+      finite(m.learning_rate),
+      finite(m.grad_norm),
+      finite(m.tokens_per_second),
+      newId(ID_PREFIX.event),
+      message,
+      JSON.stringify(m),
+      new Date().toISOString(),
+    ]);
     return rows[0]?.held === 1;
   }
 
@@ -135,8 +135,8 @@ export class AttemptWriter {
 
   /** `write` in one transaction while the job is at this attempt (its row held to the end); else null. */
   private fenced<T>(write: (tx: Tx) => Promise<T>): Promise<T | null> {
-    return this.guard(() =>
-      this.prisma.$transaction(async (tx) => {
+    return this.run((db) =>
+      db.$transaction(async (tx) => {
         const held = await tx.$queryRaw<Array<{ id: string }>>(
           Prisma.sql`SELECT id FROM jobs WHERE id = ${this.jobId} AND project_id = ${this.projectId} AND attempt = ${this.attempt} FOR SHARE`,
         );

@@ -325,7 +325,7 @@ export class JobRepository extends Repository {
 
   /** The fenced writes of the worker run holding `attempt` of the job (job-attempt.ts). */
   attemptWriter(projectId: string, jobId: string, attempt: number): AttemptWriter {
-    return new AttemptWriter(this.prisma, this.pool, (fn) => this.run(() => fn()), projectId, jobId, attempt);
+    return new AttemptWriter(this.prisma, this.pool, projectId, jobId, attempt);
   }
 
   /** Success, the model record and the last events in one transaction: a job never succeeds without its model. */

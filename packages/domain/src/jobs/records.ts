@@ -72,15 +72,6 @@ export interface CheckpointRecord {
   createdAt: Date;
 }
 
-export interface MetricValues {
-  trainLoss?: number;
-  validLoss?: number;
-  validAcc?: number;
-  lr?: number;
-  gradNorm?: number;
-  tokensPerSec?: number;
-}
-
 export interface MetricRecord {
   step: number;
   trainLoss: number | null;
