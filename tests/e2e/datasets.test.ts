@@ -3,9 +3,11 @@
 // (cleaning, duplicates, near duplicates, personal data) producing a new file and a report,
 // statistics, and a streamed upload larger than the API's heap limit.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import Ajv from 'ajv';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +158,11 @@ describe('preparation', () => {
     ]);
     const report = await get<{ preparation: { source_file: string; report: Record<string, unknown> } }>(`/files/${made.id}/report`);
     expect(report.preparation.source_file).toBe(src.id);
+    // the stored reports are the shapes published in openapi.json
+    const doc = JSON.parse(readFileSync(join(import.meta.dirname, '../../openapi.json'), 'utf8'));
+    const schema = doc.paths['/files/{id}/report'].get.responses['200'].content['application/json'].schema;
+    const check = new Ajv({ strict: false }).compile({ ...schema, components: doc.components });
+    expect(check(report), JSON.stringify(check.errors)).toBe(true);
     expect(report.preparation.report).toMatchObject({
       records_in: 9,
       records_out: 7,

@@ -1,9 +1,13 @@
 // Webhooks: endpoints managed through the official openai client, events written by the database
 // when jobs and evaluations end, signatures verified by the openai client's own verifier and by an
-// HMAC computed here, retries with backoff after receiver failures, the delivery log; and the
+// HMAC computed here, bodies checked against the published openapi.json, retries with backoff
+// after receiver failures, the delivery log; and the
 // per-project concurrent-jobs limit, seen from the jobs' statuses while they train.
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { resolve } from 'node:path';
+import Ajv from 'ajv';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,6 +105,13 @@ describe('webhooks', () => {
       expect(event).toMatchObject({ object: 'event', type: 'fine_tuning.job.cancelled', data: { id: job.id } });
       expect(a.headers['webhook-signature']).toBe(`v1,${expectedSignature(endpoint.signing_secret, a)}`);
     }
+    // the same bytes on every attempt, and the shape published in openapi.json (its webhooks section names it)
+    expect(new Set(attempts.map((a) => a.body)).size).toBe(1);
+    const doc = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../openapi.json'), 'utf8'));
+    const schema = doc.webhooks['fine_tuning.job.cancelled'].post.requestBody.content['application/json'].schema;
+    const check = new Ajv({ strict: false }).compile({ ...schema, components: doc.components });
+    expect(check(JSON.parse(first.body)), JSON.stringify(check.errors)).toBe(true);
+    expect(check({ ...JSON.parse(first.body), type: 'fine_tuning.job.paused' })).toBe(false);
     // the verifier can fail: a changed body or another secret is refused
     await expect(client.webhooks.unwrap(`${first.body} `, first.headers as Record<string, string>, endpoint.signing_secret)).rejects.toThrow();
     await expect(

@@ -23,7 +23,7 @@ import { validatorFactory } from './front-door/validators';
 import { jobRoutes } from './jobs/routes';
 import { modelRoutes } from './models/routes';
 import { projectRoutes } from './projects/routes';
-import { webhookRoutes } from './webhooks/routes';
+import { webhookDocs, webhookRoutes } from './webhooks/routes';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -96,6 +96,7 @@ export async function buildApp(cfg: ApiConfig, deps: Deps, opts: { logger?: bool
       servers: [{ url: '/v1' }],
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearerAuth: [] }],
+      webhooks: webhookDocs(),
     },
   });
   app.addSchema(ErrorBody);

@@ -4,7 +4,7 @@
 // as it goes; a cancel (a status change in PostgreSQL) is noticed between batches. A problem of
 // the evaluation itself (model or file gone, a model that cannot generate) fails it at once.
 
-import { encodeDataset } from '@crucible/datasets';
+import { encodeDataset, type TokenStream } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import {
   CHAT_STOP,
@@ -94,66 +94,20 @@ class EvaluationRun {
     const text = (await storage.get(file.storageKey)).toString('utf8');
     const loaded = await new ModelLoader(store, storage).load(e.projectId, e.model);
     this.model = Transformer.create({ ...loaded.config, dropout: 0 }, 0, loaded.weights);
-    const tok = loaded.tokenizer;
     const model = this.model;
-    const format = file.format as FileFormat;
-    const examples = model.config.arch === 'gpt' ? this.examples(text, format) : [];
-    const generating = examples.length > 0;
+    const examples = model.config.arch === 'gpt' ? this.examples(text, file.format) : [];
     await store.evaluations.addEvent(
       e.projectId,
       e.id,
-      `Scoring ${file.id} (${format}) with ${e.model} (${model.config.arch}, context ${model.config.blockSize})`,
+      `Scoring ${file.id} (${file.format}) with ${e.model} (${model.config.arch}, context ${model.config.blockSize})`,
     );
-
-    const stream = encodeDataset(text, format, tok);
-    let metrics: EvaluationMetrics;
-    const scoreShare = generating ? SCORING_SHARE : 1;
-    const onProgress = (done: number, total: number) => this.progress((scoreShare * done) / Math.max(1, total));
-    if (model.config.arch === 'bert') {
-      const maskId = tok.special('mask');
-      if (maskId === undefined) throw new CrucibleError('invalid_model', `${e.model} is a masked LM whose tokenizer has no <|mask|> token`, 'model');
-      const masking = { probability: TRAINING_DEFAULTS.mlmProbability, maskId, vocabSize: tok.vocabSize, specialIds: new Set(tok.specialTokens.values()) };
-      const r = await scoreTokens(model, stream.tokens, undefined, {
-        batchSize: e.options.batch_size,
-        seqLen: model.config.blockSize,
-        masking,
-        seed: e.options.seed,
-        onProgress,
-        signal: this.ctl.signal,
-      });
-      metrics = this.metrics(summarize(r.all), file.lines);
-    } else {
-      const r = await scoreTokens(model, stream.tokens, stream.weights, {
-        batchSize: e.options.batch_size,
-        seqLen: model.config.blockSize,
-        onProgress,
-        signal: this.ctl.signal,
-      });
-      metrics = this.metrics(summarize(r.all), file.lines, r.weighted ? summarize(r.weighted) : undefined);
-    }
+    const metrics = await this.score(model, loaded.tokenizer, encodeDataset(text, file.format, loaded.tokenizer), file.lines, examples.length > 0);
     if (this.ctl.signal.aborted) return;
     await store.evaluations.addEvent(e.projectId, e.id, `Scored ${metrics.tokens} tokens: loss ${fmt(metrics.loss)}, perplexity ${fmt(metrics.perplexity)}`, {
       data: { loss: metrics.loss, perplexity: metrics.perplexity, token_accuracy: metrics.token_accuracy },
     });
-
-    const samples: EvaluationSample[] = [];
-    let matched = 0;
-    let judged = 0;
-    for (const [i, ex] of examples.entries()) {
-      if (this.ctl.signal.aborted) return;
-      const output = await this.generate(model, tok, ex);
-      const exact = ex.expected === null ? null : output.trim() === ex.expected.trim();
-      if (exact !== null && i < e.options.max_examples) {
-        judged++;
-        if (exact) matched++;
-      }
-      if (samples.length < e.options.samples) samples.push({ line: ex.line, prompt: ex.prompt, expected: ex.expected, output, exact_match: exact });
-      await this.progress(SCORING_SHARE + ((1 - SCORING_SHARE) * (i + 1)) / examples.length);
-    }
-    if (judged > 0) {
-      metrics.exact_match = matched / judged;
-      metrics.exact_match_examples = judged;
-    }
+    const samples = await this.generateSamples(model, loaded.tokenizer, examples, metrics);
+    if (!samples) return; // cancelled
     const summary = [
       `loss ${fmt(metrics.loss)}`,
       `perplexity ${fmt(metrics.perplexity)}`,
@@ -162,6 +116,52 @@ class EvaluationRun {
       ...(metrics.exact_match !== null ? [`exact match ${pct(metrics.exact_match)} of ${metrics.exact_match_examples}`] : []),
     ].join(', ');
     await store.evaluations.finish(e.projectId, e.id, 'succeeded', { metrics, samples }, { message: `Evaluation succeeded: ${summary}`, data: { ...metrics } });
+  }
+
+  /** Loss, perplexity and accuracy over the file (masked tokens for a BERT; the answers too for supervised data). */
+  private async score(model: Transformer, tok: Tokenizer, stream: TokenStream, records: number, generating: boolean): Promise<EvaluationMetrics> {
+    const { e } = this;
+    const scoreShare = generating ? SCORING_SHARE : 1;
+    const common = {
+      batchSize: e.options.batch_size,
+      seqLen: model.config.blockSize,
+      seed: e.options.seed,
+      onProgress: (done: number, total: number) => this.progress((scoreShare * done) / Math.max(1, total)),
+      signal: this.ctl.signal,
+    };
+    if (model.config.arch === 'bert') {
+      const maskId = tok.special('mask');
+      if (maskId === undefined) throw new CrucibleError('invalid_model', `${e.model} is a masked LM whose tokenizer has no <|mask|> token`, 'model');
+      const masking = { probability: TRAINING_DEFAULTS.mlmProbability, maskId, vocabSize: tok.vocabSize, specialIds: new Set(tok.specialTokens.values()) };
+      const r = await scoreTokens(model, stream.tokens, undefined, { ...common, masking });
+      return this.metrics(summarize(r.all), records);
+    }
+    const r = await scoreTokens(model, stream.tokens, stream.weights, common);
+    return this.metrics(summarize(r.all), records, r.weighted ? summarize(r.weighted) : undefined);
+  }
+
+  /** Generates the examples' answers: the first `samples` are kept, exact match is judged on the first `max_examples` (set on `metrics`); null when cancelled. */
+  private async generateSamples(model: Transformer, tok: Tokenizer, examples: Example[], metrics: EvaluationMetrics): Promise<EvaluationSample[] | null> {
+    const { options } = this.e;
+    const samples: EvaluationSample[] = [];
+    let matched = 0;
+    let judged = 0;
+    for (const [i, ex] of examples.entries()) {
+      if (this.ctl.signal.aborted) return null;
+      const output = await this.generate(model, tok, ex);
+      const exact = ex.expected === null ? null : output.trim() === ex.expected.trim();
+      if (exact !== null && i < options.max_examples) {
+        judged++;
+        if (exact) matched++;
+      }
+      if (samples.length < options.samples) samples.push({ line: ex.line, prompt: ex.prompt, expected: ex.expected, output, exact_match: exact });
+      await this.progress(SCORING_SHARE + ((1 - SCORING_SHARE) * (i + 1)) / examples.length);
+    }
+    if (judged > 0) {
+      metrics.exact_match = matched / judged;
+      metrics.exact_match_examples = judged;
+    }
+    return samples;
   }
 
   private metrics(all: ReturnType<typeof summarize>, records: number, answers?: ReturnType<typeof summarize>): EvaluationMetrics {

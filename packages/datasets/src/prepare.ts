@@ -4,20 +4,20 @@
 // near-duplicate removal (on the cleaned text, so copies that differ only in what was cleaned are
 // caught). Memory: one record, plus a digest per kept record (exact) and its shingle set (near).
 import { createHash } from 'node:crypto';
-import { type FileFormat, jsonTooDeep, MAX_JSON_DEPTH } from '@crucible/domain';
+import {
+  type FileFormat,
+  jsonTooDeep,
+  MAX_JSON_DEPTH,
+  type PreparationExample,
+  type PreparationReport,
+  type PreparationRules,
+  type PreparationRulesRequest,
+  type RuleName,
+} from '@crucible/domain';
 import { normalizeUnicode, normalizeWhitespace, removeControlCharacters } from './clean';
 import { NEAR_DUP_DEFAULTS, NearDuplicateIndex } from './minhash';
 import { PII_TYPES, type PiiType, scrubPii } from './pii';
 import { isJsonlName } from './validate';
-
-export interface PreparationRules {
-  normalize_unicode: boolean;
-  remove_control_characters: boolean;
-  normalize_whitespace: boolean;
-  deduplicate: boolean;
-  near_duplicates: false | { threshold: number; unit: 'word' | 'char'; n: number };
-  scrub_pii: false | { types: PiiType[] };
-}
 
 /** A source the pipeline cannot prepare (the file is then marked `error` with this message, not retried). */
 export class PreparationError extends Error {
@@ -35,16 +35,7 @@ export const DEFAULT_RULES: PreparationRules = {
 };
 
 /** A request's rules (each optional; `true` takes a rule's defaults) over the defaults. */
-export interface RulesRequest {
-  normalize_unicode?: boolean;
-  remove_control_characters?: boolean;
-  normalize_whitespace?: boolean;
-  deduplicate?: boolean;
-  near_duplicates?: boolean | { threshold?: number; unit?: 'word' | 'char'; n?: number };
-  scrub_pii?: boolean | { types?: PiiType[] };
-}
-
-export function resolveRules(req: RulesRequest = {}): PreparationRules {
+export function resolveRules(req: PreparationRulesRequest = {}): PreparationRules {
   const nd = req.near_duplicates;
   const pii = req.scrub_pii;
   const ndDefaults = DEFAULT_RULES.near_duplicates as Exclude<PreparationRules['near_duplicates'], false>;
@@ -56,36 +47,6 @@ export function resolveRules(req: RulesRequest = {}): PreparationRules {
     near_duplicates: nd === false ? false : nd === true || nd === undefined ? { ...ndDefaults } : { ...ndDefaults, ...nd },
     scrub_pii: pii === false ? false : { types: pii === true || pii === undefined || !pii.types ? [...PII_TYPES] : [...pii.types] },
   };
-}
-
-export type RuleName = 'normalize_unicode' | 'remove_control_characters' | 'normalize_whitespace' | 'scrub_pii' | 'exact_duplicates' | 'near_duplicates';
-
-export interface PreparationExample {
-  rule: RuleName;
-  /** First line of the record in the input file. */
-  line: number;
-  before?: string;
-  after?: string;
-  /** For duplicates: the line of the record kept. */
-  duplicate_of_line?: number;
-  similarity?: number;
-  /** For scrubbing: the kinds replaced. */
-  types?: PiiType[];
-}
-
-export interface PreparationReport {
-  rules: PreparationRules;
-  format: FileFormat;
-  records_in: number;
-  records_out: number;
-  /** Records changed (cleaning rules) or removed (duplicates) by each rule. */
-  counts: Record<RuleName, number>;
-  /** Characters removed by remove_control_characters. */
-  control_characters_removed: number;
-  /** Values replaced, per kind of personal data. */
-  pii: Record<PiiType, number>;
-  /** Up to EXAMPLES_PER_RULE examples per rule. */
-  examples: PreparationExample[];
 }
 
 export const EXAMPLES_PER_RULE = 3;

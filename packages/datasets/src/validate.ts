@@ -2,36 +2,21 @@
 // stays at one line plus the report. Every problem is collected with its 1-based line, the field
 // and a reason (the first `MAX_REPORTED_PROBLEMS`, and a total count), the format is detected,
 // and a length histogram is built for the statistics.
-import { type FileFormat, findUnsafeString, jsonTooDeep, MAX_JSON_DEPTH, PURPOSE_FORMATS } from '@crucible/domain';
+import {
+  type DatasetProblem,
+  type FileFormat,
+  type FileOutcome,
+  findUnsafeString,
+  jsonTooDeep,
+  type LengthHistogram,
+  MAX_JSON_DEPTH,
+  type ProblemCode,
+  PURPOSE_FORMATS,
+  type ValidationReport,
+} from '@crucible/domain';
 import { LineSplitter } from './lines';
 
 export const MAX_REPORTED_PROBLEMS = 100;
-
-export type ProblemCode =
-  | 'invalid_utf8'
-  | 'binary_data'
-  | 'line_too_long'
-  | 'invalid_json'
-  | 'too_deep'
-  | 'invalid_string'
-  | 'not_an_object'
-  | 'unknown_shape'
-  | 'mixed_formats'
-  | 'invalid_field'
-  | 'empty_file'
-  | 'too_few_examples'
-  | 'file_too_large'
-  | 'purpose_mismatch'
-  | 'processing_failed';
-
-export interface DatasetProblem {
-  /** 1-based line; null for a problem of the whole file. */
-  line: number | null;
-  /** The field of the record (`messages[2].role`), or the file-level setting (`purpose`). */
-  field: string | null;
-  code: ProblemCode;
-  message: string;
-}
 
 export interface ValidationLimits {
   /** Longest line accepted, in bytes. */
@@ -40,28 +25,6 @@ export interface ValidationLimits {
   minExamples: number;
   /** Largest file accepted, in bytes. */
   maxBytes: number;
-}
-
-/** Record lengths in characters, in power-of-two buckets: `le` is the bucket's upper bound. */
-export interface LengthHistogram {
-  unit: 'characters' | 'tokens';
-  buckets: Array<{ le: number; count: number }>;
-}
-
-export interface ValidationReport {
-  /** What the file holds; null when nothing valid was found. */
-  format: FileFormat | null;
-  /** Examples: non-empty lines of text, JSONL records. */
-  records: number;
-  lines: number;
-  bytes: number;
-  /** Characters of the records' text (for JSONL: of their string fields). */
-  characters: number;
-  length_histogram: LengthHistogram;
-  /** The first MAX_REPORTED_PROBLEMS problems, in line order. */
-  problems: DatasetProblem[];
-  problem_count: number;
-  limits: { max_line_bytes: number; min_examples: number; max_bytes: number };
 }
 
 const FORMAT_NAMES: Record<FileFormat, string> = {
@@ -288,4 +251,29 @@ export function validateBytes(bytes: Uint8Array, filename: string, purpose: stri
   const v = new DatasetValidator(filename, purpose, limits);
   v.push(bytes);
   return v.end();
+}
+
+/** The report of a file whose processing could not finish: one problem of the whole file. */
+export function processingFailedReport(message: string, limits: ValidationLimits): ValidationReport {
+  return {
+    format: null,
+    records: 0,
+    lines: 0,
+    bytes: 0,
+    characters: 0,
+    length_histogram: { unit: 'characters', buckets: [] },
+    problems: [{ line: null, field: 'file', code: 'processing_failed', message }],
+    problem_count: 1,
+    limits: { max_line_bytes: limits.maxLineBytes, min_examples: limits.minExamples, max_bytes: limits.maxBytes },
+  };
+}
+
+/** What a validation report settles on its file: usable when it found no problem. */
+export function validationOutcome(report: ValidationReport): FileOutcome {
+  return {
+    state: report.problem_count > 0 ? 'error' : 'processed',
+    format: report.format ?? 'text',
+    lines: report.records,
+    report,
+  };
 }

@@ -15,15 +15,15 @@ import { WebhookRepository } from './repositories/webhooks';
 
 export { JOB_CHANGED_CHANNEL, JobCache } from './job-cache';
 export { JOB_EVENT_CHANNEL, JobSignals } from './job-signals';
-export { deployMigrations, migrationNames } from './migrations';
+export { deployMigrations, MIGRATIONS_DIR, migrationNames } from './migrations';
 export { findModelRef, type ModelRef } from './model-refs';
 export type { NewEvaluation } from './repositories/evaluations';
-export type { FileOutcome, NewFile } from './repositories/files';
 export type { AttemptWriter } from './repositories/job-attempt';
 export type { JobChanges, NewJob, NewModel, TransitionOptions } from './repositories/jobs';
 export type { NewKey, ProjectUsage } from './repositories/projects';
 export type { DueDelivery, WebhookDeliveryRecord, WebhookEndpointRecord } from './repositories/webhooks';
 export { DEFAULT_DATABASE_URL, databaseUrl, ensureDatabase } from './url';
+export { installWebhookOutbox, WEBHOOK_RESOURCE_TABLES, webhookOutboxSql } from './webhook-outbox';
 export { EvaluationRepository, FileRepository, JobRepository, ModelRepository, ProjectRepository, WebhookRepository };
 
 export interface Store {

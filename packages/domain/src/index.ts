@@ -20,4 +20,5 @@ export * from './schemas/files';
 export * from './schemas/jobs';
 export * from './schemas/models';
 export * from './schemas/projects';
+export * from './schemas/webhooks';
 export * from './unavailable';

@@ -2,7 +2,7 @@
 import type { Architecture, PeftConfig } from '@crucible/training-config';
 import type { EventLevel, JobFailure } from './jobs/records';
 import type { EvaluationMetrics, EvaluationOptions, EvaluationSample, EvaluationStatus } from './schemas/evaluations';
-import type { FileFormat } from './schemas/files';
+import type { FileFormat, StoredPreparation, ValidationReport } from './schemas/files';
 
 /**
  * `uploading`: reserved before its object is written (never shown); `pending`: stored, being
@@ -21,13 +21,31 @@ export interface FileRecord {
   lines: number;
   storageKey: string;
   state: FileState;
-  /** The validation report (a ValidationReport of @crucible/datasets); null until validated. */
-  report: Record<string, unknown> | null;
-  /** For a prepared file: { rules, report } of the preparation. */
-  preparation: Record<string, unknown> | null;
+  /** What validation found; null until validated. */
+  report: ValidationReport | null;
+  /** For a prepared file: its rules, and its report once made. */
+  preparation: StoredPreparation | null;
   sourceFileId: string | null;
   processedAt: Date | null;
   createdAt: Date;
+}
+
+/** A file record as created (its state, report and times are the repository's). */
+export type NewFile = Omit<FileRecord, 'state' | 'createdAt' | 'report' | 'preparation' | 'sourceFileId' | 'processedAt'> & {
+  preparation?: StoredPreparation | null;
+  sourceFileId?: string | null;
+};
+
+/** What validation (or preparation) settles on a pending file. */
+export interface FileOutcome {
+  state: 'processed' | 'error';
+  format: FileFormat;
+  lines: number;
+  report: ValidationReport;
+  preparation?: StoredPreparation;
+  /** A prepared file's object is written during processing: its digest and size. */
+  sha256?: string;
+  bytes?: number;
 }
 
 export interface ModelRecord {

@@ -24,6 +24,10 @@ export type Model = Schemas['Model'];
 export type Evaluation = Schemas['Evaluation'];
 export type EvaluationEvent = Schemas['EvaluationEvent'];
 export type ApiError = Schemas['Error'];
+/** The body of a webhook POST (verify its signature first, e.g. with the openai client's webhooks.unwrap). */
+export type WebhookEvent = Schemas['WebhookEvent'];
+export type PreparationReport = Schemas['PreparationReport'];
+export type ValidationReport = Schemas['ValidationReport'];
 type Json<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
 type Ok<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: { 200: { content: { 'application/json': infer R } } } } ? R : never;
 export type CreateJobRequest = Json<'/fine_tuning/jobs', 'post'>;

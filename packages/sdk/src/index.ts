@@ -6,6 +6,6 @@
 // Node-only helpers (files from paths, downloads to files) are in '@crucible/sdk/node'.
 export * from './client.js';
 export * from './errors.js';
-export type { components, operations, paths } from './schema.js';
+export type { components, operations, paths, webhooks } from './schema.js';
 export { sseData } from './sse.js';
 export type { FilePurpose, UploadData, UploadInput, UploadOptions, UploadProgress } from './upload.js';

@@ -625,7 +625,110 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "evaluation.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sent to endpoints subscribed to evaluation.cancelled, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). */
+        post: operations["webhook.evaluation.cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "evaluation.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sent to endpoints subscribed to evaluation.failed, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). */
+        post: operations["webhook.evaluation.failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "evaluation.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sent to endpoints subscribed to evaluation.succeeded, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). */
+        post: operations["webhook.evaluation.succeeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "fine_tuning.job.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sent to endpoints subscribed to fine_tuning.job.cancelled, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). */
+        post: operations["webhook.fine_tuning.job.cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "fine_tuning.job.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sent to endpoints subscribed to fine_tuning.job.failed, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). */
+        post: operations["webhook.fine_tuning.job.failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "fine_tuning.job.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sent to endpoints subscribed to fine_tuning.job.succeeded, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). */
+        post: operations["webhook.fine_tuning.job.succeeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         CheckpointSaved: {
@@ -634,8 +737,8 @@ export interface components {
             step: number;
         };
         DatasetProblem: {
-            /** @description invalid_json, invalid_field, mixed_formats, line_too_long, too_few_examples, purpose_mismatch, ... */
-            code: string;
+            /** @description What is wrong: invalid_json, invalid_field, mixed_formats, line_too_long, too_few_examples, purpose_mismatch, ... */
+            code: "invalid_utf8" | "binary_data" | "line_too_long" | "invalid_json" | "too_deep" | "invalid_string" | "not_an_object" | "unknown_shape" | "mixed_formats" | "invalid_field" | "empty_file" | "too_few_examples" | "file_too_large" | "purpose_mismatch" | "processing_failed";
             field: string | null;
             line: number | null;
             message: string;
@@ -737,7 +840,20 @@ export interface components {
             backend: string | null;
             created_at: number;
             data_preparation: {
-                [key: string]: unknown;
+                deduplicate: boolean;
+                near_duplicates: false | {
+                    /** @description Shingle length in units. */
+                    n: number;
+                    /** @description Jaccard similarity of shingle sets. */
+                    threshold: number;
+                    unit: "word" | "char";
+                };
+                normalize_unicode: boolean;
+                normalize_whitespace: boolean;
+                remove_control_characters: boolean;
+                scrub_pii: false | {
+                    types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                };
             } | null;
             error: {
                 code: string;
@@ -837,6 +953,59 @@ export interface components {
             /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
             source: "preset" | "trained" | "imported";
         };
+        PreparationReport: {
+            control_characters_removed: number;
+            /** @description Records changed (cleaning rules) or removed (duplicates) by each rule. */
+            counts: {
+                exact_duplicates: number;
+                near_duplicates: number;
+                normalize_unicode: number;
+                normalize_whitespace: number;
+                remove_control_characters: number;
+                scrub_pii: number;
+            };
+            /** @description Up to 3 examples per rule. */
+            examples: {
+                after?: string;
+                before?: string;
+                /** @description For duplicates: the line of the record kept. */
+                duplicate_of_line?: number;
+                /** @description First line of the record in the input file. */
+                line: number;
+                rule: "normalize_unicode" | "remove_control_characters" | "normalize_whitespace" | "scrub_pii" | "exact_duplicates" | "near_duplicates";
+                similarity?: number;
+                /** @description For scrubbing: the kinds replaced. */
+                types?: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+            }[];
+            format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat";
+            /** @description Values replaced, per kind of personal data. */
+            pii: {
+                credit_card: number;
+                email: number;
+                ip_address: number;
+                phone: number;
+                secret: number;
+            };
+            records_in: number;
+            records_out: number;
+            /** @description The preparation rules a file was (or a job's training file is) prepared with, resolved over the defaults. */
+            rules: {
+                deduplicate: boolean;
+                near_duplicates: false | {
+                    /** @description Shingle length in units. */
+                    n: number;
+                    /** @description Jaccard similarity of shingle sets. */
+                    threshold: number;
+                    unit: "word" | "char";
+                };
+                normalize_unicode: boolean;
+                normalize_whitespace: boolean;
+                remove_control_characters: boolean;
+                scrub_pii: false | {
+                    types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                };
+            };
+        };
         StepMetrics: {
             /** @description Global gradient norm before clipping. */
             grad_norm: number;
@@ -860,6 +1029,44 @@ export interface components {
             valid_loss: number;
             valid_mean_token_accuracy: number;
             valid_perplexity: number;
+        };
+        ValidationReport: {
+            bytes: number;
+            /** @description Characters of the records' text (for JSONL: of their string fields). */
+            characters: number;
+            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+            length_histogram: {
+                buckets: {
+                    count: number;
+                    /** @description Upper bound of the bucket (powers of two). */
+                    le: number;
+                }[];
+                unit: "characters" | "tokens";
+            };
+            limits: {
+                max_bytes: number;
+                max_line_bytes: number;
+                min_examples: number;
+            };
+            lines: number;
+            problem_count: number;
+            /** @description The first 100 problems, in line order. */
+            problems: components["schemas"]["DatasetProblem"][];
+            /** @description Examples: non-empty lines of text, or JSONL records. */
+            records: number;
+        };
+        WebhookEvent: {
+            /** @description Unix seconds: when the resource ended. */
+            created_at: number;
+            data: {
+                /** @description The job or evaluation that ended (test events: "test"). */
+                id: string;
+            };
+            /** @description evt-…: the same for every endpoint it goes to and every retry (the webhook-id header). */
+            id: string;
+            /** @enum {string} */
+            object: "event";
+            type: "fine_tuning.job.succeeded" | "fine_tuning.job.failed" | "fine_tuning.job.cancelled" | "evaluation.succeeded" | "evaluation.failed" | "evaluation.cancelled";
         };
     };
     responses: never;
@@ -2005,37 +2212,28 @@ export interface operations {
                         /** @enum {string} */
                         object: "file.report";
                         preparation: {
-                            report: {
-                                [key: string]: unknown;
-                            } | null;
+                            report: components["schemas"]["PreparationReport"] | null;
+                            /** @description The preparation rules a file was (or a job's training file is) prepared with, resolved over the defaults. */
                             rules: {
-                                [key: string]: unknown;
+                                deduplicate: boolean;
+                                near_duplicates: false | {
+                                    /** @description Shingle length in units. */
+                                    n: number;
+                                    /** @description Jaccard similarity of shingle sets. */
+                                    threshold: number;
+                                    unit: "word" | "char";
+                                };
+                                normalize_unicode: boolean;
+                                normalize_whitespace: boolean;
+                                remove_control_characters: boolean;
+                                scrub_pii: false | {
+                                    types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                                };
                             };
                             source_file: string;
                         } | null;
                         status: "pending" | "processed" | "error";
-                        validation: {
-                            bytes: number;
-                            characters: number;
-                            format: string | null;
-                            length_histogram: {
-                                buckets: {
-                                    count: number;
-                                    /** @description Upper bound of the bucket (powers of two). */
-                                    le: number;
-                                }[];
-                                unit: "characters" | "tokens";
-                            };
-                            limits: {
-                                max_bytes: number;
-                                max_line_bytes: number;
-                                min_examples: number;
-                            };
-                            lines: number;
-                            problem_count: number;
-                            problems: components["schemas"]["DatasetProblem"][];
-                            records: number;
-                        } | null;
+                        validation: components["schemas"]["ValidationReport"] | null;
                     };
                 };
             };
@@ -2814,7 +3012,20 @@ export interface operations {
                         backend: string | null;
                         created_at: number;
                         data_preparation: {
-                            [key: string]: unknown;
+                            deduplicate: boolean;
+                            near_duplicates: false | {
+                                /** @description Shingle length in units. */
+                                n: number;
+                                /** @description Jaccard similarity of shingle sets. */
+                                threshold: number;
+                                unit: "word" | "char";
+                            };
+                            normalize_unicode: boolean;
+                            normalize_whitespace: boolean;
+                            remove_control_characters: boolean;
+                            scrub_pii: false | {
+                                types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                            };
                         } | null;
                         error: {
                             code: string;
@@ -2893,7 +3104,20 @@ export interface operations {
                         backend: string | null;
                         created_at: number;
                         data_preparation: {
-                            [key: string]: unknown;
+                            deduplicate: boolean;
+                            near_duplicates: false | {
+                                /** @description Shingle length in units. */
+                                n: number;
+                                /** @description Jaccard similarity of shingle sets. */
+                                threshold: number;
+                                unit: "word" | "char";
+                            };
+                            normalize_unicode: boolean;
+                            normalize_whitespace: boolean;
+                            remove_control_characters: boolean;
+                            scrub_pii: false | {
+                                types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                            };
                         } | null;
                         error: {
                             code: string;
@@ -2972,7 +3196,20 @@ export interface operations {
                         backend: string | null;
                         created_at: number;
                         data_preparation: {
-                            [key: string]: unknown;
+                            deduplicate: boolean;
+                            near_duplicates: false | {
+                                /** @description Shingle length in units. */
+                                n: number;
+                                /** @description Jaccard similarity of shingle sets. */
+                                threshold: number;
+                                unit: "word" | "char";
+                            };
+                            normalize_unicode: boolean;
+                            normalize_whitespace: boolean;
+                            remove_control_characters: boolean;
+                            scrub_pii: false | {
+                                types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                            };
                         } | null;
                         error: {
                             code: string;
@@ -3204,7 +3441,20 @@ export interface operations {
                         backend: string | null;
                         created_at: number;
                         data_preparation: {
-                            [key: string]: unknown;
+                            deduplicate: boolean;
+                            near_duplicates: false | {
+                                /** @description Shingle length in units. */
+                                n: number;
+                                /** @description Jaccard similarity of shingle sets. */
+                                threshold: number;
+                                unit: "word" | "char";
+                            };
+                            normalize_unicode: boolean;
+                            normalize_whitespace: boolean;
+                            remove_control_characters: boolean;
+                            scrub_pii: false | {
+                                types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                            };
                         } | null;
                         error: {
                             code: string;
@@ -3283,7 +3533,20 @@ export interface operations {
                         backend: string | null;
                         created_at: number;
                         data_preparation: {
-                            [key: string]: unknown;
+                            deduplicate: boolean;
+                            near_duplicates: false | {
+                                /** @description Shingle length in units. */
+                                n: number;
+                                /** @description Jaccard similarity of shingle sets. */
+                                threshold: number;
+                                unit: "word" | "char";
+                            };
+                            normalize_unicode: boolean;
+                            normalize_whitespace: boolean;
+                            remove_control_characters: boolean;
+                            scrub_pii: false | {
+                                types: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
+                            };
                         } | null;
                         error: {
                             code: string;
@@ -4919,9 +5182,7 @@ export interface operations {
                             next_attempt_at: number | null;
                             /** @enum {string} */
                             object: "webhook_endpoint.delivery";
-                            payload: {
-                                [key: string]: unknown;
-                            };
+                            payload: components["schemas"]["WebhookEvent"];
                             status: "pending" | "delivered" | "failed";
                             webhook_endpoint_id: string;
                         }[];
@@ -5051,6 +5312,138 @@ export interface operations {
                         webhook_endpoint_id: string;
                     };
                 };
+            };
+        };
+    };
+    "webhook.evaluation.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "webhook.evaluation.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "webhook.evaluation.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "webhook.fine_tuning.job.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "webhook.fine_tuning.job.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "webhook.fine_tuning.job.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -1,32 +1,25 @@
 // The storage layer against the local S3-compatible server, checking stored bytes by hash.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keys, type LocalS3, Storage, startLocalS3 } from '../src/index';
+import { type TestStorage, testStorage } from '../../../tests/support/local-storage';
+import { keys, type Storage } from '../src/index';
 
-let s3: LocalS3;
+let t: TestStorage;
 let storage: Storage;
-let dir: string;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'crucible-storage-'));
-  s3 = await startLocalS3(dir);
-  storage = new Storage({ endpoint: s3.endpoint, region: 'us-east-1', bucket: 'storage-test', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
-  await storage.ensureBucket();
+  t = await testStorage('storage-test');
+  storage = t.storage;
 });
-afterAll(async () => {
-  storage?.destroy();
-  await s3?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => t?.close());
 
 /** The bytes s3rver wrote to disk for a key (independent of the S3 read path). */
 function onDisk(key: string): Buffer {
-  return readFileSync(join(dir, 'storage-test', `${key}._S3rver_object`));
+  return readFileSync(join(t.dir, t.bucket, `${key}._S3rver_object`));
 }
 
 describe('Storage on a local S3 server', () => {

@@ -6,9 +6,9 @@
 // run is counted before it starts, and a file whose runs failed (or took the process down)
 // MAX_PROCESSING_ATTEMPTS times is marked `error` instead of being tried again.
 
-import type { PreparationReport, PreparationRules, ValidationLimits, ValidationReport } from '@crucible/datasets';
+import { prepareFile, processingFailedReport, type ValidationLimits, validationOutcome } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
-import { type FileFormat, type FileRecord, isTransientError } from '@crucible/domain';
+import { type FileRecord, isTransientError } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
 import type { FileWorkPool } from './file-work-pool';
 
@@ -20,12 +20,6 @@ export interface FileProcessorOptions {
   /** Files processed at once. */
   concurrency: number;
   log?: (msg: string) => void;
-}
-
-/** What a prepared file's record holds in `preparation` before and after it is made. */
-export interface StoredPreparation {
-  rules: PreparationRules;
-  report: PreparationReport | null;
 }
 
 export class FileProcessor {
@@ -95,11 +89,6 @@ export class FileProcessor {
     try {
       await this.process(file);
     } catch (err) {
-      // (its class does not cross the thread boundary; its name does)
-      if ((err as Error).name === 'PreparationError') {
-        await this.storage.delete(file.storageKey).catch(() => {}); // what was written of the output
-        return this.fail(file, (err as Error).message);
-      }
       // a dependency that was down is not the file's fault: its run does not count
       if (isTransientError(err)) await this.store.files.forgiveProcessing(file.projectId, file.id).catch(() => {});
       throw err;
@@ -111,7 +100,7 @@ export class FileProcessor {
       state: 'error',
       format: file.format,
       lines: 0,
-      report: errorReport(message, this.options.limits, 'processing_failed'),
+      report: processingFailedReport(message, this.options.limits),
       // a prepared file holds its source's size until settled; it has no object now
       ...(file.sourceFileId ? { bytes: 0 } : {}),
     });
@@ -119,58 +108,15 @@ export class FileProcessor {
 
   private async process(file: FileRecord): Promise<void> {
     const limits = this.options.limits;
-    if (file.preparation && file.sourceFileId) return this.prepare(file, file.preparation as unknown as StoredPreparation);
-    await this.settle(file, await this.work.run({ kind: 'validate', key: file.storageKey, filename: file.filename, purpose: file.purpose, limits }));
+    if (file.preparation && file.sourceFileId) return this.prepare(file, file.sourceFileId);
+    const report = await this.work.run({ kind: 'validate', key: file.storageKey, filename: file.filename, purpose: file.purpose, limits });
+    await this.store.files.settle(file.projectId, file.id, validationOutcome(report));
   }
 
-  /** Prepares the source into the new object (off the event loop), then settles the record. */
-  private async prepare(file: FileRecord, prep: StoredPreparation): Promise<void> {
-    const source = await this.store.files.get(file.projectId, file.sourceFileId as string);
-    if (source?.state !== 'processed') return this.fail(file, `the source file ${file.sourceFileId} is gone or not processed`);
-    const r = await this.work.run({
-      kind: 'prepare',
-      sourceKey: source.storageKey,
-      sourceFormat: source.format as FileFormat,
-      rules: prep.rules,
-      key: file.storageKey,
-      filename: file.filename,
-      purpose: file.purpose,
-      limits: this.options.limits,
-    });
-    const done = await this.store.files.settle(file.projectId, file.id, {
-      ...outcome(r.validation),
-      preparation: { rules: prep.rules, report: r.report } as unknown as Record<string, unknown>,
-      sha256: r.sha256,
-      bytes: r.bytes,
-    });
-    if (!done) await this.storage.delete(file.storageKey).catch(() => {}); // deleted meanwhile
+  /** Prepares the source into the new object (off the event loop) and settles the record. */
+  private async prepare(file: FileRecord, sourceId: string): Promise<void> {
+    const source = await this.store.files.get(file.projectId, sourceId);
+    if (source?.state !== 'processed') return this.fail(file, `the source file ${sourceId} is gone or not processed`);
+    await prepareFile({ files: this.store.files, storage: this.storage, run: (t) => this.work.run(t) }, file, source, this.options.limits);
   }
-
-  private async settle(file: FileRecord, report: ValidationReport): Promise<void> {
-    await this.store.files.settle(file.projectId, file.id, outcome(report));
-  }
-}
-
-function outcome(report: ValidationReport) {
-  return {
-    state: report.problem_count > 0 ? ('error' as const) : ('processed' as const),
-    format: report.format ?? 'text',
-    lines: report.records,
-    report: report as unknown as Record<string, unknown>,
-  };
-}
-
-function errorReport(message: string, limits: ValidationLimits, code: 'empty_file' | 'processing_failed' = 'empty_file'): Record<string, unknown> {
-  const report: ValidationReport = {
-    format: null,
-    records: 0,
-    lines: 0,
-    bytes: 0,
-    characters: 0,
-    length_histogram: { unit: 'characters', buckets: [] },
-    problems: [{ line: null, field: 'file', code, message }],
-    problem_count: 1,
-    limits: { max_line_bytes: limits.maxLineBytes, min_examples: limits.minExamples, max_bytes: limits.maxBytes },
-  };
-  return report as unknown as Record<string, unknown>;
 }

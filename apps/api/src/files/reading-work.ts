@@ -4,12 +4,11 @@
 // Tokens are counted the way the trainer encodes the file (`encodeDataset`): chat data with its
 // template, plain text line by line with its newlines, and end-of-text between JSONL documents
 // unless one already ends with it.
-import { Histogram, recordTokens } from '@crucible/datasets';
+import { Histogram, recordTokens, storedLines } from '@crucible/datasets';
 import { datasetDocuments, type FileFormat, UnknownCharacters } from '@crucible/domain';
 import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
 import type { Storage } from '@crucible/storage';
 import { readStoredTokenizer, type TokenizerSource } from '../models/stored';
-import { storedLines } from './stored-lines';
 
 /** UTF-8 bytes per token assumed for a BPE tokenizer not trained yet (typical of small vocabularies). */
 export const BPE_BYTES_PER_TOKEN = 3;

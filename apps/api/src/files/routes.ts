@@ -21,7 +21,7 @@ import { Type } from '@sinclair/typebox';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { filePreview, fileStats } from './insights';
-import { createFile, deleteFile, fileContent, fileObject, fileReport, getFile, listFiles, prepareFile, type UploadPart } from './service';
+import { createFile, deleteFile, fileContent, fileObject, fileReport, getFile, listFiles, requestPreparation, type UploadPart } from './service';
 
 const UploadBody = Type.Object({
   file: Type.String({ format: 'binary', description: 'The dataset: .jsonl (one JSON object per line) or plain text.' }),
@@ -115,7 +115,7 @@ export const fileRoutes =
             'Runs the data preparation pipeline on a processed file and returns the new file (pending until prepared and validated); its report lists counts per rule and examples.',
         },
       },
-      async (req) => prepareFile(deps, req.actor, req.params.id, req.body ?? {}),
+      async (req) => requestPreparation(deps, req.actor, req.params.id, req.body ?? {}),
     );
 
     app.get(

@@ -4,11 +4,12 @@
 // visible without its object (`sweepStaleUploads` removes what a crash left). Validation then
 // runs in the background (FileProcessor) and settles the file as `processed` or `error`.
 import type { Readable } from 'node:stream';
-import { preparedFileName, resolveRules } from '@crucible/datasets';
+import { createPreparedFile, HashCounter, resolveRules } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import {
   CrucibleError,
   checkFilename,
+  type DatasetProblem,
   FILE_PURPOSES,
   type FileObject,
   type FileRecord,
@@ -21,21 +22,12 @@ import type { Actor } from '../auth';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
 import { page, unix } from '../pagination';
-import { HashCounter } from './streams';
-
-interface Problem {
-  line: number | null;
-  field: string | null;
-  code: string;
-  message: string;
-}
 
 const SHOWN_PROBLEMS = 5;
 
 export function fileObject(f: FileRecord): FileObject {
-  const report = f.report as { problems?: Problem[]; problem_count?: number; records?: number; format?: string } | null;
-  const problems = report?.problems ?? [];
-  const count = report?.problem_count ?? null;
+  const problems = f.report?.problems ?? [];
+  const count = f.report?.problem_count ?? null;
   return {
     id: f.id,
     object: 'file',
@@ -55,7 +47,7 @@ export function fileObject(f: FileRecord): FileObject {
   };
 }
 
-function statusDetails(f: FileRecord, problems: Problem[], count: number | null): string | null {
+function statusDetails(f: FileRecord, problems: DatasetProblem[], count: number | null): string | null {
   if (f.state !== 'error' || !count) return null;
   const first = problems
     .slice(0, SHOWN_PROBLEMS)
@@ -269,18 +261,21 @@ export async function deleteFile(deps: Pick<Deps, 'store' | 'storage'>, actor: A
 
 export async function fileReport(deps: Pick<Deps, 'store'>, actor: Actor, id: string) {
   const f = await getFile(deps, actor, id);
-  const prep = f.preparation as { rules: Record<string, unknown>; report: Record<string, unknown> | null } | null;
+  const prep = f.preparation;
   return {
     object: 'file.report' as const,
     file_id: f.id,
     status: fileObject(f).status,
-    validation: f.report as never,
-    preparation: prep && f.sourceFileId ? { source_file: f.sourceFileId, rules: prep.rules, report: prep.report ?? null } : null,
+    validation: f.report,
+    preparation: prep && f.sourceFileId ? { source_file: f.sourceFileId, rules: prep.rules, report: prep.report } : null,
   };
 }
 
-/** A new file made from `id` by the preparation rules (processed in the background). */
-export async function prepareFile(
+/**
+ * A new file made from `id` by the preparation rules, processed in the background. Its record
+ * holds its source's size of the project's storage (MAX_STORAGE_BYTES) until it is settled.
+ */
+export async function requestPreparation(
   deps: Pick<Deps, 'store' | 'processor'>,
   actor: Actor,
   id: string,
@@ -293,43 +288,11 @@ export async function prepareFile(
     if (!name.ok || name.name !== req.filename)
       throw new CrucibleError('invalid_request', name.ok ? 'filename must not hold / or \\' : name.reason, 'filename');
   }
-  const created = await createPreparedFile(deps.store, actor.projectId, source, rules, req.filename, actor.limits.maxStorageBytes);
+  const quota = actor.limits.maxStorageBytes;
+  const refuse = (used: number) => storageRefusal(quota, used, 'file_id');
+  const created = await createPreparedFile(deps.store.files, source, rules, { filename: req.filename, quota: { bytes: quota, refuse } });
   void deps.processor.submit(created);
   return fileObject(created);
-}
-
-/**
- * The record of a prepared file (pending); the processor writes its object. It holds its source's
- * size of the project's storage (`quota`: MAX_STORAGE_BYTES) until it is settled at its own size.
- */
-export async function createPreparedFile(
-  store: Store,
-  projectId: string,
-  source: FileRecord,
-  rules: ReturnType<typeof resolveRules>,
-  filename?: string,
-  quota = Number.POSITIVE_INFINITY,
-): Promise<FileRecord> {
-  const newIdValue = newId(ID_PREFIX.file);
-  const name = preparedFileName(source.filename, source.format, filename);
-  const created = await store.files.createPending(
-    {
-      id: newIdValue,
-      projectId,
-      filename: name,
-      purpose: source.purpose,
-      bytes: source.bytes,
-      sha256: '',
-      format: source.format,
-      lines: 0,
-      storageKey: keys.file(projectId, newIdValue),
-      sourceFileId: source.id,
-      preparation: { rules, report: null },
-    },
-    quota,
-  );
-  if ('used' in created) throw storageRefusal(quota, created.used, 'file_id');
-  return created;
 }
 
 /** MAX_STORAGE_BYTES would be passed. */

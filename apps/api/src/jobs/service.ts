@@ -25,6 +25,7 @@ import {
   type JobStatus,
   METHOD_FORMATS,
   type MethodType,
+  methodSettings,
   newId,
   type Peft,
   PRESETS,
@@ -42,7 +43,7 @@ import { checkpointModelConfig, storedTokenizer, type TokenizerSource, tokenizer
 import { page, unix } from '../pagination';
 
 export function jobObject(j: JobRecord): JobObject {
-  const hp = j.hyperparameters as unknown as Record<string, unknown>;
+  const hp = { ...j.hyperparameters };
   return {
     id: j.id,
     object: 'fine_tuning.job',
@@ -113,7 +114,7 @@ function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; h
     const type: MethodType = base.kind === 'trained' ? 'supervised' : PRESETS[base.name].arch === 'bert' ? 'mlm' : 'pretrain';
     return { type, hp: req.hyperparameters ?? {} };
   }
-  const body = (m as unknown as Record<string, { hyperparameters?: Hyperparameters; peft?: Peft } | undefined>)[m.type];
+  const body = methodSettings(m);
   if (req.hyperparameters && body?.hyperparameters) {
     throw new CrucibleError('invalid_request', 'give hyperparameters either at the top level or in method, not both', 'hyperparameters');
   }
@@ -198,7 +199,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
       seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
       suffix: req.suffix ?? null,
       metadata: req.metadata ?? null,
-      preparation: req.data_preparation ? (resolveRules(req.data_preparation) as unknown as Record<string, unknown>) : null,
+      preparation: req.data_preparation ? resolveRules(req.data_preparation) : null,
     },
     actor.limits.maxQueuedJobs,
   );

@@ -59,7 +59,7 @@ export class WebhookDispatcher {
   }
 
   private async attempt(d: DueDelivery): Promise<void> {
-    const { statusCode, error } = await postSigned(d.url, d.secret, d.eventId, JSON.stringify(d.payload), this.cfg.timeoutMs, this.policy);
+    const { statusCode, error } = await postSigned(d.url, d.secret, d.eventId, JSON.stringify(d.event), this.cfg.timeoutMs, this.policy);
     const delivered = error === null;
     const attempts = d.attempts + 1;
     const retryAt = delivered || attempts >= this.cfg.maxAttempts ? null : new Date(Date.now() + backoff(this.cfg.retryBaseMs, attempts));

@@ -1,6 +1,7 @@
 // /v1/webhook_endpoints, shaped like OpenAI's webhook endpoints (the official client's
 // `client.webhooks` works on it): create, list, retrieve, update, delete, rotate_secret, test,
-// and (Crucible's own) the delivery log of an endpoint. The operations are in service.ts.
+// and (Crucible's own) the delivery log of an endpoint. The operations are in service.ts; the
+// events themselves are published as the OpenAPI document's webhooks (webhookDocs).
 import {
   CreateWebhookRequest,
   IdParams,
@@ -8,6 +9,7 @@ import {
   ListQuery,
   TestWebhookRequest,
   UpdateWebhookRequest,
+  WEBHOOK_EVENT_TYPES,
   WebhookDeliveryObject,
   WebhookEndpointObject,
   WebhookTestResult,
@@ -30,6 +32,20 @@ import {
 } from './service';
 
 const tags = ['webhooks'];
+
+/** The OpenAPI document's `webhooks`: one POST per event type, its body a WebhookEvent. */
+export function webhookDocs() {
+  const post = (type: string) => ({
+    post: {
+      operationId: `webhook.${type}`,
+      tags,
+      summary: `Sent to endpoints subscribed to ${type}, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).`,
+      requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/WebhookEvent' } } } },
+      responses: { '2XX': { description: 'Delivered. Any other answer (or none within WEBHOOK_TIMEOUT_MS) is retried with backoff.' } },
+    },
+  });
+  return Object.fromEntries(WEBHOOK_EVENT_TYPES.map((t) => [t, post(t)]));
+}
 
 export const webhookRoutes =
   (deps: Deps, cfg: ApiConfig): FastifyPluginAsyncTypebox =>

@@ -12,6 +12,7 @@ import {
   type WebhookDeliveryObject,
   type WebhookEndpointObject,
   type WebhookTestResult,
+  webhookEvent,
 } from '@crucible/domain';
 import type { Static } from '@sinclair/typebox';
 import type { Actor } from '../auth';
@@ -49,7 +50,7 @@ function deliveryObject(d: WebhookDeliveryRecord): Static<typeof WebhookDelivery
     webhook_endpoint_id: d.endpointId,
     event_id: d.eventId,
     event_type: d.eventType,
-    payload: d.payload,
+    payload: d.event,
     status: d.status,
     attempts: d.attempts,
     next_attempt_at: d.status === 'pending' ? unix(d.nextAttemptAt) : null,
@@ -142,7 +143,7 @@ export async function testEndpoint(
 ): Promise<Static<typeof WebhookTestResult>> {
   const e = await getEndpoint(deps, actor, id);
   const eventId = newId(ID_PREFIX.webhookEvent);
-  const body = JSON.stringify({ id: eventId, object: 'event', type, created_at: Math.floor(Date.now() / 1000), data: { id: 'test' } });
+  const body = JSON.stringify(webhookEvent(eventId, type, 'test', new Date()));
   const { statusCode, error } = await postSigned(e.url, e.secret, eventId, body, cfg.timeoutMs, policy);
   if (statusCode === null) throw new CrucibleError('webhook_unreachable', `the test event could not be delivered: ${error}`, 'url');
   // as OpenAI's: success says the test completed; status_code is what the receiver answered

@@ -10,32 +10,21 @@
 // itself (bad data, a config that does not fit) fail it. Every tensor is freed on every path.
 
 import { randomUUID } from 'node:crypto';
-import {
-  documentsText,
-  encodeDataset,
-  type PreparationRules,
-  preparedFileName,
-  prepareText,
-  splitStream,
-  type TokenStream,
-  validateBytes,
-} from '@crucible/datasets';
-import type { AttemptWriter, Store } from '@crucible/db';
+import { createPreparedFile, documentsText, encodeDataset, prepareFile, splitStream, type TokenStream, type ValidationLimits } from '@crucible/datasets';
+import type { AttemptWriter, NewModel, Store } from '@crucible/db';
 import {
   CrucibleError,
   effectiveLimits,
-  type FileFormat,
   type FileRecord,
   finalizeSchedule,
   fineTunedModelName,
-  ID_PREFIX,
   isPreset,
   type JobFailure,
   JobInputError,
   type JobRecord,
   type LimitOverrides,
   type NewJobEvent,
-  newId,
+  type PreparationRules,
   retryTransient,
   type StepMetrics,
   type TrainingPayload,
@@ -57,6 +46,7 @@ import {
   exportModel,
   type ModelConfig,
   modelConfig,
+  type StepMetrics as StepReport,
   storedConfig,
   type Tokenizer,
   type TrainData,
@@ -88,6 +78,9 @@ export interface TrainDeps {
 /** How long a job waits before it tries again when its project is at MAX_CONCURRENT_JOBS. */
 export const CONCURRENCY_RETRY_MS = 2_000;
 
+/** A job's prepared training file is checked for usable records only: its source passed the upload limits. */
+const PREPARED_FILE_LIMITS: ValidationLimits = { maxLineBytes: Number.MAX_SAFE_INTEGER, minExamples: 1, maxBytes: Number.MAX_SAFE_INTEGER };
+
 interface Dataset {
   file: FileRecord;
   text: string;
@@ -116,6 +109,12 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
   if (claimed === 'busy') return (deps.defer as (ms: number) => Promise<never>)(CONCURRENCY_RETRY_MS);
   if (!claimed) return; // cancelled or paused meanwhile
   await new TrainingRun(deps, claimed, leaseId, progress).execute();
+}
+
+/** Early stopping's patience and the best evaluation so far. */
+interface Trackers {
+  stopper: BestTracker;
+  best: BestTracker;
 }
 
 class TrainingRun {
@@ -162,73 +161,44 @@ class TrainingRun {
   // ── steps ─────────────────────────────────────────────────────────────────────────────────
 
   private async readDatasets(): Promise<{ train: Dataset; val?: Dataset }> {
-    const read = async (id: string, param: string): Promise<Dataset> => {
-      const file = await this.io(() => this.deps.store.files.get(this.job.projectId, id));
-      if (!file) throw new JobInputError('invalid_file', `${param} ${id} no longer exists`, param);
-      return { file, text: (await this.io(() => this.deps.storage.get(file.storageKey))).toString('utf8') };
-    };
-    let train = await read(this.job.trainingFileId, 'training_file');
-    if (this.job.preparation) {
-      // an earlier attempt prepared it already: train on the same prepared file
-      train = this.job.preparedFileId ? await read(this.job.preparedFileId, 'prepared_training_file') : await this.prepareTrainingFile(train);
-    }
-    const val = this.job.validationFileId ? await read(this.job.validationFileId, 'validation_file') : undefined;
+    // with data preparation: the file an earlier attempt prepared, else one prepared now
+    const rules = this.job.preparation;
+    const prepared = rules ? (this.job.preparedFileId ?? (await this.prepareTrainingFile(rules))) : undefined;
+    const train = prepared ? await this.readDataset(prepared, 'prepared_training_file') : await this.readDataset(this.job.trainingFileId, 'training_file');
+    const val = this.job.validationFileId ? await this.readDataset(this.job.validationFileId, 'validation_file') : undefined;
     return { train, val };
   }
 
-  /** Runs the job's data preparation on its training file and stores the result as a new file. */
-  private async prepareTrainingFile(source: Dataset): Promise<Dataset> {
+  private async fileOf(id: string, param: string): Promise<FileRecord> {
+    const file = await this.io(() => this.deps.store.files.get(this.job.projectId, id));
+    if (!file) throw new JobInputError('invalid_file', `${param} ${id} no longer exists`, param);
+    return file;
+  }
+
+  private async readDataset(id: string, param: string): Promise<Dataset> {
+    const file = await this.fileOf(id, param);
+    return { file, text: (await this.io(() => this.deps.storage.get(file.storageKey))).toString('utf8') };
+  }
+
+  /** Prepares the training file by the job's rules (the same prepareFile() as the API's) and returns the new file's id. */
+  private async prepareTrainingFile(rules: PreparationRules): Promise<string> {
     const { store, storage } = this.deps;
-    const rules = this.job.preparation as unknown as PreparationRules;
+    const source = await this.fileOf(this.job.trainingFileId, 'training_file');
     await this.event('Preparing the training file');
-    const { output, report } = prepareText(source.text, source.file.format as FileFormat, rules);
-    const bytes = new TextEncoder().encode(output);
-    const id = newId(ID_PREFIX.file);
-    const key = keys.file(this.job.projectId, id);
-    const filename = preparedFileName(source.file.filename, source.file.format);
-    const validation = validateBytes(bytes, filename, source.file.purpose, {
-      maxLineBytes: Number.MAX_SAFE_INTEGER,
-      minExamples: 1,
-      maxBytes: Number.MAX_SAFE_INTEGER,
-    });
-    // the record first (pending): if this run dies before settling it, the API's processor
-    // prepares the file again from its source, so no object is ever left without a record
-    const created = await this.io(() =>
-      store.files.createPending({
-        id,
-        projectId: this.job.projectId,
-        filename,
-        purpose: source.file.purpose,
-        bytes: source.file.bytes, // held until settled at its own size
-        sha256: '',
-        format: source.file.format,
-        lines: 0,
-        storageKey: key,
-        sourceFileId: source.file.id,
-        preparation: { rules, report: null } as unknown as Record<string, unknown>,
-      }),
-    );
-    const sha256 = await this.io(() => storage.put(key, bytes));
-    const ok = validation.problem_count === 0;
-    await this.io(() =>
-      store.files.settle(this.job.projectId, id, {
-        state: ok ? 'processed' : 'error',
-        format: validation.format ?? source.file.format,
-        lines: validation.records,
-        report: validation as unknown as Record<string, unknown>,
-        preparation: { rules, report } as unknown as Record<string, unknown>,
-        sha256,
-        bytes: bytes.byteLength,
-      }),
-    );
-    if (!ok) throw new JobInputError('invalid_file', `the prepared training file ${id} is not usable: ${validation.problems[0]?.message}`, 'data_preparation');
-    await this.io(() => store.jobs.setPreparedFile(this.job.projectId, this.job.id, this.leaseId, id));
-    const c = report.counts;
+    // a run that dies before settling leaves a pending record: the API's processor prepares it from its source
+    const created = await this.io(() => createPreparedFile(store.files, source, rules));
+    const done = await this.io(() => prepareFile({ files: store.files, storage }, created, source, PREPARED_FILE_LIMITS));
+    if (done?.state !== 'processed' || !done.report) {
+      const why = done ? done.validation.problems[0]?.message : 'it was deleted while being prepared';
+      throw new JobInputError('invalid_file', `the prepared training file ${created.id} is not usable: ${why}`, 'data_preparation');
+    }
+    await this.io(() => store.jobs.setPreparedFile(this.job.projectId, this.job.id, this.leaseId, created.id));
+    const { records_in, records_out, counts: c, pii } = done.report;
     await this.event(
-      `Prepared the training file as ${id}: ${report.records_in} records in, ${report.records_out} out (${c.exact_duplicates} exact and ${c.near_duplicates} near duplicates removed, ${c.scrub_pii} records scrubbed of personal data)`,
-      { data: { prepared_file: id, records_in: report.records_in, records_out: report.records_out, counts: c, pii: report.pii } },
+      `Prepared the training file as ${created.id}: ${records_in} records in, ${records_out} out (${c.exact_duplicates} exact and ${c.near_duplicates} near duplicates removed, ${c.scrub_pii} records scrubbed of personal data)`,
+      { data: { prepared_file: created.id, records_in, records_out, counts: c, pii } },
     );
-    return { file: { ...created, bytes: bytes.byteLength, sha256, format: validation.format ?? source.file.format }, text: output };
+    return created.id;
   }
 
   /**
@@ -275,32 +245,9 @@ class TrainingRun {
 
   private async prepare(start: StartingPoint, datasets: { train: Dataset; val?: Dataset }): Promise<Trainer> {
     const hp = this.job.hyperparameters;
-    const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
-    const encode = (d: Dataset, param: string): TokenStream => {
-      try {
-        return encodeDataset(d.text, d.file.format as FileFormat, tokenizer, hp.chat_loss);
-      } catch (err) {
-        throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
-      }
-    };
-    const all = encode(datasets.train, 'training_file');
-    const validationShare = hp.validation_split ?? D.validationSplit; // records from before the field lack it
-    const split = datasets.val
-      ? { train: all, val: encode(datasets.val, 'validation_file') }
-      : splitStream(all, validationShare, hp.validation_split_seed ?? null);
     const T = hp.block_size;
-    for (const [name, s] of [
-      ['training', split.train],
-      ['validation', split.val],
-    ] as const) {
-      if (s.tokens.length < T + 1) {
-        throw new JobInputError(
-          'invalid_file',
-          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * validationShare)}% of the training file)`}`,
-          name === 'training' ? 'training_file' : 'validation_file',
-        );
-      }
-    }
+    const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
+    const split = this.encodeSplit(datasets, tokenizer);
     const schedule = finalizeSchedule(hp, split.train.tokens.length);
     const data: TrainData = { train: split.train.tokens, val: split.val.tokens, trainWeights: split.train.weights, valWeights: split.val.weights };
     let trainer: Trainer;
@@ -323,6 +270,37 @@ class TrainingRun {
     trainer.baseModel = this.job.model; // adapter-only checkpoints name their base
     this.step = trainer.step;
     return trainer;
+  }
+
+  /** The training and validation tokens (a share of the training file when no validation file is given), each long enough for one block. */
+  private encodeSplit(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { train: TokenStream; val: TokenStream } {
+    const hp = this.job.hyperparameters;
+    const encode = (d: Dataset, param: string): TokenStream => {
+      try {
+        return encodeDataset(d.text, d.file.format, tokenizer, hp.chat_loss);
+      } catch (err) {
+        throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
+      }
+    };
+    const all = encode(datasets.train, 'training_file');
+    const validationShare = hp.validation_split ?? D.validationSplit; // records from before the field lack it
+    const split = datasets.val
+      ? { train: all, val: encode(datasets.val, 'validation_file') }
+      : splitStream(all, validationShare, hp.validation_split_seed ?? null);
+    const T = hp.block_size;
+    for (const [name, s] of [
+      ['training', split.train],
+      ['validation', split.val],
+    ] as const) {
+      if (s.tokens.length < T + 1) {
+        throw new JobInputError(
+          'invalid_file',
+          `the ${name} data has ${s.tokens.length} tokens; block_size ${T} needs at least ${T + 1}${datasets.val ? '' : ` (validation is ${Math.round(100 * validationShare)}% of the training file)`}`,
+          name === 'training' ? 'training_file' : 'validation_file',
+        );
+      }
+    }
+    return split;
   }
 
   private async markRunning(trainer: Trainer, start: StartingPoint): Promise<boolean> {
@@ -370,7 +348,7 @@ class TrainingRun {
    * run's starting step: replayed from the evaluations recorded before it (the evaluation at the
    * starting step itself runs again).
    */
-  private async trackers(trainer: Trainer): Promise<{ stopper: BestTracker; best: BestTracker }> {
+  private async trackers(trainer: Trainer): Promise<Trackers> {
     const es = this.job.hyperparameters.early_stopping ?? null;
     const stopper = new BestTracker(es ? { patience: es.patience, minDelta: es.min_delta } : null);
     const best = new BestTracker(null);
@@ -384,72 +362,73 @@ class TrainingRun {
   }
 
   private async train(trainer: Trainer): Promise<TrainResult> {
-    const maxSteps = trainer.config.maxSteps;
-    const { stopper, best } = await this.trackers(trainer);
-    const perStep = tokensPerStep(this.job.hyperparameters);
+    const trackers = await this.trackers(trainer);
     return trainer.run(
       {
-        onStep: async (m) => {
-          this.step = m.step;
-          this.lastTrainLoss = m.loss;
-          const data: StepMetrics = {
-            kind: 'step',
-            step: m.step,
-            total_steps: maxSteps,
-            train_loss: m.loss,
-            learning_rate: m.lr,
-            grad_norm: m.gradNorm,
-            tokens_per_second: m.tokensPerSec,
-          };
-          // the step's metrics, its event and the job's trained tokens: one fenced statement
-          await this.fenced(() => this.writes.recordStep(data, `Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, m.step * perStep));
-          this.progress(Math.round((100 * m.step) / maxSteps)).catch(() => {}); // queue bookkeeping only
-        },
-        onEval: async (e) => {
-          this.lastEval = e;
-          const { stop } = stopper.update(e.step, e.loss);
-          const improved = e.step > 0 && best.update(e.step, e.loss).improved;
-          const data: ValidationMetrics = {
-            kind: 'evaluation',
-            step: e.step,
-            valid_loss: e.loss,
-            valid_perplexity: e.perplexity,
-            valid_mean_token_accuracy: e.accuracy,
-            best: improved,
-          };
-          const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`;
-          // its metrics, its event, and the numbers of a checkpoint saved at this step (just before): one transaction
-          const recorded = await this.io(() => this.writes.recordEvaluation(data, message, this.checkpointMetrics(e.step)));
-          if (!recorded) {
-            this.superseded();
-            return undefined;
-          }
-          const hadCheckpoint = recorded.checkpoint;
-          if (improved) {
-            // the best weights are kept as a checkpoint: one saved at this step is marked; at the
-            // last step (or when stopping) the run's final checkpoint follows at once and is
-            // marked then; otherwise one is saved now when the job selects or stops by the best
-            // (else the best is the best of the checkpoint_interval checkpoints)
-            if (hadCheckpoint) await this.fenced(() => this.writes.markBestCheckpoint(e.step));
-            else {
-              this.bestPending = e.step; // a pause or shutdown at this step saves it too
-              if (e.step !== maxSteps && !stop && this.keepsEveryBest()) await this.saveCheckpoint(e.step, trainer.checkpoint());
-            }
-          }
-          if (stop) {
-            const es = this.job.hyperparameters.early_stopping;
-            await this.event(
-              `Early stopping at step ${e.step}: no improvement of the validation loss by more than ${es?.min_delta} in ${es?.patience} evaluations (best ${stopper.state.bestLoss.toFixed(4)} at step ${stopper.state.bestStep})`,
-              { data: { step: e.step, best_step: stopper.state.bestStep, best_valid_loss: stopper.state.bestLoss } },
-            );
-            return 'stop';
-          }
-          return undefined;
-        },
+        onStep: (m) => this.recordStep(m, trainer.config.maxSteps),
+        onEval: (e) => this.recordEvaluation(e, trainer, trackers),
         onCheckpoint: (step, bytes) => this.saveCheckpoint(step, bytes()),
       },
       this.ctl.signal,
     );
+  }
+
+  /** A logged step: its metrics, its event and the job's trained tokens, in one fenced statement. */
+  private async recordStep(m: StepReport, maxSteps: number): Promise<void> {
+    this.step = m.step;
+    this.lastTrainLoss = m.loss;
+    const data: StepMetrics = {
+      kind: 'step',
+      step: m.step,
+      total_steps: maxSteps,
+      train_loss: m.loss,
+      learning_rate: m.lr,
+      grad_norm: m.gradNorm,
+      tokens_per_second: m.tokensPerSec,
+    };
+    const trained = m.step * tokensPerStep(this.job.hyperparameters);
+    await this.fenced(() => this.writes.recordStep(data, `Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, trained));
+    this.progress(Math.round((100 * m.step) / maxSteps)).catch(() => {}); // queue bookkeeping only
+  }
+
+  /** An evaluation: recorded, the best kept as a checkpoint, and 'stop' when early stopping says so. */
+  private async recordEvaluation(e: EvalMetrics, trainer: Trainer, { stopper, best }: Trackers): Promise<'stop' | undefined> {
+    this.lastEval = e;
+    const { stop } = stopper.update(e.step, e.loss);
+    const improved = e.step > 0 && best.update(e.step, e.loss).improved;
+    const data: ValidationMetrics = {
+      kind: 'evaluation',
+      step: e.step,
+      valid_loss: e.loss,
+      valid_perplexity: e.perplexity,
+      valid_mean_token_accuracy: e.accuracy,
+      best: improved,
+    };
+    const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`;
+    // its metrics, its event, and the numbers of a checkpoint saved at this step (just before): one transaction
+    const recorded = await this.io(() => this.writes.recordEvaluation(data, message, this.checkpointMetrics(e.step)));
+    if (!recorded) {
+      this.superseded();
+      return undefined;
+    }
+    if (improved) {
+      // the best weights are kept as a checkpoint: one saved at this step is marked; at the last
+      // step (or when stopping) the run's final checkpoint follows at once and is marked then;
+      // otherwise one is saved now when the job selects or stops by the best (else the best is
+      // the best of the checkpoint_interval checkpoints)
+      if (recorded.checkpoint) await this.fenced(() => this.writes.markBestCheckpoint(e.step));
+      else {
+        this.bestPending = e.step; // a pause or shutdown at this step saves it too
+        if (e.step !== trainer.config.maxSteps && !stop && this.keepsEveryBest()) await this.saveCheckpoint(e.step, trainer.checkpoint());
+      }
+    }
+    if (!stop) return undefined;
+    const es = this.job.hyperparameters.early_stopping;
+    await this.event(
+      `Early stopping at step ${e.step}: no improvement of the validation loss by more than ${es?.min_delta} in ${es?.patience} evaluations (best ${stopper.state.bestLoss.toFixed(4)} at step ${stopper.state.bestStep})`,
+      { data: { step: e.step, best_step: stopper.state.bestStep, best_valid_loss: stopper.state.bestLoss } },
+    );
+    return 'stop';
   }
 
   private async settle(trainer: Trainer, result: TrainResult): Promise<void> {
@@ -479,52 +458,48 @@ class TrainingRun {
     const prefix = keys.modelPrefix(projectId, modelId);
     const best = await this.io(() => store.jobs.bestCheckpoint(projectId, id));
     const useBest = this.job.hyperparameters.model_selection === 'best' && best !== null && best.step !== result.step;
-    let model = trainer.model;
-    if (useBest) {
-      // the best checkpoint's weights (an adapter-only checkpoint goes on the job's base)
-      const bytes = await this.io(() => storage.get(best.storageKey));
-      const base = checkpointInfo(bytes).partial ? await this.baseWeights() : undefined;
-      model = this.owned.add(decodeCheckpoint(bytes, base?.weights).model);
-    }
+    const model = useBest ? await this.checkpointModel(best.storageKey) : trainer.model;
     for (const [name, bytes] of Object.entries(exportModel(model, trainer.tokenizer, this.job.model))) {
       await this.io(() => storage.put(prefix + name, bytes));
     }
-    const perStep = tokensPerStep(this.job.hyperparameters);
+    const modelStep = useBest ? best.step : result.step;
+    const selection = useBest ? `the best checkpoint (step ${modelStep})` : `the last step (${modelStep})`;
+    const hp = this.job.hyperparameters;
     // success and the model record are one transaction: a job cancelled at the last step gets
     // neither (and its objects are removed); a succeeded job always has its model
-    const selection = useBest ? `the best checkpoint (step ${best.step})` : `the last step (${result.step})`;
-    const done = await this.io(() =>
-      store.jobs.succeed(
-        projectId,
-        id,
-        this.leaseId,
-        {
-          id: modelId,
-          baseModel: this.job.model,
-          arch: trainer.model.config.arch,
-          config: { ...storedConfig(trainer.model.config) }, // a LoRA model is stored merged
-          peft: this.job.hyperparameters.peft ? { ...this.job.hyperparameters.peft } : null,
-          storageKey: keys.model(projectId, modelId),
+    const record: NewModel = {
+      id: modelId,
+      baseModel: this.job.model,
+      arch: trainer.model.config.arch,
+      config: { ...storedConfig(trainer.model.config) }, // a LoRA model is stored merged
+      peft: hp.peft ? { ...hp.peft } : null,
+      storageKey: keys.model(projectId, modelId),
+    };
+    const events = [
+      {
+        message: `New fine-tuned model created: ${modelId}, from ${selection}`,
+        data: { model: modelId, model_selection: hp.model_selection ?? 'last', model_step: modelStep },
+      },
+      {
+        message: 'The job has successfully completed',
+        data: {
+          valid_loss: result.lastEval?.loss ?? null,
+          best_step: best?.step ?? null,
+          best_valid_loss: best?.metrics.valid_loss ?? null,
+          stopped_early: result.status === 'stopped_early',
         },
-        { trainedTokens: result.step * perStep },
-        [
-          {
-            message: `New fine-tuned model created: ${modelId}, from ${selection}`,
-            data: { model: modelId, model_selection: this.job.hyperparameters.model_selection ?? 'last', model_step: useBest ? best.step : result.step },
-          },
-          {
-            message: 'The job has successfully completed',
-            data: {
-              valid_loss: result.lastEval?.loss ?? null,
-              best_step: best?.step ?? null,
-              best_valid_loss: best?.metrics.valid_loss ?? null,
-              stopped_early: result.status === 'stopped_early',
-            },
-          },
-        ],
-      ),
-    );
+      },
+    ];
+    const trainedTokens = result.step * tokensPerStep(hp);
+    const done = await this.io(() => store.jobs.succeed(projectId, id, this.leaseId, record, { trainedTokens }, events));
     if (!done) await this.io(() => storage.deletePrefix(prefix));
+  }
+
+  /** A checkpoint's weights as a model (an adapter-only checkpoint goes on the job's base). */
+  private async checkpointModel(storageKey: string): Promise<Transformer> {
+    const bytes = await this.io(() => this.deps.storage.get(storageKey));
+    const base = checkpointInfo(bytes).partial ? await this.baseWeights() : undefined;
+    return this.owned.add(decodeCheckpoint(bytes, base?.weights).model);
   }
 
   private async fail(err: unknown): Promise<void> {

@@ -13,6 +13,7 @@ import {
 import type { Evaluation as EvaluationRow, EvaluationEvent as EventRow } from '../../generated/client';
 import { Prisma } from '../../generated/client';
 import { pageOf, Repository } from './base';
+import { jsonField, jsonInput } from './json-columns';
 
 function evaluationRecord(e: EvaluationRow): EvaluationRecord {
   return {
@@ -21,7 +22,7 @@ function evaluationRecord(e: EvaluationRow): EvaluationRecord {
     model: e.model,
     fileId: e.fileId,
     status: e.status as EvaluationStatus,
-    options: e.options as unknown as EvaluationRecord['options'],
+    options: jsonField<EvaluationRecord['options']>(e.options),
     metrics: (e.metrics ?? null) as EvaluationRecord['metrics'],
     samples: (e.samples ?? null) as EvaluationRecord['samples'],
     progress: e.progress,
@@ -58,7 +59,7 @@ export class EvaluationRepository extends Repository {
           model: e.model,
           fileId: e.fileId,
           status: 'queued',
-          options: e.options as unknown as Prisma.InputJsonValue,
+          options: jsonInput(e.options),
           metadata: json(e.metadata),
           events: {
             create: { id: newId(ID_PREFIX.evaluationEvent), projectId: e.projectId, level: 'info', message: `Created evaluation ${e.id} of ${e.model}` },

@@ -1,10 +1,11 @@
 // Datasets. An upload reserves its record (state `uploading`, never listed) before its object is
 // written and commits it after, so a crash in between leaves a record the sweeper can find and
 // remove with its object, never an object nobody knows about.
-import type { FileFormat, FileRecord, FileState, RecordPage } from '@crucible/domain';
+import type { FileFormat, FileOutcome, FileRecord, FileState, NewFile, RecordPage, StoredPreparation, ValidationReport } from '@crucible/domain';
 import { TERMINAL_STATUSES } from '@crucible/domain';
-import type { File as FileRow, Prisma } from '../../generated/client';
+import type { File as FileRow } from '../../generated/client';
 import { pageOf, Repository } from './base';
+import { jsonField, jsonInput } from './json-columns';
 
 function fileRecord(f: FileRow): FileRecord {
   return {
@@ -18,29 +19,12 @@ function fileRecord(f: FileRow): FileRecord {
     lines: f.lines,
     storageKey: f.storageKey,
     state: f.state as FileState,
-    report: (f.report as Record<string, unknown> | null) ?? null,
-    preparation: (f.preparation as Record<string, unknown> | null) ?? null,
+    report: jsonField<ValidationReport | null>(f.report) ?? null,
+    preparation: jsonField<StoredPreparation | null>(f.preparation) ?? null,
     sourceFileId: f.sourceFileId,
     processedAt: f.processedAt,
     createdAt: f.createdAt,
   };
-}
-
-export type NewFile = Omit<FileRecord, 'state' | 'createdAt' | 'report' | 'preparation' | 'sourceFileId' | 'processedAt'> & {
-  preparation?: Record<string, unknown> | null;
-  sourceFileId?: string | null;
-};
-
-/** What validation (or preparation) settles on a pending file. */
-export interface FileOutcome {
-  state: 'processed' | 'error';
-  format: FileFormat;
-  lines: number;
-  report: Record<string, unknown>;
-  preparation?: Record<string, unknown>;
-  /** A prepared file's object is written during processing: its digest and size. */
-  sha256?: string;
-  bytes?: number;
 }
 
 const VISIBLE = ['pending', 'processed', 'error'];
@@ -105,8 +89,8 @@ export class FileRepository extends Repository {
           state: o.state,
           format: o.format,
           lines: o.lines,
-          report: o.report as Prisma.InputJsonValue,
-          ...(o.preparation ? { preparation: o.preparation as Prisma.InputJsonValue } : {}),
+          report: jsonInput(o.report),
+          ...(o.preparation ? { preparation: jsonInput(o.preparation) } : {}),
           ...(o.sha256 !== undefined ? { sha256: o.sha256 } : {}),
           ...(o.bytes !== undefined ? { bytes: o.bytes } : {}),
           processedAt: new Date(),

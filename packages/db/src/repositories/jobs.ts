@@ -17,6 +17,7 @@ import {
   type MetricsEventData,
   type NewJobEvent,
   newId,
+  type PreparationRules,
   type RecordPage,
   type StoredHyperparameters,
   WORKING_STATUSES,
@@ -25,6 +26,7 @@ import { type JobCheckpoint as CheckpointRow, type JobEvent as EventRow, type Jo
 import { pageOf, Repository, Rollback } from './base';
 import { AttemptWriter } from './job-attempt';
 import { insertEvent } from './job-events';
+import { jsonField, jsonInput, jsonOrNull } from './json-columns';
 
 function jobRecord(j: JobRow): JobRecord {
   return {
@@ -32,18 +34,18 @@ function jobRecord(j: JobRow): JobRecord {
     projectId: j.projectId,
     model: j.model,
     method: j.methodType as MethodType,
-    hyperparameters: j.hyperparameters as unknown as StoredHyperparameters,
+    hyperparameters: jsonField<StoredHyperparameters>(j.hyperparameters),
     trainingFileId: j.trainingFileId,
     validationFileId: j.validationFileId,
     status: j.status as JobStatus,
     seed: j.seed,
     suffix: j.suffix,
     metadata: (j.metadata as Record<string, string> | null) ?? null,
-    error: (j.error as unknown as JobFailure | null) ?? null,
+    error: jsonField<JobFailure | null>(j.error) ?? null,
     fineTunedModel: j.fineTunedModel,
     trainedTokens: j.trainedTokens,
     backend: j.backend,
-    preparation: (j.preparation as Record<string, unknown> | null) ?? null,
+    preparation: jsonField<PreparationRules | null>(j.preparation) ?? null,
     preparedFileId: j.preparedFileId,
     attempt: j.attempt,
     leaseId: j.leaseId,
@@ -86,7 +88,7 @@ function checkpointRecord(c: CheckpointRow): CheckpointRecord {
 export type NewJob = Pick<
   JobRecord,
   'id' | 'projectId' | 'model' | 'method' | 'hyperparameters' | 'trainingFileId' | 'validationFileId' | 'seed' | 'suffix' | 'metadata'
-> & { preparation?: Record<string, unknown> | null };
+> & { preparation?: PreparationRules | null };
 
 /** Fields a status change may set besides the status. */
 export interface JobChanges {
@@ -125,8 +127,8 @@ function changes(set: JobChanges = {}): Prisma.JobUpdateManyMutationInput {
   const { error, hyperparameters, ...rest } = set;
   return {
     ...rest,
-    ...(error !== undefined ? { error: error === null ? Prisma.DbNull : (error as unknown as Prisma.InputJsonValue) } : {}),
-    ...(hyperparameters !== undefined ? { hyperparameters: hyperparameters as unknown as Prisma.InputJsonValue } : {}),
+    ...(error !== undefined ? { error: jsonOrNull(error) } : {}),
+    ...(hyperparameters !== undefined ? { hyperparameters: jsonInput(hyperparameters) } : {}),
   };
 }
 

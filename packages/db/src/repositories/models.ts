@@ -1,8 +1,8 @@
 // Trained models (the preset shapes are not records).
 import type { ModelRecord } from '@crucible/domain';
-import type { Model as ModelRow } from '../../generated/client';
-import { Prisma } from '../../generated/client';
+import type { Model as ModelRow, Prisma } from '../../generated/client';
 import { Repository } from './base';
+import { jsonOrNull } from './json-columns';
 
 function modelRecord(m: ModelRow): ModelRecord {
   return {
@@ -40,7 +40,7 @@ export class ModelRepository extends Repository {
           arch: m.arch,
           config: m.config as Prisma.InputJsonValue,
           source: m.source,
-          peft: m.peft ? (m.peft as unknown as Prisma.InputJsonValue) : Prisma.DbNull,
+          peft: jsonOrNull(m.peft),
           storageKey: m.storageKey,
         },
       }),

@@ -1,6 +1,6 @@
 // Webhook endpoints and their delivery log. Deliveries are written by a database trigger when a
-// job or an evaluation ends (see the front_door migration) and sent by the API's dispatcher.
-import type { RecordPage } from '@crucible/domain';
+// job or an evaluation ends (see ../webhook-outbox.ts) and sent by the API's dispatcher.
+import { type RecordPage, type WebhookEvent, type WebhookEventType, webhookEvent } from '@crucible/domain';
 import type { WebhookDelivery as DeliveryRow, WebhookEndpoint as EndpointRow, Prisma } from '../../generated/client';
 import { pageOf, Repository } from './base';
 
@@ -20,8 +20,11 @@ export interface WebhookDeliveryRecord {
   projectId: string;
   endpointId: string;
   eventId: string;
-  eventType: string;
-  payload: Record<string, unknown>;
+  eventType: WebhookEventType;
+  /** The job or evaluation it is about. */
+  resourceId: string;
+  /** What is sent: the same body on every attempt. */
+  event: WebhookEvent;
   status: 'pending' | 'delivered' | 'failed';
   attempts: number;
   nextAttemptAt: Date;
@@ -38,11 +41,10 @@ export interface DueDelivery extends WebhookDeliveryRecord {
 }
 
 const endpointRecord = (e: EndpointRow): WebhookEndpointRecord => ({ ...e });
-const deliveryRecord = (d: DeliveryRow): WebhookDeliveryRecord => ({
-  ...d,
-  payload: d.payload as Record<string, unknown>,
-  status: d.status as WebhookDeliveryRecord['status'],
-});
+function deliveryRecord(d: DeliveryRow): WebhookDeliveryRecord {
+  const eventType = d.eventType as WebhookEventType; // written by the outbox from the declared types only
+  return { ...d, eventType, event: webhookEvent(d.eventId, eventType, d.resourceId, d.createdAt), status: d.status as WebhookDeliveryRecord['status'] };
+}
 
 export class WebhookRepository extends Repository {
   async create(e: Omit<WebhookEndpointRecord, 'createdAt' | 'updatedAt'>): Promise<WebhookEndpointRecord> {

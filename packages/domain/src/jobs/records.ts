@@ -1,6 +1,7 @@
 // The job wing's records as the repository returns them: typed domain objects, not database rows.
 import type { Static } from '@sinclair/typebox';
 import type { EventLevelSchema, FailureError } from '../schemas/common';
+import type { PreparationRules } from '../schemas/files';
 import type { MethodType, MetricsEventData } from '../schemas/jobs';
 import type { ResolvedHyperparameters } from './spec';
 import type { JobStatus } from './state-machine';
@@ -29,7 +30,7 @@ export interface JobRecord {
   trainedTokens: number | null;
   backend: string | null;
   /** Data preparation rules applied to the training file before training (resolved), if any. */
-  preparation: Record<string, unknown> | null;
+  preparation: PreparationRules | null;
   /** The prepared training file the job trains on (made by its first attempt). */
   preparedFileId: string | null;
   /** Runs of the job so far: each resume or requeue is a new attempt (and a new queue entry). */

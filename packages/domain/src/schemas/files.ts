@@ -19,15 +19,45 @@ export const PURPOSE_FORMATS: Record<(typeof FILE_PURPOSES)[number], readonly Fi
 
 export const FILE_STATUSES = ['pending', 'processed', 'error'] as const;
 
+const FileFormatSchema = (description?: string) =>
+  Type.Union(
+    FILE_FORMATS.map((f) => Type.Literal(f)),
+    { description },
+  );
+
+/** Why a line (or the whole file) is refused. */
+export const PROBLEM_CODES = [
+  'invalid_utf8',
+  'binary_data',
+  'line_too_long',
+  'invalid_json',
+  'too_deep',
+  'invalid_string',
+  'not_an_object',
+  'unknown_shape',
+  'mixed_formats',
+  'invalid_field',
+  'empty_file',
+  'too_few_examples',
+  'file_too_large',
+  'purpose_mismatch',
+  'processing_failed',
+] as const;
+export type ProblemCode = (typeof PROBLEM_CODES)[number];
+
 export const DatasetProblem = Type.Object(
   {
     line: Nullable(Type.Integer({ description: '1-based line; null for a problem of the whole file.' })),
     field: Nullable(Type.String({ description: 'The record field (messages[2].role), or the setting (purpose, file).' })),
-    code: Type.String({ description: 'invalid_json, invalid_field, mixed_formats, line_too_long, too_few_examples, purpose_mismatch, ...' }),
+    code: Type.Union(
+      PROBLEM_CODES.map((c) => Type.Literal(c)),
+      { description: 'What is wrong: invalid_json, invalid_field, mixed_formats, line_too_long, too_few_examples, purpose_mismatch, ...' },
+    ),
     message: Type.String(),
   },
   { $id: 'DatasetProblem' },
 );
+export type DatasetProblem = Static<typeof DatasetProblem>;
 
 export const FileObject = Type.Object(
   {
@@ -44,10 +74,7 @@ export const FileObject = Type.Object(
     status_details: Nullable(Type.String({ description: 'The validation summary and first problems.' })),
     expires_at: Nullable(Type.Integer()),
     format: Nullable(
-      Type.Union(
-        FILE_FORMATS.map((f) => Type.Literal(f)),
-        { description: 'What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}. null while pending.' },
-      ),
+      FileFormatSchema('What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}. null while pending.'),
     ),
     lines: Type.Integer({ description: 'Examples: non-empty lines of text, or JSONL records.' }),
     sha256: Type.String(),
@@ -59,24 +86,32 @@ export const FileObject = Type.Object(
 );
 export type FileObject = Static<typeof FileObject>;
 
-const Histogram = Type.Object({
+/** Record lengths in power-of-two buckets: `le` is the bucket's upper bound. */
+export const LengthHistogram = Type.Object({
   unit: Type.Union([Type.Literal('characters'), Type.Literal('tokens')]),
   buckets: Type.Array(Type.Object({ le: Type.Integer({ description: 'Upper bound of the bucket (powers of two).' }), count: Type.Integer() })),
 });
+export type LengthHistogram = Static<typeof LengthHistogram>;
 
-export const ValidationReportObject = Type.Object({
-  format: Nullable(Type.String()),
-  records: Type.Integer(),
-  lines: Type.Integer(),
-  bytes: Type.Integer(),
-  characters: Type.Integer(),
-  length_histogram: Histogram,
-  problems: Type.Array(DatasetProblem),
-  problem_count: Type.Integer(),
-  limits: Type.Object({ max_line_bytes: Type.Integer(), min_examples: Type.Integer(), max_bytes: Type.Integer() }),
-});
+/** What validation found in a file (stored with it; GET /v1/files/{id}/report). */
+export const ValidationReport = Type.Object(
+  {
+    format: Nullable(FileFormatSchema('What the file holds; null when nothing valid was found.')),
+    records: Type.Integer({ description: 'Examples: non-empty lines of text, or JSONL records.' }),
+    lines: Type.Integer(),
+    bytes: Type.Integer(),
+    characters: Type.Integer({ description: "Characters of the records' text (for JSONL: of their string fields)." }),
+    length_histogram: LengthHistogram,
+    problems: Type.Array(DatasetProblem, { description: 'The first 100 problems, in line order.' }),
+    problem_count: Type.Integer(),
+    limits: Type.Object({ max_line_bytes: Type.Integer(), min_examples: Type.Integer(), max_bytes: Type.Integer() }),
+  },
+  { $id: 'ValidationReport' },
+);
+export type ValidationReport = Static<typeof ValidationReport>;
 
 export const PII_KINDS = ['email', 'phone', 'ip_address', 'credit_card', 'secret'] as const;
+export type PiiKind = (typeof PII_KINDS)[number];
 
 /** Near-duplicate removal when a request does not say: Jaccard 0.8 over word 5-grams. */
 export const NEAR_DUPLICATE_DEFAULTS = { threshold: 0.8, unit: 'word', n: 5 } as const;
@@ -122,6 +157,77 @@ export const PreparationRulesRequest = Type.Object(
 );
 export type PreparationRulesRequest = Static<typeof PreparationRulesRequest>;
 
+const NearDuplicateRule = Type.Object({
+  threshold: Type.Number({ description: 'Jaccard similarity of shingle sets.' }),
+  unit: Type.Union([Type.Literal('word'), Type.Literal('char')]),
+  n: Type.Integer({ description: 'Shingle length in units.' }),
+});
+const PiiKindSchema = Type.Union(PII_KINDS.map((k) => Type.Literal(k)));
+
+/** A request's rules resolved over the defaults: what a preparation ran with (every field set). */
+export const PreparationRules = Type.Object(
+  {
+    normalize_unicode: Type.Boolean(),
+    remove_control_characters: Type.Boolean(),
+    normalize_whitespace: Type.Boolean(),
+    deduplicate: Type.Boolean(),
+    near_duplicates: Type.Union([Type.Literal(false), NearDuplicateRule]),
+    scrub_pii: Type.Union([Type.Literal(false), Type.Object({ types: Type.Array(PiiKindSchema) })]),
+  },
+  { description: "The preparation rules a file was (or a job's training file is) prepared with, resolved over the defaults." },
+);
+export type PreparationRules = Static<typeof PreparationRules>;
+
+/** The rules a preparation report counts by (deduplicate counts as exact_duplicates). */
+export const RULE_NAMES = [
+  'normalize_unicode',
+  'remove_control_characters',
+  'normalize_whitespace',
+  'scrub_pii',
+  'exact_duplicates',
+  'near_duplicates',
+] as const;
+export type RuleName = (typeof RULE_NAMES)[number];
+
+/** An object with a count for each of `keys`. */
+function countsOf<K extends string>(keys: readonly K[], description: string) {
+  const properties = Object.fromEntries(keys.map((k) => [k, Type.Integer()]));
+  return Type.Unsafe<Record<K, number>>(Type.Object(properties, { description, additionalProperties: false }));
+}
+
+export const PreparationExample = Type.Object({
+  rule: Type.Union(RULE_NAMES.map((r) => Type.Literal(r))),
+  line: Type.Integer({ description: 'First line of the record in the input file.' }),
+  before: Type.Optional(Type.String()),
+  after: Type.Optional(Type.String()),
+  duplicate_of_line: Type.Optional(Type.Integer({ description: 'For duplicates: the line of the record kept.' })),
+  similarity: Type.Optional(Type.Number()),
+  types: Type.Optional(Type.Array(PiiKindSchema, { description: 'For scrubbing: the kinds replaced.' })),
+});
+export type PreparationExample = Static<typeof PreparationExample>;
+
+/** What a preparation did: records in and out, changes per rule, a few examples of each. */
+export const PreparationReport = Type.Object(
+  {
+    rules: PreparationRules,
+    format: FileFormatSchema(),
+    records_in: Type.Integer(),
+    records_out: Type.Integer(),
+    counts: countsOf(RULE_NAMES, 'Records changed (cleaning rules) or removed (duplicates) by each rule.'),
+    control_characters_removed: Type.Integer(),
+    pii: countsOf(PII_KINDS, 'Values replaced, per kind of personal data.'),
+    examples: Type.Array(PreparationExample, { description: 'Up to 3 examples per rule.' }),
+  },
+  { $id: 'PreparationReport' },
+);
+export type PreparationReport = Static<typeof PreparationReport>;
+
+/** What a prepared file's record holds: its rules, and its report once it is made. */
+export interface StoredPreparation {
+  rules: PreparationRules;
+  report: PreparationReport | null;
+}
+
 export const PrepareFileRequest = Type.Object(
   {
     rules: Type.Optional(PreparationRulesRequest),
@@ -135,12 +241,12 @@ export const FileReport = Type.Object(
     object: Type.Literal('file.report'),
     file_id: Type.String(),
     status: Type.Union(FILE_STATUSES.map((s) => Type.Literal(s))),
-    validation: Nullable(ValidationReportObject),
+    validation: Nullable(ValidationReport),
     preparation: Nullable(
       Type.Object({
         source_file: Type.String(),
-        rules: Type.Record(Type.String(), Type.Unknown()),
-        report: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'records_in/out, counts per rule, pii counts, examples.' })),
+        rules: PreparationRules,
+        report: Nullable(PreparationReport),
       }),
     ),
   },
@@ -159,7 +265,7 @@ export const FileStats = Type.Object(
     records: Type.Integer(),
     characters: Type.Integer(),
     bytes: Type.Integer(),
-    length_histogram: Histogram,
+    length_histogram: LengthHistogram,
     tokens: Nullable(
       Type.Object({
         model: Type.String(),
@@ -167,7 +273,7 @@ export const FileStats = Type.Object(
         trained: Type.Integer({ description: 'Tokens that carry loss (answers of supervised data; all for text).' }),
         mean_per_record: Type.Number(),
         max_per_record: Type.Integer(),
-        length_histogram: Histogram,
+        length_histogram: LengthHistogram,
       }),
     ),
   },

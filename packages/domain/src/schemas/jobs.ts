@@ -4,7 +4,7 @@ import { TRAINING_DEFAULTS as D, DECODER_LORA_TARGETS, LORA_TARGETS, PEFT_DEFAUL
 import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
 import { EventLevelSchema, FailureError, Metadata, Nullable } from './common';
-import { PreparationRulesRequest } from './files';
+import { PreparationRules, PreparationRulesRequest } from './files';
 
 const auto = Type.Literal('auto');
 const intOrAuto = (min: number, max: number, description: string) => Type.Union([Type.Integer({ minimum: min, maximum: max }), auto], { description });
@@ -181,6 +181,19 @@ export const Method = Type.Union(
   },
 );
 export type Method = Static<typeof Method>;
+export type MethodSettings = Static<typeof methodBody>;
+
+/** The settings a method object carries under its own type's name (`{type: 'supervised', supervised: {...}}`). */
+export function methodSettings(m: Method): MethodSettings | undefined {
+  switch (m.type) {
+    case 'pretrain':
+      return m.pretrain;
+    case 'mlm':
+      return m.mlm;
+    case 'supervised':
+      return m.supervised;
+  }
+}
 
 export const CreateJobRequest = Type.Object(
   {
@@ -235,7 +248,7 @@ export const JobObject = Type.Object(
     method: Type.Record(Type.String(), Type.Unknown()),
     user_provided_suffix: Nullable(Type.String()),
     backend: Nullable(Type.String({ description: 'TensorFlow.js backend the worker trained on.' })),
-    data_preparation: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'The preparation rules applied to the training file.' })),
+    data_preparation: Nullable(PreparationRules),
     prepared_training_file: Nullable(Type.String({ description: 'The prepared file the job trained on.' })),
   },
   { $id: 'FineTuningJob' },

@@ -1,7 +1,8 @@
 // The lines of a stored object, read as a stream (one line in memory at a time), for everything
-// the API reads back line by line: statistics, previews, estimates and preparation.
-import { LineSplitter } from '@crucible/datasets';
+// read back line by line: statistics, previews, estimates and preparation.
+
 import type { Storage } from '@crucible/storage';
+import { LineSplitter } from '../lines';
 
 export interface StoredLine {
   /** 1-based line number. */
