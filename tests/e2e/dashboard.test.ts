@@ -214,6 +214,32 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await shot('evaluations');
   });
 
+  it('offers the dpo method and shows a dpo job’s reward curves', async () => {
+    await page.goto(`${p.url}/dashboard/#/jobs/new`);
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    expect(await page.locator('#f-method option[value=dpo]').count()).toBe(1);
+    // pairs in the seed's characters: the preferred answer repeats the word, the other one does not
+    const line = (w: string) =>
+      JSON.stringify({
+        input: { messages: [{ role: 'user', content: w }] },
+        preferred_output: [{ role: 'assistant', content: `${w} ${w}` }],
+        non_preferred_output: [{ role: 'assistant', content: 'no' }],
+      });
+    const pairs = ['the', 'king', 'lord', 'good', 'night', 'love', 'sweet', 'heart'].map(line).join('\n');
+    const file = await crucible.uploadFile({ name: 'prefs.jsonl', data: pairs });
+    const job = await crucible.createJob({
+      model: trained.fine_tuned_model as string,
+      training_file: file.id,
+      method: { type: 'dpo', dpo: { hyperparameters: { max_steps: 6, batch_size: 4, eval_interval: 3, log_interval: 1, beta: 0.5 } } },
+    });
+    expect((await crucible.waitForJob(job.id, { timeoutMs: 120_000 })).status).toBe('succeeded');
+    await page.goto(`${p.url}/dashboard/#/jobs/${job.id}`);
+    for (const chart of ['Rewards', 'Reward margin', 'Reward accuracy']) {
+      await expect.poll(async () => Number(await page.getByTestId(`chart-${chart}`).getAttribute('data-points'))).toBeGreaterThan(2);
+    }
+    await shot('dpo-job');
+  });
+
   it('fits phone and tablet windows, passes an accessibility audit, and serves the API reference at /docs', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);

@@ -7,6 +7,7 @@ import { keys } from '@crucible/storage';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pretrainTinyBase } from '../support/base-model';
 import { shakespeare, untarGz } from '../support/data';
 import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
 
@@ -58,26 +59,7 @@ async function importFiles(name: string, files: Array<[string, Uint8Array]>): Pr
 
 describe('LoRA fine-tuning through the API', () => {
   it('pretrains a tiny base model', async () => {
-    const f = await client.files.create({ file: await toFile(Buffer.from(shakespeare(40_000)), 'base.txt'), purpose: 'fine-tune' });
-    const job = await client.fineTuning.jobs.create({
-      model: 'gpt-nano',
-      training_file: f.id,
-      method: {
-        type: 'pretrain',
-        pretrain: {
-          hyperparameters: {
-            max_steps: 300,
-            batch_size: 8,
-            block_size: 32,
-            eval_interval: 0,
-            eval_batches: 2,
-            learning_rate: 3e-3,
-            tokenizer: { type: 'char' },
-          },
-        },
-      } as never,
-    });
-    baseId = (await waitForJobStatus(client, job.id)).fine_tuned_model as string;
+    baseId = await pretrainTinyBase(client);
   });
 
   it('refuses a dataset with characters the base tokenizer lacks, naming them and their line', async () => {

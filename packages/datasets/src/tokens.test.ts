@@ -1,6 +1,6 @@
 import { CharTokenizer } from '@crucible/model-files';
 import { describe, expect, it } from 'vitest';
-import { encodeDataset, recordTokens, splitStream } from './tokens';
+import { encodeDataset, encodePreferences, recordTokens, splitStream } from './tokens';
 
 const tok = CharTokenizer.train('abcdefghijklmnopqrstuvwxyz :\n', ['<|endoftext|>']);
 const eot = tok.special('eot') as number;
@@ -18,6 +18,21 @@ describe('encodeDataset', () => {
     const want = [...tok.encode('q:'), ...tok.encode('yes'), eot, ...tok.encode('r:'), ...tok.encode('no'), eot];
     expect([...s.tokens]).toEqual(want);
     expect([...(s.weights ?? [])]).toEqual([0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1]);
+  });
+
+  it('encodes a preference pair as the rendered conversation and each answer with its end marker', () => {
+    const chat = CharTokenizer.train('abcdefghijklmnopqrstuvwxyzABC \n', ['<|endoftext|>', '<|im_start|>', '<|im_end|>']);
+    const line = JSON.stringify({
+      input: { messages: [{ role: 'user', content: 'hi' }] },
+      preferred_output: [{ role: 'assistant', content: 'ABC' }],
+      non_preferred_output: [{ role: 'assistant', content: 'abc' }],
+    });
+    const [pair] = encodePreferences(`${line}\n`, chat);
+    const ids = (s: string) => [...chat.encode(s)];
+    // Crucible's template: <|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n, then the answer and <|im_end|>
+    expect([...(pair?.prompt ?? [])]).toEqual([...ids('<|im_start|>user\n'), ...ids('hi<|im_end|>'), ...ids('\n'), ...ids('<|im_start|>assistant\n')]);
+    expect([...(pair?.chosen ?? [])]).toEqual(ids('ABC<|im_end|>'));
+    expect([...(pair?.rejected ?? [])]).toEqual(ids('abc<|im_end|>'));
   });
 
   it('holds out the last 10% for validation', () => {

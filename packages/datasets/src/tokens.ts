@@ -1,7 +1,7 @@
 // A dataset as the trainer sees it: documents encoded one after another, separated by the
 // end-of-text token; supervised prompts get loss weight 0. Also the validation split (the end of
 // the data, or a seeded selection of records), and per-record tokens for statistics and previews.
-import { type ChatLoss, datasetDocuments, type FileFormat } from '@crucible/domain';
+import { answerDocument, type ChatLoss, datasetDocuments, type FileFormat, type PreferenceRecord } from '@crucible/domain';
 import { chatTemplateOf, type Tokenizer } from '@crucible/model-files';
 
 export interface TokenStream {
@@ -47,6 +47,34 @@ export function encodeDataset(text: string, format: FileFormat, tok: Tokenizer, 
     }
   });
   return { tokens: Int32Array.from(ids), weights: masked ? Float32Array.from(w) : undefined, docStarts };
+}
+
+/** A preference pair as token ids: the conversation rendered up to the answer, and each answer (with its end marker). */
+export interface PreferencePair {
+  prompt: Int32Array;
+  chosen: Int32Array;
+  rejected: Int32Array;
+}
+
+/** The pairs of a preference file (OpenAI's DPO format), rendered with the model's chat template. */
+export function encodePreferences(text: string, tok: Tokenizer): PreferencePair[] {
+  const template = chatTemplateOf(tok);
+  const encode = (parts: string[]) => Int32Array.from(parts.flatMap((p) => tok.encode(p)));
+  const pairs: PreferencePair[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    const r = JSON.parse(line) as PreferenceRecord;
+    // the two documents share the prompt: the conversation up to the answer
+    const chosen = answerDocument(r.input.messages, r.preferred_output[0], template);
+    const rejected = answerDocument(r.input.messages, r.non_preferred_output[0], template);
+    pairs.push({
+      prompt: encode(chosen.slice(0, -1).map((s) => s.text)),
+      chosen: encode([chosen.at(-1)?.text ?? '']),
+      rejected: encode([rejected.at(-1)?.text ?? '']),
+    });
+  }
+  return pairs;
 }
 
 /** One record's tokens (a JSONL line, or a line of plain text), each with whether it carries loss. */
@@ -99,6 +127,22 @@ export function splitStream(s: TokenStream, ratio = 0.1, seed: number | null = n
     return { tokens, weights };
   };
   return { train: pick(false), val: pick(true) };
+}
+
+/** How many of `n` pairs splitPairs holds out. */
+export function heldOutPairs(n: number, ratio: number): number {
+  return Math.min(n - 1, Math.max(1, Math.round(n * ratio)));
+}
+
+/**
+ * Holds out `ratio` of a preference file's pairs (at least one, at most all but one): the last ones,
+ * or with a seed a seeded selection.
+ */
+export function splitPairs<T>(pairs: T[], ratio = 0.1, seed: number | null = null): { train: T[]; val: T[] } {
+  const held = heldOutPairs(pairs.length, ratio);
+  if (seed === null) return { train: pairs.slice(0, pairs.length - held), val: pairs.slice(pairs.length - held) };
+  const chosen = new Set(shuffled(pairs.length, seed).slice(0, held));
+  return { train: pairs.filter((_, i) => !chosen.has(i)), val: pairs.filter((_, i) => chosen.has(i)) };
 }
 
 /** 0..n-1 in a seeded order (Fisher-Yates with mulberry32). */

@@ -11,9 +11,43 @@ describe('DatasetValidator', () => {
     ['t.jsonl', '{"text": "a"}\n\n{"text": "b"}\n', 'jsonl_text', 2],
     ['pc.jsonl', '{"prompt": "2+2=", "completion": "4"}\n', 'jsonl_prompt_completion', 1],
     ['chat.jsonl', '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}', 'jsonl_chat', 1],
+    [
+      'dpo.jsonl',
+      '{"input": {"messages": [{"role": "user", "content": "hi"}]}, "preferred_output": [{"role": "assistant", "content": "HELLO"}], "non_preferred_output": [{"role": "assistant", "content": "hello"}]}',
+      'jsonl_preference',
+      1,
+    ],
   ])('detects the format of %s', (name, text, format, records) => {
     const r = v(text, name);
     expect(r).toMatchObject({ format, records, problem_count: 0, problems: [] });
+  });
+
+  it('checks preference pairs (OpenAI’s DPO format) by line and field', () => {
+    const user = { role: 'user', content: 'q' };
+    const answer = (content: string, role = 'assistant') => [{ role, content }];
+    const lines = [
+      { input: { messages: [user] }, preferred_output: answer('A'), non_preferred_output: answer('b') }, // 1 ok
+      { input: { messages: [user] }, non_preferred_output: answer('b') }, // 2 no preferred_output
+      { input: { messages: [user] }, preferred_output: [...answer('A'), ...answer('B')], non_preferred_output: answer('b') }, // 3 two answers
+      { input: { messages: [user] }, preferred_output: answer('A', 'user'), non_preferred_output: answer('b') }, // 4 not the assistant
+      { input: [user], preferred_output: answer('A'), non_preferred_output: answer('b') }, // 5 input not {messages}
+      { input: { messages: [{ role: 'robot', content: 'q' }] }, preferred_output: answer('A'), non_preferred_output: answer('') }, // 6 bad role, empty answer
+      { input: { messages: [user] }, preferred_output: answer('A'), non_preferred_output: answer('c') }, // 7 ok
+    ].map((l) => JSON.stringify(l));
+    const r = v(lines.join('\n'));
+    expect(r.format).toBe('jsonl_preference');
+    expect(r.records).toBe(2);
+    expect(r.problems.map((p) => [p.line, p.field])).toEqual([
+      [2, 'preferred_output'],
+      [3, 'preferred_output'],
+      [4, 'preferred_output[0].role'],
+      [5, 'input'],
+      [6, 'input.messages[0].role'],
+      [6, 'non_preferred_output[0].content'],
+    ]);
+    expect(r.problems[0]?.message).toMatch(/line 2: "preferred_output" must hold exactly one assistant message/);
+    // a supervised-purpose file is prompt/completion or chat: pairs are fine-tune data, as OpenAI's
+    expect(v(lines[0] as string, 'd.jsonl', 'supervised').problems[0]?.code).toBe('purpose_mismatch');
   });
 
   it('reports every bad line of a file with its line, field and reason', () => {

@@ -32,6 +32,7 @@ const FORMAT_NAMES: Record<FileFormat, string> = {
   jsonl_text: '{"text"}',
   jsonl_prompt_completion: '{"prompt", "completion"}',
   jsonl_chat: '{"messages"}',
+  jsonl_preference: '{"input", "preferred_output", "non_preferred_output"}',
 };
 const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant']);
 
@@ -171,7 +172,10 @@ export class DatasetValidator {
     let format: FileFormat;
     let chars = 0;
     const before = this.problemCount;
-    if ('messages' in r) {
+    if ('preferred_output' in r || 'non_preferred_output' in r) {
+      format = 'jsonl_preference';
+      chars = this.preference(n, r);
+    } else if ('messages' in r) {
       format = 'jsonl_chat';
       chars = this.chat(n, r.messages);
     } else if ('prompt' in r || 'completion' in r) {
@@ -190,7 +194,12 @@ export class DatasetValidator {
       else if (r.text.length === 0) this.problem(n, 'text', 'invalid_field', `line ${n}: "text" is empty`);
       else chars = r.text.length;
     } else {
-      this.problem(n, null, 'unknown_shape', `line ${n} has none of "text", "prompt"/"completion" or "messages"`);
+      this.problem(
+        n,
+        null,
+        'unknown_shape',
+        `line ${n} has none of "text", "prompt"/"completion", "messages" or "input"/"preferred_output"/"non_preferred_output"`,
+      );
       return;
     }
     if (this.format === null) {
@@ -211,15 +220,58 @@ export class DatasetValidator {
     this.histogram.add(chars);
   }
 
-  /** Checks a chat record's messages; returns their characters. */
+  /**
+   * Checks a preference pair (OpenAI's DPO format): input.messages, the conversation so far, and
+   * preferred_output and non_preferred_output, each exactly one assistant message; returns the
+   * characters of all three.
+   */
+  private preference(n: number, r: Record<string, unknown>): number {
+    const input = r.input;
+    let chars = 0;
+    if (typeof input !== 'object' || input === null || Array.isArray(input) || !('messages' in input)) {
+      this.problem(n, 'input', 'invalid_field', `line ${n}: "input" must be an object {messages: [...]}, got ${describe(input)}`);
+    } else chars += this.messages(n, (input as { messages: unknown }).messages, 'input.messages');
+    for (const field of ['preferred_output', 'non_preferred_output'] as const) {
+      const out = r[field];
+      if (!Array.isArray(out) || out.length !== 1) {
+        this.problem(
+          n,
+          field,
+          'invalid_field',
+          `line ${n}: "${field}" must hold exactly one assistant message, got ${Array.isArray(out) ? `${out.length} messages` : describe(out)}`,
+        );
+        continue;
+      }
+      const before = this.problemCount;
+      chars += this.messages(n, out, field);
+      const m = out[0] as { role?: unknown; content?: unknown };
+      if (this.problemCount > before) continue;
+      if (m.role !== 'assistant')
+        this.problem(n, `${field}[0].role`, 'invalid_field', `line ${n}: ${field}[0].role must be assistant, got ${describe(m.role)}`);
+      else if (m.content === '') this.problem(n, `${field}[0].content`, 'invalid_field', `line ${n}: ${field}[0].content is empty (nothing to prefer)`);
+    }
+    return chars;
+  }
+
+  /** Checks a chat record's messages (the last one the assistant's answer); returns their characters. */
   private chat(n: number, messages: unknown): number {
+    const chars = this.messages(n, messages, 'messages');
+    const last = Array.isArray(messages) ? (messages.at(-1) as { role?: unknown } | null) : null;
+    if (last && typeof last === 'object' && last.role !== 'assistant') {
+      this.problem(n, `messages[${(messages as unknown[]).length - 1}].role`, 'invalid_field', `line ${n}: the last message must be the assistant's answer`);
+    }
+    return chars;
+  }
+
+  /** Checks a non-empty array of {role, content} at `path`; returns the characters of the contents. */
+  private messages(n: number, messages: unknown, path: string): number {
     if (!Array.isArray(messages) || messages.length === 0) {
-      this.problem(n, 'messages', 'invalid_field', `line ${n}: "messages" must be a non-empty array of {role, content}`);
+      this.problem(n, path, 'invalid_field', `line ${n}: "${path}" must be a non-empty array of {role, content}`);
       return 0;
     }
     let chars = 0;
     messages.forEach((m, i) => {
-      const at = `messages[${i}]`;
+      const at = `${path}[${i}]`;
       if (typeof m !== 'object' || m === null || Array.isArray(m)) {
         this.problem(n, at, 'invalid_field', `line ${n}: ${at} must be an object {role, content}`);
         return;
@@ -231,10 +283,6 @@ export class DatasetValidator {
       if (typeof content !== 'string') this.problem(n, `${at}.content`, 'invalid_field', `line ${n}: ${at}.content must be a string, got ${describe(content)}`);
       else chars += content.length;
     });
-    const last = messages.at(-1) as { role?: unknown } | null;
-    if (last && typeof last === 'object' && last.role !== 'assistant') {
-      this.problem(n, `messages[${messages.length - 1}].role`, 'invalid_field', `line ${n}: the last message must be the assistant's answer`);
-    }
     return chars;
   }
 }

@@ -1,8 +1,9 @@
 // Dataset formats: a file is plain text, or JSONL whose every line is an object of one shape:
-// {"text"}, {"prompt", "completion"} or {"messages": [{role, content}]} (validated by
-// @crucible/datasets), and how each becomes training documents.
+// {"text"}, {"prompt", "completion"}, {"messages": [{role, content}]} or a preference pair
+// {"input": {"messages"}, "preferred_output": [answer], "non_preferred_output": [answer]}
+// (validated by @crucible/datasets), and how each becomes training documents.
 
-import { type ChatTemplate, CRUCIBLE_CHAT_TEMPLATE } from './chat-template';
+import { type ChatTemplate, type ChatTurn, CRUCIBLE_CHAT_TEMPLATE } from './chat-template';
 import type { FileFormat } from './schemas/files';
 import type { MethodType } from './schemas/jobs';
 
@@ -11,6 +12,7 @@ export const METHOD_FORMATS: Record<MethodType, readonly FileFormat[]> = {
   pretrain: ['text', 'jsonl_text'],
   mlm: ['text', 'jsonl_text'],
   supervised: ['jsonl_prompt_completion', 'jsonl_chat'],
+  dpo: ['jsonl_preference'],
 };
 
 export interface Segment {
@@ -45,12 +47,36 @@ export function datasetDocuments(
         { text: r.prompt, train: false },
         { text: r.completion, train: true },
       ]);
-    else {
-      const segments = template.segments(r.messages as Array<{ role: string; content: string }>);
+    else if (format === 'jsonl_preference') {
+      const pair = r as PreferenceRecord;
+      docs.push(
+        answerDocument(pair.input.messages, pair.preferred_output[0], template),
+        answerDocument(pair.input.messages, pair.non_preferred_output[0], template),
+      );
+    } else {
+      const segments = template.segments(r.messages as ChatTurn[]);
       docs.push(segments.map((s) => ({ text: s.text, train: chatLoss === 'all' || s.assistant })));
     }
   }
   return docs;
+}
+
+/** A line of a preference file (OpenAI's DPO format), as validated. */
+export interface PreferenceRecord {
+  input: { messages: ChatTurn[] };
+  preferred_output: [ChatTurn];
+  non_preferred_output: [ChatTurn];
+}
+
+/**
+ * The conversation `messages` answered by `answer`, rendered with the template up to the end of
+ * the answer: loss on the answer (and its end marker) only, never on earlier assistant turns.
+ */
+export function answerDocument(messages: ChatTurn[], answer: ChatTurn, template: ChatTemplate = CRUCIBLE_CHAT_TEMPLATE): Segment[] {
+  const segments = template.segments([...messages, answer]);
+  let last = segments.length - 1;
+  while (last >= 0 && !segments[last]?.assistant) last--;
+  return segments.slice(0, last + 1).map((s, i) => ({ text: s.text, train: i === last }));
 }
 
 /**

@@ -16,6 +16,8 @@ export interface CheckpointFile {
   weights: Weights;
   /** The `optim.m.<param>` / `optim.v.<param>` tensors, keyed `m.<param>` / `v.<param>`. */
   optimizerState: Map<string, NamedTensor>;
+  /** The `ref.<set>` tensors of a dpo run: its reference log-probabilities per set (train, val). */
+  reference: Map<string, Float32Array>;
   tokenizer: Tokenizer;
 }
 
@@ -24,15 +26,18 @@ export function readCheckpointFile(bytes: Uint8Array): CheckpointFile {
   if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`not a Crucible checkpoint (format ${metadata.format ?? 'missing'})`);
   const weights: Weights = new Map();
   const optimizerState = new Map<string, NamedTensor>();
+  const reference = new Map<string, Float32Array>();
   for (const [name, t] of tensors) {
     if (name.startsWith('model.')) weights.set(name.slice(6), { shape: t.shape, data: t.data as Float32Array });
     else if (name.startsWith('optim.')) optimizerState.set(name.slice(6), t);
+    else if (name.startsWith('ref.')) reference.set(name.slice(4), t.data as Float32Array);
   }
   return {
     metadata,
     modelConfig: JSON.parse(metadata.model_config as string) as ModelConfig,
     weights,
     optimizerState,
+    reference,
     tokenizer: tokenizerFromJSON(metadata.tokenizer as string),
   };
 }

@@ -820,7 +820,7 @@ export interface components {
             created_at: number;
             expires_at: number | null;
             filename: string;
-            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
             id: string;
             /** @description Examples: non-empty lines of text, or JSONL records. */
             lines: number;
@@ -929,11 +929,27 @@ export interface components {
         MetricPoint: {
             grad_norm: number | null;
             learning_rate: number | null;
+            /** @description dpo jobs: share of pairs whose preferred answer has the higher reward. */
+            "rewards/accuracies"?: number;
+            /** @description dpo jobs: mean reward of the preferred answers. */
+            "rewards/chosen"?: number;
+            /** @description dpo jobs: mean of chosen - rejected. */
+            "rewards/margins"?: number;
+            /** @description dpo jobs: mean reward of the non-preferred answers. */
+            "rewards/rejected"?: number;
             step: number;
             tokens_per_second: number | null;
             train_loss: number | null;
             valid_loss: number | null;
             valid_mean_token_accuracy: number | null;
+            /** @description dpo jobs: rewards/accuracies on the validation pairs. */
+            "valid_rewards/accuracies"?: number;
+            /** @description dpo jobs: rewards/chosen on the validation pairs. */
+            "valid_rewards/chosen"?: number;
+            /** @description dpo jobs: rewards/margins on the validation pairs. */
+            "valid_rewards/margins"?: number;
+            /** @description dpo jobs: rewards/rejected on the validation pairs. */
+            "valid_rewards/rejected"?: number;
         };
         MetricsEventData: components["schemas"]["StepMetrics"] | components["schemas"]["ValidationMetrics"] | components["schemas"]["CheckpointSaved"];
         Model: {
@@ -977,7 +993,7 @@ export interface components {
                 /** @description For scrubbing: the kinds replaced. */
                 types?: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
             }[];
-            format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat";
+            format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference";
             /** @description Values replaced, per kind of personal data. */
             pii: {
                 credit_card: number;
@@ -1012,6 +1028,14 @@ export interface components {
             /** @enum {string} */
             kind: "step";
             learning_rate: number;
+            /** @description dpo jobs: share of pairs whose preferred answer has the higher reward. */
+            "rewards/accuracies"?: number;
+            /** @description dpo jobs: mean reward of the preferred answers. */
+            "rewards/chosen"?: number;
+            /** @description dpo jobs: mean of chosen - rejected. */
+            "rewards/margins"?: number;
+            /** @description dpo jobs: mean reward of the non-preferred answers. */
+            "rewards/rejected"?: number;
             step: number;
             /** @description Training throughput of the step. */
             tokens_per_second: number;
@@ -1026,15 +1050,26 @@ export interface components {
             /** @enum {string} */
             kind: "evaluation";
             step: number;
+            /** @description dpo jobs: the DPO loss of the validation pairs. */
             valid_loss: number;
+            /** @description dpo jobs: of the preferred answers. */
             valid_mean_token_accuracy: number;
+            /** @description dpo jobs: of the preferred answers. */
             valid_perplexity: number;
+            /** @description dpo jobs: rewards/accuracies on the validation pairs. */
+            "valid_rewards/accuracies"?: number;
+            /** @description dpo jobs: rewards/chosen on the validation pairs. */
+            "valid_rewards/chosen"?: number;
+            /** @description dpo jobs: rewards/margins on the validation pairs. */
+            "valid_rewards/margins"?: number;
+            /** @description dpo jobs: rewards/rejected on the validation pairs. */
+            "valid_rewards/rejected"?: number;
         };
         ValidationReport: {
             bytes: number;
             /** @description Characters of the records' text (for JSONL: of their string fields). */
             characters: number;
-            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
             length_histogram: {
                 buckets: {
                     count: number;
@@ -1861,7 +1896,7 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
                         id: string;
                         /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
@@ -1922,7 +1957,7 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
                         id: string;
                         /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
@@ -2094,7 +2129,7 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat") | null;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
                         id: string;
                         /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
@@ -2479,6 +2514,8 @@ export interface operations {
                         activation_checkpointing?: boolean;
                         /** @description Sequences per micro-batch. auto = 12. */
                         batch_size?: number | "auto";
+                        /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                        beta?: number | "auto";
                         /** @default 0.9 */
                         beta1?: number;
                         /** @default 0.99 */
@@ -2523,6 +2560,11 @@ export interface operations {
                         /** @description Scales learning_rate. auto = 1. */
                         learning_rate_multiplier?: number | "auto";
                         /**
+                         * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                         * @default false
+                         */
+                        length_normalize?: boolean;
+                        /**
                          * @description Steps between metric records.
                          * @default 10
                          */
@@ -2547,6 +2589,11 @@ export interface operations {
                         n_epochs?: number | "auto";
                         /** @default adamw */
                         optimizer?: "adamw" | "adam" | "lamb";
+                        /**
+                         * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                         * @default 0
+                         */
+                        rpo_alpha?: number;
                         /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                         tokenizer?: {
                             /** @enum {string} */
@@ -2573,7 +2620,7 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     } | null;
-                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers). */
+                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference. */
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
@@ -2584,6 +2631,8 @@ export interface operations {
                                 activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
                                 /** @default 0.9 */
                                 beta1?: number;
                                 /** @default 0.99 */
@@ -2628,6 +2677,11 @@ export interface operations {
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
                                 /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
                                  * @description Steps between metric records.
                                  * @default 10
                                  */
@@ -2652,6 +2706,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -2717,6 +2776,8 @@ export interface operations {
                                 activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
                                 /** @default 0.9 */
                                 beta1?: number;
                                 /** @default 0.99 */
@@ -2761,6 +2822,11 @@ export interface operations {
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
                                 /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
                                  * @description Steps between metric records.
                                  * @default 10
                                  */
@@ -2785,6 +2851,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -2850,6 +2921,8 @@ export interface operations {
                                 activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
                                 /** @default 0.9 */
                                 beta1?: number;
                                 /** @default 0.99 */
@@ -2894,6 +2967,11 @@ export interface operations {
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
                                 /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
                                  * @description Steps between metric records.
                                  * @default 10
                                  */
@@ -2918,6 +2996,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -2973,6 +3056,151 @@ export interface operations {
                         };
                         /** @enum {string} */
                         type: "supervised";
+                    } | {
+                        dpo?: {
+                            hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /**
+                                 * @description 0: evaluate only at the end.
+                                 * @default 250
+                                 */
+                                eval_interval?: number;
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "dpo";
                     };
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
@@ -3631,6 +3859,8 @@ export interface operations {
                         activation_checkpointing?: boolean;
                         /** @description Sequences per micro-batch. auto = 12. */
                         batch_size?: number | "auto";
+                        /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                        beta?: number | "auto";
                         /** @default 0.9 */
                         beta1?: number;
                         /** @default 0.99 */
@@ -3675,6 +3905,11 @@ export interface operations {
                         /** @description Scales learning_rate. auto = 1. */
                         learning_rate_multiplier?: number | "auto";
                         /**
+                         * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                         * @default false
+                         */
+                        length_normalize?: boolean;
+                        /**
                          * @description Steps between metric records.
                          * @default 10
                          */
@@ -3699,6 +3934,11 @@ export interface operations {
                         n_epochs?: number | "auto";
                         /** @default adamw */
                         optimizer?: "adamw" | "adam" | "lamb";
+                        /**
+                         * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                         * @default 0
+                         */
+                        rpo_alpha?: number;
                         /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                         tokenizer?: {
                             /** @enum {string} */
@@ -3725,7 +3965,7 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     } | null;
-                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers). */
+                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference. */
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
@@ -3736,6 +3976,8 @@ export interface operations {
                                 activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
                                 /** @default 0.9 */
                                 beta1?: number;
                                 /** @default 0.99 */
@@ -3780,6 +4022,11 @@ export interface operations {
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
                                 /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
                                  * @description Steps between metric records.
                                  * @default 10
                                  */
@@ -3804,6 +4051,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -3869,6 +4121,8 @@ export interface operations {
                                 activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
                                 /** @default 0.9 */
                                 beta1?: number;
                                 /** @default 0.99 */
@@ -3913,6 +4167,11 @@ export interface operations {
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
                                 /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
                                  * @description Steps between metric records.
                                  * @default 10
                                  */
@@ -3937,6 +4196,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -4002,6 +4266,8 @@ export interface operations {
                                 activation_checkpointing?: boolean;
                                 /** @description Sequences per micro-batch. auto = 12. */
                                 batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
                                 /** @default 0.9 */
                                 beta1?: number;
                                 /** @default 0.99 */
@@ -4046,6 +4312,11 @@ export interface operations {
                                 /** @description Scales learning_rate. auto = 1. */
                                 learning_rate_multiplier?: number | "auto";
                                 /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
                                  * @description Steps between metric records.
                                  * @default 10
                                  */
@@ -4070,6 +4341,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -4125,6 +4401,151 @@ export interface operations {
                         };
                         /** @enum {string} */
                         type: "supervised";
+                    } | {
+                        dpo?: {
+                            hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /**
+                                 * @description 0: evaluate only at the end.
+                                 * @default 250
+                                 */
+                                eval_interval?: number;
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "dpo";
                     };
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;

@@ -2,6 +2,7 @@
 //   tensors   "model.<param>"        F32   every model parameter, by name
 //             "optim.m.<param>"      F32   AdamW/Adam/LAMB first moment   (training checkpoints)
 //             "optim.v.<param>"      F32   second moment                  (training checkpoints)
+//             "ref.train", "ref.val" F32   a dpo run's reference log-probabilities, [2N] per set
 //   metadata  "format"        "crucible-checkpoint/1"
 //             "model_config"  JSON ModelConfig
 //             "tokenizer"     Hugging Face tokenizer.json
@@ -48,6 +49,8 @@ export interface CheckpointInput {
   optimizer?: Optimizer;
   /** The base a peft model was built on (a model id or checkpoint name): required with peft. */
   baseModel?: string;
+  /** A dpo run's reference log-probabilities. */
+  reference?: { train: Float32Array; val: Float32Array };
 }
 
 export interface DecodedCheckpoint {
@@ -59,6 +62,7 @@ export interface DecodedCheckpoint {
   /** "m.<param>" and "v.<param>" optimizer moments. */
   optimizerState: Map<string, NamedTensor>;
   baseModel?: string;
+  reference?: { train: Float32Array; val: Float32Array };
 }
 
 /** What a checkpoint is, read from its header only: whether it needs base weights, and which. */
@@ -81,6 +85,9 @@ export function encodeCheckpoint(c: CheckpointInput): Uint8Array {
     for (const [name, m] of c.optimizer.m) tensors.set(`optim.m.${name}`, f32(m));
     for (const [name, v] of c.optimizer.v) tensors.set(`optim.v.${name}`, f32(v));
   }
+  if (c.reference) {
+    for (const [set, data] of Object.entries(c.reference)) tensors.set(`ref.${set}`, { dtype: 'F32', shape: [data.length], data });
+  }
   const metadata: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     model_config: JSON.stringify(c.model.config),
@@ -100,7 +107,7 @@ export function encodeCheckpoint(c: CheckpointInput): Uint8Array {
 
 /** Decodes a checkpoint; one that holds adapters only (peft) needs its base model's weights. */
 export function decodeCheckpoint(bytes: Uint8Array, baseWeights?: Weights): DecodedCheckpoint {
-  const { metadata, modelConfig, weights: stored, optimizerState, tokenizer } = readCheckpointFile(bytes);
+  const { metadata, modelConfig, weights: stored, optimizerState, reference: ref, tokenizer } = readCheckpointFile(bytes);
   const weights: Weights = new Map();
   if (metadata.partial === 'adapters') {
     if (!baseWeights) throw new Error(`this checkpoint holds adapter weights only; load it with the weights of its base model ${metadata.base_model}`);
@@ -115,7 +122,8 @@ export function decodeCheckpoint(bytes: Uint8Array, baseWeights?: Weights): Deco
     for (const name of s.frozen ?? []) model.freeze(new RegExp(`^${name.replace(/\./g, '\\.')}$`));
     state = { step: s.step, dataRng: s.dataRng, optimizerT: s.optimizerT };
   }
-  return { model, tokenizer, modelConfig, train, state, optimizerState, baseModel: metadata.base_model };
+  const reference = ref.has('train') && ref.has('val') ? { train: ref.get('train') as Float32Array, val: ref.get('val') as Float32Array } : undefined;
+  return { model, tokenizer, modelConfig, train, state, optimizerState, baseModel: metadata.base_model, reference };
 }
 
 /** A model as a Hugging Face folder: model.safetensors, config.json, tokenizer files (and adapter files). */

@@ -11,7 +11,7 @@ import { fusedKernels, K, runFused } from './native-backend';
 type GradFn = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
 /** tf.customGrad with the save function typed as what it is (tfjs types it as part of the inputs). */
 // biome-ignore lint/suspicious/noExplicitAny: tfjs's CustomGradientFunc signature cannot express (inputs..., save)
-function customGrad<F extends (...args: any[]) => tf.Tensor>(f: (...args: any[]) => { value: tf.Tensor; gradFunc: GradFn }): F {
+export function customGrad<F extends (...args: any[]) => tf.Tensor>(f: (...args: any[]) => { value: tf.Tensor; gradFunc: GradFn }): F {
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
 }
 

@@ -1,9 +1,11 @@
 // The training loop, top to bottom: set lr, maybe evaluate, forward/backward over the
 // micro-batches, clip by global norm, optimizer step, log, maybe checkpoint. No I/O happens here:
 // hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
+// The objective decides the micro-batches and their loss: token windows (causal, masked LM), or
+// preference pairs against reference log-probabilities computed once at the start (dpo).
 
 import type { Tokenizer, Weights } from '@crucible/model-files';
-import { TRAINING_DEFAULTS as D, defaultShortWindows, defaultWarmupSteps, isCausal, type TrainConfig } from '@crucible/training-config';
+import { TRAINING_DEFAULTS as D, type DpoConfig, defaultShortWindows, defaultWarmupSteps, isCausal, type TrainConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { variableGrads } from './backprop';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
@@ -12,6 +14,19 @@ import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data
 import type { Transformer } from './model';
 import { crossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
+import {
+  answerLogProbs,
+  chosenNll,
+  dpoTerms,
+  PairSource,
+  type PreferenceExample,
+  type PreferenceMetrics,
+  pairBatch,
+  preferenceMetrics,
+  referenceFor,
+  referenceLogProbs,
+  rewardSums,
+} from './preference';
 import { mixSeed } from './rng';
 import { learningRate } from './schedule';
 
@@ -23,6 +38,8 @@ export interface StepMetrics {
   gradNorm: number;
   ms: number;
   tokensPerSec: number;
+  /** dpo: the step's rewards (TRL's rewards/*). */
+  preference?: PreferenceMetrics;
 }
 
 export interface EvalMetrics {
@@ -32,6 +49,8 @@ export interface EvalMetrics {
   /** Token accuracy of the argmax prediction (over masked positions for MLM). */
   accuracy: number;
   tokens: number;
+  /** dpo: the validation pairs' rewards; loss is their DPO loss, perplexity and accuracy are of the preferred answers' tokens. */
+  preference?: PreferenceMetrics;
 }
 
 export interface TrainHooks {
@@ -93,7 +112,10 @@ export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
   if (!(c.schedule.lr > 0)) throw new RangeError('train config: lr must be > 0');
   if (!(c.schedule.minLr >= 0 && c.schedule.minLr <= c.schedule.lr)) throw new RangeError('train config: min_lr must be in [0, lr]');
   if (c.objective === 'mlm' && model.arch !== 'bert') throw new RangeError('train config: the mlm objective needs a bert model');
-  if (c.objective === 'causal' && !isCausal(model.arch)) throw new RangeError('train config: the causal objective needs a causal (gpt or llama) model');
+  if ((c.objective === 'causal' || c.objective === 'dpo') && !isCausal(model.arch)) {
+    throw new RangeError(`train config: the ${c.objective} objective needs a causal (gpt or llama) model`);
+  }
+  if (c.objective === 'dpo' && !(c.dpo && c.dpo.beta > 0 && c.dpo.rpoAlpha >= 0)) throw new RangeError('train config: dpo needs beta > 0 and rpoAlpha >= 0');
   if (!(c.maxGradNorm >= 0)) throw new RangeError('train config: max_grad_norm must be >= 0');
   if (
     c.shortWindows &&
@@ -109,6 +131,22 @@ export interface TrainData {
   /** Optional per-token loss weights aligned with `train` / `val` (e.g. 0 on prompts for SFT). */
   trainWeights?: Float32Array;
   valWeights?: Float32Array;
+  /** dpo: the pairs (train and val are then unused), and the reference's log-probabilities when resuming. */
+  preference?: PreferenceData;
+}
+
+export interface PreferenceData {
+  train: PreferenceExample[];
+  val: PreferenceExample[];
+  /** [2N] per set, as referenceLogProbs returns; computed from the model at construction when absent. */
+  reference?: { train: Float32Array; val: Float32Array };
+}
+
+/** What a dpo trainer holds: its pairs, their reference log-probabilities, the pairs it evaluates on. */
+interface PreferenceRun {
+  data: PreferenceData;
+  reference: { train: Float32Array; val: Float32Array };
+  evalIds: number[];
 }
 
 export class Trainer {
@@ -116,8 +154,9 @@ export class Trainer {
   /** What a peft model was built on; written into its (adapter-only) checkpoints. */
   baseModel?: string;
   readonly optimizer: Optimizer;
-  private readonly source: BatchSource;
+  private readonly source: BatchSource | PairSource;
   private readonly evalSet: Batch[];
+  private readonly pairs?: PreferenceRun;
 
   constructor(
     readonly model: Transformer,
@@ -129,8 +168,20 @@ export class Trainer {
     validateTrainConfig(config, model.config);
     const masking = config.objective === 'mlm' ? maskingFor(tokenizer, config.mlmProbability) : undefined;
     const { batchSize: B, seqLen: T } = config;
-    this.source = new BatchSource(data.train, B, T, config.objective, resume?.dataRng ?? mixSeed(config.seed, 1), masking, data.trainWeights);
-    this.evalSet = evalBatches(data.val, B, T, config.evalBatches, config.objective, mixSeed(config.seed, 2), masking, data.valWeights);
+    const dataSeed = resume?.dataRng ?? mixSeed(config.seed, 1);
+    if (config.objective === 'dpo') {
+      const p = data.preference;
+      if (!p || p.val.length === 0) throw new RangeError('a dpo run needs training and validation preference pairs');
+      const norm = (config.dpo as DpoConfig).lengthNormalize;
+      // the reference is the model as it starts (with LoRA: the base, its adapters still zero)
+      const reference = p.reference ?? { train: referenceLogProbs(model, p.train, T, B, norm), val: referenceLogProbs(model, p.val, T, B, norm) };
+      this.pairs = { data: p, reference, evalIds: Array.from({ length: Math.min(p.val.length, config.evalBatches * B) }, (_, i) => i) };
+      this.source = new PairSource(p.train.length, B, dataSeed);
+      this.evalSet = [];
+    } else {
+      this.source = new BatchSource(data.train, B, T, config.objective, dataSeed, masking, data.trainWeights);
+      this.evalSet = evalBatches(data.val, B, T, config.evalBatches, config.objective, mixSeed(config.seed, 2), masking, data.valWeights);
+    }
     this.optimizer = resume?.optimizer ?? new Optimizer(config.optimizer);
     this.step = resume?.step ?? 0;
   }
@@ -153,7 +204,9 @@ export class Trainer {
     for (const [k, t] of ck.optimizerState) (k.startsWith('m.') ? m : v).set(k.slice(2), tf.tensor(t.data, t.shape));
     optimizer.restore(ck.state.optimizerT, m, v, ck.model.trainable());
     for (const t of [...m.values(), ...v.values()]) t.dispose();
-    const trainer = new Trainer(ck.model, ck.tokenizer, { ...ck.train, ...over }, data, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
+    // a dpo run keeps comparing with the reference of its start, not with the checkpoint's model
+    const resumed = data.preference && ck.reference ? { ...data, preference: { ...data.preference, reference: ck.reference } } : data;
+    const trainer = new Trainer(ck.model, ck.tokenizer, { ...ck.train, ...over }, resumed, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
     trainer.baseModel = ck.baseModel;
     return trainer;
   }
@@ -196,10 +249,16 @@ export class Trainer {
     const sum = new Map<string, tf.Tensor>();
     let loss = 0;
     const shape = this.windowShape(this.step);
+    const rewards = { chosen: 0, rejected: 0, accurate: 0, pairs: 0 };
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
-      const batch = this.source.next(shape);
       const seed = mixSeed(c.seed, this.step, micro);
-      const { value, grads } = variableGrads(() => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing), vars);
+      const lossOf = this.pairs
+        ? this.pairLoss((this.source as PairSource).next(), rewards)
+        : (() => {
+            const batch = (this.source as BatchSource).next(shape);
+            return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
+          })();
+      const { value, grads } = variableGrads(lossOf, vars);
       loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
       value.dispose();
       for (const [vname, g] of Object.entries(grads)) {
@@ -220,8 +279,26 @@ export class Trainer {
     for (const g of sum.values()) g.dispose();
     this.step += 1;
     const ms = performance.now() - t0;
-    const tokens = (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
-    return { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
+    const tokens = (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
+    const m: StepMetrics = { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
+    return this.pairs ? { ...m, preference: preferenceMetrics(rewards) } : m;
+  }
+
+  /** The DPO loss of the training pairs `ids` (adding their rewards to `into`), as a function for variableGrads. */
+  private pairLoss(ids: number[], into: { chosen: number; rejected: number; accurate: number; pairs: number }): () => tf.Scalar {
+    const run = this.pairs as PreferenceRun;
+    const cfg = this.config.dpo as DpoConfig;
+    const batch = pairBatch(run.data.train, ids, this.config.seqLen);
+    return () => {
+      const { seq, lp, counts } = answerLogProbs(this.model, batch, cfg.lengthNormalize);
+      const t = dpoTerms(seq, referenceFor(run.reference.train, ids), cfg, cfg.rpoAlpha > 0 ? chosenNll(lp, counts) : undefined);
+      const s = rewardSums(t.chosen.dataSync() as Float32Array, t.rejected.dataSync() as Float32Array);
+      into.chosen += s.chosen;
+      into.rejected += s.rejected;
+      into.accurate += s.accurate;
+      into.pairs += s.pairs;
+      return t.loss;
+    };
   }
 
   /**
@@ -242,6 +319,7 @@ export class Trainer {
 
   /** Mean loss, perplexity and token accuracy over the fixed validation batches. */
   evaluate(): EvalMetrics {
+    if (this.pairs) return this.evaluatePairs(this.pairs);
     let lossSum = 0;
     let correct = 0;
     let count = 0;
@@ -264,6 +342,55 @@ export class Trainer {
     return { step: this.step, loss, perplexity: Math.exp(loss), accuracy: count > 0 ? correct / count : Number.NaN, tokens: count };
   }
 
+  /** DPO loss and rewards over the validation pairs; perplexity and token accuracy of their preferred answers. */
+  private evaluatePairs(run: PreferenceRun): EvalMetrics {
+    const cfg = this.config.dpo as DpoConfig;
+    const B = this.config.batchSize;
+    const sums = { chosen: 0, rejected: 0, accurate: 0, pairs: 0 };
+    let lossSum = 0;
+    let nllSum = 0;
+    let hits = 0;
+    let tokens = 0;
+    for (let start = 0; start < run.evalIds.length; start += B) {
+      const ids = run.evalIds.slice(start, start + B);
+      const batch = pairBatch(run.data.val, ids, this.config.seqLen);
+      const [loss, chosen, rejected, nll, hit, n] = tf.tidy(() => {
+        const { seq, lp, counts, logits } = answerLogProbs(this.model, batch, cfg.lengthNormalize);
+        const t = dpoTerms(seq, referenceFor(run.reference.val, ids), cfg, cfg.rpoAlpha > 0 ? chosenNll(lp, counts) : undefined);
+        // the preferred answers' tokens: the first B rows
+        const rows = ids.length * batch.T;
+        const m = tf.tensor1d(batch.m.subarray(0, rows));
+        const right = tf.cast(tf.equal(tf.argMax(logits.slice([0, 0], [rows, -1]), -1), tf.tensor1d(batch.y.subarray(0, rows), 'int32')), 'float32');
+        return [
+          t.loss.dataSync()[0],
+          t.chosen.dataSync(),
+          t.rejected.dataSync(),
+          -(tf.sum(lp.slice([0, 0], [ids.length, -1])).dataSync()[0] as number),
+          tf.sum(tf.mul(right, m)).dataSync()[0],
+          tf.sum(m).dataSync()[0],
+        ] as [number, Float32Array, Float32Array, number, number, number];
+      });
+      const s = rewardSums(chosen, rejected);
+      lossSum += loss * s.pairs;
+      sums.chosen += s.chosen;
+      sums.rejected += s.rejected;
+      sums.accurate += s.accurate;
+      sums.pairs += s.pairs;
+      nllSum += nll;
+      hits += hit;
+      tokens += n;
+    }
+    const nll = tokens > 0 ? nllSum / tokens : Number.NaN;
+    return {
+      step: this.step,
+      loss: sums.pairs > 0 ? lossSum / sums.pairs : Number.NaN,
+      perplexity: Math.exp(nll),
+      accuracy: tokens > 0 ? hits / tokens : Number.NaN,
+      tokens,
+      preference: preferenceMetrics(sums),
+    };
+  }
+
   /** The full training state as checkpoint bytes (see checkpoint.ts for the format). */
   checkpoint(): Uint8Array {
     return encodeCheckpoint({
@@ -273,6 +400,7 @@ export class Trainer {
       state: { step: this.step, dataRng: this.source.state(), optimizerT: this.optimizer.t },
       optimizer: this.optimizer,
       baseModel: this.baseModel,
+      reference: this.pairs?.reference,
     });
   }
 

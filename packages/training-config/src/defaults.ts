@@ -40,6 +40,10 @@ export const TRAINING_DEFAULTS = {
   /** Early stopping (when asked for): evaluations without improvement, and the improvement that counts. */
   earlyStoppingPatience: 3,
   earlyStoppingMinDelta: 0,
+  /** DPO: how far the policy may move from the reference (the beta of the loss); TRL's default. */
+  dpoBeta: 0.1,
+  /** DPO: weight of the NLL on the preferred answers added to the loss (0: none). */
+  dpoRpoAlpha: 0,
 } as const;
 
 /** Warmup steps for a run of `maxSteps` when none were asked for. */

@@ -1,7 +1,17 @@
 // The shape of a training run's configuration (no tensors, no I/O): what the trainer runs and
 // what the platform maps a job's hyperparameters to.
 
-export type Objective = 'causal' | 'mlm';
+export type Objective = 'causal' | 'mlm' | 'dpo';
+
+/** Direct Preference Optimization: the loss of a preference pair (see the trainer's preference.ts). */
+export interface DpoConfig {
+  /** Scales the log-ratio difference inside the sigmoid. */
+  beta: number;
+  /** Weight of an added NLL term on the preferred answer (RPO); 0 for none. */
+  rpoAlpha: number;
+  /** Log-probabilities per answer token instead of summed over the answer. */
+  lengthNormalize: boolean;
+}
 export type OptimizerKind = 'adamw' | 'adam' | 'lamb';
 export type ScheduleKind = 'cosine' | 'linear' | 'constant';
 
@@ -64,6 +74,8 @@ export interface TrainConfig {
    * backward pass, which recomputes the layer. Less memory for about one more forward pass.
    */
   activationCheckpointing?: boolean;
+  /** The DPO loss's settings (objective 'dpo'). */
+  dpo?: DpoConfig;
 }
 
 /** The shape of a transformer; one config describes both architectures. */

@@ -1,6 +1,8 @@
 // An estimate before a run: the tokens the job would train on (counted with the tokenizer it
 // would use), the steps that makes, and a duration from the throughput the project's workers
 // measured on earlier jobs of the same model (their mean tokens/s as recorded in the metrics).
+
+import { heldOutPairs } from '@crucible/datasets';
 import { type CreateJobRequest, CrucibleError, type FileFormat, finalizeSchedule, isPreset, rootModelName, tokensPerStep } from '@crucible/domain';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
@@ -26,15 +28,19 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
   // tokenized in a file work thread, streaming: a large file holds neither memory nor the event loop
   const all = (await deps.fileWork.run({ kind: 'tally', key: train.storageKey, format: train.format as FileFormat, counting })).total;
   const trainTokens = val ? all : Math.floor(all * (1 - hp.validation_split));
-  if (trainTokens < hp.block_size + 1) {
+  // a dpo job's steps come from its pairs (the file's records)
+  const pairs = method === 'dpo' ? train.lines - (val ? 0 : heldOutPairs(train.lines, hp.validation_split)) : undefined;
+  if (pairs === undefined && trainTokens < hp.block_size + 1) {
     throw new CrucibleError(
       'invalid_file',
       `training_file ${train.id} has about ${trainTokens} training tokens; block_size ${hp.block_size} needs more`,
       'training_file',
     );
   }
-  const schedule = finalizeSchedule(hp, trainTokens);
+  const schedule = finalizeSchedule(hp, pairs ?? trainTokens);
   const perStep = tokensPerStep(hp);
+  const epochs =
+    pairs !== undefined ? (schedule.maxSteps * hp.batch_size * hp.gradient_accumulation_steps) / pairs : (schedule.maxSteps * perStep) / trainTokens;
   const measured = await deps.store.jobs.measuredThroughput(actor.projectId, req.model);
   const fallback = measured.length === 0 && !isPreset(req.model) ? await deps.store.jobs.measuredThroughput(actor.projectId, rootModelName(req.model)) : [];
   const runs = measured.length ? measured : fallback;
@@ -46,7 +52,7 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
     training_file: train.id,
     tokens: { total: all, training: trainTokens, per_step: perStep, tokenizer, approximate: 'approximate' in counting && counting.approximate === 'bpe' },
     steps: schedule.maxSteps,
-    epochs: (schedule.maxSteps * perStep) / trainTokens,
+    epochs,
     throughput: tps
       ? {
           tokens_per_second: tps,

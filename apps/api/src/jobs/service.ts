@@ -43,7 +43,9 @@ import { checkpointModelConfig, storedTokenizer, type TokenizerSource, tokenizer
 import { page, unix } from '../pagination';
 
 export function jobObject(j: JobRecord): JobObject {
-  const hp = { ...j.hyperparameters };
+  // a dpo job's beta, rpo_alpha and length_normalize are hyperparameters of its method, as OpenAI's
+  const { dpo, ...rest } = j.hyperparameters;
+  const hp = { ...rest, ...dpo };
   return {
     id: j.id,
     object: 'fine_tuning.job',
@@ -325,6 +327,7 @@ export async function jobMetrics(deps: Pick<Deps, 'store'>, actor: Actor, id: st
       learning_rate: r.lr,
       grad_norm: r.gradNorm,
       tokens_per_second: r.tokensPerSec,
+      ...r.rewards,
     })),
   };
 }

@@ -19,11 +19,14 @@ import { jobProgress, methodOf, ProgressBar } from './Jobs';
 
 type Point = Partial<MetricPoint> & { step: number };
 
-/** The numbers a step or validation event adds to its step's point. */
+/** The numbers a step or validation event adds to its step's point (a dpo job's rewards included). */
 function pointOf(d: StepMetrics | ValidationMetrics): Point {
-  return d.kind === 'step'
-    ? { step: d.step, train_loss: d.train_loss, learning_rate: d.learning_rate, grad_norm: d.grad_norm, tokens_per_second: d.tokens_per_second }
-    : { step: d.step, valid_loss: d.valid_loss, valid_mean_token_accuracy: d.valid_mean_token_accuracy };
+  if (d.kind === 'step') {
+    const { kind: _kind, total_steps: _total, ...point } = d;
+    return point;
+  }
+  const { kind: _kind, best: _best, valid_perplexity: _perplexity, ...point } = d;
+  return point;
 }
 
 function merge(points: Map<number, Point>, d: Point): Map<number, Point> {
@@ -115,6 +118,12 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
       lr: pick('learning_rate'),
       grad: pick('grad_norm'),
       tps: pick('tokens_per_second'),
+      chosen: pick('rewards/chosen'),
+      rejected: pick('rewards/rejected'),
+      margins: pick('rewards/margins'),
+      validMargins: pick('valid_rewards/margins'),
+      accuracies: pick('rewards/accuracies'),
+      validAccuracies: pick('valid_rewards/accuracies'),
     };
   }, [points]);
 
@@ -201,6 +210,31 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         <LineChart title="Learning rate" series={[{ name: 'lr', color: '#059669', points: series.lr }]} />
         <LineChart title="Gradient norm" series={[{ name: 'grad norm', color: '#d97706', points: series.grad }]} />
         <LineChart title="Tokens per second" series={[{ name: 'tokens/s', color: '#7c3aed', points: series.tps }]} />
+        {series.margins.length + series.validMargins.length > 0 && (
+          <>
+            <LineChart
+              title="Rewards"
+              series={[
+                { name: 'chosen', color: '#059669', points: series.chosen },
+                { name: 'rejected', color: '#dc2626', points: series.rejected },
+              ]}
+            />
+            <LineChart
+              title="Reward margin"
+              series={[
+                { name: 'train', color: '#2563eb', points: series.margins },
+                { name: 'validation', color: '#dc2626', points: series.validMargins },
+              ]}
+            />
+            <LineChart
+              title="Reward accuracy"
+              series={[
+                { name: 'train', color: '#2563eb', points: series.accuracies },
+                { name: 'validation', color: '#dc2626', points: series.validAccuracies },
+              ]}
+            />
+          </>
+        )}
       </div>
       <div className="columns">
         <section aria-labelledby="ckpt-h">

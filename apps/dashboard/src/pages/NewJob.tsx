@@ -12,6 +12,7 @@ const HYPER: { name: string; label: string; kind: 'int' | 'number'; hint: string
   { name: 'batch_size', label: 'Batch size', kind: 'int', hint: 'Sequences per micro-batch.' },
   { name: 'block_size', label: 'Block size', kind: 'int', hint: 'Context length; default: the model’s.' },
   { name: 'learning_rate', label: 'Learning rate', kind: 'number', hint: 'Peak learning rate.' },
+  { name: 'beta', label: 'DPO beta', kind: 'number', hint: 'dpo only: how far the model may move from the reference (default 0.1).' },
   { name: 'eval_interval', label: 'Eval interval', kind: 'int', hint: 'Steps between validations; 0: at the end.' },
   { name: 'checkpoint_interval', label: 'Checkpoint interval', kind: 'int', hint: 'Steps between checkpoints.' },
   { name: 'log_interval', label: 'Log interval', kind: 'int', hint: 'Steps between metric events.' },
@@ -54,7 +55,7 @@ export function NewJobPage({ crucible }: { crucible: Crucible }) {
         return;
       }
     }
-    const type = str('method') as 'pretrain' | 'mlm' | 'supervised';
+    const type = str('method') as 'pretrain' | 'mlm' | 'supervised' | 'dpo';
     const peft = str('peft');
     const inner: Record<string, unknown> = { hyperparameters };
     if (peft && peft !== 'full') inner.peft = peft === 'lora' ? { type: 'lora', rank: Number(str('rank') || 8) } : { type: peft };
@@ -149,6 +150,7 @@ export function NewJobPage({ crucible }: { crucible: Crucible }) {
             <option value="pretrain">pretrain: causal LM on text</option>
             <option value="mlm">mlm: masked LM on text</option>
             <option value="supervised">supervised: prompt/completion or chat</option>
+            <option value="dpo">dpo: preference pairs (preferred / non-preferred answers)</option>
           </select>
           {fieldError('method')}
           <label htmlFor="f-peft">Trained weights</label>

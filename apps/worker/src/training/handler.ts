@@ -10,7 +10,17 @@
 // itself (bad data, a config that does not fit) fail it. Every tensor is freed on every path.
 
 import { randomUUID } from 'node:crypto';
-import { createPreparedFile, documentsText, encodeDataset, prepareFile, splitStream, type TokenStream, type ValidationLimits } from '@crucible/datasets';
+import {
+  createPreparedFile,
+  documentsText,
+  encodeDataset,
+  encodePreferences,
+  prepareFile,
+  splitPairs,
+  splitStream,
+  type TokenStream,
+  type ValidationLimits,
+} from '@crucible/datasets';
 import type { AttemptWriter, NewModel, Store } from '@crucible/db';
 import {
   CrucibleError,
@@ -109,6 +119,15 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
   if (claimed === 'busy') return (deps.defer as (ms: number) => Promise<never>)(CONCURRENCY_RETRY_MS);
   if (!claimed) return; // cancelled or paused meanwhile
   await new TrainingRun(deps, claimed, leaseId, progress).execute();
+}
+
+/** What `encode` throws is the file's fault: a JobInputError naming the parameter. */
+function asJobInput<T>(param: string, encode: () => T): T {
+  try {
+    return encode();
+  } catch (err) {
+    throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
+  }
 }
 
 /** Early stopping's patience and the best evaluation so far. */
@@ -247,9 +266,8 @@ class TrainingRun {
     const hp = this.job.hyperparameters;
     const T = hp.block_size;
     const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
-    const split = this.encodeSplit(datasets, tokenizer);
-    const schedule = finalizeSchedule(hp, split.train.tokens.length);
-    const data: TrainData = { train: split.train.tokens, val: split.val.tokens, trainWeights: split.train.weights, valWeights: split.val.weights };
+    const { data, trainSize } = this.job.method === 'dpo' ? this.encodePairs(datasets, tokenizer) : this.encodeTokens(datasets, tokenizer);
+    const schedule = finalizeSchedule(hp, trainSize);
     let trainer: Trainer;
     try {
       if (start.kind === 'checkpoint') {
@@ -272,16 +290,38 @@ class TrainingRun {
     return trainer;
   }
 
+  /** A dpo job's preference pairs (a share of the training file's for validation when no validation file is given); its size is its training pairs. */
+  private encodePairs(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number } {
+    const hp = this.job.hyperparameters;
+    const encode = (d: Dataset, param: string) => asJobInput(param, () => encodePreferences(d.text, tokenizer));
+    const all = encode(datasets.train, 'training_file');
+    if (!datasets.val && all.length < 2) {
+      throw new JobInputError(
+        'invalid_file',
+        `the training file holds ${all.length} preference pair(s); holding some out for validation needs at least 2 (or give a validation_file)`,
+        'training_file',
+      );
+    }
+    const split = datasets.val
+      ? { train: all, val: encode(datasets.val, 'validation_file') }
+      : splitPairs(all, hp.validation_split, hp.validation_split_seed ?? null);
+    const empty = new Int32Array(0);
+    return { data: { train: empty, val: empty, preference: split }, trainSize: split.train.length };
+  }
+
+  /** Token streams for the other methods, as encodeSplit makes them; the size is the training tokens. */
+  private encodeTokens(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number } {
+    const split = this.encodeSplit(datasets, tokenizer);
+    return {
+      data: { train: split.train.tokens, val: split.val.tokens, trainWeights: split.train.weights, valWeights: split.val.weights },
+      trainSize: split.train.tokens.length,
+    };
+  }
+
   /** The training and validation tokens (a share of the training file when no validation file is given), each long enough for one block. */
   private encodeSplit(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { train: TokenStream; val: TokenStream } {
     const hp = this.job.hyperparameters;
-    const encode = (d: Dataset, param: string): TokenStream => {
-      try {
-        return encodeDataset(d.text, d.file.format, tokenizer, hp.chat_loss);
-      } catch (err) {
-        throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
-      }
-    };
+    const encode = (d: Dataset, param: string): TokenStream => asJobInput(param, () => encodeDataset(d.text, d.file.format, tokenizer, hp.chat_loss));
     const all = encode(datasets.train, 'training_file');
     const validationShare = hp.validation_split ?? D.validationSplit; // records from before the field lack it
     const split = datasets.val
@@ -385,6 +425,12 @@ class TrainingRun {
       learning_rate: m.lr,
       grad_norm: m.gradNorm,
       tokens_per_second: m.tokensPerSec,
+      ...(m.preference && {
+        'rewards/chosen': m.preference.chosen,
+        'rewards/rejected': m.preference.rejected,
+        'rewards/margins': m.preference.margins,
+        'rewards/accuracies': m.preference.accuracies,
+      }),
     };
     const trained = m.step * tokensPerStep(this.job.hyperparameters);
     await this.fenced(() => this.writes.recordStep(data, `Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, trained));
@@ -403,8 +449,15 @@ class TrainingRun {
       valid_perplexity: e.perplexity,
       valid_mean_token_accuracy: e.accuracy,
       best: improved,
+      ...(e.preference && {
+        'valid_rewards/chosen': e.preference.chosen,
+        'valid_rewards/rejected': e.preference.rejected,
+        'valid_rewards/margins': e.preference.margins,
+        'valid_rewards/accuracies': e.preference.accuracies,
+      }),
     };
-    const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${improved ? ' (best so far)' : ''}`;
+    const rewards = e.preference ? `, reward accuracy=${(100 * e.preference.accuracies).toFixed(1)}%, margin=${e.preference.margins.toFixed(3)}` : '';
+    const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${rewards}${improved ? ' (best so far)' : ''}`;
     // its metrics, its event, and the numbers of a checkpoint saved at this step (just before): one transaction
     const recorded = await this.io(() => this.writes.recordEvaluation(data, message, this.checkpointMetrics(e.step)));
     if (!recorded) {

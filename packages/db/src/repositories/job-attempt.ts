@@ -4,7 +4,7 @@
 // presumed lost) or deleted. The fence holds the job's row for the transaction, so a requeue waits
 // for a write in flight and every later write sees it. A pause or cancel keeps the attempt: the
 // run still records how it stopped.
-import { checkpointId, ID_PREFIX, type NewJobEvent, newId, type StepMetrics, type ValidationMetrics } from '@crucible/domain';
+import { checkpointId, ID_PREFIX, type NewJobEvent, newId, rewardsOf, type StepMetrics, type ValidationMetrics } from '@crucible/domain';
 import { Prisma, type PrismaClient } from '../../generated/client';
 import { Repository } from './base';
 import { insertEvent, type Tx } from './job-events';
@@ -12,8 +12,18 @@ import { insertEvent, type Tx } from './job-events';
 type Pool = ConstructorParameters<typeof Repository>[1];
 type Numbers = Record<string, number | null>;
 
+const jsonOrNullText = (v: object | null) => (v === null ? null : JSON.stringify(v));
+
 /** A number as stored in a metrics row (a non-finite loss is recorded as missing). */
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
+
+// A metrics row's rewards with those of the row written now (a step's, or its evaluation's) over them.
+const MERGED_REWARDS = `CASE WHEN EXCLUDED.rewards IS NULL THEN job_metrics.rewards ELSE COALESCE(job_metrics.rewards, '{}'::jsonb) || EXCLUDED.rewards END`;
+
+// An evaluation's numbers merged into its step's metrics row.
+const RECORD_EVALUATION = `
+INSERT INTO job_metrics (project_id, job_id, step, valid_loss, valid_accuracy, rewards) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+ON CONFLICT (job_id, step) DO UPDATE SET valid_loss = EXCLUDED.valid_loss, valid_accuracy = EXCLUDED.valid_accuracy, rewards = ${MERGED_REWARDS}`;
 
 // One logged step in one statement (the hot path: one round trip): the job's trained tokens under
 // the fence, the step's metrics row (replaced when a resumed run redoes the step) and its event.
@@ -21,10 +31,11 @@ const RECORD_STEP = `
 WITH held AS (
   UPDATE jobs SET trained_tokens = $4 WHERE id = $1 AND project_id = $2 AND attempt = $3 RETURNING id
 ), metric AS (
-  INSERT INTO job_metrics (project_id, job_id, step, train_loss, lr, grad_norm, tokens_per_sec)
-  SELECT $2, $1, $5, $6, $7, $8, $9 FROM held
+  INSERT INTO job_metrics (project_id, job_id, step, train_loss, lr, grad_norm, tokens_per_sec, rewards)
+  SELECT $2, $1, $5, $6, $7, $8, $9, $14::jsonb FROM held
   ON CONFLICT (job_id, step) DO UPDATE SET
-    train_loss = EXCLUDED.train_loss, lr = EXCLUDED.lr, grad_norm = EXCLUDED.grad_norm, tokens_per_sec = EXCLUDED.tokens_per_sec
+    train_loss = EXCLUDED.train_loss, lr = EXCLUDED.lr, grad_norm = EXCLUDED.grad_norm, tokens_per_sec = EXCLUDED.tokens_per_sec,
+    rewards = ${MERGED_REWARDS}
   RETURNING 1
 ), event AS (
   INSERT INTO job_events (id, project_id, job_id, level, type, message, data, step, created_at)
@@ -60,6 +71,7 @@ export class AttemptWriter extends Repository {
       message,
       JSON.stringify(m),
       new Date().toISOString(),
+      jsonOrNullText(rewardsOf(m)),
     ]);
     return rows[0]?.held === 1;
   }
@@ -71,12 +83,15 @@ export class AttemptWriter extends Repository {
    */
   async recordEvaluation(e: ValidationMetrics, message: string, checkpointMetrics: Numbers): Promise<{ checkpoint: boolean } | null> {
     return this.fenced(async (tx) => {
-      const values = { validLoss: finite(e.valid_loss), validAcc: finite(e.valid_mean_token_accuracy) };
-      await tx.jobMetric.upsert({
-        where: { jobId_step: { jobId: this.jobId, step: e.step } },
-        create: { jobId: this.jobId, projectId: this.projectId, step: e.step, ...values },
-        update: values,
-      });
+      await tx.$executeRawUnsafe(
+        RECORD_EVALUATION,
+        this.projectId,
+        this.jobId,
+        e.step,
+        finite(e.valid_loss),
+        finite(e.valid_mean_token_accuracy),
+        jsonOrNullText(rewardsOf(e)),
+      );
       await insertEvent(tx, this.projectId, this.jobId, message, { type: 'metrics', data: e });
       const c = await tx.jobCheckpoint.updateMany({
         where: { jobId: this.jobId, projectId: this.projectId, step: e.step },

@@ -19,6 +19,7 @@ import {
   newId,
   type PreparationRules,
   type RecordPage,
+  type RewardMetrics,
   type StoredHyperparameters,
   WORKING_STATUSES,
 } from '@crucible/domain';
@@ -477,6 +478,7 @@ export class JobRepository extends Repository {
       lr: r.lr,
       gradNorm: r.gradNorm,
       tokensPerSec: r.tokensPerSec,
+      rewards: jsonField<RewardMetrics | null>(r.rewards),
     }));
   }
 

@@ -2,7 +2,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { EventLevelSchema, FailureError } from '../schemas/common';
 import type { PreparationRules } from '../schemas/files';
-import type { MethodType, MetricsEventData } from '../schemas/jobs';
+import type { MethodType, MetricsEventData, RewardMetrics } from '../schemas/jobs';
 import type { ResolvedHyperparameters } from './spec';
 import type { JobStatus } from './state-machine';
 
@@ -81,4 +81,6 @@ export interface MetricRecord {
   lr: number | null;
   gradNorm: number | null;
   tokensPerSec: number | null;
+  /** dpo jobs: the step's rewards (train and validation). */
+  rewards: RewardMetrics | null;
 }

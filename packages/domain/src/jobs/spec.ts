@@ -55,7 +55,17 @@ export interface ResolvedHyperparameters {
   model_selection: 'last' | 'best';
   validation_split: number;
   validation_split_seed: number | null;
+  /** The DPO loss's settings (method dpo); absent or null otherwise. */
+  dpo?: { beta: number; rpo_alpha: number; length_normalize: boolean } | null;
 }
+
+/** Hyperparameters only one method takes. */
+const METHOD_ONLY: Array<[keyof Hyperparameters, MethodType, string]> = [
+  ['chat_loss', 'supervised', 'supervised jobs on chat data'],
+  ['beta', 'dpo', 'dpo jobs'],
+  ['rpo_alpha', 'dpo', 'dpo jobs'],
+  ['length_normalize', 'dpo', 'dpo jobs'],
+];
 
 /**
  * What the job starts from: a preset (trained from scratch), or trained weights: a model of the
@@ -74,10 +84,10 @@ export function methodFits(method: MethodType, arch: Architecture): boolean {
 export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: Hyperparameters = {}, peftRequest?: Peft): ResolvedHyperparameters {
   const p = (name: string) => `method.${method}.hyperparameters.${name}`;
   const arch = base.kind === 'preset' ? PRESETS[base.name].arch : base.arch;
-  if (method === 'supervised' && base.kind !== 'trained') {
+  if ((method === 'supervised' || method === 'dpo') && base.kind !== 'trained') {
     throw new CrucibleError(
       'unsupported_method',
-      `supervised fine-tuning starts from trained weights; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first, or import a model)`,
+      `${method === 'dpo' ? 'dpo' : 'supervised fine-tuning'} starts from trained weights; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first, or import a model)`,
       'model',
     );
   }
@@ -116,8 +126,8 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
       p('activation_checkpointing'),
     );
   }
-  if (hp.chat_loss !== undefined && method !== 'supervised') {
-    throw new CrucibleError('invalid_hyperparameters', 'chat_loss applies to supervised jobs on chat data', p('chat_loss'));
+  for (const [name, only, what] of METHOD_ONLY) {
+    if (hp[name] !== undefined && method !== only) throw new CrucibleError('invalid_hyperparameters', `${name} applies to ${what}`, p(name));
   }
   if ((hp.early_stopping || hp.model_selection === 'best') && hp.eval_interval === 0) {
     throw new CrucibleError(
@@ -161,6 +171,14 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     model_selection: hp.model_selection ?? 'last',
     validation_split: hp.validation_split ?? D.validationSplit,
     validation_split_seed: hp.validation_split_seed ?? null,
+    dpo:
+      method === 'dpo'
+        ? {
+            beta: hp.beta === undefined || hp.beta === 'auto' ? D.dpoBeta : hp.beta,
+            rpo_alpha: hp.rpo_alpha ?? D.dpoRpoAlpha,
+            length_normalize: hp.length_normalize ?? false,
+          }
+        : null,
   };
 }
 
@@ -204,23 +222,30 @@ function resolvePeft(req: Peft | undefined, base: BaseModel, method: MethodType)
   };
 }
 
-/** max_steps and warmup once the number of training tokens is known. */
-export function finalizeSchedule(h: ResolvedHyperparameters, trainTokens: number): { maxSteps: number; warmupSteps: number } {
-  const perStep = tokensPerStep(h);
-  const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainTokens) / perStep));
+/**
+ * max_steps and warmup once the size of the training data is known: its tokens, or for a dpo job
+ * its preference pairs (an epoch is every pair once).
+ */
+export function finalizeSchedule(h: ResolvedHyperparameters, trainSize: number): { maxSteps: number; warmupSteps: number } {
+  const perStep = h.dpo ? h.batch_size * h.gradient_accumulation_steps : tokensPerStep(h);
+  const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainSize) / perStep));
   const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : defaultWarmupSteps(maxSteps));
   return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
 }
 
-/** Tokens one optimizer step trains on: sequences x their length x accumulated micro-batches. */
-export function tokensPerStep(h: Pick<ResolvedHyperparameters, 'batch_size' | 'block_size' | 'gradient_accumulation_steps'>): number {
-  return h.batch_size * h.block_size * h.gradient_accumulation_steps;
+/**
+ * Tokens one optimizer step trains on: sequences x their length x accumulated micro-batches (a
+ * dpo step reads two sequences per pair, each at most block_size long).
+ */
+export function tokensPerStep(h: Pick<ResolvedHyperparameters, 'batch_size' | 'block_size' | 'gradient_accumulation_steps' | 'dpo'>): number {
+  return (h.dpo ? 2 : 1) * h.batch_size * h.block_size * h.gradient_accumulation_steps;
 }
 
 /** The trainer's config for a job: the one mapping from a resolved spec to TrainConfig. */
 export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, schedule: { maxSteps: number; warmupSteps: number }, seed: number): TrainConfig {
   return {
-    objective: method === 'mlm' ? 'mlm' : 'causal',
+    objective: method === 'mlm' ? 'mlm' : method === 'dpo' ? 'dpo' : 'causal',
+    ...(h.dpo ? { dpo: { beta: h.dpo.beta, rpoAlpha: h.dpo.rpo_alpha, lengthNormalize: h.dpo.length_normalize } } : {}),
     maxSteps: schedule.maxSteps,
     batchSize: h.batch_size,
     seqLen: h.block_size,

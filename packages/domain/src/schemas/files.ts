@@ -3,10 +3,10 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Nullable } from './common';
 
-export const FILE_FORMATS = ['text', 'jsonl_text', 'jsonl_prompt_completion', 'jsonl_chat'] as const;
+export const FILE_FORMATS = ['text', 'jsonl_text', 'jsonl_prompt_completion', 'jsonl_chat', 'jsonl_preference'] as const;
 export type FileFormat = (typeof FILE_FORMATS)[number];
 
-/** fine-tune (OpenAI's; any format), pretrain (text), supervised (prompt/completion or chat), evals (any). */
+/** fine-tune (OpenAI's; any format), pretrain (text), supervised (prompt/completion or chat), evals (any). Preference pairs (dpo) are fine-tune files, as OpenAI's. */
 export const FILE_PURPOSES = ['fine-tune', 'pretrain', 'supervised', 'evals'] as const;
 
 /** The formats each purpose accepts (validation reports a mismatch as purpose_mismatch). */
@@ -14,7 +14,7 @@ export const PURPOSE_FORMATS: Record<(typeof FILE_PURPOSES)[number], readonly Fi
   'fine-tune': FILE_FORMATS,
   pretrain: ['text', 'jsonl_text'],
   supervised: ['jsonl_prompt_completion', 'jsonl_chat'],
-  evals: FILE_FORMATS,
+  evals: ['text', 'jsonl_text', 'jsonl_prompt_completion', 'jsonl_chat'],
 };
 
 export const FILE_STATUSES = ['pending', 'processed', 'error'] as const;
@@ -74,7 +74,9 @@ export const FileObject = Type.Object(
     status_details: Nullable(Type.String({ description: 'The validation summary and first problems.' })),
     expires_at: Nullable(Type.Integer()),
     format: Nullable(
-      FileFormatSchema('What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion} or {messages}. null while pending.'),
+      FileFormatSchema(
+        'What Crucible found in the file: plain text, or JSONL of {text}, {prompt, completion}, {messages} or preference pairs {input, preferred_output, non_preferred_output}. null while pending.',
+      ),
     ),
     lines: Type.Integer({ description: 'Examples: non-empty lines of text, or JSONL records.' }),
     sha256: Type.String(),

@@ -118,6 +118,25 @@ export const Hyperparameters = Type.Object(
         }),
       ),
     ),
+    beta: Type.Optional(
+      Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 100 }), auto], {
+        description: `dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = ${D.dpoBeta}.`,
+      }),
+    ),
+    rpo_alpha: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        default: D.dpoRpoAlpha,
+        description: 'dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.',
+      }),
+    ),
+    length_normalize: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: 'dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).',
+      }),
+    ),
     chat_loss: Type.Optional(
       Type.Union([Type.Literal('assistant'), Type.Literal('all')], {
         default: 'assistant',
@@ -166,7 +185,7 @@ export const Peft = Type.Union(
 export type Peft = Static<typeof Peft>;
 
 const methodBody = Type.Object({ hyperparameters: Type.Optional(Hyperparameters), peft: Type.Optional(Peft) }, { additionalProperties: false });
-export const METHOD_TYPES = ['pretrain', 'mlm', 'supervised'] as const;
+export const METHOD_TYPES = ['pretrain', 'mlm', 'supervised', 'dpo'] as const;
 export type MethodType = (typeof METHOD_TYPES)[number];
 
 export const Method = Type.Union(
@@ -174,10 +193,11 @@ export const Method = Type.Union(
     Type.Object({ type: Type.Literal('pretrain'), pretrain: Type.Optional(methodBody) }, { additionalProperties: false }),
     Type.Object({ type: Type.Literal('mlm'), mlm: Type.Optional(methodBody) }, { additionalProperties: false }),
     Type.Object({ type: Type.Literal('supervised'), supervised: Type.Optional(methodBody) }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('dpo'), dpo: Type.Optional(methodBody) }, { additionalProperties: false }),
   ],
   {
     description:
-      'pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers).',
+      'pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference.',
   },
 );
 export type Method = Static<typeof Method>;
@@ -192,6 +212,8 @@ export function methodSettings(m: Method): MethodSettings | undefined {
       return m.mlm;
     case 'supervised':
       return m.supervised;
+    case 'dpo':
+      return m.dpo;
   }
 }
 
@@ -260,6 +282,35 @@ export type JobObject = Static<typeof JobObject>;
 // the OpenAPI document (no hand-written parser on either side).
 
 /** A logged training step (every `log_interval` steps). */
+const reward = (what: string) => Type.Optional(Type.Number({ description: `dpo jobs: ${what}` }));
+
+/** DPO's rewards of a step's pairs, under TRL's names: beta x (log pi - log ref) of each answer, averaged. */
+const TrainRewards = {
+  'rewards/chosen': reward('mean reward of the preferred answers.'),
+  'rewards/rejected': reward('mean reward of the non-preferred answers.'),
+  'rewards/margins': reward('mean of chosen - rejected.'),
+  'rewards/accuracies': reward('share of pairs whose preferred answer has the higher reward.'),
+};
+
+/** The same on the validation pairs (this API's valid_ prefix, as valid_loss). */
+const ValidRewards = {
+  'valid_rewards/chosen': reward('rewards/chosen on the validation pairs.'),
+  'valid_rewards/rejected': reward('rewards/rejected on the validation pairs.'),
+  'valid_rewards/margins': reward('rewards/margins on the validation pairs.'),
+  'valid_rewards/accuracies': reward('rewards/accuracies on the validation pairs.'),
+};
+
+/** The names of DPO's reward metrics, train then validation. */
+export const REWARD_METRICS = [...Object.keys(TrainRewards), ...Object.keys(ValidRewards)] as Array<keyof typeof TrainRewards | keyof typeof ValidRewards>;
+export type RewardMetrics = Partial<Record<(typeof REWARD_METRICS)[number], number>>;
+
+/** The reward metrics a step's or an evaluation's data carries; null when none (every method but dpo). */
+export function rewardsOf(data: Record<string, unknown>): RewardMetrics | null {
+  const out: RewardMetrics = {};
+  for (const k of REWARD_METRICS) if (typeof data[k] === 'number') out[k] = data[k] as number;
+  return Object.keys(out).length > 0 ? out : null;
+}
+
 export const StepMetrics = Type.Object(
   {
     kind: Type.Literal('step'),
@@ -269,6 +320,7 @@ export const StepMetrics = Type.Object(
     learning_rate: Type.Number(),
     grad_norm: Type.Number({ description: 'Global gradient norm before clipping.' }),
     tokens_per_second: Type.Number({ description: 'Training throughput of the step.' }),
+    ...TrainRewards,
   },
   { $id: 'StepMetrics' },
 );
@@ -279,10 +331,11 @@ export const ValidationMetrics = Type.Object(
   {
     kind: Type.Literal('evaluation'),
     step: Type.Integer({ minimum: 0 }),
-    valid_loss: Type.Number(),
-    valid_perplexity: Type.Number(),
-    valid_mean_token_accuracy: Type.Number(),
+    valid_loss: Type.Number({ description: 'dpo jobs: the DPO loss of the validation pairs.' }),
+    valid_perplexity: Type.Number({ description: 'dpo jobs: of the preferred answers.' }),
+    valid_mean_token_accuracy: Type.Number({ description: 'dpo jobs: of the preferred answers.' }),
     best: Type.Boolean({ description: 'The lowest validation loss of the run so far (step 0 never counts).' }),
+    ...ValidRewards,
   },
   { $id: 'ValidationMetrics' },
 );
@@ -344,6 +397,8 @@ export const MetricPoint = Type.Object(
     learning_rate: Nullable(Type.Number()),
     grad_norm: Nullable(Type.Number()),
     tokens_per_second: Nullable(Type.Number()),
+    ...TrainRewards,
+    ...ValidRewards,
   },
   { $id: 'MetricPoint' },
 );

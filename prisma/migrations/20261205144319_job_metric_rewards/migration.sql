@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "job_metrics" ADD COLUMN     "rewards" JSONB;
