@@ -222,6 +222,33 @@ describe('LoRA fine-tuning through the API', () => {
     const r = await client.completions.create({ model: done.fine_tuned_model as string, prompt: 'Who comes here?', max_tokens: 4 });
     expect(r.choices).toHaveLength(1);
   });
+
+  it('packs short examples per sequence when asked (supervised only), and learns the answers so', async () => {
+    const rows = Array.from({ length: 48 }, (_, i) => {
+      const [prompt, completion] = PAIRS[i % PAIRS.length] as readonly [string, string];
+      return JSON.stringify({ prompt, completion });
+    }).join('\n');
+    const f = await client.files.create({ file: await toFile(Buffer.from(rows), 'packed.jsonl'), purpose: 'fine-tune' });
+    const hyperparameters = { packing: true, max_steps: 60, batch_size: 4, block_size: 32, eval_interval: 0, eval_batches: 2 };
+    const job = await client.fineTuning.jobs.create({
+      model: baseId,
+      training_file: f.id,
+      method: { type: 'supervised', supervised: { hyperparameters } } as never,
+    });
+    const done = await waitForJobStatus(client, job.id);
+    expect(done.hyperparameters).toMatchObject({ packing: true });
+    const metrics = (await (await p.api(`/fine_tuning/jobs/${job.id}/metrics`)).json()) as {
+      data: Array<{ train_loss: number | null; valid_mean_token_accuracy: number | null }>;
+    };
+    const train = metrics.data.map((m) => m.train_loss).filter((x): x is number => x !== null);
+    expect(train.at(-1) as number).toBeLessThan((train[0] as number) / 3);
+    expect(metrics.data.at(-1)?.valid_mean_token_accuracy).toBeGreaterThan(0.8);
+    const refused = await client.fineTuning.jobs
+      .create({ model: 'gpt-nano', training_file: f.id, method: { type: 'pretrain', pretrain: { hyperparameters: { packing: true } } } as never })
+      .catch((e) => e);
+    expect(refused.status).toBe(400);
+    expect(refused.error.param).toBe('method.pretrain.hyperparameters.packing');
+  });
 });
 
 describe('importing a GPT-2 folder', () => {

@@ -35,6 +35,17 @@ describe('encodeDataset', () => {
     expect([...(pair?.rejected ?? [])]).toEqual(ids('abc<|im_end|>'));
   });
 
+  it('keeps where documents start in both parts (packing reads them)', () => {
+    // a b <eot> c d <eot> e f: documents at 0, 3 and 6
+    const s = encodeDataset('{"text": "ab"}\n{"text": "cd"}\n{"text": "ef"}', 'jsonl_text', tok);
+    expect(s.docStarts).toEqual([0, 3, 6]);
+    const end = splitStream(s, 0.25); // the first 6 tokens train
+    expect([end.train.docStarts, end.val.docStarts]).toEqual([[0, 3], [0]]);
+    const seeded = splitStream(s, 0.34, 7); // one whole document held out
+    expect(seeded.val.docStarts).toEqual([0]);
+    expect(seeded.train.docStarts).toEqual([0, 3]);
+  });
+
   it('holds out the last 10% for validation', () => {
     const { train, val } = splitStream({ tokens: new Int32Array(100) });
     expect([train.tokens.length, val.tokens.length]).toEqual([90, 10]);

@@ -99,9 +99,11 @@ export const TEXT_SPLIT_CHUNKS = 100;
 export function splitStream(s: TokenStream, ratio = 0.1, seed: number | null = null): { train: TokenStream; val: TokenStream } {
   if (seed === null) {
     const n = Math.floor(s.tokens.length * (1 - ratio));
+    const starts = s.docStarts ?? [0];
     return {
-      train: { tokens: s.tokens.subarray(0, n), weights: s.weights?.subarray(0, n) },
-      val: { tokens: s.tokens.subarray(n), weights: s.weights?.subarray(n) },
+      train: { tokens: s.tokens.subarray(0, n), weights: s.weights?.subarray(0, n), docStarts: starts.filter((x) => x < n) },
+      // the document cut at n starts the validation part
+      val: { tokens: s.tokens.subarray(n), weights: s.weights?.subarray(n), docStarts: [0, ...starts.filter((x) => x > n).map((x) => x - n)] },
     };
   }
   const starts =
@@ -118,13 +120,15 @@ export function splitStream(s: TokenStream, ratio = 0.1, seed: number | null = n
     const n = parts.reduce((a, [x, y]) => a + (y - x), 0);
     const tokens = new Int32Array(n);
     const weights = s.weights ? new Float32Array(n) : undefined;
+    const docStarts: number[] = [];
     let at = 0;
     for (const [x, y] of parts) {
+      docStarts.push(at);
       tokens.set(s.tokens.subarray(x, y), at);
       weights?.set((s.weights as Float32Array).subarray(x, y), at);
       at += y - x;
     }
-    return { tokens, weights };
+    return { tokens, weights, docStarts };
   };
   return { train: pick(false), val: pick(true) };
 }

@@ -2590,6 +2590,11 @@ export interface operations {
                         /** @default adamw */
                         optimizer?: "adamw" | "adam" | "lamb";
                         /**
+                         * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                         * @default false
+                         */
+                        packing?: boolean;
+                        /**
                          * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                          * @default 0
                          */
@@ -2706,6 +2711,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
@@ -2852,6 +2862,11 @@ export interface operations {
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
                                 /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
+                                /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
@@ -2997,6 +3012,11 @@ export interface operations {
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
                                 /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
+                                /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
@@ -3141,6 +3161,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
@@ -3935,6 +3960,11 @@ export interface operations {
                         /** @default adamw */
                         optimizer?: "adamw" | "adam" | "lamb";
                         /**
+                         * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                         * @default false
+                         */
+                        packing?: boolean;
+                        /**
                          * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                          * @default 0
                          */
@@ -4051,6 +4081,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
@@ -4197,6 +4232,11 @@ export interface operations {
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
                                 /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
+                                /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
@@ -4342,6 +4382,11 @@ export interface operations {
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
                                 /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
+                                /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
@@ -4486,6 +4531,11 @@ export interface operations {
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0

@@ -2,6 +2,7 @@
 // targets y = w[1..T] (nanoGPT's get_batch). Masked LM: windows of T tokens with BERT masking.
 // A batch may carry per-token loss weights `w` (0 = no loss at that position; used for SFT masks).
 
+import type { PackedRows } from './packing';
 import { Rng, type RngState } from './rng';
 
 export interface Batch {
@@ -13,6 +14,8 @@ export interface Batch {
   y: Int32Array;
   /** Optional per-token loss weights, B*T. Absent means every position counts. */
   w?: Float32Array;
+  /** Packed examples (packing.ts): their segments and positions; attention stays within each. */
+  packing?: PackedRows;
 }
 
 export interface MaskingConfig {

@@ -68,14 +68,16 @@ export function ropeTables(inv: Float64Array, start: number, T: number): { cos: 
  * x * cos + rotate_half(x) * sin for x [B, T, n, hd] (heads side by side, as the projections write
  * them), where rotate_half(x) = [-x2, x1] and the tables are [T, hd].
  */
-export function rope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
-  if (fusedKernels()) return runFused(K.rope, { x, cos, sin }, { backward: false }) as tf.Tensor4D;
+export function rope(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
+  // [B, T, hd] tables (packed examples, each from position 0) take the tfjs ops
+  if (fusedKernels() && cos.rank === 2) return runFused(K.rope, { x, cos, sin }, { backward: false }) as tf.Tensor4D;
   return tf.tidy(() => {
-    const [, T, , hd] = x.shape;
+    const [B, T, , hd] = x.shape;
     const half = hd / 2;
     const [x1, x2] = tf.split(x, [half, half], 3);
     const rotated = tf.concat([tf.neg(x2 as tf.Tensor), x1 as tf.Tensor], 3);
-    return tf.add(tf.mul(x, cos.reshape([T, 1, hd])), tf.mul(rotated, sin.reshape([T, 1, hd]))) as tf.Tensor4D;
+    const shape = cos.rank === 3 ? [B, T, 1, hd] : [T, 1, hd];
+    return tf.add(tf.mul(x, cos.reshape(shape)), tf.mul(rotated, sin.reshape(shape))) as tf.Tensor4D;
   });
 }
 
@@ -86,6 +88,8 @@ export interface DecoderAttentionOptions {
   mask: () => tf.Tensor | undefined;
   /** [B, S] additive bias on keys (padding), or none. */
   keyBias?: tf.Tensor2D;
+  /** [B, 1, T, S] additive mask in place of `mask` (packed examples): the tfjs ops, never the fused kernel. */
+  fullMask?: tf.Tensor;
 }
 
 /**
@@ -94,7 +98,7 @@ export interface DecoderAttentionOptions {
  * head in place; elsewhere the heads are transposed apart for `groupedAttention`.
  */
 export function decoderAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, H: number, Hkv: number, opts: DecoderAttentionOptions): tf.Tensor3D {
-  if (fusedKernels()) {
+  if (fusedKernels() && !opts.fullMask) {
     const inputs: tf.NamedTensorMap = opts.keyBias ? { q, k, v, keyBias: opts.keyBias } : { q, k, v };
     return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset }) as tf.Tensor[])[0] as tf.Tensor3D;
   }
@@ -102,12 +106,12 @@ export function decoderAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
     const [B, , HD] = q.shape;
     const hd = HD / H;
     const heads = (t: tf.Tensor3D, n: number) => t.reshape([B, t.shape[1], n, hd]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
-    return groupedAttention(heads(q, H), heads(k, Hkv), heads(v, Hkv), { mask: opts.mask(), keyBias: opts.keyBias });
+    return groupedAttention(heads(q, H), heads(k, Hkv), heads(v, Hkv), { mask: opts.fullMask ?? opts.mask(), keyBias: opts.keyBias });
   });
 }
 
 export interface GqaOptions {
-  /** (T, S) additive mask (0 where allowed, -1e9 elsewhere), or none. */
+  /** (T, S) or [B, 1, T, S] additive mask (0 where allowed, -1e9 elsewhere), or none. */
   mask?: tf.Tensor;
   /** [B, S] additive bias on keys (padding), or none. */
   keyBias?: tf.Tensor2D;

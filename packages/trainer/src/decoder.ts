@@ -31,7 +31,15 @@ export interface DecoderContext {
  * idx [B, T] -> final hidden states [B, T, C] (after the last RMSNorm). `attentionMask` [B, T]: 0
  * marks padding keys. With a cache, idx holds positions cache.length.. and attends to the cache.
  */
-export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tensor2D, attentionMask?: tf.Tensor2D, cache?: KvCache): tf.Tensor3D {
+export function decoderHidden(
+  c: ModelConfig,
+  ctx: DecoderContext,
+  idx: tf.Tensor2D,
+  attentionMask?: tf.Tensor2D,
+  cache?: KvCache,
+  /** Packed examples: the [B, 1, T, T] mask and each token's position in its example. */
+  packed?: { mask: tf.Tensor; positions: tf.Tensor1D },
+): tf.Tensor3D {
   return tf.tidy(() => {
     const d = decoderOf(c);
     const [B, T] = idx.shape;
@@ -42,14 +50,17 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
     const p = ctx.param;
     const opt = (name: string, present: boolean) => (present ? p(name) : undefined);
     const offset = cache?.length ?? 0;
-    const tables = ctx.rope(T, offset);
+    // packed examples each start at position 0: the tables per token, [B, T, hd]
+    const tables = packed ? perToken(ctx.rope(c.blockSize), packed.positions, B, T) : ctx.rope(T, offset);
     const keyBias = attentionMask ? (tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), -1e9) as tf.Tensor2D) : undefined;
 
     // One layer: x -> x + attention(RMSNorm(x)) -> + MLP(RMSNorm(.)). The tensors it reads that are
     // not parameters come in `consts` ([cos, sin, keyBias?]), so that a recomputation reads the
     // copies the backward pass saved.
     const layer = (l: number, x: tf.Tensor, consts: tf.Tensor[]): tf.Tensor => {
-      const [cos, sin, bias] = consts as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
+      const [cos, sin, ...rest] = consts as [tf.Tensor, tf.Tensor, ...tf.Tensor[]];
+      const bias = keyBias ? (rest[0] as tf.Tensor2D) : undefined;
+      const fullMask = packed ? rest[keyBias ? 1 : 0] : undefined;
       const h = `model.layers.${l}.`;
       let drops = 0;
       const proj = (input: tf.Tensor, name: string, hasBias: boolean) => {
@@ -72,14 +83,14 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
       const v = proj(a, `${h}self_attn.v_proj`, d.qkvBias) as tf.Tensor3D;
       const kv = cache ? cache.append(l, k, v, 1) : { k, v };
       const mask = () => (cache ? cachedCausalMask(offset, T) : ctx.causalMask(T));
-      const y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias });
+      const y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias, fullMask });
       const mid = tf.add(x, proj(y, `${h}self_attn.o_proj`, d.oBias));
       const m = rmsNorm(mid, p(`${h}post_attention_layernorm.weight`), d.rmsNormEps);
       const inner = swiglu(proj(m, `${h}mlp.gate_proj`, d.mlpBias), proj(m, `${h}mlp.up_proj`, d.mlpBias));
       return tf.add(mid, proj(inner, `${h}mlp.down_proj`, d.mlpBias));
     };
 
-    const consts = keyBias ? [tables.cos, tables.sin, keyBias] : [tables.cos, tables.sin];
+    const consts = [tables.cos, tables.sin, ...(keyBias ? [keyBias] : []), ...(packed ? [packed.mask] : [])];
     let x: tf.Tensor = tf.gather(p('model.embed_tokens.weight'), idx.reshape([-1])).reshape([B, T, C]);
     for (let l = 0; l < c.nLayer; l++) {
       const checkpoint = ctx.checkpoint;
@@ -94,4 +105,10 @@ export function decoderHidden(c: ModelConfig, ctx: DecoderContext, idx: tf.Tenso
     cache?.advance(T);
     return rmsNorm(x, p('model.norm.weight'), d.rmsNormEps) as tf.Tensor3D;
   });
+}
+
+/** RoPE tables of positions 0..blockSize-1 picked per token: [B, T, hd]. */
+function perToken(tables: { cos: tf.Tensor2D; sin: tf.Tensor2D }, positions: tf.Tensor1D, B: number, T: number): { cos: tf.Tensor; sin: tf.Tensor } {
+  const hd = tables.cos.shape[1];
+  return { cos: tf.gather(tables.cos, positions).reshape([B, T, hd]), sin: tf.gather(tables.sin, positions).reshape([B, T, hd]) };
 }

@@ -13,6 +13,7 @@ export * from './kv-cache';
 export * from './model';
 export * from './ops';
 export * from './optim';
+export * from './packing';
 export * from './preference';
 export * from './rng';
 export * from './sample';

@@ -12,6 +12,7 @@ import { decoderHidden } from './decoder';
 import { groupedAttention, ropeInverseFrequencies, ropeTables } from './decoder-ops';
 import { cachedCausalMask, type KvCache } from './kv-cache';
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
+import { type PackedRows, packedMask } from './packing';
 import { mixSeed } from './rng';
 
 export interface ForwardOptions {
@@ -31,6 +32,8 @@ export interface ForwardOptions {
    * backward pass, which recomputes the layer. Less memory for about one more forward pass.
    */
   checkpointActivations?: boolean;
+  /** Packed examples (training, evaluation): attention within each, positions from 0 in each (packing.ts). */
+  packing?: PackedRows;
 }
 
 let modelCounter = 0;
@@ -195,8 +198,10 @@ export class Transformer {
       const cache = opts.cache;
       const offset = cache?.length ?? 0;
       if (offset + T > c.blockSize) throw new RangeError(`sequence length ${offset + T} exceeds block_size ${c.blockSize}`);
-      if (cache && (c.arch === 'bert' || opts.attentionMask || opts.training))
-        throw new RangeError('a KV cache is for decoding a causal model, without padding or training');
+      if (cache && (c.arch === 'bert' || opts.attentionMask || opts.training || opts.packing))
+        throw new RangeError('a KV cache is for decoding a causal model, without padding, packing or training');
+      if (opts.packing && (c.arch === 'bert' || opts.attentionMask)) throw new RangeError('packing is for causal models, without padding masks');
+      const packed = opts.packing && { mask: packedMask(opts.packing, B, T), positions: tf.tensor1d(opts.packing.positions, 'int32') };
       if (c.arch === 'llama') {
         if (opts.training && c.dropout > 0) throw new RangeError('llama-architecture models train without dropout');
         const lora = c.peft?.type === 'lora' ? c.peft : undefined;
@@ -212,7 +217,7 @@ export class Transformer {
           },
           checkpoint: opts.checkpointActivations && opts.training ? { trainable: (prefix: string) => this.trainableUnder(prefix) } : undefined,
         };
-        return decoderHidden(c, ctx, idx, opts.attentionMask, cache);
+        return decoderHidden(c, ctx, idx, opts.attentionMask, cache, packed);
       }
       const C = c.dModel;
       const nh = c.nHead;
@@ -240,7 +245,8 @@ export class Transformer {
       };
 
       const tokEmb = tf.gather(p('wte.weight'), idx.reshape([-1])).reshape([B, T, C]); // (B, T, C)
-      const posEmb = tf.slice(p('wpe.weight'), [offset, 0], [T, C]); // (T, C)
+      // (T, C), or per token (B, T, C) for packed examples, each from position 0
+      const posEmb = packed ? tf.gather(p('wpe.weight'), packed.positions).reshape([B, T, C]) : tf.slice(p('wpe.weight'), [offset, 0], [T, C]);
       let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
 
       // gpt attends causally; padding keys (attentionMask 0) are never attended to
@@ -248,6 +254,7 @@ export class Transformer {
         causal: c.arch === 'gpt',
         causalMask: () => this.causalMask(T),
         keyMask: opts.attentionMask,
+        mask: packed?.mask,
         dropout: rate > 0 ? drop : undefined,
       };
 

@@ -159,6 +159,8 @@ export interface AttentionOptions {
   causalMask?: () => tf.Tensor;
   /** [B, T]: 1 for real tokens, 0 for padding keys nobody may attend to. */
   keyMask?: tf.Tensor2D;
+  /** [B, 1, T, T] additive mask in place of the causal one (packed examples: block-diagonal and causal). */
+  mask?: tf.Tensor;
   /** Dropout on the attention weights (training only); undefined or 0 for none. */
   dropout?: (t: tf.Tensor) => tf.Tensor;
 }
@@ -194,13 +196,13 @@ export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tens
     ? (qkv[0].shape as [number, number, number])
     : [qkv.shape[0] as number, qkv.shape[1] as number, (qkv.shape[2] as number) / 3];
   const padBias = opts.keyMask ? tf.mul(tf.sub(1, tf.cast(opts.keyMask, 'float32')), -1e9) : undefined; // [B, T]
-  if (fusedKernels() && !opts.dropout && !Array.isArray(qkv)) {
+  if (fusedKernels() && !opts.dropout && !opts.mask && !Array.isArray(qkv)) {
     const inputs: tf.NamedTensorMap = padBias ? { qkv, keyBias: padBias } : { qkv };
     return (runFused(K.attention, inputs, { nh, causal: opts.causal }) as tf.Tensor[])[0] as tf.Tensor;
   }
   const hs = C / nh;
   const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);
-  let bias: tf.Tensor | undefined = opts.causal ? opts.causalMask?.() : undefined;
+  let bias: tf.Tensor | undefined = opts.mask ?? (opts.causal ? opts.causalMask?.() : undefined);
   if (padBias) bias = bias ? tf.add(bias, padBias.reshape([B, 1, 1, T])) : padBias.reshape([B, 1, 1, T]);
   // heads are split with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)
   const qh = q.reshape([B, T, nh, hs]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // (B, nh, T, hs)

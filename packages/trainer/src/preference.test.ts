@@ -1,7 +1,7 @@
 // DPO: the loss against its closed form on hand-picked numbers, gradients against finite
 // differences (the per-token log-probability op alone, then the whole loss through a model), the
 // pair layout, and a trainer run that learns a preference and resumes with its reference.
-import { CharTokenizer } from '@crucible/model-files';
+import { CharTokenizer, decoderConfigFromHf } from '@crucible/model-files';
 import type { PeftConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -142,6 +142,36 @@ describe('a dpo trainer', () => {
     const stored = referenceLogProbs(Transformer.create(tinyConfig({ vocabSize: tok.vocabSize }), 9), data.preference.val, 6, 4, false);
     const now = referenceLogProbs(model, data.preference.val, 6, 4, false);
     expect(Math.abs((now[0] as number) - (stored[0] as number))).toBeGreaterThan(0.1);
+  });
+
+  it('trains a llama-architecture model (GQA, RoPE) the same way', async () => {
+    const llama = decoderConfigFromHf({
+      architectures: ['LlamaForCausalLM'],
+      model_type: 'llama',
+      hidden_size: 24,
+      intermediate_size: 32,
+      num_attention_heads: 6,
+      num_key_value_heads: 2,
+      num_hidden_layers: 2,
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: 16,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      rope_scaling: null,
+      attention_bias: false,
+      mlp_bias: false,
+      hidden_act: 'silu',
+      tie_word_embeddings: true,
+    });
+    const model = Transformer.create(llama, 6);
+    const trainer = new Trainer(model, tok, config(model, 30), {
+      train: new Int32Array(0),
+      val: new Int32Array(0),
+      preference: { train: pairs(16), val: pairs(8) },
+    });
+    const result = await trainer.run();
+    expect(result.lastEval?.preference?.accuracies).toBe(1);
+    expect(result.lastEval?.preference?.margins).toBeGreaterThan(0.5);
   });
 
   it('with LoRA, takes the base (its adapter at zero) as the reference, and trains the adapter only', async () => {

@@ -14,6 +14,7 @@ import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data
 import type { Transformer } from './model';
 import { crossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
+import { PackedSource, packedEvalBatches, streamExamples } from './packing';
 import {
   answerLogProbs,
   chosenNll,
@@ -131,6 +132,9 @@ export interface TrainData {
   /** Optional per-token loss weights aligned with `train` / `val` (e.g. 0 on prompts for SFT). */
   trainWeights?: Float32Array;
   valWeights?: Float32Array;
+  /** Where each document of train / val starts (packing: the examples). */
+  trainDocStarts?: number[];
+  valDocStarts?: number[];
   /** dpo: the pairs (train and val are then unused), and the reference's log-probabilities when resuming. */
   preference?: PreferenceData;
 }
@@ -154,7 +158,7 @@ export class Trainer {
   /** What a peft model was built on; written into its (adapter-only) checkpoints. */
   baseModel?: string;
   readonly optimizer: Optimizer;
-  private readonly source: BatchSource | PairSource;
+  private readonly source: BatchSource | PackedSource | PairSource;
   private readonly evalSet: Batch[];
   private readonly pairs?: PreferenceRun;
 
@@ -178,6 +182,10 @@ export class Trainer {
       this.pairs = { data: p, reference, evalIds: Array.from({ length: Math.min(p.val.length, config.evalBatches * B) }, (_, i) => i) };
       this.source = new PairSource(p.train.length, B, dataSeed);
       this.evalSet = [];
+    } else if (config.packing) {
+      if (config.objective !== 'causal') throw new RangeError('packing is for the causal objective');
+      this.source = new PackedSource(streamExamples(data.train, data.trainDocStarts ?? [0], T, data.trainWeights), B, T, dataSeed);
+      this.evalSet = packedEvalBatches(streamExamples(data.val, data.valDocStarts ?? [0], T, data.valWeights), B, T, config.evalBatches);
     } else {
       this.source = new BatchSource(data.train, B, T, config.objective, dataSeed, masking, data.trainWeights);
       this.evalSet = evalBatches(data.val, B, T, config.evalBatches, config.objective, mixSeed(config.seed, 2), masking, data.valWeights);
@@ -255,7 +263,7 @@ export class Trainer {
       const lossOf = this.pairs
         ? this.pairLoss((this.source as PairSource).next(), rewards)
         : (() => {
-            const batch = (this.source as BatchSource).next(shape);
+            const batch = (this.source as BatchSource | PackedSource).next(shape);
             return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
           })();
       const { value, grads } = variableGrads(lossOf, vars);
@@ -326,7 +334,7 @@ export class Trainer {
     for (const batch of this.evalSet) {
       const [l, acc, n] = tf.tidy(() => {
         const { B, T } = batch;
-        const logits = this.model.forward(tf.tensor2d(batch.x, [B, T], 'int32')).reshape([B * T, -1]) as tf.Tensor2D;
+        const logits = this.model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { packing: batch.packing }).reshape([B * T, -1]) as tf.Tensor2D;
         const y = tf.tensor1d(batch.y, 'int32');
         const w = batch.w ? tf.tensor1d(batch.w) : tf.ones([B * T]);
         const total = tf.sum(w);
@@ -413,7 +421,7 @@ export class Trainer {
 export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0, checkpointActivations = false): tf.Scalar {
   return tf.tidy(() => {
     const { B, T } = batch;
-    const logits = model.forwardFlat(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed, checkpointActivations });
+    const logits = model.forwardFlat(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed, checkpointActivations, packing: batch.packing });
     const w = batch.w ? tf.tensor1d(batch.w) : undefined;
     return crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), w);
   });

@@ -76,6 +76,11 @@ export interface TrainConfig {
   activationCheckpointing?: boolean;
   /** The DPO loss's settings (objective 'dpo'). */
   dpo?: DpoConfig;
+  /**
+   * Causal objective: rows of whole examples packed together (attention and positions per example)
+   * instead of windows over the stream; needs the data's document starts.
+   */
+  packing?: boolean;
 }
 
 /** The shape of a transformer; one config describes both architectures. */

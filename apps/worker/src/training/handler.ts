@@ -313,7 +313,14 @@ class TrainingRun {
   private encodeTokens(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number } {
     const split = this.encodeSplit(datasets, tokenizer);
     return {
-      data: { train: split.train.tokens, val: split.val.tokens, trainWeights: split.train.weights, valWeights: split.val.weights },
+      data: {
+        train: split.train.tokens,
+        val: split.val.tokens,
+        trainWeights: split.train.weights,
+        valWeights: split.val.weights,
+        trainDocStarts: split.train.docStarts,
+        valDocStarts: split.val.docStarts,
+      },
       trainSize: split.train.tokens.length,
     };
   }

@@ -55,6 +55,8 @@ export interface ResolvedHyperparameters {
   model_selection: 'last' | 'best';
   validation_split: number;
   validation_split_seed: number | null;
+  /** supervised: whole examples packed per sequence (absent: false). */
+  packing?: boolean;
   /** The DPO loss's settings (method dpo); absent or null otherwise. */
   dpo?: { beta: number; rpo_alpha: number; length_normalize: boolean } | null;
 }
@@ -62,6 +64,7 @@ export interface ResolvedHyperparameters {
 /** Hyperparameters only one method takes. */
 const METHOD_ONLY: Array<[keyof Hyperparameters, MethodType, string]> = [
   ['chat_loss', 'supervised', 'supervised jobs on chat data'],
+  ['packing', 'supervised', 'supervised jobs'],
   ['beta', 'dpo', 'dpo jobs'],
   ['rpo_alpha', 'dpo', 'dpo jobs'],
   ['length_normalize', 'dpo', 'dpo jobs'],
@@ -171,6 +174,7 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     model_selection: hp.model_selection ?? 'last',
     validation_split: hp.validation_split ?? D.validationSplit,
     validation_split_seed: hp.validation_split_seed ?? null,
+    packing: hp.packing ?? false,
     dpo:
       method === 'dpo'
         ? {
@@ -246,6 +250,7 @@ export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, s
   return {
     objective: method === 'mlm' ? 'mlm' : method === 'dpo' ? 'dpo' : 'causal',
     ...(h.dpo ? { dpo: { beta: h.dpo.beta, rpoAlpha: h.dpo.rpo_alpha, lengthNormalize: h.dpo.length_normalize } } : {}),
+    ...(h.packing ? { packing: true } : {}),
     maxSteps: schedule.maxSteps,
     batchSize: h.batch_size,
     seqLen: h.block_size,

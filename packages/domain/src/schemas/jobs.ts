@@ -118,6 +118,13 @@ export const Hyperparameters = Type.Object(
         }),
       ),
     ),
+    packing: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.',
+      }),
+    ),
     beta: Type.Optional(
       Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 100 }), auto], {
         description: `dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = ${D.dpoBeta}.`,
