@@ -1,36 +1,18 @@
 // Sample packing: examples packed in one row read exactly the logits they read alone (GPT and the
 // llama architecture, each example's positions from 0, attention never crossing an example), so
 // their losses are the unpacked ones; the packer's layout on a hand-made case; a packed run trains.
-import { CharTokenizer, decoderConfigFromHf } from '@crucible/model-files';
+import { CharTokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelConfig } from './config';
 import { Transformer } from './model';
 import { type PackedExample, packRows, streamExamples } from './packing';
 import { tokenLogProbs } from './preference';
-import { randomTokens, scaleParams, tinyConfig, useBackend } from './test-helpers';
+import { randomTokens, scaleParams, tinyConfig, tinyLlamaConfig, useBackend } from './test-helpers';
 import { defaultTrainConfig, Trainer } from './train';
 
 beforeAll(useBackend);
 
-const LLAMA: ModelConfig = decoderConfigFromHf({
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  hidden_size: 24,
-  intermediate_size: 32,
-  num_attention_heads: 6,
-  num_key_value_heads: 2,
-  num_hidden_layers: 2,
-  vocab_size: 23,
-  max_position_embeddings: 16,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  rope_scaling: null,
-  attention_bias: false,
-  mlp_bias: false,
-  hidden_act: 'silu',
-  tie_word_embeddings: true,
-});
+const LLAMA = tinyLlamaConfig(23);
 
 /** Log-probabilities of each row's targets, [B * T]. */
 function logProbs(

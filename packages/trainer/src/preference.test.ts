@@ -1,7 +1,7 @@
 // DPO: the loss against its closed form on hand-picked numbers, gradients against finite
 // differences (the per-token log-probability op alone, then the whole loss through a model), the
 // pair layout, and a trainer run that learns a preference and resumes with its reference.
-import { CharTokenizer, decoderConfigFromHf } from '@crucible/model-files';
+import { CharTokenizer } from '@crucible/model-files';
 import type { PeftConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { variableGrads } from './backprop';
 import { decodeCheckpoint } from './checkpoint';
 import { Transformer } from './model';
 import { answerLogProbs, chosenNll, dpoTerms, type PreferenceExample, pairBatch, referenceLogProbs, tokenLogProbs } from './preference';
-import { scaleParams, tinyConfig, useBackend } from './test-helpers';
+import { scaleParams, tinyConfig, tinyLlamaConfig, useBackend } from './test-helpers';
 import { defaultTrainConfig, Trainer } from './train';
 
 beforeAll(useBackend);
@@ -145,24 +145,7 @@ describe('a dpo trainer', () => {
   });
 
   it('trains a llama-architecture model (GQA, RoPE) the same way', async () => {
-    const llama = decoderConfigFromHf({
-      architectures: ['LlamaForCausalLM'],
-      model_type: 'llama',
-      hidden_size: 24,
-      intermediate_size: 32,
-      num_attention_heads: 6,
-      num_key_value_heads: 2,
-      num_hidden_layers: 2,
-      vocab_size: tok.vocabSize,
-      max_position_embeddings: 16,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      rope_scaling: null,
-      attention_bias: false,
-      mlp_bias: false,
-      hidden_act: 'silu',
-      tie_word_embeddings: true,
-    });
+    const llama = tinyLlamaConfig(tok.vocabSize);
     const model = Transformer.create(llama, 6);
     const trainer = new Trainer(model, tok, config(model, 30), {
       train: new Int32Array(0),

@@ -1,4 +1,5 @@
 // Shared set-up for the trainer's unit tests: a backend, tiny models and data, gradient checks.
+import { decoderConfigFromHf } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { initBackend } from './backend';
@@ -13,6 +14,28 @@ export async function useBackend(): Promise<void> {
 
 export function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
   return modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 8, blockSize: 6 }, 11, over);
+}
+
+/** A tiny llama-architecture config (GQA 3:1, RoPE, tied embeddings, 16 positions). */
+export function tinyLlamaConfig(vocabSize: number): ModelConfig {
+  return decoderConfigFromHf({
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: 24,
+    intermediate_size: 32,
+    num_attention_heads: 6,
+    num_key_value_heads: 2,
+    num_hidden_layers: 2,
+    vocab_size: vocabSize,
+    max_position_embeddings: 16,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_scaling: null,
+    attention_bias: false,
+    mlp_bias: false,
+    hidden_act: 'silu',
+    tie_word_embeddings: true,
+  });
 }
 
 /** Deterministic pseudo-random token ids in [0, vocab). */

@@ -6,7 +6,7 @@
 // run is counted before it starts, and a file whose runs failed (or took the process down)
 // MAX_PROCESSING_ATTEMPTS times is marked `error` instead of being tried again.
 
-import { prepareFile, processingFailedReport, type ValidationLimits, validationOutcome } from '@crucible/datasets';
+import { prepareFile, settleAsFailed, type ValidationLimits, validationOutcome } from '@crucible/datasets';
 import type { Store } from '@crucible/db';
 import { type FileRecord, isTransientError } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
@@ -96,14 +96,7 @@ export class FileProcessor {
   }
 
   private async fail(file: FileRecord, message: string): Promise<void> {
-    await this.store.files.settle(file.projectId, file.id, {
-      state: 'error',
-      format: file.format,
-      lines: 0,
-      report: processingFailedReport(message, this.options.limits),
-      // a prepared file holds its source's size until settled; it has no object now
-      ...(file.sourceFileId ? { bytes: 0 } : {}),
-    });
+    await settleAsFailed(this.store.files, file, message, this.options.limits);
   }
 
   private async process(file: FileRecord): Promise<void> {

@@ -120,10 +120,8 @@ export async function prepareFile(
     // (its class does not cross a thread boundary; its name does)
     if ((err as Error).name !== 'PreparationError') throw err;
     await storage.delete(file.storageKey).catch(() => {}); // what was written of the output
-    const validation = processingFailedReport((err as Error).message, limits);
-    // it has no object: it holds nothing of the project's storage
-    const settled = await files.settle(file.projectId, file.id, { state: 'error', format: file.format, lines: 0, report: validation, bytes: 0 });
-    return settled ? { state: 'error', validation, report: null } : null;
+    const validation = await settleAsFailed(files, file, (err as Error).message, limits);
+    return validation ? { state: 'error', validation, report: null } : null;
   }
   const outcome = validationOutcome(r.validation);
   const settled = await files.settle(file.projectId, file.id, { ...outcome, preparation: { rules, report: r.report }, sha256: r.sha256, bytes: r.bytes });
@@ -132,6 +130,28 @@ export async function prepareFile(
     return null;
   }
   return { state: outcome.state, validation: r.validation, report: r.report };
+}
+
+/**
+ * Settles a pending file whose processing could not finish as `error`, with `message` as its one
+ * problem; a prepared file then holds none of the project's storage (it has no object). Returns
+ * the report, or null when the file was settled (or deleted) meanwhile.
+ */
+export async function settleAsFailed(
+  files: Pick<PreparedFileRecords, 'settle'>,
+  file: FileRecord,
+  message: string,
+  limits: ValidationLimits,
+): Promise<ValidationReport | null> {
+  const report = processingFailedReport(message, limits);
+  const settled = await files.settle(file.projectId, file.id, {
+    state: 'error',
+    format: file.format,
+    lines: 0,
+    report,
+    ...(file.sourceFileId ? { bytes: 0 } : {}),
+  });
+  return settled ? report : null;
 }
 
 /** Streams the source through the preparation rules into the new object, validating the output; throws PreparationError for a source it cannot prepare. */
