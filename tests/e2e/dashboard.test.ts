@@ -240,6 +240,43 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await shot('dpo-job');
   });
 
+  it('creates a reinforcement job from the form (its grader as JSON, a bad one shown at its field) and shows its reward curves', async () => {
+    // prompts in the seed's characters; the grader rewards an answer that contains the letter e
+    const prompts = ['the', 'king', 'lord', 'good', 'night', 'love', 'sweet', 'heart']
+      .map((w) => JSON.stringify({ messages: [{ role: 'user', content: w }], answer: 'e' }))
+      .join('\n');
+    const file = await crucible.uploadFile({ name: 'prompts.jsonl', data: prompts });
+    await crucible.waitForFile(file.id);
+    await page.goto(`${p.url}/dashboard/#/jobs/new`);
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    await page.selectOption('#f-training_file', file.id);
+    await page.selectOption('#f-model', trained.fine_tuned_model as string);
+    await page.selectOption('#f-method', 'reinforcement');
+    await page.fill('#f-grader', JSON.stringify({ type: 'python', name: 'p', source: 'def grade(s, i): return 1' }));
+    await page.getByRole('button', { name: 'Create job' }).click();
+    await page.locator('#e-grader').waitFor();
+    expect(await page.locator('#e-grader').textContent()).toMatch(/sandbox/);
+    await page.fill(
+      '#f-grader',
+      JSON.stringify({ type: 'string_check', name: 'e', input: '{{sample.output_text}}', reference: '{{item.answer}}', operation: 'like' }),
+    );
+    await page.fill('#f-max_steps', '4');
+    await page.fill('#f-batch_size', '2');
+    await page.fill('#f-group_size', '4');
+    await page.fill('#f-eval_interval', '2');
+    await page.fill('#f-log_interval', '1');
+    await page.fill('#f-extra', '{"max_completion_tokens": 6}');
+    await page.getByRole('button', { name: 'Create job' }).click();
+    await page.waitForURL(/#\/jobs\/ftjob-/);
+    const id = page.url().split('/').at(-1) as string;
+    expect((await crucible.waitForJob(id, { timeoutMs: 120_000 })).status).toBe('succeeded');
+    await page.reload();
+    for (const chart of ['Mean reward', 'KL to the starting model', 'Groups with varied rewards']) {
+      await expect.poll(async () => Number(await page.getByTestId(`chart-${chart}`).getAttribute('data-points'))).toBeGreaterThan(2);
+    }
+    await shot('reinforcement-job');
+  });
+
   it('fits phone and tablet windows, passes an accessibility audit, and serves the API reference at /docs', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);

@@ -14,7 +14,7 @@ import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SHAKESPEARE, untarGz } from '../support/data';
 import { type ErrorBodyShape, leftovers } from '../support/leftovers';
-import { startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
+import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
 
 let p: TestPlatform;
 let client: OpenAI;
@@ -157,6 +157,20 @@ describe('a Qwen2-shaped folder, sharded in BF16', () => {
     lps.forEach((lp, i) => {
       expect(lp).toBeCloseTo(ours.logprobs?.[i]?.logprob as number, 3);
     });
+  });
+
+  it('is refused for reinforcement at creation: imported without a chat template, it has none to render prompts with', async () => {
+    const line = JSON.stringify({ messages: [{ role: 'user', content: 'Q1:' }], answer: 'yes' });
+    const f = await client.files.create({ file: await toFile(Buffer.from(`${line}\n${line}\n`), 'rft.jsonl'), purpose: 'fine-tune' });
+    await eventually(async () => ((await client.files.retrieve(f.id)).status === 'processed' ? true : undefined));
+    const grader = { type: 'string_check', name: 'g', input: '{{sample.output_text}}', reference: '{{item.answer}}', operation: 'eq' } as const;
+    const err = await client.fineTuning.jobs
+      .create({ model: id, training_file: f.id, method: { type: 'reinforcement', reinforcement: { grader } } })
+      .then(() => undefined)
+      .catch((e: { status: number; error: ErrorBodyShape['error'] }) => e);
+    expect(err?.status).toBe(400);
+    expect(err?.error).toMatchObject({ code: 'unsupported_method', param: 'model' });
+    expect(err?.error.message).toMatch(/no chat template/);
   });
 
   it('fine-tunes in full (supervised): the loss falls, and the result is a folder transformers loads, which imports again', async () => {

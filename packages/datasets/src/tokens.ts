@@ -1,7 +1,7 @@
 // A dataset as the trainer sees it: documents encoded one after another, separated by the
 // end-of-text token; supervised prompts get loss weight 0. Also the validation split (the end of
 // the data, or a seeded selection of records), and per-record tokens for statistics and previews.
-import { answerDocument, type ChatLoss, datasetDocuments, type FileFormat, type PreferenceRecord } from '@crucible/domain';
+import { answerDocument, type ChatLoss, type ChatTurn, datasetDocuments, type FileFormat, type PreferenceRecord } from '@crucible/domain';
 import { chatTemplateOf, type Tokenizer } from '@crucible/model-files';
 
 export interface TokenStream {
@@ -75,6 +75,28 @@ export function encodePreferences(text: string, tok: Tokenizer): PreferencePair[
     });
   }
   return pairs;
+}
+
+/** A reinforcement prompt: the conversation rendered up to the answer, and its line for the grader. */
+export interface ReinforcementPrompt {
+  prompt: Int32Array;
+  /** The whole line (its fields are the grader's {{item.*}}). */
+  item: Record<string, unknown>;
+  /** 1-based line of the file. */
+  line: number;
+}
+
+/** The prompts of a reinforcement file (OpenAI's format), rendered with the model's chat template and its generation prompt. */
+export function encodePrompts(text: string, tok: Tokenizer): ReinforcementPrompt[] {
+  const template = chatTemplateOf(tok);
+  const out: ReinforcementPrompt[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line) return;
+    const item = JSON.parse(line) as Record<string, unknown> & { messages: ChatTurn[] };
+    out.push({ prompt: Int32Array.from(tok.encode(template.prompt(item.messages))), item, line: i + 1 });
+  });
+  return out;
 }
 
 /** One record's tokens (a JSONL line, or a line of plain text), each with whether it carries loss. */

@@ -17,9 +17,36 @@ describe('DatasetValidator', () => {
       'jsonl_preference',
       1,
     ],
+    [
+      'rft.jsonl',
+      '{"messages": [{"role": "user", "content": "2+3?"}], "answer": "5"}\n{"messages": [{"role": "user", "content": "1+1?"}], "answer": 2}',
+      'jsonl_reinforcement',
+      2,
+    ],
   ])('detects the format of %s', (name, text, format, records) => {
     const r = v(text, name);
     expect(r).toMatchObject({ format, records, problem_count: 0, problems: [] });
+  });
+
+  it('tells reinforcement prompts (ending in a user message) from chat records, and checks their messages by field', () => {
+    const prompt = (content: unknown, role = 'user') => JSON.stringify({ messages: [{ role, content }], answer: '5' });
+    const chat = JSON.stringify({
+      messages: [
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: 'a' },
+      ],
+    });
+    const r = v([prompt('2+3?'), prompt(7), chat].join('\n'));
+    expect(r.format).toBe('jsonl_reinforcement');
+    expect(r.problems.map((p) => [p.line, p.field, p.code])).toEqual([
+      [2, 'messages[0].content', 'invalid_field'],
+      [3, null, 'mixed_formats'],
+    ]);
+    expect(r.problems[1]?.message).toMatch(
+      /chat \(ending in the assistant's answer\) record but line 1 set the file's format to .*prompt \(ending in a user message/,
+    );
+    // a record ending in a system message is neither: a chat record without its answer
+    expect(v(prompt('be brief', 'system')).problems[0]?.message).toMatch(/the last message must be the assistant's answer/);
   });
 
   it('checks preference pairs (OpenAI’s DPO format) by line and field', () => {

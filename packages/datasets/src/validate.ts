@@ -31,8 +31,9 @@ const FORMAT_NAMES: Record<FileFormat, string> = {
   text: 'plain text',
   jsonl_text: '{"text"}',
   jsonl_prompt_completion: '{"prompt", "completion"}',
-  jsonl_chat: '{"messages"}',
+  jsonl_chat: '{"messages"} chat (ending in the assistant\'s answer)',
   jsonl_preference: '{"input", "preferred_output", "non_preferred_output"}',
+  jsonl_reinforcement: '{"messages"} prompt (ending in a user message, for reinforcement)',
 };
 const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant']);
 
@@ -175,6 +176,10 @@ export class DatasetValidator {
     if ('preferred_output' in r || 'non_preferred_output' in r) {
       format = 'jsonl_preference';
       chars = this.preference(n, r);
+    } else if ('messages' in r && endsWithUser(r.messages)) {
+      // OpenAI's reinforcement data: the prompt, and any other fields for the grader ({{item.*}})
+      format = 'jsonl_reinforcement';
+      chars = this.messages(n, r.messages, 'messages');
     } else if ('messages' in r) {
       format = 'jsonl_chat';
       chars = this.chat(n, r.messages);
@@ -285,6 +290,12 @@ export class DatasetValidator {
     });
     return chars;
   }
+}
+
+/** Whether a record's messages end with a user turn (a prompt whose answer is to be sampled). */
+function endsWithUser(messages: unknown): boolean {
+  const last = Array.isArray(messages) ? (messages.at(-1) as { role?: unknown } | null) : null;
+  return typeof last === 'object' && last !== null && last.role === 'user';
 }
 
 function describe(v: unknown): string {

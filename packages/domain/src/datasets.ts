@@ -1,6 +1,7 @@
 // Dataset formats: a file is plain text, or JSONL whose every line is an object of one shape:
 // {"text"}, {"prompt", "completion"}, {"messages": [{role, content}]} or a preference pair
 // {"input": {"messages"}, "preferred_output": [answer], "non_preferred_output": [answer]}
+// or a reinforcement prompt {"messages": [... ending in a user message], <fields for the grader>}
 // (validated by @crucible/datasets), and how each becomes training documents.
 
 import { type ChatTemplate, type ChatTurn, CRUCIBLE_CHAT_TEMPLATE } from './chat-template';
@@ -13,6 +14,7 @@ export const METHOD_FORMATS: Record<MethodType, readonly FileFormat[]> = {
   mlm: ['text', 'jsonl_text'],
   supervised: ['jsonl_prompt_completion', 'jsonl_chat'],
   dpo: ['jsonl_preference'],
+  reinforcement: ['jsonl_reinforcement'],
 };
 
 export interface Segment {
@@ -53,6 +55,9 @@ export function datasetDocuments(
         answerDocument(pair.input.messages, pair.preferred_output[0], template),
         answerDocument(pair.input.messages, pair.non_preferred_output[0], template),
       );
+    } else if (format === 'jsonl_reinforcement') {
+      // a prompt: the conversation and the generation prompt, no loss (the answers are sampled)
+      docs.push([{ text: template.prompt(r.messages as ChatTurn[]), train: false }]);
     } else {
       const segments = template.segments(r.messages as ChatTurn[]);
       docs.push(segments.map((s) => ({ text: s.text, train: chatLoss === 'all' || s.assistant })));

@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   invalid_hyperparameters: 400,
   unsupported_method: 400,
   unsupported_parameter: 400,
+  invalid_grader: 400,
+  unsupported_grader: 400,
   invalid_model: 400,
   file_too_large: 413,
   request_header_too_large: 431,

@@ -4,7 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chatTemplateOf, jinjaChatTemplate } from './chat-template';
+import { chatTemplateOf, hasChatTemplate, jinjaChatTemplate } from './chat-template';
+import { CharTokenizer } from './tokenizer';
 import { HfTokenizer } from './tokenizer/hf-tokenizer';
 
 const SHARED = join(import.meta.dirname, '../../../../shared/data/hf-tokenizers');
@@ -66,5 +67,20 @@ describe.skipIf(!existsSync(SHARED))("the real models' templates (from ../shared
         .filter((s) => s.assistant)
         .map((s) => s.text),
     ).toEqual(answers);
+  });
+});
+
+describe.skipIf(!existsSync(SHARED))('whether a model has a chat template (reinforcement needs one)', () => {
+  const read = (folder: string) =>
+    HfTokenizer.fromJSON(
+      readFileSync(join(SHARED, folder, 'tokenizer.json'), 'utf8'),
+      JSON.parse(readFileSync(join(SHARED, folder, 'tokenizer_config.json'), 'utf8')),
+    );
+  it('an imported instruct model has its own; an imported base model (GPT-2) has none; a model Crucible trained has Crucible’s', () => {
+    expect(hasChatTemplate(read('smollm2-135m-instruct'), true)).toBe(true);
+    expect(hasChatTemplate(read('qwen2.5-0.5b-instruct'), true)).toBe(true);
+    expect(hasChatTemplate(read('gpt2'), true)).toBe(false);
+    expect(hasChatTemplate(new CharTokenizer([...'abc']), false)).toBe(true);
+    expect(hasChatTemplate(new CharTokenizer([...'abc']), true)).toBe(false);
   });
 });

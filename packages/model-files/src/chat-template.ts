@@ -63,6 +63,16 @@ export function jinjaChatTemplate(source: string, config: Record<string, unknown
 
 const cache = new WeakMap<Tokenizer, ChatTemplate>();
 
+/**
+ * Whether a model has a chat template: its tokenizer's own (tokenizer_config.json's chat_template),
+ * or Crucible's for the models Crucible trained. An imported model without one (a base model, as
+ * GPT-2 or TinyLlama's base) has none: chat prompts would come in a format it never saw.
+ */
+export function hasChatTemplate(tokenizer: Tokenizer, imported: boolean): boolean {
+  const config = tokenizer instanceof HfTokenizer ? (tokenizer.config as Record<string, unknown> | undefined) : undefined;
+  return typeof config?.chat_template === 'string' || !imported;
+}
+
 /** The template a model is used with: its tokenizer's own, or Crucible's for the models Crucible trains. */
 export function chatTemplateOf(tokenizer: Tokenizer): ChatTemplate {
   let t = cache.get(tokenizer);

@@ -820,7 +820,7 @@ export interface components {
             created_at: number;
             expires_at: number | null;
             filename: string;
-            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
+            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference" | "jsonl_reinforcement") | null;
             id: string;
             /** @description Examples: non-empty lines of text, or JSONL records. */
             lines: number;
@@ -927,8 +927,18 @@ export interface components {
             type: "message";
         };
         MetricPoint: {
+            /** @description reinforcement jobs: mean length of the sampled answers, in tokens. */
+            completion_length?: number;
+            /** @description reinforcement jobs: share of the step’s groups whose scores differ (only those teach anything; TRL logs 1 - this as frac_reward_zero_std). */
+            frac_reward_nonzero_std?: number;
             grad_norm: number | null;
+            /** @description reinforcement jobs: mean per-token KL divergence of the model from the one it started from (k3 estimate). */
+            kl?: number;
             learning_rate: number | null;
+            /** @description reinforcement jobs: mean grader score of the step’s sampled answers. */
+            reward?: number;
+            /** @description reinforcement jobs: mean standard deviation of the scores within a group. */
+            reward_std?: number;
             /** @description dpo jobs: share of pairs whose preferred answer has the higher reward. */
             "rewards/accuracies"?: number;
             /** @description dpo jobs: mean reward of the preferred answers. */
@@ -940,8 +950,12 @@ export interface components {
             step: number;
             tokens_per_second: number | null;
             train_loss: number | null;
+            /** @description reinforcement jobs: mean length of those answers, in tokens. */
+            valid_completion_length?: number;
             valid_loss: number | null;
             valid_mean_token_accuracy: number | null;
+            /** @description reinforcement jobs: mean grader score of answers sampled for the validation prompts (eval_samples each). */
+            valid_reward?: number;
             /** @description dpo jobs: rewards/accuracies on the validation pairs. */
             "valid_rewards/accuracies"?: number;
             /** @description dpo jobs: rewards/chosen on the validation pairs. */
@@ -993,7 +1007,7 @@ export interface components {
                 /** @description For scrubbing: the kinds replaced. */
                 types?: ("email" | "phone" | "ip_address" | "credit_card" | "secret")[];
             }[];
-            format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference";
+            format: "text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference" | "jsonl_reinforcement";
             /** @description Values replaced, per kind of personal data. */
             pii: {
                 credit_card: number;
@@ -1023,11 +1037,21 @@ export interface components {
             };
         };
         StepMetrics: {
+            /** @description reinforcement jobs: mean length of the sampled answers, in tokens. */
+            completion_length?: number;
+            /** @description reinforcement jobs: share of the step’s groups whose scores differ (only those teach anything; TRL logs 1 - this as frac_reward_zero_std). */
+            frac_reward_nonzero_std?: number;
             /** @description Global gradient norm before clipping. */
             grad_norm: number;
             /** @enum {string} */
             kind: "step";
+            /** @description reinforcement jobs: mean per-token KL divergence of the model from the one it started from (k3 estimate). */
+            kl?: number;
             learning_rate: number;
+            /** @description reinforcement jobs: mean grader score of the step’s sampled answers. */
+            reward?: number;
+            /** @description reinforcement jobs: mean standard deviation of the scores within a group. */
+            reward_std?: number;
             /** @description dpo jobs: share of pairs whose preferred answer has the higher reward. */
             "rewards/accuracies"?: number;
             /** @description dpo jobs: mean reward of the preferred answers. */
@@ -1050,12 +1074,16 @@ export interface components {
             /** @enum {string} */
             kind: "evaluation";
             step: number;
-            /** @description dpo jobs: the DPO loss of the validation pairs. */
+            /** @description reinforcement jobs: mean length of those answers, in tokens. */
+            valid_completion_length?: number;
+            /** @description dpo jobs: the DPO loss of the validation pairs; reinforcement jobs: minus valid_reward (lower is better, as for every method). */
             valid_loss: number;
-            /** @description dpo jobs: of the preferred answers. */
+            /** @description dpo jobs: of the preferred answers; reinforcement jobs: share of the sampled answers’ tokens that were the most likely one. */
             valid_mean_token_accuracy: number;
-            /** @description dpo jobs: of the preferred answers. */
+            /** @description dpo jobs: of the preferred answers; reinforcement jobs: of the sampled validation answers under the model that sampled them. */
             valid_perplexity: number;
+            /** @description reinforcement jobs: mean grader score of answers sampled for the validation prompts (eval_samples each). */
+            valid_reward?: number;
             /** @description dpo jobs: rewards/accuracies on the validation pairs. */
             "valid_rewards/accuracies"?: number;
             /** @description dpo jobs: rewards/chosen on the validation pairs. */
@@ -1069,7 +1097,7 @@ export interface components {
             bytes: number;
             /** @description Characters of the records' text (for JSONL: of their string fields). */
             characters: number;
-            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
+            format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference" | "jsonl_reinforcement") | null;
             length_histogram: {
                 buckets: {
                     count: number;
@@ -1896,7 +1924,7 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference" | "jsonl_reinforcement") | null;
                         id: string;
                         /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
@@ -1957,7 +1985,7 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference" | "jsonl_reinforcement") | null;
                         id: string;
                         /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
@@ -2129,7 +2157,7 @@ export interface operations {
                         created_at: number;
                         expires_at: number | null;
                         filename: string;
-                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference") | null;
+                        format: ("text" | "jsonl_text" | "jsonl_prompt_completion" | "jsonl_chat" | "jsonl_preference" | "jsonl_reinforcement") | null;
                         id: string;
                         /** @description Examples: non-empty lines of text, or JSONL records. */
                         lines: number;
@@ -2532,6 +2560,8 @@ export interface operations {
                          * @default 250
                          */
                         checkpoint_interval?: number;
+                        /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                        compute_multiplier?: number | "auto";
                         /** @default 0 */
                         dropout?: number;
                         early_stopping?: {
@@ -2548,13 +2578,22 @@ export interface operations {
                         } | null;
                         /** @default 20 */
                         eval_batches?: number;
-                        /**
-                         * @description 0: evaluate only at the end.
-                         * @default 250
-                         */
-                        eval_interval?: number;
+                        /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                        eval_interval?: number | "auto";
+                        /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                        eval_samples?: number | "auto";
                         /** @default 1 */
                         gradient_accumulation_steps?: number;
+                        /**
+                         * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                         * @default 8
+                         */
+                        group_size?: number;
+                        /**
+                         * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                         * @default 0.04
+                         */
+                        kl_beta?: number;
                         /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                         learning_rate?: number;
                         /** @description Scales learning_rate. auto = 1. */
@@ -2571,6 +2610,11 @@ export interface operations {
                         log_interval?: number;
                         /** @default cosine */
                         lr_scheduler?: "cosine" | "linear" | "constant";
+                        /**
+                         * @description reinforcement: the longest answer sampled, in tokens.
+                         * @default 64
+                         */
+                        max_completion_tokens?: number;
                         /**
                          * @description 0 disables clipping.
                          * @default 1
@@ -2594,11 +2638,18 @@ export interface operations {
                          * @default false
                          */
                         packing?: boolean;
+                        /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                        reasoning_effort?: "default" | "low" | "medium" | "high";
                         /**
                          * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                          * @default 0
                          */
                         rpo_alpha?: number;
+                        /**
+                         * @description reinforcement: sampling temperature of the answers.
+                         * @default 1
+                         */
+                        temperature?: number;
                         /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                         tokenizer?: {
                             /** @enum {string} */
@@ -2625,7 +2676,7 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     } | null;
-                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference. */
+                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference; reinforcement: GRPO against a grader (OpenAI’s reinforcement fine-tuning) on prompts with fields for the grader, from a trained or imported chat model. */
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
@@ -2654,6 +2705,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -2670,13 +2723,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -2693,6 +2755,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -2716,11 +2783,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -2804,6 +2878,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -2820,13 +2896,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -2843,6 +2928,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -2866,11 +2956,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -2954,6 +3051,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -2970,13 +3069,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -2993,6 +3101,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -3016,11 +3129,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -3104,6 +3224,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -3120,13 +3242,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -3143,6 +3274,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -3166,11 +3302,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -3226,6 +3369,279 @@ export interface operations {
                         };
                         /** @enum {string} */
                         type: "dpo";
+                    } | {
+                        reinforcement: {
+                            /** @description How a reinforcement job scores each sampled answer (OpenAI’s grader objects). string_check, text_similarity and multi run here; python, score_model and label_model are refused (unsupported_grader). */
+                            grader: {
+                                /** @description The text checked: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                input: string;
+                                /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                name: string;
+                                /** @description eq: equal; ne: not equal; like: input contains reference; ilike: the same, ignoring case. 1 when it holds, else 0. */
+                                operation: "eq" | "ne" | "like" | "ilike";
+                                /** @description What it is checked against: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                reference: string;
+                                /** @enum {string} */
+                                type: "string_check";
+                            } | {
+                                /** @description A score in [0, 1]. fuzzy_match: 2 x LCS / (|input| + |reference|) over characters; bleu: sentence BLEU over words (up to 4-grams, fewer for short texts, brevity penalty); gleu: Google-BLEU (min of n-gram precision and recall, 1-4); rouge_n: F1 of n-gram overlap; rouge_l: F1 of the longest common word subsequence (ROUGE words: lower case, letters and digits); cosine: cosine similarity of the two texts’ embeddings by the job’s base model (mean of its final hidden states). meteor: refused (unsupported_grader). */
+                                evaluation_metric: "fuzzy_match" | "bleu" | "gleu" | "rouge_1" | "rouge_2" | "rouge_3" | "rouge_4" | "rouge_5" | "rouge_l" | "cosine" | "meteor";
+                                /** @description The text graded: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                input: string;
+                                /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                name: string;
+                                /** @description Accepted for OpenAI’s evals; training uses the score itself. */
+                                pass_threshold?: number;
+                                /** @description The text it is compared with: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                reference: string;
+                                /** @enum {string} */
+                                type: "text_similarity";
+                            } | {
+                                /** @description A formula over the graders’ scores by name: numbers, + - * / ^, parentheses, min, max, abs, floor, ceil, exp, sqrt, log. */
+                                calculate_output: string;
+                                /** @description The graders combined: one grader, or an object of graders by name (the formula uses those names). */
+                                graders: ({
+                                    /** @description The text checked: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    input: string;
+                                    /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                    name: string;
+                                    /** @description eq: equal; ne: not equal; like: input contains reference; ilike: the same, ignoring case. 1 when it holds, else 0. */
+                                    operation: "eq" | "ne" | "like" | "ilike";
+                                    /** @description What it is checked against: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    reference: string;
+                                    /** @enum {string} */
+                                    type: "string_check";
+                                } | {
+                                    /** @description A score in [0, 1]. fuzzy_match: 2 x LCS / (|input| + |reference|) over characters; bleu: sentence BLEU over words (up to 4-grams, fewer for short texts, brevity penalty); gleu: Google-BLEU (min of n-gram precision and recall, 1-4); rouge_n: F1 of n-gram overlap; rouge_l: F1 of the longest common word subsequence (ROUGE words: lower case, letters and digits); cosine: cosine similarity of the two texts’ embeddings by the job’s base model (mean of its final hidden states). meteor: refused (unsupported_grader). */
+                                    evaluation_metric: "fuzzy_match" | "bleu" | "gleu" | "rouge_1" | "rouge_2" | "rouge_3" | "rouge_4" | "rouge_5" | "rouge_l" | "cosine" | "meteor";
+                                    /** @description The text graded: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    input: string;
+                                    /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                    name: string;
+                                    /** @description Accepted for OpenAI’s evals; training uses the score itself. */
+                                    pass_threshold?: number;
+                                    /** @description The text it is compared with: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    reference: string;
+                                    /** @enum {string} */
+                                    type: "text_similarity";
+                                } | ({
+                                    name?: string;
+                                    type: "python" | "score_model" | "label_model";
+                                } & {
+                                    [key: string]: unknown;
+                                })) | {
+                                    [key: string]: {
+                                        /** @description The text checked: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        input: string;
+                                        /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                        name: string;
+                                        /** @description eq: equal; ne: not equal; like: input contains reference; ilike: the same, ignoring case. 1 when it holds, else 0. */
+                                        operation: "eq" | "ne" | "like" | "ilike";
+                                        /** @description What it is checked against: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        reference: string;
+                                        /** @enum {string} */
+                                        type: "string_check";
+                                    } | {
+                                        /** @description A score in [0, 1]. fuzzy_match: 2 x LCS / (|input| + |reference|) over characters; bleu: sentence BLEU over words (up to 4-grams, fewer for short texts, brevity penalty); gleu: Google-BLEU (min of n-gram precision and recall, 1-4); rouge_n: F1 of n-gram overlap; rouge_l: F1 of the longest common word subsequence (ROUGE words: lower case, letters and digits); cosine: cosine similarity of the two texts’ embeddings by the job’s base model (mean of its final hidden states). meteor: refused (unsupported_grader). */
+                                        evaluation_metric: "fuzzy_match" | "bleu" | "gleu" | "rouge_1" | "rouge_2" | "rouge_3" | "rouge_4" | "rouge_5" | "rouge_l" | "cosine" | "meteor";
+                                        /** @description The text graded: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        input: string;
+                                        /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                        name: string;
+                                        /** @description Accepted for OpenAI’s evals; training uses the score itself. */
+                                        pass_threshold?: number;
+                                        /** @description The text it is compared with: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        reference: string;
+                                        /** @enum {string} */
+                                        type: "text_similarity";
+                                    } | ({
+                                        name?: string;
+                                        type: "python" | "score_model" | "label_model";
+                                    } & {
+                                        [key: string]: unknown;
+                                    });
+                                };
+                                /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                name: string;
+                                /** @enum {string} */
+                                type: "multi";
+                            } | ({
+                                name?: string;
+                                type: "python" | "score_model" | "label_model";
+                            } & {
+                                [key: string]: unknown;
+                            });
+                            hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "reinforcement";
                     };
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
@@ -3902,6 +4318,8 @@ export interface operations {
                          * @default 250
                          */
                         checkpoint_interval?: number;
+                        /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                        compute_multiplier?: number | "auto";
                         /** @default 0 */
                         dropout?: number;
                         early_stopping?: {
@@ -3918,13 +4336,22 @@ export interface operations {
                         } | null;
                         /** @default 20 */
                         eval_batches?: number;
-                        /**
-                         * @description 0: evaluate only at the end.
-                         * @default 250
-                         */
-                        eval_interval?: number;
+                        /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                        eval_interval?: number | "auto";
+                        /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                        eval_samples?: number | "auto";
                         /** @default 1 */
                         gradient_accumulation_steps?: number;
+                        /**
+                         * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                         * @default 8
+                         */
+                        group_size?: number;
+                        /**
+                         * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                         * @default 0.04
+                         */
+                        kl_beta?: number;
                         /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                         learning_rate?: number;
                         /** @description Scales learning_rate. auto = 1. */
@@ -3941,6 +4368,11 @@ export interface operations {
                         log_interval?: number;
                         /** @default cosine */
                         lr_scheduler?: "cosine" | "linear" | "constant";
+                        /**
+                         * @description reinforcement: the longest answer sampled, in tokens.
+                         * @default 64
+                         */
+                        max_completion_tokens?: number;
                         /**
                          * @description 0 disables clipping.
                          * @default 1
@@ -3964,11 +4396,18 @@ export interface operations {
                          * @default false
                          */
                         packing?: boolean;
+                        /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                        reasoning_effort?: "default" | "low" | "medium" | "high";
                         /**
                          * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                          * @default 0
                          */
                         rpo_alpha?: number;
+                        /**
+                         * @description reinforcement: sampling temperature of the answers.
+                         * @default 1
+                         */
+                        temperature?: number;
                         /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                         tokenizer?: {
                             /** @enum {string} */
@@ -3995,7 +4434,7 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     } | null;
-                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference. */
+                    /** @description pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference; reinforcement: GRPO against a grader (OpenAI’s reinforcement fine-tuning) on prompts with fields for the grader, from a trained or imported chat model. */
                     method?: {
                         pretrain?: {
                             hyperparameters?: {
@@ -4024,6 +4463,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -4040,13 +4481,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -4063,6 +4513,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -4086,11 +4541,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -4174,6 +4636,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -4190,13 +4654,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -4213,6 +4686,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -4236,11 +4714,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -4324,6 +4809,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -4340,13 +4827,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -4363,6 +4859,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -4386,11 +4887,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -4474,6 +4982,8 @@ export interface operations {
                                  * @default 250
                                  */
                                 checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
                                 /** @default 0 */
                                 dropout?: number;
                                 early_stopping?: {
@@ -4490,13 +5000,22 @@ export interface operations {
                                 } | null;
                                 /** @default 20 */
                                 eval_batches?: number;
-                                /**
-                                 * @description 0: evaluate only at the end.
-                                 * @default 250
-                                 */
-                                eval_interval?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
                                 /** @default 1 */
                                 gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
                                 /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
                                 learning_rate?: number;
                                 /** @description Scales learning_rate. auto = 1. */
@@ -4513,6 +5032,11 @@ export interface operations {
                                 log_interval?: number;
                                 /** @default cosine */
                                 lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
                                 /**
                                  * @description 0 disables clipping.
                                  * @default 1
@@ -4536,11 +5060,18 @@ export interface operations {
                                  * @default false
                                  */
                                 packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
                                 /**
                                  * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
                                  * @default 0
                                  */
                                 rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
                                 /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
                                 tokenizer?: {
                                     /** @enum {string} */
@@ -4596,6 +5127,279 @@ export interface operations {
                         };
                         /** @enum {string} */
                         type: "dpo";
+                    } | {
+                        reinforcement: {
+                            /** @description How a reinforcement job scores each sampled answer (OpenAI’s grader objects). string_check, text_similarity and multi run here; python, score_model and label_model are refused (unsupported_grader). */
+                            grader: {
+                                /** @description The text checked: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                input: string;
+                                /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                name: string;
+                                /** @description eq: equal; ne: not equal; like: input contains reference; ilike: the same, ignoring case. 1 when it holds, else 0. */
+                                operation: "eq" | "ne" | "like" | "ilike";
+                                /** @description What it is checked against: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                reference: string;
+                                /** @enum {string} */
+                                type: "string_check";
+                            } | {
+                                /** @description A score in [0, 1]. fuzzy_match: 2 x LCS / (|input| + |reference|) over characters; bleu: sentence BLEU over words (up to 4-grams, fewer for short texts, brevity penalty); gleu: Google-BLEU (min of n-gram precision and recall, 1-4); rouge_n: F1 of n-gram overlap; rouge_l: F1 of the longest common word subsequence (ROUGE words: lower case, letters and digits); cosine: cosine similarity of the two texts’ embeddings by the job’s base model (mean of its final hidden states). meteor: refused (unsupported_grader). */
+                                evaluation_metric: "fuzzy_match" | "bleu" | "gleu" | "rouge_1" | "rouge_2" | "rouge_3" | "rouge_4" | "rouge_5" | "rouge_l" | "cosine" | "meteor";
+                                /** @description The text graded: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                input: string;
+                                /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                name: string;
+                                /** @description Accepted for OpenAI’s evals; training uses the score itself. */
+                                pass_threshold?: number;
+                                /** @description The text it is compared with: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                reference: string;
+                                /** @enum {string} */
+                                type: "text_similarity";
+                            } | {
+                                /** @description A formula over the graders’ scores by name: numbers, + - * / ^, parentheses, min, max, abs, floor, ceil, exp, sqrt, log. */
+                                calculate_output: string;
+                                /** @description The graders combined: one grader, or an object of graders by name (the formula uses those names). */
+                                graders: ({
+                                    /** @description The text checked: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    input: string;
+                                    /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                    name: string;
+                                    /** @description eq: equal; ne: not equal; like: input contains reference; ilike: the same, ignoring case. 1 when it holds, else 0. */
+                                    operation: "eq" | "ne" | "like" | "ilike";
+                                    /** @description What it is checked against: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    reference: string;
+                                    /** @enum {string} */
+                                    type: "string_check";
+                                } | {
+                                    /** @description A score in [0, 1]. fuzzy_match: 2 x LCS / (|input| + |reference|) over characters; bleu: sentence BLEU over words (up to 4-grams, fewer for short texts, brevity penalty); gleu: Google-BLEU (min of n-gram precision and recall, 1-4); rouge_n: F1 of n-gram overlap; rouge_l: F1 of the longest common word subsequence (ROUGE words: lower case, letters and digits); cosine: cosine similarity of the two texts’ embeddings by the job’s base model (mean of its final hidden states). meteor: refused (unsupported_grader). */
+                                    evaluation_metric: "fuzzy_match" | "bleu" | "gleu" | "rouge_1" | "rouge_2" | "rouge_3" | "rouge_4" | "rouge_5" | "rouge_l" | "cosine" | "meteor";
+                                    /** @description The text graded: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    input: string;
+                                    /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                    name: string;
+                                    /** @description Accepted for OpenAI’s evals; training uses the score itself. */
+                                    pass_threshold?: number;
+                                    /** @description The text it is compared with: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                    reference: string;
+                                    /** @enum {string} */
+                                    type: "text_similarity";
+                                } | ({
+                                    name?: string;
+                                    type: "python" | "score_model" | "label_model";
+                                } & {
+                                    [key: string]: unknown;
+                                })) | {
+                                    [key: string]: {
+                                        /** @description The text checked: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        input: string;
+                                        /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                        name: string;
+                                        /** @description eq: equal; ne: not equal; like: input contains reference; ilike: the same, ignoring case. 1 when it holds, else 0. */
+                                        operation: "eq" | "ne" | "like" | "ilike";
+                                        /** @description What it is checked against: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        reference: string;
+                                        /** @enum {string} */
+                                        type: "string_check";
+                                    } | {
+                                        /** @description A score in [0, 1]. fuzzy_match: 2 x LCS / (|input| + |reference|) over characters; bleu: sentence BLEU over words (up to 4-grams, fewer for short texts, brevity penalty); gleu: Google-BLEU (min of n-gram precision and recall, 1-4); rouge_n: F1 of n-gram overlap; rouge_l: F1 of the longest common word subsequence (ROUGE words: lower case, letters and digits); cosine: cosine similarity of the two texts’ embeddings by the job’s base model (mean of its final hidden states). meteor: refused (unsupported_grader). */
+                                        evaluation_metric: "fuzzy_match" | "bleu" | "gleu" | "rouge_1" | "rouge_2" | "rouge_3" | "rouge_4" | "rouge_5" | "rouge_l" | "cosine" | "meteor";
+                                        /** @description The text graded: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        input: string;
+                                        /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                        name: string;
+                                        /** @description Accepted for OpenAI’s evals; training uses the score itself. */
+                                        pass_threshold?: number;
+                                        /** @description The text it is compared with: text with {{sample.output_text}} (the model's answer) and {{item.<field>}} (a field of the training line, dotted paths allowed). */
+                                        reference: string;
+                                        /** @enum {string} */
+                                        type: "text_similarity";
+                                    } | ({
+                                        name?: string;
+                                        type: "python" | "score_model" | "label_model";
+                                    } & {
+                                        [key: string]: unknown;
+                                    });
+                                };
+                                /** @description The grader’s name (a multi grader’s formula refers to its graders by name). */
+                                name: string;
+                                /** @enum {string} */
+                                type: "multi";
+                            } | ({
+                                name?: string;
+                                type: "python" | "score_model" | "label_model";
+                            } & {
+                                [key: string]: unknown;
+                            });
+                            hyperparameters?: {
+                                /**
+                                 * @description Llama-architecture models: each layer keeps only its input for the backward pass, which recomputes the layer. Less memory for about one more forward pass of time.
+                                 * @default false
+                                 */
+                                activation_checkpointing?: boolean;
+                                /** @description Sequences per micro-batch. auto = 12. */
+                                batch_size?: number | "auto";
+                                /** @description dpo: how far the model may move from the reference (the beta of the DPO loss; smaller moves further). auto = 0.1. */
+                                beta?: number | "auto";
+                                /** @default 0.9 */
+                                beta1?: number;
+                                /** @default 0.99 */
+                                beta2?: number;
+                                /** @description Context length; default: the model preset. */
+                                block_size?: number;
+                                /**
+                                 * @description Chat data: loss on the assistant turns only (default) or on every token.
+                                 * @default assistant
+                                 */
+                                chat_loss?: "assistant" | "all";
+                                /**
+                                 * @description 0: checkpoint only at the end. A job whose worker is lost resumes from the latest checkpoint.
+                                 * @default 250
+                                 */
+                                checkpoint_interval?: number;
+                                /** @description reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1. */
+                                compute_multiplier?: number | "auto";
+                                /** @default 0 */
+                                dropout?: number;
+                                early_stopping?: {
+                                    /**
+                                     * @description Smallest decrease of the validation loss that counts as an improvement.
+                                     * @default 0
+                                     */
+                                    min_delta?: number;
+                                    /**
+                                     * @description Evaluations without improvement before stopping.
+                                     * @default 3
+                                     */
+                                    patience?: number;
+                                } | null;
+                                /** @default 20 */
+                                eval_batches?: number;
+                                /** @description Steps between evaluations; 0: only at the end. auto = 250. */
+                                eval_interval?: number | "auto";
+                                /** @description reinforcement: answers sampled per validation prompt at each evaluation. auto = 1. */
+                                eval_samples?: number | "auto";
+                                /** @default 1 */
+                                gradient_accumulation_steps?: number;
+                                /**
+                                 * @description reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).
+                                 * @default 8
+                                 */
+                                group_size?: number;
+                                /**
+                                 * @description reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.
+                                 * @default 0.04
+                                 */
+                                kl_beta?: number;
+                                /** @description Peak learning rate. Default 0.001 (pretrain, mlm), 0.001 (supervised). */
+                                learning_rate?: number;
+                                /** @description Scales learning_rate. auto = 1. */
+                                learning_rate_multiplier?: number | "auto";
+                                /**
+                                 * @description dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).
+                                 * @default false
+                                 */
+                                length_normalize?: boolean;
+                                /**
+                                 * @description Steps between metric records.
+                                 * @default 10
+                                 */
+                                log_interval?: number;
+                                /** @default cosine */
+                                lr_scheduler?: "cosine" | "linear" | "constant";
+                                /**
+                                 * @description reinforcement: the longest answer sampled, in tokens.
+                                 * @default 64
+                                 */
+                                max_completion_tokens?: number;
+                                /**
+                                 * @description 0 disables clipping.
+                                 * @default 1
+                                 */
+                                max_grad_norm?: number;
+                                /** @description Optimizer steps; overrides n_epochs. */
+                                max_steps?: number;
+                                /** @description Floor of the decay. Default learning_rate x 0.1. */
+                                min_learning_rate?: number;
+                                /**
+                                 * @description Which weights become fine_tuned_model: those of the last step, or of the best checkpoint (lowest validation loss).
+                                 * @default last
+                                 */
+                                model_selection?: "last" | "best";
+                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                n_epochs?: number | "auto";
+                                /** @default adamw */
+                                optimizer?: "adamw" | "adam" | "lamb";
+                                /**
+                                 * @description supervised: pack several whole examples into each sequence, attention and positions kept per example (the loss of each is its unpacked loss), instead of windows over the concatenated data.
+                                 * @default false
+                                 */
+                                packing?: boolean;
+                                /** @description reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused. */
+                                reasoning_effort?: "default" | "low" | "medium" | "high";
+                                /**
+                                 * @description dpo: weight of an added NLL term on the preferred answers (RPO, as Together’s rpo_alpha). 0: none.
+                                 * @default 0
+                                 */
+                                rpo_alpha?: number;
+                                /**
+                                 * @description reinforcement: sampling temperature of the answers.
+                                 * @default 1
+                                 */
+                                temperature?: number;
+                                /** @description Tokenizer to train on the dataset (pretrain, mlm). Supervised jobs reuse the base model tokenizer. */
+                                tokenizer?: {
+                                    /** @enum {string} */
+                                    type: "char";
+                                } | {
+                                    /** @enum {string} */
+                                    type: "bpe";
+                                    /** @description Includes 256 byte tokens and 5 special tokens. */
+                                    vocab_size: number;
+                                };
+                                /**
+                                 * @description Share of the training data held out for validation when no validation_file is given.
+                                 * @default 0.1
+                                 */
+                                validation_split?: number;
+                                validation_split_seed?: number | null;
+                                /** @description Warmup as a share of max_steps (if warmup_steps is not set). Default: min(100, 10%). */
+                                warmup_ratio?: number;
+                                warmup_steps?: number;
+                                /** @default 0.1 */
+                                weight_decay?: number;
+                            };
+                            /** @description How much of the model trains: all of it (full), LoRA matrices, or bottleneck adapters. LoRA and adapters need a trained gpt base. */
+                            peft?: {
+                                /** @enum {string} */
+                                type: "full";
+                            } | {
+                                /**
+                                 * @description The update is scaled by alpha / rank.
+                                 * @default 16
+                                 */
+                                alpha?: number;
+                                /**
+                                 * @description Dropout on the input of the LoRA path.
+                                 * @default 0
+                                 */
+                                dropout?: number;
+                                /** @default 8 */
+                                rank?: number;
+                                /** @description Linear layers to adapt in every block. gpt models: attention qkv (attn.c_attn) and output (attn.c_proj), MLP in (mlp.c_fc) and out (mlp.c_proj); default attn.c_attn, attn.c_proj. llama-architecture models (Llama, Qwen, SmolLM): Hugging Face module names q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default q_proj, k_proj, v_proj, o_proj. */
+                                target_modules?: ("attn.c_attn" | "attn.c_proj" | "mlp.c_fc" | "mlp.c_proj" | "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj")[];
+                                /** @enum {string} */
+                                type: "lora";
+                            } | {
+                                /**
+                                 * @description Bottleneck width.
+                                 * @default 16
+                                 */
+                                size?: number;
+                                /** @enum {string} */
+                                type: "adapter";
+                            };
+                        };
+                        /** @enum {string} */
+                        type: "reinforcement";
                     };
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;

@@ -9,6 +9,7 @@ export * from './data';
 export * from './early-stopping';
 export * from './encoder-tasks';
 export * from './evaluate';
+export * from './grpo';
 export * from './kv-cache';
 export * from './model';
 export * from './ops';

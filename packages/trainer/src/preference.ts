@@ -51,7 +51,7 @@ export function pairBatch(examples: readonly PreferenceExample[], ids: readonly 
   return { B, T, x, y, m };
 }
 
-function fillRow(prompt: Int32Array, answer: Int32Array, T: number, at: number, x: Int32Array, y: Int32Array, m: Float32Array): void {
+export function fillRow(prompt: Int32Array, answer: Int32Array, T: number, at: number, x: Int32Array, y: Int32Array, m: Float32Array): void {
   const a = answer.subarray(0, Math.min(answer.length, T));
   const p = prompt.subarray(Math.max(0, prompt.length - Math.max(1, T + 1 - a.length)));
   const seq = new Int32Array(p.length + a.length);
@@ -186,7 +186,7 @@ export function referenceFor(reference: Float32Array, ids: readonly number[]): F
   return out;
 }
 
-/** Which pairs each micro-batch trains on: drawn at random (with replacement), resumable by its RNG state. */
+/** Which examples (pairs, prompts) each micro-batch trains on: drawn at random (with replacement), resumable by its RNG state. */
 export class PairSource {
   private readonly rng: Rng;
 
@@ -195,7 +195,7 @@ export class PairSource {
     private readonly B: number,
     seed: number | RngState,
   ) {
-    if (n < 1) throw new RangeError('a dpo run needs at least one preference pair');
+    if (n < 1) throw new RangeError('a run needs at least one example to draw');
     this.rng = new Rng(seed);
   }
 

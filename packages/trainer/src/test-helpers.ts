@@ -91,3 +91,28 @@ export function gradCheck(model: Transformer, names: string[], B: number, T: num
 export function scaleParams(model: Transformer, factor: number) {
   for (const [, p] of model.params) if (p.rank === 2) p.assign(tf.mul(p, factor));
 }
+
+/**
+ * The gradient of `loss` (through `model`) against central finite differences, at the first,
+ * middle and last coordinate of each named parameter; `loss` must be deterministic.
+ */
+export function expectGradientsMatch(model: Transformer, loss: () => tf.Scalar, names: string[], h = 1e-2): void {
+  const value = () => tf.tidy(() => loss().dataSync()[0] as number);
+  const { grads } = variableGrads(loss, [...model.params.values()]);
+  for (const name of names) {
+    const p = model.param(name);
+    const g = grads[p.name]?.dataSync() as Float32Array;
+    const values = p.dataSync().slice() as Float32Array;
+    for (const i of [0, Math.floor(values.length / 2), values.length - 1]) {
+      const orig = values[i] as number;
+      const at = (d: number) => {
+        values[i] = orig + d;
+        p.assign(tf.tensor(values, p.shape));
+        return value();
+      };
+      const numeric = (at(h) - at(-h)) / (2 * h);
+      at(0);
+      expect(Math.abs(numeric - (g[i] as number)), `${name}[${i}]`).toBeLessThan(2e-3 + 3e-2 * Math.abs(g[i] as number));
+    }
+  }
+}

@@ -2,7 +2,8 @@
 // micro-batches, clip by global norm, optimizer step, log, maybe checkpoint. No I/O happens here:
 // hooks receive metrics and checkpoint bytes, and an AbortSignal stops the loop between steps.
 // The objective decides the micro-batches and their loss: token windows (causal, masked LM), or
-// preference pairs against reference log-probabilities computed once at the start (dpo).
+// preference pairs against reference log-probabilities computed once at the start (dpo), or
+// answers sampled in groups and scored by a grader (grpo, OpenAI's reinforcement method).
 
 import type { Tokenizer, Weights } from '@crucible/model-files';
 import { TRAINING_DEFAULTS as D, type DpoConfig, defaultShortWindows, defaultWarmupSteps, isCausal, type TrainConfig } from '@crucible/training-config';
@@ -11,6 +12,16 @@ import { variableGrads } from './backprop';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
 import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data';
+import {
+  groupAdvantages,
+  grpoTerms,
+  type ReinforcementData,
+  type ReinforcementMetrics,
+  ReinforcementTally,
+  rolloutBatch,
+  rolloutLogProbs,
+  sampleGroup,
+} from './grpo';
 import type { Transformer } from './model';
 import { crossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
@@ -28,7 +39,7 @@ import {
   referenceLogProbs,
   rewardSums,
 } from './preference';
-import { mixSeed } from './rng';
+import { mixSeed, Rng } from './rng';
 import { learningRate } from './schedule';
 
 export interface StepMetrics {
@@ -41,6 +52,8 @@ export interface StepMetrics {
   tokensPerSec: number;
   /** dpo: the step's rewards (TRL's rewards/*). */
   preference?: PreferenceMetrics;
+  /** grpo: the step's rewards, KL and answer lengths. */
+  reinforcement?: ReinforcementMetrics;
 }
 
 export interface EvalMetrics {
@@ -52,6 +65,11 @@ export interface EvalMetrics {
   tokens: number;
   /** dpo: the validation pairs' rewards; loss is their DPO loss, perplexity and accuracy are of the preferred answers' tokens. */
   preference?: PreferenceMetrics;
+  /**
+   * grpo: the answers sampled for the validation prompts; loss is minus their mean reward,
+   * perplexity and accuracy are of their tokens under the model that sampled them.
+   */
+  reinforcement?: ReinforcementMetrics;
 }
 
 export interface TrainHooks {
@@ -117,6 +135,13 @@ export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
     throw new RangeError(`train config: the ${c.objective} objective needs a causal (gpt or llama) model`);
   }
   if (c.objective === 'dpo' && !(c.dpo && c.dpo.beta > 0 && c.dpo.rpoAlpha >= 0)) throw new RangeError('train config: dpo needs beta > 0 and rpoAlpha >= 0');
+  if (c.objective === 'grpo') {
+    const g = c.grpo;
+    if (!isCausal(model.arch)) throw new RangeError('train config: the grpo objective needs a causal (gpt or llama) model');
+    if (!(g && Number.isInteger(g.groupSize) && g.groupSize >= 2 && g.klBeta >= 0 && g.temperature > 0 && g.maxCompletionTokens >= 1 && g.evalSamples >= 1)) {
+      throw new RangeError('train config: grpo needs groupSize >= 2, klBeta >= 0, temperature > 0, maxCompletionTokens >= 1 and evalSamples >= 1');
+    }
+  }
   if (!(c.maxGradNorm >= 0)) throw new RangeError('train config: max_grad_norm must be >= 0');
   if (
     c.shortWindows &&
@@ -137,6 +162,8 @@ export interface TrainData {
   valDocStarts?: number[];
   /** dpo: the pairs (train and val are then unused), and the reference's log-probabilities when resuming. */
   preference?: PreferenceData;
+  /** grpo: the prompts, the grader and the reference (train and val are then unused). */
+  reinforcement?: ReinforcementData;
 }
 
 export interface PreferenceData {
@@ -161,6 +188,7 @@ export class Trainer {
   private readonly source: BatchSource | PackedSource | PairSource;
   private readonly evalSet: Batch[];
   private readonly pairs?: PreferenceRun;
+  private readonly rl?: { data: ReinforcementData; evalIds: number[] };
 
   constructor(
     readonly model: Transformer,
@@ -181,6 +209,13 @@ export class Trainer {
       const reference = p.reference ?? { train: referenceLogProbs(model, p.train, T, B, norm), val: referenceLogProbs(model, p.val, T, B, norm) };
       this.pairs = { data: p, reference, evalIds: Array.from({ length: Math.min(p.val.length, config.evalBatches * B) }, (_, i) => i) };
       this.source = new PairSource(p.train.length, B, dataSeed);
+      this.evalSet = [];
+    } else if (config.objective === 'grpo') {
+      const r = data.reinforcement;
+      if (!r || r.train.length === 0 || r.val.length === 0) throw new RangeError('a grpo run needs training and validation prompts');
+      if ((config.grpo?.klBeta ?? 0) > 0 && !r.reference) throw new RangeError('a grpo run with a KL penalty needs the reference model');
+      this.rl = { data: r, evalIds: Array.from({ length: Math.min(r.val.length, config.evalBatches * B) }, (_, i) => i) };
+      this.source = new PairSource(r.train.length, B, dataSeed);
       this.evalSet = [];
     } else if (config.packing) {
       if (config.objective !== 'causal') throw new RangeError('packing is for the causal objective');
@@ -258,14 +293,20 @@ export class Trainer {
     let loss = 0;
     const shape = this.windowShape(this.step);
     const rewards = { chosen: 0, rejected: 0, accurate: 0, pairs: 0 };
+    const tally = new ReinforcementTally();
+    let rlTokens = 0;
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
       const seed = mixSeed(c.seed, this.step, micro);
       const lossOf = this.pairs
         ? this.pairLoss((this.source as PairSource).next(), rewards)
-        : (() => {
-            const batch = (this.source as BatchSource | PackedSource).next(shape);
-            return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
-          })();
+        : this.rl
+          ? this.rolloutLoss((this.source as PairSource).next(), seed, tally, (n) => {
+              rlTokens += n;
+            })
+          : (() => {
+              const batch = (this.source as BatchSource | PackedSource).next(shape);
+              return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
+            })();
       const { value, grads } = variableGrads(lossOf, vars);
       loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
       value.dispose();
@@ -287,9 +328,53 @@ export class Trainer {
     for (const g of sum.values()) g.dispose();
     this.step += 1;
     const ms = performance.now() - t0;
-    const tokens = (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
+    const tokens = this.rl ? rlTokens : (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
     const m: StepMetrics = { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
-    return this.pairs ? { ...m, preference: preferenceMetrics(rewards) } : m;
+    if (this.pairs) return { ...m, preference: preferenceMetrics(rewards) };
+    return this.rl ? { ...m, reinforcement: tally.metrics() } : m;
+  }
+
+  /**
+   * Samples a group of answers to each prompt `ids` with the model as it is, grades them, and
+   * returns their GRPO loss as a function for variableGrads (adding the step's numbers to `tally`).
+   */
+  private rolloutLoss(ids: number[], seed: number, tally: ReinforcementTally, countTokens: (n: number) => void): () => tf.Scalar {
+    const { data } = this.rl as { data: ReinforcementData };
+    const cfg = this.config.grpo as NonNullable<TrainConfig['grpo']>;
+    const rng = new Rng(mixSeed(seed, 7));
+    const prompts = ids.map((id) => data.train[id] as Int32Array);
+    const rollouts = prompts.flatMap((p) =>
+      sampleGroup(this.model, this.tokenizer, p, {
+        count: cfg.groupSize,
+        maxNewTokens: cfg.maxCompletionTokens,
+        temperature: cfg.temperature,
+        stopTokens: data.stopTokens,
+        stopText: data.stopText,
+        rng,
+      }),
+    );
+    const scores = rollouts.map((r, i) => data.grade('train', ids[Math.floor(i / cfg.groupSize)] as number, r.text));
+    const { advantages, stds } = groupAdvantages(scores, cfg.groupSize);
+    tally.addGroups(
+      scores,
+      stds,
+      rollouts.map((r) => r.tokens.length),
+    );
+    const batch = rolloutBatch(
+      prompts,
+      rollouts.map((r) => r.tokens),
+      this.config.seqLen,
+    );
+    countTokens(batch.tokens);
+    const ref = data.reference && cfg.klBeta > 0 ? tf.tidy(() => rolloutLogProbs(data.reference as Transformer, batch).dataSync() as Float32Array) : null;
+    return () => {
+      const lp = rolloutLogProbs(this.model, batch, { training: true, seed });
+      // the log-probabilities as the answers were sampled: this forward's values, without their gradient
+      const old = lp.dataSync() as Float32Array;
+      const t = grpoTerms(lp, old, ref, advantages, batch.m, cfg);
+      tally.addKl(t.kl.dataSync()[0] as number);
+      return t.loss;
+    };
   }
 
   /** The DPO loss of the training pairs `ids` (adding their rewards to `into`), as a function for variableGrads. */
@@ -328,6 +413,7 @@ export class Trainer {
   /** Mean loss, perplexity and token accuracy over the fixed validation batches. */
   evaluate(): EvalMetrics {
     if (this.pairs) return this.evaluatePairs(this.pairs);
+    if (this.rl) return this.evaluateRollouts(this.rl);
     let lossSum = 0;
     let correct = 0;
     let count = 0;
@@ -396,6 +482,50 @@ export class Trainer {
       accuracy: tokens > 0 ? hits / tokens : Number.NaN,
       tokens,
       preference: preferenceMetrics(sums),
+    };
+  }
+
+  /**
+   * Answers sampled for the validation prompts (eval_samples each, with the same seed at every
+   * evaluation), graded: their mean reward, minus it as the loss, and the perplexity and argmax
+   * share of their tokens under the model that sampled them.
+   */
+  private evaluateRollouts(run: { data: ReinforcementData; evalIds: number[] }): EvalMetrics {
+    const cfg = this.config.grpo as NonNullable<TrainConfig['grpo']>;
+    const rng = new Rng(mixSeed(this.config.seed, 3));
+    const tally = new ReinforcementTally();
+    let logprob = 0;
+    let hits = 0;
+    let tokens = 0;
+    for (const id of run.evalIds) {
+      const rollouts = sampleGroup(this.model, this.tokenizer, run.data.val[id] as Int32Array, {
+        count: cfg.evalSamples,
+        maxNewTokens: cfg.maxCompletionTokens,
+        temperature: cfg.temperature,
+        stopTokens: run.data.stopTokens,
+        stopText: run.data.stopText,
+        rng,
+      });
+      const scores = rollouts.map((r) => run.data.grade('val', id, r.text));
+      tally.addGroups(
+        scores,
+        [],
+        rollouts.map((r) => r.tokens.length),
+      );
+      for (const r of rollouts) {
+        logprob += r.logprob;
+        hits += r.argmaxHits;
+        tokens += r.tokens.length;
+      }
+    }
+    const m = tally.metrics();
+    return {
+      step: this.step,
+      loss: -m.reward,
+      perplexity: Math.exp(tokens > 0 ? -logprob / tokens : 0),
+      accuracy: tokens > 0 ? hits / tokens : 0,
+      tokens,
+      reinforcement: m,
     };
   }
 

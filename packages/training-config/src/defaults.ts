@@ -44,6 +44,17 @@ export const TRAINING_DEFAULTS = {
   dpoBeta: 0.1,
   /** DPO: weight of the NLL on the preferred answers added to the loss (0: none). */
   dpoRpoAlpha: 0,
+  /** Reinforcement (GRPO): completions sampled per prompt, the group whose rewards are compared. */
+  grpoGroupSize: 8,
+  /** Reinforcement: weight of the KL penalty to the starting model (TRL's original beta). */
+  grpoKlBeta: 0.04,
+  /** Reinforcement: the policy ratio's clip range (PPO's and TRL's epsilon). */
+  grpoClipEpsilon: 0.2,
+  /** Reinforcement: sampling temperature and the longest completion, in tokens. */
+  grpoTemperature: 1,
+  grpoMaxCompletionTokens: 64,
+  /** Reinforcement: completions sampled per validation prompt at each evaluation. */
+  grpoEvalSamples: 1,
 } as const;
 
 /** Warmup steps for a run of `maxSteps` when none were asked for. */

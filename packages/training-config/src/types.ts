@@ -1,7 +1,7 @@
 // The shape of a training run's configuration (no tensors, no I/O): what the trainer runs and
 // what the platform maps a job's hyperparameters to.
 
-export type Objective = 'causal' | 'mlm' | 'dpo';
+export type Objective = 'causal' | 'mlm' | 'dpo' | 'grpo';
 
 /** Direct Preference Optimization: the loss of a preference pair (see the trainer's preference.ts). */
 export interface DpoConfig {
@@ -11,6 +11,25 @@ export interface DpoConfig {
   rpoAlpha: number;
   /** Log-probabilities per answer token instead of summed over the answer. */
   lengthNormalize: boolean;
+}
+
+/**
+ * Group Relative Policy Optimization (Shao et al., 2024), the loss of OpenAI's reinforcement method
+ * (see the trainer's grpo.ts): completions sampled in groups per prompt, scored by a grader.
+ */
+export interface GrpoConfig {
+  /** Completions sampled per prompt. */
+  groupSize: number;
+  /** Weight of the KL penalty to the reference (0: none, and no reference is kept). */
+  klBeta: number;
+  /** The policy ratio is clipped to [1 - clipEpsilon, 1 + clipEpsilon]. */
+  clipEpsilon: number;
+  /** Sampling temperature of the completions. */
+  temperature: number;
+  /** Longest completion, in tokens. */
+  maxCompletionTokens: number;
+  /** Completions sampled per validation prompt at each evaluation. */
+  evalSamples: number;
 }
 export type OptimizerKind = 'adamw' | 'adam' | 'lamb';
 export type ScheduleKind = 'cosine' | 'linear' | 'constant';
@@ -76,6 +95,8 @@ export interface TrainConfig {
   activationCheckpointing?: boolean;
   /** The DPO loss's settings (objective 'dpo'). */
   dpo?: DpoConfig;
+  /** The GRPO loss's and sampling's settings (objective 'grpo'). */
+  grpo?: GrpoConfig;
   /**
    * Causal objective: rows of whole examples packed together (attention and positions per example)
    * instead of windows over the stream; needs the data's document starts.

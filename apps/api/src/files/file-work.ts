@@ -6,6 +6,9 @@ import { DatasetValidator, type Prepared, type PrepareTask, prepareStored, type 
 import type { ValidationReport } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
 import {
+  type MissingItemField,
+  type MissingItemFieldTask,
+  missingItemFieldStored,
   type Preview,
   type PreviewTask,
   previewStored,
@@ -25,7 +28,7 @@ export interface ValidateTask {
   limits: ValidationLimits;
 }
 
-export type FileTask = ValidateTask | PrepareTask | TallyTask | PreviewTask | UnknownCharactersTask;
+export type FileTask = ValidateTask | PrepareTask | TallyTask | PreviewTask | UnknownCharactersTask | MissingItemFieldTask;
 
 export type FileTaskResult<T extends FileTask> = T extends ValidateTask
   ? ValidationReport
@@ -35,7 +38,9 @@ export type FileTaskResult<T extends FileTask> = T extends ValidateTask
       ? TokenTally
       : T extends PreviewTask
         ? Preview
-        : UnknownCharactersFound;
+        : T extends MissingItemFieldTask
+          ? MissingItemField | null
+          : UnknownCharactersFound;
 
 export async function runFileTask<T extends FileTask>(storage: Storage, task: T): Promise<FileTaskResult<T>> {
   const t = task as FileTask;
@@ -48,7 +53,9 @@ export async function runFileTask<T extends FileTask>(storage: Storage, task: T)
           ? tallyStored(storage, t)
           : t.kind === 'preview'
             ? previewStored(storage, t)
-            : unknownCharactersStored(storage, t);
+            : t.kind === 'missing-item-field'
+              ? missingItemFieldStored(storage, t)
+              : unknownCharactersStored(storage, t);
   return result as Promise<FileTaskResult<T>>;
 }
 

@@ -5,7 +5,7 @@
 // template, plain text line by line with its newlines, and end-of-text between JSONL documents
 // unless one already ends with it.
 import { Histogram, recordTokens, storedLines } from '@crucible/datasets';
-import { datasetDocuments, type FileFormat, UnknownCharacters } from '@crucible/domain';
+import { datasetDocuments, type FileFormat, fieldOf, UnknownCharacters } from '@crucible/domain';
 import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
 import type { Storage } from '@crucible/storage';
 import { readStoredTokenizer, type TokenizerSource } from '../models/stored';
@@ -139,4 +139,28 @@ export async function unknownCharactersStored(storage: Storage, t: UnknownCharac
     missing,
     lacksChatTokens: t.format === 'jsonl_chat' && (tok.special('im_start') === undefined || tok.special('im_end') === undefined),
   };
+}
+
+export interface MissingItemFieldTask {
+  kind: 'missing-item-field';
+  key: string;
+  /** The dotted paths a grader reads from each line, with the grader's parameter that names each. */
+  fields: Array<{ path: string[]; param: string }>;
+}
+
+export interface MissingItemField {
+  line: number;
+  path: string;
+  param: string;
+}
+
+/** The first line of a stored JSONL file that lacks a field a grader reads ({{item.<path>}}); null when every line has them. */
+export async function missingItemFieldStored(storage: Storage, t: MissingItemFieldTask): Promise<MissingItemField | null> {
+  if (t.fields.length === 0) return null;
+  for await (const l of storedLines(storage, t.key)) {
+    if (!l.text.trim()) continue;
+    const item = JSON.parse(l.text) as unknown;
+    for (const f of t.fields) if (fieldOf(item, f.path) === undefined) return { line: l.number, path: f.path.join('.'), param: f.param };
+  }
+  return null;
 }

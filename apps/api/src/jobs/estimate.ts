@@ -28,8 +28,8 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
   // tokenized in a file work thread, streaming: a large file holds neither memory nor the event loop
   const all = (await deps.fileWork.run({ kind: 'tally', key: train.storageKey, format: train.format as FileFormat, counting })).total;
   const trainTokens = val ? all : Math.floor(all * (1 - hp.validation_split));
-  // a dpo job's steps come from its pairs (the file's records)
-  const pairs = method === 'dpo' ? train.lines - (val ? 0 : heldOutPairs(train.lines, hp.validation_split)) : undefined;
+  // a dpo job's steps come from its pairs, a reinforcement job's from its prompts (the file's records)
+  const pairs = method === 'dpo' || method === 'reinforcement' ? train.lines - (val ? 0 : heldOutPairs(train.lines, hp.validation_split)) : undefined;
   if (pairs === undefined && trainTokens < hp.block_size + 1) {
     throw new CrucibleError(
       'invalid_file',

@@ -11,11 +11,13 @@ import {
   type CreateJobRequest,
   CrucibleError,
   checkpointModelName,
+  compileGrader,
   controlChannel,
   type EventObject,
   type FileFormat,
   type FileRecord,
   fineTunedModelName,
+  type Grader,
   type Hyperparameters,
   ID_PREFIX,
   isPreset,
@@ -34,7 +36,7 @@ import {
   tokensPerStep,
   trainingQueueEntryId,
 } from '@crucible/domain';
-import { CharTokenizer, type Tokenizer } from '@crucible/model-files';
+import { CharTokenizer, hasChatTemplate, type Tokenizer } from '@crucible/model-files';
 import { dispatchTraining } from '@crucible/queue';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
@@ -43,9 +45,11 @@ import { checkpointModelConfig, storedTokenizer, type TokenizerSource, tokenizer
 import { page, unix } from '../pagination';
 
 export function jobObject(j: JobRecord): JobObject {
-  // a dpo job's beta, rpo_alpha and length_normalize are hyperparameters of its method, as OpenAI's
-  const { dpo, ...rest } = j.hyperparameters;
-  const hp = { ...rest, ...dpo };
+  // a dpo job's beta, rpo_alpha and length_normalize are hyperparameters of its method, as OpenAI's;
+  // a reinforcement job's grader sits beside its hyperparameters
+  const { dpo, reinforcement, ...rest } = j.hyperparameters;
+  const { grader, ...rl } = reinforcement ?? {};
+  const hp = { ...rest, ...dpo, ...rl };
   return {
     id: j.id,
     object: 'fine_tuning.job',
@@ -65,7 +69,7 @@ export function jobObject(j: JobRecord): JobObject {
     estimated_finish: null,
     integrations: null,
     metadata: j.metadata,
-    method: { type: j.method, [j.method]: { hyperparameters: hp, peft: j.hyperparameters.peft ?? { type: 'full' } } },
+    method: { type: j.method, [j.method]: { ...(grader ? { grader } : {}), hyperparameters: hp, peft: j.hyperparameters.peft ?? { type: 'full' } } },
     user_provided_suffix: j.suffix,
     backend: j.backend,
     data_preparation: j.preparation,
@@ -110,7 +114,19 @@ async function checkAgainstTokenizer(deps: Pick<Deps, 'fileWork'>, source: Token
   );
 }
 
-function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft } {
+/** Every line of a reinforcement file has the fields its grader's templates read ({{item.<field>}}). */
+async function checkGraderFields(deps: Pick<Deps, 'fileWork'>, grader: Grader, param: string, file: FileRecord): Promise<void> {
+  const { fields } = compileGrader(grader);
+  const missing = await deps.fileWork.run({ kind: 'missing-item-field', key: file.storageKey, fields: [...fields] });
+  if (!missing) return;
+  throw new CrucibleError(
+    'invalid_grader',
+    `${missing.param} reads {{item.${missing.path}}}, which line ${missing.line} of ${param} ${file.id} does not have`,
+    missing.param,
+  );
+}
+
+function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; hp: Hyperparameters; peft?: Peft; grader?: Grader } {
   const m = req.method;
   if (!m) {
     const type: MethodType = base.kind === 'trained' ? 'supervised' : PRESETS[base.name].arch === 'bert' ? 'mlm' : 'pretrain';
@@ -120,7 +136,7 @@ function methodOf(req: CreateJobRequest, base: BaseModel): { type: MethodType; h
   if (req.hyperparameters && body?.hyperparameters) {
     throw new CrucibleError('invalid_request', 'give hyperparameters either at the top level or in method, not both', 'hyperparameters');
   }
-  return { type: m.type, hp: body?.hyperparameters ?? req.hyperparameters ?? {}, peft: body?.peft };
+  return { type: m.type, hp: body?.hyperparameters ?? req.hyperparameters ?? {}, peft: body?.peft, grader: body?.grader };
 }
 
 /** A create request checked in full: its base, method, resolved spec and files (what create and estimate share). */
@@ -137,8 +153,16 @@ export interface ResolvedJobRequest {
 export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJobRequest): Promise<ResolvedJobRequest> {
   const { base, ref } = await resolveBaseModel(deps, actor, req.model);
   const method = methodOf(req, base);
-  const hyperparameters = resolveHyperparameters(method.type, base, method.hp, method.peft);
+  const hyperparameters = resolveHyperparameters(method.type, base, method.hp, method.peft, method.grader);
   const baseTokenizer = ref ? await storedTokenizer(deps.storage, ref) : undefined;
+  const imported = ref?.kind === 'model' && ref.model.source === 'imported';
+  if (hyperparameters.reinforcement && baseTokenizer && !hasChatTemplate(baseTokenizer, imported)) {
+    throw new CrucibleError(
+      'unsupported_method',
+      `reinforcement samples answers to chat prompts, and ${req.model} has no chat template (it was imported without a chat_template in tokenizer_config.json): import the instruct version of the model, or fine-tune it on chat data with method supervised first`,
+      'model',
+    );
+  }
   const checked = async (param: string, id: string): Promise<FileRecord> => {
     const f = await getProcessedFile(deps, actor, id, param);
     if (!METHOD_FORMATS[method.type].includes(f.format)) {
@@ -149,6 +173,7 @@ export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJob
       );
     }
     if (ref && baseTokenizer instanceof CharTokenizer) await checkAgainstTokenizer(deps, tokenizerSource(ref), param, f);
+    if (hyperparameters.reinforcement) await checkGraderFields(deps, hyperparameters.reinforcement.grader, param, f);
     return f;
   };
   const training = await checked('training_file', req.training_file);

@@ -124,6 +124,10 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
       validMargins: pick('valid_rewards/margins'),
       accuracies: pick('rewards/accuracies'),
       validAccuracies: pick('valid_rewards/accuracies'),
+      reward: pick('reward'),
+      validReward: pick('valid_reward'),
+      kl: pick('kl'),
+      varied: pick('frac_reward_nonzero_std'),
     };
   }, [points]);
 
@@ -233,6 +237,19 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
                 { name: 'validation', color: '#dc2626', points: series.validAccuracies },
               ]}
             />
+          </>
+        )}
+        {series.reward.length + series.validReward.length > 0 && (
+          <>
+            <LineChart
+              title="Mean reward"
+              series={[
+                { name: 'train', color: '#2563eb', points: series.reward },
+                { name: 'validation', color: '#dc2626', points: series.validReward },
+              ]}
+            />
+            <LineChart title="KL to the starting model" series={[{ name: 'kl', color: '#d97706', points: series.kl }]} />
+            <LineChart title="Groups with varied rewards" series={[{ name: 'share', color: '#059669', points: series.varied }]} />
           </>
         )}
       </div>

@@ -13,10 +13,20 @@ const HYPER: { name: string; label: string; kind: 'int' | 'number'; hint: string
   { name: 'block_size', label: 'Block size', kind: 'int', hint: 'Context length; default: the model’s.' },
   { name: 'learning_rate', label: 'Learning rate', kind: 'number', hint: 'Peak learning rate.' },
   { name: 'beta', label: 'DPO beta', kind: 'number', hint: 'dpo only: how far the model may move from the reference (default 0.1).' },
+  { name: 'group_size', label: 'Group size', kind: 'int', hint: 'reinforcement only: answers sampled per prompt (default 8).' },
+  { name: 'kl_beta', label: 'KL beta', kind: 'number', hint: 'reinforcement only: pull toward the starting model (default 0.04).' },
   { name: 'eval_interval', label: 'Eval interval', kind: 'int', hint: 'Steps between validations; 0: at the end.' },
   { name: 'checkpoint_interval', label: 'Checkpoint interval', kind: 'int', hint: 'Steps between checkpoints.' },
   { name: 'log_interval', label: 'Log interval', kind: 'int', hint: 'Steps between metric events.' },
 ];
+
+const GRADER_EXAMPLE = JSON.stringify({
+  type: 'string_check',
+  name: 'answer',
+  input: '{{sample.output_text}}',
+  reference: '{{item.answer}}',
+  operation: 'eq',
+});
 
 /** The form field an API error names: `method.pretrain.hyperparameters.max_steps` -> `max_steps`. */
 export function fieldOf(param: string | null): string | null {
@@ -24,6 +34,7 @@ export function fieldOf(param: string | null): string | null {
   const hp = /hyperparameters\.([a-z_]+)/.exec(param);
   if (hp) return hp[1] ?? null;
   if (/^method\.[a-z]+\.peft/.test(param)) return 'peft';
+  if (param.startsWith('method.reinforcement.grader')) return 'grader';
   if (param.startsWith('method')) return 'method';
   return param.split('.')[0] ?? null;
 }
@@ -55,9 +66,17 @@ export function NewJobPage({ crucible }: { crucible: Crucible }) {
         return;
       }
     }
-    const type = str('method') as 'pretrain' | 'mlm' | 'supervised' | 'dpo';
+    const type = str('method') as 'pretrain' | 'mlm' | 'supervised' | 'dpo' | 'reinforcement';
     const peft = str('peft');
     const inner: Record<string, unknown> = { hyperparameters };
+    if (type === 'reinforcement') {
+      try {
+        inner.grader = JSON.parse(str('grader'));
+      } catch {
+        setErrors({ grader: 'Not valid JSON: write a grader object such as the example.' });
+        return;
+      }
+    }
     if (peft && peft !== 'full') inner.peft = peft === 'lora' ? { type: 'lora', rank: Number(str('rank') || 8) } : { type: peft };
     const body = {
       model: str('model'),
@@ -151,8 +170,15 @@ export function NewJobPage({ crucible }: { crucible: Crucible }) {
             <option value="mlm">mlm: masked LM on text</option>
             <option value="supervised">supervised: prompt/completion or chat</option>
             <option value="dpo">dpo: preference pairs (preferred / non-preferred answers)</option>
+            <option value="reinforcement">reinforcement: prompts scored by a grader (GRPO)</option>
           </select>
           {fieldError('method')}
+          <label htmlFor="f-grader">Grader (reinforcement, JSON)</label>
+          <textarea {...fieldProps('grader')} rows={4} defaultValue={GRADER_EXAMPLE} />
+          <span className="hint" id="h-grader">
+            OpenAI’s grader object: string_check, text_similarity or multi; templates read the answer and the line’s fields.
+          </span>
+          {fieldError('grader')}
           <label htmlFor="f-peft">Trained weights</label>
           <select {...fieldProps('peft')} defaultValue="full">
             <option value="full">all (full fine-tune)</option>
@@ -183,7 +209,9 @@ export function NewJobPage({ crucible }: { crucible: Crucible }) {
           {Object.keys(errors)
             .filter(
               (k) =>
-                k !== 'extra' && !HYPER.some((h) => h.name === k) && !['training_file', 'validation_file', 'model', 'suffix', 'method', 'peft'].includes(k),
+                k !== 'extra' &&
+                !HYPER.some((h) => h.name === k) &&
+                !['training_file', 'validation_file', 'model', 'suffix', 'method', 'peft', 'grader'].includes(k),
             )
             .map((k) => (
               <p key={k} className="error" role="alert">

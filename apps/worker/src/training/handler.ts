@@ -73,6 +73,7 @@ import { type LoadedWeights, ModelLoader } from '../model-loader';
 import { internalFailureMessage } from './failure';
 import { Heartbeat } from './heartbeat';
 import { Owned } from './owned';
+import { reinforcementData } from './reinforcement';
 
 export interface TrainDeps {
   store: Store;
@@ -266,7 +267,12 @@ class TrainingRun {
     const hp = this.job.hyperparameters;
     const T = hp.block_size;
     const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
-    const { data, trainSize } = this.job.method === 'dpo' ? this.encodePairs(datasets, tokenizer) : this.encodeTokens(datasets, tokenizer);
+    const { data, trainSize } =
+      this.job.method === 'dpo'
+        ? this.encodePairs(datasets, tokenizer)
+        : this.job.method === 'reinforcement'
+          ? await this.encodePrompts(datasets, tokenizer)
+          : this.encodeTokens(datasets, tokenizer);
     const schedule = finalizeSchedule(hp, trainSize);
     let trainer: Trainer;
     try {
@@ -307,6 +313,17 @@ class TrainingRun {
       : splitPairs(all, hp.validation_split, hp.validation_split_seed ?? null);
     const empty = new Int32Array(0);
     return { data: { train: empty, val: empty, preference: split }, trainSize: split.train.length };
+  }
+
+  /** A reinforcement job's prompts, grader and reference (the base weights, loaded again: a resumed run's model has moved). */
+  private async encodePrompts(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): Promise<{ data: TrainData; trainSize: number }> {
+    const hp = this.job.hyperparameters;
+    const settings = hp.reinforcement;
+    if (!settings) throw new JobInputError('invalid_grader', 'this reinforcement job has no grader', 'method.reinforcement.grader');
+    const base = await this.baseWeights();
+    return reinforcementData(datasets, tokenizer, settings, { ratio: hp.validation_split, seed: hp.validation_split_seed ?? null }, base, (m) =>
+      this.owned.add(m),
+    );
   }
 
   /** Token streams for the other methods, as encodeSplit makes them; the size is the training tokens. */
@@ -438,9 +455,17 @@ class TrainingRun {
         'rewards/margins': m.preference.margins,
         'rewards/accuracies': m.preference.accuracies,
       }),
+      ...(m.reinforcement && {
+        reward: m.reinforcement.reward,
+        reward_std: m.reinforcement.rewardStd,
+        kl: m.reinforcement.kl,
+        frac_reward_nonzero_std: m.reinforcement.fracNonzeroStd,
+        completion_length: m.reinforcement.completionLength,
+      }),
     };
     const trained = m.step * tokensPerStep(this.job.hyperparameters);
-    await this.fenced(() => this.writes.recordStep(data, `Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}`, trained));
+    const reward = m.reinforcement ? `, mean reward=${m.reinforcement.reward.toFixed(3)}` : '';
+    await this.fenced(() => this.writes.recordStep(data, `Step ${m.step}/${maxSteps}: training loss=${m.loss.toFixed(4)}${reward}`, trained));
     this.progress(Math.round((100 * m.step) / maxSteps)).catch(() => {}); // queue bookkeeping only
   }
 
@@ -462,8 +487,13 @@ class TrainingRun {
         'valid_rewards/margins': e.preference.margins,
         'valid_rewards/accuracies': e.preference.accuracies,
       }),
+      ...(e.reinforcement && { valid_reward: e.reinforcement.reward, valid_completion_length: e.reinforcement.completionLength }),
     };
-    const rewards = e.preference ? `, reward accuracy=${(100 * e.preference.accuracies).toFixed(1)}%, margin=${e.preference.margins.toFixed(3)}` : '';
+    const rewards = e.preference
+      ? `, reward accuracy=${(100 * e.preference.accuracies).toFixed(1)}%, margin=${e.preference.margins.toFixed(3)}`
+      : e.reinforcement
+        ? `, mean reward=${e.reinforcement.reward.toFixed(3)}`
+        : '';
     const message = `Step ${e.step}: validation loss=${e.loss.toFixed(4)}, perplexity=${e.perplexity.toFixed(2)}, accuracy=${(100 * e.accuracy).toFixed(1)}%${rewards}${improved ? ' (best so far)' : ''}`;
     // its metrics, its event, and the numbers of a checkpoint saved at this step (just before): one transaction
     const recorded = await this.io(() => this.writes.recordEvaluation(data, message, this.checkpointMetrics(e.step)));

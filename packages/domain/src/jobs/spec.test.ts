@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CrucibleError } from '../errors';
-import { finalizeSchedule, resolveHyperparameters, trainConfigFor } from './spec';
+import { finalizeSchedule, resolveHyperparameters, tokensPerStep, trainConfigFor } from './spec';
 
 describe('resolveHyperparameters', () => {
   it('fills in every default for a pretraining job', () => {
@@ -109,5 +109,44 @@ describe('finalizeSchedule', () => {
     expect(finalizeSchedule(h, 1000)).toEqual({ maxSteps: 50, warmupSteps: 5 });
     expect(finalizeSchedule({ ...h, warmup_ratio: 0.2 }, 1000)).toEqual({ maxSteps: 50, warmupSteps: 10 });
     expect(finalizeSchedule({ ...h, max_steps: 7, warmup_steps: 3 }, 1000)).toEqual({ maxSteps: 7, warmupSteps: 3 });
+  });
+});
+
+describe('the reinforcement method', () => {
+  const grader = { type: 'string_check', name: 'sum', input: '{{sample.output_text}}', reference: '{{item.answer}}', operation: 'eq' } as const;
+
+  it('resolves GRPO settings with their defaults (group_size x compute_multiplier), counts steps by prompts and rows by groups', () => {
+    const h = resolveHyperparameters(
+      'reinforcement',
+      trained,
+      { batch_size: 4, block_size: 16, compute_multiplier: 1.5, eval_interval: 'auto' },
+      undefined,
+      grader,
+    );
+    expect(h.reinforcement).toEqual({
+      grader,
+      group_size: 12,
+      kl_beta: 0.04,
+      temperature: 1,
+      max_completion_tokens: 64,
+      eval_samples: 1,
+      compute_multiplier: 1.5,
+    });
+    expect(h.eval_interval).toBe(250);
+    // 2 epochs of 40 prompts at 4 prompts per step
+    expect(finalizeSchedule({ ...h, n_epochs: 2 }, 40).maxSteps).toBe(20);
+    expect(tokensPerStep(h)).toBe(12 * 4 * 16);
+    const config = trainConfigFor(h, 'reinforcement', { maxSteps: 20, warmupSteps: 2 }, 1);
+    expect(config.objective).toBe('grpo');
+    expect(config.grpo).toEqual({ groupSize: 12, klBeta: 0.04, clipEpsilon: 0.2, temperature: 1, maxCompletionTokens: 64, evalSamples: 1 });
+  });
+
+  it('needs a grader, trained weights and no reasoning effort; its settings belong to it alone', () => {
+    expect(() => resolveHyperparameters('reinforcement', trained)).toThrow(/needs a grader/);
+    expect(() => resolveHyperparameters('reinforcement', { kind: 'preset', name: 'gpt-nano' }, {}, undefined, grader)).toThrow(/starts from trained weights/);
+    expect(() => resolveHyperparameters('reinforcement', trained, { reasoning_effort: 'high' }, undefined, grader)).toThrow(/reasoning models/);
+    expect(resolveHyperparameters('reinforcement', trained, { reasoning_effort: 'default' }, undefined, grader).reinforcement?.group_size).toBe(8);
+    expect(() => resolveHyperparameters('supervised', trained, { group_size: 4 })).toThrow(/group_size applies to reinforcement jobs/);
+    expect(() => resolveHyperparameters('reinforcement', trained, {}, undefined, { ...grader, type: 'python', source: '' } as never)).toThrow(/sandbox/);
   });
 });

@@ -21,6 +21,8 @@ import {
 } from '@crucible/training-config';
 import type { ChatLoss } from '../datasets';
 import { CrucibleError } from '../errors';
+import { compileGrader } from '../graders/grade';
+import type { Grader } from '../schemas/graders';
 import type { Hyperparameters, MethodType, Peft } from '../schemas/jobs';
 
 export interface ResolvedHyperparameters {
@@ -59,6 +61,19 @@ export interface ResolvedHyperparameters {
   packing?: boolean;
   /** The DPO loss's settings (method dpo); absent or null otherwise. */
   dpo?: { beta: number; rpo_alpha: number; length_normalize: boolean } | null;
+  /** The reinforcement method's grader and GRPO settings; absent or null otherwise. */
+  reinforcement?: ReinforcementSettings | null;
+}
+
+export interface ReinforcementSettings {
+  grader: Grader;
+  /** Answers sampled per prompt: group_size x compute_multiplier, at least 2. */
+  group_size: number;
+  kl_beta: number;
+  temperature: number;
+  max_completion_tokens: number;
+  eval_samples: number;
+  compute_multiplier: number;
 }
 
 /** Hyperparameters only one method takes. */
@@ -68,7 +83,17 @@ const METHOD_ONLY: Array<[keyof Hyperparameters, MethodType, string]> = [
   ['beta', 'dpo', 'dpo jobs'],
   ['rpo_alpha', 'dpo', 'dpo jobs'],
   ['length_normalize', 'dpo', 'dpo jobs'],
+  ['group_size', 'reinforcement', 'reinforcement jobs'],
+  ['kl_beta', 'reinforcement', 'reinforcement jobs'],
+  ['temperature', 'reinforcement', 'reinforcement jobs'],
+  ['max_completion_tokens', 'reinforcement', 'reinforcement jobs'],
+  ['eval_samples', 'reinforcement', 'reinforcement jobs'],
+  ['compute_multiplier', 'reinforcement', 'reinforcement jobs'],
+  ['reasoning_effort', 'reinforcement', 'reinforcement jobs'],
 ];
+
+/** The methods that start from trained weights (never from a preset). */
+const FROM_TRAINED: readonly MethodType[] = ['supervised', 'dpo', 'reinforcement'];
 
 /**
  * What the job starts from: a preset (trained from scratch), or trained weights: a model of the
@@ -84,13 +109,19 @@ export function methodFits(method: MethodType, arch: Architecture): boolean {
 }
 
 /** Checks that the method fits the base model and fills in every default. Throws CrucibleError. */
-export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: Hyperparameters = {}, peftRequest?: Peft): ResolvedHyperparameters {
+export function resolveHyperparameters(
+  method: MethodType,
+  base: BaseModel,
+  hp: Hyperparameters = {},
+  peftRequest?: Peft,
+  grader?: Grader,
+): ResolvedHyperparameters {
   const p = (name: string) => `method.${method}.hyperparameters.${name}`;
   const arch = base.kind === 'preset' ? PRESETS[base.name].arch : base.arch;
-  if ((method === 'supervised' || method === 'dpo') && base.kind !== 'trained') {
+  if (FROM_TRAINED.includes(method) && base.kind !== 'trained') {
     throw new CrucibleError(
       'unsupported_method',
-      `${method === 'dpo' ? 'dpo' : 'supervised fine-tuning'} starts from trained weights; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first, or import a model)`,
+      `${method === 'supervised' ? 'supervised fine-tuning' : method} starts from trained weights; ${base.kind === 'preset' ? base.name : ''} is a preset (pretrain it first, or import a model)`,
       'model',
     );
   }
@@ -132,7 +163,8 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
   for (const [name, only, what] of METHOD_ONLY) {
     if (hp[name] !== undefined && method !== only) throw new CrucibleError('invalid_hyperparameters', `${name} applies to ${what}`, p(name));
   }
-  if ((hp.early_stopping || hp.model_selection === 'best') && hp.eval_interval === 0) {
+  const evalInterval = hp.eval_interval === undefined || hp.eval_interval === 'auto' ? D.evalInterval : hp.eval_interval;
+  if ((hp.early_stopping || hp.model_selection === 'best') && evalInterval === 0) {
     throw new CrucibleError(
       'invalid_hyperparameters',
       'early stopping and model_selection "best" need evaluations during training (eval_interval > 0)',
@@ -161,7 +193,7 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
     activation_checkpointing: hp.activation_checkpointing ?? D.activationCheckpointing,
     block_size: block,
     dropout: hp.dropout ?? D.dropout,
-    eval_interval: hp.eval_interval ?? D.evalInterval,
+    eval_interval: evalInterval,
     eval_batches: hp.eval_batches ?? D.evalBatches,
     checkpoint_interval: hp.checkpoint_interval ?? D.checkpointInterval,
     log_interval: hp.log_interval ?? D.logInterval,
@@ -183,6 +215,30 @@ export function resolveHyperparameters(method: MethodType, base: BaseModel, hp: 
             length_normalize: hp.length_normalize ?? false,
           }
         : null,
+    reinforcement: method === 'reinforcement' ? reinforcementSettings(hp, grader) : null,
+  };
+}
+
+/** A reinforcement job's grader (compiled to check it: unsupported_grader, invalid_grader) and GRPO settings. */
+function reinforcementSettings(hp: Hyperparameters, grader: Grader | undefined): ReinforcementSettings {
+  if (!grader) throw new CrucibleError('invalid_grader', 'a reinforcement job needs a grader', 'method.reinforcement.grader');
+  compileGrader(grader);
+  if (hp.reasoning_effort !== undefined && hp.reasoning_effort !== 'default') {
+    throw new CrucibleError(
+      'unsupported_parameter',
+      `reasoning_effort ${hp.reasoning_effort} applies to OpenAI's reasoning models; the models trained here take no reasoning effort (leave it out or use default)`,
+      'method.reinforcement.hyperparameters.reasoning_effort',
+    );
+  }
+  const multiplier = hp.compute_multiplier === undefined || hp.compute_multiplier === 'auto' ? 1 : hp.compute_multiplier;
+  return {
+    grader,
+    group_size: Math.max(2, Math.round((hp.group_size ?? D.grpoGroupSize) * multiplier)),
+    kl_beta: hp.kl_beta ?? D.grpoKlBeta,
+    temperature: hp.temperature ?? D.grpoTemperature,
+    max_completion_tokens: hp.max_completion_tokens ?? D.grpoMaxCompletionTokens,
+    eval_samples: hp.eval_samples === undefined || hp.eval_samples === 'auto' ? D.grpoEvalSamples : hp.eval_samples,
+    compute_multiplier: multiplier,
   };
 }
 
@@ -228,28 +284,42 @@ function resolvePeft(req: Peft | undefined, base: BaseModel, method: MethodType)
 
 /**
  * max_steps and warmup once the size of the training data is known: its tokens, or for a dpo job
- * its preference pairs (an epoch is every pair once).
+ * its preference pairs (an epoch is every pair once), for a reinforcement job its prompts.
  */
 export function finalizeSchedule(h: ResolvedHyperparameters, trainSize: number): { maxSteps: number; warmupSteps: number } {
-  const perStep = h.dpo ? h.batch_size * h.gradient_accumulation_steps : tokensPerStep(h);
+  const perStep = h.dpo || h.reinforcement ? h.batch_size * h.gradient_accumulation_steps : tokensPerStep(h);
   const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainSize) / perStep));
   const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : defaultWarmupSteps(maxSteps));
   return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
 }
 
 /**
- * Tokens one optimizer step trains on: sequences x their length x accumulated micro-batches (a
- * dpo step reads two sequences per pair, each at most block_size long).
+ * Tokens one optimizer step trains on (at most): sequences x their length x accumulated
+ * micro-batches. A dpo step reads two sequences per pair, a reinforcement step group_size
+ * sampled answers per prompt, each at most block_size long.
  */
-export function tokensPerStep(h: Pick<ResolvedHyperparameters, 'batch_size' | 'block_size' | 'gradient_accumulation_steps' | 'dpo'>): number {
-  return (h.dpo ? 2 : 1) * h.batch_size * h.block_size * h.gradient_accumulation_steps;
+export function tokensPerStep(h: Pick<ResolvedHyperparameters, 'batch_size' | 'block_size' | 'gradient_accumulation_steps' | 'dpo' | 'reinforcement'>): number {
+  const rows = h.dpo ? 2 : h.reinforcement ? h.reinforcement.group_size : 1;
+  return rows * h.batch_size * h.block_size * h.gradient_accumulation_steps;
 }
 
 /** The trainer's config for a job: the one mapping from a resolved spec to TrainConfig. */
 export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, schedule: { maxSteps: number; warmupSteps: number }, seed: number): TrainConfig {
   return {
-    objective: method === 'mlm' ? 'mlm' : method === 'dpo' ? 'dpo' : 'causal',
+    objective: method === 'mlm' ? 'mlm' : method === 'dpo' ? 'dpo' : method === 'reinforcement' ? 'grpo' : 'causal',
     ...(h.dpo ? { dpo: { beta: h.dpo.beta, rpoAlpha: h.dpo.rpo_alpha, lengthNormalize: h.dpo.length_normalize } } : {}),
+    ...(h.reinforcement
+      ? {
+          grpo: {
+            groupSize: h.reinforcement.group_size,
+            klBeta: h.reinforcement.kl_beta,
+            clipEpsilon: D.grpoClipEpsilon,
+            temperature: h.reinforcement.temperature,
+            maxCompletionTokens: h.reinforcement.max_completion_tokens,
+            evalSamples: h.reinforcement.eval_samples,
+          },
+        }
+      : {}),
     ...(h.packing ? { packing: true } : {}),
     maxSteps: schedule.maxSteps,
     batchSize: h.batch_size,

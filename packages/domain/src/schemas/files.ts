@@ -3,10 +3,10 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Nullable } from './common';
 
-export const FILE_FORMATS = ['text', 'jsonl_text', 'jsonl_prompt_completion', 'jsonl_chat', 'jsonl_preference'] as const;
+export const FILE_FORMATS = ['text', 'jsonl_text', 'jsonl_prompt_completion', 'jsonl_chat', 'jsonl_preference', 'jsonl_reinforcement'] as const;
 export type FileFormat = (typeof FILE_FORMATS)[number];
 
-/** fine-tune (OpenAI's; any format), pretrain (text), supervised (prompt/completion or chat), evals (any). Preference pairs (dpo) are fine-tune files, as OpenAI's. */
+/** fine-tune (OpenAI's; any format), pretrain (text), supervised (prompt/completion or chat), evals (any). Preference pairs (dpo) and reinforcement prompts are fine-tune files, as OpenAI's. */
 export const FILE_PURPOSES = ['fine-tune', 'pretrain', 'supervised', 'evals'] as const;
 
 /** The formats each purpose accepts (validation reports a mismatch as purpose_mismatch). */

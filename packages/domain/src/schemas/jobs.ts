@@ -5,6 +5,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { JOB_STATUSES } from '../jobs/state-machine';
 import { EventLevelSchema, FailureError, Metadata, Nullable } from './common';
 import { PreparationRules, PreparationRulesRequest } from './files';
+import { Grader } from './graders';
 
 const auto = Type.Literal('auto');
 const intOrAuto = (min: number, max: number, description: string) => Type.Union([Type.Integer({ minimum: min, maximum: max }), auto], { description });
@@ -62,7 +63,11 @@ export const Hyperparameters = Type.Object(
     ),
     block_size: Type.Optional(Type.Integer({ minimum: 4, maximum: 4096, description: 'Context length; default: the model preset.' })),
     dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9, default: D.dropout })),
-    eval_interval: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: D.evalInterval, description: '0: evaluate only at the end.' })),
+    eval_interval: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0, maximum: 1_000_000 }), auto], {
+        description: `Steps between evaluations; 0: only at the end. auto = ${D.evalInterval}.`,
+      }),
+    ),
     eval_batches: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: D.evalBatches })),
     checkpoint_interval: Type.Optional(
       Type.Integer({
@@ -144,6 +149,39 @@ export const Hyperparameters = Type.Object(
         description: 'dpo: compare the answers by their log-probability per token instead of in total (longer answers no longer weigh more).',
       }),
     ),
+    group_size: Type.Optional(
+      Type.Integer({
+        minimum: 2,
+        maximum: 64,
+        default: D.grpoGroupSize,
+        description: 'reinforcement: answers sampled per prompt; each is scored against the others of its group (GRPO).',
+      }),
+    ),
+    kl_beta: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        default: D.grpoKlBeta,
+        description: 'reinforcement: weight of the KL penalty that keeps the model near the one it started from. 0: none.',
+      }),
+    ),
+    temperature: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 2, default: D.grpoTemperature, description: 'reinforcement: sampling temperature of the answers.' }),
+    ),
+    max_completion_tokens: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 4096, default: D.grpoMaxCompletionTokens, description: 'reinforcement: the longest answer sampled, in tokens.' }),
+    ),
+    eval_samples: Type.Optional(intOrAuto(1, 64, `reinforcement: answers sampled per validation prompt at each evaluation. auto = ${D.grpoEvalSamples}.`)),
+    compute_multiplier: Type.Optional(
+      Type.Union([Type.Number({ minimum: 0.1, maximum: 16 }), auto], {
+        description: 'reinforcement: scales the answers sampled per prompt (group_size x this, at least 2). auto = 1.',
+      }),
+    ),
+    reasoning_effort: Type.Optional(
+      Type.Union([Type.Literal('default'), Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')], {
+        description: 'reinforcement: OpenAI’s reasoning models only; accepted as default, any other value is refused.',
+      }),
+    ),
     chat_loss: Type.Optional(
       Type.Union([Type.Literal('assistant'), Type.Literal('all')], {
         default: 'assistant',
@@ -192,7 +230,11 @@ export const Peft = Type.Union(
 export type Peft = Static<typeof Peft>;
 
 const methodBody = Type.Object({ hyperparameters: Type.Optional(Hyperparameters), peft: Type.Optional(Peft) }, { additionalProperties: false });
-export const METHOD_TYPES = ['pretrain', 'mlm', 'supervised', 'dpo'] as const;
+export const METHOD_TYPES = ['pretrain', 'mlm', 'supervised', 'dpo', 'reinforcement'] as const;
+const reinforcementBody = Type.Object(
+  { grader: Grader, hyperparameters: Type.Optional(Hyperparameters), peft: Type.Optional(Peft) },
+  { additionalProperties: false },
+);
 export type MethodType = (typeof METHOD_TYPES)[number];
 
 export const Method = Type.Union(
@@ -201,14 +243,15 @@ export const Method = Type.Union(
     Type.Object({ type: Type.Literal('mlm'), mlm: Type.Optional(methodBody) }, { additionalProperties: false }),
     Type.Object({ type: Type.Literal('supervised'), supervised: Type.Optional(methodBody) }, { additionalProperties: false }),
     Type.Object({ type: Type.Literal('dpo'), dpo: Type.Optional(methodBody) }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('reinforcement'), reinforcement: reinforcementBody }, { additionalProperties: false }),
   ],
   {
     description:
-      'pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference.',
+      'pretrain: causal LM on text (from a gpt preset, or continued from a trained gpt model); mlm: masked LM on text (bert preset or trained bert model); supervised: fine-tune a trained or imported model, or a checkpoint, on prompt/completion or chat data (loss on the answers); dpo: Direct Preference Optimization of a trained or imported model on preference pairs (OpenAI’s format), against the starting model as the reference; reinforcement: GRPO against a grader (OpenAI’s reinforcement fine-tuning) on prompts with fields for the grader, from a trained or imported chat model.',
   },
 );
 export type Method = Static<typeof Method>;
-export type MethodSettings = Static<typeof methodBody>;
+export type MethodSettings = Static<typeof methodBody> & { grader?: Grader };
 
 /** The settings a method object carries under its own type's name (`{type: 'supervised', supervised: {...}}`). */
 export function methodSettings(m: Method): MethodSettings | undefined {
@@ -221,6 +264,8 @@ export function methodSettings(m: Method): MethodSettings | undefined {
       return m.supervised;
     case 'dpo':
       return m.dpo;
+    case 'reinforcement':
+      return m.reinforcement;
   }
 }
 
@@ -289,29 +334,39 @@ export type JobObject = Static<typeof JobObject>;
 // the OpenAPI document (no hand-written parser on either side).
 
 /** A logged training step (every `log_interval` steps). */
-const reward = (what: string) => Type.Optional(Type.Number({ description: `dpo jobs: ${what}` }));
+const reward = (what: string, method = 'dpo') => Type.Optional(Type.Number({ description: `${method} jobs: ${what}` }));
 
-/** DPO's rewards of a step's pairs, under TRL's names: beta x (log pi - log ref) of each answer, averaged. */
+/** DPO's rewards of a step's pairs, under TRL's names: beta x (log pi - log ref) of each answer, averaged; GRPO's, under TRL's names too. */
 const TrainRewards = {
   'rewards/chosen': reward('mean reward of the preferred answers.'),
   'rewards/rejected': reward('mean reward of the non-preferred answers.'),
   'rewards/margins': reward('mean of chosen - rejected.'),
   'rewards/accuracies': reward('share of pairs whose preferred answer has the higher reward.'),
+  reward: reward('mean grader score of the step’s sampled answers.', 'reinforcement'),
+  reward_std: reward('mean standard deviation of the scores within a group.', 'reinforcement'),
+  kl: reward('mean per-token KL divergence of the model from the one it started from (k3 estimate).', 'reinforcement'),
+  frac_reward_nonzero_std: reward(
+    'share of the step’s groups whose scores differ (only those teach anything; TRL logs 1 - this as frac_reward_zero_std).',
+    'reinforcement',
+  ),
+  completion_length: reward('mean length of the sampled answers, in tokens.', 'reinforcement'),
 };
 
-/** The same on the validation pairs (this API's valid_ prefix, as valid_loss). */
+/** The same on the validation pairs or prompts (this API's valid_ prefix, as valid_loss). */
 const ValidRewards = {
   'valid_rewards/chosen': reward('rewards/chosen on the validation pairs.'),
   'valid_rewards/rejected': reward('rewards/rejected on the validation pairs.'),
   'valid_rewards/margins': reward('rewards/margins on the validation pairs.'),
   'valid_rewards/accuracies': reward('rewards/accuracies on the validation pairs.'),
+  valid_reward: reward('mean grader score of answers sampled for the validation prompts (eval_samples each).', 'reinforcement'),
+  valid_completion_length: reward('mean length of those answers, in tokens.', 'reinforcement'),
 };
 
-/** The names of DPO's reward metrics, train then validation. */
+/** The names of the methods' reward metrics (dpo's and reinforcement's), train then validation. */
 export const REWARD_METRICS = [...Object.keys(TrainRewards), ...Object.keys(ValidRewards)] as Array<keyof typeof TrainRewards | keyof typeof ValidRewards>;
 export type RewardMetrics = Partial<Record<(typeof REWARD_METRICS)[number], number>>;
 
-/** The reward metrics a step's or an evaluation's data carries; null when none (every method but dpo). */
+/** The reward metrics a step's or an evaluation's data carries; null when none (every method but dpo and reinforcement). */
 export function rewardsOf(data: Record<string, unknown>): RewardMetrics | null {
   const out: RewardMetrics = {};
   for (const k of REWARD_METRICS) if (typeof data[k] === 'number') out[k] = data[k] as number;
@@ -338,9 +393,15 @@ export const ValidationMetrics = Type.Object(
   {
     kind: Type.Literal('evaluation'),
     step: Type.Integer({ minimum: 0 }),
-    valid_loss: Type.Number({ description: 'dpo jobs: the DPO loss of the validation pairs.' }),
-    valid_perplexity: Type.Number({ description: 'dpo jobs: of the preferred answers.' }),
-    valid_mean_token_accuracy: Type.Number({ description: 'dpo jobs: of the preferred answers.' }),
+    valid_loss: Type.Number({
+      description: 'dpo jobs: the DPO loss of the validation pairs; reinforcement jobs: minus valid_reward (lower is better, as for every method).',
+    }),
+    valid_perplexity: Type.Number({
+      description: 'dpo jobs: of the preferred answers; reinforcement jobs: of the sampled validation answers under the model that sampled them.',
+    }),
+    valid_mean_token_accuracy: Type.Number({
+      description: 'dpo jobs: of the preferred answers; reinforcement jobs: share of the sampled answers’ tokens that were the most likely one.',
+    }),
     best: Type.Boolean({ description: 'The lowest validation loss of the run so far (step 0 never counts).' }),
     ...ValidRewards,
   },

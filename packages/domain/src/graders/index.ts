@@ -1,0 +1,4 @@
+export * from './formula';
+export * from './grade';
+export * from './similarity';
+export * from './templates';
