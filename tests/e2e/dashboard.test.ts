@@ -49,6 +49,10 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
   });
 
   it('signs in with an API key kept in the session, never in the URL, from the keyboard', async () => {
+    const missing: string[] = [];
+    page.on('response', (r) => {
+      if (r.status() === 404 && r.url().startsWith(p.url) && !r.url().includes('/v1/')) missing.push(r.url());
+    });
     await page.goto(`${p.url}/dashboard/`);
     await expect.poll(() => page.evaluate<string>('document.activeElement?.id')).toBe('apiKey');
     await page.keyboard.type('ck-wrong');
@@ -61,6 +65,9 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     expect(await page.evaluate<string>("sessionStorage.getItem('crucible.apiKey')")).toBe(p.apiKey);
     expect(await page.evaluate<number>('localStorage.length')).toBe(0);
     await page.getByRole('link', { name: trained.id }).waitFor();
+    // the page's own files are all there, and its icon is inline (no request, so no favicon.ico 404)
+    expect(missing).toEqual([]);
+    expect(await page.locator('link[rel=icon]').getAttribute('href')).toMatch(/^data:image\/svg\+xml,/);
     await shot('jobs');
     // a missing job is a clear error, not a blank page
     await page.goto(`${p.url}/dashboard/#/jobs/ftjob-missing`);
@@ -275,6 +282,18 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       await expect.poll(async () => Number(await page.getByTestId(`chart-${chart}`).getAttribute('data-points'))).toBeGreaterThan(2);
     }
     await shot('reinforcement-job');
+  });
+
+  it('reaches the skip link with the first Tab, and offers no playground on a preset', async () => {
+    await page.goto(`${p.url}/dashboard/#/jobs`);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Jobs' }).waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.textContent')).toBe('Skip to content');
+    await page.goto(`${p.url}/dashboard/#/models/gpt-nano`);
+    await page.getByRole('heading', { name: 'gpt-nano' }).waitFor();
+    await page.getByText('A preset is a shape with untrained weights').waitFor();
+    expect(await page.getByRole('heading', { name: 'Playground' }).count()).toBe(0);
   });
 
   it('fits phone and tablet windows, passes an accessibility audit, and serves the API reference at /docs', async () => {

@@ -339,6 +339,8 @@ describe('imports refused with 400 invalid_model naming the field and its value,
 
 const SMOLLM = join(import.meta.dirname, '../../../shared/data/hf-tokenizers/smollm2-135m-instruct');
 describe.skipIf(!existsSync(SMOLLM))("SmolLM2's own tokenizer files (from ../shared)", () => {
+  let smol = '';
+
   it('an import with them encodes a prompt as Hugging Face does (the prompt token count)', async () => {
     const cfg = JSON.parse(readFileSync(join(SMOLLM, 'config.json'), 'utf8'));
     const small = { ...cfg, hidden_size: 24, intermediate_size: 32, num_attention_heads: 3, num_key_value_heads: 1, num_hidden_layers: 1 };
@@ -346,6 +348,7 @@ describe.skipIf(!existsSync(SMOLLM))("SmolLM2's own tokenizer files (from ../sha
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) files[f] = readFileSync(join(SMOLLM, f));
     const r = await importFiles(files);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
+    smol = r.body.id;
     const prompt = 'Hello world!  123 🤗 <|im_start|>user';
     const served = await client.completions.create({ model: r.body.id, prompt, max_tokens: 1, temperature: 0 });
     // Hugging Face's own library on the same tokenizer.json
@@ -365,5 +368,59 @@ describe.skipIf(!existsSync(SMOLLM))("SmolLM2's own tokenizer files (from ../sha
     expect(rendered).toContain('You are a helpful AI assistant named SmolLM');
     const ids = await (await Tokenizer.fromFile(join(SMOLLM, 'tokenizer.json'))).encode(rendered);
     expect(chat.usage?.prompt_tokens).toBe(ids.getIds().length);
+  });
+
+  it('runs dpo and reinforcement (with LoRA) on it: its Jinja chat template renders the prompts, sampled answers stay within their budget', async () => {
+    const upload = async (lines: unknown[], name: string) => {
+      const f = await client.files.create({ file: await toFile(Buffer.from(lines.map((l) => JSON.stringify(l)).join('\n')), name), purpose: 'fine-tune' });
+      return eventually(async () => ((await client.files.retrieve(f.id)).status === 'processed' ? f.id : undefined));
+    };
+    const words = ['red', 'green', 'blue', 'black', 'white', 'pink', 'gray', 'gold'];
+    const user = (w: string) => [{ role: 'user', content: `name ${w}` }];
+    const pairs = await upload(
+      words.map((w) => ({
+        input: { messages: user(w) },
+        preferred_output: [{ role: 'assistant', content: w.toUpperCase() }],
+        non_preferred_output: [{ role: 'assistant', content: w }],
+      })),
+      'smol-prefs.jsonl',
+    );
+    const prompts = await upload(
+      words.map((w) => ({ messages: user(w), answer: w })),
+      'smol-prompts.jsonl',
+    );
+    const small = { block_size: 64, batch_size: 2, max_steps: 3, eval_interval: 0, eval_batches: 1, log_interval: 1 };
+    const dpo = await client.fineTuning.jobs.create({
+      model: smol,
+      training_file: pairs,
+      method: { type: 'dpo', dpo: { hyperparameters: { ...small, beta: 0.5 } as never } },
+    });
+    const grader = {
+      type: 'text_similarity',
+      name: 'close',
+      input: '{{sample.output_text}}',
+      reference: '{{item.answer}}',
+      evaluation_metric: 'fuzzy_match',
+    } as const;
+    const rl = await client.fineTuning.jobs.create({
+      model: smol,
+      training_file: prompts,
+      // with LoRA: the reference is the base, loaded frozen beside the adapted model
+      method: {
+        type: 'reinforcement',
+        reinforcement: { grader, hyperparameters: { ...small, group_size: 2, max_completion_tokens: 4 }, peft: { type: 'lora' } },
+      } as never,
+    });
+    await waitForJobStatus(client, dpo.id, ['succeeded'], 240_000);
+    await waitForJobStatus(client, rl.id, ['succeeded'], 240_000);
+    const metrics = async (id: string) => ((await (await p.api(`/fine_tuning/jobs/${id}/metrics`)).json()) as { data: Array<Record<string, number>> }).data;
+    expect((await metrics(dpo.id)).some((m) => typeof m['rewards/margins'] === 'number')).toBe(true);
+    const steps = (await metrics(rl.id)).filter((m) => typeof m.reward === 'number');
+    expect(steps.map((m) => m.step)).toEqual([1, 2, 3]);
+    for (const m of steps) {
+      expect(m.kl).toBeGreaterThanOrEqual(0);
+      expect(m.completion_length).toBeGreaterThan(0);
+      expect(m.completion_length).toBeLessThanOrEqual(4);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // Reinforcement fine-tuning (method reinforcement, GRPO) end to end through the official openai
 // client. The questions ("is 3 less than 7?") are all true, and string_check grades the answer
-// against the line's answer field (yes). The starting model is a tiny chat model fine-tuned to
-// answer yes or no equally often; after GRPO the validation reward (answers sampled for held-out
+// against the line's answer field (yes). The starting model is a tiny chat model fine-tuned on
+// answers a quarter of which are yes; after GRPO the validation reward (answers sampled for held-out
 // questions) rises by a clear margin. (A prompt-dependent task is learnt in the trainer's own test,
 // grpo.test.ts: a character model of this size does not learn to read digits in a CI budget.)
 // Bad graders, files and models are refused at creation naming the line or field.
@@ -31,14 +31,14 @@ afterAll(async () => {
 const PROBLEMS = Array.from({ length: 100 }, (_, i) => [Math.floor(i / 10), i % 10] as const).filter(([a, b]) => a < b);
 const question = ([a, b]: readonly [number, number]) => `is ${a} less than ${b}?`;
 
-/** Chat lines for the starting model: half answer yes, half no (it learns to say either, equally often). */
+/** Chat lines for the starting model: a quarter answer yes, the rest no (it learns to say yes about a quarter of the time). */
 function eitherAnswer(copies: number): string {
   return Array.from({ length: copies }, (_, c) =>
     PROBLEMS.map((q, i) =>
       JSON.stringify({
         messages: [
           { role: 'user', content: question(q) },
-          { role: 'assistant', content: (c + i) % 2 === 0 ? 'yes' : 'no' },
+          { role: 'assistant', content: (c + i) % 4 === 0 ? 'yes' : 'no' },
         ],
       }),
     ),
@@ -65,7 +65,7 @@ async function upload(text: string, name: string): Promise<string> {
 const grader = { type: 'string_check' as const, name: 'sum', input: '{{sample.output_text}}', reference: '{{item.answer}}', operation: 'eq' as const };
 
 describe('method reinforcement', () => {
-  it('starts from a tiny chat model that answers yes or no about equally often', async () => {
+  it('starts from a tiny chat model that answers yes about a quarter of the time', async () => {
     const base = await pretrainTinyBase(client, { text: `${shakespeare(40_000)}\n0123456789+=\n`, blockSize: 48 });
     const sft = await upload(eitherAnswer(4), 'either-answer.jsonl');
     const job = await client.fineTuning.jobs.create({
@@ -109,8 +109,8 @@ describe('method reinforcement', () => {
     const last = evaluations.at(-1) as Record<string, number>;
     expect(first.step).toBe(0);
     expect(last.step).toBe(18); // 36 prompts / 8 per step x 4 epochs
-    // the starting model says yes about half the time; after training nearly always
-    expect(first.valid_reward).toBeLessThanOrEqual(0.75);
+    // the starting model says yes about a quarter of the time; after training nearly always
+    expect(first.valid_reward).toBeLessThanOrEqual(0.6);
     expect(last.valid_reward).toBeGreaterThanOrEqual(0.9);
     expect((last.valid_reward as number) - (first.valid_reward as number)).toBeGreaterThanOrEqual(0.3);
     // the step metrics under TRL's names

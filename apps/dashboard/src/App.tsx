@@ -81,9 +81,13 @@ const NAV: [Route['page'][], string, string][] = [
 function Shell({ crucible, onSignOut }: { crucible: Crucible; onSignOut: () => void }) {
   const route = useRoute();
   const main = useRef<HTMLElement>(null);
+  const navigated = useRef(false);
+  // focus moves to the page on every navigation, but not on the first page: there the first Tab
+  // reaches the skip link
   // biome-ignore lint/correctness/useExhaustiveDependencies: focus moves on every navigation
   useEffect(() => {
-    main.current?.focus({ preventScroll: true });
+    if (navigated.current) main.current?.focus({ preventScroll: true });
+    navigated.current = true;
   }, [route]);
   return (
     <>

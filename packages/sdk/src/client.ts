@@ -3,7 +3,7 @@
 // iterators, pagination, streamed completions and model downloads. Every failure is a
 // CrucibleApiError with the HTTP status and the API's error code.
 import createClient, { type Client } from 'openapi-fetch';
-import { CrucibleApiError, CrucibleTimeoutError, errorBodyFrom } from './errors.js';
+import { CrucibleApiError, CrucibleConfigError, CrucibleConnectionError, CrucibleTimeoutError, errorBodyFrom } from './errors.js';
 import type { components, paths } from './schema.js';
 import { sseData } from './sse.js';
 import { sendUpload, type UploadInput, type UploadOptions } from './upload.js';
@@ -107,6 +107,30 @@ export function isFinalStatus(status: string): boolean {
   return FINAL.has(status);
 }
 
+/**
+ * `fetch` as the client uses it: a connection that fails is a CrucibleConnectionError (not
+ * `TypeError: fetch failed`), and a 404 from a base URL without /v1 says so in its message.
+ */
+function guardedFetch(f: typeof fetch, base: string): typeof fetch {
+  const withoutV1 = !/\/v1$/.test(new URL(base).pathname);
+  return async (input, init) => {
+    let res: Response;
+    try {
+      res = await f(input, init);
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError' || init?.signal?.aborted) throw err;
+      throw new CrucibleConnectionError(base, err);
+    }
+    if (res.status !== 404 || !withoutV1) return res;
+    const body = errorBodyFrom(await res.json().catch(() => null), 404, res.statusText);
+    const hint = `${body.message} (the base URL ${base} has no /v1: Crucible's API is under /v1, e.g. ${base}/v1)`;
+    return new Response(JSON.stringify({ error: { ...body, message: hint, type: 'invalid_request_error' } }), {
+      status: 404,
+      headers: { 'content-type': 'application/json' },
+    });
+  };
+}
+
 export class Crucible {
   /** The typed OpenAPI client on the same base URL and key. */
   readonly api: CrucibleClient;
@@ -115,9 +139,19 @@ export class Crucible {
   private readonly auth: Record<string, string>;
 
   constructor(readonly options: ClientOptions) {
-    this.api = createCrucibleClient(options);
-    this.fetchFn = options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+    if (typeof options?.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
+      throw new CrucibleConfigError(
+        `baseUrl must be the API's http(s) address with /v1, e.g. http://127.0.0.1:8080/v1; got ${JSON.stringify(options?.baseUrl)}`,
+      );
+    }
+    if (typeof options.apiKey !== 'string' || options.apiKey.trim() === '') {
+      throw new CrucibleConfigError(
+        'apiKey is missing: pass a project API key (crucible_sk-...), e.g. new Crucible({ baseUrl, apiKey: process.env.CRUCIBLE_API_KEY })',
+      );
+    }
     this.base = options.baseUrl.replace(/\/+$/, '');
+    this.fetchFn = guardedFetch(options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a)), this.base);
+    this.api = createCrucibleClient({ ...options, fetch: this.fetchFn });
     this.auth = { authorization: `Bearer ${options.apiKey}` };
   }
 

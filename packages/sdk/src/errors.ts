@@ -55,3 +55,22 @@ export function errorBodyFrom(body: unknown, status: number, fallbackMessage = '
 export class CrucibleTimeoutError extends Error {
   override readonly name = 'CrucibleTimeoutError';
 }
+
+/** The client was set up wrong (a missing API key or base URL): thrown by the constructor, before any request. */
+export class CrucibleConfigError extends Error {
+  override readonly name = 'CrucibleConfigError';
+}
+
+/** The API could not be reached (nothing listens at the base URL, DNS, a refused or dropped connection). */
+export class CrucibleConnectionError extends Error {
+  override readonly name = 'CrucibleConnectionError';
+
+  constructor(
+    /** The base URL the client was given. */
+    readonly baseUrl: string,
+    cause: unknown,
+  ) {
+    const why = cause instanceof Error ? ((cause.cause as Error | undefined)?.message ?? cause.message) : String(cause);
+    super(`cannot reach the Crucible API at ${baseUrl}: ${why}`, { cause });
+  }
+}

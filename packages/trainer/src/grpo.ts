@@ -13,7 +13,7 @@ import type { GrpoConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { KvCache } from './kv-cache';
 import type { Transformer } from './model';
-import { fillRow, tokenLogProbs } from './preference';
+import { fillRow, maskedLogProbs } from './preference';
 import type { Rng } from './rng';
 import { pickToken } from './sample';
 
@@ -165,10 +165,7 @@ export function rolloutBatch(prompts: readonly Int32Array[], answers: readonly n
 
 /** Per-token log-probabilities of a batch's targets under `model`, [rows, T] (0 off the answers). */
 export function rolloutLogProbs(model: Transformer, b: RolloutBatch, opts: { training?: boolean; seed?: number } = {}): tf.Tensor2D {
-  return tf.tidy(() => {
-    const logits = model.forwardFlat(tf.tensor2d(b.x, [b.rows, b.T], 'int32'), opts);
-    return tf.mul(tokenLogProbs(logits, tf.tensor1d(b.y, 'int32')).reshape([b.rows, b.T]), tf.tensor2d(b.m, [b.rows, b.T])) as tf.Tensor2D;
-  });
+  return tf.tidy(() => maskedLogProbs(model, b.x, b.y, b.m, b.rows, b.T, opts).lp);
 }
 
 export interface GrpoTerms {

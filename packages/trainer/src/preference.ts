@@ -84,19 +84,57 @@ export function tokenLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Ten
   return f(logits, targets);
 }
 
-/** Per row: the answer's log-probability (summed, or per token) and its answer-token count; `logits` when asked. */
+/**
+ * Per-token log-probabilities of targets `y` where `m` > 0, as [rows, T] (0 elsewhere), with the
+ * logits at those positions ([K, V], position `positions[k]` of the flat rows). The vocabulary-wide
+ * head and log-softmax run only there (an answer is a few of a row's T positions): gathered from
+ * the hidden states, then spread back by a gather whose gradient is a segment sum.
+ */
+export function maskedLogProbs(
+  model: Transformer,
+  x: Int32Array,
+  y: Int32Array,
+  m: Float32Array,
+  rows: number,
+  T: number,
+  opts: { training?: boolean; seed?: number } = {},
+): { lp: tf.Tensor2D; logits: tf.Tensor2D; positions: number[] } {
+  const positions: number[] = [];
+  for (let i = 0; i < m.length; i++) if ((m[i] as number) > 0) positions.push(i);
+  const K = positions.length;
+  const back = new Int32Array(rows * T).fill(K); // K: the zero slot
+  positions.forEach((p, k) => {
+    back[p] = k;
+  });
+  const hidden = model.hidden(tf.tensor2d(x, [rows, T], 'int32'), opts);
+  const C = hidden.shape[2];
+  const picked = tf.gather(hidden.reshape([rows * T, C]), tf.tensor1d(positions, 'int32'));
+  const logits = model.head(picked.reshape([1, K, C]) as tf.Tensor3D).reshape([K, -1]) as tf.Tensor2D;
+  const lpk = tokenLogProbs(
+    logits,
+    tf.tensor1d(
+      Int32Array.from(positions, (p) => y[p] as number),
+      'int32',
+    ),
+  );
+  const lp = tf.gather(tf.concat([lpk, tf.zeros([1])]), tf.tensor1d(back, 'int32')).reshape([rows, T]) as tf.Tensor2D;
+  return { lp, logits, positions };
+}
+
+/**
+ * Per row: the answer's log-probability (summed, or per token) and its answer-token count, with
+ * the logits at the answer positions (see maskedLogProbs).
+ */
 export function answerLogProbs(
   model: Transformer,
   batch: PairBatch,
   lengthNormalize: boolean,
-): { seq: tf.Tensor1D; lp: tf.Tensor2D; counts: tf.Tensor1D; logits: tf.Tensor2D } {
+): { seq: tf.Tensor1D; lp: tf.Tensor2D; counts: tf.Tensor1D; logits: tf.Tensor2D; positions: number[] } {
   const rows = 2 * batch.B;
-  const logits = model.forwardFlat(tf.tensor2d(batch.x, [rows, batch.T], 'int32'));
-  const m = tf.tensor2d(batch.m, [rows, batch.T]);
-  const lp = tf.mul(tokenLogProbs(logits, tf.tensor1d(batch.y, 'int32')).reshape([rows, batch.T]), m) as tf.Tensor2D;
-  const counts = tf.maximum(tf.sum(m, 1), 1) as tf.Tensor1D;
+  const { lp, logits, positions } = maskedLogProbs(model, batch.x, batch.y, batch.m, rows, batch.T);
+  const counts = tf.maximum(tf.sum(tf.tensor2d(batch.m, [rows, batch.T]), 1), 1) as tf.Tensor1D;
   const sum = tf.sum(lp, 1) as tf.Tensor1D;
-  return { seq: lengthNormalize ? tf.div(sum, counts) : sum, lp, counts, logits };
+  return { seq: lengthNormalize ? tf.div(sum, counts) : sum, lp, counts, logits, positions };
 }
 
 export interface DpoTerms {

@@ -449,12 +449,21 @@ export class Trainer {
       const ids = run.evalIds.slice(start, start + B);
       const batch = pairBatch(run.data.val, ids, this.config.seqLen);
       const [loss, chosen, rejected, nll, hit, n] = tf.tidy(() => {
-        const { seq, lp, counts, logits } = answerLogProbs(this.model, batch, cfg.lengthNormalize);
+        const { seq, lp, counts, logits, positions } = answerLogProbs(this.model, batch, cfg.lengthNormalize);
         const t = dpoTerms(seq, referenceFor(run.reference.val, ids), cfg, cfg.rpoAlpha > 0 ? chosenNll(lp, counts) : undefined);
-        // the preferred answers' tokens: the first B rows
+        // the preferred answers' tokens: those in the first B rows (the logits are at the answer positions)
         const rows = ids.length * batch.T;
-        const m = tf.tensor1d(batch.m.subarray(0, rows));
-        const right = tf.cast(tf.equal(tf.argMax(logits.slice([0, 0], [rows, -1]), -1), tf.tensor1d(batch.y.subarray(0, rows), 'int32')), 'float32');
+        const m = tf.tensor1d(positions.map((p) => (p < rows ? 1 : 0)));
+        const right = tf.cast(
+          tf.equal(
+            tf.argMax(logits, -1),
+            tf.tensor1d(
+              Int32Array.from(positions, (p) => batch.y[p] as number),
+              'int32',
+            ),
+          ),
+          'float32',
+        );
         return [
           t.loss.dataSync()[0],
           t.chosen.dataSync(),

@@ -29,6 +29,23 @@ function fmt(v: number): string {
   return v.toPrecision(3);
 }
 
+/**
+ * The y axis of values `ys` (already log10 for a log chart): their range; a single value gets 10%
+ * of itself either side (1 when it is 0), and an axis of values that are never negative never
+ * goes below 0 (a single learning rate of 1e-4 drew -1.2e-4 once).
+ */
+export function yDomain(ys: number[], log = false): [number, number] {
+  let y0 = Math.min(...ys);
+  let y1 = Math.max(...ys);
+  if (!Number.isFinite(y0) || !Number.isFinite(y1)) return [0, 1];
+  if (y0 === y1) {
+    const pad = Math.abs(y0) * 0.1 || 1;
+    [y0, y1] = [y0 - pad, y1 + pad];
+  }
+  if (!log && Math.min(...ys) >= 0) y0 = Math.max(0, y0);
+  return [y0, y1];
+}
+
 export function LineChart({ title, series, log = false }: { title: string; series: Series[]; log?: boolean }) {
   const id = useId();
   const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!log || y > 0));
@@ -38,10 +55,7 @@ export function LineChart({ title, series, log = false }: { title: string; serie
   const ys = all.map(([, y]) => tf(y));
   const x0 = Math.min(...xs, 0);
   const x1 = Math.max(...xs, 1);
-  let y0 = Math.min(...ys);
-  let y1 = Math.max(...ys);
-  if (!Number.isFinite(y0)) [y0, y1] = [0, 1];
-  if (y0 === y1) [y0, y1] = [y0 - 1e-3 - Math.abs(y0) * 0.05, y1 + 1e-3 + Math.abs(y1) * 0.05];
+  const [y0, y1] = yDomain(ys, log);
   const sx = (x: number) => PAD.left + ((x - x0) / (x1 - x0 || 1)) * (W - PAD.left - PAD.right);
   const sy = (y: number) => H - PAD.bottom - ((tf(y) - y0) / (y1 - y0)) * (H - PAD.top - PAD.bottom);
   const inv = (v: number) => (log ? 10 ** v : v);

@@ -1,7 +1,7 @@
 // Datasets: upload with a progress bar, the list of files, and each file's validation report and statistics.
 import type { Crucible, FilePurpose, FileReport, FileStats } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { bytes, ErrorNote, Listing, Loading, Scroll, Status, when } from '../components/ui';
+import { bytes, count, ErrorNote, Listing, Loading, Scroll, Status, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href } from '../route';
 
@@ -86,7 +86,7 @@ export function DatasetsPage({ crucible }: { crucible: Crucible }) {
                     <td>{f.filename}</td>
                     <td>
                       <Status value={f.status} />
-                      {f.problem_count ? <span className="muted"> ({f.problem_count} problems)</span> : null}
+                      {f.problem_count ? <span className="muted"> ({count(f.problem_count, 'problem')})</span> : null}
                     </td>
                     <td>{f.purpose}</td>
                     <td>{f.format ?? '–'}</td>
@@ -169,7 +169,7 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
         <section aria-labelledby="report-h">
           <h2 id="report-h">Validation report</h2>
           <p>
-            {v.records} records, {v.lines} lines, {v.characters} characters; {v.problem_count} problem{v.problem_count === 1 ? '' : 's'}.
+            {count(v.records, 'record')}, {count(v.lines, 'line')}, {count(v.characters, 'character')}; {count(v.problem_count, 'problem')}.
           </p>
           {v.problems.length > 0 && (
             <Scroll label="Validation problems">
@@ -203,7 +203,7 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
         <section aria-labelledby="stats-h">
           <h2 id="stats-h">Statistics</h2>
           <p>
-            {stats.value.records} records, {stats.value.characters} characters, {bytes(stats.value.bytes)}.
+            {count(stats.value.records, 'record')}, {count(stats.value.characters, 'character')}, {bytes(stats.value.bytes)}.
           </p>
           <Histogram h={stats.value.length_histogram} />
         </section>

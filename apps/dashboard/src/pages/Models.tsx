@@ -113,7 +113,13 @@ export function ModelPage({ crucible, id }: { crucible: Crucible; id: string }) 
         <dt>Created</dt>
         <dd>{when(m.created)}</dd>
       </dl>
-      {m.arch === 'gpt' ? <Playground crucible={crucible} model={m.id} /> : <p className="muted">A masked LM: try it through POST /v1/fill_mask.</p>}
+      {m.source === 'preset' ? (
+        <p className="muted">A preset is a shape with untrained weights: pretrain it with a job, then try the trained model here.</p>
+      ) : m.arch === 'bert' ? (
+        <p className="muted">A masked LM: try it through POST /v1/fill_mask.</p>
+      ) : (
+        <Playground crucible={crucible} model={m.id} />
+      )}
     </section>
   );
 }

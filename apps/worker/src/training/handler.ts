@@ -59,6 +59,7 @@ import {
   type StepMetrics as StepReport,
   storedConfig,
   type Tokenizer,
+  type TrainConfig,
   type TrainData,
   Trainer,
   type TrainResult,
@@ -129,6 +130,13 @@ function asJobInput<T>(param: string, encode: () => T): T {
   } catch (err) {
     throw new JobInputError('invalid_file', `${param}: ${(err as Error).message}`, param);
   }
+}
+
+/** What one micro-batch holds, as the start event says it: tokens, pairs (dpo) or prompts and their answers (reinforcement). */
+function microBatch(c: TrainConfig): string {
+  if (c.objective === 'dpo') return `${c.batchSize} preference pairs`;
+  if (c.objective === 'grpo') return `${c.batchSize} prompts x ${c.grpo?.groupSize} sampled answers`;
+  return `${c.batchSize * c.seqLen} tokens`;
 }
 
 /** Early stopping's patience and the best evaluation so far. */
@@ -398,7 +406,7 @@ class TrainingRun {
       });
     } else {
       await this.event(
-        `Fine-tuning job started: ${trainer.model.numParams().toLocaleString('en')} parameters, ${maxSteps} steps, ${trainer.config.batchSize * trainer.config.seqLen} tokens per micro-batch, backend ${backend}${redone > 0 ? ` (no checkpoint yet: ${redone} steps to redo)` : ''}`,
+        `Fine-tuning job started: ${trainer.model.numParams().toLocaleString('en')} parameters, ${maxSteps} steps, ${microBatch(trainer.config)} per micro-batch, backend ${backend}${redone > 0 ? ` (no checkpoint yet: ${redone} steps to redo)` : ''}`,
         { data: { backend, max_steps: maxSteps, vocab_size: vocab, ...(redone > 0 ? { resume_step: 0, steps_redone: redone } : {}) } },
       );
     }
