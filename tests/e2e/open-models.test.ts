@@ -395,12 +395,15 @@ describe.skipIf(!existsSync(SMOLLM))("SmolLM2's own tokenizer files (from ../sha
       training_file: pairs,
       method: { type: 'dpo', dpo: { hyperparameters: { ...small, beta: 0.5 } as never } },
     });
+    // a multi grader: characters (fuzzy_match) and meaning (cosine of the starting model's embeddings)
     const grader = {
-      type: 'text_similarity',
-      name: 'close',
-      input: '{{sample.output_text}}',
-      reference: '{{item.answer}}',
-      evaluation_metric: 'fuzzy_match',
+      type: 'multi',
+      name: 'both',
+      graders: {
+        close: { type: 'text_similarity', name: 'close', input: '{{sample.output_text}}', reference: '{{item.answer}}', evaluation_metric: 'fuzzy_match' },
+        similar: { type: 'text_similarity', name: 'similar', input: '{{sample.output_text}}', reference: '{{item.answer}}', evaluation_metric: 'cosine' },
+      },
+      calculate_output: '0.5 * close + 0.5 * similar',
     } as const;
     const rl = await client.fineTuning.jobs.create({
       model: smol,
@@ -418,6 +421,8 @@ describe.skipIf(!existsSync(SMOLLM))("SmolLM2's own tokenizer files (from ../sha
     const steps = (await metrics(rl.id)).filter((m) => typeof m.reward === 'number');
     expect(steps.map((m) => m.step)).toEqual([1, 2, 3]);
     for (const m of steps) {
+      expect(m.reward).toBeGreaterThanOrEqual(0);
+      expect(m.reward).toBeLessThanOrEqual(1);
       expect(m.kl).toBeGreaterThanOrEqual(0);
       expect(m.completion_length).toBeGreaterThan(0);
       expect(m.completion_length).toBeLessThanOrEqual(4);

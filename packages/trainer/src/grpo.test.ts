@@ -6,7 +6,7 @@ import { CharTokenizer } from '@crucible/model-files';
 import type { GrpoConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { groupAdvantages, grpoTerms, type ReinforcementData, rolloutBatch, rolloutLogProbs, sampleGroup } from './grpo';
+import { groupAdvantages, grpoTerms, meanPooledEmbeddings, type ReinforcementData, rolloutBatch, rolloutLogProbs, sampleGroup } from './grpo';
 import { Transformer } from './model';
 import { Rng } from './rng';
 import { expectGradientsMatch, scaleParams, tinyConfig, tinyLlamaConfig, useBackend } from './test-helpers';
@@ -163,6 +163,23 @@ describe('sampling a group', () => {
     });
     for (const x of r) if (x.tokens.length < 8) expect(tok.decode(x.tokens).endsWith(tok.decode([5]))).toBe(true);
     for (const x of r) expect(x.text.includes(tok.decode([5]))).toBe(false);
+  });
+});
+
+describe('embeddings for the cosine metric', () => {
+  it('are the mean of the final hidden states over the text’s tokens', () => {
+    const tok = new CharTokenizer([...'abc ']);
+    const model = Transformer.create(tinyConfig({ vocabSize: tok.vocabSize }), 4);
+    const [e] = meanPooledEmbeddings(model, tok, ['ab c']);
+    const ids = tok.encode('ab c');
+    const h = model.hidden(tf.tensor2d(ids, [1, ids.length], 'int32')).dataSync();
+    const C = model.config.dModel;
+    for (let c = 0; c < C; c++) {
+      let sum = 0;
+      for (let t = 0; t < ids.length; t++) sum += h[t * C + c] as number;
+      expect(e?.[c]).toBeCloseTo(sum / ids.length, 5);
+    }
+    expect(meanPooledEmbeddings(model, tok, [''])[0]?.every((v) => v === 0)).toBe(true);
   });
 });
 
