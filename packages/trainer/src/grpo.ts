@@ -209,6 +209,8 @@ export interface ReinforcementMetrics {
 
 /** Running sums of reinforcement metrics over micro-batches. */
 export class ReinforcementTally {
+  /** Tokens of the rows trained on (prompts and answers). */
+  tokens = 0;
   private rewards = 0;
   private answers = 0;
   private stdSum = 0;

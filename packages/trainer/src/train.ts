@@ -18,6 +18,7 @@ import {
   type ReinforcementData,
   type ReinforcementMetrics,
   ReinforcementTally,
+  type Rollout,
   rolloutBatch,
   rolloutLogProbs,
   sampleGroup,
@@ -294,15 +295,12 @@ export class Trainer {
     const shape = this.windowShape(this.step);
     const rewards = { chosen: 0, rejected: 0, accurate: 0, pairs: 0 };
     const tally = new ReinforcementTally();
-    let rlTokens = 0;
     for (let micro = 0; micro < c.gradAccumSteps; micro++) {
       const seed = mixSeed(c.seed, this.step, micro);
       const lossOf = this.pairs
         ? this.pairLoss((this.source as PairSource).next(), rewards)
         : this.rl
-          ? this.rolloutLoss((this.source as PairSource).next(), seed, tally, (n) => {
-              rlTokens += n;
-            })
+          ? this.rolloutLoss((this.source as PairSource).next(), seed, tally)
           : (() => {
               const batch = (this.source as BatchSource | PackedSource).next(shape);
               return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
@@ -328,7 +326,7 @@ export class Trainer {
     for (const g of sum.values()) g.dispose();
     this.step += 1;
     const ms = performance.now() - t0;
-    const tokens = this.rl ? rlTokens : (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
+    const tokens = this.rl ? tally.tokens : (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
     const m: StepMetrics = { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
     if (this.pairs) return { ...m, preference: preferenceMetrics(rewards) };
     return this.rl ? { ...m, reinforcement: tally.metrics() } : m;
@@ -338,21 +336,12 @@ export class Trainer {
    * Samples a group of answers to each prompt `ids` with the model as it is, grades them, and
    * returns their GRPO loss as a function for variableGrads (adding the step's numbers to `tally`).
    */
-  private rolloutLoss(ids: number[], seed: number, tally: ReinforcementTally, countTokens: (n: number) => void): () => tf.Scalar {
+  private rolloutLoss(ids: number[], seed: number, tally: ReinforcementTally): () => tf.Scalar {
     const { data } = this.rl as { data: ReinforcementData };
     const cfg = this.config.grpo as NonNullable<TrainConfig['grpo']>;
     const rng = new Rng(mixSeed(seed, 7));
     const prompts = ids.map((id) => data.train[id] as Int32Array);
-    const rollouts = prompts.flatMap((p) =>
-      sampleGroup(this.model, this.tokenizer, p, {
-        count: cfg.groupSize,
-        maxNewTokens: cfg.maxCompletionTokens,
-        temperature: cfg.temperature,
-        stopTokens: data.stopTokens,
-        stopText: data.stopText,
-        rng,
-      }),
-    );
+    const rollouts = prompts.flatMap((p) => this.sampleAnswers(data, p, cfg.groupSize, rng));
     const scores = rollouts.map((r, i) => data.grade('train', ids[Math.floor(i / cfg.groupSize)] as number, r.text));
     const { advantages, stds } = groupAdvantages(scores, cfg.groupSize);
     tally.addGroups(
@@ -365,7 +354,7 @@ export class Trainer {
       rollouts.map((r) => r.tokens),
       this.config.seqLen,
     );
-    countTokens(batch.tokens);
+    tally.tokens += batch.tokens;
     const ref = data.reference && cfg.klBeta > 0 ? tf.tidy(() => rolloutLogProbs(data.reference as Transformer, batch).dataSync() as Float32Array) : null;
     return () => {
       const lp = rolloutLogProbs(this.model, batch, { training: true, seed });
@@ -494,6 +483,19 @@ export class Trainer {
     };
   }
 
+  /** `count` answers to one prompt, sampled with the run's temperature, budget and stops. */
+  private sampleAnswers(data: ReinforcementData, prompt: Int32Array, count: number, rng: Rng): Rollout[] {
+    const cfg = this.config.grpo as NonNullable<TrainConfig['grpo']>;
+    return sampleGroup(this.model, this.tokenizer, prompt, {
+      count,
+      maxNewTokens: cfg.maxCompletionTokens,
+      temperature: cfg.temperature,
+      stopTokens: data.stopTokens,
+      stopText: data.stopText,
+      rng,
+    });
+  }
+
   /**
    * Answers sampled for the validation prompts (eval_samples each, with the same seed at every
    * evaluation), graded: their mean reward, minus it as the loss, and the perplexity and argmax
@@ -507,14 +509,7 @@ export class Trainer {
     let hits = 0;
     let tokens = 0;
     for (const id of run.evalIds) {
-      const rollouts = sampleGroup(this.model, this.tokenizer, run.data.val[id] as Int32Array, {
-        count: cfg.evalSamples,
-        maxNewTokens: cfg.maxCompletionTokens,
-        temperature: cfg.temperature,
-        stopTokens: run.data.stopTokens,
-        stopText: run.data.stopText,
-        rng,
-      });
+      const rollouts = this.sampleAnswers(run.data, run.data.val[id] as Int32Array, cfg.evalSamples, rng);
       const scores = rollouts.map((r) => run.data.grade('val', id, r.text));
       tally.addGroups(
         scores,

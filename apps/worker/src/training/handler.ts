@@ -98,9 +98,10 @@ interface Dataset {
   text: string;
 }
 
+/** `base`: the job's base weights when they were loaded here and a reinforcement job needs them again (its reference). */
 type StartingPoint =
-  | { kind: 'checkpoint'; ck: DecodedCheckpoint; step: number }
-  | { kind: 'base'; model: Transformer; tokenizer: Tokenizer }
+  | { kind: 'checkpoint'; ck: DecodedCheckpoint; step: number; base?: LoadedWeights }
+  | { kind: 'base'; model: Transformer; tokenizer: Tokenizer; base?: LoadedWeights }
   | { kind: 'scratch'; preset: PresetName; tokenizer: Tokenizer };
 
 /** Entry point for one queue entry (one attempt of a job). */
@@ -244,18 +245,24 @@ class TrainingRun {
       const base = checkpointInfo(bytes).partial ? await this.baseWeights() : undefined;
       const ck = decodeCheckpoint(bytes, base?.weights);
       this.owned.add(ck.model);
-      return { kind: 'checkpoint', ck, step: latest.step };
+      return { kind: 'checkpoint', ck, step: latest.step, ...this.keptForReference(base) };
     }
     const preset = this.job.model;
     if (!isPreset(preset)) {
       const base = await this.baseWeights();
       const config: ModelConfig = { ...base.config, dropout: hp.dropout };
       if (hp.peft) config.peft = hp.peft;
-      return { kind: 'base', model: this.owned.add(Transformer.create(config, this.job.seed, base.weights)), tokenizer: base.tokenizer };
+      const model = this.owned.add(Transformer.create(config, this.job.seed, base.weights));
+      return { kind: 'base', model, tokenizer: base.tokenizer, ...this.keptForReference(base) };
     }
     const corpus = documentsText(train.text, train.file.format);
     const tokenizer = trainTokenizer(corpus, hp.tokenizer.type === 'bpe' ? { type: 'bpe', vocabSize: hp.tokenizer.vocab_size } : { type: 'char' });
     return { kind: 'scratch', preset, tokenizer };
+  }
+
+  /** Base weights loaded for the start, kept for a reinforcement job's reference (other jobs let them go). */
+  private keptForReference(base: LoadedWeights | undefined): { base?: LoadedWeights } {
+    return base && this.job.method === 'reinforcement' ? { base } : {};
   }
 
   /** The trained weights the job starts from (its `model`: a model id or a checkpoint). */
@@ -279,7 +286,7 @@ class TrainingRun {
       this.job.method === 'dpo'
         ? this.encodePairs(datasets, tokenizer)
         : this.job.method === 'reinforcement'
-          ? await this.encodePrompts(datasets, tokenizer)
+          ? await this.encodePrompts(datasets, tokenizer, start)
           : this.encodeTokens(datasets, tokenizer);
     const schedule = finalizeSchedule(hp, trainSize);
     let trainer: Trainer;
@@ -323,12 +330,19 @@ class TrainingRun {
     return { data: { train: empty, val: empty, preference: split }, trainSize: split.train.length };
   }
 
-  /** A reinforcement job's prompts, grader and reference (the base weights, loaded again: a resumed run's model has moved). */
-  private async encodePrompts(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): Promise<{ data: TrainData; trainSize: number }> {
+  /**
+   * A reinforcement job's prompts, grader and reference: the base weights (a resumed run's model
+   * has moved), those the start loaded, or loaded now for a full checkpoint.
+   */
+  private async encodePrompts(
+    datasets: { train: Dataset; val?: Dataset },
+    tokenizer: Tokenizer,
+    start: StartingPoint,
+  ): Promise<{ data: TrainData; trainSize: number }> {
     const hp = this.job.hyperparameters;
     const settings = hp.reinforcement;
     if (!settings) throw new JobInputError('invalid_grader', 'this reinforcement job has no grader', 'method.reinforcement.grader');
-    const base = await this.baseWeights();
+    const base = (start.kind !== 'scratch' ? start.base : undefined) ?? (await this.baseWeights());
     return reinforcementData(datasets, tokenizer, settings, { ratio: hp.validation_split, seed: hp.validation_split_seed ?? null }, base, (m) =>
       this.owned.add(m),
     );

@@ -15,7 +15,8 @@ export interface PromptFiles {
 
 /**
  * The run's data, and its size in prompts. `base` is the job's starting weights: the reference
- * is built from them when the KL penalty or the cosine metric needs it (`keep` owns it).
+ * is built from them (taking their values over) when the KL penalty or the cosine metric needs it
+ * (`keep` owns it).
  */
 export function reinforcementData(
   files: PromptFiles,
@@ -44,7 +45,8 @@ export function reinforcementData(
   const grader = compileGrader(settings.grader);
   const needsReference = settings.kl_beta > 0 || grader.needsEmbeddings;
   const { peft: _adapters, ...frozen } = base.config;
-  const reference = needsReference ? keep(Transformer.create({ ...frozen, dropout: 0 }, 0, base.weights)) : undefined;
+  // the weights are taken into the reference tensor by tensor (never held twice)
+  const reference = needsReference ? keep(Transformer.create({ ...frozen, dropout: 0 }, 0, base.weights, true)) : undefined;
   const embed = grader.needsEmbeddings && reference ? (texts: string[]) => meanPooledEmbeddings(reference, tokenizer, texts) : undefined;
   const { stopTokens, stopText } = answerEnd(tokenizer, base.eosIds ?? []);
   const empty = new Int32Array(0);
