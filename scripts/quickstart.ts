@@ -87,7 +87,8 @@ async function main() {
             eval_batches: 5,
             checkpoint_interval: 100,
             log_interval: 25,
-            tokenizer: { type: 'char' },
+            // byte-level BPE: every byte has a token, so the model can be fine-tuned on any text
+            tokenizer: { type: 'bpe', vocab_size: 512 },
           },
         },
       },

@@ -177,11 +177,20 @@ describe('evaluations', () => {
 
   it('compares the evaluations of one file in one table', async () => {
     const names = [checkpoints[0]?.name as string, checkpoints[1]?.name as string, 'ft:not-evaluated'];
-    const r = await call<{ columns: string[]; rows: Array<{ model: string; values: Array<number | null>; best: string[] }>; missing: string[] }>(
-      `/evaluations/comparison?file=${evalFile}&models=${encodeURIComponent(names.join(','))}`,
-    );
+    const r = await call<{
+      columns: string[];
+      primary: string;
+      rows: Array<{ model: string; values: Array<number | null>; best: string[] }>;
+      missing: string[];
+    }>(`/evaluations/comparison?file=${evalFile}&models=${encodeURIComponent(names.join(','))}`);
     expect(r.status).toBe(200);
-    expect(r.body.rows.map((x) => x.model)).toEqual(names.slice(0, 2));
+    // a prompt/completion file: the answers' metrics come first and rank the rows, best first
+    expect(r.body.columns.slice(0, 2)).toEqual(['exact_match', 'answer_loss']);
+    expect(['exact_match', 'answer_loss']).toContain(r.body.primary);
+    const pi = r.body.columns.indexOf(r.body.primary);
+    const [p0, p1] = r.body.rows.map((x) => x.values[pi] as number);
+    expect(r.body.primary === 'answer_loss' ? (p0 as number) <= (p1 as number) : (p0 as number) >= (p1 as number)).toBe(true);
+    expect(r.body.rows.map((x) => x.model).sort()).toEqual(names.slice(0, 2).sort());
     expect(r.body.missing).toEqual(['ft:not-evaluated']);
     const li = r.body.columns.indexOf('loss');
     const [l0, l1] = r.body.rows.map((x) => x.values[li] as number);

@@ -69,6 +69,13 @@ describe('LoRA fine-tuning through the API', () => {
     expect(err.status).toBe(400);
     expect(err.error).toMatchObject({ code: 'invalid_file', param: 'training_file' });
     expect(err.error.message).toMatch(/"7" \(line 2\)/);
+    // the file's statistics against that base say so before any job (the dashboard's check)
+    await client.files.waitForProcessing(f.id);
+    const stats = (await (await p.api(`/files/${f.id}/stats?model=${encodeURIComponent(baseId)}`)).json()) as {
+      tokens: { unknown_characters: Array<{ char: string; line: number }> };
+    };
+    expect(stats.tokens.unknown_characters).toContainEqual({ char: '7', line: 2 });
+    expect(stats.tokens.unknown_characters.map((u) => u.char)).toEqual(expect.arrayContaining(['{', '}']));
   });
 
   it('trains only LoRA matrices, learns the answers, and keeps the base model unchanged', async () => {

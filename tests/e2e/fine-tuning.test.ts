@@ -214,6 +214,38 @@ describe('pretraining a model through the OpenAI client', () => {
     expect(noAdapter.status).toBe(400);
   });
 
+  it('uses a checkpoint as a model: retrieve, sample and download it by its fine_tuned_model_checkpoint name', async () => {
+    const cps = (await client.fineTuning.jobs.checkpoints.list(jobId)).data;
+    const last = cps.find((c) => c.step_number === 30)?.fine_tuned_model_checkpoint as string;
+    const first = cps.find((c) => c.step_number === 10)?.fine_tuned_model_checkpoint as string;
+    const m = await client.models.retrieve(last);
+    expect(m).toMatchObject({ id: last, source: 'checkpoint', fine_tuning_job: jobId, arch: 'gpt', base_model: 'gpt-nano' });
+    // the last checkpoint holds the job's final weights: the same seed samples the same text
+    const prompt = { prompt: 'ROMEO:', max_tokens: 12, seed: 3, temperature: 0.8 };
+    const fromModel = await client.completions.create({ model: modelId, ...prompt });
+    const fromLast = await client.completions.create({ model: last, ...prompt });
+    expect(fromLast.choices[0]?.text).toBe(fromModel.choices[0]?.text);
+    // and its download holds the model's tensors, bit for bit; step 10's differ
+    const tensor = async (id: string) => {
+      const res = await p.api(`/models/${encodeURIComponent(id)}/download`);
+      expect(res.status).toBe(200);
+      const st = untarGz(new Uint8Array(await res.arrayBuffer())).get('model.safetensors') as Buffer;
+      const n = Number(st.readBigUInt64LE(0));
+      const entry = JSON.parse(st.subarray(8, 8 + n).toString('utf8'))['transformer.h.0.mlp.c_fc.weight'] as { data_offsets: [number, number] };
+      return createHash('sha256')
+        .update(st.subarray(8 + n + entry.data_offsets[0], 8 + n + entry.data_offsets[1]))
+        .digest('hex');
+    };
+    const model = await tensor(modelId);
+    expect(await tensor(last)).toBe(model);
+    expect(await tensor(first)).not.toBe(model);
+    // a checkpoint is not listed among the models, and has no adapter to download
+    const ids: string[] = [];
+    for await (const x of client.models.list()) ids.push(x.id);
+    expect(ids).not.toContain(last);
+    expect((await p.api(`/models/${encodeURIComponent(last)}/download?variant=adapter`)).status).toBe(400);
+  });
+
   it('fine-tunes the trained model on prompt/completion pairs (supervised)', async () => {
     const rows = Array.from({ length: 40 }, (_, i) =>
       JSON.stringify({ prompt: `ROMEO: ${['speak', 'say', 'tell me'][i % 3]}?`, completion: ' Ay, my lord.' }),
@@ -315,6 +347,12 @@ describe('stopping jobs', () => {
       const m = events.data.map((e) => /^Paused at step (\d+)/.exec(e.message)).find(Boolean);
       return m ? Number(m[1]) : undefined;
     }, 10_000);
+    // running time stands still while the job is paused (time paused is not duration)
+    const runningSeconds = async () => ((await p.api(`/fine_tuning/jobs/${job.id}`).then((r) => r.json())) as { running_seconds: number }).running_seconds;
+    const before = await runningSeconds();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(before).toBeGreaterThan(0);
+    expect(await runningSeconds()).toBe(before);
     expect((await client.fineTuning.jobs.resume(job.id)).status).toBe('queued');
     const resumedAt = await eventually(async () => {
       const events = await client.fineTuning.jobs.listEvents(job.id, { limit: 10 });
@@ -323,5 +361,8 @@ describe('stopping jobs', () => {
     }, 30_000);
     expect(resumedAt).toBe(pausedAt);
     await client.fineTuning.jobs.cancel(job.id);
+    const settled = (await p.api(`/fine_tuning/jobs/${job.id}`).then((r) => r.json())) as { running_seconds: number; created_at: number; finished_at: number };
+    expect(settled.running_seconds).toBeGreaterThan(before);
+    expect(settled.running_seconds).toBeLessThan(settled.finished_at - settled.created_at); // the 1.5 s paused (whole seconds) are not counted
   });
 });

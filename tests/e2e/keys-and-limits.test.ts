@@ -89,6 +89,11 @@ describe('API keys', () => {
     const list = await call(admin, 'GET', `/projects/${projectId}/api_keys`);
     const data = list.body.data as Array<Record<string, unknown>>;
     expect(data.map((k) => k.name).sort()).toEqual(['ci reader', 'default', 'trainer']);
+    // GET /me: any key learns its project and its own scopes (never a secret)
+    const me = await call(reader, 'GET', '/me');
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ object: 'caller', project: { id: projectId, object: 'project' }, api_key: { id: made.body.id, scopes: ['read'] } });
+    expect(me.body.api_key).not.toHaveProperty('secret');
     for (const k of data) {
       expect(k).not.toHaveProperty('secret');
       expect(k).toHaveProperty('prefix');
@@ -114,6 +119,7 @@ describe('API keys', () => {
     const next = await call(secret, 'GET', '/files');
     expect(next.status).toBe(401);
     expect(next.body.error.code).toBe('unauthorized');
+    expect(next.body.error.message).toMatch(/was revoked at \d{4}-/); // a client can tell its user why
     const started = Date.now();
     await eventually(async () => ((await call(secret, 'GET', '/files', undefined, other.url)).status === 401 ? true : undefined), 2_000, 5);
     expect(Date.now() - started).toBeLessThan(1_000);

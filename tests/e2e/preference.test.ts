@@ -75,6 +75,12 @@ describe('method dpo', () => {
       epochs: number;
     };
     expect(estimate).toMatchObject({ steps: 40, epochs: 5 });
+    // n_epochs auto on this small file: 8 steps a pass, so ceil(100 / 8) = 13 passes make 104 steps
+    const auto = { ...body, method: { type: 'dpo', dpo: { hyperparameters: { beta: 0.5, batch_size: 8 } } } };
+    const autoEstimate = (await (
+      await p.api('/fine_tuning/jobs/estimate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(auto) })
+    ).json()) as { steps: number; n_epochs: number; hyperparameters: Record<string, unknown> };
+    expect(autoEstimate).toMatchObject({ steps: 104, n_epochs: 13, hyperparameters: { n_epochs: 13, max_steps: 104, beta: 0.5, batch_size: 8 } });
     // exactly OpenAI's body: the client's own types accept it (no cast)
     const job = await client.fineTuning.jobs.create({
       model: baseId,

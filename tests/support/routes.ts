@@ -105,6 +105,7 @@ export const QUERY_REFERENCES: Record<string, (r: Resources) => Record<string, s
   'GET /v1/files': (r) => ({ after: r.file }),
   'GET /v1/fine_tuning/jobs': (r) => ({ after: r.job }),
   'GET /v1/models': () => ({}),
+  'GET /v1/me': () => ({}), // no reference: the calling key's own project
   'GET /v1/evaluations': (r) => ({ after: r.evaluation }),
   'GET /v1/evaluations/comparison': (r) => ({ file: r.file }),
   'GET /v1/webhook_endpoints': (r) => ({ after: r.webhook }),

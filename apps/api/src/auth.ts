@@ -34,6 +34,8 @@ export const keyEventsChannel = (prefix: string) => `${prefix}:keys:revoked`;
 
 interface Cached {
   actor: Actor | null;
+  /** Why there is no actor: the message a refused key gets. */
+  refusal?: string;
   expires: number;
 }
 
@@ -86,11 +88,11 @@ export class KeyAuthenticator {
     const now = Date.now();
     let hit = this.cache.get(hash);
     if (!hit || hit.expires <= now) {
-      hit = { actor: await this.lookup(hash), expires: now + this.opts.ttlMs };
+      hit = { ...(await this.lookup(hash)), expires: now + this.opts.ttlMs };
       if (this.cache.size >= MAX_CACHED) this.cache.clear();
       this.cache.set(hash, hit);
     }
-    if (!hit.actor) throw new CrucibleError('unauthorized', 'invalid API key', 'authorization');
+    if (!hit.actor) throw new CrucibleError('unauthorized', hit.refusal ?? 'invalid API key', 'authorization');
     this.touch(hit.actor.keyId, now);
     return hit.actor;
   }
@@ -102,15 +104,19 @@ export class KeyAuthenticator {
     await this.opts.publisher?.publish(this.opts.channel, hash).catch(() => {});
   }
 
-  private async lookup(hash: string): Promise<Actor | null> {
+  private async lookup(hash: string): Promise<{ actor: Actor | null; refusal?: string }> {
     const key = await this.store.projects.keyByHash(hash);
-    if (!key) return null;
+    if (!key) return { actor: null };
+    // a revoked key is told so (and when), so that a client can sign its user out with the reason
+    if (key.revokedAt) return { actor: null, refusal: `this API key (${key.prefix}…) was revoked at ${key.revokedAt.toISOString()}` };
     const project = await this.store.projects.get(key.projectId);
     return {
-      projectId: key.projectId,
-      keyId: key.id,
-      scopes: key.scopes,
-      limits: effectiveLimits(this.defaults, project?.limits as LimitOverrides | null),
+      actor: {
+        projectId: key.projectId,
+        keyId: key.id,
+        scopes: key.scopes,
+        limits: effectiveLimits(this.defaults, project?.limits as LimitOverrides | null),
+      },
     };
   }
 

@@ -3,7 +3,7 @@
 // the request itself (too long, no mask, wrong architecture) goes back as an input error, which
 // the API answers with a 400.
 
-import type { Store } from '@crucible/db';
+import { findModelRef, type Store } from '@crucible/db';
 import {
   CHAT_STOP,
   type EmbeddingPayload,
@@ -39,9 +39,12 @@ interface Deps {
 }
 
 export async function handleInference(deps: Deps, p: InferencePayload): Promise<InferenceResult> {
-  const row = await deps.store.models.get(p.projectId, p.model);
-  if (!row) throw new UnrecoverableError(`model ${p.model} not found`);
-  const { model, tokenizer, eosIds } = await deps.cache.get(row);
+  // a model, or a job's checkpoint by its fine_tuned_model_checkpoint name
+  const ref = await findModelRef(deps.store, p.projectId, p.model);
+  if (!ref) throw new UnrecoverableError(`model ${p.model} not found`);
+  const { model, tokenizer, eosIds } = await (ref.kind === 'model'
+    ? deps.cache.get(ref.model)
+    : deps.cache.getCheckpoint(p.projectId, p.model, ref.checkpoint.storageKey));
   try {
     if (p.kind === 'embed') return embedRequest(model, tokenizer, p);
     if (p.kind === 'fill_mask') return fillMaskRequest(model, tokenizer, p);

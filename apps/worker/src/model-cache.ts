@@ -25,7 +25,15 @@ export class ModelCache {
   }
 
   get(record: ModelRecord): Promise<Loaded> {
-    const key = record.storageKey;
+    return this.cached(record.storageKey, () => this.loader.loadRecord(record));
+  }
+
+  /** A job's checkpoint by its name (its adapters on its base model's weights, for a LoRA checkpoint). */
+  getCheckpoint(projectId: string, ref: string, storageKey: string): Promise<Loaded> {
+    return this.cached(storageKey, () => this.loader.load(projectId, ref));
+  }
+
+  private cached(key: string, load: () => Promise<Awaited<ReturnType<ModelLoader['loadRecord']>>>): Promise<Loaded> {
     let hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key); // re-insert: most recently used last
@@ -33,7 +41,7 @@ export class ModelCache {
       return hit;
     }
     // the weights are taken into the model tensor by tensor: never two full copies at once
-    hit = this.loader.loadRecord(record).then((w) => ({ model: Transformer.fromWeights(w.config, w.weights, true), tokenizer: w.tokenizer, eosIds: w.eosIds }));
+    hit = load().then((w) => ({ model: Transformer.fromWeights(w.config, w.weights, true), tokenizer: w.tokenizer, eosIds: w.eosIds }));
     hit.catch(() => this.entries.delete(key));
     this.entries.set(key, hit);
     while (this.entries.size > this.capacity) {

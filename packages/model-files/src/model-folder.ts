@@ -75,6 +75,27 @@ function writeDecoderFolder(c: ModelConfig, trained: Weights, tokenizer: Tokeniz
   return files;
 }
 
+/**
+ * The adapter of a LoRA or bottleneck-adapter model alone, with its tokenizer files: what a
+ * checkpoint that holds only its adapter weights (the base frozen) can be downloaded as. PEFT
+ * loads it on top of `baseModel`.
+ */
+export function writeAdapterFolder(input: { config: ModelConfig; weights: Weights; tokenizer: Tokenizer; baseModel: string }): ModelFiles {
+  const { config: c, tokenizer } = input;
+  const peft = c.peft;
+  if (!peft) throw new ModelFormatError('this model has no adapter (it was trained without LoRA or adapters)', 'peft');
+  const adapter = peft.type === 'lora' ? loraToPeft(peft, input.weights, input.baseModel, c.arch) : bottleneckToFiles(peft, input.weights, input.baseModel);
+  const files: ModelFiles = {
+    'adapter_model.safetensors': encodeSafetensors(adapter.tensors, { format: 'pt' }),
+    'adapter_config.json': json(adapter.config),
+    'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())),
+  };
+  if (tokenizer instanceof HfTokenizer) {
+    if (tokenizer.config) files['tokenizer_config.json'] = json(tokenizer.config);
+  } else for (const [name, doc] of Object.entries(tokenizerSideFiles(tokenizer, c.blockSize))) files[name] = json(doc);
+  return files;
+}
+
 function bertConfig(c: ModelConfig, tokenizer: Tokenizer): Record<string, unknown> {
   return {
     model_type: BERT_MODEL_TYPE,

@@ -28,8 +28,12 @@ export type ApiError = Schemas['Error'];
 export type WebhookEvent = Schemas['WebhookEvent'];
 export type PreparationReport = Schemas['PreparationReport'];
 export type ValidationReport = Schemas['ValidationReport'];
-type Json<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
-type Ok<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: { 200: { content: { 'application/json': infer R } } } } ? R : never;
+type Json<P extends keyof paths, M extends 'get' | 'post' | 'delete'> = paths[P][M] extends { requestBody?: { content: { 'application/json': infer B } } }
+  ? B
+  : never;
+type Ok<P extends keyof paths, M extends 'get' | 'post' | 'delete'> = paths[P][M] extends { responses: { 200: { content: { 'application/json': infer R } } } }
+  ? R
+  : never;
 export type CreateJobRequest = Json<'/fine_tuning/jobs', 'post'>;
 export type CreateEvaluationRequest = Json<'/evaluations', 'post'>;
 export type CompletionRequest = Json<'/completions', 'post'>;
@@ -40,6 +44,17 @@ export type JobMetrics = Ok<'/fine_tuning/jobs/{id}/metrics', 'get'>;
 export type EvaluationComparison = Ok<'/evaluations/comparison', 'get'>;
 export type FileReport = Ok<'/files/{id}/report', 'get'>;
 export type FileStats = Ok<'/files/{id}/stats', 'get'>;
+export type PrepareFileRequest = Json<'/files/{id}/prepare', 'post'>;
+export type FilePreview = Ok<'/files/{id}/preview', 'get'>;
+export type JobEstimate = Ok<'/fine_tuning/jobs/estimate', 'post'>;
+export type Caller = Ok<'/me', 'get'>;
+export type ApiKey = Caller['api_key'];
+export type CreateApiKeyRequest = Json<'/projects/{id}/api_keys', 'post'>;
+export type WebhookEndpoint = Ok<'/webhook_endpoints/{id}', 'get'>;
+export type CreateWebhookRequest = Json<'/webhook_endpoints', 'post'>;
+export type WebhookDelivery = Ok<'/webhook_endpoints/{id}/deliveries', 'get'>['data'][number];
+export type WebhookTestResult = Ok<'/webhook_endpoints/{id}/test', 'post'>;
+export type Deleted = { id: string; object: string; deleted: boolean };
 
 /** One streamed piece of a completion (`POST /completions` with `stream: true`). */
 export interface CompletionChunk {
@@ -192,6 +207,21 @@ export class Crucible {
     return this.json(`/files/${encodeURIComponent(id)}/stats${model ? `?model=${encodeURIComponent(model)}` : ''}`);
   }
 
+  /** The first records as the trainer tokenizes them with `model`'s tokenizer, each token marked with whether it carries loss. */
+  previewFile(id: string, model: string, records = 3): Promise<FilePreview> {
+    return this.json(`/files/${encodeURIComponent(id)}/preview?${new URLSearchParams({ model, records: String(records) })}`);
+  }
+
+  /** Runs the preparation pipeline (cleaning, dedup, PII scrubbing) on a processed file; answers the new file (pending until prepared and validated). */
+  prepareFile(id: string, body: PrepareFileRequest = {}): Promise<FileObject> {
+    return this.json(`/files/${encodeURIComponent(id)}/prepare`, { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  /** Deletes a file (refused while a job uses it). */
+  deleteFile(id: string): Promise<Deleted> {
+    return this.json(`/files/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  }
+
   /** Waits until a file's validation (or preparation) is done: status `processed` or `error`. */
   async waitForFile(id: string, opts: WaitOptions = {}): Promise<FileObject> {
     return this.poll(
@@ -206,6 +236,11 @@ export class Crucible {
 
   createJob(body: CreateJobRequest): Promise<FineTuningJob> {
     return this.json('/fine_tuning/jobs', { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  /** What a job would do before it runs: tokens, steps, n_epochs, every hyperparameter resolved, and a duration when one was measured. */
+  estimateJob(body: CreateJobRequest): Promise<JobEstimate> {
+    return this.json('/fine_tuning/jobs/estimate', { method: 'POST', body: JSON.stringify(body) });
   }
 
   retrieveJob(id: string): Promise<FineTuningJob> {
@@ -352,6 +387,53 @@ export class Crucible {
 
   retrieveModel(id: string): Promise<Model> {
     return this.json(`/models/${encodeURIComponent(id)}`);
+  }
+
+  /** Deletes a fine-tuned or imported model (its checkpoints' files stay with their job). */
+  deleteModel(id: string): Promise<Deleted> {
+    return this.json(`/models/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  }
+
+  // ---- the project, its keys and webhooks ----
+
+  /** The key in use (scopes, never its secret) and its project with limits and usage. */
+  me(): Promise<Caller> {
+    return this.json('/me');
+  }
+
+  listApiKeys(projectId: string): AsyncGenerator<ApiKey> {
+    return this.paginate<ApiKey>(`/projects/${encodeURIComponent(projectId)}/api_keys`);
+  }
+
+  /** A new key (admin scope); its `secret` is in this answer only. */
+  createApiKey(projectId: string, body: CreateApiKeyRequest): Promise<ApiKey> {
+    return this.json(`/projects/${encodeURIComponent(projectId)}/api_keys`, { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  revokeApiKey(projectId: string, keyId: string): Promise<ApiKey> {
+    return this.json(`/projects/${encodeURIComponent(projectId)}/api_keys/${encodeURIComponent(keyId)}`, { method: 'DELETE' });
+  }
+
+  listWebhookEndpoints(): AsyncGenerator<WebhookEndpoint> {
+    return this.paginate<WebhookEndpoint>('/webhook_endpoints');
+  }
+
+  /** A new endpoint (admin scope); its `signing_secret` is in this answer only. */
+  createWebhookEndpoint(body: CreateWebhookRequest): Promise<WebhookEndpoint> {
+    return this.json('/webhook_endpoints', { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  deleteWebhookEndpoint(id: string): Promise<Deleted> {
+    return this.json(`/webhook_endpoints/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  }
+
+  /** Sends one signed sample event now (not retried, not logged) and reports the receiver's status. */
+  testWebhookEndpoint(id: string, eventType: string): Promise<WebhookTestResult> {
+    return this.json(`/webhook_endpoints/${encodeURIComponent(id)}/test`, { method: 'POST', body: JSON.stringify({ event_type: eventType }) });
+  }
+
+  listWebhookDeliveries(id: string): AsyncGenerator<WebhookDelivery> {
+    return this.paginate<WebhookDelivery>(`/webhook_endpoints/${encodeURIComponent(id)}/deliveries`);
   }
 
   /** The model archive (.tar.gz) as a streaming Response; `variant: 'adapter'` for a LoRA/adapter model's own files. */

@@ -408,6 +408,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The API key of this request (its scopes, never its secret) and its project with limits and usage. */
+        get: operations["retrieveCaller"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/models": {
         parameters: {
             query?: never;
@@ -882,6 +899,8 @@ export interface components {
             organization_id: string;
             prepared_training_file: string | null;
             result_files: string[];
+            /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
+            running_seconds: number;
             seed: number;
             status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
             trained_tokens: number | null;
@@ -980,8 +999,8 @@ export interface components {
             peft: {
                 [key: string]: unknown;
             } | null;
-            /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
-            source: "preset" | "trained" | "imported";
+            /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models; checkpoint: a job’s fine_tuned_model_checkpoint (retrieved, sampled, evaluated, downloaded and fine-tuned from by that name; not listed). */
+            source: "preset" | "trained" | "imported" | "checkpoint";
         };
         PreparationReport: {
             control_characters_removed: number;
@@ -1803,13 +1822,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description Answer metrics first for supervised files (prompt/completion, chat), the loss first for text. */
                         columns: string[];
                         file: string;
                         missing: string[];
                         /** @enum {string} */
                         object: "evaluation.comparison";
+                        /** @description The column the rows are ranked by (best first): the first one the file’s rows have. */
+                        primary: string;
                         rows: {
-                            /** @description Columns where this row is the best of the table. */
+                            /** @description Columns where this row alone is the best of the table (a tie marks none). */
                             best: string[];
                             /** @description The latest succeeded evaluation of this model on the file. */
                             evaluation: string;
@@ -2357,6 +2379,8 @@ export interface operations {
                         object: "file.stats";
                         records: number;
                         tokens: {
+                            /** @description Chat data on a character-level tokenizer without the chat template’s tokens. */
+                            lacks_chat_tokens: boolean;
                             length_histogram: {
                                 buckets: {
                                     count: number;
@@ -2372,6 +2396,11 @@ export interface operations {
                             total: number;
                             /** @description Tokens that carry loss (answers of supervised data; all for text). */
                             trained: number;
+                            /** @description Characters a character-level tokenizer lacks, with the first line of each (a job from this model refuses the file for them); empty for BPE. */
+                            unknown_characters: {
+                                char: string;
+                                line: number;
+                            }[];
                         } | null;
                     };
                 };
@@ -2629,7 +2658,7 @@ export interface operations {
                          * @default last
                          */
                         model_selection?: "last" | "best";
-                        /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                        /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                         n_epochs?: number | "auto";
                         /** @default adamw */
                         optimizer?: "adamw" | "adam" | "lamb";
@@ -2774,7 +2803,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -2947,7 +2976,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -3120,7 +3149,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -3293,7 +3322,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -3566,7 +3595,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -3723,6 +3752,8 @@ export interface operations {
                         organization_id: string;
                         prepared_training_file: string | null;
                         result_files: string[];
+                        /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
+                        running_seconds: number;
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
                         trained_tokens: number | null;
@@ -3815,6 +3846,8 @@ export interface operations {
                         organization_id: string;
                         prepared_training_file: string | null;
                         result_files: string[];
+                        /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
+                        running_seconds: number;
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
                         trained_tokens: number | null;
@@ -3907,6 +3940,8 @@ export interface operations {
                         organization_id: string;
                         prepared_training_file: string | null;
                         result_files: string[];
+                        /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
+                        running_seconds: number;
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
                         trained_tokens: number | null;
@@ -4152,6 +4187,8 @@ export interface operations {
                         organization_id: string;
                         prepared_training_file: string | null;
                         result_files: string[];
+                        /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
+                        running_seconds: number;
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
                         trained_tokens: number | null;
@@ -4244,6 +4281,8 @@ export interface operations {
                         organization_id: string;
                         prepared_training_file: string | null;
                         result_files: string[];
+                        /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
+                        running_seconds: number;
                         seed: number;
                         status: "validating_files" | "queued" | "running" | "paused" | "succeeded" | "failed" | "cancelled";
                         trained_tokens: number | null;
@@ -4387,7 +4426,7 @@ export interface operations {
                          * @default last
                          */
                         model_selection?: "last" | "best";
-                        /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                        /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                         n_epochs?: number | "auto";
                         /** @default adamw */
                         optimizer?: "adamw" | "adam" | "lamb";
@@ -4532,7 +4571,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -4705,7 +4744,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -4878,7 +4917,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -5051,7 +5090,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -5324,7 +5363,7 @@ export interface operations {
                                  * @default last
                                  */
                                 model_selection?: "last" | "best";
-                                /** @description Passes over the training tokens; used when max_steps is not set. auto = 1. */
+                                /** @description Passes over the training data; used when max_steps is not set. auto: pretrain and mlm 1; fine-tuning 3, raised on small data to make 100 steps (at most 25), lowered on large data to train on at most 25000 examples. The job object gives the passes chosen once it runs. */
                                 n_epochs?: number | "auto";
                                 /** @default adamw */
                                 optimizer?: "adamw" | "adam" | "lamb";
@@ -5436,10 +5475,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description Passes over the training data that the steps make. */
                         epochs: number;
                         estimated_seconds: number | null;
+                        /** @description Every hyperparameter the job would run with (the defaults filled in, max_steps and n_epochs for this data). */
+                        hyperparameters: {
+                            [key: string]: unknown;
+                        };
                         method: string;
                         model: string;
+                        /** @description The passes n_epochs asks for, auto resolved for this data. */
+                        n_epochs: number;
                         note: string;
                         /** @enum {string} */
                         object: "fine_tuning.job.estimate";
@@ -5463,6 +5509,97 @@ export interface operations {
                             training: number;
                         };
                         training_file: string;
+                    };
+                };
+            };
+        };
+    };
+    retrieveCaller: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The key a request was made with and its project: what a client may show and do. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        api_key: {
+                            created_at: number;
+                            id: string;
+                            last_used_at: number | null;
+                            name: string;
+                            /** @enum {string} */
+                            object: "api_key";
+                            prefix: string;
+                            project_id: string;
+                            revoked_at: number | null;
+                            scopes: ("read" | "write" | "admin" | "operator")[];
+                            /** @description The key itself: shown only in the answer that creates it. */
+                            secret?: string;
+                        };
+                        /** @enum {string} */
+                        object: "caller";
+                        project: {
+                            api_key?: {
+                                created_at: number;
+                                id: string;
+                                last_used_at: number | null;
+                                name: string;
+                                /** @enum {string} */
+                                object: "api_key";
+                                prefix: string;
+                                project_id: string;
+                                revoked_at: number | null;
+                                scopes: ("read" | "write" | "admin" | "operator")[];
+                                /** @description The key itself: shown only in the answer that creates it. */
+                                secret?: string;
+                            };
+                            created_at: number;
+                            id: string;
+                            limits: {
+                                max_completion_tokens: number;
+                                max_concurrent_inference: number;
+                                max_concurrent_jobs: number;
+                                max_job_tokens: number;
+                                max_prompt_chars: number;
+                                max_queued_jobs: number;
+                                max_storage_bytes: number;
+                                rate_limit_rpm: number;
+                            };
+                            name: string;
+                            /** @enum {string} */
+                            object: "project";
+                            usage: {
+                                queued_jobs: number;
+                                running_jobs: number;
+                                storage_bytes: number;
+                            };
+                        };
                     };
                 };
             };
@@ -5566,8 +5703,8 @@ export interface operations {
                         peft: {
                             [key: string]: unknown;
                         } | null;
-                        /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
-                        source: "preset" | "trained" | "imported";
+                        /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models; checkpoint: a job’s fine_tuned_model_checkpoint (retrieved, sampled, evaluated, downloaded and fine-tuned from by that name; not listed). */
+                        source: "preset" | "trained" | "imported" | "checkpoint";
                     };
                 };
             };
@@ -5622,8 +5759,8 @@ export interface operations {
                         peft: {
                             [key: string]: unknown;
                         } | null;
-                        /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models. */
-                        source: "preset" | "trained" | "imported";
+                        /** @description preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models; checkpoint: a job’s fine_tuned_model_checkpoint (retrieved, sampled, evaluated, downloaded and fine-tuned from by that name; not listed). */
+                        source: "preset" | "trained" | "imported" | "checkpoint";
                     };
                 };
             };

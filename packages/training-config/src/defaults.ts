@@ -5,7 +5,15 @@ import type { OptimizerConfig, ScheduleKind } from './types';
 export const DEFAULT_OPTIMIZER: OptimizerConfig = { kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
 
 export const TRAINING_DEFAULTS = {
+  /** Pretraining (pretrain, mlm) passes over its corpus once when n_epochs is auto. */
   nEpochs: 1,
+  /**
+   * n_epochs auto for fine-tuning (supervised, dpo, reinforcement), scaled with the data as
+   * OpenAI's auto is: `epochs` passes, raised on small data until the run makes `minSteps`
+   * optimizer steps (at most `maxEpochs`), lowered on large data so that it trains on at most
+   * `maxExamples` examples (at least 1 pass).
+   */
+  autoEpochs: { epochs: 3, minSteps: 100, maxEpochs: 25, maxExamples: 25_000 },
   maxSteps: 2000,
   batchSize: 12,
   gradAccumSteps: 1,

@@ -20,7 +20,7 @@ import {
 } from '@crucible/domain';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
-import { getModel } from '../models/service';
+import { getModel, getSamplingModel } from '../models/service';
 
 export interface SamplingRequest {
   model: string;
@@ -63,7 +63,7 @@ function refuseUnsupported(req: SamplingRequest): void {
 
 /** The payload of a completion or chat completion. `logprobs`: alternatives per token, or null. */
 export async function generationPayload(
-  deps: Pick<Deps, 'store'>,
+  deps: Pick<Deps, 'store' | 'storage'>,
   actor: Actor,
   req: SamplingRequest,
   prompt: string,
@@ -79,7 +79,7 @@ export async function generationPayload(
       'max_tokens',
     );
   }
-  const m = await getModel(deps, actor, req.model);
+  const m = await getSamplingModel(deps, actor, req.model);
   if (!isCausal(m.arch))
     throw new CrucibleError('invalid_request', `model ${m.id} is a masked LM (bert); text generation needs a causal (gpt or llama) model`, 'model');
   const stop = req.stop == null ? [] : Array.isArray(req.stop) ? req.stop : [req.stop];

@@ -103,16 +103,47 @@ export async function listEvaluationEvents(deps: Pick<Deps, 'store'>, actor: Act
 const LOWER_IS_BETTER = new Set(['loss', 'perplexity', 'answer_loss', 'answer_perplexity']);
 
 /**
+ * Marks each column's best row (none when several tie for it, or with fewer than two rows) and
+ * sorts the rows by the first column some row has (tokens aside), best first. Returns that column.
+ */
+export function rankTable(columns: string[], rows: Array<{ values: Array<number | null>; best: string[] }>): string {
+  columns.forEach((c, i) => {
+    if (c === 'tokens' || rows.length < 2) return;
+    const vals = rows.map((r) => r.values[i]).filter((v): v is number => v !== null && v !== undefined);
+    if (vals.length === 0) return;
+    const target = LOWER_IS_BETTER.has(c) ? Math.min(...vals) : Math.max(...vals);
+    const winners = rows.filter((r) => r.values[i] === target);
+    if (winners.length === 1) winners[0]?.best.push(c);
+  });
+  const primary = columns.find((c, i) => c !== 'tokens' && rows.some((r) => r.values[i] != null)) ?? (columns[0] as string);
+  const at = columns.indexOf(primary);
+  const lower = LOWER_IS_BETTER.has(primary);
+  rows.sort((a, b) => {
+    const x = a.values[at] ?? null;
+    const y = b.values[at] ?? null;
+    if (x === null || y === null) return x === null ? (y === null ? 0 : 1) : -1;
+    return lower ? x - y : y - x;
+  });
+  return primary;
+}
+
+/** Supervised data (prompt/completion, chat) is judged by its answers: their metrics come first. */
+const ANSWER_FIRST = ['exact_match', 'answer_loss', 'answer_token_accuracy', 'answer_perplexity', 'loss', 'perplexity', 'token_accuracy', 'tokens'] as const;
+
+/**
  * One table of the latest succeeded evaluation of each model on a file: a row per model, a
- * column per metric, and for each column the row(s) that did best.
+ * column per metric, and for each column the row that did best (none when several tie for it).
+ * The columns start with the metric that matters for the file (answers for supervised data, the
+ * loss for text), and the rows are ranked by it.
  */
 export async function compareEvaluations(deps: Pick<Deps, 'store'>, actor: Actor, fileId: string, models?: string[]) {
-  await getFile(deps, actor, fileId, 'file'); // another project's file is missing here, not an empty table
+  const file = await getFile(deps, actor, fileId, 'file'); // another project's file is missing here, not an empty table
+  const supervised = file.format === 'jsonl_prompt_completion' || file.format === 'jsonl_chat';
   const all = await deps.store.evaluations.succeededOn(actor.projectId, fileId);
   const latest = new Map<string, EvaluationRecord>();
   for (const e of all) if (!latest.has(e.model)) latest.set(e.model, e);
   const chosen = models ? models.filter((m) => latest.has(m)).map((m) => latest.get(m) as EvaluationRecord) : [...latest.values()];
-  const columns = [...COMPARISON_COLUMNS];
+  const columns: string[] = supervised ? [...ANSWER_FIRST] : [...COMPARISON_COLUMNS];
   const rows = chosen.map((e) => ({
     model: e.model,
     evaluation: e.id,
@@ -123,17 +154,12 @@ export async function compareEvaluations(deps: Pick<Deps, 'store'>, actor: Actor
     }),
     best: [] as string[],
   }));
-  columns.forEach((c, i) => {
-    if (c === 'tokens' || rows.length < 2) return;
-    const vals = rows.map((r) => r.values[i]).filter((v): v is number => v !== null);
-    if (vals.length === 0) return;
-    const target = LOWER_IS_BETTER.has(c) ? Math.min(...vals) : Math.max(...vals);
-    for (const r of rows) if (r.values[i] === target) r.best.push(c);
-  });
+  const primary = rankTable(columns, rows);
   return {
     object: 'evaluation.comparison' as const,
     file: fileId,
     columns,
+    primary,
     rows,
     missing: models ? models.filter((m) => !latest.has(m)) : [],
   };

@@ -21,7 +21,10 @@ export async function fileStats(deps: Pick<Deps, 'store' | 'fileWork'>, actor: A
   let tokens = null;
   if (model) {
     const tokenizer = await tokenizerOf(deps, actor, model);
-    const t = await deps.fileWork.run({ kind: 'tally', key: f.storageKey, format: f.format as FileFormat, counting: { tokenizer } });
+    const [t, unknown] = await Promise.all([
+      deps.fileWork.run({ kind: 'tally', key: f.storageKey, format: f.format as FileFormat, counting: { tokenizer } }),
+      deps.fileWork.run({ kind: 'unknown-characters', key: f.storageKey, format: f.format as FileFormat, tokenizer }),
+    ]);
     tokens = {
       model,
       total: t.total,
@@ -29,6 +32,9 @@ export async function fileStats(deps: Pick<Deps, 'store' | 'fileWork'>, actor: A
       mean_per_record: t.records ? t.total / t.records : 0,
       max_per_record: t.maxPerRecord,
       length_histogram: t.histogram,
+      // what a job from this model would refuse the file for (a character-level tokenizer's gaps)
+      unknown_characters: unknown.missing,
+      lacks_chat_tokens: unknown.lacksChatTokens,
     };
   }
   return {

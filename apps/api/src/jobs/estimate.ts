@@ -8,7 +8,7 @@ import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { BPE_BYTES_PER_TOKEN, type TokenCounting } from '../files/reading-work';
 import { tokenizerSource } from '../models/stored';
-import { resolveJobRequest } from './service';
+import { resolveJobRequest, shownHyperparameters } from './service';
 
 export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobRequest) {
   // the checks of a create: an estimate refuses what a job would refuse
@@ -37,7 +37,10 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
       'training_file',
     );
   }
-  const schedule = finalizeSchedule(hp, pairs ?? trainTokens);
+  // a supervised record is an example; pretraining's examples are its blocks
+  const examples =
+    pairs ?? (method === 'supervised' ? train.lines - (val ? 0 : heldOutPairs(train.lines, hp.validation_split)) : Math.floor(trainTokens / hp.block_size));
+  const schedule = finalizeSchedule(hp, { size: pairs ?? trainTokens, examples });
   const perStep = tokensPerStep(hp);
   const epochs =
     pairs !== undefined ? (schedule.maxSteps * hp.batch_size * hp.gradient_accumulation_steps) / pairs : (schedule.maxSteps * perStep) / trainTokens;
@@ -53,6 +56,8 @@ export async function estimateJob(deps: Deps, actor: Actor, req: CreateJobReques
     tokens: { total: all, training: trainTokens, per_step: perStep, tokenizer, approximate: 'approximate' in counting && counting.approximate === 'bpe' },
     steps: schedule.maxSteps,
     epochs,
+    n_epochs: schedule.nEpochs,
+    hyperparameters: { ...shownHyperparameters(hp).hp, n_epochs: schedule.nEpochs, max_steps: schedule.maxSteps, warmup_steps: schedule.warmupSteps },
     throughput: tps
       ? {
           tokens_per_second: tps,

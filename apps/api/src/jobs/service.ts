@@ -14,6 +14,7 @@ import {
   compileGrader,
   controlChannel,
   type EventObject,
+  epochsTokenBound,
   type FileFormat,
   type FileRecord,
   fineTunedModelName,
@@ -44,12 +45,19 @@ import { getProcessedFile } from '../files/service';
 import { checkpointModelConfig, storedTokenizer, type TokenizerSource, tokenizerSource } from '../models/stored';
 import { page, unix } from '../pagination';
 
-export function jobObject(j: JobRecord): JobObject {
-  // a dpo job's beta, rpo_alpha and length_normalize are hyperparameters of its method, as OpenAI's;
-  // a reinforcement job's grader sits beside its hyperparameters
-  const { dpo, reinforcement, ...rest } = j.hyperparameters;
+/**
+ * Resolved hyperparameters as the API shows them: a dpo job's beta, rpo_alpha and
+ * length_normalize are hyperparameters of its method, as OpenAI's; a reinforcement job's grader
+ * sits beside its hyperparameters (returned apart).
+ */
+export function shownHyperparameters(h: JobRecord['hyperparameters']) {
+  const { dpo, reinforcement, ...rest } = h;
   const { grader, ...rl } = reinforcement ?? {};
-  const hp = { ...rest, ...dpo, ...rl };
+  return { hp: { ...rest, ...dpo, ...rl }, grader };
+}
+
+export function jobObject(j: JobRecord): JobObject {
+  const { hp, grader } = shownHyperparameters(j.hyperparameters);
   return {
     id: j.id,
     object: 'fine_tuning.job',
@@ -72,6 +80,7 @@ export function jobObject(j: JobRecord): JobObject {
     method: { type: j.method, [j.method]: { ...(grader ? { grader } : {}), hyperparameters: hp, peft: j.hyperparameters.peft ?? { type: 'full' } } },
     user_provided_suffix: j.suffix,
     backend: j.backend,
+    running_seconds: Math.round(j.runningSeconds * 10) / 10,
     data_preparation: j.preparation,
     prepared_training_file: j.preparedFileId,
   };
@@ -188,13 +197,15 @@ export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJob
  */
 function checkJobSize(actor: Actor, hp: ReturnType<typeof resolveHyperparameters>, training: FileRecord): void {
   const perStep = tokensPerStep(hp);
-  const tokens = hp.max_steps !== null ? hp.max_steps * perStep : hp.n_epochs * training.bytes;
+  const tokens = hp.max_steps !== null ? hp.max_steps * perStep : epochsTokenBound(hp, training.bytes);
   const limit = actor.limits.maxJobTokens;
   if (tokens <= limit) return;
   const how =
     hp.max_steps !== null
       ? `max_steps ${hp.max_steps} x batch_size ${hp.batch_size} x block_size ${hp.block_size} x gradient_accumulation_steps ${hp.gradient_accumulation_steps}`
-      : `n_epochs ${hp.n_epochs} x ${training.bytes} bytes of training data`;
+      : hp.n_epochs === 'auto'
+        ? `n_epochs auto over ${training.bytes} bytes of training data`
+        : `n_epochs ${hp.n_epochs} x ${training.bytes} bytes of training data`;
   throw new CrucibleError(
     'job_too_large',
     `the job would train on up to ${tokens} tokens (${how}); this project's limit is ${limit} (MAX_JOB_TOKENS)`,

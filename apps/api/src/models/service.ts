@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { PassThrough, type Readable, Transform } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
+import { findModelRef } from '@crucible/db';
 import { CrucibleError, importedModelName, isPreset, type ModelObject, type ModelRecord, PRESETS, rootModelName } from '@crucible/domain';
 import {
   ADAPTER_FILES,
@@ -26,6 +27,7 @@ import {
   tokenizerFromJSON,
   tokenizerSideFiles,
   UnsupportedTokenizerError,
+  writeAdapterFolder,
   writeModelFolder,
 } from '@crucible/model-files';
 import { keys } from '@crucible/storage';
@@ -33,7 +35,7 @@ import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { storageRefusal } from '../files/service';
 import { unix } from '../pagination';
-import { readSafetensorsHeader } from './stored';
+import { checkpointModelConfig, readSafetensorsHeader } from './stored';
 import { readTar, TarFormatError, type TarSource, tarStream } from './tar';
 
 const PRESET_CREATED = 1764374400; // 2025-11-29, when the presets were defined
@@ -128,8 +130,46 @@ export async function getModel(deps: Pick<Deps, 'store'>, actor: Actor, id: stri
   return m;
 }
 
-export async function retrieveModel(deps: Pick<Deps, 'store'>, actor: Actor, id: string): Promise<ModelObject> {
+/** A job's checkpoint by its fine_tuned_model_checkpoint name (or ftckpt- id), or null. */
+async function findCheckpoint(deps: Pick<Deps, 'store'>, actor: Actor, id: string) {
+  if (isPreset(id)) return null;
+  const ref = await findModelRef(deps.store, actor.projectId, id);
+  return ref?.kind === 'checkpoint' ? ref : null;
+}
+
+/**
+ * What a request may sample from: a model, or a job's checkpoint (as OpenAI's
+ * fine_tuned_model_checkpoint names are models). `id` is the name the worker loads.
+ */
+export async function getSamplingModel(
+  deps: Pick<Deps, 'store' | 'storage'>,
+  actor: Actor,
+  id: string,
+  param = 'model',
+): Promise<{ id: string; arch: ModelRecord['arch'] }> {
+  const ck = await findCheckpoint(deps, actor, id);
+  if (ck) return { id, arch: (await checkpointModelConfig(deps.storage, ck.checkpoint.storageKey)).arch };
+  const m = await getModel(deps, actor, id, param);
+  return { id: m.id, arch: m.arch };
+}
+
+export async function retrieveModel(deps: Pick<Deps, 'store' | 'storage'>, actor: Actor, id: string): Promise<ModelObject> {
   if (isPreset(id)) return presetObject(id);
+  const ck = await findCheckpoint(deps, actor, id);
+  if (ck) {
+    const config = await checkpointModelConfig(deps.storage, ck.checkpoint.storageKey);
+    return {
+      id,
+      object: 'model',
+      created: unix(ck.checkpoint.createdAt) as number,
+      owned_by: actor.projectId,
+      arch: config.arch,
+      base_model: ck.jobModel,
+      fine_tuning_job: ck.checkpoint.jobId,
+      source: 'checkpoint',
+      peft: (config.peft as ModelObject['peft']) ?? null,
+    };
+  }
   return modelObject(await getModel(deps, actor, id));
 }
 
@@ -155,6 +195,8 @@ export async function modelArchive(
   id: string,
   variant: DownloadVariant,
 ): Promise<{ name: string; body: Readable }> {
+  const ck = await findCheckpoint(deps, actor, id);
+  if (ck) return checkpointArchive(deps, id, ck.checkpoint, ck.jobModel, variant);
   const m = await getModel(deps, actor, id);
   const files = await folderFiles(deps, m);
   const isAdapter = (n: string) => (ADAPTER_FILES as readonly string[]).includes(n);
@@ -166,6 +208,48 @@ export async function modelArchive(
   const safe = m.id.replace(/[^A-Za-z0-9_.-]/g, '_');
   const body = tarStream(chosen).pipe(createGzip());
   return { name: `${safe}${variant === 'adapter' ? '-adapter' : ''}.tar.gz`, body };
+}
+
+/** A checkpoint is converted in memory: larger ones are refused rather than held. */
+export const MAX_CHECKPOINT_DOWNLOAD_BYTES = 2 ** 30;
+
+/**
+ * A job's checkpoint as a model folder, .tar.gz: a full checkpoint as the model (full), a LoRA or
+ * adapter checkpoint (which holds only the adapter's weights) as its adapter files (adapter).
+ */
+async function checkpointArchive(
+  deps: Pick<Deps, 'storage'>,
+  id: string,
+  ck: { storageKey: string },
+  baseModel: string,
+  variant: DownloadVariant,
+): Promise<{ name: string; body: Readable }> {
+  const size = (await deps.storage.size(ck.storageKey)) ?? 0;
+  if (size > MAX_CHECKPOINT_DOWNLOAD_BYTES) {
+    throw new CrucibleError(
+      'invalid_request',
+      `checkpoint ${id} is ${size} bytes; checkpoints up to ${MAX_CHECKPOINT_DOWNLOAD_BYTES} are converted for download (download the job's model, or fine-tune from the checkpoint with max_steps 1 to make it a model)`,
+      'model',
+    );
+  }
+  const config = await checkpointModelConfig(deps.storage, ck.storageKey);
+  const partial = Boolean(config.peft);
+  if (partial && variant === 'full') {
+    throw new CrucibleError(
+      'invalid_request',
+      `checkpoint ${id} holds only its ${config.peft?.type} weights (its base is frozen): download variant=adapter`,
+      'variant',
+    );
+  }
+  if (!partial && variant === 'adapter')
+    throw new CrucibleError('invalid_request', `checkpoint ${id} was trained without LoRA or adapters; download variant=full`, 'variant');
+  const { modelConfig, weights, tokenizer } = readCheckpointFile(await deps.storage.get(ck.storageKey));
+  const folder = partial
+    ? writeAdapterFolder({ config: modelConfig, weights, tokenizer, baseModel })
+    : writeModelFolder({ config: modelConfig, weights, tokenizer, baseModel });
+  const files: TarSource[] = Object.entries(folder).map(([name, data]) => ({ name, size: data.byteLength, open: async () => [data] }));
+  const safe = id.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return { name: `${safe}${partial ? '-adapter' : ''}.tar.gz`, body: tarStream(files).pipe(createGzip()) };
 }
 
 /** One file of the model's folder, streamed. */

@@ -1,11 +1,11 @@
 // /v1/projects: a key sees its own project (limits in force and usage); an admin key creates
 // projects and creates, lists and revokes its project's keys. Revocation takes effect on the next
 // request in every API process (the key caches are told over Redis).
-import { ApiKeyObject, CreateApiKeyRequest, CreateProjectRequest, IdParams, ListOf, ProjectKeyParams, ProjectObject } from '@crucible/domain';
+import { ApiKeyObject, CallerObject, CreateApiKeyRequest, CreateProjectRequest, IdParams, ListOf, ProjectKeyParams, ProjectObject } from '@crucible/domain';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiConfig } from '../config';
 import type { Deps } from '../deps';
-import { createKey, createProject, getKey, getProject, listKeys, revokeKey } from './service';
+import { createKey, createProject, getCaller, getKey, getProject, listKeys, revokeKey } from './service';
 
 const tags = ['projects'];
 
@@ -41,6 +41,18 @@ export const projectRoutes =
         },
       },
       async (req) => getProject({ deps, cfg }, req.actor, req.params.id),
+    );
+    app.get(
+      '/me',
+      {
+        schema: {
+          operationId: 'retrieveCaller',
+          tags,
+          response: { 200: CallerObject },
+          description: 'The API key of this request (its scopes, never its secret) and its project with limits and usage.',
+        },
+      },
+      async (req) => getCaller({ deps, cfg }, req.actor),
     );
     app.get(
       '/projects/:id/api_keys',

@@ -73,6 +73,12 @@ export async function getProject(ctx: Ctx, actor: Actor, id: string) {
   return projectObject(ctx, p);
 }
 
+/** The calling key and its project (any scope): a client learns its project and what it may do. */
+export async function getCaller(ctx: Ctx, actor: Actor) {
+  const key = (await ctx.deps.store.projects.getKey(actor.projectId, actor.keyId)) ?? keyNotFound(actor.keyId);
+  return { object: 'caller' as const, project: await getProject(ctx, actor, actor.projectId), api_key: keyObject(key) };
+}
+
 export async function listKeys(deps: Deps, actor: Actor, id: string) {
   ownProject(actor, id);
   return page(

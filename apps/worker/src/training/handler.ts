@@ -153,6 +153,8 @@ class TrainingRun {
   private readonly writes: AttemptWriter;
   private heartbeat: Heartbeat | undefined;
   private step = 0;
+  /** The passes the schedule chose (n_epochs auto resolved for the data). */
+  private nEpochs: number | undefined;
   private lastTrainLoss: number | undefined;
   private lastEval: EvalMetrics | undefined;
   /** The step of the best evaluation so far when no checkpoint exists there yet: a checkpoint saved at it is the best. */
@@ -282,13 +284,14 @@ class TrainingRun {
     const hp = this.job.hyperparameters;
     const T = hp.block_size;
     const tokenizer = start.kind === 'checkpoint' ? start.ck.tokenizer : start.tokenizer;
-    const { data, trainSize } =
+    const { data, trainSize, examples } =
       this.job.method === 'dpo'
         ? this.encodePairs(datasets, tokenizer)
         : this.job.method === 'reinforcement'
           ? await this.encodePrompts(datasets, tokenizer, start)
           : this.encodeTokens(datasets, tokenizer);
-    const schedule = finalizeSchedule(hp, trainSize);
+    const schedule = finalizeSchedule(hp, { size: trainSize, examples });
+    this.nEpochs = schedule.nEpochs;
     let trainer: Trainer;
     try {
       if (start.kind === 'checkpoint') {
@@ -312,7 +315,7 @@ class TrainingRun {
   }
 
   /** A dpo job's preference pairs (a share of the training file's for validation when no validation file is given); its size is its training pairs. */
-  private encodePairs(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number } {
+  private encodePairs(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number; examples: number } {
     const hp = this.job.hyperparameters;
     const encode = (d: Dataset, param: string) => asJobInput(param, () => encodePreferences(d.text, tokenizer));
     const all = encode(datasets.train, 'training_file');
@@ -327,7 +330,7 @@ class TrainingRun {
       ? { train: all, val: encode(datasets.val, 'validation_file') }
       : splitPairs(all, hp.validation_split, hp.validation_split_seed ?? null);
     const empty = new Int32Array(0);
-    return { data: { train: empty, val: empty, preference: split }, trainSize: split.train.length };
+    return { data: { train: empty, val: empty, preference: split }, trainSize: split.train.length, examples: split.train.length };
   }
 
   /**
@@ -338,7 +341,7 @@ class TrainingRun {
     datasets: { train: Dataset; val?: Dataset },
     tokenizer: Tokenizer,
     start: StartingPoint,
-  ): Promise<{ data: TrainData; trainSize: number }> {
+  ): Promise<{ data: TrainData; trainSize: number; examples: number }> {
     const hp = this.job.hyperparameters;
     const settings = hp.reinforcement;
     if (!settings) throw new JobInputError('invalid_grader', 'this reinforcement job has no grader', 'method.reinforcement.grader');
@@ -349,8 +352,9 @@ class TrainingRun {
   }
 
   /** Token streams for the other methods, as encodeSplit makes them; the size is the training tokens. */
-  private encodeTokens(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number } {
+  private encodeTokens(datasets: { train: Dataset; val?: Dataset }, tokenizer: Tokenizer): { data: TrainData; trainSize: number; examples: number } {
     const split = this.encodeSplit(datasets, tokenizer);
+    const T = this.job.hyperparameters.block_size;
     return {
       data: {
         train: split.train.tokens,
@@ -361,6 +365,8 @@ class TrainingRun {
         valDocStarts: split.val.docStarts,
       },
       trainSize: split.train.tokens.length,
+      // a fine-tuning example is a record (a conversation); pretraining's are its blocks
+      examples: split.train.docStarts?.length ?? Math.floor(split.train.tokens.length / T),
     };
   }
 
@@ -399,7 +405,13 @@ class TrainingRun {
       store.jobs.transition(this.job.projectId, this.job.id, 'running', {
         leaseId: this.leaseId,
         set: {
-          hyperparameters: { ...this.job.hyperparameters, max_steps: maxSteps, warmup_steps: trainer.config.schedule.warmupSteps, vocab_size: vocab },
+          hyperparameters: {
+            ...this.job.hyperparameters,
+            n_epochs: this.nEpochs ?? this.job.hyperparameters.n_epochs,
+            max_steps: maxSteps,
+            warmup_steps: trainer.config.schedule.warmupSteps,
+            vocab_size: vocab,
+          },
           backend,
           startedAt: this.job.startedAt ?? new Date(),
         },

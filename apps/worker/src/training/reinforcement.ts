@@ -25,7 +25,7 @@ export function reinforcementData(
   split: { ratio: number; seed: number | null },
   base: LoadedWeights,
   keep: (m: Transformer) => Transformer,
-): { data: TrainData; trainSize: number } {
+): { data: TrainData; trainSize: number; examples: number } {
   const encode = (text: string, param: string): ReinforcementPrompt[] => {
     try {
       return encodePrompts(text, tokenizer);
@@ -64,6 +64,7 @@ export function reinforcementData(
       },
     },
     trainSize: sets.train.length,
+    examples: sets.train.length,
   };
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 describe('the job spec maps onto the trainer config', () => {
   it('gives the trainer defaults when a pretraining job sets nothing', () => {
     const spec = resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' });
-    const schedule = finalizeSchedule({ ...spec, max_steps: 2000 }, 1_000_000);
+    const schedule = finalizeSchedule({ ...spec, max_steps: 2000 }, { size: 1_000_000, examples: 1000 });
     const fromJob = trainConfigFor(spec, 'pretrain', schedule, 1337);
     expect(fromJob).toEqual(defaultTrainConfig(modelConfig('gpt-nano', 70), { maxSteps: 2000 }));
   });

@@ -55,7 +55,21 @@ function jobRecord(j: JobRow): JobRecord {
     updatedAt: j.updatedAt,
     startedAt: j.startedAt,
     finishedAt: j.finishedAt,
+    runningSeconds: j.runningSeconds + (j.runningSince ? Math.max(0, Date.now() - j.runningSince.getTime()) / 1000 : 0),
   };
+}
+
+/**
+ * Keeps a job's running time after a status change: a job that starts running notes when; one
+ * that stops (paused, requeued, settled) adds the time since to running_seconds.
+ */
+async function settleRunningTime(tx: Prisma.TransactionClient, id: string): Promise<void> {
+  // timestamps are stored without a zone, in UTC (as Prisma writes them)
+  await tx.$executeRaw`UPDATE jobs SET
+      running_seconds = running_seconds + CASE WHEN running_since IS NOT NULL AND status <> 'running'
+        THEN GREATEST(0, EXTRACT(EPOCH FROM ((now() AT TIME ZONE 'UTC') - running_since))) ELSE 0 END,
+      running_since = CASE WHEN status = 'running' THEN COALESCE(running_since, now() AT TIME ZONE 'UTC') ELSE NULL END
+    WHERE id = ${id}`;
 }
 
 function eventRecord(e: EventRow): JobEventRecord {
@@ -206,6 +220,7 @@ export class JobRepository extends Repository {
       updatedAt: now,
       startedAt: null,
       finishedAt: null,
+      runningSeconds: 0,
     };
   }
 
@@ -248,6 +263,7 @@ export class JobRepository extends Repository {
           data: { status: to, ...changes(opts.set), ...(leaving ? { leaseId: null, heartbeatAt: null } : {}) },
         });
         if (moved.count === 0) return null;
+        await settleRunningTime(tx, id);
         if (opts.event) await insertEvent(tx, projectId, id, opts.event.message, opts.event);
         return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
       }),
@@ -304,6 +320,7 @@ export class JobRepository extends Repository {
           data: { status: 'queued', attempt: { increment: 1 }, leaseId: null, heartbeatAt: null },
         });
         if (moved.count === 0) return null;
+        await settleRunningTime(tx, id);
         await insertEvent(tx, projectId, id, event.message, event);
         return jobRecord(await tx.job.findUniqueOrThrow({ where: { id } }));
       }),
@@ -347,6 +364,7 @@ export class JobRepository extends Repository {
           data: { status: 'succeeded', fineTunedModel: model.id, finishedAt: new Date(), leaseId: null, heartbeatAt: null, ...changes(set) },
         });
         if (moved.count === 0) return false;
+        await settleRunningTime(tx, id);
         await tx.model.upsert({
           where: { id: model.id },
           create: {

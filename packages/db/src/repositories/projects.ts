@@ -88,8 +88,9 @@ export class ProjectRepository extends Repository {
   }
 
   /** A key that is not revoked, by the hash of its secret. */
+  /** The key with this secret's hash, revoked or not (revokedAt says). */
   async keyByHash(hash: string): Promise<ApiKeyRecord | null> {
-    const k = await this.run((db) => db.apiKey.findFirst({ where: { hash, revokedAt: null } }));
+    const k = await this.run((db) => db.apiKey.findFirst({ where: { hash } }));
     return k ? keyRecord(k) : null;
   }
 

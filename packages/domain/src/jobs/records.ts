@@ -42,6 +42,8 @@ export interface JobRecord {
   updatedAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Seconds spent running so far, summed over attempts (pauses and waits in the queue excluded). */
+  runningSeconds: number;
 }
 
 export type EventLevel = Static<typeof EventLevelSchema>;

@@ -106,9 +106,27 @@ describe('finalizeSchedule', () => {
   it('derives max_steps from epochs and warmup from a ratio or the default', () => {
     const h = resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }, { n_epochs: 2, batch_size: 4, block_size: 10 });
     // 2 epochs of 1000 tokens at 4 x 10 tokens per step = 50 steps; default warmup min(100, 10%) = 5
-    expect(finalizeSchedule(h, 1000)).toEqual({ maxSteps: 50, warmupSteps: 5 });
-    expect(finalizeSchedule({ ...h, warmup_ratio: 0.2 }, 1000)).toEqual({ maxSteps: 50, warmupSteps: 10 });
-    expect(finalizeSchedule({ ...h, max_steps: 7, warmup_steps: 3 }, 1000)).toEqual({ maxSteps: 7, warmupSteps: 3 });
+    expect(finalizeSchedule(h, { size: 1000, examples: 100 })).toEqual({ maxSteps: 50, warmupSteps: 5, nEpochs: 2 });
+    expect(finalizeSchedule({ ...h, warmup_ratio: 0.2 }, { size: 1000, examples: 100 })).toEqual({ maxSteps: 50, warmupSteps: 10, nEpochs: 2 });
+    expect(finalizeSchedule({ ...h, max_steps: 7, warmup_steps: 3 }, { size: 1000, examples: 100 })).toEqual({ maxSteps: 7, warmupSteps: 3, nEpochs: 2 });
+  });
+
+  it('n_epochs auto: one pass for pretraining; for fine-tuning 3, more on small data (100 steps), fewer on large (25,000 examples)', () => {
+    expect(resolveHyperparameters('pretrain', { kind: 'preset', name: 'gpt-nano' }).n_epochs).toBe(1);
+    // supervised, 8 x 16 = 128 tokens per step
+    const h = resolveHyperparameters('supervised', trained, { batch_size: 8, block_size: 16 });
+    expect(h.n_epochs).toBe('auto');
+    // 200 short examples in 6,400 tokens: 50 steps an epoch; 3 passes make 150 steps
+    expect(finalizeSchedule(h, { size: 6400, examples: 200 })).toMatchObject({ nEpochs: 3, maxSteps: 150 });
+    // 12 steps an epoch: ceil(100 / 12) = 9 passes, 108 steps
+    expect(finalizeSchedule(h, { size: 12 * 128, examples: 40 })).toMatchObject({ nEpochs: 9, maxSteps: 108 });
+    // less than a step an epoch: capped at 25 passes, ceil(25 x 100 / 128) = 20 steps
+    expect(finalizeSchedule(h, { size: 100, examples: 3 })).toMatchObject({ nEpochs: 25, maxSteps: 20 });
+    // 10,000 examples: floor(25,000 / 10,000) = 2 passes; 40,000: at least 1
+    expect(finalizeSchedule(h, { size: 10_000 * 128, examples: 10_000 })).toMatchObject({ nEpochs: 2, maxSteps: 20_000 });
+    expect(finalizeSchedule(h, { size: 40_000 * 128, examples: 40_000 })).toMatchObject({ nEpochs: 1 });
+    // a number given is kept
+    expect(finalizeSchedule({ ...h, n_epochs: 4 }, { size: 100, examples: 3 })).toMatchObject({ nEpochs: 4, maxSteps: 4 });
   });
 });
 
@@ -134,7 +152,7 @@ describe('the reinforcement method', () => {
     });
     expect(h.eval_interval).toBe(250);
     // 2 epochs of 40 prompts at 4 prompts per step
-    expect(finalizeSchedule({ ...h, n_epochs: 2 }, 40).maxSteps).toBe(20);
+    expect(finalizeSchedule({ ...h, n_epochs: 2 }, { size: 40, examples: 40 }).maxSteps).toBe(20);
     expect(tokensPerStep(h)).toBe(12 * 4 * 16);
     const config = trainConfigFor(h, 'reinforcement', { maxSteps: 20, warmupSteps: 2 }, 1);
     expect(config.objective).toBe('grpo');

@@ -26,7 +26,8 @@ import type { Grader } from '../schemas/graders';
 import type { Hyperparameters, MethodType, Peft } from '../schemas/jobs';
 
 export interface ResolvedHyperparameters {
-  n_epochs: number;
+  /** auto until the worker knows the data's size (autoEpochs); then the passes it chose. */
+  n_epochs: number | 'auto';
   batch_size: number;
   learning_rate_multiplier: number;
   max_steps: number | null;
@@ -175,7 +176,7 @@ export function resolveHyperparameters(
     throw new CrucibleError('invalid_hyperparameters', `warmup_steps ${hp.warmup_steps} exceeds max_steps ${hp.max_steps}`, p('warmup_steps'));
   }
   return {
-    n_epochs: hp.n_epochs === undefined || hp.n_epochs === 'auto' ? D.nEpochs : hp.n_epochs,
+    n_epochs: hp.n_epochs === undefined || hp.n_epochs === 'auto' ? (isFineTuning(method) ? 'auto' : D.nEpochs) : hp.n_epochs,
     batch_size: hp.batch_size === undefined || hp.batch_size === 'auto' ? D.batchSize : hp.batch_size,
     learning_rate_multiplier: mult,
     max_steps: hp.max_steps ?? null,
@@ -282,15 +283,45 @@ function resolvePeft(req: Peft | undefined, base: BaseModel, method: MethodType)
   };
 }
 
+/** Methods that fine-tune on examples (their n_epochs auto scales with the data); pretrain and mlm pass over a corpus. */
+export function isFineTuning(method: MethodType): boolean {
+  return method === 'supervised' || method === 'dpo' || method === 'reinforcement';
+}
+
 /**
- * max_steps and warmup once the size of the training data is known: its tokens, or for a dpo job
- * its preference pairs (an epoch is every pair once), for a reinforcement job its prompts.
+ * n_epochs auto for a fine-tuning run whose epoch is `stepsPerEpoch` optimizer steps over
+ * `examples` examples: 3 passes; on small data enough passes for 100 steps (at most 25); on large
+ * data at most 25,000 examples trained (at least 1 pass).
  */
-export function finalizeSchedule(h: ResolvedHyperparameters, trainSize: number): { maxSteps: number; warmupSteps: number } {
+export function autoEpochs(stepsPerEpoch: number, examples: number): number {
+  const A = D.autoEpochs;
+  if (stepsPerEpoch * A.epochs < A.minSteps) return Math.min(A.maxEpochs, Math.ceil(A.minSteps / Math.max(1, stepsPerEpoch)));
+  if (examples * A.epochs > A.maxExamples) return Math.max(1, Math.floor(A.maxExamples / examples));
+  return A.epochs;
+}
+
+/** The most tokens a job of `n_epochs` passes over `size` tokens can train on (auto included), for the job-size limit. */
+export function epochsTokenBound(h: Pick<ResolvedHyperparameters, 'n_epochs'> & Parameters<typeof tokensPerStep>[0], size: number): number {
+  if (h.n_epochs !== 'auto') return h.n_epochs * size;
+  // auto raises the passes only up to minSteps steps (+ one epoch's rounding) and otherwise keeps at most 3
+  return Math.max(D.autoEpochs.epochs * size, (D.autoEpochs.minSteps + 1) * tokensPerStep(h) + size);
+}
+
+/**
+ * max_steps, warmup and the passes once the size of the training data is known: `size` is its
+ * tokens, or for a dpo job its preference pairs (an epoch is every pair once), for a reinforcement
+ * job its prompts; `examples` its records (conversations, pairs, prompts).
+ */
+export function finalizeSchedule(
+  h: ResolvedHyperparameters,
+  data: { size: number; examples: number },
+): { maxSteps: number; warmupSteps: number; nEpochs: number } {
   const perStep = h.dpo || h.reinforcement ? h.batch_size * h.gradient_accumulation_steps : tokensPerStep(h);
-  const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((h.n_epochs * trainSize) / perStep));
+  const stepsPerEpoch = Math.max(1, Math.ceil(data.size / perStep));
+  const nEpochs = h.n_epochs === 'auto' ? autoEpochs(stepsPerEpoch, data.examples) : h.n_epochs;
+  const maxSteps = h.max_steps ?? Math.max(1, Math.ceil((nEpochs * data.size) / perStep));
   const warmup = h.warmup_steps ?? (h.warmup_ratio !== null ? Math.round(h.warmup_ratio * maxSteps) : defaultWarmupSteps(maxSteps));
-  return { maxSteps, warmupSteps: Math.min(warmup, maxSteps) };
+  return { maxSteps, warmupSteps: Math.min(warmup, maxSteps), nEpochs };
 }
 
 /**

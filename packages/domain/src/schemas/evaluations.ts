@@ -140,14 +140,15 @@ export const EvaluationComparison = Type.Object(
   {
     object: Type.Literal('evaluation.comparison'),
     file: Type.String(),
-    columns: Type.Array(Type.String()),
+    columns: Type.Array(Type.String(), { description: 'Answer metrics first for supervised files (prompt/completion, chat), the loss first for text.' }),
+    primary: Type.String({ description: 'The column the rows are ranked by (best first): the first one the file’s rows have.' }),
     rows: Type.Array(
       Type.Object({
         model: Type.String(),
         evaluation: Type.String({ description: 'The latest succeeded evaluation of this model on the file.' }),
         finished_at: Nullable(Type.Integer()),
         values: Type.Array(Nullable(Type.Number()), { description: 'One value per column.' }),
-        best: Type.Array(Type.String(), { description: 'Columns where this row is the best of the table.' }),
+        best: Type.Array(Type.String(), { description: 'Columns where this row alone is the best of the table (a tie marks none).' }),
       }),
     ),
     missing: Type.Array(Type.String({ description: 'Requested models with no succeeded evaluation on the file.' })),

@@ -276,6 +276,11 @@ export const FileStats = Type.Object(
         mean_per_record: Type.Number(),
         max_per_record: Type.Integer(),
         length_histogram: LengthHistogram,
+        unknown_characters: Type.Array(Type.Object({ char: Type.String(), line: Type.Integer() }), {
+          description:
+            'Characters a character-level tokenizer lacks, with the first line of each (a job from this model refuses the file for them); empty for BPE.',
+        }),
+        lacks_chat_tokens: Type.Boolean({ description: 'Chat data on a character-level tokenizer without the chat template’s tokens.' }),
       }),
     ),
   },

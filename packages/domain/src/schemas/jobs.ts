@@ -23,7 +23,13 @@ export const Tokenizer = Type.Union(
 
 export const Hyperparameters = Type.Object(
   {
-    n_epochs: Type.Optional(intOrAuto(1, 100, `Passes over the training tokens; used when max_steps is not set. auto = ${D.nEpochs}.`)),
+    n_epochs: Type.Optional(
+      intOrAuto(
+        1,
+        100,
+        `Passes over the training data; used when max_steps is not set. auto: pretrain and mlm ${D.nEpochs}; fine-tuning ${D.autoEpochs.epochs}, raised on small data to make ${D.autoEpochs.minSteps} steps (at most ${D.autoEpochs.maxEpochs}), lowered on large data to train on at most ${D.autoEpochs.maxExamples} examples. The job object gives the passes chosen once it runs.`,
+      ),
+    ),
     batch_size: Type.Optional(intOrAuto(1, 512, `Sequences per micro-batch. auto = ${D.batchSize}.`)),
     learning_rate_multiplier: Type.Optional(
       Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 100 }), auto], { description: 'Scales learning_rate. auto = 1.' }),
@@ -322,6 +328,7 @@ export const JobObject = Type.Object(
     method: Type.Record(Type.String(), Type.Unknown()),
     user_provided_suffix: Nullable(Type.String()),
     backend: Nullable(Type.String({ description: 'TensorFlow.js backend the worker trained on.' })),
+    running_seconds: Type.Number({ description: 'Crucible: seconds spent running so far, over every attempt; time paused or queued does not count.' }),
     data_preparation: Nullable(PreparationRules),
     prepared_training_file: Nullable(Type.String({ description: 'The prepared file the job trained on.' })),
   },
@@ -498,7 +505,11 @@ export const JobEstimate = Type.Object(
       approximate: Type.Boolean({ description: 'True when the tokenizer does not exist yet (BPE trained by the job).' }),
     }),
     steps: Type.Integer(),
-    epochs: Type.Number(),
+    epochs: Type.Number({ description: 'Passes over the training data that the steps make.' }),
+    n_epochs: Type.Integer({ description: 'The passes n_epochs asks for, auto resolved for this data.' }),
+    hyperparameters: Type.Record(Type.String(), Type.Unknown(), {
+      description: 'Every hyperparameter the job would run with (the defaults filled in, max_steps and n_epochs for this data).',
+    }),
     throughput: Nullable(
       Type.Object({
         tokens_per_second: Type.Number(),

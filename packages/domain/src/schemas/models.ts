@@ -13,8 +13,9 @@ export const ModelObject = Type.Object(
     }),
     base_model: Type.Union([Type.String(), Type.Null()]),
     fine_tuning_job: Type.Union([Type.String(), Type.Null()]),
-    source: Type.Union([Type.Literal('preset'), Type.Literal('trained'), Type.Literal('imported')], {
-      description: 'preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models.',
+    source: Type.Union([Type.Literal('preset'), Type.Literal('trained'), Type.Literal('imported'), Type.Literal('checkpoint')], {
+      description:
+        'preset: an untrained shape; trained: made by a fine-tuning job; imported: uploaded through POST /v1/models; checkpoint: a job’s fine_tuned_model_checkpoint (retrieved, sampled, evaluated, downloaded and fine-tuned from by that name; not listed).',
     }),
     peft: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
       description:

@@ -47,3 +47,12 @@ export const ProjectObject = Type.Object({
 export const CreateProjectRequest = Type.Object({ name: Name('The project’s name.') }, { additionalProperties: false });
 
 export const ProjectKeyParams = Type.Object({ id: Type.String({ maxLength: 64 }), key_id: Type.String({ maxLength: 64 }) });
+
+export const CallerObject = Type.Object(
+  {
+    object: Type.Literal('caller'),
+    project: ProjectObject,
+    api_key: ApiKeyObject,
+  },
+  { $id: 'Caller', description: 'The key a request was made with and its project: what a client may show and do.' },
+);
