@@ -1,9 +1,14 @@
-// The dashboard in a real browser (headless Chromium) against a running stack: sign in, upload a
-// dataset with a progress bar, a field-level validation error, start a job from the form, watch the
-// loss chart gain points while it trains (no reload), cancel it, a completion in the playground,
-// an evaluation and the comparison, the API reference. Screenshots go to .crucible/screenshots/.
+// The dashboard in a real browser (headless Chromium) against a running stack, a team's whole day:
+// sign in, upload a dataset with a progress bar and check it against a base model, a field-level
+// validation error, start a job from the form with its estimate, watch the loss chart gain points
+// while it trains (no reload), pause and cancel it, act on a checkpoint from its row (evaluate,
+// chat in the playground, download, fine-tune from here), delete, manage keys and webhooks, a
+// read-only key, a revoked key signed out, the banner while the API cannot be reached, dark mode,
+// phone widths and an accessibility audit, the API reference. Screenshots go to .crucible/screenshots/.
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Crucible, type FineTuningJob } from '@crucible/sdk';
 import type { Browser, Page } from 'playwright-core';
@@ -35,7 +40,17 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       suffix: 'bard',
       method: {
         type: 'pretrain',
-        pretrain: { hyperparameters: { max_steps: 30, block_size: 32, batch_size: 4, eval_interval: 10, log_interval: 1, tokenizer: { type: 'char' } } },
+        pretrain: {
+          hyperparameters: {
+            max_steps: 30,
+            block_size: 32,
+            batch_size: 4,
+            eval_interval: 10,
+            checkpoint_interval: 10,
+            log_interval: 1,
+            tokenizer: { type: 'char' },
+          },
+        },
       },
     });
     trained = await crucible.waitForJob(job.id, { timeoutMs: 240_000 });
@@ -153,7 +168,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     const first = await points();
     await expect.poll(points, { timeout: 60_000, interval: 250 }).toBeGreaterThanOrEqual(first + 5);
     expect(await page.evaluate<boolean>('window.sameDocument')).toBe(true);
-    for (const title of ['Learning rate', 'Gradient norm', 'Tokens per second']) {
+    for (const title of ['Learning rate', 'Gradient norm', 'Tokens per second', 'Validation token accuracy']) {
       expect(Number(await page.getByTestId(`chart-${title}`).getAttribute('data-points'))).toBeGreaterThan(0);
     }
     expect(await page.getByTestId('events').locator('li').count()).toBeGreaterThan(3);
@@ -289,6 +304,256 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await shot('reinforcement-job');
   });
 
+  it('checks a dataset against a base model; the job form guesses the method, shows the defaults and a live estimate', async () => {
+    const model = trained.fine_tuned_model as string;
+    // digits and braces: the character-level model has never seen them
+    const digits = await crucible.uploadFile({
+      name: 'digits.jsonl',
+      data: Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}?`, completion: ` {${i}}` })).join('\n'),
+    });
+    await crucible.waitForFile(digits.id);
+    await page.goto(`${p.url}/dashboard/#/datasets/${digits.id}`);
+    await page.getByRole('heading', { name: 'Check against a base model' }).waitFor();
+    await page.selectOption('#check-model', model);
+    await page.getByRole('button', { name: 'Check', exact: true }).click();
+    const unknown = page.getByTestId('unknown-characters');
+    await unknown.waitFor();
+    expect(await unknown.textContent()).toContain('"1" (line 2)');
+    // the preview marks the answer tokens, which carry loss (here unknown: <|unk|>), and not the prompt's
+    const first = page.getByTestId('preview-tokens').first();
+    expect((await first.locator('.loss').allTextContents()).join('')).toBe(' <|unk|><|unk|><|unk|><|endoftext|>');
+    expect((await first.locator('span:not(.loss)').allTextContents()).join('')).toMatch(/^Count <\|unk\|>\?/);
+    await shot('dataset-check');
+
+    const clean = await crucible.uploadFile({
+      name: 'sft.jsonl',
+      data: Array.from({ length: 20 }, (_, i) =>
+        JSON.stringify({ prompt: ['the king', 'good lord', 'sweet love', 'my heart'][i % 4], completion: ' so be it' }),
+      ).join('\n'),
+    });
+    await crucible.waitForFile(clean.id);
+    await page.goto(`${p.url}/dashboard/#/datasets/${clean.id}`);
+    await page.selectOption('#check-model', model);
+    await page.getByRole('button', { name: 'Check', exact: true }).click();
+    await page.getByText('Every character is known').waitFor();
+    await page.getByRole('link', { name: `Fine-tune ${model} on this file` }).click();
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    // prefilled from the link, the method guessed from the file's format
+    expect(await page.inputValue('#f-training_file')).toBe(clean.id);
+    expect(await page.inputValue('#f-model')).toBe(model);
+    expect(await page.inputValue('#f-method')).toBe('supervised');
+    // the estimate is the API's, its defaults the fields' placeholders; 20 short records make few steps
+    const est = await crucible.estimateJob({ model, training_file: clean.id, method: { type: 'supervised', supervised: { hyperparameters: {} } } });
+    await expect.poll(() => page.getByTestId('estimate-steps').textContent(), { timeout: 20_000 }).toBe(`${est.steps} steps`);
+    expect(est.steps).toBeLessThan(50);
+    await page.getByTestId('few-steps').waitFor();
+    expect(await page.getAttribute('#f-learning_rate', 'placeholder')).toBe(String(est.hyperparameters.learning_rate));
+    expect(await page.getAttribute('#f-n_epochs', 'placeholder')).toBe(String(est.n_epochs));
+    await shot('new-job-estimate');
+    await page.fill('#f-max_steps', '80');
+    await expect.poll(() => page.getByTestId('estimate-steps').textContent(), { timeout: 20_000 }).toBe('80 steps');
+    expect(await page.getByTestId('few-steps').count()).toBe(0);
+  });
+
+  it('acts on a checkpoint from its row: evaluate it, chat with it, download it, fine-tune from it; reads the charts', async () => {
+    await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
+    const row = page.locator('tr[data-checkpoint="30"]');
+    await row.waitFor();
+    const ckpt = (await row.locator('code').textContent()) as string;
+    expect(ckpt).toMatch(/:ckpt-step-30$/);
+    await expect.poll(() => page.getByTestId('step-counter').textContent()).toContain('step 30 of 30');
+
+    // charts: hovering reads the values at a step; dragging zooms to a range, and back
+    const chart = page.getByTestId('chart-Loss');
+    const box = (await chart.locator('svg').boundingBox()) as { x: number; y: number; width: number; height: number };
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
+    expect(await chart.getByTestId('readout').textContent()).toMatch(/^step \d+: train /);
+    const all = Number(await chart.getAttribute('data-points'));
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await chart.getByRole('button', { name: 'Reset zoom' }).waitFor();
+    expect(Number(await chart.getAttribute('data-points'))).toBeLessThan(all);
+    await chart.getByRole('button', { name: 'Reset zoom' }).click();
+    expect(Number(await chart.getAttribute('data-points'))).toBe(all);
+
+    // download: the checkpoint's folder
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download step 30' }).click()]);
+    expect(download.suggestedFilename()).toMatch(/ckpt-step-30\.tar\.gz$/);
+    expect([...untarGz(readFileSync((await download.path()) as string)).keys()]).toContain('model.safetensors');
+
+    // fine-tune from here: the form with the checkpoint as the base
+    await page.getByRole('link', { name: 'Fine-tune from here: step 30' }).click();
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    expect(await page.inputValue('#f-model')).toBe(ckpt);
+
+    // evaluate: the evaluation's own page, with its metrics
+    await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
+    await page.getByRole('button', { name: 'Evaluate step 30' }).click();
+    await page.waitForURL(/#\/evaluations\/eval/);
+    await page.locator('h1 .status', { hasText: 'succeeded' }).waitFor({ timeout: 120_000 });
+    await page.locator('[data-metric=loss]').waitFor();
+
+    // chat in the playground: the API's own answer for the seed
+    await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
+    await page.getByRole('link', { name: 'Playground: step 30' }).click();
+    await page.getByRole('heading', { name: 'Playground' }).waitFor();
+    expect(await page.isChecked('input[name=mode] >> nth=0')).toBe(true); // chat
+    await page.fill('#system', 'Speak as a king.');
+    await page.fill('#message', 'the king');
+    await page.fill('#max_tokens', '12');
+    await page.fill('#temperature', '0.8');
+    await page.fill('#seed', '2');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('button', { name: 'New conversation' }).waitFor({ timeout: 60_000 });
+    const api = await crucible.createChatCompletion({
+      model: ckpt,
+      messages: [
+        { role: 'system', content: 'Speak as a king.' },
+        { role: 'user', content: 'the king' },
+      ],
+      max_tokens: 12,
+      temperature: 0.8,
+      top_p: 1,
+      seed: 2,
+    });
+    const turns = page.getByTestId('chat-log').locator('li');
+    expect(await turns.count()).toBe(2);
+    expect((await turns.nth(1).textContent())?.replace(/^Model:\s*/, '').trim()).toBe(api.choices[0]?.message.content?.trim());
+    await shot('playground-chat');
+  });
+
+  it('shows a supervised evaluation with its answer metrics first and its sample outputs', async () => {
+    const qa = await crucible.uploadFile({
+      name: 'qa.jsonl',
+      data: Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: ['the king', 'good lord'][i % 2], completion: ' so be it' })).join('\n'),
+    });
+    await crucible.waitForFile(qa.id);
+    const ev = await crucible.createEvaluation({ model: trained.fine_tuned_model as string, file: qa.id, max_examples: 4, samples: 2, max_tokens: 8 });
+    await page.goto(`${p.url}/dashboard/#/evaluations/${ev.id}`);
+    await page.locator('h1 .status', { hasText: 'succeeded' }).waitFor({ timeout: 120_000 });
+    const first = await page.getByTestId('metrics').locator('tr').first().getAttribute('data-metric');
+    expect(first).toBe('exact_match');
+    expect(await page.getByTestId('samples').locator('tbody tr').count()).toBe(2);
+    await shot('evaluation');
+  });
+
+  it('finds jobs by search and filters, and deletes a dataset after asking', async () => {
+    await page.goto(`${p.url}/dashboard/#/jobs`);
+    await page.getByRole('link', { name: trained.id }).waitFor();
+    const rows = page.locator('tbody tr[data-job]');
+    const before = await rows.count();
+    expect(before).toBeGreaterThan(2);
+    await page.fill('#jobs-q', trained.id);
+    await expect.poll(() => rows.count()).toBe(1);
+    await page.fill('#jobs-q', 'bard'); // its suffix names the model it made, and the jobs that fine-tuned that
+    await expect.poll(() => rows.count()).toBeGreaterThan(1);
+    await page.fill('#jobs-q', '');
+    await page.selectOption('#jobs-status', 'cancelled');
+    await expect.poll(() => rows.count()).toBeLessThan(before);
+    for (const t of await page.locator('tbody tr[data-job] .status').allTextContents()) expect(t).toBe('cancelled');
+    await page.selectOption('#jobs-status', '');
+    await page.selectOption('#jobs-method', 'dpo');
+    await expect.poll(() => rows.count()).toBe(1);
+    await page.selectOption('#jobs-method', '');
+
+    const doomed = await crucible.uploadFile({ name: 'doomed.txt', data: 'to be or not to be\n' });
+    await crucible.waitForFile(doomed.id);
+    await page.goto(`${p.url}/dashboard/#/datasets/${doomed.id}`);
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('button', { name: 'Keep it' }).click();
+    expect((await crucible.retrieveFile(doomed.id)).id).toBe(doomed.id);
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('button', { name: 'Delete the file' }).click();
+    await page.waitForURL(/#\/datasets$/);
+    await expect(crucible.retrieveFile(doomed.id)).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('manages keys and webhooks on the project page; a read-only key sees no create buttons, and a revoked one is signed out with the reason', async () => {
+    const hits: IncomingHttpHeaders[] = [];
+    const receiver = createServer((req, res) => {
+      hits.push(req.headers);
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      await page.goto(`${p.url}/dashboard/#/project`);
+      await page.getByTestId('limits').waitFor();
+      await page.fill('#key-name', 'viewer');
+      await page.uncheck('input[name=scope-write]');
+      await page.getByRole('button', { name: 'Create key' }).click();
+      const secret = (await page.getByTestId('new-key-secret').textContent()) as string;
+      expect(secret).toMatch(/^sk-crucible-/);
+      await page.locator('tr[data-key=viewer]').waitFor();
+
+      await page.fill('#wh-name', 'ci');
+      await page.fill('#wh-url', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`);
+      await page.getByRole('button', { name: 'Add endpoint' }).click();
+      await page.locator('tr[data-webhook=ci]').getByRole('button', { name: 'Deliveries and test' }).click();
+      await page.getByRole('button', { name: 'Send test' }).click();
+      await expect.poll(() => page.getByTestId('webhook-test').textContent()).toContain('answered 204');
+      expect(hits[0]?.['webhook-signature']).toMatch(/^v1,/);
+      await shot('project');
+
+      // the read-only key in its own tab
+      const viewer = await browser.newContext();
+      await viewer.addInitScript(`sessionStorage.setItem('crucible.apiKey', ${JSON.stringify(secret)})`);
+      const tab = await viewer.newPage();
+      await tab.goto(`${p.url}/dashboard/#/jobs`);
+      await tab.locator('.who', { hasText: 'read' }).waitFor();
+      await tab.getByRole('link', { name: trained.id }).waitFor();
+      expect(await tab.getByRole('link', { name: 'New job' }).count()).toBe(0);
+      await tab.goto(`${p.url}/dashboard/#/datasets`);
+      await tab.getByRole('heading', { name: 'Datasets' }).waitFor();
+      expect(await tab.locator('#upload-file').count()).toBe(0);
+      await tab.goto(`${p.url}/dashboard/#/models/${encodeURIComponent(trained.fine_tuned_model as string)}`);
+      await tab.getByText('This API key is read-only').waitFor();
+      expect(await tab.getByRole('button', { name: 'Generate' }).count()).toBe(0);
+      await tab.goto(`${p.url}/dashboard/#/jobs`);
+      await tab.getByRole('link', { name: trained.id }).waitFor();
+
+      // revoked from the project page: the viewer's next request signs it out, saying why
+      page.once('dialog', (d) => d.accept());
+      await page.getByRole('button', { name: 'Revoke viewer' }).click();
+      await page.locator('tr[data-key=viewer] .status', { hasText: 'revoked' }).waitFor();
+      const out = tab.getByTestId('signed-out');
+      await out.waitFor({ timeout: 15_000 });
+      expect(await out.textContent()).toMatch(/revoked at/);
+      expect(await tab.evaluate<string | null>("sessionStorage.getItem('crucible.apiKey')")).toBeNull();
+      await viewer.close();
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it('shows a banner and marks a live job stale while the API cannot be reached, then recovers', async () => {
+    const file = (await crucible.listFiles('pretrain').next()).value as { id: string };
+    const job = await crucible.createJob({
+      model: 'gpt-nano',
+      training_file: trained.training_file ?? file.id,
+      method: {
+        type: 'pretrain',
+        pretrain: { hyperparameters: { max_steps: 5000, block_size: 32, batch_size: 4, eval_interval: 0, log_interval: 1, tokenizer: { type: 'char' } } },
+      },
+    });
+    try {
+      await page.goto(`${p.url}/dashboard/#/jobs/${job.id}`);
+      await expect.poll(() => page.getByTestId('step-counter').textContent(), { timeout: 120_000 }).toContain('left');
+      // every new request fails as if the server were down (the stream already open keeps going)
+      await page.route(`${p.url}/**`, (r) => r.abort('connectionrefused'));
+      await page.getByTestId('offline').waitFor({ timeout: 15_000 });
+      await page.getByTestId('stale').waitFor();
+      expect(await page.getByRole('button', { name: 'Pause' }).isDisabled()).toBe(true);
+      await shot('api-unreachable');
+      await page.unroute(`${p.url}/**`);
+      await page.getByTestId('offline').waitFor({ state: 'detached', timeout: 15_000 });
+      await page.getByRole('button', { name: 'Pause' }).and(page.locator(':not([disabled])')).waitFor();
+    } finally {
+      await crucible.cancelJob(job.id).catch(() => {});
+    }
+  });
+
   it('reaches the skip link with the first Tab, and offers no playground on a preset', async () => {
     await page.goto(`${p.url}/dashboard/#/jobs`);
     await page.reload();
@@ -301,12 +566,16 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     expect(await page.getByRole('heading', { name: 'Playground' }).count()).toBe(0);
   });
 
-  it('fits phone and tablet windows, passes an accessibility audit, and serves the API reference at /docs', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
+  it('fits 375 px phones to 1440 px desktops, passes an accessibility audit in light and dark mode, and serves the API reference at /docs', async () => {
+    await page.setViewportSize({ width: 375, height: 812 });
     await page.goto(`${p.url}/dashboard/#/jobs/${trained.id}`);
     await page.getByTestId('chart-Loss').waitFor();
     // no page scrolls sideways
-    const fits = (on: Page) => on.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth');
+    // (when not, the widest element is named, to find the culprit)
+    const fits = (on: Page) =>
+      on.evaluate<boolean | string>(`document.documentElement.scrollWidth <= window.innerWidth || [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth && !e.closest('.table-wrap'))
+        .map((e) => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).slice(-3).join(' ')`);
     const visit = async (on: Page, route: string) => {
       await on.goto(`${p.url}/dashboard/#/${route}`);
       await on.locator('main h1').waitFor();
@@ -321,9 +590,19 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       'models',
       `models/${trained.fine_tuned_model}`,
       'evaluations',
+      `evaluations/${(await crucible.listEvaluations().next()).value?.id}`,
+      'project',
     ];
     expect(await fits(page)).toBe(true);
     await shot('job-phone');
+    // the job list on a phone keeps each job's status and result in view (the other columns wait for a wider window)
+    await visit(page, 'jobs');
+    for (const col of ['Status', 'Result']) {
+      const cell = page.getByRole('columnheader', { name: col, exact: true });
+      const b = (await cell.boundingBox()) as { x: number; width: number };
+      expect(`${col} ${b.x + b.width <= 375}`).toBe(`${col} true`);
+    }
+    await shot('jobs-phone');
     for (const route of routes) {
       await visit(page, route);
       expect(`${route}: ${await fits(page)}`).toBe(`${route}: true`);
@@ -338,7 +617,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       const found = await on.evaluate<{ id: string; impact: string; nodes: { target: string[] }[] }[]>(
         "axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => ({ target: n.target })) })))",
       );
-      return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      return found; // every violation, minor ones included
     };
     const signedOut = await browser.newContext({ bypassCSP: true }); // axe is injected as an inline script
     const signIn = await signedOut.newPage();
@@ -346,18 +625,30 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await signIn.locator('#apiKey').waitFor();
     expect(`sign-in: ${JSON.stringify(await axe(signIn))}`).toBe('sign-in: []');
     await signedOut.close();
-    const audit = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
+    const audit = await browser.newContext({ bypassCSP: true, viewport: { width: 1440, height: 900 } });
     await audit.addInitScript(`sessionStorage.setItem('crucible.apiKey', ${JSON.stringify(p.apiKey)})`);
     const a11y = await audit.newPage();
-    for (const width of [1280, 768]) {
+    for (const [width, theme] of [
+      [1440, 'light'],
+      [768, 'light'],
+      [1440, 'dark'],
+    ] as const) {
       await a11y.setViewportSize({ width, height: 900 });
+      await a11y.emulateMedia({ colorScheme: theme });
       for (const route of routes) {
         await visit(a11y, route);
-        const serious = await axe(a11y);
-        expect(`${width} ${route}: ${JSON.stringify(serious)}`).toBe(`${width} ${route}: []`);
+        expect(await a11y.evaluate<string | undefined>('document.documentElement.dataset.theme')).toBe(theme);
+        const found = await axe(a11y);
+        expect(`${width} ${theme} ${route}: ${JSON.stringify(found)}`).toBe(`${width} ${theme} ${route}: []`);
         expect(`${width} ${route}: ${await fits(a11y)}`).toBe(`${width} ${route}: true`);
       }
     }
+    // the toggle overrides the system's choice, and is kept
+    await a11y.getByRole('button', { name: 'Dark mode' }).click();
+    expect(await a11y.evaluate<string | undefined>('document.documentElement.dataset.theme')).toBe('light');
+    await a11y.reload();
+    await a11y.locator('main h1').waitFor();
+    expect(await a11y.evaluate<string | undefined>('document.documentElement.dataset.theme')).toBe('light');
     await audit.close();
 
     // the static files: a strict CSP, hashed assets cached, nothing outside the build served

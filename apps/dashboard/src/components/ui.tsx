@@ -34,7 +34,12 @@ export function when(seconds: number | null | undefined): string {
 }
 
 export function duration(from: number, to: number | null | undefined): string {
-  const s = Math.max(0, Math.round((to ?? Date.now() / 1000) - from));
+  return seconds((to ?? Date.now() / 1000) - from);
+}
+
+/** A span of seconds: "42s", "3m 5s", "2h 10m". */
+export function seconds(n: number): string {
+  const s = Math.max(0, Math.round(n));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;

@@ -12,10 +12,12 @@ import {
 } from '@crucible/sdk';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { LineChart } from '../components/LineChart';
-import { duration, ErrorNote, Loading, Scroll, Status, when } from '../components/ui';
+import { ErrorNote, Loading, Scroll, Status, seconds, when } from '../components/ui';
+import { downloadModel } from '../download';
 import { collect } from '../hooks';
-import { href } from '../route';
-import { jobProgress, methodOf, ProgressBar } from './Jobs';
+import { href, hrefWith } from '../route';
+import { useAccess, useOnline } from '../session';
+import { jobProgress, methodOf, ProgressBar, runningTime } from './Jobs';
 
 type Point = Partial<MetricPoint> & { step: number };
 
@@ -42,8 +44,12 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
   const [checkpoints, setCheckpoints] = useState<Checkpoint[]>([]);
   const [error, setError] = useState<unknown>();
   const [actionError, setActionError] = useState<unknown>();
+  const [note, setNote] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [generation, setGeneration] = useState(0); // bumped to reopen the stream after resume
+  const [streamLost, setStreamLost] = useState(false); // the stream broke (the API went away)
+  const online = useOnline();
+  const { canWrite } = useAccess();
 
   // The recorded metrics first, then the event stream from the start (it replays, then goes live).
   // biome-ignore lint/correctness/useExhaustiveDependencies: generation reopens the stream
@@ -70,12 +76,24 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
           } else await refresh(); // a new status or checkpoint
         }
         if (!ctl.signal.aborted) await refresh();
+        setStreamLost(false);
       } catch (err) {
-        if (!ctl.signal.aborted) setError(err);
+        if (ctl.signal.aborted) return;
+        setError(err);
+        setStreamLost(true);
       }
     })();
     return () => ctl.abort();
   }, [crucible, id, generation]);
+
+  // the API is back after an outage: reopen the stream (it replays what was missed)
+  useEffect(() => {
+    if (online && streamLost) {
+      setError(undefined);
+      setPoints(new Map());
+      setGeneration((g) => g + 1);
+    }
+  }, [online, streamLost]);
 
   // a job resumed elsewhere (another tab, the API) gets its stream reopened here
   const lastStatus = useRef<string | undefined>(undefined);
@@ -83,6 +101,16 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     if (lastStatus.current === 'paused' && job && job.status !== 'paused' && !isFinalStatus(job.status)) setGeneration((g) => g + 1);
     lastStatus.current = job?.status;
   }, [job]);
+
+  // a running job's running time ticks between refreshes of the job object
+  const [fetched, setFetched] = useState(() => Date.now());
+  const [, setNow] = useState(0);
+  useEffect(() => setFetched(Date.now()), [job]);
+  useEffect(() => {
+    if (job?.status !== 'running') return;
+    const t = setInterval(() => setNow((n) => n + 1), 1000);
+    return () => clearInterval(t);
+  }, [job?.status]);
 
   // between events (queued, paused) the job object is refreshed every few seconds
   useEffect(() => {
@@ -96,17 +124,24 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     return () => clearInterval(t);
   }, [crucible, id, job]);
 
-  // progress from the live stream (the job object's trained_tokens is refreshed less often)
+  // progress from the live stream (the job object's trained_tokens is refreshed less often), and an
+  // ETA from the pace of the recent steps
   const live = useMemo(() => {
     let step = 0;
     let total: number | null = null;
+    const recent: [number, number][] = []; // [step, time]
     for (const e of events) {
       if (e.type === 'metrics' && e.data.kind === 'step') {
         total = e.data.total_steps;
         step = Math.max(step, e.data.step);
+        recent.push([e.data.step, e.created_at]);
       }
     }
-    return total ? Math.min(1, step / total) : null;
+    const window = recent.slice(-20);
+    const first = window[0];
+    const last = window.at(-1);
+    const pace = first && last && last[0] > first[0] ? (last[1] - first[1]) / (last[0] - first[0]) : null; // seconds per step
+    return { step, total, share: total ? Math.min(1, step / total) : null, eta: pace !== null && total ? Math.max(0, (total - step) * pace) : null };
   }, [events]);
 
   const series = useMemo(() => {
@@ -115,6 +150,7 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     return {
       train: pick('train_loss'),
       valid: pick('valid_loss'),
+      validAcc: pick('valid_mean_token_accuracy'),
       lr: pick('learning_rate'),
       grad: pick('grad_norm'),
       tps: pick('tokens_per_second'),
@@ -144,10 +180,37 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
     }
   }
 
+  /** A checkpoint evaluated on the job's validation file (its training file without one); the evaluation's page opens. */
+  async function evaluate(model: string) {
+    if (!job) return;
+    setActionError(null);
+    try {
+      const e = await crucible.createEvaluation({ model, file: job.validation_file ?? job.training_file });
+      window.location.hash = href('evaluations', e.id);
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  async function download(model: string) {
+    setActionError(null);
+    setNote(null);
+    try {
+      // a LoRA or adapter checkpoint holds only its adapter
+      const adapter = job ? methodOf(job).includes('·') : false;
+      setNote(`Downloaded ${await downloadModel(crucible, model, adapter ? 'adapter' : 'full')}.`);
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
   if (error && !job) return <ErrorNote error={error} />;
   if (!job) return <Loading />;
   const running = !isFinalStatus(job.status);
-  const progress = job.status === 'succeeded' ? 1 : (live ?? jobProgress(job));
+  const progress = job.status === 'succeeded' ? 1 : (live.share ?? jobProgress(job));
+  const stale = !online || streamLost;
+  const locked = busy || stale; // no action on data that may be out of date
+  const isCausalJob = (job.method as { type?: string }).type !== 'mlm';
   return (
     <section>
       <p className="crumbs">
@@ -157,25 +220,32 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         <h1>
           {job.id} <Status value={job.status} />
         </h1>
-        <div className="actions">
-          {running && job.status !== 'paused' && (
-            <button type="button" onClick={() => act('pause')} disabled={busy}>
-              Pause
-            </button>
-          )}
-          {job.status === 'paused' && (
-            <button type="button" onClick={() => act('resume')} disabled={busy}>
-              Resume
-            </button>
-          )}
-          {running && (
-            <button type="button" className="danger" onClick={() => act('cancel')} disabled={busy}>
-              Cancel
-            </button>
-          )}
-        </div>
+        {canWrite && (
+          <div className="actions">
+            {running && job.status !== 'paused' && (
+              <button type="button" onClick={() => act('pause')} disabled={locked}>
+                Pause
+              </button>
+            )}
+            {job.status === 'paused' && (
+              <button type="button" onClick={() => act('resume')} disabled={locked}>
+                Resume
+              </button>
+            )}
+            {running && (
+              <button type="button" className="danger" onClick={() => act('cancel')} disabled={locked}>
+                Cancel
+              </button>
+            )}
+          </div>
+        )}
       </div>
-      <ErrorNote error={actionError} />
+      {stale && (
+        <p className="warning" role="status" data-testid="stale">
+          Out of date: the live stream is lost. It reopens when the API is back; until then the buttons are off.
+        </p>
+      )}
+      <ErrorNote error={stale ? null : (error ?? actionError)} />
       {job.error && (
         <p className="error" role="alert">
           {job.error.message} ({job.error.code})
@@ -189,11 +259,20 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         <dt>Progress</dt>
         <dd>
           <ProgressBar value={progress} label="job progress" />
+          {live.total ? (
+            <span className="muted" data-testid="step-counter">
+              {' '}
+              step {live.step} of {live.total}
+              {running && live.eta !== null ? `, about ${seconds(live.eta)} left` : ''}
+            </span>
+          ) : null}
         </dd>
         <dt>Created</dt>
         <dd>{when(job.created_at)}</dd>
-        <dt>Duration</dt>
-        <dd>{duration(job.created_at, job.finished_at)}</dd>
+        <dt>Running time</dt>
+        <dd title="Time spent running: pauses and waits in the queue do not count" data-testid="running-time">
+          {job.status === 'running' ? seconds(job.running_seconds + (Date.now() - fetched) / 1000) : runningTime(job)}
+        </dd>
         <dt>Training file</dt>
         <dd>
           <a href={href('datasets', job.training_file)}>{job.training_file}</a>
@@ -203,7 +282,7 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         <dt>Backend</dt>
         <dd>{job.backend ?? '–'}</dd>
       </dl>
-      <div className="charts">
+      <div className={stale ? 'charts stale' : 'charts'}>
         <LineChart
           title="Loss"
           series={[
@@ -211,6 +290,9 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
             { name: 'validation', color: '#dc2626', points: series.valid },
           ]}
         />
+        {series.validAcc.length > 0 && (
+          <LineChart title="Validation token accuracy" series={[{ name: 'validation', color: '#dc2626', points: series.validAcc }]} />
+        )}
         <LineChart title="Learning rate" series={[{ name: 'lr', color: '#059669', points: series.lr }]} />
         <LineChart title="Gradient norm" series={[{ name: 'grad norm', color: '#d97706', points: series.grad }]} />
         <LineChart title="Tokens per second" series={[{ name: 'tokens/s', color: '#7c3aed', points: series.tps }]} />
@@ -259,33 +341,83 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
           {checkpoints.length === 0 ? (
             <p className="muted">No checkpoints yet.</p>
           ) : (
-            <Scroll label="Checkpoints">
+            <Scroll label="Checkpoints table">
               <table>
                 <thead>
                   <tr>
                     <th scope="col">Step</th>
                     <th scope="col">Checkpoint model</th>
                     <th scope="col">Valid loss</th>
-                    <th scope="col" />
+                    <th scope="col">Actions</th>
                   </tr>
                 </thead>
                 <tbody>
                   {checkpoints.map((c) => {
                     const m = c.metrics as Record<string, number | null>;
+                    const name = c.fine_tuned_model_checkpoint;
                     return (
-                      <tr key={c.id}>
-                        <td>{c.step_number}</td>
+                      <tr key={c.id} data-checkpoint={c.step_number}>
                         <td>
-                          <code>{c.fine_tuned_model_checkpoint}</code>
+                          {c.step_number}
+                          {(c as { best?: boolean }).best ? (
+                            <>
+                              {' '}
+                              <span className="tag">best</span>
+                            </>
+                          ) : null}
+                        </td>
+                        <td>
+                          <code>{name}</code>
                         </td>
                         <td>{m.valid_loss != null ? m.valid_loss.toFixed(4) : '–'}</td>
-                        <td>{(c as { best?: boolean }).best ? <span className="tag">best</span> : null}</td>
+                        <td>
+                          <div className="actions">
+                            {canWrite && (
+                              <button
+                                type="button"
+                                className="link"
+                                disabled={locked}
+                                onClick={() => evaluate(name)}
+                                aria-label={`Evaluate step ${c.step_number}`}
+                              >
+                                Evaluate
+                              </button>
+                            )}
+                            {isCausalJob && (
+                              <a href={hrefWith({ mode: 'chat' }, 'models', name)} aria-label={`Playground: step ${c.step_number}`}>
+                                Playground
+                              </a>
+                            )}
+                            <button
+                              type="button"
+                              className="link"
+                              disabled={locked}
+                              onClick={() => download(name)}
+                              aria-label={`Download step ${c.step_number}`}
+                            >
+                              Download
+                            </button>
+                            {canWrite && (
+                              <a
+                                href={hrefWith({ model: name, file: job.training_file }, 'jobs', 'new')}
+                                aria-label={`Fine-tune from here: step ${c.step_number}`}
+                              >
+                                Fine-tune from here
+                              </a>
+                            )}
+                          </div>
+                        </td>
                       </tr>
                     );
                   })}
                 </tbody>
               </table>
             </Scroll>
+          )}
+          {note && (
+            <p className="ok" role="status">
+              {note}
+            </p>
           )}
           <h2>Hyperparameters</h2>
           <Scroll label="Hyperparameters" as="pre" className="json">
