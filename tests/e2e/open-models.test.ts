@@ -4,14 +4,17 @@
 // worker (the same greedy tokens and log-probabilities as the trainer computes from the same
 // BF16-rounded weights in this process), and given back byte for byte. Every malformed import is a
 // 400 invalid_model naming the field and its value, and leaves nothing in storage.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Crucible } from '@crucible/sdk';
 import { BpeTokenizer, decoderConfigFromHf, initBackend, sample, Transformer, type Weights } from '@crucible/trainer';
 import { Template } from '@huggingface/jinja';
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fineTuneBase } from '../../scripts/quickstart-base';
 import { SHAKESPEARE, untarGz } from '../support/data';
 import { type ErrorBodyShape, leftovers } from '../support/leftovers';
 import { eventually, startPlatform, type TestPlatform, waitForJobStatus } from '../support/platform';
@@ -271,6 +274,31 @@ describe('a Qwen2-shaped folder, sharded in BF16', () => {
     expect(res.status).toBe(200);
     const back = untarGz(new Uint8Array(await res.arrayBuffer()));
     for (const [name, bytes] of Object.entries(made.files)) expect(Buffer.compare(back.get(name) as Buffer, bytes), name).toBe(0);
+  });
+});
+
+describe("the quickstart's --base path", () => {
+  it('imports an instruct model from a folder on disk, fine-tunes it with LoRA on the shipped chat data, and asks it in chat', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crucible-base-'));
+    try {
+      for (const [name, data] of Object.entries(folder().files)) writeFileSync(join(dir, name), data);
+      const crucible = new Crucible({ baseUrl: `${p.url}/v1`, apiKey: p.apiKey });
+      const r = await fineTuneBase(crucible, dir, {
+        chatFile: join(import.meta.dirname, '../../data/quickstart-chat.jsonl'),
+        steps: 4,
+        question: 'Who wrote Hamlet?',
+      });
+      expect(r.base).toMatch(/^imported:quickstart-base:/);
+      expect(await crucible.retrieveModel(r.base)).toMatchObject({ arch: 'llama', source: 'imported' });
+      const model = await crucible.retrieveModel(r.model);
+      expect(model).toMatchObject({ base_model: r.base, peft: { type: 'lora' } });
+      const job = await crucible.retrieveJob(model.fine_tuning_job as string);
+      expect(job).toMatchObject({ status: 'succeeded', method: { type: 'supervised' } });
+      expect((await crucible.retrieveFile(job.training_file)).format).toBe('jsonl_chat');
+      expect(typeof r.answer).toBe('string');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

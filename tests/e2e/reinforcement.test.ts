@@ -66,7 +66,8 @@ const grader = { type: 'string_check' as const, name: 'sum', input: '{{sample.ou
 
 describe('method reinforcement', () => {
   it('starts from a tiny chat model that answers yes about a quarter of the time', async () => {
-    const base = await pretrainTinyBase(client, { text: `${shakespeare(40_000)}\n0123456789+=\n`, blockSize: 48 });
+    // seeded, as every job after it: the run is the same each time (an unseeded base once ended at 5 of 6 held-out answers)
+    const base = await pretrainTinyBase(client, { text: `${shakespeare(40_000)}\n0123456789+=\n`, blockSize: 48, seed: 7 });
     const sft = await upload(eitherAnswer(4), 'either-answer.jsonl');
     const job = await client.fineTuning.jobs.create({
       model: base,

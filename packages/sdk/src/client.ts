@@ -389,6 +389,19 @@ export class Crucible {
     return this.json(`/models/${encodeURIComponent(id)}`);
   }
 
+  /**
+   * Imports a Hugging Face model folder (GPT-2, or a Llama, Qwen2/3 or SmolLM decoder): its files
+   * (config.json, model.safetensors or its shards with their index, tokenizer.json,
+   * tokenizer_config.json, generation_config.json), each as a Blob (in Node, `fs.openAsBlob(path)`
+   * streams it from disk). The model's id is `imported:<name>:<random>`.
+   */
+  async importModel(files: Array<{ name: string; data: Blob }>, opts: { name?: string; signal?: AbortSignal } = {}): Promise<Model> {
+    const form = new FormData();
+    if (opts.name) form.append('name', opts.name);
+    for (const f of files) form.append('file', f.data, f.name);
+    return (await (await this.request('/models', { method: 'POST', body: form, signal: opts.signal })).json()) as Model;
+  }
+
   /** Deletes a fine-tuned or imported model (its checkpoints' files stay with their job). */
   deleteModel(id: string): Promise<Deleted> {
     return this.json(`/models/${encodeURIComponent(id)}`, { method: 'DELETE' });

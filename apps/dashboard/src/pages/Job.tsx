@@ -105,6 +105,7 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
   // a running job's running time ticks between refreshes of the job object
   const [fetched, setFetched] = useState(() => Date.now());
   const [, setNow] = useState(0);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: notes when each job object arrived
   useEffect(() => setFetched(Date.now()), [job]);
   useEffect(() => {
     if (job?.status !== 'running') return;
