@@ -469,6 +469,33 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     await expect(crucible.retrieveFile(doomed.id)).rejects.toMatchObject({ status: 404 });
   });
 
+  it('prepares a dataset from its page (the report counts what each rule did), and deletes a model after asking', async () => {
+    const lines = ['to be or not to be', 'to be or not to be', 'write to someone@example.com'].map((text) => JSON.stringify({ text }));
+    const raw = await crucible.uploadFile({ name: 'raw.jsonl', data: `${lines.join('\n')}\n` }, { purpose: 'pretrain' });
+    await crucible.waitForFile(raw.id);
+    await page.goto(`${p.url}/dashboard/#/datasets/${raw.id}`);
+    await page.getByRole('heading', { name: 'Prepare' }).waitFor();
+    await page.check('input[name=scrub_pii]');
+    await page.getByRole('button', { name: 'Prepare', exact: true }).click();
+    await page.waitForURL((u) => !u.hash.endsWith(raw.id) && /#\/datasets\/file-/.test(u.hash));
+    const report = page.getByRole('region', { name: 'Preparation report' });
+    await report.waitFor({ timeout: 60_000 });
+    const counts = JSON.parse((await report.textContent()) as string).counts;
+    expect(counts).toMatchObject({ exact_duplicates: 1, scrub_pii: 1 });
+    await page.getByRole('link', { name: raw.id }).waitFor(); // prepared from
+
+    // a model made by a job of this walk (not the one later pages show)
+    let doomed = '';
+    for await (const m of crucible.listModels()) if (m.source === 'trained' && m.id !== trained.fine_tuned_model) doomed = m.id;
+    expect(doomed).not.toBe('');
+    await page.goto(`${p.url}/dashboard/#/models/${encodeURIComponent(doomed)}`);
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByTestId('confirm-delete').waitFor();
+    await page.getByRole('button', { name: 'Delete the model' }).click();
+    await page.waitForURL(/#\/models$/);
+    await expect(crucible.retrieveModel(doomed)).rejects.toMatchObject({ status: 404 });
+  });
+
   it('manages keys and webhooks on the project page; a read-only key sees no create buttons, and a revoked one is signed out with the reason', async () => {
     const hits: IncomingHttpHeaders[] = [];
     const receiver = createServer((req, res) => {
