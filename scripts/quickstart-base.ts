@@ -4,14 +4,12 @@
 //   npm run quickstart -- --base /path/to/SmolLM2-135M-Instruct [--steps 60]
 import { openAsBlob, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isImportFile } from '@crucible/api';
 import type { Crucible, JobEvent } from '@crucible/sdk';
 
 /** The files of a folder that an import takes: config, weights (one file or shards with their index), tokenizer files. */
-const IMPORTED =
-  /^(config\.json|model\.safetensors|model\.safetensors\.index\.json|model-\d{5}-of-\d{5}\.safetensors|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|generation_config\.json)$/;
-
 export function baseFolderFiles(dir: string): string[] {
-  const names = readdirSync(dir).filter((n) => IMPORTED.test(n));
+  const names = readdirSync(dir).filter((n) => isImportFile(n));
   for (const needed of ['config.json', 'tokenizer.json']) {
     if (!names.includes(needed)) throw new Error(`${dir} has no ${needed}: give a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)`);
   }

@@ -3,7 +3,7 @@ import type { Store } from '@crucible/db';
 import type { ModelRecord } from '@crucible/domain';
 import type { Storage } from '@crucible/storage';
 import { type Tokenizer, Transformer } from '@crucible/trainer';
-import { ModelLoader } from './model-loader';
+import { type LoadedWeights, ModelLoader } from './model-loader';
 
 interface Loaded {
   model: Transformer;
@@ -33,7 +33,7 @@ export class ModelCache {
     return this.cached(storageKey, () => this.loader.load(projectId, ref));
   }
 
-  private cached(key: string, load: () => Promise<Awaited<ReturnType<ModelLoader['loadRecord']>>>): Promise<Loaded> {
+  private cached(key: string, load: () => Promise<LoadedWeights>): Promise<Loaded> {
     let hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key); // re-insert: most recently used last

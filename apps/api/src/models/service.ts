@@ -52,7 +52,8 @@ export const IMPORT_FILES = [
 ];
 /** model.safetensors or a shard of a sharded checkpoint: streamed, never held in memory. */
 const isWeightsFile = (name: string) => name === 'model.safetensors' || DECODER_SHARD.test(name);
-const isImportFile = (name: string) => IMPORT_FILES.includes(name) || DECODER_SHARD.test(name);
+/** Whether an import takes a file of this name (the quickstart's --base reads a folder with it). */
+export const isImportFile = (name: string) => IMPORT_FILES.includes(name) || DECODER_SHARD.test(name);
 /** config.json model types an import reads (others are refused naming theirs). */
 const IMPORT_MODEL_TYPES = ['gpt2', ...DECODER_FAMILIES];
 const SMALL_FILE_LIMIT = 64 * 1024 * 1024;
@@ -247,7 +248,7 @@ async function checkpointArchive(
   const folder = partial
     ? writeAdapterFolder({ config: modelConfig, weights, tokenizer, baseModel })
     : writeModelFolder({ config: modelConfig, weights, tokenizer, baseModel });
-  const files: TarSource[] = Object.entries(folder).map(([name, data]) => ({ name, size: data.byteLength, open: async () => [data] }));
+  const files = inMemory(folder);
   const safe = id.replace(/[^A-Za-z0-9_.-]/g, '_');
   return { name: `${safe}${partial ? '-adapter' : ''}.tar.gz`, body: tarStream(files).pipe(createGzip()) };
 }
@@ -266,7 +267,7 @@ async function folderFiles(deps: Pick<Deps, 'storage'>, m: ModelRecord): Promise
   const legacy = !m.storageKey.endsWith(DECODER_INDEX) && (await readSafetensorsHeader(deps.storage, m.storageKey)).metadata.format === CHECKPOINT_FORMAT;
   if (legacy) {
     const converted = legacyFolder(await deps.storage.get(m.storageKey), m.baseModel);
-    return Object.entries(converted).map(([name, data]) => ({ name, size: data.byteLength, open: async () => [data] }));
+    return inMemory(converted);
   }
   const names = (await deps.storage.list(prefix)).map((k) => k.slice(prefix.length)).sort();
   return Promise.all(
@@ -276,6 +277,11 @@ async function folderFiles(deps: Pick<Deps, 'storage'>, m: ModelRecord): Promise
       open: () => deps.storage.getStream(prefix + name),
     })),
   );
+}
+
+/** A folder built in memory as archive entries. */
+function inMemory(folder: Record<string, Uint8Array>): TarSource[] {
+  return Object.entries(folder).map(([name, data]) => ({ name, size: data.byteLength, open: async () => [data] }));
 }
 
 /** A crucible-checkpoint/1 model file (models stored before folders) as a Hugging Face folder. */

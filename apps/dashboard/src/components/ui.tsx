@@ -86,3 +86,20 @@ export function Listing<T>({ load, empty, children }: { load: { value?: T[]; err
     </>
   );
 }
+
+/** The question before a delete: the confirming button does it, the other one keeps the thing. */
+export function ConfirmDelete({ question, confirm, onConfirm, onKeep }: { question: string; confirm: string; onConfirm: () => void; onKeep: () => void }) {
+  return (
+    <div className="warning" role="alertdialog" aria-labelledby="confirm-delete" data-testid="confirm-delete">
+      <p id="confirm-delete">{question}</p>
+      <div className="actions">
+        <button type="button" className="danger" onClick={onConfirm}>
+          {confirm}
+        </button>
+        <button type="button" onClick={onKeep}>
+          Keep it
+        </button>
+      </div>
+    </div>
+  );
+}

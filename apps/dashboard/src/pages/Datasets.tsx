@@ -4,7 +4,7 @@
 // delete.
 import type { Crucible, FilePreview, FilePurpose, FileReport, FileStats } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { bytes, count, ErrorNote, Listing, Loading, Scroll, Status, when } from '../components/ui';
+import { bytes, ConfirmDelete, count, ErrorNote, Listing, Loading, Scroll, Status, when } from '../components/ui';
 import { collect, useLoad } from '../hooks';
 import { href, hrefWith } from '../route';
 import { useAccess } from '../session';
@@ -290,6 +290,16 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
   if (!file.value) return <Loading />;
   const f = file.value;
   const v = report.value?.validation;
+
+  async function remove() {
+    try {
+      await crucible.deleteFile(f.id);
+      window.location.hash = href('datasets');
+    } catch (err) {
+      setDeleteError(err);
+      setConfirming(false);
+    }
+  }
   return (
     <section>
       <p className="crumbs">
@@ -308,29 +318,12 @@ export function DatasetPage({ crucible, id }: { crucible: Crucible; id: string }
         )}
       </div>
       {confirming && (
-        <div className="warning" role="alertdialog" aria-labelledby="confirm-delete" data-testid="confirm-delete">
-          <p id="confirm-delete">Delete {f.filename}? Its content is removed; a file a job is using cannot be deleted. This cannot be undone.</p>
-          <div className="actions">
-            <button
-              type="button"
-              className="danger"
-              onClick={async () => {
-                try {
-                  await crucible.deleteFile(f.id);
-                  window.location.hash = href('datasets');
-                } catch (err) {
-                  setDeleteError(err);
-                  setConfirming(false);
-                }
-              }}
-            >
-              Delete the file
-            </button>
-            <button type="button" onClick={() => setConfirming(false)}>
-              Keep it
-            </button>
-          </div>
-        </div>
+        <ConfirmDelete
+          question={`Delete ${f.filename}? Its content is removed; a file a job is using cannot be deleted. This cannot be undone.`}
+          confirm="Delete the file"
+          onConfirm={remove}
+          onKeep={() => setConfirming(false)}
+        />
       )}
       <ErrorNote error={deleteError} />
       <dl className="facts">

@@ -2,7 +2,7 @@
 // that streams a completion or a chat answer (the model's own chat template, a system prompt).
 import type { Crucible } from '@crucible/sdk';
 import { type FormEvent, useRef, useState } from 'react';
-import { ErrorNote, Listing, Loading, Scroll, when } from '../components/ui';
+import { ConfirmDelete, ErrorNote, Listing, Loading, Scroll, when } from '../components/ui';
 import { downloadModel } from '../download';
 import { collect, useLoad } from '../hooks';
 import { href, hrefWith } from '../route';
@@ -119,17 +119,12 @@ export function ModelPage({ crucible, id, query }: { crucible: Crucible; id: str
         )}
       </div>
       {confirming && (
-        <div className="warning" role="alertdialog" aria-labelledby="confirm-delete" data-testid="confirm-delete">
-          <p id="confirm-delete">Delete {m.id}? Its files are removed; jobs and evaluations that used it keep their records. This cannot be undone.</p>
-          <div className="actions">
-            <button type="button" className="danger" onClick={remove}>
-              Delete the model
-            </button>
-            <button type="button" onClick={() => setConfirming(false)}>
-              Keep it
-            </button>
-          </div>
-        </div>
+        <ConfirmDelete
+          question={`Delete ${m.id}? Its files are removed; jobs and evaluations that used it keep their records. This cannot be undone.`}
+          confirm="Delete the model"
+          onConfirm={remove}
+          onKeep={() => setConfirming(false)}
+        />
       )}
       <ErrorNote error={downloadError} />
       <dl className="facts">
