@@ -21,7 +21,12 @@ export default defineConfig({
           name: 'trainer-wasm',
           include: ['packages/trainer/src/**/*.test.ts', 'apps/worker/src/sft-loss.test.ts'],
           // these pick the native backend themselves: running them here would repeat the unit run
-          exclude: ['packages/trainer/src/native-kernels.test.ts', 'packages/trainer/src/native-pool.test.ts'],
+          exclude: [
+            'packages/trainer/src/native-kernels.test.ts',
+            'packages/trainer/src/native-pool.test.ts',
+            'packages/trainer/src/native-gemm.test.ts',
+            'packages/trainer/src/native-build.test.ts',
+          ],
           env: { TFJS_BACKEND: 'wasm' },
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -1,4 +1,7 @@
 // Float32Arrays are row-major; every function checks array lengths against the shapes it is given.
+/** The libraries a float32 product can run on: Crucible's own is always built in. */
+export type GemmLibrary = 'crucible' | 'onednn' | 'openblas';
+
 export interface NativeKernels {
   /** c[i] = op(a[i]) x op(b[i]) for i < batch; strides in elements. */
   sgemm(
@@ -13,6 +16,27 @@ export interface NativeKernels {
     transB: boolean,
     strideA: number,
     strideB: number,
+  ): void;
+  /**
+   * c = alpha op(a) op(b) + beta c with leading dimensions (row-major; op(a) is M x K, op(b) K x N),
+   * on the named library ('auto': the measured choice; a library not built in runs Crucible's own).
+   * beta 0 never reads c.
+   */
+  gemm(
+    library: GemmLibrary | 'auto',
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
   ): void;
   /** y[M, N] = x[M, K] w (+ bias[N]); w is [K, N], or [N, K] when transposedW. */
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, m: number, k: number, n: number, transposedW: boolean): void;
@@ -141,7 +165,7 @@ export interface NativeKernels {
     bc2: number,
     gradScale: number,
   ): void;
-  /** Threads for OpenBLAS and the element-wise kernels. */
+  /** Threads for the matrix products (every library) and the element-wise kernels. */
   setThreads(n: number): void;
   /** Keeps freed buffers (up to 32 MB) in the C heap for reuse rather than unmapping them (glibc). */
   retainFreedMemory(): void;
@@ -151,21 +175,31 @@ export interface NativeKernels {
    * instructions. Returns the precision now in force.
    */
   setPrecision(precision: 'float32' | 'bf16'): 'float32' | 'bf16';
-  /** Which library runs float32 products: oneDNN (the default when built in) or OpenBLAS. Returns the one in force. */
-  setGemm(library: 'onednn' | 'openblas'): 'onednn' | 'openblas';
   /**
-   * isa: the element-wise kernels' instruction set; blas: OpenBLAS's configuration; gemm: the
-   * library running products; bf16: the bf16 instructions oneDNN can use, or why none.
+   * Which library runs float32 products: 'auto' (the default) measures every library built in on
+   * the first product of each shape class and keeps the fastest; a library's name pins it (one not
+   * built in gives 'crucible'). Returns the choice in force; forgets the measured table.
+   */
+  setGemm(library: GemmLibrary | 'auto'): GemmLibrary | 'auto';
+  /** The shape classes measured so far (m, n, k: the sizes' power-of-two ceilings), each library's GFLOP/s and the winner. */
+  gemmTable(): Array<{ transA: boolean; transB: boolean; m: number; n: number; k: number; library: GemmLibrary; gflops: Partial<Record<GemmLibrary, number>> }>;
+  /**
+   * isa: the element-wise kernels' instruction set; blas: OpenBLAS's configuration (or that it is
+   * not built in); gemmLibraries: the libraries built in; gemmIsa: the instruction set and tile of
+   * Crucible's own product; gemm: the choice in force; bf16: the bf16 instructions oneDNN can use,
+   * or why none.
    */
   info(): {
     isa: string;
     blas: string;
-    gemm: 'oneDNN' | 'OpenBLAS';
+    gemmLibraries: GemmLibrary[];
+    gemmIsa: string;
+    gemm: GemmLibrary | 'auto';
     threads: number;
     features: Record<string, boolean>;
     bf16: string;
     precision: 'float32' | 'bf16';
   };
 }
-/** The addon when it was built (a C compiler and OpenBLAS headers present at install), else null. */
+/** The addon when it was built (a C compiler present at install), else null. */
 export const native: NativeKernels | null;

@@ -68,7 +68,7 @@ describe('pretraining a model through the OpenAI client', () => {
     const done = await waitForJobStatus(client, jobId);
     expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:e2e:/);
     expect(done.trained_tokens).toBe(30 * 4 * 32);
-    expect((done as unknown as { backend: string }).backend).toMatch(/^(native\+(onednn|openblas)(\+bf16)?|wasm(\+openblas)?|cpu|tensorflow)$/);
+    expect((done as unknown as { backend: string }).backend).toMatch(/^(native\+(auto|crucible|onednn|openblas)(\+bf16)?|wasm(\+native)?|cpu|tensorflow)$/);
     modelId = done.fine_tuned_model as string;
   });
 

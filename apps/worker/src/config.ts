@@ -1,6 +1,7 @@
 // The worker's configuration, parsed once from the environment at boot.
 import { availableParallelism, hostname } from 'node:os';
 import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
+import type { GemmChoice } from '@crucible/trainer';
 
 export interface WorkerConfig extends PlatformConfig {
   /** Training jobs run at once by this process. Default 1 (TensorFlow.js runs on one thread). */
@@ -21,14 +22,17 @@ export interface WorkerConfig extends PlatformConfig {
   transientRetryMs: number;
   /** WORKER_NAME: names this worker in leases and logs. Default host name and pid. */
   workerName: string;
-  /** NATIVE_KERNELS: use @crucible/native-kernels when built (the native backend; OpenBLAS products on wasm). Default true. */
+  /** NATIVE_KERNELS: use @crucible/native-kernels when built (the native backend; its products on wasm). Default true. */
   nativeKernels: boolean;
   /** NATIVE_THREADS: threads of the native kernels. Default: every core. */
   nativeThreads: number;
   /** NATIVE_PRECISION: 'bf16' runs the native backend's matrix products on bf16 operands where the CPU can. Default float32. */
   nativePrecision: 'float32' | 'bf16';
+  /** NATIVE_GEMM: the library for float32 products: auto (the fastest measured per shape), crucible, onednn or openblas. Default auto. */
+  nativeGemm: GemmChoice;
 }
 
+const GEMM_CHOICES = ['auto', 'crucible', 'onednn', 'openblas'] as const satisfies readonly GemmChoice[];
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 
 export function parseWorkerConfig(env: Env): WorkerConfig {
@@ -49,7 +53,10 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     nativeKernels: r.int('NATIVE_KERNELS', 1, 0, 1) === 1,
     nativeThreads: r.int('NATIVE_THREADS', availableParallelism(), 1, 256),
     nativePrecision: r.str('NATIVE_PRECISION', 'float32') as WorkerConfig['nativePrecision'],
+    nativeGemm: r.str('NATIVE_GEMM', 'auto') as GemmChoice,
   };
+  if (!(GEMM_CHOICES as readonly string[]).includes(cfg.nativeGemm))
+    r.problems.push(`NATIVE_GEMM must be one of ${GEMM_CHOICES.join(', ')}, got ${cfg.nativeGemm}`);
   if (!['float32', 'bf16'].includes(cfg.nativePrecision)) r.problems.push(`NATIVE_PRECISION must be float32 or bf16, got ${cfg.nativePrecision}`);
   r.done();
   return cfg;

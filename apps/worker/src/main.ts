@@ -29,7 +29,12 @@ export function jsonLog(worker: string): WorkerLog {
 }
 
 export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cfg.workerName)): Promise<RunningWorker> {
-  const choice = await initBackend(cfg.backend, log, { nativeKernels: cfg.nativeKernels, nativeThreads: cfg.nativeThreads, precision: cfg.nativePrecision });
+  const choice = await initBackend(cfg.backend, log, {
+    nativeKernels: cfg.nativeKernels,
+    nativeThreads: cfg.nativeThreads,
+    precision: cfg.nativePrecision,
+    gemm: cfg.nativeGemm,
+  });
   const store = createStore(cfg.databaseUrl);
   const storage = new Storage(cfg.s3);
   await storage.ensureBucket();

@@ -1,7 +1,6 @@
 // Node-API bindings for the kernel table (kernels.h). Arguments are Float32Arrays (Int32Array for
 // targets) and integers; every length is checked against the shapes before a kernel runs. The
 // variant for the CPU's instruction set is chosen once, when the addon loads.
-#include <cblas.h>
 #include <malloc.h>
 #include <node_api.h>
 #include <omp.h>
@@ -14,9 +13,13 @@
 #ifdef CRUCIBLE_DNNL
 #include "bf16.h"
 #endif
+#ifdef CRUCIBLE_OPENBLAS
+#include <cblas.h>
+#endif
 
 static const ck_table* K = &ck_baseline;
 static const char* isa = "baseline";
+static const char* gemm_isa = "baseline";
 static int threads = 1;
 #define MAX_ARGS 16
 #define ARGS(n)                                                                                  \
@@ -84,6 +87,34 @@ static napi_value double_value(napi_env env, double x) {
 #define F32_OPT(i, need) ((float*)array(env, argv[i], napi_float32_array, (need), true, &ok))
 #define CHECK_ARRAYS(name) \
   if (!ok) FAIL(name ": an array has the wrong type or is shorter than the shapes say");
+
+// Elements a row-major operand with `rows` rows of `cols` used columns and leading dimension ld spans.
+static int64_t span(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
+
+static int library_named(napi_env env, napi_value v);
+
+// gemm(library, transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc): one product with
+// leading dimensions and scaling on the named library ('auto', 'crucible', 'onednn', 'openblas'),
+// for tests and benchmarks
+static napi_value Gemm(napi_env env, napi_callback_info info) {
+  ARGS(14);
+  bool ok = true;
+  int lib = library_named(env, argv[0]);
+  int ta = flag(env, argv[1]), tb = flag(env, argv[2]);
+  int64_t M = integer(env, argv[3]), N = integer(env, argv[4]), Kd = integer(env, argv[5]);
+  int64_t lda = integer(env, argv[8]), ldb = integer(env, argv[10]), ldc = integer(env, argv[13]);
+  if (lib < CK_GEMM_AUTO) FAIL("gemm: unknown library");
+  if (M < 0 || N < 0 || Kd < 0) FAIL("gemm: bad shape");
+  if (lda < (ta ? M : Kd) || ldb < (tb ? Kd : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1) FAIL("gemm: a leading dimension is smaller than its rows");
+  float* a = F32(7, ta ? span(Kd, M, lda) : span(M, Kd, lda));
+  float* b = F32(9, tb ? span(N, Kd, ldb) : span(Kd, N, ldb));
+  float* c = F32(12, span(M, N, ldc));
+  CHECK_ARRAYS("gemm");
+  float alpha = (float)number(env, argv[6]), beta = (float)number(env, argv[11]);
+  if (lib == CK_GEMM_AUTO) ck_gemm(ta, tb, M, N, Kd, alpha, a, lda, b, ldb, beta, c, ldc);
+  else ck_gemm_on(lib, ta, tb, M, N, Kd, alpha, a, lda, b, ldb, beta, c, ldc);
+  return NULL;
+}
 
 // sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB)
 static napi_value Sgemm(napi_env env, napi_callback_info info) {
@@ -400,7 +431,9 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   int64_t n = integer(env, argv[0]);
   threads = n < 1 ? 1 : (int)n;
+#ifdef CRUCIBLE_OPENBLAS
   openblas_set_num_threads(threads);
+#endif
   omp_set_num_threads(threads);
   return NULL;
 }
@@ -436,10 +469,49 @@ static napi_value SetPrecision(napi_env env, napi_callback_info info) {
   return string_value(env, ck_gemm_use_bf16(string_is(env, argv[0], "bf16")) ? "bf16" : "float32");
 }
 
-// setGemm("onednn" | "openblas") -> the library now running float32 products
+// CK_GEMM_AUTO or a library's number for its name; CK_GEMM_AUTO - 1 for an unknown name
+static int library_named(napi_env env, napi_value v) {
+  if (string_is(env, v, "auto")) return CK_GEMM_AUTO;
+  for (int lib = 0; lib < CK_GEMM_LIBRARIES; lib++)
+    if (string_is(env, v, ck_gemm_name(lib))) return lib;
+  return CK_GEMM_AUTO - 1;
+}
+
+// setGemm("auto" | "crucible" | "onednn" | "openblas") -> the choice now in force (a library not
+// built in gives "crucible"); forgets the measured table
 static napi_value SetGemm(napi_env env, napi_callback_info info) {
   ARGS(1);
-  return string_value(env, ck_gemm_use_onednn(string_is(env, argv[0], "onednn")) ? "onednn" : "openblas");
+  int lib = library_named(env, argv[0]);
+  if (lib < CK_GEMM_AUTO) FAIL("setGemm: expected auto, crucible, onednn or openblas");
+  return string_value(env, ck_gemm_name(ck_gemm_use(lib)));
+}
+
+// gemmTable() -> [{ transA, transB, m, n, k, library, gflops: { crucible, onednn?, openblas? } }]:
+// the shape classes measured so far (m, n, k: the sizes' power-of-two ceilings) and their winners
+static napi_value GemmTable(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value list;
+  napi_create_array(env, &list);
+  int ta, tb, m, n, k, lib;
+  double gflops[CK_GEMM_LIBRARIES];
+  for (int i = 0; ck_gemm_table_entry(i, &ta, &tb, &m, &n, &k, &lib, gflops); i++) {
+    napi_value e, g, v;
+    napi_create_object(env, &e);
+    napi_create_object(env, &g);
+    napi_get_boolean(env, ta, &v);
+    napi_set_named_property(env, e, "transA", v);
+    napi_get_boolean(env, tb, &v);
+    napi_set_named_property(env, e, "transB", v);
+    napi_set_named_property(env, e, "m", double_value(env, (double)((int64_t)1 << m)));
+    napi_set_named_property(env, e, "n", double_value(env, (double)((int64_t)1 << n)));
+    napi_set_named_property(env, e, "k", double_value(env, (double)((int64_t)1 << k)));
+    napi_set_named_property(env, e, "library", string_value(env, ck_gemm_name(lib)));
+    for (int l = 0; l < CK_GEMM_LIBRARIES; l++)
+      if (ck_gemm_built_in(l)) napi_set_named_property(env, g, ck_gemm_name(l), double_value(env, gflops[l]));
+    napi_set_named_property(env, e, "gflops", g);
+    napi_set_element(env, list, (uint32_t)i, e);
+  }
+  return list;
 }
 
 static void set_string(napi_env env, napi_value obj, const char* key, const char* value) {
@@ -461,7 +533,17 @@ static napi_value Info(napi_env env, napi_callback_info info) {
   napi_create_object(env, &obj);
   napi_create_object(env, &features);
   set_string(env, obj, "isa", isa);
+#ifdef CRUCIBLE_OPENBLAS
   set_string(env, obj, "blas", openblas_get_config());
+#else
+  set_string(env, obj, "blas", "none (built without OpenBLAS)");
+#endif
+  napi_value libs;
+  napi_create_array(env, &libs);
+  for (int lib = 0, n = 0; lib < CK_GEMM_LIBRARIES; lib++)
+    if (ck_gemm_built_in(lib)) napi_set_element(env, libs, (uint32_t)n++, string_value(env, ck_gemm_name(lib)));
+  napi_set_named_property(env, obj, "gemmLibraries", libs);
+  set_string(env, obj, "gemmIsa", gemm_isa);
   napi_create_int32(env, threads, &t);
   napi_set_named_property(env, obj, "threads", t);
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -480,7 +562,7 @@ static napi_value Info(napi_env env, napi_callback_info info) {
   set_string(env, obj, "bf16", "none (built without oneDNN: apt-get install libdnnl-dev, then npm rebuild @crucible/native-kernels)");
 #endif
   set_string(env, obj, "precision", ck_gemm_bf16() ? "bf16" : "float32");
-  set_string(env, obj, "gemm", ck_gemm_onednn() ? "oneDNN" : "OpenBLAS");
+  set_string(env, obj, "gemm", ck_gemm_name(ck_gemm_choice()));
   return obj;
 }
 
@@ -495,12 +577,16 @@ static napi_value Init(napi_env env, napi_value exports) {
     isa = "x86-64-v3 (AVX2)";
   }
 #endif
-  ck_gemm_use_onednn(1); // when built in: it picks AVX-512 / AMX code itself
+  gemm_isa = ck_gemm_init();
   // one thread until the trainer asks for more (OpenBLAS otherwise starts one per core)
+#ifdef CRUCIBLE_OPENBLAS
   openblas_set_num_threads(1);
+#endif
   omp_set_num_threads(1);
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"gemmTable", NULL, GemmTable, NULL, NULL, NULL, napi_default, NULL},
       {"linear", NULL, Linear, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},
       {"add", NULL, Add, NULL, NULL, NULL, napi_default, NULL},

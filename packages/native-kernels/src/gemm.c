@@ -1,30 +1,198 @@
-// Matrix products for the kernels. float32 runs on oneDNN's sgemm when the addon was built with it
-// (it picks AVX-512 or AMX code for the CPU at run time; OpenBLAS follows OPENBLAS_CORETYPE, which
-// may pin older kernels), else on OpenBLAS. In the mixed-precision mode, products of contiguous
-// operands without scaling or accumulation take bf16-rounded operands (bf16.c).
+// Matrix products for the kernels, on one of three libraries:
+// - Crucible's own (blocked_gemm.c), always built in: it needs only the C compiler;
+// - oneDNN's sgemm, when the addon was built with libdnnl-dev (it picks AVX-512 or AMX code at run time);
+// - OpenBLAS, when built with libopenblas-dev (it follows OPENBLAS_CORETYPE, which may pin older kernels).
+// By default (auto) each shape class (the transposes and the power-of-two sizes of M, N and K) runs
+// on the library measured fastest for it: the first product of a class runs once on every library
+// built in, timed, and the class keeps the winner. A product of a class never measured with beta 0
+// or too large to copy runs on Crucible's own until one is. Different libraries round differently,
+// so setGemm('crucible') pins every product to one library where runs must match bit for bit.
+// In the mixed-precision mode, products of contiguous operands without scaling or accumulation take
+// bf16-rounded operands (bf16.c).
 #include "gemm.h"
 
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef CRUCIBLE_OPENBLAS
 #include <cblas.h>
+#endif
 #ifdef CRUCIBLE_DNNL
 #include <dnnl.h>
 
 #include "bf16.h"
 #endif
 
-static int onednn = 0;
+typedef void (*gemm_fn)(int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void ck_blocked_gemm_v4(int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void ck_blocked_gemm_v3(int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+void ck_blocked_gemm_base(int, int, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+
+static gemm_fn blocked = ck_blocked_gemm_base;
+static int choice = CK_GEMM_AUTO;
 static int bf16 = 0;
 
-int ck_gemm_use_onednn(int on) {
-#ifdef CRUCIBLE_DNNL
-  onednn = on ? 1 : 0;
-#else
-  (void)on;
-  onednn = 0;
+// CRUCIBLE_GEMM_ISA=avx2 or baseline picks an older variant than the CPU allows (for tests).
+const char* ck_gemm_init(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const char* want = getenv("CRUCIBLE_GEMM_ISA");
+  int older = want && strcmp(want, "avx2") == 0 ? 1 : want && strcmp(want, "baseline") == 0 ? 2 : 0;
+  __builtin_cpu_init();
+  if (older < 1 && __builtin_cpu_supports("x86-64-v4")) {
+    blocked = ck_blocked_gemm_v4;
+    return "AVX-512, 14 x 32 tiles";
+  }
+  if (older < 2 && __builtin_cpu_supports("x86-64-v3")) {
+    blocked = ck_blocked_gemm_v3;
+    return "AVX2, 6 x 16 tiles";
+  }
 #endif
-  return onednn;
+  return "baseline, 6 x 8 tiles";
 }
 
-int ck_gemm_onednn(void) { return onednn; }
+int ck_gemm_built_in(int library) {
+  switch (library) {
+    case CK_GEMM_CRUCIBLE:
+      return 1;
+#ifdef CRUCIBLE_DNNL
+    case CK_GEMM_ONEDNN:
+      return 1;
+#endif
+#ifdef CRUCIBLE_OPENBLAS
+    case CK_GEMM_OPENBLAS:
+      return 1;
+#endif
+    default:
+      return 0;
+  }
+}
+
+const char* ck_gemm_name(int library) {
+  static const char* names[] = {"crucible", "onednn", "openblas"};
+  return library >= 0 && library < CK_GEMM_LIBRARIES ? names[library] : "auto";
+}
+
+void ck_gemm_on(int library, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                int64_t ldb, float beta, float* C, int64_t ldc) {
+  // empty products on Crucible's own: oneDNN's reads C (0 x NaN) when K is 0 and beta 0
+  if (M == 0 || N == 0 || K == 0) library = CK_GEMM_CRUCIBLE;
+#ifdef CRUCIBLE_DNNL
+  if (library == CK_GEMM_ONEDNN && dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == dnnl_success) return;
+#endif
+#ifdef CRUCIBLE_OPENBLAS
+  if (library == CK_GEMM_OPENBLAS) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
+                (int)ldb, beta, C, (int)ldc);
+    return;
+  }
+#endif
+  blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// ---- the measured table ----
+
+typedef struct {
+  uint8_t ta, tb, m, n, k, library;
+  double gflops[CK_GEMM_LIBRARIES];
+} table_entry;
+
+#define TABLE 512
+static table_entry table[TABLE];
+static int table_used;
+
+static int bucket(int64_t x) {
+  int b = 0;
+  while (b < 62 && ((int64_t)1 << b) < x) b++;
+  return b;
+}
+
+static double seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+// Runs the product on every library built in (into scratch when C is small enough to copy, in place
+// when beta is 0), keeps the class's fastest, and leaves C = alpha op(A) op(B) + beta C.
+static int measure(table_entry* e, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float beta, float* C, int64_t ldc) {
+  int64_t cells = M * N;
+  float* scratch = cells <= (1 << 22) ? malloc((size_t)cells * sizeof(float)) : NULL;
+  if (!scratch && beta != 0.0f) return 0;
+  double flops = 2.0 * (double)M * (double)N * (double)K;
+  int rounds = flops < 2e8 ? 3 : 1;  // small products: the best of three (the first pays one-time costs)
+  int best = CK_GEMM_CRUCIBLE;
+  for (int lib = 0; lib < CK_GEMM_LIBRARIES; lib++) {
+    e->gflops[lib] = 0.0;
+    if (!ck_gemm_built_in(lib)) continue;
+    double fastest = 1e30;
+    for (int r = 0; r < rounds; r++) {
+      float* out = scratch ? scratch : C;
+      int64_t ld = scratch ? N : ldc;
+      if (scratch && beta != 0.0f)
+        for (int64_t i = 0; i < M; i++) memcpy(scratch + i * N, C + i * ldc, (size_t)N * sizeof(float));
+      double t0 = seconds();
+      ck_gemm_on(lib, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, out, ld);
+      double t = seconds() - t0;
+      if (t < fastest) fastest = t;
+    }
+    e->gflops[lib] = flops / (fastest > 1e-9 ? fastest : 1e-9) / 1e9;
+    if (e->gflops[lib] > e->gflops[best]) best = lib;
+  }
+  free(scratch);
+  e->library = (uint8_t)best;
+  ck_gemm_on(best, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  return 1;
+}
+
+static int libraries_built_in(void) {
+  int n = 0;
+  for (int lib = 0; lib < CK_GEMM_LIBRARIES; lib++) n += ck_gemm_built_in(lib);
+  return n;
+}
+
+static void auto_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                      float beta, float* C, int64_t ldc) {
+  if (libraries_built_in() == 1 || M == 0 || N == 0 || K == 0) {
+    blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  int m = bucket(M), n = bucket(N), k = bucket(K);
+  for (int i = 0; i < table_used; i++) {
+    table_entry* e = &table[i];
+    if (e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k) {
+      ck_gemm_on(e->library, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+  }
+  // measured on the calling thread only outside parallel regions, so that the timing means something
+  if (table_used < TABLE && !omp_in_parallel()) {
+    table_entry* e = &table[table_used];
+    *e = (table_entry){(uint8_t)ta, (uint8_t)tb, (uint8_t)m, (uint8_t)n, (uint8_t)k, 0, {0}};
+    if (measure(e, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) {
+      table_used++;
+      return;
+    }
+  }
+  blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int ck_gemm_table_entry(int i, int* ta, int* tb, int* mBucket, int* nBucket, int* kBucket, int* library, double gflops[CK_GEMM_LIBRARIES]) {
+  if (i < 0 || i >= table_used) return 0;
+  table_entry* e = &table[i];
+  *ta = e->ta, *tb = e->tb, *mBucket = e->m, *nBucket = e->n, *kBucket = e->k, *library = e->library;
+  memcpy(gflops, e->gflops, sizeof e->gflops);
+  return 1;
+}
+
+int ck_gemm_use(int library) {
+  choice = library == CK_GEMM_AUTO || ck_gemm_built_in(library) ? library : CK_GEMM_CRUCIBLE;
+  table_used = 0;
+  return choice;
+}
+
+int ck_gemm_choice(void) { return choice; }
 
 int ck_gemm_bf16(void) { return bf16; }
 
@@ -43,8 +211,7 @@ void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
 #ifdef CRUCIBLE_DNNL
   if (bf16 && alpha == 1.0f && beta == 0.0f && lda == (ta ? M : K) && ldb == (tb ? K : N) && ldc == N && ck_bf16_gemm(A, B, C, M, N, K, ta, tb))
     return;
-  if (onednn && dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == dnnl_success) return;
 #endif
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
-              (int)ldb, beta, C, (int)ldc);
+  if (choice == CK_GEMM_AUTO) auto_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else ck_gemm_on(choice, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

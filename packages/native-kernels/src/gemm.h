@@ -2,13 +2,31 @@
 #ifndef CRUCIBLE_GEMM_H
 #define CRUCIBLE_GEMM_H
 #include <stdint.h>
+
+/** The libraries that can run a float32 product; only CK_GEMM_CRUCIBLE is always built in. */
+enum { CK_GEMM_CRUCIBLE = 0, CK_GEMM_ONEDNN = 1, CK_GEMM_OPENBLAS = 2, CK_GEMM_LIBRARIES = 3, CK_GEMM_AUTO = -1 };
+
 void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
              float* C, int64_t ldc);
-/** Which library runs float32 products: 1 = oneDNN (when built in), 0 = OpenBLAS. Returns the one in force. */
-int ck_gemm_use_onednn(int on);
+/** One product on the given library (when built in; else on Crucible's own). */
+void ck_gemm_on(int library, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                int64_t ldb, float beta, float* C, int64_t ldc);
+/** Picks the instruction set of Crucible's own product (called once at load). Returns its name. */
+const char* ck_gemm_init(void);
+/** Whether the library is built in. */
+int ck_gemm_built_in(int library);
+/** Its name: "crucible", "onednn", "openblas". */
+const char* ck_gemm_name(int library);
+/**
+ * Which library runs float32 products: one of them, or CK_GEMM_AUTO (the default): the fastest for
+ * each shape class, measured the first time the class is seen (gemm.c). A library that is not built
+ * in falls back to Crucible's own. Returns the choice in force; forgets the measured table.
+ */
+int ck_gemm_use(int library);
+int ck_gemm_choice(void);
+/** The measured table: entry i (0 when there are no more) as a shape class and the winner. */
+int ck_gemm_table_entry(int i, int* ta, int* tb, int* mBucket, int* nBucket, int* kBucket, int* library, double gflops[CK_GEMM_LIBRARIES]);
 /** Mixed precision: 1 = contiguous products with alpha 1, beta 0 take bf16 operands (oneDNN). Returns the mode in force. */
 int ck_gemm_use_bf16(int on);
-/** The modes in force. */
-int ck_gemm_onednn(void);
 int ck_gemm_bf16(void);
 #endif

@@ -94,7 +94,7 @@ async function runOne(method: string): Promise<Row> {
   times.sort((a, b) => a - b);
   const ms = times[Math.floor(times.length / 2)] as number;
   const trainable = [...model.trainable().values()].reduce((s, p) => s + p.size, 0);
-  console.error(`${method}: backend ${choice.name}${choice.matmul === 'openblas' ? '+openblas' : ''}`);
+  console.error(`${method}: backend ${choice.name}${choice.matmul === 'native' ? '+native' : ''}`);
   return {
     method,
     msPerIter: ms,

@@ -16,7 +16,7 @@ const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?
   nativeKernels: !process.argv.includes('--no-native'),
   nativeThreads: arg('--threads', 1),
 });
-const backendName = `${choice.name}${choice.matmul === 'openblas' ? ` + OpenBLAS (${arg('--threads', 1)} thread)` : ''}`;
+const backendName = `${choice.name}${choice.matmul === 'native' ? ` + native products (${arg('--threads', 1)} thread)` : ''}`;
 const text = loadCorpus(readFileSync);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));

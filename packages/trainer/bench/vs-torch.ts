@@ -5,7 +5,7 @@
 // when missing; PyTorch is never a dependency of Crucible itself.
 // NATIVE_PRECISION=bf16 runs Crucible's matrix products in bf16 (mixed precision; PyTorch stays float32).
 // TORCH_OPENBLAS_CORETYPE=SkylakeX gives PyTorch's OpenBLAS its AVX-512 kernels where the environment pins
-// older ones (OPENBLAS_CORETYPE); NATIVE_GEMM=openblas puts Crucible's products on OpenBLAS too.
+// older ones (OPENBLAS_CORETYPE); NATIVE_GEMM=openblas puts Crucible's products on OpenBLAS too (default: auto, the fastest measured).
 // Usage: npm run bench:vs-torch [-- --crucible-only] [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -172,7 +172,7 @@ function ensureTorch(): void {
 
 async function crucibleRun(s: Shape, threads: number): Promise<Result> {
   const precision = (process.env.NATIVE_PRECISION as 'bf16' | undefined) ?? 'float32';
-  const gemm = (process.env.NATIVE_GEMM as 'openblas' | undefined) ?? 'onednn';
+  const gemm = (process.env.NATIVE_GEMM as T.GemmChoice | undefined) ?? 'auto';
   const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () => {}, { nativeThreads: threads, precision, gemm });
   const text = readFileSync(corpusPath(), 'utf8');
   const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });

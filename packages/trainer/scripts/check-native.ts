@@ -1,6 +1,7 @@
 // Checks the native CPU backend where it is installed (the worker image runs this at build time):
 // the addon loads, a small GPT's loss and gradients on it match the pure-JS cpu backend, and a few
-// training steps lower the loss. Prints the instruction set, BLAS and CPU features; exits 1 on failure.
+// training steps lower the loss. Prints the instruction set, the product libraries built in, BLAS and
+// CPU features; exits 1 on failure. CRUCIBLE_NATIVE_ADDON=path/to/crucible_native.node checks another build.
 // Usage: npm run check:native
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
@@ -11,7 +12,9 @@ import { batchLoss } from '../src/train';
 
 try {
   const choice = await initBackend('native', () => {}, {});
-  console.log(`native backend: ${choice.native?.isa}; ${choice.native?.blas}; ${choice.threads} threads`);
+  console.log(
+    `native backend: ${choice.native?.isa}; products: ${choice.native?.gemm} of ${choice.native?.gemmLibraries.join(', ')}; BLAS: ${choice.native?.blas}; ${choice.threads} threads`,
+  );
   console.log(
     `CPU features: ${Object.entries(choice.native?.features ?? {})
       .map(([k, v]) => `${k} ${v ? 'yes' : 'no'}`)

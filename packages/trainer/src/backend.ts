@@ -16,15 +16,18 @@ export interface BackendChoice {
   requested: BackendName | 'auto';
   /** The backend now in use (tfjs's name: 'tensorflow' for both node packages). */
   name: BackendName;
-  /** 'openblas' when matrix products run on @crucible/native-kernels (native, or wasm with nativeKernels). */
-  matmul: 'backend' | 'openblas';
-  /** Threads of the native kernels (native backend, or wasm's OpenBLAS products); else undefined. */
+  /** 'native' when matrix products run on @crucible/native-kernels (native, or wasm with nativeKernels). */
+  matmul: 'backend' | 'native';
+  /** Threads of the native kernels (native backend, or wasm's native products); else undefined. */
   threads?: number;
-  /** The native kernels' instruction set, BLAS, CPU features and precision (native backend only). */
+  /** The native kernels' instruction set, product libraries, CPU features and precision (native backend only). */
   native?: {
     isa: string;
     blas: string;
-    gemm: 'oneDNN' | 'OpenBLAS';
+    /** The choice of library for float32 products ('auto': the fastest measured per shape class). */
+    gemm: GemmChoice;
+    /** The libraries built in: Crucible's own always, oneDNN and OpenBLAS where their headers were present. */
+    gemmLibraries: string[];
     features: Record<string, boolean>;
     bf16: string;
     precision: 'float32' | 'bf16';
@@ -40,18 +43,25 @@ let current: BackendChoice | undefined;
  * TFJS_BACKEND) names one backend; anything else than 'auto' fails when that backend cannot load.
  */
 export interface BackendOptions {
-  /** Use @crucible/native-kernels when built: the native backend, and OpenBLAS products on wasm. Default true. */
+  /** Use @crucible/native-kernels when built: the native backend, and its matrix products on wasm. Default true. */
   nativeKernels?: boolean;
-  /** Threads of the native backend (and of wasm's OpenBLAS products). Default: every core. */
+  /** Threads of the native backend (and of wasm's native products). Default: every core. */
   nativeThreads?: number;
   /**
    * Native backend: 'bf16' runs matrix products on bf16-rounded operands with float32 accumulation
    * (oneDNN; only where the CPU has AVX512-BF16 or AMX-BF16, else float32 stays). Default 'float32'.
    */
   precision?: 'float32' | 'bf16';
-  /** Native backend: the library for float32 products. Default oneDNN where the addon was built with it, else OpenBLAS. */
-  gemm?: 'onednn' | 'openblas';
+  /**
+   * The library for float32 products (native backend, and wasm's native products): 'auto' (the
+   * default) measures every library built in on the first product of each shape class and keeps the
+   * fastest; 'crucible' pins Crucible's own (always built in: runs that must match bit for bit),
+   * 'onednn' or 'openblas' pin those where built in.
+   */
+  gemm?: GemmChoice;
 }
+
+export type GemmChoice = 'auto' | 'crucible' | 'onednn' | 'openblas';
 
 export async function initBackend(
   prefer: BackendName | 'auto' = 'auto',
@@ -70,25 +80,37 @@ export async function initBackend(
       let matmul: BackendChoice['matmul'] = 'backend';
       if (name === 'native' && k) {
         k.setThreads(threads);
-        k.setGemm(opts.gemm ?? 'onednn');
+        k.setGemm(opts.gemm ?? 'auto');
         k.setPrecision(opts.precision ?? 'float32');
-        matmul = 'openblas';
-      } else if (name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(threads)) matmul = 'openblas';
+        matmul = 'native';
+      } else if (name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(threads, opts.gemm ?? 'auto')) matmul = 'native';
       const info = name === 'native' ? k?.info() : undefined;
       current = {
         requested: prefer,
         name,
         matmul,
-        ...(matmul === 'openblas' ? { threads } : {}),
-        ...(info ? { native: { isa: info.isa, blas: info.blas, gemm: info.gemm, features: info.features, bf16: info.bf16, precision: info.precision } } : {}),
+        ...(matmul === 'native' ? { threads } : {}),
+        ...(info
+          ? {
+              native: {
+                isa: info.isa,
+                blas: info.blas,
+                gemm: info.gemm,
+                gemmLibraries: info.gemmLibraries,
+                features: info.features,
+                bf16: info.bf16,
+                precision: info.precision,
+              },
+            }
+          : {}),
         skipped,
       };
       const precision =
         info?.precision === 'bf16' ? `, bf16 products (${info.bf16})` : opts.precision === 'bf16' ? `, float32: bf16 unavailable (${info?.bf16})` : '';
       const detail = info
-        ? ` (${info.isa}, products on ${info.gemm === 'oneDNN' ? 'oneDNN' : info.blas.split(' ').slice(0, 2).join(' ')}, ${threads} thread${threads > 1 ? 's' : ''}${precision})`
-        : matmul === 'openblas'
-          ? ' (matrix products on OpenBLAS)'
+        ? ` (${info.isa}, products on ${gemmLabel(info.gemm, info.gemmLibraries)}, ${threads} thread${threads > 1 ? 's' : ''}${precision})`
+        : matmul === 'native'
+          ? ' (matrix products on the native addon)'
           : '';
       log(`tfjs backend: ${name}${detail}${skipped.length ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
       if (prefer === 'auto' && (name === 'wasm' || name === 'cpu') && opts.nativeKernels !== false && skipped.some((s) => s.name === 'native')) {
@@ -113,7 +135,7 @@ export function backendChoice(): BackendChoice | undefined {
  * wasm kernel runs transposed products on a slow loop, so gradients transpose explicitly there.
  */
 export function transposedProductsAreFast(): boolean {
-  return current?.matmul === 'openblas' || current?.name === 'tensorflow' || current?.name === 'tensorflow-gpu' || current?.name === 'native';
+  return current?.matmul === 'native' || current?.name === 'tensorflow' || current?.name === 'tensorflow-gpu' || current?.name === 'native';
 }
 
 async function loadBackend(name: BackendName): Promise<void> {
@@ -173,17 +195,23 @@ function registerWasmSegmentSum(): void {
 // biome-ignore lint/suspicious/noExplicitAny: the wasm backend's class is not exported in typings we can use
 type WasmBackend = any;
 
+/** 'auto (crucible, onednn, openblas)' or the pinned library's name. */
+function gemmLabel(gemm: GemmChoice, libraries: string[]): string {
+  return gemm === 'auto' ? `the fastest measured of ${libraries.join(', ')}` : gemm;
+}
+
 /**
- * With @crucible/native-kernels built: replaces the wasm BatchMatMul kernel with OpenBLAS sgemm
+ * With @crucible/native-kernels built: replaces the wasm BatchMatMul kernel with the addon's sgemm
  * working directly on the wasm heap (no copies; broadcast batch shapes and non-float32 inputs keep
  * the original kernel). Returns whether it is in place.
  */
-function registerNativeMatMul(threads: number): boolean {
+function registerNativeMatMul(threads: number, gemm: GemmChoice): boolean {
   const native = nativeKernels();
   const original = tf.getKernel('BatchMatMul', 'wasm');
   if (!native || !original) return false;
   const k = native;
   k.setThreads(threads);
+  k.setGemm(gemm);
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({
     kernelName: 'BatchMatMul',

@@ -1,4 +1,4 @@
-// The stock wasm kernels (no OpenBLAS: what a machine without libopenblas-dev runs): gradients,
+// The stock wasm kernels (no native addon: what a machine without a C compiler runs): gradients,
 // which there use explicit transposes instead of transpose flags, against finite differences.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, transposedProductsAreFast } from './backend';

@@ -37,7 +37,7 @@ export const K = {
 let kernels: NativeKernels | null | undefined;
 let loadError = '';
 
-/** The addon, or null with the reason in `nativeLoadError()` (not built: no compiler or OpenBLAS). */
+/** The addon, or null with the reason in `nativeLoadError()` (not built: no C compiler at install). */
 export function nativeKernels(): NativeKernels | null {
   if (kernels !== undefined) return kernels;
   // OpenMP's idle threads would otherwise spin and take the core OpenBLAS's threads need; set
@@ -45,7 +45,7 @@ export function nativeKernels(): NativeKernels | null {
   process.env.OMP_WAIT_POLICY ??= 'passive';
   try {
     kernels = (createRequire(import.meta.url)('@crucible/native-kernels') as { native: NativeKernels | null }).native;
-    if (!kernels) loadError = '@crucible/native-kernels is not built (no C compiler or OpenBLAS headers when it was installed)';
+    if (!kernels) loadError = '@crucible/native-kernels is not built (no C compiler when it was installed)';
   } catch (err) {
     kernels = null;
     loadError = `@crucible/native-kernels failed to load: ${(err as Error).message.split('\n')[0]}`;
@@ -59,8 +59,8 @@ export function nativeLoadError(): string {
 
 /** How to get the native backend where it is missing (printed once when training falls back). */
 export const NATIVE_HINT =
-  'for the native CPU backend (several times faster, no memory ceiling) install a C compiler and OpenBLAS, then rebuild the addon: ' +
-  'apt-get install -y build-essential python3 libopenblas-dev && npm rebuild @crucible/native-kernels';
+  'for the native CPU backend (several times faster, no memory ceiling) install a C compiler, then rebuild the addon: ' +
+  'apt-get install -y build-essential python3 && npm rebuild @crucible/native-kernels';
 
 /** Whether fused kernels run here: the current backend is the native one. */
 export function fusedKernels(): boolean {

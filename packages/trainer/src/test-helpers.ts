@@ -8,6 +8,18 @@ import { type ModelConfig, modelConfig } from './config';
 import type { Transformer } from './model';
 import { batchLoss } from './train';
 
+/** Deterministic uniform values in [-scale, scale) (mulberry32). */
+export function rand(n: number, seed: number, scale = 1): Float32Array {
+  let a = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
+  });
+}
+
 export async function useBackend(): Promise<void> {
   await initBackend((process.env.TFJS_BACKEND as 'wasm' | 'cpu' | undefined) ?? 'auto');
 }

@@ -722,8 +722,8 @@ class TrainingRun {
   }
 }
 
-/** How a job names where it trained: 'native+onednn' (with '+bf16'), 'wasm+openblas', 'tensorflow', ... */
+/** How a job names where it trained: 'native+auto' (the product library's choice; with '+bf16'), 'wasm+native', 'tensorflow', ... */
 function backendLabel(choice: BackendChoice): string {
-  if (choice.native) return `native+${choice.native.gemm.toLowerCase()}${choice.native.precision === 'bf16' ? '+bf16' : ''}`;
-  return `${choice.name}${choice.matmul === 'openblas' ? '+openblas' : ''}`;
+  if (choice.native) return `native+${choice.native.gemm}${choice.native.precision === 'bf16' ? '+bf16' : ''}`;
+  return `${choice.name}${choice.matmul === 'native' ? '+native' : ''}`;
 }

@@ -1,0 +1,204 @@
+// The native addon's matrix products against a plain float64 product: Crucible's own (in each
+// instruction-set variant the CPU can run) and oneDNN's and OpenBLAS's where built in, over random
+// shapes with odd sizes and sizes across the cache blocks, all four transpose variants, leading
+// dimensions larger than the rows, alpha and beta, at 1 and 2 threads; the bias of `linear`; and
+// the auto choice's measured table.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { nativeKernels } from './native-backend';
+import { rand } from './test-helpers';
+
+const k = nativeKernels();
+type Library = 'crucible' | 'onednn' | 'openblas';
+const libraries: Library[] = k?.info().gemmLibraries ?? [];
+
+interface Case {
+  ta: boolean;
+  tb: boolean;
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  beta: number;
+  /** extra columns in each operand's leading dimension */
+  pad: number;
+}
+
+/** Runs one case on a library; returns the worst error relative to sum |a||b| per cell. */
+function worstError(lib: Library | 'auto', c: Case, seed: number): number {
+  if (!k) throw new Error('no addon');
+  const { ta, tb, M, N, K, alpha, beta, pad } = c;
+  // BLAS's rule: a leading dimension is at least 1, even for an empty operand
+  const lda = Math.max(1, (ta ? M : K) + pad);
+  const ldb = Math.max(1, (tb ? K : N) + pad);
+  const ldc = Math.max(1, N + pad);
+  const a = rand(Math.max(1, (ta ? K : M) * lda), seed);
+  const b = rand(Math.max(1, (tb ? N : K) * ldb), seed + 1);
+  const c0 = rand(M * ldc, seed + 2);
+  // beta 0 must not read C: NaN there would leak into the result
+  if (beta === 0) c0.fill(Number.NaN);
+  const out = c0.slice();
+  k.gemm(lib, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, out, ldc);
+  let worst = 0;
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < ldc; j++) {
+      const got = out[i * ldc + j] as number;
+      if (j >= N) {
+        // the padding between rows of C stays as it was
+        if (!Object.is(got, c0[i * ldc + j])) return Number.POSITIVE_INFINITY;
+        continue;
+      }
+      let sum = 0;
+      let scale = 0;
+      for (let p = 0; p < K; p++) {
+        const x = (ta ? a[p * lda + i] : a[i * lda + p]) as number;
+        const y = (tb ? b[j * ldb + p] : b[p * ldb + j]) as number;
+        sum += x * y;
+        scale += Math.abs(x * y);
+      }
+      const want = alpha * sum + (beta === 0 ? 0 : beta * (c0[i * ldc + j] as number));
+      const err = Math.abs(got - want) / (Math.abs(alpha) * scale + Math.abs(beta * (beta === 0 ? 0 : (c0[i * ldc + j] as number))) + 1e-30);
+      if (!(err <= worst)) worst = Number.isNaN(err) ? Number.POSITIVE_INFINITY : err;
+    }
+  return worst;
+}
+
+// sizes around the tiles (14 x 32, 6 x 16, 6 x 8) and blocks (K 256-384, M 112-144), narrow ones, and odd ones
+const SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [1, 37, 5],
+  [13, 1, 29],
+  [14, 32, 7],
+  [15, 33, 16],
+  [29, 65, 1],
+  [113, 47, 385],
+  [150, 100, 260],
+  [7, 515, 33],
+  [260, 20, 9],
+  [200, 16, 45], // narrow: a LoRA rank's width, run transposed
+  [70, 3, 33],
+  [0, 5, 3],
+  [4, 6, 0],
+];
+const VARIANTS = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+] as const;
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  SHAPES.forEach(([M, N, K], s) => {
+    for (const [ta, tb] of VARIANTS) {
+      out.push({ ta, tb, M, N, K, alpha: 1, beta: 0, pad: 0 });
+      out.push({ ta, tb, M, N, K, alpha: s % 2 ? -0.5 : 1.75, beta: s % 3 ? 1 : -0.25, pad: 3 + (s % 5) });
+    }
+  });
+  return out;
+}
+
+describe.skipIf(!k)('native matrix products against a float64 product', () => {
+  for (const lib of ['crucible', 'onednn', 'openblas', 'auto'] as const) {
+    it.skipIf(lib !== 'auto' && !libraries.includes(lib))(`${lib}: every transpose, stride, alpha and beta, at 1 and 2 threads`, () => {
+      for (const threads of [1, 2]) {
+        k?.setThreads(threads);
+        for (const [i, c] of cases().entries()) {
+          const worst = worstError(lib, c, 100 + i);
+          expect(worst, `${lib}, ${threads} threads, ${JSON.stringify(c)}`).toBeLessThan(1e-6);
+        }
+      }
+      k?.setThreads(1);
+    });
+  }
+
+  it('a wrong leading dimension or a short array is refused, not read past', () => {
+    if (!k) return;
+    const a = new Float32Array(6);
+    const c = new Float32Array(4);
+    expect(() => k.gemm('crucible', false, false, 2, 2, 3, 1, a, 2, a, 2, 0, c, 2)).toThrow(/leading dimension/);
+    expect(() => k.gemm('crucible', false, false, 2, 2, 4, 1, a, 4, a, 2, 0, c, 2)).toThrow(/shorter than the shapes/);
+    expect(() => k.gemm('mkl' as 'crucible', false, false, 1, 1, 1, 1, a, 1, a, 1, 0, c, 1)).toThrow(/unknown library/);
+  });
+
+  it('linear adds its bias on every library', () => {
+    if (!k) return;
+    const [M, K, N] = [37, 70, 45];
+    const x = rand(M * K, 1);
+    const w = rand(N * K, 2);
+    const bias = rand(N, 3);
+    for (const lib of libraries) {
+      k.setGemm(lib);
+      for (const tw of [false, true]) {
+        const y = new Float32Array(M * N);
+        k.linear(x, w, bias, y, M, K, N, tw);
+        let worst = 0;
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < N; j++) {
+            let s = bias[j] as number;
+            for (let p = 0; p < K; p++) s += (x[i * K + p] as number) * (tw ? (w[j * K + p] as number) : (w[p * N + j] as number));
+            worst = Math.max(worst, Math.abs((y[i * N + j] as number) - s));
+          }
+        expect(worst, `${lib}, transposed ${tw}`).toBeLessThan(1e-4);
+      }
+    }
+    k.setGemm('auto');
+  });
+
+  it('auto measures every library built in once per shape class and keeps the fastest', () => {
+    if (!k) return;
+    expect(k.setGemm('auto')).toBe('auto');
+    expect(k.gemmTable()).toEqual([]);
+    const [M, N, K] = [96, 80, 64];
+    const a = rand(M * K, 4);
+    const b = rand(K * (N + 20), 5);
+    const c = new Float32Array(M * (N + 20));
+    k.gemm('auto', false, true, M, N, K, 1, a, K, b, K, 0, c, N);
+    k.gemm('auto', false, true, M - 5, N + 20, K, 1, a, K, b, K, 0, c, N + 20); // the same class (128, 128, 64)
+    const table = k.gemmTable();
+    if (libraries.length === 1) {
+      expect(table, 'one library: nothing to measure').toEqual([]);
+      return;
+    }
+    expect(table).toHaveLength(1);
+    const [e] = table;
+    expect(e).toMatchObject({ transA: false, transB: true, m: 128, n: 128, k: 64 });
+    expect(Object.keys(e?.gflops ?? {}).sort()).toEqual([...libraries].sort());
+    const fastest = Object.entries(e?.gflops ?? {}).sort((x, y) => y[1] - x[1])[0]?.[0];
+    expect(e?.library).toBe(fastest);
+    // pinning a library forgets the table
+    expect(k.setGemm('crucible')).toBe('crucible');
+    expect(k.gemmTable()).toEqual([]);
+    k.setGemm('auto');
+  });
+});
+
+// Crucible's own product in the older instruction sets this CPU can also run (picked at load)
+describe.skipIf(!k)("Crucible's product in each instruction-set variant", () => {
+  for (const isa of ['avx2', 'baseline'] as const) {
+    it.skipIf(isa === 'avx2' && !k?.info().features.avx2)(`${isa}: odd shapes and every transpose against a float64 product`, () => {
+      const script = `
+        const { native: k } = require('@crucible/native-kernels');
+        const out = { isa: k.info().gemmIsa, worst: 0 };
+        let s = 7;
+        const r = (n) => Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1);
+        for (const t of [1, 2]) { k.setThreads(t);
+        for (const [M, N, K] of [[1, 1, 1], [7, 17, 9], [37, 70, 300], [150, 33, 261], [70, 3, 33]])
+          for (const ta of [false, true]) for (const tb of [false, true]) {
+            const a = r(M * K), b = r(K * N), c = new Float32Array(M * N);
+            k.gemm('crucible', ta, tb, M, N, K, 1, a, ta ? M : K, b, tb ? K : N, 0, c, N);
+            for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+              let sum = 0, scale = 0;
+              for (let p = 0; p < K; p++) { const x = ta ? a[p * M + i] : a[i * K + p], y = tb ? b[j * K + p] : b[p * N + j]; sum += x * y; scale += Math.abs(x * y); }
+              out.worst = Math.max(out.worst, Math.abs(c[i * N + j] - sum) / scale);
+            }
+          } }
+        console.log(JSON.stringify(out));`;
+      const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, CRUCIBLE_GEMM_ISA: isa }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { isa: string; worst: number };
+      expect(out.isa).toMatch(isa === 'avx2' ? /^AVX2/ : /^baseline/);
+      expect(out.worst).toBeLessThan(1e-6);
+    });
+  }
+});
