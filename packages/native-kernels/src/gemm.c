@@ -121,23 +121,33 @@ static int measure(table_entry* e, int ta, int tb, int64_t M, int64_t N, int64_t
   float* scratch = cells <= (1 << 22) ? malloc((size_t)cells * sizeof(float)) : NULL;
   if (!scratch && beta != 0.0f) return 0;
   double flops = 2.0 * (double)M * (double)N * (double)K;
-  int rounds = flops < 2e8 ? 3 : 1;  // small products: the best of three (the first pays one-time costs)
-  int best = CK_GEMM_CRUCIBLE;
-  for (int lib = 0; lib < CK_GEMM_LIBRARIES; lib++) {
-    e->gflops[lib] = 0.0;
-    if (!ck_gemm_built_in(lib)) continue;
-    double fastest = 1e30;
-    for (int r = 0; r < rounds; r++) {
+  // the best of three for small products, two for large ones, one for the largest (a language-model
+  // head's): a first run may pay one-time costs (oneDNN's code generation, threads starting)
+  int rounds = flops < 2e8 ? 3 : flops < 2e10 ? 2 : 1;
+  // the output's pages are touched before any library is timed, so that none pays their first faults
+  if (scratch) memset(scratch, 0, (size_t)cells * sizeof(float));
+  else
+    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+  double fastest[CK_GEMM_LIBRARIES];
+  for (int lib = 0; lib < CK_GEMM_LIBRARIES; lib++) fastest[lib] = 1e30;
+  // each round starts at another library, so that none always follows one whose threads still spin
+  // (OpenBLAS's busy-wait after a call)
+  for (int r = 0; r < rounds; r++)
+    for (int i = 0; i < CK_GEMM_LIBRARIES; i++) {
+      int lib = (r + i) % CK_GEMM_LIBRARIES;
+      if (!ck_gemm_built_in(lib)) continue;
       float* out = scratch ? scratch : C;
       int64_t ld = scratch ? N : ldc;
       if (scratch && beta != 0.0f)
-        for (int64_t i = 0; i < M; i++) memcpy(scratch + i * N, C + i * ldc, (size_t)N * sizeof(float));
+        for (int64_t row = 0; row < M; row++) memcpy(scratch + row * N, C + row * ldc, (size_t)N * sizeof(float));
       double t0 = seconds();
       ck_gemm_on(lib, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, out, ld);
       double t = seconds() - t0;
-      if (t < fastest) fastest = t;
+      if (t < fastest[lib]) fastest[lib] = t;
     }
-    e->gflops[lib] = flops / (fastest > 1e-9 ? fastest : 1e-9) / 1e9;
+  int best = CK_GEMM_CRUCIBLE;
+  for (int lib = 0; lib < CK_GEMM_LIBRARIES; lib++) {
+    e->gflops[lib] = ck_gemm_built_in(lib) ? flops / (fastest[lib] > 1e-9 ? fastest[lib] : 1e-9) / 1e9 : 0.0;
     if (e->gflops[lib] > e->gflops[best]) best = lib;
   }
   free(scratch);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import * as T from '../src/index';
 import { corpusPath, loadCorpus } from './corpus';
+import { flopsPerToken, sgemmPeak, utilisation } from './utilisation';
 
 const arg = (k: string, d: number) => {
   const i = process.argv.indexOf(k);
@@ -60,6 +61,8 @@ console.log(
   `ms/iter (median): ${median.toFixed(1)}; tokens/s: ${((tokensPerIter * 1000) / median).toFixed(0)}; wall: ${wall.toFixed(0)} s for ${maxIters} iters`,
 );
 console.log(`peak RSS: ${(peakRss / 2 ** 20).toFixed(0)} MB`);
+const flops = flopsPerToken({ params: model.numParams(), trainable: model.numParams(), layers: mc.nLayer, dModel: mc.dModel, seqLen: tc.seqLen });
+console.log(`achieved: ${utilisation(flops, (tokensPerIter * 1000) / median, sgemmPeak())}`);
 console.log(`val loss: ${evals.map(([s, l]) => `${s}: ${l.toFixed(3)}`).join(', ')}`);
 console.log(
   `| ${new Date().toISOString().slice(0, 10)} | ${backendName} | ${maxIters} | ${median.toFixed(0)} | ${((tokensPerIter * 1000) / median).toFixed(0)} | ${wall.toFixed(0)} s | ${(peakRss / 2 ** 20).toFixed(0)} MB | ${evals

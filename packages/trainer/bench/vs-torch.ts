@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../src/index';
 import { corpusPath } from './corpus';
+import { flopsPerToken, sgemmPeak, utilisation } from './utilisation';
 
 interface Shape {
   name: 'nano' | 'gpt2' | 'gpt2-lora';
@@ -37,6 +38,10 @@ interface Result {
   evals: Array<[number, number]>;
   backend?: string;
   memory_at_end_mb?: Record<string, number>;
+  /** useful floating-point operations per token (bench/utilisation.ts) */
+  flops_per_token?: number;
+  /** the best sgemm of the same process at the same threads */
+  sgemm_peak?: { gflops: number; library: string };
 }
 
 const argv = process.argv.slice(2);
@@ -110,21 +115,21 @@ for (const shape of shapes) {
     const tokens = shape.batch * shape.block;
     for (const r of torch ? [torch, ours] : [ours]) {
       console.log(
-        `${shape.name} ${threads}T ${r.impl.padEnd(9)} ${r.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${((tokens * 1000) / r.ms_per_iter).toFixed(0).padStart(7)} tok/s  peak ${r.peak_rss_mb.toFixed(0)} MB${r.memory_at_end_mb ? ` (at the end: JS heap ${r.memory_at_end_mb.heapTotal} MB, array buffers ${r.memory_at_end_mb.arrayBuffers} MB)` : ''}  wall ${r.wall_s.toFixed(0)} s  val ${fmtEvals(r.evals)}`,
+        `${shape.name} ${threads}T ${r.impl.padEnd(9)} ${r.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${((tokens * 1000) / r.ms_per_iter).toFixed(0).padStart(7)} tok/s  ${ours.flops_per_token ? `${utilisation(ours.flops_per_token, (tokens * 1000) / r.ms_per_iter, ours.sgemm_peak)}  ` : ''}peak ${r.peak_rss_mb.toFixed(0)} MB${r.memory_at_end_mb ? ` (at the end: JS heap ${r.memory_at_end_mb.heapTotal} MB, array buffers ${r.memory_at_end_mb.arrayBuffers} MB)` : ''}  wall ${r.wall_s.toFixed(0)} s  val ${fmtEvals(r.evals)}`,
       );
     }
     const maxGap = torch?.evals.length ? Math.max(...torch.evals.map(([, l], i) => Math.abs(l - (ours.evals[i]?.[1] ?? Number.NaN)))) : Number.NaN;
     rows.push(
-      `| ${shape.name} | ${threads} | ${torch?.ms_per_iter.toFixed(1) ?? '-'} | ${ours.ms_per_iter.toFixed(1)} | **${torch ? (ours.ms_per_iter / torch.ms_per_iter).toFixed(2) : '-'}** | ${((tokens * 1000) / ours.ms_per_iter).toFixed(0)} | ${torch?.peak_rss_mb.toFixed(0) ?? '-'} / ${ours.peak_rss_mb.toFixed(0)} MB | ${torch ? fmtEvals(torch.evals) : '-'} | ${fmtEvals(ours.evals)} | ${Number.isNaN(maxGap) ? '-' : maxGap.toFixed(3)} |`,
+      `| ${shape.name} | ${threads} | ${torch?.ms_per_iter.toFixed(1) ?? '-'} | ${ours.ms_per_iter.toFixed(1)} | **${torch ? (ours.ms_per_iter / torch.ms_per_iter).toFixed(2) : '-'}** | ${((tokens * 1000) / ours.ms_per_iter).toFixed(0)} | ${ours.flops_per_token && ours.sgemm_peak ? `${((100 * ours.flops_per_token * tokens * 1000) / ours.ms_per_iter / 1e9 / ours.sgemm_peak.gflops).toFixed(0)}%` : '-'} | ${torch?.peak_rss_mb.toFixed(0) ?? '-'} / ${ours.peak_rss_mb.toFixed(0)} MB | ${torch ? fmtEvals(torch.evals) : '-'} | ${fmtEvals(ours.evals)} | ${Number.isNaN(maxGap) ? '-' : maxGap.toFixed(3)} |`,
     );
   }
 }
 console.log(`\n--- result (${new Date().toISOString().slice(0, 10)}; Crucible on ${backendUsed}) ---`);
 for (const s of shapes) console.log(`${s.name}: ${s.label}, ${s.iters} iterations`);
 console.log(
-  '| config | threads | PyTorch ms/iter | Crucible ms/iter | ratio (Crucible / PyTorch) | Crucible tokens/s | peak RSS PyTorch / Crucible | PyTorch val loss | Crucible val loss | max val gap |',
+  '| config | threads | PyTorch ms/iter | Crucible ms/iter | ratio (Crucible / PyTorch) | Crucible tokens/s | Crucible, share of the sgemm peak | peak RSS PyTorch / Crucible | PyTorch val loss | Crucible val loss | max val gap |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 
 function fmtEvals(evals: Array<[number, number]>): string {
@@ -205,7 +210,11 @@ async function crucibleRun(s: Shape, threads: number): Promise<Result> {
     },
   });
   const sorted = [...times].sort((a, b) => a - b);
+  const params = model.numParams();
+  const trainable = [...model.trainable().values()].reduce((n, p) => n + p.size, 0);
   return {
+    flops_per_token: flopsPerToken({ params, trainable, layers: s.layers, dModel: s.dmodel, seqLen: s.block }),
+    sgemm_peak: sgemmPeak(),
     impl: 'crucible',
     backend: `${choice.name}${choice.native ? ` (${choice.native.isa}, products on ${choice.native.gemm}${choice.native.precision === 'bf16' ? ` in bf16 (${choice.native.bf16})` : ', float32'})` : ''}`,
     threads,
