@@ -165,6 +165,54 @@ export interface NativeKernels {
     bc2: number,
     gradScale: number,
   ): void;
+  /**
+   * Attention without the probability tensor (online softmax over blocks of keys): every operand is
+   * rows at a stride (ldq, ldk, ldo; a subarray of a fused qkv buffer for the multi-head layout).
+   * q [B, T] rows of H heads of hd, k and v [B, S] rows of Hkv heads (query head h reads key head
+   * h / (H / Hkv)); out like q at stride ldo; lse [B, H, T] each query row's log-sum-exp for the
+   * backward pass. causal >= 0: the queries sit at key positions causal..; < 0: every key.
+   */
+  flashAttention(
+    q: Float32Array,
+    ldq: number,
+    k: Float32Array,
+    v: Float32Array,
+    ldk: number,
+    out: Float32Array,
+    ldo: number,
+    lse: Float32Array,
+    b: number,
+    t: number,
+    s: number,
+    h: number,
+    hkv: number,
+    hd: number,
+    causal: number,
+    keyBias: Float32Array | null,
+  ): void;
+  /** Gradients of flashAttention (recomputing the probabilities from lse): dq at q's stride, dk and dv at k's; overwritten. */
+  flashAttentionBackward(
+    dout: Float32Array,
+    q: Float32Array,
+    ldq: number,
+    k: Float32Array,
+    v: Float32Array,
+    ldk: number,
+    out: Float32Array,
+    ldo: number,
+    lse: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    b: number,
+    t: number,
+    s: number,
+    h: number,
+    hkv: number,
+    hd: number,
+    causal: number,
+    keyBias: Float32Array | null,
+  ): void;
   /** Threads for the matrix products (every library) and the element-wise kernels. */
   setThreads(n: number): void;
   /** Keeps freed buffers (up to 32 MB) in the C heap for reuse rather than unmapping them (glibc). */

@@ -21,7 +21,7 @@ static const ck_table* K = &ck_baseline;
 static const char* isa = "baseline";
 static const char* gemm_isa = "baseline";
 static int threads = 1;
-#define MAX_ARGS 16
+#define MAX_ARGS 24
 #define ARGS(n)                                                                                  \
   size_t argc = MAX_ARGS;                                                                        \
   napi_value argv[MAX_ARGS];                                                                     \
@@ -395,6 +395,70 @@ static napi_value GqaAttentionBackward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// The shape arguments both flash-attention bindings share: B, T, S, H, Hkv, hd, causal from argv[at],
+// and the elements q-like rows (B T of H heads at stride ldq or ldo) and k-like rows (B S of Hkv
+// heads at stride ldk) span.
+typedef struct {
+  int64_t B, T, S, H, Hkv, hd, causal, q_rows, o_rows, k_rows;
+} flash_shape;
+
+static bool read_flash_shape(napi_env env, napi_value* argv, int at, int64_t ldq, int64_t ldk, int64_t ldo, flash_shape* f) {
+  int64_t x[7];
+  for (int i = 0; i < 7; i++) x[i] = integer(env, argv[at + i]);
+  *f = (flash_shape){x[0], x[1], x[2], x[3], x[4], x[5], x[6], 0, 0, 0};
+  if (!gqa_shape(f->B, f->T, f->S, f->H, f->Hkv, f->hd, f->causal)) return false;
+  f->q_rows = span(f->B * f->T, f->H * f->hd, ldq);
+  f->o_rows = span(f->B * f->T, f->H * f->hd, ldo);
+  f->k_rows = span(f->B * f->S, f->Hkv * f->hd, ldk);
+  return ldq >= f->H * f->hd && ldk >= f->Hkv * f->hd && ldo >= f->H * f->hd;
+}
+
+// flashAttention(q, ldq, k, v, ldk, out, ldo, lse, B, T, S, H, Hkv, hd, causal, keyBias | null):
+// attention without the probability tensor (kernels_flash.c); operands are rows at the given
+// strides (a subarray of the fused qkv for the multi-head layout); lse [B, H, T]
+static napi_value FlashAttention(napi_env env, napi_callback_info info) {
+  ARGS(16);
+  bool ok = true;
+  int64_t ldq = integer(env, argv[1]), ldk = integer(env, argv[4]), ldo = integer(env, argv[6]);
+  flash_shape f;
+  if (!read_flash_shape(env, argv, 8, ldq, ldk, ldo, &f))
+    FAIL("flashAttention: bad shape (H a multiple of Hkv; causal + T <= S; a row stride is shorter than its heads)");
+  float* q = F32(0, f.q_rows);
+  float* k = F32(2, f.k_rows);
+  float* v = F32(3, f.k_rows);
+  float* out = F32(5, f.o_rows);
+  float* lse = F32(7, f.B * f.H * f.T);
+  float* keyBias = F32_OPT(15, f.B * f.S);
+  CHECK_ARRAYS("flashAttention");
+  if (K->flash_attention(q, ldq, k, v, ldk, out, ldo, lse, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias) != 0) FAIL_MEMORY();
+  return NULL;
+}
+
+// flashAttentionBackward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, B, T, S, H, Hkv, hd, causal, keyBias | null):
+// dout and out at stride ldo, dq at q's stride, dk and dv at k's (overwritten)
+static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) {
+  ARGS(20);
+  bool ok = true;
+  int64_t ldq = integer(env, argv[2]), ldk = integer(env, argv[5]), ldo = integer(env, argv[7]);
+  flash_shape f;
+  if (!read_flash_shape(env, argv, 12, ldq, ldk, ldo, &f))
+    FAIL("flashAttentionBackward: bad shape (H a multiple of Hkv; causal + T <= S; a row stride is shorter than its heads)");
+  float* dout = F32(0, f.o_rows);
+  float* q = F32(1, f.q_rows);
+  float* k = F32(3, f.k_rows);
+  float* v = F32(4, f.k_rows);
+  float* out = F32(6, f.o_rows);
+  float* lse = F32(8, f.B * f.H * f.T);
+  float* dq = F32(9, f.q_rows);
+  float* dk = F32(10, f.k_rows);
+  float* dv = F32(11, f.k_rows);
+  float* keyBias = F32_OPT(19, f.B * f.S);
+  CHECK_ARRAYS("flashAttentionBackward");
+  if (K->flash_attention_backward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias) != 0)
+    FAIL_MEMORY();
+  return NULL;
+}
+
 // crossEntropy(logits, targets, weights | null, dlogits, N, V) -> mean loss
 static napi_value CrossEntropy(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -607,6 +671,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"swigluBackward", NULL, SwigluBackward, NULL, NULL, NULL, napi_default, NULL},
       {"gqaAttention", NULL, GqaAttention, NULL, NULL, NULL, napi_default, NULL},
       {"gqaAttentionBackward", NULL, GqaAttentionBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"flashAttention", NULL, FlashAttention, NULL, NULL, NULL, napi_default, NULL},
+      {"flashAttentionBackward", NULL, FlashAttentionBackward, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
       {"setPrecision", NULL, SetPrecision, NULL, NULL, NULL, napi_default, NULL},

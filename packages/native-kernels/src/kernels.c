@@ -429,6 +429,7 @@ static void ck_adam_update(float* p, const float* g, float* m, float* v, int64_t
 }
 
 #include "kernels_decoder.c"
+#include "kernels_flash.c"
 
 const ck_table CK_TABLE = {
     .sgemm = ck_sgemm,
@@ -452,4 +453,6 @@ const ck_table CK_TABLE = {
     .swiglu_backward = ck_swiglu_backward,
     .gqa_attention = ck_gqa_attention,
     .gqa_attention_backward = ck_gqa_attention_backward,
+    .flash_attention = ck_flash_attention,
+    .flash_attention_backward = ck_flash_attention_backward,
 };

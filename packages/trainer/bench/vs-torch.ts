@@ -6,7 +6,7 @@
 // NATIVE_PRECISION=bf16 runs Crucible's matrix products in bf16 (mixed precision; PyTorch stays float32).
 // TORCH_OPENBLAS_CORETYPE=SkylakeX gives PyTorch's OpenBLAS its AVX-512 kernels where the environment pins
 // older ones (OPENBLAS_CORETYPE); NATIVE_GEMM=openblas puts Crucible's products on OpenBLAS too (default: auto, the fastest measured).
-// Usage: npm run bench:vs-torch [-- --crucible-only] [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --threads 1,2]
+// Usage: npm run bench:vs-torch [-- --crucible-only] [-- --only nano|gpt2|gpt2-lora] [-- --iters 2000] [-- --gpt2-iters 3] [-- --gpt2-block 1024] [-- --threads 1,2]
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,13 +63,14 @@ const PY = '/usr/bin/python3';
 // loop's short-lived objects from piling up in the old generation (peak RSS, not speed)
 const SEMI_SPACE = '--max-semi-space-size=4';
 const nanoIters = Number(arg('--iters') ?? 2000);
+const gpt2Block = Number(arg('--gpt2-block') ?? 1024);
 const gpt2: Shape = {
   name: 'gpt2',
-  label: 'gpt2-small shape (12 layers, d 768, 4 x 1024 tokens)',
+  label: `gpt2-small shape (12 layers, d 768, 4 x ${gpt2Block} tokens)`,
   layers: 12,
   heads: 12,
   dmodel: 768,
-  block: 1024,
+  block: gpt2Block,
   batch: 4,
   iters: Number(arg('--gpt2-iters') ?? 3),
   evalInterval: 0,
@@ -91,7 +92,7 @@ const shapes: Shape[] = [
     lora: 0,
   },
   gpt2,
-  { ...gpt2, name: 'gpt2-lora', label: 'gpt2-small shape, LoRA r8 on the attention projections (4 x 1024 tokens)', lora: 8 },
+  { ...gpt2, name: 'gpt2-lora', label: `gpt2-small shape, LoRA r8 on the attention projections (4 x ${gpt2Block} tokens)`, lora: 8 },
 ].filter((s) => !arg('--only') || s.name === arg('--only')) as Shape[];
 const threadCounts = (arg('--threads') ?? '1,2').split(',').map(Number);
 

@@ -99,8 +99,9 @@ export interface DecoderAttentionOptions {
  */
 export function decoderAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, H: number, Hkv: number, opts: DecoderAttentionOptions): tf.Tensor3D {
   if (fusedKernels() && !opts.fullMask) {
-    const inputs: tf.NamedTensorMap = opts.keyBias ? { q, k, v, keyBias: opts.keyBias } : { q, k, v };
-    return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset }) as tf.Tensor[])[0] as tf.Tensor3D;
+    // keyBias is always an input (zeros without one, unread: bias false), so that the gradient can save it
+    const inputs: tf.NamedTensorMap = { q, k, v, keyBias: opts.keyBias ?? tf.zeros([q.shape[0], k.shape[1]]) };
+    return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset, bias: !!opts.keyBias }) as tf.Tensor[])[0] as tf.Tensor3D;
   }
   return tf.tidy(() => {
     const [B, , HD] = q.shape;

@@ -331,25 +331,51 @@ export function registerNativeBackend(k: NativeKernels): void {
     return [out(bk, x.shape, dx), out(bk, [C], dg), out(bk, [C], db)];
   });
 
-  // Multi-head attention over qkv [B, T, 3C] (q, k, v side by side): [out [B, T, C], probs [B, nh, T, T]]
+  // Multi-head attention over qkv [B, T, 3C] (q, k, v side by side), without the probability
+  // tensor (flash attention, kernels_flash.c): [out [B, T, C], lse [B, nh, T]] (each query row's
+  // log-sum-exp, from which the backward pass recomputes the probabilities)
   reg(K.attention, ({ inputs, attrs, backend }) => {
-    const { qkv, keyBias } = inputs as { qkv: Info; keyBias?: Info };
-    const { nh, causal } = attrs as unknown as { nh: number; causal: boolean };
+    const { qkv, keyBias } = inputs as { qkv: Info; keyBias: Info };
+    const { nh, causal, bias } = attrs as unknown as { nh: number; causal: boolean; bias: boolean };
     const bk = be(backend);
     const [B, T, C3] = qkv.shape as [number, number, number];
     const C = C3 / 3;
     const o = alloc(bk, B * T * C);
-    const probs = alloc(bk, B * nh * T * T);
-    k.attention(f32(bk, qkv), o, probs, B, T, nh, C / nh, causal, keyBias ? f32(bk, keyBias) : null);
-    return [out(bk, [B, T, C], o), out(bk, [B, nh, T, T], probs)];
+    const lse = alloc(bk, B * nh * T);
+    const x = f32(bk, qkv);
+    k.flashAttention(x, C3, x.subarray(C), x.subarray(2 * C), C3, o, C, lse, B, T, T, nh, nh, C / nh, causal ? 0 : -1, bias ? f32(bk, keyBias) : null);
+    return [out(bk, [B, T, C], o), out(bk, [B, nh, T], lse)];
   });
   reg(K.attentionGrad, ({ inputs, attrs, backend }) => {
-    const { dy, qkv, probs } = inputs as { dy: Info; qkv: Info; probs: Info };
-    const { nh, causal } = attrs as unknown as { nh: number; causal: boolean };
+    const { dy, qkv, out: o, lse, keyBias } = inputs as { dy: Info; qkv: Info; out: Info; lse: Info; keyBias: Info };
+    const { nh, causal, bias } = attrs as unknown as { nh: number; causal: boolean; bias: boolean };
     const bk = be(backend);
     const [B, T, C3] = qkv.shape as [number, number, number];
+    const C = C3 / 3;
     const dqkv = alloc(bk, B * T * C3);
-    k.attentionBackward(f32(bk, dy), f32(bk, qkv), f32(bk, probs), dqkv, B, T, nh, C3 / 3 / nh, causal);
+    const x = f32(bk, qkv);
+    k.flashAttentionBackward(
+      f32(bk, dy),
+      x,
+      C3,
+      x.subarray(C),
+      x.subarray(2 * C),
+      C3,
+      f32(bk, o),
+      C,
+      f32(bk, lse),
+      dqkv,
+      dqkv.subarray(C),
+      dqkv.subarray(2 * C),
+      B,
+      T,
+      T,
+      nh,
+      nh,
+      C / nh,
+      causal ? 0 : -1,
+      bias ? f32(bk, keyBias) : null,
+    );
     return out(bk, qkv.shape, dqkv);
   });
 
@@ -422,28 +448,52 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
     return [out(bk, gate.shape, dgate), out(bk, gate.shape, dup)];
   });
 
-  // q [B, T, H * hd], k and v [B, S, Hkv * hd]: [out [B, T, H * hd], probs [B, H, T, S]]
+  // q [B, T, H * hd], k and v [B, S, Hkv * hd], flash attention: [out [B, T, H * hd], lse [B, H, T]]
   reg(K.gqa, ({ inputs, attrs, backend }) => {
-    const { q, k: key, v, keyBias } = inputs as { q: Info; k: Info; v: Info; keyBias?: Info };
-    const { H, Hkv, causal } = attrs as unknown as { H: number; Hkv: number; causal: number };
+    const { q, k: key, v, keyBias } = inputs as { q: Info; k: Info; v: Info; keyBias: Info };
+    const { H, Hkv, causal, bias } = attrs as unknown as { H: number; Hkv: number; causal: number; bias: boolean };
     const bk = be(backend);
     const [B, T, HD] = q.shape as [number, number, number];
     const S = key.shape[1] as number;
+    const hd = HD / H;
     const o = alloc(bk, B * T * HD);
-    const probs = alloc(bk, B * H * T * S);
-    k.gqaAttention(f32(bk, q), f32(bk, key), f32(bk, v), o, probs, B, T, S, H, Hkv, HD / H, causal, keyBias ? f32(bk, keyBias) : null);
-    return [out(bk, q.shape, o), out(bk, [B, H, T, S], probs)];
+    const lse = alloc(bk, B * H * T);
+    k.flashAttention(f32(bk, q), HD, f32(bk, key), f32(bk, v), Hkv * hd, o, HD, lse, B, T, S, H, Hkv, hd, causal, bias ? f32(bk, keyBias) : null);
+    return [out(bk, q.shape, o), out(bk, [B, H, T], lse)];
   });
   reg(K.gqaGrad, ({ inputs, attrs, backend }) => {
-    const { dy, q, k: key, v, probs } = inputs as { dy: Info; q: Info; k: Info; v: Info; probs: Info };
-    const { H, Hkv, causal } = attrs as unknown as { H: number; Hkv: number; causal: number };
+    const { dy, q, k: key, v, out: o, lse, keyBias } = inputs as { dy: Info; q: Info; k: Info; v: Info; out: Info; lse: Info; keyBias: Info };
+    const { H, Hkv, causal, bias: hasBias } = attrs as unknown as { H: number; Hkv: number; causal: number; bias: boolean };
     const bk = be(backend);
     const [B, T, HD] = q.shape as [number, number, number];
     const S = key.shape[1] as number;
+    const hd = HD / H;
     const dq = alloc(bk, size(q.shape));
     const dk = alloc(bk, size(key.shape));
     const dv = alloc(bk, size(v.shape));
-    k.gqaAttentionBackward(f32(bk, dy), f32(bk, q), f32(bk, key), f32(bk, v), f32(bk, probs), dq, dk, dv, B, T, S, H, Hkv, HD / H, causal);
+    const bias = hasBias ? f32(bk, keyBias) : null;
+    k.flashAttentionBackward(
+      f32(bk, dy),
+      f32(bk, q),
+      HD,
+      f32(bk, key),
+      f32(bk, v),
+      Hkv * hd,
+      f32(bk, o),
+      HD,
+      f32(bk, lse),
+      dq,
+      dk,
+      dv,
+      B,
+      T,
+      S,
+      H,
+      Hkv,
+      hd,
+      causal,
+      bias,
+    );
     return [out(bk, q.shape, dq), out(bk, key.shape, dk), out(bk, v.shape, dv)];
   });
 }
@@ -481,16 +531,17 @@ function registerGradients(): void {
       return { x: () => dx as tf.Tensor, g: () => dg as tf.Tensor, b: () => db as tf.Tensor };
     },
   });
+  // flash attention saves its inputs, its output and each row's log-sum-exp
   tf.registerGradient({
     kernelName: K.attention,
-    inputsToSave: ['qkv'],
-    outputsToSave: [false, true],
+    inputsToSave: ['qkv', 'keyBias'],
+    outputsToSave: [true, true],
     gradFunc: (dys, saved, attrs) => {
-      const [qkv, probs] = saved as [tf.Tensor, tf.Tensor];
-      const { nh, causal } = attrs as unknown as { nh: number; causal: boolean };
+      const [qkv, keyBias, o, lse] = saved as tf.Tensor[];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
       return {
-        qkv: () => run(K.attentionGrad, { dy: (dys as tf.Tensor[])[0] as tf.Tensor, qkv, probs }, { nh, causal }) as tf.Tensor,
-        keyBias: () => tf.zeros(qkv.shape.slice(0, 2)),
+        qkv: () => run(K.attentionGrad, { dy, qkv, out: o, lse, keyBias } as tf.NamedTensorMap, attrs) as tf.Tensor,
+        keyBias: () => tf.zeros((qkv as tf.Tensor).shape.slice(0, 2)),
       };
     },
   });
@@ -527,11 +578,12 @@ function registerGradients(): void {
   });
   tf.registerGradient({
     kernelName: K.gqa,
-    inputsToSave: ['q', 'k', 'v'],
-    outputsToSave: [false, true],
+    inputsToSave: ['q', 'k', 'v', 'keyBias'],
+    outputsToSave: [true, true],
     gradFunc: (dys, saved, attrs) => {
-      const [q, key, v, probs] = saved as tf.Tensor[];
-      const [dq, dk, dv] = run(K.gqaGrad, { dy: (dys as tf.Tensor[])[0] as tf.Tensor, q, k: key, v, probs } as tf.NamedTensorMap, attrs) as tf.Tensor[];
+      const [q, key, v, keyBias, o, lse] = saved as tf.Tensor[];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
+      const [dq, dk, dv] = run(K.gqaGrad, { dy, q, k: key, v, out: o, lse, keyBias } as tf.NamedTensorMap, attrs) as tf.Tensor[];
       return {
         q: () => dq as tf.Tensor,
         k: () => dk as tf.Tensor,

@@ -322,6 +322,123 @@ function toBf16(x: number): number {
   return f[0] as number;
 }
 
+// Flash attention (what the backend runs) against the kernels that keep the [B, H, T, S]
+// probability tensor: blocks of 64 crossed, causal offsets, padding biases, key/value groups, the
+// fused multi-head layout read through subarrays, 1 and 2 threads.
+describe.skipIf(!k)('flash attention against the probability-tensor kernels', () => {
+  const relative = (got: Float32Array, want: Float32Array) => {
+    let err = 0;
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) {
+      err = Math.max(err, Math.abs((got[i] as number) - (want[i] as number)));
+      scale = Math.max(scale, Math.abs(want[i] as number));
+    }
+    return err / scale;
+  };
+  const cases: Array<[number, number, number, number, number, number, number, boolean]> = [
+    // B, T, S, H, Hkv, hd, causal (-1: none), keyBias
+    [2, 70, 70, 4, 4, 16, 0, false],
+    [2, 130, 130, 4, 2, 32, 0, true],
+    [1, 65, 65, 3, 1, 8, -1, true],
+    [1, 5, 150, 4, 2, 8, 145, false],
+    [2, 1, 9, 2, 2, 4, 8, true],
+  ];
+  for (const threads of [1, 2])
+    it(`grouped-query layout, forward and gradients within 1e-5 relative (${threads} thread${threads > 1 ? 's' : ''})`, () => {
+      if (!k) return;
+      k.setThreads(threads);
+      for (const [c, [B, T, S, H, Hkv, hd, causal, biased]] of cases.entries()) {
+        const q = rand(B * T * H * hd, 10 + c);
+        const key = rand(B * S * Hkv * hd, 20 + c);
+        const v = rand(B * S * Hkv * hd, 30 + c);
+        const bias = biased ? rand(B * S, 40 + c, 3) : null;
+        const dout = rand(B * T * H * hd, 50 + c);
+        const want = new Float32Array(B * T * H * hd);
+        const probs = new Float32Array(B * H * T * S);
+        k.gqaAttention(q, key, v, want, probs, B, T, S, H, Hkv, hd, causal, bias);
+        const wantGrads = [new Float32Array(q.length), new Float32Array(key.length), new Float32Array(v.length)] as const;
+        k.gqaAttentionBackward(dout, q, key, v, probs, ...wantGrads, B, T, S, H, Hkv, hd, causal);
+        const got = new Float32Array(B * T * H * hd);
+        const lse = new Float32Array(B * H * T);
+        k.flashAttention(q, H * hd, key, v, Hkv * hd, got, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias);
+        // gradients are overwritten: NaN left anywhere would show
+        const grads = [q, key, v].map((x) => new Float32Array(x.length).fill(Number.NaN)) as [Float32Array, Float32Array, Float32Array];
+        k.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, got, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias);
+        const label = JSON.stringify({ B, T, S, H, Hkv, hd, causal, biased });
+        expect(relative(got, want), `out ${label}`).toBeLessThan(1e-5);
+        grads.forEach((g, i) => expect(relative(g, wantGrads[i] as Float32Array), `grad ${i} ${label}`).toBeLessThan(1e-5));
+        // the log-sum-exp of each row, against the scores written out
+        if (!biased && causal < 0) {
+          const scores = (b: number, h: number, t: number) =>
+            Array.from({ length: S }, (_, s) => {
+              let dot = 0;
+              for (let d = 0; d < hd; d++)
+                dot += (q[(b * T + t) * H * hd + h * hd + d] as number) * (key[(b * S + s) * Hkv * hd + Math.floor(h / (H / Hkv)) * hd + d] as number);
+              return dot / Math.sqrt(hd);
+            });
+          const row = scores(0, 1, 3);
+          const m = Math.max(...row);
+          expect(lse[1 * T + 3]).toBeCloseTo(m + Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0)), 4);
+        }
+      }
+      k.setThreads(1);
+    });
+
+  it('fused multi-head layout (q, k, v side by side), read and written through subarrays', () => {
+    if (!k) return;
+    for (const [B, T, nh, hs, causal] of [
+      [2, 100, 3, 16, true],
+      [1, 67, 2, 8, false],
+    ] as const) {
+      const C = nh * hs;
+      const qkv = rand(B * T * 3 * C, 7);
+      const bias = rand(B * T, 8, 2);
+      const dout = rand(B * T * C, 9);
+      const want = new Float32Array(B * T * C);
+      const probs = new Float32Array(B * nh * T * T);
+      k.attention(qkv, want, probs, B, T, nh, hs, causal, bias);
+      const wantGrad = new Float32Array(qkv.length);
+      k.attentionBackward(dout, qkv, probs, wantGrad, B, T, nh, hs, causal);
+      // the reference's backward reads the probabilities, which include the bias; flash recomputes with it
+      const got = new Float32Array(B * T * C);
+      const lse = new Float32Array(B * nh * T);
+      k.flashAttention(qkv, 3 * C, qkv.subarray(C), qkv.subarray(2 * C), 3 * C, got, C, lse, B, T, T, nh, nh, hs, causal ? 0 : -1, bias);
+      const grad = new Float32Array(qkv.length).fill(Number.NaN);
+      k.flashAttentionBackward(
+        dout,
+        qkv,
+        3 * C,
+        qkv.subarray(C),
+        qkv.subarray(2 * C),
+        3 * C,
+        got,
+        C,
+        lse,
+        grad,
+        grad.subarray(C),
+        grad.subarray(2 * C),
+        B,
+        T,
+        T,
+        nh,
+        nh,
+        hs,
+        causal ? 0 : -1,
+        bias,
+      );
+      expect(relative(got, want)).toBeLessThan(1e-5);
+      expect(relative(grad, wantGrad)).toBeLessThan(1e-5);
+    }
+  });
+
+  it('refuses strides shorter than the heads and arrays shorter than the shapes', () => {
+    if (!k) return;
+    const x = new Float32Array(64);
+    expect(() => k.flashAttention(x, 4, x, x, 8, x, 8, x, 1, 2, 2, 2, 2, 4, 0, null)).toThrow(/row stride is shorter/);
+    expect(() => k.flashAttention(x, 8, x, x, 8, x, 8, x, 1, 9, 9, 2, 2, 4, 0, null)).toThrow(/shorter than the shapes/);
+  });
+});
+
 describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructions or no oneDNN'})`, () => {
   it('equal the product of bf16-rounded operands accumulated exactly, in every transpose variant and with a bias', async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });

@@ -197,8 +197,9 @@ export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tens
     : [qkv.shape[0] as number, qkv.shape[1] as number, (qkv.shape[2] as number) / 3];
   const padBias = opts.keyMask ? tf.mul(tf.sub(1, tf.cast(opts.keyMask, 'float32')), -1e9) : undefined; // [B, T]
   if (fusedKernels() && !opts.dropout && !opts.mask && !Array.isArray(qkv)) {
-    const inputs: tf.NamedTensorMap = padBias ? { qkv, keyBias: padBias } : { qkv };
-    return (runFused(K.attention, inputs, { nh, causal: opts.causal }) as tf.Tensor[])[0] as tf.Tensor;
+    // keyBias is always an input (zeros without a mask, unread: bias false), so that the gradient can save it
+    const inputs: tf.NamedTensorMap = { qkv, keyBias: padBias ?? tf.zeros([B, T]) };
+    return (runFused(K.attention, inputs, { nh, causal: opts.causal, bias: !!padBias }) as tf.Tensor[])[0] as tf.Tensor;
   }
   const hs = C / nh;
   const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);

@@ -1,0 +1,157 @@
+// Attention without the [B, H, T, S] probability tensor (included by kernels.c): the forward pass
+// walks the keys in blocks with an online softmax (a running maximum and sum per query, the partial
+// output rescaled as the maximum grows) and keeps only each query row's log-sum-exp; the backward
+// pass recomputes each block's probabilities from it (FlashAttention-2's order: Dao, 2023). Memory
+// then grows linearly with the context instead of with its square.
+//
+// One kernel serves the fused multi-head layout (q, k and v side by side in rows of 3C) and grouped-
+// query attention (query head h reads key/value head h / (H / Hkv) in place): every operand is given
+// as a pointer and a row stride. Scores = scale q k^T + keyBias; causal >= 0 puts the queries at key
+// positions causal.. (0 in training, the cache's length in decoding), < 0 lets every query see every
+// key. Blocks of 64 queries and 64 keys; their products run on Crucible's own GEMM on the calling
+// thread (the blocks themselves are spread over the threads).
+
+#define FLASH_BQ 64
+#define FLASH_BK 64
+
+static inline void flash_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                                 int64_t ldb, float beta, float* C, int64_t ldc) {
+  ck_gemm_on(CK_GEMM_CRUCIBLE, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// One block of queries of one head: out rows and their log-sum-exp. Scratch: s [BQ * BK], acc [BQ * hd].
+static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, const float* vh, int64_t ldk, float* oh, int64_t ldo, float* lse,
+                                int64_t i0, int64_t nq, int64_t S, int64_t hd, int64_t causal, const float* bias, float scale, float* s,
+                                float* acc) {
+  float m[FLASH_BQ], l[FLASH_BQ];
+  for (int64_t i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
+  memset(acc, 0, (size_t)(nq * hd) * sizeof(float));
+  int64_t kend = keys_seen(i0 + nq - 1, S, causal);
+  for (int64_t j0 = 0; j0 < kend; j0 += FLASH_BK) {
+    int64_t nk = kend - j0 < FLASH_BK ? kend - j0 : FLASH_BK;
+    flash_product(0, 1, nq, nk, hd, scale, qh, ldq, kh + j0 * ldk, ldk, 0.0f, s, FLASH_BK);
+    for (int64_t i = 0; i < nq; i++) {
+      float* r = s + i * FLASH_BK;
+      int64_t seen = keys_seen(i0 + i, S, causal) - j0;
+      int64_t n = seen < nk ? seen : nk;
+      if (n <= 0) {  // this query sees none of these keys
+        for (int64_t j = 0; j < nk; j++) r[j] = 0.0f;
+        continue;
+      }
+      if (bias)
+        for (int64_t j = 0; j < n; j++) r[j] += bias[j0 + j];
+      float mx;
+      float sum = exp_shifted(r, r, n, &mx);
+      for (int64_t j = n; j < nk; j++) r[j] = 0.0f;
+      float mnew = mx > m[i] ? mx : m[i];
+      // rescale what came before to the new maximum, and this block's terms to it too
+      float old = m[i] == -INFINITY ? 0.0f : exp_approx(m[i] - mnew), now = exp_approx(mx - mnew);
+      for (int64_t j = 0; j < n; j++) r[j] *= now;
+      float* a = acc + i * hd;
+      for (int64_t d = 0; d < hd; d++) a[d] *= old;
+      l[i] = l[i] * old + sum * now;
+      m[i] = mnew;
+    }
+    flash_product(0, 0, nq, hd, nk, 1.0f, s, FLASH_BK, vh + j0 * ldk, ldk, 1.0f, acc, hd);
+  }
+  for (int64_t i = 0; i < nq; i++) {
+    float inv = 1.0f / l[i];
+    for (int64_t d = 0; d < hd; d++) oh[i * ldo + d] = acc[i * hd + d] * inv;
+    lse[i] = m[i] + logf(l[i]);
+  }
+}
+
+// out [B, T] rows of stride ldo (head h at h * hd); lse [B, H, T]. Returns -1 when scratch could not
+// be allocated (before writing anything).
+static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, float* out, int64_t ldo, float* lse,
+                              int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias) {
+  int64_t group = H / Hkv, blocks = (T + FLASH_BQ - 1) / FLASH_BQ, units = B * H * blocks;
+  float scale = 1.0f / sqrtf((float)hd);
+  int failed = 0;
+#pragma omp parallel if (units > 1 && (T * S * hd) * B * H > PAR_MIN) reduction(| : failed)
+  {
+    float* s = malloc((size_t)(FLASH_BQ * FLASH_BK + FLASH_BQ * hd) * sizeof(float));
+    if (!s) failed = 1;
+#pragma omp for schedule(dynamic)
+    for (int64_t u = 0; u < units; u++) {
+      if (!s) continue;
+      int64_t b = u / (H * blocks), h = u / blocks % H, i0 = u % blocks * FLASH_BQ;
+      int64_t nq = T - i0 < FLASH_BQ ? T - i0 : FLASH_BQ, g = h / group;
+      flash_forward_block(q + (b * T + i0) * ldq + h * hd, ldq, k + b * S * ldk + g * hd, v + b * S * ldk + g * hd, ldk,
+                          out + (b * T + i0) * ldo + h * hd, ldo, lse + (b * H + h) * T + i0, i0, nq, S, hd, causal, keyBias ? keyBias + b * S : NULL,
+                          scale, s, s + FLASH_BQ * FLASH_BK);
+    }
+    free(s);
+  }
+  return failed ? -1 : 0;
+}
+
+// Gradients of q, k and v from dout, the inputs, the forward output and its log-sum-exp. dq has q's
+// layout (ldq), dk and dv k's (ldk); they are overwritten. Each thread owns whole key/value heads
+// (b, g): the query heads of a group add into their shared dk and dv without races. Returns -1 when
+// scratch could not be allocated.
+static int ck_flash_attention_backward(const float* dout, const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk,
+                                       const float* out, int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T,
+                                       int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias) {
+  int64_t group = H / Hkv, units = B * Hkv;
+  float scale = 1.0f / sqrtf((float)hd);
+  int failed = 0;
+#pragma omp parallel if (units > 1 && (T * S * hd) * B * H > PAR_MIN) reduction(| : failed)
+  {
+    float* p = malloc((size_t)(2 * FLASH_BQ * FLASH_BK) * sizeof(float));
+    float* ds = p ? p + FLASH_BQ * FLASH_BK : NULL;
+    float D[FLASH_BQ];
+    if (!p) failed = 1;
+#pragma omp for schedule(dynamic)
+    for (int64_t u = 0; u < units; u++) {
+      if (!p) continue;
+      int64_t b = u / Hkv, g = u % Hkv;
+      const float* kh = k + b * S * ldk + g * hd;
+      const float* vh = v + b * S * ldk + g * hd;
+      float* dkh = dk + b * S * ldk + g * hd;
+      float* dvh = dv + b * S * ldk + g * hd;
+      const float* bias = keyBias ? keyBias + b * S : NULL;
+      for (int64_t j = 0; j < S; j++) {
+        memset(dkh + j * ldk, 0, (size_t)hd * sizeof(float));
+        memset(dvh + j * ldk, 0, (size_t)hd * sizeof(float));
+      }
+      for (int64_t h = g * group; h < (g + 1) * group; h++) {
+        for (int64_t t = 0; t < T; t++) memset(dq + (b * T + t) * ldq + h * hd, 0, (size_t)hd * sizeof(float));
+        for (int64_t i0 = 0; i0 < T; i0 += FLASH_BQ) {
+          int64_t nq = T - i0 < FLASH_BQ ? T - i0 : FLASH_BQ;
+          const float* qh = q + (b * T + i0) * ldq + h * hd;
+          const float* doh = dout + (b * T + i0) * ldo + h * hd;
+          const float* oh = out + (b * T + i0) * ldo + h * hd;
+          const float* L = lse + (b * H + h) * T + i0;
+          float* dqh = dq + (b * T + i0) * ldq + h * hd;
+          for (int64_t i = 0; i < nq; i++) {  // D = rowsum(dout * out): the softmax's correction term
+            float d = 0.0f;
+            for (int64_t e = 0; e < hd; e++) d += doh[i * ldo + e] * oh[i * ldo + e];
+            D[i] = d;
+          }
+          int64_t kend = keys_seen(i0 + nq - 1, S, causal);
+          for (int64_t j0 = 0; j0 < kend; j0 += FLASH_BK) {
+            int64_t nk = kend - j0 < FLASH_BK ? kend - j0 : FLASH_BK;
+            // the block's probabilities again, from the scores and the row's log-sum-exp
+            flash_product(0, 1, nq, nk, hd, scale, qh, ldq, kh + j0 * ldk, ldk, 0.0f, p, FLASH_BK);
+            for (int64_t i = 0; i < nq; i++) {
+              float* r = p + i * FLASH_BK;
+              int64_t seen = keys_seen(i0 + i, S, causal) - j0;
+              int64_t n = seen < nk ? (seen > 0 ? seen : 0) : nk;
+              for (int64_t j = 0; j < n; j++) r[j] = exp_approx(r[j] + (bias ? bias[j0 + j] : 0.0f) - L[i]);
+              for (int64_t j = n; j < nk; j++) r[j] = 0.0f;
+            }
+            flash_product(1, 0, nk, hd, nq, 1.0f, p, FLASH_BK, doh, ldo, 1.0f, dvh + j0 * ldk, ldk);  // dV += P^T dO
+            flash_product(0, 1, nq, nk, hd, 1.0f, doh, ldo, vh + j0 * ldk, ldk, 0.0f, ds, FLASH_BK);  // dP = dO V^T
+            for (int64_t i = 0; i < nq; i++)
+              for (int64_t j = 0; j < nk; j++) ds[i * FLASH_BK + j] = p[i * FLASH_BK + j] * (ds[i * FLASH_BK + j] - D[i]) * scale;
+            flash_product(0, 0, nq, hd, nk, 1.0f, ds, FLASH_BK, kh + j0 * ldk, ldk, 1.0f, dqh, ldq);  // dQ += dS K
+            flash_product(1, 0, nk, hd, nq, 1.0f, ds, FLASH_BK, qh, ldq, 1.0f, dkh + j0 * ldk, ldk);  // dK += dS^T Q
+          }
+        }
+      }
+    }
+    free(p);
+  }
+  return failed ? -1 : 0;
+}
