@@ -366,7 +366,7 @@ describe.skipIf(!k)('flash attention against the probability-tensor kernels', ()
         k.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, got, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias);
         const label = JSON.stringify({ B, T, S, H, Hkv, hd, causal, biased });
         expect(relative(got, want), `out ${label}`).toBeLessThan(1e-5);
-        grads.forEach((g, i) => expect(relative(g, wantGrads[i] as Float32Array), `grad ${i} ${label}`).toBeLessThan(1e-5));
+        for (const [i, g] of grads.entries()) expect(relative(g, wantGrads[i] as Float32Array), `grad ${i} ${label}`).toBeLessThan(1e-5);
         // the log-sum-exp of each row, against the scores written out
         if (!biased && causal < 0) {
           const scores = (b: number, h: number, t: number) =>
