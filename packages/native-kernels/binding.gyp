@@ -4,7 +4,7 @@
     {
       "target_name": "crucible_native",
       "sources": [
-        "src/addon.c", "src/gemm.c", "src/blocked_gemm_v4.c", "src/blocked_gemm_v3.c", "src/blocked_gemm_base.c",
+        "src/addon.c", "src/gemm.c", "src/bf16_gemm.c", "src/blocked_gemm_v4.c", "src/blocked_gemm_v3.c", "src/blocked_gemm_base.c",
         "src/kernels_v4.c", "src/kernels_v3.c", "src/kernels_base.c"
       ],
       "cflags": ["-O3", "-fopenmp", "-std=gnu11"],

@@ -19,11 +19,12 @@ export interface NativeKernels {
   ): void;
   /**
    * c = alpha op(a) op(b) + beta c with leading dimensions (row-major; op(a) is M x K, op(b) K x N),
-   * on the named library ('auto': the measured choice; a library not built in runs Crucible's own).
-   * beta 0 never reads c.
+   * on the named library ('auto': the measured choice, in the precision set by setPrecision; a
+   * library not built in runs Crucible's own; 'bf16': Crucible's bf16 kernel, operands rounded to
+   * bf16 and float32 sums, which throws where the CPU has no AVX512-BF16). beta 0 never reads c.
    */
   gemm(
-    library: GemmLibrary | 'auto',
+    library: GemmLibrary | 'auto' | 'bf16',
     transA: boolean,
     transB: boolean,
     m: number,
@@ -218,9 +219,9 @@ export interface NativeKernels {
   /** Keeps freed buffers (up to 32 MB) in the C heap for reuse rather than unmapping them (glibc). */
   retainFreedMemory(): void;
   /**
-   * Mixed precision for matrix products (sgemm, linear): 'bf16' rounds both operands to bfloat16
-   * and accumulates in float32 on oneDNN, only where it is built in and the CPU has bf16
-   * instructions. Returns the precision now in force.
+   * Mixed precision for matrix products (sgemm, linear, gemm 'auto'): 'bf16' rounds both operands
+   * to bfloat16 and sums in float32, where the CPU has AVX512-BF16 (Crucible's kernel) or AMX-BF16
+   * (oneDNN, where built in); products of at most 16 columns stay float32. Returns the precision now in force.
    */
   setPrecision(precision: 'float32' | 'bf16'): 'float32' | 'bf16';
   /**
@@ -234,8 +235,8 @@ export interface NativeKernels {
   /**
    * isa: the element-wise kernels' instruction set; blas: OpenBLAS's configuration (or that it is
    * not built in); gemmLibraries: the libraries built in; gemmIsa: the instruction set and tile of
-   * Crucible's own product; gemm: the choice in force; bf16: the bf16 instructions oneDNN can use,
-   * or why none.
+   * Crucible's own product; gemm: the choice in force; bf16: what runs bf16 products
+   * ("AVX512-BF16 on Crucible's kernel", "AMX-BF16 on oneDNN"), or "none (...)" and why.
    */
   info(): {
     isa: string;

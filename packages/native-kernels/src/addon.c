@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "bf16_gemm.h"
 #include "gemm.h"
 #ifdef CRUCIBLE_DNNL
 #include "bf16.h"
@@ -18,6 +19,7 @@
 #endif
 
 static const ck_table* K = &ck_baseline;
+static bool string_is(napi_env env, napi_value v, const char* want);
 static const char* isa = "baseline";
 static const char* gemm_isa = "baseline";
 static int threads = 1;
@@ -99,7 +101,8 @@ static int library_named(napi_env env, napi_value v);
 static napi_value Gemm(napi_env env, napi_callback_info info) {
   ARGS(14);
   bool ok = true;
-  int lib = library_named(env, argv[0]);
+  int own_bf16 = string_is(env, argv[0], "bf16");
+  int lib = own_bf16 ? CK_GEMM_CRUCIBLE : library_named(env, argv[0]);
   int ta = flag(env, argv[1]), tb = flag(env, argv[2]);
   int64_t M = integer(env, argv[3]), N = integer(env, argv[4]), Kd = integer(env, argv[5]);
   int64_t lda = integer(env, argv[8]), ldb = integer(env, argv[10]), ldc = integer(env, argv[13]);
@@ -111,6 +114,8 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   float* c = F32(12, span(M, N, ldc));
   CHECK_ARRAYS("gemm");
   float alpha = (float)number(env, argv[6]), beta = (float)number(env, argv[11]);
+  if (own_bf16 && !ck_bf16_kernel_supported()) FAIL("gemm: Crucible's bf16 kernel needs AVX512-BF16");
+  if (own_bf16 && ck_bf16_blocked_gemm(ta, tb, M, N, Kd, alpha, a, lda, b, ldb, beta, c, ldc)) return NULL;
   if (lib == CK_GEMM_AUTO) ck_gemm(ta, tb, M, N, Kd, alpha, a, lda, b, ldb, beta, c, ldc);
   else ck_gemm_on(lib, ta, tb, M, N, Kd, alpha, a, lda, b, ldb, beta, c, ldc);
   return NULL;
@@ -526,8 +531,8 @@ static bool string_is(napi_env env, napi_value v, const char* want) {
   return strcmp(got, want) == 0;
 }
 
-// setPrecision("float32" | "bf16") -> the precision now in force (bf16 only where oneDNN is built
-// in and the CPU has bf16 instructions)
+// setPrecision("float32" | "bf16") -> the precision now in force (bf16 only where the CPU has
+// AVX512-BF16 or AMX-BF16)
 static napi_value SetPrecision(napi_env env, napi_callback_info info) {
   ARGS(1);
   return string_value(env, ck_gemm_use_bf16(string_is(env, argv[0], "bf16")) ? "bf16" : "float32");
@@ -619,12 +624,8 @@ static napi_value Info(napi_env env, napi_callback_info info) {
 #endif
 #endif
   napi_set_named_property(env, obj, "features", features);
-#ifdef CRUCIBLE_DNNL
-  const char* bisa = ck_bf16_isa();
-  set_string(env, obj, "bf16", bisa ? bisa : "none (oneDNN built in; no bf16 instructions)");
-#else
-  set_string(env, obj, "bf16", "none (built without oneDNN: apt-get install libdnnl-dev, then npm rebuild @crucible/native-kernels)");
-#endif
+  const char* engine = ck_gemm_bf16_engine();
+  set_string(env, obj, "bf16", engine ? engine : "none (this CPU has neither AVX512-BF16 nor AMX-BF16)");
   set_string(env, obj, "precision", ck_gemm_bf16() ? "bf16" : "float32");
   set_string(env, obj, "gemm", ck_gemm_name(ck_gemm_choice()));
   return obj;

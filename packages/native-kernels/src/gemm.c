@@ -7,9 +7,13 @@
 // built in, timed, and the class keeps the winner. A product of a class never measured with beta 0
 // or too large to copy runs on Crucible's own until one is. Different libraries round differently,
 // so setGemm('crucible') pins every product to one library where runs must match bit for bit.
-// In the mixed-precision mode, products of contiguous operands without scaling or accumulation take
-// bf16-rounded operands (bf16.c).
+// In the mixed-precision mode (bf16) products take bf16-rounded operands with float32 sums: on
+// Crucible's own AVX512-BF16 kernel (bf16_gemm.c), or, on CPUs with AMX where oneDNN is built in, on
+// oneDNN for products of contiguous operands without scaling or accumulation (bf16.c). Products of
+// at most 16 columns (a LoRA rank) stay float32: half of a bf16 tile would be padding.
 #include "gemm.h"
+
+#include "bf16_gemm.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -204,22 +208,51 @@ int ck_gemm_use(int library) {
 
 int ck_gemm_choice(void) { return choice; }
 
-int ck_gemm_bf16(void) { return bf16; }
+int ck_gemm_bf16(void) { return bf16 != 0; }
+
+// bf16: 0 off, BF16_OWN on Crucible's kernel, BF16_ONEDNN on oneDNN (AMX)
+enum { BF16_OWN = 1, BF16_ONEDNN = 2 };
+
+static int bf16_engine(void) {
+#ifdef CRUCIBLE_DNNL
+  const char* isa = ck_bf16_isa();
+  if (isa && strcmp(isa, "AMX-BF16") == 0 && ck_bf16_available()) return BF16_ONEDNN;
+#endif
+  if (ck_bf16_kernel_supported()) return BF16_OWN;
+#ifdef CRUCIBLE_DNNL
+  if (ck_bf16_available()) return BF16_ONEDNN;
+#endif
+  return 0;
+}
+
+const char* ck_gemm_bf16_engine(void) {
+  switch (bf16_engine()) {
+    case BF16_OWN:
+      return "AVX512-BF16 on Crucible's kernel";
+    case BF16_ONEDNN:
+      return "AMX-BF16 on oneDNN";
+    default:
+      return NULL;
+  }
+}
 
 int ck_gemm_use_bf16(int on) {
-#ifdef CRUCIBLE_DNNL
-  bf16 = on && ck_bf16_available() ? 1 : 0;
-#else
-  (void)on;
-  bf16 = 0;
-#endif
-  return bf16;
+  bf16 = on ? bf16_engine() : 0;
+  return bf16 != 0;
+}
+
+void ck_gemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                 float beta, float* C, int64_t ldc) {
+  if (bf16 == BF16_OWN && N > 16 && ck_bf16_blocked_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
              float* C, int64_t ldc) {
+  if (bf16 == BF16_OWN && N > 16 && ck_bf16_blocked_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
 #ifdef CRUCIBLE_DNNL
-  if (bf16 && alpha == 1.0f && beta == 0.0f && lda == (ta ? M : K) && ldb == (tb ? K : N) && ldc == N && ck_bf16_gemm(A, B, C, M, N, K, ta, tb))
+  if (bf16 == BF16_ONEDNN && N > 16 && alpha == 1.0f && beta == 0.0f && lda == (ta ? M : K) && ldb == (tb ? K : N) && ldc == N &&
+      ck_bf16_gemm(A, B, C, M, N, K, ta, tb))
     return;
 #endif
   if (choice == CK_GEMM_AUTO) auto_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -11,6 +11,12 @@ void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
 /** One product on the given library (when built in; else on Crucible's own). */
 void ck_gemm_on(int library, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                 int64_t ldb, float beta, float* C, int64_t ldc);
+/**
+ * A product on Crucible's own kernels in the precision in force (bf16 where the mixed-precision mode
+ * runs on Crucible's bf16 kernel, else float32): the blocks of flash attention.
+ */
+void ck_gemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                 float beta, float* C, int64_t ldc);
 /** Picks the instruction set of Crucible's own product (called once at load). Returns its name. */
 const char* ck_gemm_init(void);
 /** Whether the library is built in. */
@@ -26,7 +32,12 @@ int ck_gemm_use(int library);
 int ck_gemm_choice(void);
 /** The measured table: entry i (0 when there are no more) as a shape class and the winner. */
 int ck_gemm_table_entry(int i, int* ta, int* tb, int* mBucket, int* nBucket, int* kBucket, int* library, double gflops[CK_GEMM_LIBRARIES]);
-/** Mixed precision: 1 = contiguous products with alpha 1, beta 0 take bf16 operands (oneDNN). Returns the mode in force. */
+/**
+ * Mixed precision: 1 = products take bf16-rounded operands with float32 sums, where the CPU has
+ * AVX512-BF16 (Crucible's kernel) or AMX-BF16 (oneDNN). Returns the mode in force.
+ */
 int ck_gemm_use_bf16(int on);
 int ck_gemm_bf16(void);
+/** What bf16 products run on here ("AVX512-BF16 on Crucible's kernel", "AMX-BF16 on oneDNN"), or NULL. */
+const char* ck_gemm_bf16_engine(void);
 #endif

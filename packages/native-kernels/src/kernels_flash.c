@@ -9,14 +9,16 @@
 // as a pointer and a row stride. Scores = scale q k^T + keyBias; causal >= 0 puts the queries at key
 // positions causal.. (0 in training, the cache's length in decoding), < 0 lets every query see every
 // key. Blocks of 64 queries and 64 keys; their products run on Crucible's own GEMM on the calling
-// thread (the blocks themselves are spread over the threads).
+// thread (the blocks themselves are spread over the threads), in bf16 in the mixed-precision mode
+// (q, k, v, the probabilities and the output's gradient rounded as they enter a product; the
+// softmax, its statistics and every sum stay float32), as FlashAttention runs in bf16.
 
 #define FLASH_BQ 64
 #define FLASH_BK 64
 
 static inline void flash_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                                  int64_t ldb, float beta, float* C, int64_t ldc) {
-  ck_gemm_on(CK_GEMM_CRUCIBLE, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  ck_gemm_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // One block of queries of one head: out rows and their log-sum-exp. Scratch: s [BQ * BK], acc [BQ * hd].

@@ -5,7 +5,7 @@
 // tokens, d 128), in all
 // four transpose variants, at 1 and 2 threads. Prints GFLOP/s per library (the best of several
 // interleaved runs, each round in another order), Crucible's share of oneDNN's (or OpenBLAS's), the geometric means and the
-// CPU's flags.
+// CPU's flags; and, where the CPU has AVX512-BF16, Crucible's bf16 kernel as one more column (its speed-up over the float32 kernel).
 // Usage: npm run bench:gemm [-- --threads 1,2] [-- --only gpt2] [-- --seconds 0.3]
 import { readFileSync } from 'node:fs';
 import type { GemmLibrary } from '@crucible/native-kernels';
@@ -47,6 +47,10 @@ const shapes: Array<[string, string, number, number, number]> = [
 ];
 
 const libraries = k.info().gemmLibraries;
+// Crucible's bf16 kernel as one more column where the CPU has AVX512-BF16 (operands rounded to bf16)
+type Column = GemmLibrary | 'bf16';
+const columns: Column[] = [...libraries, ...(k.info().features.avx512bf16 ? (['bf16'] as const) : [])];
+const bf16Speedups = new Map<number, number[]>();
 const reference = libraries.includes('onednn') ? 'onednn' : libraries.includes('openblas') ? 'openblas' : undefined;
 const flags = (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').split(' ').filter((f) => /avx|amx|fma|bf16/.test(f));
 console.log(
@@ -70,8 +74,8 @@ const ratios = new Map<number, number[]>();
 for (const threads of threadCounts) {
   k.setThreads(threads);
   console.log(`\n${threads} thread${threads > 1 ? 's' : ''}: GFLOP/s (best of interleaved runs)`);
-  console.log(`| model | product | M x N x K | op | ${libraries.join(' | ')} |${reference ? ` crucible / ${reference} |` : ''}`);
-  console.log(`|---|---|---|---|${libraries.map(() => '---:').join('|')}|${reference ? '---:|' : ''}`);
+  console.log(`| model | product | M x N x K | op | ${columns.join(' | ')} |${reference ? ` crucible / ${reference} |` : ''}`);
+  console.log(`|---|---|---|---|${columns.map(() => '---:').join('|')}|${reference ? '---:|' : ''}`);
   for (const [model, product, M, N, K] of shapes) {
     if (only && model !== only) continue;
     const a = random(M * K);
@@ -84,21 +88,22 @@ for (const threads of threadCounts) {
       [true, false],
       [true, true],
     ] as const) {
-      const run = (lib: GemmLibrary) => {
+      const run = (lib: Column) => {
         const t0 = performance.now();
         k.gemm(lib, ta, tb, M, N, K, 1, a, ta ? M : K, b, tb ? K : N, 0, c, N);
         return (performance.now() - t0) / 1000;
       };
-      const best = new Map(libraries.map((lib) => [lib, run(lib)]));
+      const best = new Map(columns.map((lib) => [lib, run(lib)]));
       const reps = Math.max(2, Math.min(20, Math.ceil(seconds / Math.max(...best.values()))));
       // each round starts at another library, so that none always runs right after one whose threads
       // still spin (OpenBLAS's busy-wait after a call)
       for (let r = 0; r < reps; r++)
-        for (let i = 0; i < libraries.length; i++) {
-          const lib = libraries[(r + i) % libraries.length] as GemmLibrary;
+        for (let i = 0; i < columns.length; i++) {
+          const lib = columns[(r + i) % columns.length] as Column;
           best.set(lib, Math.min(best.get(lib) as number, run(lib)));
         }
-      const gflops = libraries.map((lib) => flops / (best.get(lib) as number) / 1e9);
+      const gflops = columns.map((lib) => flops / (best.get(lib) as number) / 1e9);
+      if (best.has('bf16')) bf16Speedups.set(threads, [...(bf16Speedups.get(threads) ?? []), (best.get('crucible') as number) / (best.get('bf16') as number)]);
       const ratio = reference ? (best.get(reference) as number) / (best.get('crucible') as number) : undefined;
       if (ratio) ratios.set(threads, [...(ratios.get(threads) ?? []), ratio]);
       const op = `${ta ? 'Aᵀ' : 'A'}${tb ? 'Bᵀ' : 'B'}`;
@@ -112,4 +117,8 @@ const geomean = (xs: number[]) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 
 for (const [threads, rs] of ratios)
   console.log(
     `${threads} thread${threads > 1 ? 's' : ''}: Crucible at ${(100 * geomean(rs)).toFixed(1)}% of ${reference} (geometric mean of ${rs.length} products; lowest ${(100 * Math.min(...rs)).toFixed(0)}%)`,
+  );
+for (const [threads, rs] of bf16Speedups)
+  console.log(
+    `${threads} thread${threads > 1 ? 's' : ''}: Crucible's bf16 kernel at ${geomean(rs).toFixed(2)}x its float32 kernel (geometric mean of ${rs.length} products; lowest ${Math.min(...rs).toFixed(2)}x, highest ${Math.max(...rs).toFixed(2)}x)`,
   );

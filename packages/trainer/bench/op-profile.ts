@@ -1,5 +1,5 @@
 // Per-op profile of training steps: where the time goes. Default: the nanoGPT CPU configuration.
-// Usage: npm run bench:ops [-- --steps 3] [-- --no-native] [-- --threads 1]
+// Usage: npm run bench:ops [-- --steps 3] [-- --no-native] [-- --threads 1] [-- --precision bf16]
 //        [-- --preset gpt2-small --batch 4 --block 1024] (TFJS_BACKEND=wasm for the wasm backend)
 import { readFileSync } from 'node:fs';
 import * as T from '../src/index';
@@ -16,7 +16,12 @@ const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
 const mc = T.modelConfig((opt('--preset') ?? 'gpt-nano') as T.PresetName, tok.vocabSize);
 const shape = { ...(opt('--batch') ? { batchSize: Number(opt('--batch')) } : {}), ...(opt('--block') ? { seqLen: Number(opt('--block')) } : {}) };
-const trainer = new T.Trainer(T.Transformer.create(mc), tok, T.defaultTrainConfig(mc, { evalBatches: 1, ...shape }), data);
+const trainer = new T.Trainer(
+  T.Transformer.create(mc),
+  tok,
+  T.defaultTrainConfig(mc, { evalBatches: 1, ...shape, precision: opt('--precision') === 'bf16' ? 'bf16' : 'float32' }),
+  data,
+);
 trainer.trainStep(); // warm up kernels
 const byOp = new Map<string, { ms: number; calls: number }>();
 let wall = 0;

@@ -2,8 +2,10 @@
 // block 64), batch 12, dropout 0, AdamW lr 1e-3 (beta2 0.99, wd 0.1), warmup 100, cosine to 1e-4
 // over 2000 steps, clip 1.0, eval on 20 batches every 250 steps on the last 10% of the text.
 // Prints ms/iter, tokens/s, validation losses and peak memory, and a Markdown row for BENCHMARKS.md.
-// Usage: npm run bench:train [-- --max-iters 2000] [-- --no-native] [-- --threads 2]
+// --precision bf16 runs the steps' products in bf16 (the parity run: its validation losses against float32's).
+// Usage: npm run bench:train [-- --max-iters 2000] [-- --no-native] [-- --threads 2] [-- --precision bf16]
 import { readFileSync } from 'node:fs';
+import type { Precision } from '@crucible/training-config';
 import * as T from '../src/index';
 import { corpusPath, loadCorpus } from './corpus';
 import { flopsPerToken, sgemmPeak, utilisation } from './utilisation';
@@ -13,11 +15,12 @@ const arg = (k: string, d: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : d;
 };
 const maxIters = arg('--max-iters', 2000);
+const precision: Precision = process.argv.includes('--precision') ? (process.argv[process.argv.indexOf('--precision') + 1] as Precision) : 'float32';
 const choice = await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', console.log, {
   nativeKernels: !process.argv.includes('--no-native'),
   nativeThreads: arg('--threads', 1),
 });
-const backendName = `${choice.name}${choice.matmul === 'native' ? ` + native products (${arg('--threads', 1)} thread)` : ''}`;
+const backendName = `${choice.name}${choice.matmul === 'native' ? ` + native products (${arg('--threads', 1)} thread)` : ''}${precision === 'bf16' ? ', bf16 products' : ''}`;
 const text = loadCorpus(readFileSync);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
@@ -31,7 +34,9 @@ const tc = T.defaultTrainConfig(mc, {
   maxGradNorm: 1,
   schedule: { kind: 'cosine', lr: 1e-3, minLr: 1e-4, warmupSteps: 100, decaySteps: 2000 },
   optimizer: { kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 },
+  precision,
 });
+if (tc.precision === 'bf16' && !T.bf16Engine()) throw new Error('--precision bf16: this machine runs no bf16 products');
 console.log(`corpus ${corpusPath()} (${text.length} chars, vocab ${tok.vocabSize}); params ${model.numParams()}; backend ${backendName}`);
 const trainer = new T.Trainer(model, tok, tc, data);
 const times: number[] = [];

@@ -4,6 +4,7 @@
 // lacks (UnsortedSegmentSum: the gradient of `gather`).
 
 import { availableParallelism } from 'node:os';
+import type { Precision } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { productShape, scatterAddRows } from './kernel-math';
 import { NATIVE_HINT, nativeKernels, nativeLoadError, registerNativeBackend } from './native-backend';
@@ -48,8 +49,9 @@ export interface BackendOptions {
   /** Threads of the native backend (and of wasm's native products). Default: every core. */
   nativeThreads?: number;
   /**
-   * Native backend: 'bf16' runs matrix products on bf16-rounded operands with float32 accumulation
-   * (oneDNN; only where the CPU has AVX512-BF16 or AMX-BF16, else float32 stays). Default 'float32'.
+   * The process's precision for matrix products (a training step may run in its own:
+   * withPrecision): 'bf16' rounds both operands to bfloat16 and sums in float32, only where the CPU
+   * has AVX512-BF16 or AMX-BF16 (else float32 stays). Default 'float32'.
    */
   precision?: 'float32' | 'bf16';
   /**
@@ -128,6 +130,39 @@ export async function initBackend(
 
 export function backendChoice(): BackendChoice | undefined {
   return current;
+}
+
+/** What runs bf16 products in this process (e.g. "AVX512-BF16 on Crucible's kernel"), or undefined where nothing does. */
+export function bf16Engine(): string | undefined {
+  const bf16 = current?.matmul === 'native' ? nativeKernels()?.info().bf16 : undefined;
+  return bf16 && !bf16.startsWith('none') ? bf16 : undefined;
+}
+
+/** The precision a run gets when it names none: bf16 where the CPU runs bf16 products natively, else float32. */
+export function defaultPrecision(): Precision {
+  return bf16Engine() ? 'bf16' : 'float32';
+}
+
+/** The precision `want` runs in here: bf16 falls back to float32 where nothing runs bf16 products. */
+export function effectivePrecision(want: Precision | undefined): Precision {
+  return want === 'bf16' && bf16Engine() ? 'bf16' : 'float32';
+}
+
+/**
+ * Runs `fn` (synchronous: nothing else runs meanwhile) with the matrix products in `precision`,
+ * then restores the process's own (BackendOptions.precision), so that a training step in bf16 and
+ * an inference request in the same worker each get their own.
+ */
+export function withPrecision<T>(precision: Precision | undefined, fn: () => T): T {
+  const own = current?.native?.precision ?? 'float32';
+  const k = current?.matmul === 'native' ? nativeKernels() : null;
+  if (!k || !precision || precision === own) return fn();
+  k.setPrecision(precision);
+  try {
+    return fn();
+  } finally {
+    k.setPrecision(own);
+  }
 }
 
 /**

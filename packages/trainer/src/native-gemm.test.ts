@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { nativeKernels } from './native-backend';
-import { rand } from './test-helpers';
+import { rand, toBf16 } from './test-helpers';
 
 const k = nativeKernels();
 type Library = 'crucible' | 'onednn' | 'openblas';
@@ -24,8 +24,11 @@ interface Case {
   pad: number;
 }
 
-/** Runs one case on a library; returns the worst error relative to sum |a||b| per cell. */
-function worstError(lib: Library | 'auto', c: Case, seed: number): number {
+/**
+ * Runs one case on a library; returns the worst error relative to sum |a||b| per cell. 'bf16' is
+ * Crucible's bf16 kernel, against the product of the bf16-rounded operands.
+ */
+function worstError(lib: Library | 'auto' | 'bf16', c: Case, seed: number): number {
   if (!k) throw new Error('no addon');
   const { ta, tb, M, N, K, alpha, beta, pad } = c;
   // BLAS's rule: a leading dimension is at least 1, even for an empty operand
@@ -39,6 +42,8 @@ function worstError(lib: Library | 'auto', c: Case, seed: number): number {
   if (beta === 0) c0.fill(Number.NaN);
   const out = c0.slice();
   k.gemm(lib, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, out, ldc);
+  const ra = lib === 'bf16' ? a.map(toBf16) : a;
+  const rb = lib === 'bf16' ? b.map(toBf16) : b;
   let worst = 0;
   for (let i = 0; i < M; i++)
     for (let j = 0; j < ldc; j++) {
@@ -51,8 +56,8 @@ function worstError(lib: Library | 'auto', c: Case, seed: number): number {
       let sum = 0;
       let scale = 0;
       for (let p = 0; p < K; p++) {
-        const x = (ta ? a[p * lda + i] : a[i * lda + p]) as number;
-        const y = (tb ? b[j * ldb + p] : b[p * ldb + j]) as number;
+        const x = (ta ? ra[p * lda + i] : ra[i * lda + p]) as number;
+        const y = (tb ? rb[j * ldb + p] : rb[p * ldb + j]) as number;
         sum += x * y;
         scale += Math.abs(x * y);
       }
@@ -201,4 +206,61 @@ describe.skipIf(!k)("Crucible's product in each instruction-set variant", () => 
       expect(out.worst).toBeLessThan(1e-6);
     });
   }
+});
+
+// Crucible's bf16 kernel (AVX512-BF16): both operands rounded to bf16, sums in float32
+const ownBf16 = Boolean(k?.info().features.avx512bf16);
+describe.skipIf(!ownBf16)(`Crucible's bf16 product (${ownBf16 ? 'AVX512-BF16' : 'skipped: this CPU has no AVX512-BF16'})`, () => {
+  it('equals the product of the bf16-rounded operands: every transpose, stride, alpha and beta, at 1 and 2 threads', () => {
+    for (const threads of [1, 2]) {
+      k?.setThreads(threads);
+      for (const [i, c] of [...cases(), { ta: true, tb: false, M: 45, N: 70, K: 1100, alpha: 1, beta: 0.5, pad: 1 }].entries()) {
+        const worst = worstError('bf16', c, 300 + i);
+        expect(worst, `${threads} threads, ${JSON.stringify(c)}`).toBeLessThan(1e-6);
+      }
+    }
+    k?.setThreads(1);
+  });
+
+  it('rounds to nearest with ties to even, keeps NaN, and really rounds (hand-computed)', () => {
+    if (!k) return;
+    // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: to 1 (even); 1 + 3 x 2^-8 halfway between
+    // 1 + 2^-7 and 1 + 2^-6: to 1 + 2^-6 (even); 1 + 2^-8 + 2^-12 is above the half: up to 1 + 2^-7
+    const values = [1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -12, -(1 + 2 ** -8)];
+    const want = [1, 1 + 2 ** -6, 1 + 2 ** -7, -1];
+    // a 1 x K row times K x 32 of ones picks each value out alone: C[0][j] = a[j] when B = I-ish
+    const K = values.length;
+    const N = 32;
+    const b = new Float32Array(K * N);
+    for (let p = 0; p < K; p++) b[p * N + p] = 1;
+    const c = new Float32Array(N);
+    k.gemm('bf16', false, false, 1, N, K, 1, Float32Array.from(values), K, b, N, 0, c, N);
+    expect(Array.from(c.slice(0, K))).toEqual(want);
+    const nan = new Float32Array(N);
+    k.gemm('bf16', false, false, 1, N, K, 1, Float32Array.from([Number.NaN, 1, 1, 1]), K, b, N, 0, nan, N);
+    expect(Number.isNaN(nan[0])).toBe(true);
+  });
+
+  it("setPrecision('bf16') runs products wider than 16 columns on it, narrower ones in float32", () => {
+    if (!k) return;
+    const [M, K] = [50, 90];
+    const a = rand(M * K, 11);
+    const b = rand(K * 40, 12);
+    const run = (lib: 'auto' | 'bf16' | 'crucible', N: number) => {
+      const c = new Float32Array(M * N);
+      k.gemm(lib, false, false, M, N, K, 1, a, K, b, N, 0, c, N);
+      return c;
+    };
+    k.setGemm('crucible');
+    expect(k.setPrecision('bf16')).toBe('bf16');
+    try {
+      expect(run('auto', 40)).toEqual(run('bf16', 40));
+      expect(run('auto', 40)).not.toEqual(run('crucible', 40));
+      expect(run('auto', 16)).toEqual(run('crucible', 16));
+    } finally {
+      k.setPrecision('float32');
+      k.setGemm('auto');
+    }
+    expect(run('auto', 40)).not.toEqual(run('bf16', 40));
+  });
 });

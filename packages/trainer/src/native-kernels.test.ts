@@ -4,9 +4,10 @@
 // training, and the fallback (with its one-time message) where the addon is missing.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { CharTokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend';
+import { initBackend, withPrecision } from './backend';
 import { modelConfig } from './config';
 import { decoderAttention, rmsNorm, rope, ropeInverseFrequencies, ropeTables, swiglu } from './decoder-ops';
 import { cachedCausalMask } from './kv-cache';
@@ -14,8 +15,8 @@ import { Transformer } from './model';
 import { nativeKernels, ownedValues } from './native-backend';
 import { attention, crossEntropy, gelu, layerNorm, linear } from './ops';
 import { Optimizer } from './optim';
-import { rand } from './test-helpers';
-import { batchLoss } from './train';
+import { rand, toBf16 } from './test-helpers';
+import { batchLoss, defaultTrainConfig, Trainer } from './train';
 
 const k = nativeKernels();
 
@@ -312,15 +313,7 @@ describe.skipIf(!k)('native backend kernels', () => {
 });
 
 const bf16Isa = k?.info().bf16 ?? '';
-const canBf16 = /^(AVX512|AMX)-BF16$/.test(bf16Isa);
-
-/** x rounded to bfloat16 (round to nearest even), as a number. */
-function toBf16(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer);
-  u[0] = ((u[0] as number) + 0x7fff + (((u[0] as number) >>> 16) & 1)) & 0xffff0000;
-  return f[0] as number;
-}
+const canBf16 = /^(AVX512|AMX)-BF16/.test(bf16Isa);
 
 // Flash attention (what the backend runs) against the kernels that keep the [B, H, T, S]
 // probability tensor: blocks of 64 crossed, causal offsets, padding biases, key/value groups, the
@@ -474,11 +467,87 @@ describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructi
         // and the operands really were rounded: float32 products differ by bf16's ~3 significant digits
         expect(worstF32).toBeGreaterThan(1e-3);
       }
-      const y = tf.tidy(() => linear(tf.tensor2d([1.00390625, 2], [1, 2]), tf.tensor2d([1, 0, 0, 1], [2, 2]), tf.tensor1d([0.5, -0.5])).dataSync());
-      expect(Array.from(y)).toEqual([1.5, 1.5]); // 1.00390625 rounds to 1 in bf16
+      // 20 outputs: products of at most 16 columns (a LoRA rank) stay float32
+      const w = new Float32Array(40);
+      w[0] = 1;
+      w[21] = 1;
+      const bias = new Float32Array(20);
+      bias.set([0.5, -0.5]);
+      const y = tf.tidy(() => linear(tf.tensor2d([1.00390625, 2], [1, 2]), tf.tensor2d(w, [2, 20]), tf.tensor1d(bias)).dataSync());
+      expect(Array.from(y.slice(0, 2))).toEqual([1.5, 1.5]); // 1.00390625 rounds to 1 in bf16
     } finally {
       k?.setPrecision('float32');
     }
+  });
+
+  it('flash attention runs its block products in bf16 too: close to float32, not equal to it', () => {
+    if (!k) return;
+    const [B, T, S, H, Hkv, hd] = [2, 130, 130, 4, 2, 32];
+    const q = rand(B * T * H * hd, 61);
+    const key = rand(B * S * Hkv * hd, 62);
+    const v = rand(B * S * Hkv * hd, 63);
+    const dout = rand(B * T * H * hd, 64);
+    const run = () => {
+      const out = new Float32Array(q.length);
+      const lse = new Float32Array(B * H * T);
+      k.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, 0, null);
+      const grads = [q, key, v].map((x) => new Float32Array(x.length)) as [Float32Array, Float32Array, Float32Array];
+      k.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, 0, null);
+      return [out, ...grads];
+    };
+    const f32 = run();
+    k.setPrecision('bf16');
+    let bf16: Float32Array[];
+    try {
+      bf16 = run();
+    } finally {
+      k.setPrecision('float32');
+    }
+    for (const [i, x] of bf16.entries()) {
+      const want = f32[i] as Float32Array;
+      let err = 0;
+      let scale = 0;
+      for (let j = 0; j < want.length; j++) {
+        err = Math.max(err, Math.abs((x[j] as number) - (want[j] as number)));
+        scale = Math.max(scale, Math.abs(want[j] as number));
+      }
+      // bf16 keeps 8 significant bits: about 4e-3 relative per operand
+      expect(err / scale, `tensor ${i}`).toBeLessThan(2e-2);
+      expect(err / scale, `tensor ${i} really ran in bf16`).toBeGreaterThan(1e-4);
+    }
+  });
+
+  it("a run's precision applies to its steps and evaluations, deterministically, and nothing else", async () => {
+    await initBackend('native', () => {}, { nativeThreads: 2 });
+    const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
+    const tok = CharTokenizer.train(text, ['<|endoftext|>']);
+    const ids = Int32Array.from(tok.encode(text));
+    const cfg = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize);
+    const run = (precision?: 'float32' | 'bf16') => {
+      const train = defaultTrainConfig(cfg, { maxSteps: 3, batchSize: 4, evalInterval: 0, evalBatches: 1, seed: 11, ...(precision ? { precision } : {}) });
+      const t = new Trainer(Transformer.create(cfg, 3), tok, train, { train: ids.subarray(0, 2000), val: ids.subarray(2000) });
+      const out = [t.trainStep().loss, t.trainStep().loss, t.trainStep().loss, t.evaluate().loss];
+      // between steps the process's own precision is back
+      expect(k?.info().precision).toBe('float32');
+      t.model.dispose();
+      t.optimizer.dispose();
+      return out;
+    };
+    const f32 = run();
+    expect(run('float32')).toEqual(f32);
+    const bf16 = run('bf16');
+    expect(run('bf16'), 'bf16 runs are deterministic too').toEqual(bf16);
+    expect(bf16).not.toEqual(f32);
+    for (const [i, l] of bf16.entries()) expect(Math.abs(l - (f32[i] as number)) / (f32[i] as number), `loss ${i}`).toBeLessThan(2e-2);
+    // restored even when the step throws
+    expect(() =>
+      withPrecision('bf16', () => {
+        expect(k?.info().precision).toBe('bf16');
+        throw new Error('step failed');
+      }),
+    ).toThrow('step failed');
+    expect(k?.info().precision).toBe('float32');
+    expect(() => defaultTrainConfig(cfg, { precision: 'fp16' as 'bf16' })).toThrow(/precision must be float32 or bf16/);
   });
 });
 

@@ -20,6 +20,15 @@ export function rand(n: number, seed: number, scale = 1): Float32Array {
   });
 }
 
+/** x rounded to bfloat16 (to nearest, ties to even; NaN stays NaN), as a number. */
+export function toBf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  if (Number.isNaN(x)) return Number.NaN;
+  u[0] = ((u[0] as number) + 0x7fff + (((u[0] as number) >>> 16) & 1)) & 0xffff0000;
+  return f[0] as number;
+}
+
 export async function useBackend(): Promise<void> {
   await initBackend((process.env.TFJS_BACKEND as 'wasm' | 'cpu' | undefined) ?? 'auto');
 }

@@ -6,8 +6,17 @@
 // answers sampled in groups and scored by a grader (grpo, OpenAI's reinforcement method).
 
 import type { Tokenizer, Weights } from '@crucible/model-files';
-import { TRAINING_DEFAULTS as D, type DpoConfig, defaultShortWindows, defaultWarmupSteps, isCausal, type TrainConfig } from '@crucible/training-config';
+import {
+  TRAINING_DEFAULTS as D,
+  type DpoConfig,
+  defaultShortWindows,
+  defaultWarmupSteps,
+  isCausal,
+  PRECISIONS,
+  type TrainConfig,
+} from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
+import { withPrecision } from './backend';
 import { variableGrads } from './backprop';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
@@ -143,6 +152,7 @@ export function validateTrainConfig(c: TrainConfig, model: ModelConfig): void {
       throw new RangeError('train config: grpo needs groupSize >= 2, klBeta >= 0, temperature > 0, maxCompletionTokens >= 1 and evalSamples >= 1');
     }
   }
+  if (c.precision !== undefined && !PRECISIONS.includes(c.precision)) throw new RangeError(`train config: precision must be ${PRECISIONS.join(' or ')}`);
   if (!(c.maxGradNorm >= 0)) throw new RangeError('train config: max_grad_norm must be >= 0');
   if (
     c.shortWindows &&
@@ -240,7 +250,7 @@ export class Trainer {
    * (decode once, read the tokenizer to encode the data, then hand the checkpoint over).
    */
   /** Resumes a training checkpoint; `over` changes its config before the trainer checks it (a resumed job's steps). */
-  static fromCheckpoint(ck: DecodedCheckpoint, data: TrainData, over: Partial<Pick<TrainConfig, 'maxSteps'>> = {}): Trainer {
+  static fromCheckpoint(ck: DecodedCheckpoint, data: TrainData, over: Partial<Pick<TrainConfig, 'maxSteps' | 'precision'>> = {}): Trainer {
     if (!ck.train || !ck.state) throw new Error('checkpoint has no training state (it is a model export)');
     const optimizer = new Optimizer(ck.train.optimizer);
     const m = new Map<string, tf.Tensor>();
@@ -281,8 +291,12 @@ export class Trainer {
     return { status: 'completed', step: this.step, lastEval };
   }
 
-  /** One optimizer step over grad_accum micro-batches. */
+  /** One optimizer step over grad_accum micro-batches, its products in the run's precision. */
   trainStep(): StepMetrics {
+    return withPrecision(this.config.precision, () => this.stepInPrecision());
+  }
+
+  private stepInPrecision(): StepMetrics {
     const c = this.config;
     const t0 = performance.now();
     const lr = learningRate(this.step, c.schedule);
@@ -399,8 +413,12 @@ export class Trainer {
     return { B: Math.max(1, Math.round((c.batchSize * c.seqLen) / T)), T };
   }
 
-  /** Mean loss, perplexity and token accuracy over the fixed validation batches. */
+  /** Mean loss, perplexity and token accuracy over the fixed validation batches (in the run's precision). */
   evaluate(): EvalMetrics {
+    return withPrecision(this.config.precision, () => this.evaluateInPrecision());
+  }
+
+  private evaluateInPrecision(): EvalMetrics {
     if (this.pairs) return this.evaluatePairs(this.pairs);
     if (this.rl) return this.evaluateRollouts(this.rl);
     let lossSum = 0;

@@ -55,6 +55,10 @@ export interface ScheduleConfig {
   decaySteps: number;
 }
 
+/** The precisions a training step can run in. */
+export type Precision = 'float32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['float32', 'bf16'];
+
 export interface TrainConfig {
   objective: Objective;
   /** Optimizer steps to run. */
@@ -93,6 +97,13 @@ export interface TrainConfig {
    * backward pass, which recomputes the layer. Less memory for about one more forward pass.
    */
   activationCheckpointing?: boolean;
+  /**
+   * The precision of the training step's matrix products (native backend): 'bf16' rounds both
+   * operands to bfloat16 and sums in float32, where the CPU has AVX512-BF16 or AMX-BF16 (elsewhere
+   * float32 stays). Master weights, optimizer state, attention, normalisation and losses stay
+   * float32. Absent: float32.
+   */
+  precision?: Precision;
   /** The DPO loss's settings (objective 'dpo'). */
   dpo?: DpoConfig;
   /** The GRPO loss's and sampling's settings (objective 'grpo'). */

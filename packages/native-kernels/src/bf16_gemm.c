@@ -1,0 +1,257 @@
+// Crucible's own bf16 matrix product for CPUs with AVX512-BF16: row-major C = alpha op(A) op(B) + beta C
+// with both operands rounded to bfloat16 (to nearest even, as the VCVTNEPS2BF16 instruction does)
+// and every sum accumulated in float32. The blocking is blocked_gemm.c's (BLIS); what differs is the
+// packing and the microkernel:
+// - operands are rounded while they are packed, so the conversion costs no pass of its own and no
+//   bf16 copy of a tensor is ever allocated: packing reads every operand once per block anyway;
+// - a packed panel holds pairs of consecutive k, the layout of VDPBF16PS, which multiplies 16 pairs
+//   of bf16 per instruction and adds both products to one float32 lane: twice the multiply-adds of
+//   a float32 FMA, from half the bytes;
+// - the tile is 14 x 32 (28 accumulators in the 32 zmm registers), as float32's.
+// Threads split C by rows or columns as in blocked_gemm.c, so results do not depend on their count.
+#include "bf16_gemm.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10 || defined(__clang__))
+#include <cpuid.h>
+
+// (compiled for any x86-64: it runs before anything else here is allowed to)
+// AVX512-BF16 is CPUID leaf 7, sub-leaf 1, EAX bit 5; the AVX-512 state the OS saves is checked by
+// __builtin_cpu_supports for AVX512F.
+int ck_bf16_kernel_supported(void) {
+  unsigned a, b, c, d;
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl")) return 0;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+  return (a >> 5) & 1;
+}
+
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
+#include <immintrin.h>
+
+#define MR 14
+#define NR 32
+#define KC 1024  // k per packed block (even): measured best here from 192 to 2048 (fewer passes over C)
+#define MC 112
+#define NC 3072
+#define PAR_MIN_FLOPS (1 << 18)
+
+// One float rounded to bf16, to nearest even; NaN stays NaN (quiet).
+// (The instruction's rounding written out, for the ends of rows; the rest uses the instruction.)
+static inline uint16_t round_bf16(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000);  // denormals flush to zero, as in the instruction
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float ck_bf16_round(float x) {
+  uint32_t u = (uint32_t)round_bf16(x) << 16;
+  float y;
+  memcpy(&y, &u, 4);
+  return y;
+}
+
+static inline uint32_t pair(float lo, float hi) { return (uint32_t)round_bf16(lo) | ((uint32_t)round_bf16(hi) << 16); }
+
+// 16 pairs from two rows of 16 floats: lane j = (lo[j], hi[j]) as bf16.
+static inline __m512i pairs16(__m512 lo, __m512 hi) {
+  __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+  __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+  return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+}
+
+// op(B)[k0 + k][n0 + j] for k < kc, j < nc into 32-wide panels of k pairs: Bp[panel][k / 2][j] is the
+// 32-bit pair (k, k + 1) of column j; zero-padded in j and in an odd last k.
+static void pack_b(int tb, const float* B, int64_t ldb, int64_t k0, int64_t n0, int64_t kc, int64_t nc, uint32_t* restrict Bp) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < nc; p += NR, Bp += NR * kp) {
+    int64_t cols = nc - p < NR ? nc - p : NR;
+    if (!tb) {  // rows of op(B) are contiguous: two rows make 16 pairs per vector
+      for (int64_t q = 0; q < kp; q++) {
+        const float* r0 = B + (k0 + 2 * q) * ldb + n0 + p;
+        const float* r1 = 2 * q + 1 < kc ? r0 + ldb : NULL;
+        uint32_t* dst = Bp + q * NR;
+        for (int64_t j = 0; j < NR; j += 16) {
+          int64_t n = cols - j;
+          __mmask16 m = n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+          __m512 lo = _mm512_maskz_loadu_ps(m, r0 + j);
+          __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
+          _mm512_storeu_si512(dst + j, pairs16(lo, hi));
+        }
+      }
+    } else {  // op(B)[k][n] = B[n][k]: a pair is two adjacent floats of a row of B
+      for (int64_t j = 0; j < NR; j++) {
+        if (j >= cols) {
+          for (int64_t q = 0; q < kp; q++) Bp[q * NR + j] = 0;
+          continue;
+        }
+        const float* src = B + (n0 + p + j) * ldb + k0;
+        int64_t q = 0;
+        for (; 2 * q + 32 <= kc; q += 16) {
+          __m512 a = _mm512_loadu_ps(src + 2 * q), b = _mm512_loadu_ps(src + 2 * q + 16);
+          uint32_t t[16] __attribute__((aligned(64)));
+          _mm512_store_si512(t, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+          for (int i = 0; i < 16; i++) Bp[(q + i) * NR + j] = t[i];
+        }
+        for (; q < kp; q++) Bp[q * NR + j] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0.0f);
+      }
+    }
+  }
+}
+
+// op(A)[m0 + i][k0 + k] for i < mc, k < kc into 14-tall panels of k pairs: Ap[panel][k / 2][i].
+static void pack_a(int ta, const float* A, int64_t lda, int64_t m0, int64_t k0, int64_t mc, int64_t kc, uint32_t* restrict Ap) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp) {
+    int64_t rows = mc - p < MR ? mc - p : MR;
+    __mmask16 m = (__mmask16)((1u << rows) - 1);
+    if (ta) {  // op(A)[m][k] = A[k][m]: two rows of A make the panel's pairs
+      for (int64_t q = 0; q < kp; q++) {
+        const float* r0 = A + (k0 + 2 * q) * lda + m0 + p;
+        __m512 lo = _mm512_maskz_loadu_ps(m, r0);
+        __m512 hi = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, r0 + lda) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(Ap + q * MR, 0x3fff, pairs16(lo, hi));
+      }
+    } else {  // a pair is two adjacent floats of a row of A
+      for (int64_t i = 0; i < MR; i++) {
+        if (i >= rows) {
+          for (int64_t q = 0; q < kp; q++) Ap[q * MR + i] = 0;
+          continue;
+        }
+        const float* src = A + (m0 + p + i) * lda + k0;
+        int64_t q = 0;
+        for (; 2 * q + 32 <= kc; q += 16) {
+          __m512 a = _mm512_loadu_ps(src + 2 * q), b = _mm512_loadu_ps(src + 2 * q + 16);
+          uint32_t t[16] __attribute__((aligned(64)));
+          _mm512_store_si512(t, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+          for (int j = 0; j < 16; j++) Ap[(q + j) * MR + i] = t[j];
+        }
+        for (; q < kp; q++) Ap[q * MR + i] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0.0f);
+      }
+    }
+  }
+}
+
+// The 14 x 32 tile of kp pairs; C = alpha tile + beta C over its first mr x nr (beta 0 never reads C).
+static void microkernel(int64_t kp, const uint32_t* restrict Ap, const uint32_t* restrict Bp, float* restrict C, int64_t ldc, float alpha,
+                        float beta, int64_t mr, int64_t nr) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < kp; q++) {
+    __m512bh b0 = (__m512bh)_mm512_load_si512(Bp), b1 = (__m512bh)_mm512_load_si512(Bp + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+      __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[i]);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int64_t i = 0; i < mr; i++)
+    for (int h = 0; h < 2; h++) {
+      int64_t n = nr - 16 * h;
+      if (n <= 0) break;
+      __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+      float* c = C + i * ldc + 16 * h;
+      __m512 r = _mm512_mul_ps(acc[i][h], va);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c), vb, r);
+      _mm512_mask_storeu_ps(c, m, r);
+    }
+}
+
+static __thread uint32_t *buf_a, *buf_b;
+static __thread size_t cap_a, cap_b;
+
+static uint32_t* grow(uint32_t** buf, size_t* cap, size_t n) {
+  if (n > *cap) {
+    free(*buf);
+    *buf = aligned_alloc(64, ((n * sizeof(uint32_t) + 63) / 64) * 64);
+    *cap = *buf ? n : 0;
+  }
+  return *buf;
+}
+
+static int64_t round_up(int64_t x, int64_t to) { return ((x + to - 1) / to) * to; }
+
+// C[m0..m1, n0..n1) without buffers, the same sums: only where the packing buffers could not be allocated.
+static void gemm_unpacked(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
+                          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = m0; i < m1; i++)
+    for (int64_t j = n0; j < n1; j++) {
+      float s = 0.0f;
+      for (int64_t k = 0; k < K; k++) s += ck_bf16_round(ta ? A[k * lda + i] : A[i * lda + k]) * ck_bf16_round(tb ? B[j * ldb + k] : B[k * ldb + j]);
+      C[i * ldc + j] = beta == 0.0f ? alpha * s : alpha * s + beta * C[i * ldc + j];
+    }
+}
+
+// C[m0..m1, n0..n1) on the calling thread.
+static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
+                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  int64_t M = m1 - m0, N = n1 - n0;
+  int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
+  uint32_t* Ap = grow(&buf_a, &cap_a, (size_t)(round_up(M < MC ? M : MC, MR) * kpMax));
+  uint32_t* Bp = grow(&buf_b, &cap_b, (size_t)(round_up(N < NC ? N : NC, NR) * kpMax));
+  if (!Ap || !Bp) {
+    gemm_unpacked(ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    int64_t nc = N - jc < NC ? N - jc : NC;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      int64_t kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
+      float b = pc == 0 ? beta : 1.0f;
+      pack_b(tb, B, ldb, pc, n0 + jc, kc, nc, Bp);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        int64_t mc = M - ic < MC ? M - ic : MC;
+        pack_a(ta, A, lda, m0 + ic, pc, mc, kc, Ap);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          int64_t nr = nc - jr < NR ? nc - jr : NR;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            int64_t mr = mc - ir < MR ? mc - ir : MR;
+            microkernel(kp, Ap + ir * kp, Bp + jr * kp, C + (m0 + ic + ir) * ldc + n0 + jc + jr, ldc, alpha, b, mr, nr);
+          }
+        }
+      }
+    }
+  }
+}
+
+
+int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                         float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f) return 0;  // the caller's float32 path handles C = beta C
+  int threads = omp_in_parallel() || (double)M * N * K < PAR_MIN_FLOPS ? 1 : omp_get_max_threads();
+  int64_t mTiles = (M + MR - 1) / MR, nTiles = (N + NR - 1) / NR;
+  int byRows = mTiles >= threads * 4 || mTiles * MR >= nTiles * NR;
+  int64_t tiles = byRows ? mTiles : nTiles;
+  if (threads > tiles) threads = (int)tiles;
+  if (threads <= 1) {
+    gemm_range(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return 1;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), n = omp_get_num_threads();
+    int64_t lo = tiles * t / n, hi = tiles * (t + 1) / n;
+    if (lo < hi && byRows) gemm_range(ta, tb, lo * MR, hi * MR < M ? hi * MR : M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (lo < hi && !byRows) gemm_range(ta, tb, 0, M, lo * NR, hi * NR < N ? hi * NR : N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  return 1;
+}
+
+#else
+int ck_bf16_kernel_supported(void) { return 0; }
+int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                         float beta, float* C, int64_t ldc) {
+  return 0;
+}
+float ck_bf16_round(float x) { return x; }
+#endif
