@@ -1,7 +1,7 @@
 // The platform end to end through HTTP with the official `openai` client: upload, pretrain,
 // follow events, checkpoints, metrics, models, completions (plain and streamed), download.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { keys } from '@crucible/storage';
 import Ajv from 'ajv';
@@ -21,6 +21,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await p?.close();
 });
+
+/** Whether this CPU has bf16 instructions (read from the kernel, not from Crucible). */
+const cpuHasBf16 = /\b(avx512_bf16|amx_bf16)\b/.test(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '');
 
 // char tokenizer: the slice's distinct characters plus Crucible's 8 special tokens
 const VOCAB = new Set(shakespeare(60_000)).size + 8;
@@ -68,8 +71,49 @@ describe('pretraining a model through the OpenAI client', () => {
     const done = await waitForJobStatus(client, jobId);
     expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:e2e:/);
     expect(done.trained_tokens).toBe(30 * 4 * 32);
-    expect((done as unknown as { backend: string }).backend).toMatch(/^(native\+(auto|crucible|onednn|openblas)(\+bf16)?|wasm(\+native)?|cpu|tensorflow)$/);
+    const { backend, precision } = done as unknown as { backend: string; precision: string };
+    expect(backend).toMatch(/^(native\+(auto|crucible|onednn|openblas)(\+bf16)?|wasm(\+native(\+bf16)?)?|cpu|tensorflow)$/);
+    // named by none: the worker's CPU chose, bf16 where it has the instructions (on the native backend)
+    expect((job as unknown as { precision: unknown }).precision).toBeNull();
+    const bf16Here = cpuHasBf16 && /^(native|wasm\+native)/.test(backend);
+    expect(precision).toBe(bf16Here ? 'bf16' : 'float32');
+    expect(backend.endsWith('+bf16')).toBe(bf16Here);
     modelId = done.fine_tuned_model as string;
+  });
+
+  it('trains in the precision a job asks for, or says why not; refuses an unknown one', async () => {
+    const bad = await fetch(`${p.url}/v1/fine_tuning/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${p.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-nano', training_file: fileId, precision: 'fp16' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toMatch(/precision/);
+    const run = { ...smallRun, max_steps: 4, warmup_steps: 1, eval_interval: 2, checkpoint_interval: 2, log_interval: 2 };
+    const jobs = await Promise.all(
+      (['float32', 'bf16'] as const).map((precision) =>
+        client.fineTuning.jobs.create({
+          model: 'gpt-nano',
+          training_file: fileId,
+          seed: 7,
+          method: { type: 'pretrain', pretrain: { hyperparameters: run } },
+          precision,
+        } as never),
+      ),
+    );
+    expect(jobs.map((j) => (j as unknown as { precision: string }).precision)).toEqual(['float32', 'bf16']);
+    const [f32, bf16] = (await Promise.all(jobs.map((j) => waitForJobStatus(client, j.id)))) as unknown as Array<{
+      id: string;
+      precision: string;
+      backend: string;
+    }>;
+    expect(f32?.precision).toBe('float32');
+    expect(f32?.backend.endsWith('+bf16')).toBe(false);
+    const bf16Here = cpuHasBf16 && /^(native|wasm\+native)/.test(bf16?.backend ?? '');
+    expect(bf16?.precision).toBe(bf16Here ? 'bf16' : 'float32');
+    const warned: string[] = [];
+    for await (const e of client.fineTuning.jobs.listEvents(bf16?.id as string, { limit: 50 })) if (e.level === 'warn') warned.push(e.message);
+    expect(warned.some((m) => /bf16 was requested, but this worker runs no bf16 products/.test(m))).toBe(!bf16Here);
   });
 
   it('lists events newest first with cursor pagination', async () => {

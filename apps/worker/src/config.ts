@@ -27,7 +27,8 @@ export interface WorkerConfig extends PlatformConfig {
   /** NATIVE_THREADS: threads of the native kernels. Default: every core. */
   nativeThreads: number;
   /** NATIVE_PRECISION: 'bf16' runs the native backend's matrix products on bf16 operands where the CPU can. Default float32. */
-  nativePrecision: 'float32' | 'bf16';
+  /** The precision of jobs that name none: 'auto' lets the CPU choose (bf16 where it has AVX512-BF16 or AMX-BF16). */
+  nativePrecision: 'auto' | 'float32' | 'bf16';
   /** NATIVE_GEMM: the library for float32 products: auto (the fastest measured per shape), crucible, onednn or openblas. Default auto. */
   nativeGemm: GemmChoice;
 }
@@ -52,12 +53,12 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     workerName: r.str('WORKER_NAME', `${hostname()}:${process.pid}`),
     nativeKernels: r.int('NATIVE_KERNELS', 1, 0, 1) === 1,
     nativeThreads: r.int('NATIVE_THREADS', availableParallelism(), 1, 256),
-    nativePrecision: r.str('NATIVE_PRECISION', 'float32') as WorkerConfig['nativePrecision'],
+    nativePrecision: r.str('NATIVE_PRECISION', 'auto') as WorkerConfig['nativePrecision'],
     nativeGemm: r.str('NATIVE_GEMM', 'auto') as GemmChoice,
   };
   if (!(GEMM_CHOICES as readonly string[]).includes(cfg.nativeGemm))
     r.problems.push(`NATIVE_GEMM must be one of ${GEMM_CHOICES.join(', ')}, got ${cfg.nativeGemm}`);
-  if (!['float32', 'bf16'].includes(cfg.nativePrecision)) r.problems.push(`NATIVE_PRECISION must be float32 or bf16, got ${cfg.nativePrecision}`);
+  if (!['auto', 'float32', 'bf16'].includes(cfg.nativePrecision)) r.problems.push(`NATIVE_PRECISION must be auto, float32 or bf16, got ${cfg.nativePrecision}`);
   r.done();
   return cfg;
 }

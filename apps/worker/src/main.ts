@@ -32,7 +32,6 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
   const choice = await initBackend(cfg.backend, log, {
     nativeKernels: cfg.nativeKernels,
     nativeThreads: cfg.nativeThreads,
-    precision: cfg.nativePrecision,
     gemm: cfg.nativeGemm,
   });
   const store = createStore(cfg.databaseUrl);

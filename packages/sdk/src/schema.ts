@@ -897,6 +897,7 @@ export interface components {
             object: "fine_tuning.job";
             /** @description The project id. */
             organization_id: string;
+            precision: ("bf16" | "float32") | null;
             prepared_training_file: string | null;
             result_files: string[];
             /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
@@ -3674,6 +3675,7 @@ export interface operations {
                     };
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
+                    precision?: ("bf16" | "float32") | null;
                     seed?: number | null;
                     suffix?: string | null;
                     training_file: string;
@@ -3750,6 +3752,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
@@ -3844,6 +3847,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
@@ -3938,6 +3942,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
@@ -4185,6 +4190,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
@@ -4279,6 +4285,7 @@ export interface operations {
                         object: "fine_tuning.job";
                         /** @description The project id. */
                         organization_id: string;
+                        precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
@@ -5442,6 +5449,7 @@ export interface operations {
                     };
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
+                    precision?: ("bf16" | "float32") | null;
                     seed?: number | null;
                     suffix?: string | null;
                     training_file: string;

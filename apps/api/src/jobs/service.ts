@@ -80,6 +80,7 @@ export function jobObject(j: JobRecord): JobObject {
     method: { type: j.method, [j.method]: { ...(grader ? { grader } : {}), hyperparameters: hp, peft: j.hyperparameters.peft ?? { type: 'full' } } },
     user_provided_suffix: j.suffix,
     backend: j.backend,
+    precision: j.precision,
     running_seconds: Math.round(j.runningSeconds * 10) / 10,
     data_preparation: j.preparation,
     prepared_training_file: j.preparedFileId,
@@ -238,6 +239,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
       suffix: req.suffix ?? null,
       metadata: req.metadata ?? null,
       preparation: req.data_preparation ? resolveRules(req.data_preparation) : null,
+      precision: req.precision ?? null,
     },
     actor.limits.maxQueuedJobs,
   );

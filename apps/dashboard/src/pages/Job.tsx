@@ -282,6 +282,8 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         <dd>{job.fine_tuned_model ? <a href={href('models', job.fine_tuned_model)}>{job.fine_tuned_model}</a> : '–'}</dd>
         <dt>Backend</dt>
         <dd>{job.backend ?? '–'}</dd>
+        <dt>Precision</dt>
+        <dd>{job.precision ?? 'chosen by the worker'}</dd>
       </dl>
       <div className={stale ? 'charts stale' : 'charts'}>
         <LineChart

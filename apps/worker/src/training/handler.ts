@@ -34,6 +34,7 @@ import {
   type JobRecord,
   type LimitOverrides,
   type NewJobEvent,
+  type Precision,
   type PreparationRules,
   retryTransient,
   type StepMetrics,
@@ -52,7 +53,9 @@ import {
   checkpointInfo,
   type DecodedCheckpoint,
   decodeCheckpoint,
+  defaultPrecision,
   type EvalMetrics,
+  effectivePrecision,
   exportModel,
   type ModelConfig,
   modelConfig,
@@ -296,13 +299,13 @@ class TrainingRun {
     try {
       if (start.kind === 'checkpoint') {
         // takes over the checkpoint's model; the steps come from this attempt's data
-        trainer = Trainer.fromCheckpoint(start.ck, data, { maxSteps: schedule.maxSteps });
+        trainer = Trainer.fromCheckpoint(start.ck, data, { maxSteps: schedule.maxSteps, precision: this.precision });
       } else {
         const model =
           start.kind === 'base'
             ? start.model
             : this.owned.add(Transformer.create(modelConfig(start.preset, tokenizer.vocabSize, { blockSize: T, dropout: hp.dropout }), this.job.seed));
-        trainer = new Trainer(model, tokenizer, trainConfigFor(hp, this.job.method, schedule, this.job.seed), data);
+        trainer = new Trainer(model, tokenizer, { ...trainConfigFor(hp, this.job.method, schedule, this.job.seed), precision: this.precision }, data);
       }
     } catch (err) {
       if (err instanceof RangeError) throw new JobInputError('invalid_hyperparameters', err.message, 'hyperparameters');
@@ -395,11 +398,26 @@ class TrainingRun {
     return split;
   }
 
+  /**
+   * The precision this job asks for: its own (as requested, or as an earlier attempt ran it), else
+   * the worker's NATIVE_PRECISION, whose default 'auto' lets the CPU choose.
+   */
+  private wantedPrecision(): Precision {
+    const own = this.deps.cfg.nativePrecision;
+    return this.job.precision ?? (own === 'auto' ? defaultPrecision() : own);
+  }
+
+  /** The precision it trains in here: bf16 only where this worker runs bf16 products. */
+  private get precision(): Precision {
+    return effectivePrecision(this.wantedPrecision());
+  }
+
   private async markRunning(trainer: Trainer, start: StartingPoint): Promise<boolean> {
     const { store } = this.deps;
     const maxSteps = trainer.config.maxSteps;
     const choice = backendChoice();
-    const backend = choice ? backendLabel(choice) : 'unknown';
+    const precision = this.precision;
+    const backend = choice ? backendLabel(choice, precision) : 'unknown';
     const vocab = trainer.tokenizer.vocabSize;
     const running = await this.io(() =>
       store.jobs.transition(this.job.projectId, this.job.id, 'running', {
@@ -413,6 +431,7 @@ class TrainingRun {
             vocab_size: vocab,
           },
           backend,
+          precision,
           startedAt: this.job.startedAt ?? new Date(),
         },
       }),
@@ -426,14 +445,21 @@ class TrainingRun {
       return false;
     }
     const redone = Math.max(0, gone.lastStep - from);
+    const wanted = this.wantedPrecision();
+    if (wanted !== precision) {
+      await this.event(
+        `bf16 was requested, but this worker runs no bf16 products (its CPU has neither AVX512-BF16 nor AMX-BF16, or it is not on the native backend): training in float32`,
+        { level: 'warn', data: { requested_precision: wanted, precision } },
+      );
+    }
     if (start.kind === 'checkpoint') {
       await this.event(`Resumed training at step ${from} of ${maxSteps} on ${backend} (${redone} steps to redo)`, {
-        data: { resume_step: from, steps_redone: redone, attempt: this.job.attempt + 1, backend },
+        data: { resume_step: from, steps_redone: redone, attempt: this.job.attempt + 1, backend, precision },
       });
     } else {
       await this.event(
         `Fine-tuning job started: ${trainer.model.numParams().toLocaleString('en')} parameters, ${maxSteps} steps, ${microBatch(trainer.config)} per micro-batch, backend ${backend}${redone > 0 ? ` (no checkpoint yet: ${redone} steps to redo)` : ''}`,
-        { data: { backend, max_steps: maxSteps, vocab_size: vocab, ...(redone > 0 ? { resume_step: 0, steps_redone: redone } : {}) } },
+        { data: { backend, precision, max_steps: maxSteps, vocab_size: vocab, ...(redone > 0 ? { resume_step: 0, steps_redone: redone } : {}) } },
       );
     }
     this.deps.log(`job ${this.job.id}: training on ${backend} from step ${trainer.step} of ${maxSteps}`, { job_id: this.job.id, attempt: this.job.attempt });
@@ -723,7 +749,7 @@ class TrainingRun {
 }
 
 /** How a job names where it trained: 'native+auto' (the product library's choice; with '+bf16'), 'wasm+native', 'tensorflow', ... */
-function backendLabel(choice: BackendChoice): string {
-  if (choice.native) return `native+${choice.native.gemm}${choice.native.precision === 'bf16' ? '+bf16' : ''}`;
-  return `${choice.name}${choice.matmul === 'native' ? '+native' : ''}`;
+function backendLabel(choice: BackendChoice, precision: Precision): string {
+  if (choice.native) return `native+${choice.native.gemm}${precision === 'bf16' ? '+bf16' : ''}`;
+  return `${choice.name}${choice.matmul === 'native' ? `+native${precision === 'bf16' ? '+bf16' : ''}` : ''}`;
 }

@@ -17,6 +17,7 @@ import {
   type MetricsEventData,
   type NewJobEvent,
   newId,
+  type Precision,
   type PreparationRules,
   type RecordPage,
   type RewardMetrics,
@@ -46,6 +47,7 @@ function jobRecord(j: JobRow): JobRecord {
     fineTunedModel: j.fineTunedModel,
     trainedTokens: j.trainedTokens,
     backend: j.backend,
+    precision: (j.precision as Precision | null) ?? null,
     preparation: jsonField<PreparationRules | null>(j.preparation) ?? null,
     preparedFileId: j.preparedFileId,
     attempt: j.attempt,
@@ -103,7 +105,7 @@ function checkpointRecord(c: CheckpointRow): CheckpointRecord {
 export type NewJob = Pick<
   JobRecord,
   'id' | 'projectId' | 'model' | 'method' | 'hyperparameters' | 'trainingFileId' | 'validationFileId' | 'seed' | 'suffix' | 'metadata'
-> & { preparation?: PreparationRules | null };
+> & { preparation?: PreparationRules | null; precision?: Precision | null };
 
 /** Fields a status change may set besides the status. */
 export interface JobChanges {
@@ -111,6 +113,7 @@ export interface JobChanges {
   startedAt?: Date;
   finishedAt?: Date | null;
   backend?: string;
+  precision?: Precision;
   hyperparameters?: StoredHyperparameters;
   trainedTokens?: number;
   fineTunedModel?: string;
@@ -173,8 +176,8 @@ export class JobRepository extends Repository {
     await q(
       `WITH job AS (
          INSERT INTO jobs (id, project_id, model, method_type, hyperparameters, training_file_id, validation_file_id, status, seed, suffix,
-                           metadata, preparation, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, 'queued', $8, $9, $10::jsonb, $11::jsonb, $12, $12)
+                           metadata, preparation, precision, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, 'queued', $8, $9, $10::jsonb, $11::jsonb, $15, $12, $12)
          RETURNING id, project_id)
        INSERT INTO job_events (id, project_id, job_id, level, type, message, created_at)
        SELECT $13, project_id, id, 'info', 'message', $14, $12 FROM job`,
@@ -193,6 +196,7 @@ export class JobRepository extends Repository {
         at,
         newId(ID_PREFIX.event),
         `Created fine-tuning job: ${j.id}`,
+        j.precision ?? null,
       ],
     );
     return {
@@ -211,6 +215,7 @@ export class JobRepository extends Repository {
       fineTunedModel: null,
       trainedTokens: null,
       backend: null,
+      precision: j.precision ?? null,
       preparation: j.preparation ?? null,
       preparedFileId: null,
       attempt: 0,

@@ -1,4 +1,5 @@
 // The job wing's records as the repository returns them: typed domain objects, not database rows.
+import type { Precision } from '@crucible/training-config';
 import type { Static } from '@sinclair/typebox';
 import type { EventLevelSchema, FailureError } from '../schemas/common';
 import type { PreparationRules } from '../schemas/files';
@@ -29,6 +30,8 @@ export interface JobRecord {
   fineTunedModel: string | null;
   trainedTokens: number | null;
   backend: string | null;
+  /** As requested (null: the worker's CPU chooses); once running, the precision the job trains in. */
+  precision: Precision | null;
   /** Data preparation rules applied to the training file before training (resolved), if any. */
   preparation: PreparationRules | null;
   /** The prepared training file the job trains on (made by its first attempt). */

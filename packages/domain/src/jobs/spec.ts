@@ -15,7 +15,9 @@ import {
   LORA_TARGETS,
   PEFT_DEFAULTS,
   type PeftConfig,
+  PRECISIONS,
   PRESETS,
+  type Precision,
   type PresetName,
   type TrainConfig,
 } from '@crucible/training-config';
@@ -377,4 +379,4 @@ export function trainConfigFor(h: ResolvedHyperparameters, method: MethodType, s
 }
 
 export type { PresetName };
-export { type Architecture, isCausal, isPreset, PRESETS };
+export { type Architecture, isCausal, isPreset, PRECISIONS, PRESETS, type Precision };

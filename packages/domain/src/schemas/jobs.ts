@@ -291,6 +291,14 @@ export const CreateJobRequest = Type.Object(
     suffix: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }))),
     metadata: Type.Optional(Nullable(Metadata)),
     integrations: Type.Optional(Nullable(Type.Array(Type.Unknown()))),
+    precision: Type.Optional(
+      Nullable(
+        Type.Union([Type.Literal('bf16'), Type.Literal('float32')], {
+          description:
+            "Crucible: the precision of the training step's matrix products. bf16 rounds both operands to bfloat16 and sums in float32 (master weights, optimizer state, attention, normalisation and losses stay float32), about 1.8x float32's products where the CPU has AVX512-BF16 or AMX-BF16; elsewhere the job trains in float32 and says so in an event. Absent or null: the worker's CPU chooses (bf16 where it has those instructions).",
+        }),
+      ),
+    ),
     data_preparation: Type.Optional(
       Nullable(
         Type.Object(PreparationRulesRequest.properties, {
@@ -328,6 +336,11 @@ export const JobObject = Type.Object(
     method: Type.Record(Type.String(), Type.Unknown()),
     user_provided_suffix: Nullable(Type.String()),
     backend: Nullable(Type.String({ description: 'TensorFlow.js backend the worker trained on.' })),
+    precision: Nullable(
+      Type.Union([Type.Literal('bf16'), Type.Literal('float32')], {
+        description: "Crucible: the precision the job trains in once it runs; before, as requested (null: the worker's CPU will choose).",
+      }),
+    ),
     running_seconds: Type.Number({ description: 'Crucible: seconds spent running so far, over every attempt; time paused or queued does not count.' }),
     data_preparation: Nullable(PreparationRules),
     prepared_training_file: Nullable(Type.String({ description: 'The prepared file the job trained on.' })),
