@@ -39,6 +39,28 @@ export interface NativeKernels {
     c: Float32Array,
     ldc: number,
   ): void;
+  /**
+   * Crucible's bf16 product (throws without AVX512-BF16): c = alpha op(a) op(b) + beta c, each of a
+   * and b a Float32Array (rounded to bf16 as it is packed) or a Uint16Array of bf16 values (an
+   * activation saved in bf16); the same sums either way.
+   */
+  gemmBf16(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array | Uint16Array,
+    lda: number,
+    b: Float32Array | Uint16Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+  ): void;
+  /** out[i] = x[i] rounded to bf16 (to nearest even; as the packing of the bf16 product rounds), i < n. */
+  toBf16(x: Float32Array, out: Uint16Array, n: number): void;
   /** y[M, N] = x[M, K] w (+ bias[N]); w is [K, N], or [N, K] when transposedW. */
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, m: number, k: number, n: number, transposedW: boolean): void;
   /** out[N] = column sums of x[M, N]. */

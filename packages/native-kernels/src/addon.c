@@ -121,6 +121,56 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// An operand that is a Float32Array (rounded to bf16 as it is packed) or a Uint16Array of bf16 values.
+static const void* bf16_operand(napi_env env, napi_value v, int64_t need, int* is_bf16, bool* ok) {
+  napi_typedarray_type type;
+  size_t len;
+  void* data;
+  napi_value buf;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &buf, &off) != napi_ok || (type != napi_float32_array && type != napi_uint16_array) ||
+      need < 0 || (int64_t)len < need) {
+    *ok = false;
+    return NULL;
+  }
+  *is_bf16 = type == napi_uint16_array;
+  return data;
+}
+
+// gemmBf16(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc): Crucible's bf16 product
+// with a and b each a Float32Array or a Uint16Array of bf16 values (an activation saved in bf16)
+static napi_value GemmBf16(napi_env env, napi_callback_info info) {
+  ARGS(13);
+  bool ok = true;
+  int ta = flag(env, argv[0]), tb = flag(env, argv[1]);
+  int64_t M = integer(env, argv[2]), N = integer(env, argv[3]), Kd = integer(env, argv[4]);
+  int64_t lda = integer(env, argv[7]), ldb = integer(env, argv[9]), ldc = integer(env, argv[12]);
+  if (!ck_bf16_kernel_supported()) FAIL("gemmBf16: Crucible's bf16 kernel needs AVX512-BF16");
+  if (M < 1 || N < 1 || Kd < 1) FAIL("gemmBf16: bad shape");
+  if (lda < (ta ? M : Kd) || ldb < (tb ? Kd : N) || ldc < N) FAIL("gemmBf16: a leading dimension is smaller than its rows");
+  int abf = 0, bbf = 0;
+  const void* a = bf16_operand(env, argv[6], ta ? span(Kd, M, lda) : span(M, Kd, lda), &abf, &ok);
+  const void* b = bf16_operand(env, argv[8], tb ? span(N, Kd, ldb) : span(Kd, N, ldb), &bbf, &ok);
+  float* c = F32(11, span(M, N, ldc));
+  CHECK_ARRAYS("gemmBf16");
+  float alpha = (float)number(env, argv[5]), beta = (float)number(env, argv[10]);
+  if (alpha == 0.0f) FAIL("gemmBf16: alpha 0");
+  ck_bf16_gemm_operands(ta, tb, M, N, Kd, alpha, a, abf, lda, b, bbf, ldb, beta, c, ldc);
+  return NULL;
+}
+
+// toBf16(x: Float32Array, out: Uint16Array, n): out[i] = x[i] rounded to bf16 (nearest even)
+static napi_value ToBf16(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  bool ok = true;
+  int64_t n = integer(env, argv[2]);
+  float* x = F32(0, n);
+  uint16_t* y = (uint16_t*)array(env, argv[1], napi_uint16_array, n, false, &ok);
+  CHECK_ARRAYS("toBf16");
+  ck_bf16_convert(x, y, n);
+  return NULL;
+}
+
 // sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB)
 static napi_value Sgemm(napi_env env, napi_callback_info info) {
   ARGS(11);
@@ -651,6 +701,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"gemmBf16", NULL, GemmBf16, NULL, NULL, NULL, napi_default, NULL},
+      {"toBf16", NULL, ToBf16, NULL, NULL, NULL, napi_default, NULL},
       {"gemmTable", NULL, GemmTable, NULL, NULL, NULL, napi_default, NULL},
       {"linear", NULL, Linear, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},

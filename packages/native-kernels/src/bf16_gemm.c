@@ -138,6 +138,44 @@ static void pack_a(int ta, const float* A, int64_t lda, int64_t m0, int64_t k0, 
   }
 }
 
+// The same panels from operands already stored as bf16 (uint16, e.g. an activation saved in bf16 for
+// the backward pass): only a regrouping of 16-bit values into pairs, no rounding.
+static inline uint32_t pair16(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
+
+static void pack_b16(int tb, const uint16_t* B, int64_t ldb, int64_t k0, int64_t n0, int64_t kc, int64_t nc, uint32_t* restrict Bp) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < nc; p += NR, Bp += NR * kp) {
+    int64_t cols = nc - p < NR ? nc - p : NR;
+    for (int64_t q = 0; q < kp; q++) {
+      int64_t k = k0 + 2 * q, second = 2 * q + 1 < kc;
+      uint32_t* dst = Bp + q * NR;
+      int64_t j = 0;
+      if (!tb)
+        for (; j < cols; j++) dst[j] = pair16(B[k * ldb + n0 + p + j], second ? B[(k + 1) * ldb + n0 + p + j] : 0);
+      else
+        for (; j < cols; j++) dst[j] = pair16(B[(n0 + p + j) * ldb + k], second ? B[(n0 + p + j) * ldb + k + 1] : 0);
+      for (; j < NR; j++) dst[j] = 0;
+    }
+  }
+}
+
+static void pack_a16(int ta, const uint16_t* A, int64_t lda, int64_t m0, int64_t k0, int64_t mc, int64_t kc, uint32_t* restrict Ap) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp) {
+    int64_t rows = mc - p < MR ? mc - p : MR;
+    for (int64_t q = 0; q < kp; q++) {
+      int64_t k = k0 + 2 * q, second = 2 * q + 1 < kc;
+      uint32_t* dst = Ap + q * MR;
+      int64_t i = 0;
+      if (ta)
+        for (; i < rows; i++) dst[i] = pair16(A[k * lda + m0 + p + i], second ? A[(k + 1) * lda + m0 + p + i] : 0);
+      else
+        for (; i < rows; i++) dst[i] = pair16(A[(m0 + p + i) * lda + k], second ? A[(m0 + p + i) * lda + k + 1] : 0);
+      for (; i < MR; i++) dst[i] = 0;
+    }
+  }
+}
+
 // The 14 x 32 tile of kp pairs; C = alpha tile + beta C over its first mr x nr (beta 0 never reads C).
 static void microkernel(int64_t kp, const uint32_t* restrict Ap, const uint32_t* restrict Bp, float* restrict C, int64_t ldc, float alpha,
                         float beta, int64_t mr, int64_t nr) {
@@ -181,20 +219,34 @@ static uint32_t* grow(uint32_t** buf, size_t* cap, size_t n) {
 
 static int64_t round_up(int64_t x, int64_t to) { return ((x + to - 1) / to) * to; }
 
+// An operand: float32 (rounded as it is packed) or bf16 already.
+typedef struct {
+  const void* p;
+  int bf16;
+} operand;
+
+static inline float element(operand x, int64_t i) {
+  if (!x.bf16) return ck_bf16_round(((const float*)x.p)[i]);
+  uint32_t u = (uint32_t)((const uint16_t*)x.p)[i] << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
 // C[m0..m1, n0..n1) without buffers, the same sums: only where the packing buffers could not be allocated.
-static void gemm_unpacked(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
-                          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+static void gemm_unpacked(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, operand A, int64_t lda,
+                          operand B, int64_t ldb, float beta, float* C, int64_t ldc) {
   for (int64_t i = m0; i < m1; i++)
     for (int64_t j = n0; j < n1; j++) {
       float s = 0.0f;
-      for (int64_t k = 0; k < K; k++) s += ck_bf16_round(ta ? A[k * lda + i] : A[i * lda + k]) * ck_bf16_round(tb ? B[j * ldb + k] : B[k * ldb + j]);
+      for (int64_t k = 0; k < K; k++) s += element(A, ta ? k * lda + i : i * lda + k) * element(B, tb ? j * ldb + k : k * ldb + j);
       C[i * ldc + j] = beta == 0.0f ? alpha * s : alpha * s + beta * C[i * ldc + j];
     }
 }
 
 // C[m0..m1, n0..n1) on the calling thread.
-static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
-                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, operand A, int64_t lda,
+                       operand B, int64_t ldb, float beta, float* C, int64_t ldc) {
   int64_t M = m1 - m0, N = n1 - n0;
   int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
   uint32_t* Ap = grow(&buf_a, &cap_a, (size_t)(round_up(M < MC ? M : MC, MR) * kpMax));
@@ -208,10 +260,12 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
     for (int64_t pc = 0; pc < K; pc += KC) {
       int64_t kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
       float b = pc == 0 ? beta : 1.0f;
-      pack_b(tb, B, ldb, pc, n0 + jc, kc, nc, Bp);
+      if (B.bf16) pack_b16(tb, B.p, ldb, pc, n0 + jc, kc, nc, Bp);
+      else pack_b(tb, B.p, ldb, pc, n0 + jc, kc, nc, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         int64_t mc = M - ic < MC ? M - ic : MC;
-        pack_a(ta, A, lda, m0 + ic, pc, mc, kc, Ap);
+        if (A.bf16) pack_a16(ta, A.p, lda, m0 + ic, pc, mc, kc, Ap);
+        else pack_a(ta, A.p, lda, m0 + ic, pc, mc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           int64_t nr = nc - jr < NR ? nc - jr : NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -225,8 +279,9 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
 }
 
 
-int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                         float beta, float* C, int64_t ldc) {
+int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* Ap, int a_bf16, int64_t lda, const void* Bp,
+                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc) {
+  operand A = {Ap, a_bf16}, B = {Bp, b_bf16};
   if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f) return 0;  // the caller's float32 path handles C = beta C
   int threads = omp_in_parallel() || (double)M * N * K < PAR_MIN_FLOPS ? 1 : omp_get_max_threads();
   int64_t mTiles = (M + MR - 1) / MR, nTiles = (N + NR - 1) / NR;
@@ -247,11 +302,33 @@ int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
   return 1;
 }
 
+int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                         float beta, float* C, int64_t ldc) {
+  return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc);
+}
+
+void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i*)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  for (; i < n; i++) y[i] = round_bf16(x[i]);
+}
+
 #else
 int ck_bf16_kernel_supported(void) { return 0; }
 int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                          float beta, float* C, int64_t ldc) {
   return 0;
+}
+int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int a_bf16, int64_t lda, const void* B,
+                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc) {
+  return 0;
+}
+void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, x + i, 4);
+    y[i] = (uint16_t)(u >> 16);
+  }
 }
 float ck_bf16_round(float x) { return x; }
 #endif

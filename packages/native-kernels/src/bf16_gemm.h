@@ -10,6 +10,11 @@ int ck_bf16_kernel_supported(void);
  */
 int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                          float beta, float* C, int64_t ldc);
+/** The same with either operand already stored as bf16 (uint16: a_bf16 / b_bf16 = 1); leading dimensions in elements. */
+int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int a_bf16, int64_t lda, const void* B,
+                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc);
+/** y[i] = x[i] rounded to bf16 (nearest even, denormals to zero, as the instruction rounds). */
+void ck_bf16_convert(const float* x, uint16_t* y, int64_t n);
 /** x rounded to the nearest bf16 (ties to even), as a float. */
 float ck_bf16_round(float x);
 #endif

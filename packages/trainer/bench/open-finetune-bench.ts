@@ -4,7 +4,8 @@
 // and without activation checkpointing. Each case runs in its own process so that its peak RSS is
 // its own, then the same case on a PyTorch model of the same shape (torch_llama.py; Debian's
 // python3-torch, installed when missing); prints ms/step, tokens/s and peak RSS of both.
-// Usage: npm run bench:open-finetune [-- --steps 2] [-- --batch 4] [-- --seq 512] [-- --crucible-only]
+// --precision bf16 runs Crucible's steps in bf16 (PyTorch's stay float32).
+// Usage: npm run bench:open-finetune [-- --steps 2] [-- --batch 4] [-- --seq 512] [-- --crucible-only] [-- --precision bf16]
 //        [-- --only 'smollm2-135m lora']
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,6 +22,7 @@ const arg = (k: string, d: number) => {
 const STEPS = arg('--steps', 2);
 const BATCH = arg('--batch', 4);
 const SEQ = arg('--seq', 512);
+const PRECISION = process.argv.includes('--precision') && process.argv[process.argv.indexOf('--precision') + 1] === 'bf16' ? 'bf16' : 'float32';
 
 const LORA = { type: 'lora' as const, rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as LoraTarget[] };
 interface Case {
@@ -63,6 +65,7 @@ async function runOne(name: string): Promise<Row> {
     evalInterval: 0,
     evalBatches: 1,
     activationCheckpointing: c.checkpoint,
+    precision: PRECISION,
     schedule: { kind: 'constant', lr, minLr: lr, warmupSteps: 0, decaySteps: STEPS + 1 },
   });
   const trainer = new T.Trainer(model, tok, tc, { train: ids, val: ids.subarray(0, BATCH * SEQ + 1) });
@@ -136,7 +139,21 @@ if (only >= 0) {
   for (const name of Object.keys(CASES)) {
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--steps', String(STEPS), '--batch', String(BATCH), '--seq', String(SEQ), '--only', name],
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--steps',
+        String(STEPS),
+        '--batch',
+        String(BATCH),
+        '--seq',
+        String(SEQ),
+        '--precision',
+        PRECISION,
+        '--only',
+        name,
+      ],
       {
         encoding: 'utf8',
         env: process.env,

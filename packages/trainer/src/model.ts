@@ -169,6 +169,23 @@ export class Transformer {
     return tf.tidy(() => this.headFlat(this.hidden(idx, opts)));
   }
 
+  /**
+   * What a causal loss needs to run the head itself without holding the [B * T, V] logits
+   * (linearCrossEntropy): the final hidden states [B * T, C], the head's weight [V, C] and its
+   * parameter's name. Undefined for bert, whose head has a transform and a bias.
+   */
+  headInput(idx: tf.Tensor2D, opts: ForwardOptions = {}): { h: tf.Tensor2D; head: tf.Variable; name: string } | undefined {
+    const c = this.config;
+    if (c.arch === 'bert') return undefined;
+    const name = c.tiedEmbeddings ? (c.arch === 'llama' ? 'model.embed_tokens.weight' : 'wte.weight') : 'lm_head.weight';
+    const h = tf.tidy(() => {
+      const x = this.hidden(idx, opts);
+      const [B, T, C] = x.shape;
+      return x.reshape([B * T, C]) as tf.Tensor2D;
+    });
+    return { h, head: this.param(name), name };
+  }
+
   /** The head over hidden states [B, T, C] -> logits [B * T, V]. */
   private headFlat(x: tf.Tensor3D): tf.Tensor2D {
     return tf.tidy(() => {

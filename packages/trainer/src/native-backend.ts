@@ -25,6 +25,7 @@ export const K = {
   attention: 'CrucibleAttention',
   attentionGrad: 'CrucibleAttentionGrad',
   crossEntropy: 'CrucibleCrossEntropy',
+  linearCrossEntropy: 'CrucibleLinearCrossEntropy',
   rmsNorm: 'CrucibleRmsNorm',
   rmsNormGrad: 'CrucibleRmsNormGrad',
   rope: 'CrucibleRope',
@@ -391,6 +392,70 @@ export function registerNativeBackend(k: NativeKernels): void {
     return [out(bk, [], Float32Array.of(loss)), out(bk, [N, V], d)];
   });
 
+  // The head and the loss in chunks of rows (ops.ts's linearCrossEntropy): h [N, C], w [V, C]
+  // (the head, transposed), targets [N], weights [N]; the loss, never the [N, V] logits. Each chunk's
+  // logits and their gradient live in two scratch buffers of rows x V.
+  const chunkedCrossEntropy = (
+    bk: MathBackendCPU,
+    inputs: { h: Info; w: Info; targets: Info; weights: Info },
+    rows: number,
+    onChunk: (s: number, r: number, dlogits: Float32Array, scale: number) => void,
+  ): number => {
+    const [N, C] = inputs.h.shape as [number, number];
+    const V = inputs.w.shape[0] as number;
+    const h = f32(bk, inputs.h);
+    const w = f32(bk, inputs.w);
+    const ids = bk.data.get(inputs.targets.dataId)?.values;
+    if (!(ids instanceof Int32Array)) throw new TypeError('native linearCrossEntropy: targets must be int32');
+    const weights = f32(bk, inputs.weights);
+    let total = 0;
+    for (let i = 0; i < N; i++) total += weights[i] as number;
+    total = Math.max(total, 1e-12);
+    const logits = alloc(bk, Math.min(rows, N) * V);
+    const d = alloc(bk, Math.min(rows, N) * V);
+    let sum = 0;
+    try {
+      for (let s = 0; s < N; s += rows) {
+        const r = Math.min(rows, N - s);
+        let part = 0;
+        for (let i = s; i < s + r; i++) part += weights[i] as number;
+        const lg = logits.subarray(0, r * V);
+        const dl = d.subarray(0, r * V);
+        k.linear(h.subarray(s * C, (s + r) * C), w, null, lg, r, C, V, true);
+        // the chunk's weighted mean and its gradient scaled by the chunk's own total: rescaled to the whole
+        const mean = k.crossEntropy(lg, ids.subarray(s, s + r), weights.subarray(s, s + r), dl, r, V);
+        sum += mean * Math.max(part, 1e-12);
+        onChunk(s, r, dl, Math.max(part, 1e-12) / total);
+      }
+    } finally {
+      (bk as NativeBackend).pool.release(logits);
+      (bk as NativeBackend).pool.release(d);
+    }
+    return sum / total;
+  };
+  // [loss, dh, dw]: with `gradients`, the gradients of the loss (dy = 1) as each chunk's logits are
+  // at hand, so the backward pass only scales them (no second pass over the logits); dw only with
+  // `headGradient` ([1] otherwise, as dh without `gradients`).
+  reg(K.linearCrossEntropy, ({ inputs, attrs, backend }) => {
+    const { h, w } = inputs as { h: Info; w: Info };
+    const { rows, gradients, headGradient } = attrs as unknown as { rows: number; gradients: boolean; headGradient: boolean };
+    const bk = be(backend);
+    const [N, C] = h.shape as [number, number];
+    const V = w.shape[0] as number;
+    const hv = f32(bk, h);
+    const wv = f32(bk, w);
+    const dh = gradients ? alloc(bk, N * C) : new Float32Array(1);
+    const dw = gradients && headGradient ? alloc(bk, V * C) : new Float32Array(1);
+    let first = true;
+    const loss = chunkedCrossEntropy(bk, inputs as never, rows, (s, r, dl, scale) => {
+      if (!gradients) return;
+      k.gemm('auto', false, false, r, C, V, scale, dl, V, wv, C, 0, dh.subarray(s * C), C);
+      if (headGradient) k.gemm('auto', true, false, V, C, r, scale, dl, V, hv.subarray(s * C), C, first ? 0 : 1, dw, C);
+      first = false;
+    });
+    return [out(bk, [], Float32Array.of(loss)), out(bk, gradients ? [N, C] : [1], dh), out(bk, gradients && headGradient ? [V, C] : [1], dw)];
+  });
+
   registerDecoderKernels(k, reg);
   registerGradients();
 }
@@ -589,6 +654,28 @@ function registerGradients(): void {
         k: () => dk as tf.Tensor,
         v: () => dv as tf.Tensor,
         keyBias: () => tf.zeros([(q as tf.Tensor).shape[0] as number, (key as tf.Tensor).shape[1] as number]),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.linearCrossEntropy,
+    inputsToSave: ['targets'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [targets, dh, dw] = saved as tf.Tensor[];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
+      const { gradients, headGradient } = attrs as unknown as { gradients: boolean; headGradient: boolean };
+      if (!gradients) throw new Error('linearCrossEntropy: gradients asked of a call made without them (gradients: false)');
+      // the loss is usually the end of the graph (dy = 1): the gradients are those computed already
+      const scaled = (g: tf.Tensor) => (dy.dataSync()[0] === 1 ? tf.clone(g) : tf.mul(g, dy));
+      return {
+        h: () => scaled(dh as tf.Tensor),
+        w: () => {
+          if (!headGradient) throw new Error("linearCrossEntropy: the head's gradient was asked of a call that declared it frozen");
+          return scaled(dw as tf.Tensor);
+        },
+        targets: () => tf.zeros((targets as tf.Tensor).shape),
+        weights: () => tf.zeros((targets as tf.Tensor).shape),
       };
     },
   });

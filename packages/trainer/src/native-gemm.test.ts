@@ -241,6 +241,37 @@ describe.skipIf(!ownBf16)(`Crucible's bf16 product (${ownBf16 ? 'AVX512-BF16' : 
     expect(Number.isNaN(nan[0])).toBe(true);
   });
 
+  it('takes operands already in bf16 (toBf16) and gives the same numbers bit for bit', () => {
+    if (!k) return;
+    for (const [M, N, K] of [
+      [37, 45, 71],
+      [130, 33, 1030],
+    ] as const)
+      for (const [ta, tb] of VARIANTS) {
+        const a = rand(M * K, M + K);
+        const b = rand(K * N, N + K);
+        const a16 = new Uint16Array(a.length);
+        const b16 = new Uint16Array(b.length);
+        k.toBf16(a, a16, a.length);
+        k.toBf16(b, b16, b.length);
+        // the conversion rounds as an independent rounding does
+        expect(Array.from(a16.slice(0, 50), (u) => new Float32Array(new Uint32Array([u << 16]).buffer)[0])).toEqual(Array.from(a.slice(0, 50), toBf16));
+        const lda = ta ? M : K;
+        const ldb = tb ? K : N;
+        const want = new Float32Array(M * N);
+        k.gemm('bf16', ta, tb, M, N, K, 1, a, lda, b, ldb, 0, want, N);
+        for (const [x, y] of [
+          [a16, b],
+          [a, b16],
+          [a16, b16],
+        ] as const) {
+          const got = new Float32Array(M * N);
+          k.gemmBf16(ta, tb, M, N, K, 1, x, lda, y, ldb, 0, got, N);
+          expect(got, `${M} x ${N} x ${K}, ${ta} ${tb}, ${x.constructor.name} ${y.constructor.name}`).toEqual(want);
+        }
+      }
+  });
+
   it("setPrecision('bf16') runs products wider than 16 columns on it, narrower ones in float32", () => {
     if (!k) return;
     const [M, K] = [50, 90];

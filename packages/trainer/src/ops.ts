@@ -145,6 +145,106 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?
   return f(logits) as tf.Scalar;
 }
 
+/** Rows per chunk of linearCrossEntropy: about this many floats of logits at a time (128 MB; the native kernels hold two buffers of half that). */
+export const LINEAR_CE_CHUNK_FLOATS = 32 * 2 ** 20;
+
+/**
+ * The cross-entropy of the logits h W^T (h [N, C], W [V, C], the language-model head), as
+ * crossEntropy(linear(h, W, undefined, true), targets, weights), without ever holding the [N, V]
+ * logits or their gradient: the rows run in chunks of `chunkRows` (default: LINEAR_CE_CHUNK_FLOATS
+ * / V), the forward pass keeps each row's log-sum-exp, and the backward pass recomputes each
+ * chunk's logits into its softmax gradient, multiplies it out and drops it. On a Qwen2.5-0.5B
+ * shape at 4,096 tokens the logits and their gradient are 5 GB; the chunks, 128 MB at a time.
+ * On the native backend one kernel does it (native-backend.ts): while gradients are being recorded it
+ * computes them in the same pass (the loss is the end of the graph), so no logits are recomputed.
+ * W's gradient is computed only when `headTrainable` (a frozen head under LoRA needs none).
+ */
+export function linearCrossEntropy(
+  h: tf.Tensor2D,
+  head: tf.Tensor2D,
+  targets: tf.Tensor1D,
+  weights: tf.Tensor1D | undefined,
+  opts: { headTrainable: boolean; chunkRows?: number },
+): tf.Scalar {
+  const [n, c] = h.shape;
+  const v = head.shape[0];
+  const rows = Math.max(1, opts.chunkRows ?? Math.max(16, Math.floor(LINEAR_CE_CHUNK_FLOATS / v)));
+  const chunks: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += rows) chunks.push([s, Math.min(n, s + rows)]);
+  const w = weights ?? tf.ones([n]);
+  if (fusedKernels()) {
+    // the native kernel: two scratch buffers of rows x V, the products on the GEMM, and the
+    // gradients computed in the same pass while gradients are being recorded
+    // at least 256 rows: each chunk's two products pack the whole head again (and round it, in bf16)
+    const native = Math.max(1, opts.chunkRows ?? Math.max(256, Math.floor(LINEAR_CE_CHUNK_FLOATS / 2 / v)));
+    const gradients = (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+    const attrs = { rows: native, gradients, headGradient: gradients && opts.headTrainable };
+    return (runFused(K.linearCrossEntropy, { h, w: head, targets, weights: w }, attrs) as tf.Tensor[])[0] as tf.Scalar;
+  }
+  const total = tf.maximum(tf.sum(w), 1e-12);
+  const scale = tf.div(w, total) as tf.Tensor1D;
+  const chunkLogits = (x: tf.Tensor, W: tf.Tensor, s: number, e: number) => tf.matMul(x.slice([s, 0], [e - s, c]), W, false, true) as tf.Tensor2D;
+  // Tensors the gradient needs go through save(): closures over them would see them disposed.
+  const run = (x: tf.Tensor, W: tf.Tensor, save: tf.GradSaveFunc) => {
+    const lses: tf.Tensor[] = [];
+    let sum = tf.scalar(0);
+    for (const [s, e] of chunks) {
+      const [lse, part] = tf.tidy(() => {
+        const logits = chunkLogits(x, W, s, e);
+        const l = tf.logSumExp(logits, 1);
+        // the target's logit of each row, picked from the flattened chunk
+        const at = tf.add(tf.mul(tf.range(0, e - s, 1, 'int32'), tf.scalar(v, 'int32')), targets.slice(s, e - s));
+        const picked = tf.gather(logits.reshape([-1]), at);
+        return [l, tf.sum(tf.mul(tf.sub(l, picked), scale.slice(s, e - s)))];
+      });
+      lses.push(lse);
+      const next = tf.add(sum, part);
+      tf.dispose([sum, part]);
+      sum = next as tf.Scalar;
+    }
+    const lse = tf.concat(lses);
+    tf.dispose(lses);
+    save([x, W, lse, targets, scale]);
+    return sum as tf.Scalar;
+  };
+  // d loss / d logits = scale_i (softmax_i - onehot_i) dy, one chunk at a time
+  const grads = (dy: tf.Tensor, saved: tf.Tensor[], wantHead: boolean): tf.Tensor[] => {
+    const [x, W, lse, t, sc] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+    const parts: tf.Tensor[] = [];
+    let dW: tf.Tensor | undefined;
+    for (const [s, e] of chunks) {
+      const [dx, dw] = tf.tidy(() => {
+        const logits = chunkLogits(x, W, s, e);
+        const probs = tf.exp(tf.sub(logits, lse.slice(s, e - s).reshape([e - s, 1])));
+        const g = tf.mul(tf.sub(probs, tf.oneHot(t.slice(s, e - s), v)), tf.mul(sc.slice(s, e - s), dy).reshape([e - s, 1]));
+        return [tf.matMul(g, W), wantHead ? tf.matMul(g, x.slice([s, 0], [e - s, c]), true, false) : tf.scalar(0)];
+      });
+      parts.push(dx);
+      if (wantHead) {
+        const next = dW ? tf.add(dW, dw) : dw;
+        if (dW) tf.dispose([dW, dw]);
+        dW = next;
+      } else dw.dispose();
+    }
+    const dx = tf.concat(parts);
+    tf.dispose(parts);
+    return wantHead ? [dx, dW as tf.Tensor] : [dx];
+  };
+  if (opts.headTrainable) {
+    const f = customGrad<(x: tf.Tensor, W: tf.Tensor) => tf.Tensor>((x: tf.Tensor, W: tf.Tensor, save: tf.GradSaveFunc) => ({
+      value: run(x, W, save),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => grads(dy as tf.Tensor, saved, true),
+    }));
+    return f(h, head) as tf.Scalar;
+  }
+  // a frozen head is not an input of the op: no gradient is computed (or allocated) for it
+  const f = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => ({
+    value: run(x, head, save),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => grads(dy as tf.Tensor, saved, false),
+  }));
+  return f(h) as tf.Scalar;
+}
+
 /** Inverted dropout with an explicit seed, so a step's masks are reproducible. */
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (rate <= 0) return x;

@@ -33,7 +33,7 @@ import {
   sampleGroup,
 } from './grpo';
 import type { Transformer } from './model';
-import { crossEntropy } from './ops';
+import { crossEntropy, linearCrossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
 import { PackedSource, packedEvalBatches, streamExamples } from './packing';
 import {
@@ -217,7 +217,10 @@ export class Trainer {
       if (!p || p.val.length === 0) throw new RangeError('a dpo run needs training and validation preference pairs');
       const norm = (config.dpo as DpoConfig).lengthNormalize;
       // the reference is the model as it starts (with LoRA: the base, its adapters still zero)
-      const reference = p.reference ?? { train: referenceLogProbs(model, p.train, T, B, norm), val: referenceLogProbs(model, p.val, T, B, norm) };
+      // in the run's precision: at step 0 the policy's log-probabilities equal the reference's exactly
+      const reference =
+        p.reference ??
+        withPrecision(config.precision, () => ({ train: referenceLogProbs(model, p.train, T, B, norm), val: referenceLogProbs(model, p.val, T, B, norm) }));
       this.pairs = { data: p, reference, evalIds: Array.from({ length: Math.min(p.val.length, config.evalBatches * B) }, (_, i) => i) };
       this.source = new PairSource(p.train.length, B, dataSeed);
       this.evalSet = [];
@@ -570,12 +573,29 @@ export class Trainer {
 }
 
 /** Weighted cross-entropy of one batch (the training objective). */
-export function batchLoss(model: Transformer, batch: Batch, training: boolean, seed = 0, checkpointActivations = false): tf.Scalar {
+/** Logits larger than this (bytes) are never held: the causal loss runs the head in chunks (linearCrossEntropy). */
+export const CHUNKED_HEAD_BYTES = 256 * 2 ** 20;
+
+/** The loss of a batch; logits over `chunkedHeadBytes` are never held (the head runs in chunks of rows with the loss). */
+export function batchLoss(
+  model: Transformer,
+  batch: Batch,
+  training: boolean,
+  seed = 0,
+  checkpointActivations = false,
+  chunkedHeadBytes = CHUNKED_HEAD_BYTES,
+): tf.Scalar {
   return tf.tidy(() => {
     const { B, T } = batch;
-    const logits = model.forwardFlat(tf.tensor2d(batch.x, [B, T], 'int32'), { training, seed, checkpointActivations, packing: batch.packing });
+    const idx = tf.tensor2d(batch.x, [B, T], 'int32');
+    const opts = { training, seed, checkpointActivations, packing: batch.packing };
     const w = batch.w ? tf.tensor1d(batch.w) : undefined;
-    return crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), w);
+    const y = tf.tensor1d(batch.y, 'int32');
+    if (B * T * model.config.vocabSize * 4 > chunkedHeadBytes) {
+      const viaHead = model.headInput(idx, opts);
+      if (viaHead) return linearCrossEntropy(viaHead.h, viaHead.head as tf.Tensor2D, y, w, { headTrainable: model.trainable().has(viaHead.name) });
+    }
+    return crossEntropy(model.forwardFlat(idx, opts), y, w);
   });
 }
 
