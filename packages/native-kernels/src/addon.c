@@ -123,18 +123,10 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
 
 // An operand that is a Float32Array (rounded to bf16 as it is packed) or a Uint16Array of bf16 values.
 static const void* bf16_operand(napi_env env, napi_value v, int64_t need, int* is_bf16, bool* ok) {
-  napi_typedarray_type type;
-  size_t len;
-  void* data;
-  napi_value buf;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, &len, &data, &buf, &off) != napi_ok || (type != napi_float32_array && type != napi_uint16_array) ||
-      need < 0 || (int64_t)len < need) {
-    *ok = false;
-    return NULL;
-  }
-  *is_bf16 = type == napi_uint16_array;
-  return data;
+  bool f32 = true;
+  const void* data = array(env, v, napi_float32_array, need, false, &f32);
+  *is_bf16 = !f32;
+  return f32 ? data : array(env, v, napi_uint16_array, need, false, ok);
 }
 
 // gemmBf16(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc): Crucible's bf16 product

@@ -11,6 +11,8 @@
 // Threads split C by rows or columns as in blocked_gemm.c, so results do not depend on their count.
 #include "bf16_gemm.h"
 
+#include "gemm.h"
+
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,6 +68,23 @@ static inline __m512i pairs16(__m512 lo, __m512 hi) {
   return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
 }
 
+// The pairs of one contiguous run of kc floats (a row of B in the transposed case, of A in the
+// plain one) into every `stride`-th element of dst; zeros for a padding row (src NULL).
+static void pack_row_pairs(const float* src, int64_t kc, uint32_t* dst, int64_t stride) {
+  int64_t kp = (kc + 1) / 2, q = 0;
+  if (!src) {
+    for (; q < kp; q++) dst[q * stride] = 0;
+    return;
+  }
+  for (; 2 * q + 32 <= kc; q += 16) {
+    __m512 a = _mm512_loadu_ps(src + 2 * q), b = _mm512_loadu_ps(src + 2 * q + 16);
+    uint32_t t[16] __attribute__((aligned(64)));
+    _mm512_store_si512(t, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    for (int i = 0; i < 16; i++) dst[(q + i) * stride] = t[i];
+  }
+  for (; q < kp; q++) dst[q * stride] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0.0f);
+}
+
 // op(B)[k0 + k][n0 + j] for k < kc, j < nc into 32-wide panels of k pairs: Bp[panel][k / 2][j] is the
 // 32-bit pair (k, k + 1) of column j; zero-padded in j and in an odd last k.
 static void pack_b(int tb, const float* B, int64_t ldb, int64_t k0, int64_t n0, int64_t kc, int64_t nc, uint32_t* restrict Bp) {
@@ -86,21 +105,7 @@ static void pack_b(int tb, const float* B, int64_t ldb, int64_t k0, int64_t n0, 
         }
       }
     } else {  // op(B)[k][n] = B[n][k]: a pair is two adjacent floats of a row of B
-      for (int64_t j = 0; j < NR; j++) {
-        if (j >= cols) {
-          for (int64_t q = 0; q < kp; q++) Bp[q * NR + j] = 0;
-          continue;
-        }
-        const float* src = B + (n0 + p + j) * ldb + k0;
-        int64_t q = 0;
-        for (; 2 * q + 32 <= kc; q += 16) {
-          __m512 a = _mm512_loadu_ps(src + 2 * q), b = _mm512_loadu_ps(src + 2 * q + 16);
-          uint32_t t[16] __attribute__((aligned(64)));
-          _mm512_store_si512(t, (__m512i)_mm512_cvtne2ps_pbh(b, a));
-          for (int i = 0; i < 16; i++) Bp[(q + i) * NR + j] = t[i];
-        }
-        for (; q < kp; q++) Bp[q * NR + j] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0.0f);
-      }
+      for (int64_t j = 0; j < NR; j++) pack_row_pairs(j < cols ? B + (n0 + p + j) * ldb + k0 : NULL, kc, Bp + j, NR);
     }
   }
 }
@@ -119,21 +124,7 @@ static void pack_a(int ta, const float* A, int64_t lda, int64_t m0, int64_t k0, 
         _mm512_mask_storeu_epi32(Ap + q * MR, 0x3fff, pairs16(lo, hi));
       }
     } else {  // a pair is two adjacent floats of a row of A
-      for (int64_t i = 0; i < MR; i++) {
-        if (i >= rows) {
-          for (int64_t q = 0; q < kp; q++) Ap[q * MR + i] = 0;
-          continue;
-        }
-        const float* src = A + (m0 + p + i) * lda + k0;
-        int64_t q = 0;
-        for (; 2 * q + 32 <= kc; q += 16) {
-          __m512 a = _mm512_loadu_ps(src + 2 * q), b = _mm512_loadu_ps(src + 2 * q + 16);
-          uint32_t t[16] __attribute__((aligned(64)));
-          _mm512_store_si512(t, (__m512i)_mm512_cvtne2ps_pbh(b, a));
-          for (int j = 0; j < 16; j++) Ap[(q + j) * MR + i] = t[j];
-        }
-        for (; q < kp; q++) Ap[q * MR + i] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0.0f);
-      }
+      for (int64_t i = 0; i < MR; i++) pack_row_pairs(i < rows ? A + (m0 + p + i) * lda + k0 : NULL, kc, Ap + i, MR);
     }
   }
 }
@@ -205,17 +196,8 @@ static void microkernel(int64_t kp, const uint32_t* restrict Ap, const uint32_t*
     }
 }
 
-static __thread uint32_t *buf_a, *buf_b;
+static __thread void *buf_a, *buf_b;
 static __thread size_t cap_a, cap_b;
-
-static uint32_t* grow(uint32_t** buf, size_t* cap, size_t n) {
-  if (n > *cap) {
-    free(*buf);
-    *buf = aligned_alloc(64, ((n * sizeof(uint32_t) + 63) / 64) * 64);
-    *cap = *buf ? n : 0;
-  }
-  return *buf;
-}
 
 static int64_t round_up(int64_t x, int64_t to) { return ((x + to - 1) / to) * to; }
 
@@ -249,8 +231,8 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
                        operand B, int64_t ldb, float beta, float* C, int64_t ldc) {
   int64_t M = m1 - m0, N = n1 - n0;
   int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
-  uint32_t* Ap = grow(&buf_a, &cap_a, (size_t)(round_up(M < MC ? M : MC, MR) * kpMax));
-  uint32_t* Bp = grow(&buf_b, &cap_b, (size_t)(round_up(N < NC ? N : NC, NR) * kpMax));
+  uint32_t* Ap = ck_packing_buffer(&buf_a, &cap_a, (size_t)(round_up(M < MC ? M : MC, MR) * kpMax) * sizeof(uint32_t));
+  uint32_t* Bp = ck_packing_buffer(&buf_b, &cap_b, (size_t)(round_up(N < NC ? N : NC, NR) * kpMax) * sizeof(uint32_t));
   if (!Ap || !Bp) {
     gemm_unpacked(ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
@@ -284,10 +266,9 @@ int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float
   operand A = {Ap, a_bf16}, B = {Bp, b_bf16};
   if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f) return 0;  // the caller's float32 path handles C = beta C
   int threads = omp_in_parallel() || (double)M * N * K < PAR_MIN_FLOPS ? 1 : omp_get_max_threads();
-  int64_t mTiles = (M + MR - 1) / MR, nTiles = (N + NR - 1) / NR;
-  int byRows = mTiles >= threads * 4 || mTiles * MR >= nTiles * NR;
-  int64_t tiles = byRows ? mTiles : nTiles;
-  if (threads > tiles) threads = (int)tiles;
+  int byRows;
+  int64_t tiles;
+  threads = ck_split(M, N, MR, NR, threads, &byRows, &tiles);
   if (threads <= 1) {
     gemm_range(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return 1;

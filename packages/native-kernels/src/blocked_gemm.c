@@ -166,17 +166,8 @@ static void pack_b(int tb, const float* B, int64_t ldb, int64_t k0, int64_t n0, 
 }
 
 // Per-thread packing buffers, kept between calls (64-byte aligned for the vector loads).
-static __thread float *buf_a, *buf_b;
+static __thread void *buf_a, *buf_b;
 static __thread size_t cap_a, cap_b;
-
-static float* grow(float** buf, size_t* cap, size_t n) {
-  if (n > *cap) {
-    free(*buf);
-    *buf = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
-    *cap = *buf ? n : 0;
-  }
-  return *buf;
-}
 
 static int round_up(int64_t x, int64_t to) { return (int)(((x + to - 1) / to) * to); }
 
@@ -196,8 +187,8 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   int64_t M = m1 - m0, N = n1 - n0;
   int64_t kcMax = K < KC ? K : KC;
-  float* Ap = grow(&buf_a, &cap_a, (size_t)round_up(M < MC ? M : MC, MR) * kcMax);
-  float* Bp = grow(&buf_b, &cap_b, (size_t)round_up(N < NC ? N : NC, NR) * kcMax);
+  float* Ap = ck_packing_buffer(&buf_a, &cap_a, (size_t)round_up(M < MC ? M : MC, MR) * kcMax * sizeof(float));
+  float* Bp = ck_packing_buffer(&buf_b, &cap_b, (size_t)round_up(N < NC ? N : NC, NR) * kcMax * sizeof(float));
   if (!Ap || !Bp) {
     gemm_unpacked(ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
@@ -307,11 +298,9 @@ void CK_BLOCKED_GEMM(int ta, int tb, int64_t M, int64_t N, int64_t K, float alph
     if (!ta && narrow(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads)) return;
     if (ta && narrow_transposed(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   }
-  // split the longer side (in whole tiles) so that every thread packs only its own share of it
-  int64_t mTiles = (M + MR - 1) / MR, nTiles = (N + NR - 1) / NR;
-  int byRows = mTiles >= threads * 4 || mTiles * MR >= nTiles * NR;
-  int64_t tiles = byRows ? mTiles : nTiles;
-  if (threads > tiles) threads = (int)tiles;
+  int byRows;
+  int64_t tiles;
+  threads = ck_split(M, N, MR, NR, threads, &byRows, &tiles);
   if (threads <= 1) {
     gemm_range(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;

@@ -241,15 +241,21 @@ int ck_gemm_use_bf16(int on) {
   return bf16 != 0;
 }
 
+// The product on Crucible's bf16 kernel when the mode runs there and it is wider than 16 columns;
+// 0 when it is not (the caller runs it in float32).
+static int on_own_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float beta, float* C, int64_t ldc) {
+  return bf16 == BF16_OWN && N > 16 && ck_bf16_blocked_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void ck_gemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                  float beta, float* C, int64_t ldc) {
-  if (bf16 == BF16_OWN && N > 16 && ck_bf16_blocked_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-  blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
              float* C, int64_t ldc) {
-  if (bf16 == BF16_OWN && N > 16 && ck_bf16_blocked_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
 #ifdef CRUCIBLE_DNNL
   if (bf16 == BF16_ONEDNN && N > 16 && alpha == 1.0f && beta == 0.0f && lda == (ta ? M : K) && ldb == (tb ? K : N) && ldc == N &&
       ck_bf16_gemm(A, B, C, M, N, K, ta, tb))

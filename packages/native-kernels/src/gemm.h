@@ -2,6 +2,7 @@
 #ifndef CRUCIBLE_GEMM_H
 #define CRUCIBLE_GEMM_H
 #include <stdint.h>
+#include <stdlib.h>
 
 /** The libraries that can run a float32 product; only CK_GEMM_CRUCIBLE is always built in. */
 enum { CK_GEMM_CRUCIBLE = 0, CK_GEMM_ONEDNN = 1, CK_GEMM_OPENBLAS = 2, CK_GEMM_LIBRARIES = 3, CK_GEMM_AUTO = -1 };
@@ -40,4 +41,28 @@ int ck_gemm_use_bf16(int on);
 int ck_gemm_bf16(void);
 /** What bf16 products run on here ("AVX512-BF16 on Crucible's kernel", "AMX-BF16 on oneDNN"), or NULL. */
 const char* ck_gemm_bf16_engine(void);
+
+// ---- shared by Crucible's float32 and bf16 products (blocked_gemm.c, bf16_gemm.c) ----
+
+/** A packing buffer of at least `bytes`, 64-byte aligned, kept between calls; NULL when it cannot be allocated. */
+static inline void* ck_packing_buffer(void** buf, size_t* cap, size_t bytes) {
+  if (bytes > *cap) {
+    free(*buf);
+    *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    *cap = *buf ? bytes : 0;
+  }
+  return *buf;
+}
+
+/**
+ * How a product splits over `threads`: in whole mr-tall row tiles or nr-wide column tiles of C,
+ * along the longer side so that each thread packs only its own share of it. Sets *byRows and
+ * *tiles; returns the threads to use (at most one per tile).
+ */
+static inline int ck_split(int64_t M, int64_t N, int64_t mr, int64_t nr, int threads, int* byRows, int64_t* tiles) {
+  int64_t mTiles = (M + mr - 1) / mr, nTiles = (N + nr - 1) / nr;
+  *byRows = mTiles >= threads * 4 || mTiles * mr >= nTiles * nr;
+  *tiles = *byRows ? mTiles : nTiles;
+  return threads > *tiles ? (int)*tiles : threads;
+}
 #endif

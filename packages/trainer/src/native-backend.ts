@@ -563,6 +563,13 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
   });
 }
 
+/**
+ * A loss kernel's gradient computed in its forward pass (for dy = 1), times the dy that reaches it.
+ * The loss usually ends the graph (dy = 1): then it is the gradient as it is, with no second tensor
+ * of its size.
+ */
+const scaledByLossGradient = (g: tf.Tensor, dy: tf.Tensor) => (dy.dataSync()[0] === 1 ? tf.clone(g) : tf.mul(g, dy));
+
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
   tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
 
@@ -666,8 +673,7 @@ function registerGradients(): void {
       const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
       const { gradients, headGradient } = attrs as unknown as { gradients: boolean; headGradient: boolean };
       if (!gradients) throw new Error('linearCrossEntropy: gradients asked of a call made without them (gradients: false)');
-      // the loss is usually the end of the graph (dy = 1): the gradients are those computed already
-      const scaled = (g: tf.Tensor) => (dy.dataSync()[0] === 1 ? tf.clone(g) : tf.mul(g, dy));
+      const scaled = (g: tf.Tensor) => scaledByLossGradient(g, dy);
       return {
         h: () => scaled(dh as tf.Tensor),
         w: () => {
@@ -687,9 +693,7 @@ function registerGradients(): void {
       const [targets, dlogits] = saved as [tf.Tensor, tf.Tensor];
       const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
       return {
-        // the loss is usually the end of the graph (dy = 1): then dlogits is the gradient, with no
-        // second [N, V] tensor
-        logits: () => (dy.dataSync()[0] === 1 ? tf.clone(dlogits) : tf.mul(dlogits, dy)),
+        logits: () => scaledByLossGradient(dlogits as tf.Tensor, dy),
         targets: () => tf.zeros(targets.shape),
         weights: () => tf.zeros(targets.shape),
       };

@@ -168,9 +168,6 @@ export function linearCrossEntropy(
 ): tf.Scalar {
   const [n, c] = h.shape;
   const v = head.shape[0];
-  const rows = Math.max(1, opts.chunkRows ?? Math.max(16, Math.floor(LINEAR_CE_CHUNK_FLOATS / v)));
-  const chunks: Array<[number, number]> = [];
-  for (let s = 0; s < n; s += rows) chunks.push([s, Math.min(n, s + rows)]);
   const w = weights ?? tf.ones([n]);
   if (fusedKernels()) {
     // the native kernel: two scratch buffers of rows x V, the products on the GEMM, and the
@@ -181,6 +178,9 @@ export function linearCrossEntropy(
     const attrs = { rows: native, gradients, headGradient: gradients && opts.headTrainable };
     return (runFused(K.linearCrossEntropy, { h, w: head, targets, weights: w }, attrs) as tf.Tensor[])[0] as tf.Scalar;
   }
+  const rows = Math.max(1, opts.chunkRows ?? Math.max(16, Math.floor(LINEAR_CE_CHUNK_FLOATS / v)));
+  const chunks: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += rows) chunks.push([s, Math.min(n, s + rows)]);
   const total = tf.maximum(tf.sum(w), 1e-12);
   const scale = tf.div(w, total) as tf.Tensor1D;
   const chunkLogits = (x: tf.Tensor, W: tf.Tensor, s: number, e: number) => tf.matMul(x.slice([s, 0], [e - s, c]), W, false, true) as tf.Tensor2D;
