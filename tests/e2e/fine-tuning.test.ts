@@ -404,6 +404,9 @@ describe('stopping jobs', () => {
       return m ? Number(m[1]) : undefined;
     }, 30_000);
     expect(resumedAt).toBe(pausedAt);
+    // let the resumed attempt train past the pause (and run long enough to show in the 0.1 s rounding)
+    await eventually(async () => ((await stepsRun(job.id)).some((d) => d.step > (pausedAt ?? 0)) ? true : undefined), 30_000);
+    await new Promise((r) => setTimeout(r, 300));
     await client.fineTuning.jobs.cancel(job.id);
     const settled = (await p.api(`/fine_tuning/jobs/${job.id}`).then((r) => r.json())) as { running_seconds: number; created_at: number; finished_at: number };
     expect(settled.running_seconds).toBeGreaterThan(before);
