@@ -194,6 +194,8 @@ export interface NativeKernels {
    * q [B, T] rows of H heads of hd, k and v [B, S] rows of Hkv heads (query head h reads key head
    * h / (H / Hkv)); out like q at stride ldo; lse [B, H, T] each query row's log-sum-exp for the
    * backward pass. causal >= 0: the queries sit at key positions causal..; < 0: every key.
+   * dropout (default 0) in [0, 1) drops attention weights with a mask hashed from seed (a uint32),
+   * the query row (b, h, i) and the key: keep iff (mix(...) >>> 8) >= ceil(dropout * 2^24).
    */
   flashAttention(
     q: Float32Array,
@@ -212,8 +214,10 @@ export interface NativeKernels {
     hd: number,
     causal: number,
     keyBias: Float32Array | null,
+    dropout?: number,
+    seed?: number,
   ): void;
-  /** Gradients of flashAttention (recomputing the probabilities from lse): dq at q's stride, dk and dv at k's; overwritten. */
+  /** Gradients of flashAttention (recomputing the probabilities and the dropout mask): dq at q's stride, dk and dv at k's; overwritten. */
   flashAttentionBackward(
     dout: Float32Array,
     q: Float32Array,
@@ -235,6 +239,8 @@ export interface NativeKernels {
     hd: number,
     causal: number,
     keyBias: Float32Array | null,
+    dropout?: number,
+    seed?: number,
   ): void;
   /** Threads for the matrix products (every library) and the element-wise kernels. */
   setThreads(n: number): void;

@@ -460,9 +460,10 @@ static bool read_flash_shape(napi_env env, napi_value* argv, int at, int64_t ldq
   return ldq >= f->H * f->hd && ldk >= f->Hkv * f->hd && ldo >= f->H * f->hd;
 }
 
-// flashAttention(q, ldq, k, v, ldk, out, ldo, lse, B, T, S, H, Hkv, hd, causal, keyBias | null):
+// flashAttention(q, ldq, k, v, ldk, out, ldo, lse, B, T, S, H, Hkv, hd, causal, keyBias | null[, dropout, seed]):
 // attention without the probability tensor (kernels_flash.c); operands are rows at the given
-// strides (a subarray of the fused qkv for the multi-head layout); lse [B, H, T]
+// strides (a subarray of the fused qkv for the multi-head layout); lse [B, H, T]; dropout in [0, 1)
+// on the weights with a mask hashed from seed (a uint32)
 static napi_value FlashAttention(napi_env env, napi_callback_info info) {
   ARGS(16);
   bool ok = true;
@@ -477,12 +478,16 @@ static napi_value FlashAttention(napi_env env, napi_callback_info info) {
   float* lse = F32(7, f.B * f.H * f.T);
   float* keyBias = F32_OPT(15, f.B * f.S);
   CHECK_ARRAYS("flashAttention");
-  if (K->flash_attention(q, ldq, k, v, ldk, out, ldo, lse, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias) != 0) FAIL_MEMORY();
+  double dropout = number(env, argv[16]);
+  if (!(dropout >= 0.0 && dropout < 1.0)) FAIL("flashAttention: dropout must be in [0, 1)");
+  if (K->flash_attention(q, ldq, k, v, ldk, out, ldo, lse, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, dropout,
+                         (uint32_t)integer(env, argv[17])) != 0)
+    FAIL_MEMORY();
   return NULL;
 }
 
-// flashAttentionBackward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, B, T, S, H, Hkv, hd, causal, keyBias | null):
-// dout and out at stride ldo, dq at q's stride, dk and dv at k's (overwritten)
+// flashAttentionBackward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, B, T, S, H, Hkv, hd, causal, keyBias | null[, dropout, seed]):
+// dout and out at stride ldo, dq at q's stride, dk and dv at k's (overwritten); the forward pass's dropout and seed
 static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) {
   ARGS(20);
   bool ok = true;
@@ -501,7 +506,10 @@ static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) 
   float* dv = F32(11, f.k_rows);
   float* keyBias = F32_OPT(19, f.B * f.S);
   CHECK_ARRAYS("flashAttentionBackward");
-  if (K->flash_attention_backward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias) != 0)
+  double dropout = number(env, argv[20]);
+  if (!(dropout >= 0.0 && dropout < 1.0)) FAIL("flashAttentionBackward: dropout must be in [0, 1)");
+  if (K->flash_attention_backward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, dropout,
+                                  (uint32_t)integer(env, argv[21])) != 0)
     FAIL_MEMORY();
   return NULL;
 }

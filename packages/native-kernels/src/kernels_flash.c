@@ -12,9 +12,54 @@
 // thread (the blocks themselves are spread over the threads), in bf16 in the mixed-precision mode
 // (q, k, v, the probabilities and the output's gradient rounded as they enter a product; the
 // softmax, its statistics and every sum stay float32), as FlashAttention runs in bf16.
+//
+// Dropout on the attention weights is fused: each weight's keep/drop decision is a hash of the
+// seed, its query row (b, h, i) and its key j (no mask is stored), so the backward pass draws the
+// same mask again and the result does not depend on the blocking or the thread count. With
+// Z = keep / (1 - rate): out = (P o Z) V; dV = (P o Z)^T dO; dP = (dO V^T) o Z; dS = P o (dP - D)
+// with D = rowsum(dO o out) as without dropout (since out = (P o Z) V).
 
 #define FLASH_BQ 64
 #define FLASH_BK 64
+
+// Dropout on the weights: keep iff (hash >> 8) >= threshold, threshold = ceil(rate * 2^24); kept
+// weights are scaled by 1 / (1 - rate). on = 0: no dropout.
+typedef struct {
+  int on;
+  uint32_t seed, threshold;
+  float scale;
+} flash_dropout;
+
+static flash_dropout flash_dropout_of(double rate, uint32_t seed) {
+  flash_dropout d = {0, seed, 0, 1.0f};
+  if (rate > 0.0 && rate < 1.0) d.on = 1, d.threshold = (uint32_t)ceil(rate * 16777216.0), d.scale = (float)(1.0 / (1.0 - rate));
+  return d;
+}
+
+// murmur3's 32-bit finaliser
+static inline uint32_t flash_mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x85ebca6bu;
+  x ^= x >> 13;
+  x *= 0xc2b2ae35u;
+  x ^= x >> 16;
+  return x;
+}
+
+// The hash key of query row `row` = (b H + h) T + i.
+static inline uint32_t flash_row_key(uint32_t seed, uint64_t row) {
+  return flash_mix(seed ^ flash_mix((uint32_t)row * 0x9e3779b9u + flash_mix((uint32_t)(row >> 32) + 0x7f4a7c15u)));
+}
+
+// z[0..n): the row's mask Z over keys j0..j0+n (0 or 1 / (1 - rate)).
+static inline void flash_mask_row(float* z, int64_t n, int64_t j0, uint32_t key, const flash_dropout* d) {
+  const uint32_t threshold = d->threshold, first = (uint32_t)j0;
+  const float scale = d->scale;
+  for (int64_t j = 0; j < n; j++) {
+    uint32_t x = flash_mix(key + (first + (uint32_t)j) * 0x9e3779b9u);
+    z[j] = (x >> 8) >= threshold ? scale : 0.0f;
+  }
+}
 
 static inline void flash_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                                  int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -24,7 +69,7 @@ static inline void flash_product(int ta, int tb, int64_t M, int64_t N, int64_t K
 // One block of queries of one head: out rows and their log-sum-exp. Scratch: s [BQ * BK], acc [BQ * hd].
 static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, const float* vh, int64_t ldk, float* oh, int64_t ldo, float* lse,
                                 int64_t i0, int64_t nq, int64_t S, int64_t hd, int64_t causal, const float* bias, float scale, float* s,
-                                float* acc) {
+                                float* acc, uint64_t row0, const flash_dropout* drop) {
   float m[FLASH_BQ], l[FLASH_BQ];
   for (int64_t i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
   memset(acc, 0, (size_t)(nq * hd) * sizeof(float));
@@ -49,6 +94,11 @@ static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, c
       // rescale what came before to the new maximum, and this block's terms to it too
       float old = m[i] == -INFINITY ? 0.0f : exp_approx(m[i] - mnew), now = exp_approx(mx - mnew);
       for (int64_t j = 0; j < n; j++) r[j] *= now;
+      if (drop->on) {  // l keeps the undropped sum
+        float z[FLASH_BK];
+        flash_mask_row(z, n, j0, flash_row_key(drop->seed, row0 + (uint64_t)i), drop);
+        for (int64_t j = 0; j < n; j++) r[j] *= z[j];
+      }
       float* a = acc + i * hd;
       for (int64_t d = 0; d < hd; d++) a[d] *= old;
       l[i] = l[i] * old + sum * now;
@@ -66,9 +116,11 @@ static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, c
 // out [B, T] rows of stride ldo (head h at h * hd); lse [B, H, T]. Returns -1 when scratch could not
 // be allocated (before writing anything).
 static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, float* out, int64_t ldo, float* lse,
-                              int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias) {
+                              int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias,
+                              double dropout, uint32_t seed) {
   int64_t group = H / Hkv, blocks = (T + FLASH_BQ - 1) / FLASH_BQ, units = B * H * blocks;
   float scale = 1.0f / sqrtf((float)hd);
+  flash_dropout drop = flash_dropout_of(dropout, seed);
   int failed = 0;
 #pragma omp parallel if (units > 1 && (T * S * hd) * B * H > PAR_MIN) reduction(| : failed)
   {
@@ -81,7 +133,7 @@ static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const
       int64_t nq = T - i0 < FLASH_BQ ? T - i0 : FLASH_BQ, g = h / group;
       flash_forward_block(q + (b * T + i0) * ldq + h * hd, ldq, k + b * S * ldk + g * hd, v + b * S * ldk + g * hd, ldk,
                           out + (b * T + i0) * ldo + h * hd, ldo, lse + (b * H + h) * T + i0, i0, nq, S, hd, causal, keyBias ? keyBias + b * S : NULL,
-                          scale, s, s + FLASH_BQ * FLASH_BK);
+                          scale, s, s + FLASH_BQ * FLASH_BK, (uint64_t)((b * H + h) * T + i0), &drop);
     }
     free(s);
   }
@@ -94,9 +146,11 @@ static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const
 // scratch could not be allocated.
 static int ck_flash_attention_backward(const float* dout, const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk,
                                        const float* out, int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T,
-                                       int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias) {
+                                       int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias, double dropout,
+                                       uint32_t seed) {
   int64_t group = H / Hkv, units = B * Hkv;
   float scale = 1.0f / sqrtf((float)hd);
+  flash_dropout drop = flash_dropout_of(dropout, seed);
   int failed = 0;
 #pragma omp parallel if (units > 1 && (T * S * hd) * B * H > PAR_MIN) reduction(| : failed)
   {
@@ -143,10 +197,21 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
               for (int64_t j = 0; j < n; j++) r[j] = exp_approx(r[j] + (bias ? bias[j0 + j] : 0.0f) - L[i]);
               for (int64_t j = n; j < nk; j++) r[j] = 0.0f;
             }
-            flash_product(1, 0, nk, hd, nq, 1.0f, p, FLASH_BK, doh, ldo, 1.0f, dvh + j0 * ldk, ldk);  // dV += P^T dO
-            flash_product(0, 1, nq, nk, hd, 1.0f, doh, ldo, vh + j0 * ldk, ldk, 0.0f, ds, FLASH_BK);  // dP = dO V^T
-            for (int64_t i = 0; i < nq; i++)
-              for (int64_t j = 0; j < nk; j++) ds[i * FLASH_BK + j] = p[i * FLASH_BK + j] * (ds[i * FLASH_BK + j] - D[i]) * scale;
+            flash_product(0, 1, nq, nk, hd, 1.0f, doh, ldo, vh + j0 * ldk, ldk, 0.0f, ds, FLASH_BK);  // dO V^T
+            for (int64_t i = 0; i < nq; i++) {
+              float *r = p + i * FLASH_BK, *d = ds + i * FLASH_BK;
+              if (drop.on) {  // dP = (dO V^T) o Z, and P o Z for dV
+                float z[FLASH_BK];
+                flash_mask_row(z, nk, j0, flash_row_key(drop.seed, (uint64_t)((b * H + h) * T + i0 + i)), &drop);
+                for (int64_t j = 0; j < nk; j++) {
+                  d[j] = r[j] * (d[j] * z[j] - D[i]) * scale;
+                  r[j] *= z[j];
+                }
+              } else {
+                for (int64_t j = 0; j < nk; j++) d[j] = r[j] * (d[j] - D[i]) * scale;
+              }
+            }
+            flash_product(1, 0, nk, hd, nq, 1.0f, p, FLASH_BK, doh, ldo, 1.0f, dvh + j0 * ldk, ldk);  // dV += (P o Z)^T dO
             flash_product(0, 0, nq, hd, nk, 1.0f, ds, FLASH_BK, kh + j0 * ldk, ldk, 1.0f, dqh, ldq);  // dQ += dS K
             flash_product(1, 0, nk, hd, nq, 1.0f, ds, FLASH_BK, qh, ldq, 1.0f, dkh + j0 * ldk, ldk);  // dK += dS^T Q
           }

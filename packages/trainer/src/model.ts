@@ -272,7 +272,6 @@ export class Transformer {
         causalMask: () => this.causalMask(T),
         keyMask: opts.attentionMask,
         mask: packed?.mask,
-        dropout: rate > 0 ? drop : undefined,
       };
 
       for (let l = 0; l < c.nLayer; l++) {
@@ -282,7 +281,9 @@ export class Transformer {
         const xa = loraIn(h, 'attn.c_attn', a);
         const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
         const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
-        const merged = cache ? cachedAttention(qkv, nh, cache, l, offset) : attention(qkv, nh, attnOpts); // (B, T, C), heads side by side
+        const merged = cache
+          ? cachedAttention(qkv, nh, cache, l, offset)
+          : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
         const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
         x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
         // --- MLP ---

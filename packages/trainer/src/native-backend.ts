@@ -69,6 +69,14 @@ export function fusedKernels(): boolean {
 }
 
 type Info = tf.TensorInfo;
+/** K.attention's attributes: heads, causal, whether keyBias is read, dropout on the weights (0: none) and its mask's seed. */
+interface AttentionAttrs {
+  nh: number;
+  causal: boolean;
+  bias: boolean;
+  dropout: number;
+  seed: number;
+}
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function be(backend: unknown): MathBackendCPU {
@@ -334,22 +342,24 @@ export function registerNativeBackend(k: NativeKernels): void {
 
   // Multi-head attention over qkv [B, T, 3C] (q, k, v side by side), without the probability
   // tensor (flash attention, kernels_flash.c): [out [B, T, C], lse [B, nh, T]] (each query row's
-  // log-sum-exp, from which the backward pass recomputes the probabilities)
+  // log-sum-exp, from which the backward pass recomputes the probabilities); dropout on the weights
+  // (rate 0: none) with a mask hashed from the seed, drawn again by the backward pass
   reg(K.attention, ({ inputs, attrs, backend }) => {
     const { qkv, keyBias } = inputs as { qkv: Info; keyBias: Info };
-    const { nh, causal, bias } = attrs as unknown as { nh: number; causal: boolean; bias: boolean };
+    const { nh, causal, bias, dropout, seed } = attrs as unknown as AttentionAttrs;
     const bk = be(backend);
     const [B, T, C3] = qkv.shape as [number, number, number];
     const C = C3 / 3;
     const o = alloc(bk, B * T * C);
     const lse = alloc(bk, B * nh * T);
     const x = f32(bk, qkv);
-    k.flashAttention(x, C3, x.subarray(C), x.subarray(2 * C), C3, o, C, lse, B, T, T, nh, nh, C / nh, causal ? 0 : -1, bias ? f32(bk, keyBias) : null);
+    const kb = bias ? f32(bk, keyBias) : null;
+    k.flashAttention(x, C3, x.subarray(C), x.subarray(2 * C), C3, o, C, lse, B, T, T, nh, nh, C / nh, causal ? 0 : -1, kb, dropout, seed);
     return [out(bk, [B, T, C], o), out(bk, [B, nh, T], lse)];
   });
   reg(K.attentionGrad, ({ inputs, attrs, backend }) => {
     const { dy, qkv, out: o, lse, keyBias } = inputs as { dy: Info; qkv: Info; out: Info; lse: Info; keyBias: Info };
-    const { nh, causal, bias } = attrs as unknown as { nh: number; causal: boolean; bias: boolean };
+    const { nh, causal, bias, dropout, seed } = attrs as unknown as AttentionAttrs;
     const bk = be(backend);
     const [B, T, C3] = qkv.shape as [number, number, number];
     const C = C3 / 3;
@@ -376,6 +386,8 @@ export function registerNativeBackend(k: NativeKernels): void {
       C / nh,
       causal ? 0 : -1,
       bias ? f32(bk, keyBias) : null,
+      dropout,
+      seed,
     );
     return out(bk, qkv.shape, dqkv);
   });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CharTokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { attentionDropoutMask } from './attention-dropout';
 import { initBackend, withPrecision } from './backend';
 import { modelConfig } from './config';
 import { decoderAttention, rmsNorm, rope, ropeInverseFrequencies, ropeTables, swiglu } from './decoder-ops';
@@ -119,11 +120,13 @@ describe.skipIf(!k)('native backend kernels', () => {
   });
 
   it.each([
-    [1, true, false],
-    [2, true, true],
-    [3, false, true],
-    [4, false, false],
-  ])('multi-head attention (seed %i, causal %s, padding mask %s)', async (seed, causal, padded) => {
+    [1, true, false, 0],
+    [2, true, true, 0],
+    [3, false, true, 0],
+    [4, false, false, 0],
+    [5, true, true, 0.25], // dropout: the flash kernel's mask against the tfjs path's (the same draw)
+    [6, false, false, 0.5],
+  ])('multi-head attention (seed %i, causal %s, padding mask %s, dropout %d)', async (seed, causal, padded, rate) => {
     const [B, T, nh, hs] = [randInt(1, 3, seed), randInt(1, 12, seed + 1), randInt(1, 4, seed + 2), randInt(1, 8, seed + 3)];
     const C = nh * hs;
     const mask = padded
@@ -141,7 +144,8 @@ describe.skipIf(!k)('native backend kernels', () => {
       for (let i = 0; i < T0; i++) for (let j = i + 1; j < T0; j++) m[i * T0 + j] = -1e9;
       return tf.tensor2d(m, [T0, T0]);
     };
-    await check('attention', (qkv) => attention(qkv as tf.Tensor, nh, { causal, causalMask, keyMask: mask as tf.Tensor2D | undefined }), [
+    const dropout = rate > 0 ? { rate, seed: 1000 + seed } : undefined;
+    await check('attention', (qkv) => attention(qkv as tf.Tensor, nh, { causal, causalMask, keyMask: mask as tf.Tensor2D | undefined, dropout }), [
       input([B, T, 3 * C], seed, 2),
     ]);
     mask?.dispose();
@@ -429,6 +433,150 @@ describe.skipIf(!k)('flash attention against the probability-tensor kernels', ()
     const x = new Float32Array(64);
     expect(() => k.flashAttention(x, 4, x, x, 8, x, 8, x, 1, 2, 2, 2, 2, 4, 0, null)).toThrow(/row stride is shorter/);
     expect(() => k.flashAttention(x, 8, x, x, 8, x, 8, x, 1, 9, 9, 2, 2, 4, 0, null)).toThrow(/shorter than the shapes/);
+  });
+});
+
+// Attention dropout inside the flash kernel, against a dense float64 reference that draws the
+// documented mask (murmur3's finaliser over the seed, the query row and the key; keep iff
+// (hash >>> 8) >= ceil(rate 2^24)) and applies it to the normalised weights; gradients against
+// central finite differences of that reference.
+describe.skipIf(!k)('flash attention with dropout on the weights', () => {
+  const mix = (x: number) => {
+    let h = x >>> 0;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    return h >>> 0;
+  };
+  const rowKey = (seed: number, row: number) => mix(seed ^ mix(Math.imul(row >>> 0, 0x9e3779b9) + mix(Math.floor(row / 2 ** 32) + 0x7f4a7c15)));
+  const keep = (key: number, j: number, rate: number) => mix((key + Math.imul(j, 0x9e3779b9)) >>> 0) >>> 8 >= Math.ceil(rate * 2 ** 24);
+  const [B, T, S, H, Hkv, hd] = [2, 70, 70, 2, 1, 4];
+  const causal = 0;
+  const rate = 0.3;
+  const seed = 12345;
+  // out [B, T, H hd] in float64, keys 0..i for query i (causal), bias added to the scores
+  const reference = (q: Float64Array, key: Float64Array, v: Float64Array, bias: Float32Array) => {
+    const out = new Float64Array(B * T * H * hd);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++) {
+        const g = Math.floor(h / (H / Hkv));
+        for (let i = 0; i < T; i++) {
+          const n = i + 1;
+          const s = new Float64Array(n);
+          let m = -Infinity;
+          for (let j = 0; j < n; j++) {
+            let dot = 0;
+            for (let d = 0; d < hd; d++) dot += (q[(b * T + i) * H * hd + h * hd + d] as number) * (key[(b * S + j) * Hkv * hd + g * hd + d] as number);
+            s[j] = dot / Math.sqrt(hd) + (bias[b * S + j] as number);
+            m = Math.max(m, s[j] as number);
+          }
+          let sum = 0;
+          for (let j = 0; j < n; j++) sum += Math.exp((s[j] as number) - m);
+          const rk = rowKey(seed, (b * H + h) * T + i);
+          for (let j = 0; j < n; j++) {
+            if (!keep(rk, j, rate)) continue;
+            const p = Math.exp((s[j] as number) - m) / sum / (1 - rate);
+            for (let d = 0; d < hd; d++) {
+              const o = (b * T + i) * H * hd + h * hd + d;
+              out[o] = (out[o] as number) + p * (v[(b * S + j) * Hkv * hd + g * hd + d] as number);
+            }
+          }
+        }
+      }
+    return out;
+  };
+  const q = rand(B * T * H * hd, 61);
+  const key = rand(B * S * Hkv * hd, 62);
+  const v = rand(B * S * Hkv * hd, 63);
+  const bias = rand(B * S, 64, 2);
+  const dout = rand(B * T * H * hd, 65);
+  const flash = (threads: number, r = rate, sd = seed) => {
+    k?.setThreads(threads);
+    const out = new Float32Array(B * T * H * hd);
+    const lse = new Float32Array(B * H * T);
+    k?.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias, r, sd);
+    const grads = [q, key, v].map((x) => new Float32Array(x.length).fill(Number.NaN)) as [Float32Array, Float32Array, Float32Array];
+    k?.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias, r, sd);
+    k?.setThreads(1);
+    return { out, grads };
+  };
+
+  it('draws the documented mask: about rate of the weights dropped, independent rows', () => {
+    let dropped = 0;
+    let same = 0;
+    const n = 200 * 200;
+    for (let i = 0; i < 200; i++) {
+      const a = rowKey(seed, i);
+      const b = rowKey(seed, i + 1);
+      for (let j = 0; j < 200; j++) {
+        if (!keep(a, j, rate)) dropped++;
+        if (keep(a, j, rate) === keep(b, j, rate)) same++;
+      }
+    }
+    expect(Math.abs(dropped / n - rate)).toBeLessThan(0.01);
+    // neighbouring rows agree as often as independent draws would: (1 - r)^2 + r^2 = 0.58
+    expect(Math.abs(same / n - ((1 - rate) ** 2 + rate ** 2))).toBeLessThan(0.01);
+  });
+
+  it('is the mask the tfjs-op path multiplies by (one mask on every backend)', () => {
+    const mask = attentionDropoutMask(B, H, T, S, rate, seed);
+    for (let row = 0; row < B * H * T; row++)
+      for (let j = 0; j < S; j++) expect(mask[row * S + j], `row ${row} key ${j}`).toBe(keep(rowKey(seed, row), j, rate) ? Math.fround(1 / (1 - rate)) : 0);
+  });
+
+  it('forward pass equals the dense reference with that mask', () => {
+    const { out } = flash(1);
+    const want = reference(Float64Array.from(q), Float64Array.from(key), Float64Array.from(v), bias);
+    let err = 0;
+    for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs((out[i] as number) - (want[i] as number)));
+    expect(err).toBeLessThan(1e-5);
+    // and dropout really happened: the output without it differs
+    const plain = flash(1, 0);
+    expect(Math.max(...out.map((x, i) => Math.abs(x - (plain.out[i] as number))))).toBeGreaterThan(1e-2);
+  });
+
+  it('gradients equal central finite differences of the reference', () => {
+    const { grads } = flash(1);
+    const inputs = [q, key, v].map((x) => Float64Array.from(x));
+    const loss = () => {
+      const o = reference(inputs[0] as Float64Array, inputs[1] as Float64Array, inputs[2] as Float64Array, bias);
+      let s = 0;
+      for (let i = 0; i < o.length; i++) s += (o[i] as number) * (dout[i] as number);
+      return s;
+    };
+    const eps = 1e-4;
+    for (const [which, x] of inputs.entries()) {
+      const got = grads[which] as Float32Array;
+      let err = 0;
+      let scale = 0;
+      // every 7th entry of q, k and v (a spread over rows, heads, blocks and features)
+      for (let i = which; i < x.length; i += 7) {
+        const x0 = x[i] as number;
+        x[i] = x0 + eps;
+        const up = loss();
+        x[i] = x0 - eps;
+        const down = loss();
+        x[i] = x0;
+        const fd = (up - down) / (2 * eps);
+        err = Math.max(err, Math.abs((got[i] as number) - fd));
+        scale = Math.max(scale, Math.abs(fd));
+      }
+      expect(err / scale, `input ${which}`).toBeLessThan(1e-4);
+    }
+  });
+
+  it('is the same on 1 and 2 threads, differs between seeds, and rate 0 is no dropout', () => {
+    const one = flash(1);
+    const two = flash(2);
+    expect(Array.from(two.out)).toEqual(Array.from(one.out));
+    for (const [i, g] of two.grads.entries()) expect(Array.from(g)).toEqual(Array.from(one.grads[i] as Float32Array));
+    expect(Array.from(flash(1, rate, seed + 1).out)).not.toEqual(Array.from(one.out));
+    const none = new Float32Array(B * T * H * hd);
+    k?.flashAttention(q, H * hd, key, v, Hkv * hd, none, H * hd, new Float32Array(B * H * T), B, T, S, H, Hkv, hd, causal, bias);
+    expect(Array.from(flash(1, 0).out)).toEqual(Array.from(none));
+    expect(() => flash(1, 1)).toThrow(/dropout must be in \[0, 1\)/);
   });
 });
 

@@ -3,7 +3,8 @@
 // with dataSync()/data(), or a buffer shared by two tensors. Checked on the pool alone, on the
 // backend, by a randomized stress of interleaved async graphs against the cpu backend (bit for
 // bit), by concurrent generations against the same generations run alone, and by training runs
-// whose graphs slice (LoRA on every target, attention dropout) against the cpu backend.
+// whose graphs slice (LoRA on every target, packed examples: attention in tfjs ops) against the cpu
+// backend.
 import { CharTokenizer } from '@crucible/model-files';
 import type { PeftConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
@@ -236,7 +237,7 @@ describe.skipIf(!k)('native backend under interleaved work', () => {
   });
 });
 
-// ---- training whose graphs slice (LoRA on every target, attention dropout: tfjs-op attention),
+// ---- training whose graphs slice (LoRA on every target, attention dropout, packed examples: tfjs-op attention),
 // ---- sharing the process with generations, as a worker with training and inference does
 
 describe.skipIf(!k)('training with views in its graph, beside generations', () => {
@@ -258,8 +259,11 @@ describe.skipIf(!k)('training with views in its graph, beside generations', () =
       evalInterval: 0,
       evalBatches: 1,
       schedule: { kind: 'constant', lr: 2e-2, minLr: 2e-2, warmupSteps: 0, decaySteps: STEPS },
+      packing: true,
     });
-    const t = new Trainer(model, tok, cfg, { train: ids.subarray(0, 1200), val: ids.subarray(1200) });
+    const starts = (n: number) => Array.from({ length: Math.ceil(n / 7) }, (_, i) => i * 7); // 7-token documents
+    const data = { train: ids.subarray(0, 1200), val: ids.subarray(1200), trainDocStarts: starts(1200), valDocStarts: starts(ids.length - 1200) };
+    const t = new Trainer(model, tok, cfg, data);
     return {
       t,
       dispose: () => {

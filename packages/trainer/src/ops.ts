@@ -5,6 +5,7 @@
 // training step takes the fast path.
 
 import * as tf from '@tensorflow/tfjs';
+import { attentionDropoutMask } from './attention-dropout';
 import { transposedProductsAreFast } from './backend';
 import { fusedKernels, K, runFused } from './native-backend';
 
@@ -261,8 +262,8 @@ export interface AttentionOptions {
   keyMask?: tf.Tensor2D;
   /** [B, 1, T, T] additive mask in place of the causal one (packed examples: block-diagonal and causal). */
   mask?: tf.Tensor;
-  /** Dropout on the attention weights (training only); undefined or 0 for none. */
-  dropout?: (t: tf.Tensor) => tf.Tensor;
+  /** Dropout on the attention weights (training only) and its mask's seed; undefined or rate 0 for none. */
+  dropout?: { rate: number; seed: number };
 }
 
 /** q, k and v: side by side in one [B, T, 3C] tensor, or three [B, T, C] tensors. */
@@ -288,18 +289,21 @@ export function qkvProjection(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, lora?: 
 
 /**
  * Multi-head scaled dot-product attention over q, k and v (see Qkv; heads side by side in each): softmax(q k^T / sqrt(hs) + mask) v per
- * head, heads re-assembled to [B, T, C]. One fused kernel on the native backend (without attention
- * dropout); tfjs ops elsewhere.
+ * head, heads re-assembled to [B, T, C]. One fused kernel on the native backend (flash attention,
+ * with the dropout on the weights in it); tfjs ops elsewhere and for a packed batch's mask. Both draw
+ * the same dropout mask for a seed (attention-dropout.ts).
  */
 export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tensor {
   const [B, T, C] = Array.isArray(qkv)
     ? (qkv[0].shape as [number, number, number])
     : [qkv.shape[0] as number, qkv.shape[1] as number, (qkv.shape[2] as number) / 3];
   const padBias = opts.keyMask ? tf.mul(tf.sub(1, tf.cast(opts.keyMask, 'float32')), -1e9) : undefined; // [B, T]
-  if (fusedKernels() && !opts.dropout && !opts.mask && !Array.isArray(qkv)) {
+  const drop = opts.dropout && opts.dropout.rate > 0 ? opts.dropout : undefined;
+  if (fusedKernels() && !opts.mask && !Array.isArray(qkv)) {
     // keyBias is always an input (zeros without a mask, unread: bias false), so that the gradient can save it
     const inputs: tf.NamedTensorMap = { qkv, keyBias: padBias ?? tf.zeros([B, T]) };
-    return (runFused(K.attention, inputs, { nh, causal: opts.causal, bias: !!padBias }) as tf.Tensor[])[0] as tf.Tensor;
+    const attrs = { nh, causal: opts.causal, bias: !!padBias, dropout: drop?.rate ?? 0, seed: drop?.seed ?? 0 };
+    return (runFused(K.attention, inputs, attrs) as tf.Tensor[])[0] as tf.Tensor;
   }
   const hs = C / nh;
   const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);
@@ -312,7 +316,7 @@ export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tens
   let att: tf.Tensor = tf.mul(bmm(qh, kT), 1 / Math.sqrt(hs)); // (B, nh, T, T)
   if (bias) att = tf.add(att, bias);
   att = tf.softmax(att);
-  if (opts.dropout) att = opts.dropout(att);
+  if (drop) att = tf.mul(att, tf.tensor4d(attentionDropoutMask(B, nh, T, T, drop.rate, drop.seed), [B, nh, T, T]));
   const y = bmm(att as tf.Tensor4D, vh); // (B, nh, T, hs)
   return y.transpose([0, 2, 1, 3]).reshape([B, T, C]); // heads side by side again
 }
