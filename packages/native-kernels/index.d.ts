@@ -196,6 +196,7 @@ export interface NativeKernels {
    * backward pass. causal >= 0: the queries sit at key positions causal..; < 0: every key.
    * dropout (default 0) in [0, 1) drops attention weights with a mask hashed from seed (a uint32),
    * the query row (b, h, i) and the key: keep iff (mix(...) >>> 8) >= ceil(dropout * 2^24).
+   * keyStart [B, T] (packed rows): the first key each query may see (its example's first position).
    */
   flashAttention(
     q: Float32Array,
@@ -216,6 +217,7 @@ export interface NativeKernels {
     keyBias: Float32Array | null,
     dropout?: number,
     seed?: number,
+    keyStart?: Int32Array | null,
   ): void;
   /** Gradients of flashAttention (recomputing the probabilities and the dropout mask): dq at q's stride, dk and dv at k's; overwritten. */
   flashAttentionBackward(
@@ -241,6 +243,7 @@ export interface NativeKernels {
     keyBias: Float32Array | null,
     dropout?: number,
     seed?: number,
+    keyStart?: Int32Array | null,
   ): void;
   /** Threads for the matrix products (every library) and the element-wise kernels. */
   setThreads(n: number): void;

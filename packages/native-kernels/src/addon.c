@@ -460,10 +460,23 @@ static bool read_flash_shape(napi_env env, napi_value* argv, int at, int64_t ldq
   return ldq >= f->H * f->hd && ldk >= f->Hkv * f->hd && ldo >= f->H * f->hd;
 }
 
-// flashAttention(q, ldq, k, v, ldk, out, ldo, lse, B, T, S, H, Hkv, hd, causal, keyBias | null[, dropout, seed]):
+// flashAttention(q, ldq, k, v, ldk, out, ldo, lse, B, T, S, H, Hkv, hd, causal, keyBias | null[, dropout, seed, keyStart | null]):
 // attention without the probability tensor (kernels_flash.c); operands are rows at the given
 // strides (a subarray of the fused qkv for the multi-head layout); lse [B, H, T]; dropout in [0, 1)
-// on the weights with a mask hashed from seed (a uint32)
+// on the weights with a mask hashed from seed (a uint32); keyStart [B, T] int32 (packed rows): the
+// first key each query sees, at most its last one
+// keyStart, when given: each query row's first key lies in 0..(its last key)
+static bool key_starts_valid(const int32_t* ks, const flash_shape* f) {
+  if (!ks) return true;
+  for (int64_t b = 0; b < f->B; b++)
+    for (int64_t i = 0; i < f->T; i++) {
+      int32_t s = ks[b * f->T + i];
+      int64_t seen = f->causal < 0 || f->causal + i + 1 > f->S ? f->S : f->causal + i + 1;
+      if (s < 0 || s >= seen) return false;
+    }
+  return true;
+}
+
 static napi_value FlashAttention(napi_env env, napi_callback_info info) {
   ARGS(16);
   bool ok = true;
@@ -477,17 +490,19 @@ static napi_value FlashAttention(napi_env env, napi_callback_info info) {
   float* out = F32(5, f.o_rows);
   float* lse = F32(7, f.B * f.H * f.T);
   float* keyBias = F32_OPT(15, f.B * f.S);
+  int32_t* keyStart = (int32_t*)array(env, argv[18], napi_int32_array, f.B * f.T, true, &ok);
   CHECK_ARRAYS("flashAttention");
   double dropout = number(env, argv[16]);
   if (!(dropout >= 0.0 && dropout < 1.0)) FAIL("flashAttention: dropout must be in [0, 1)");
-  if (K->flash_attention(q, ldq, k, v, ldk, out, ldo, lse, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, dropout,
+  if (!key_starts_valid(keyStart, &f)) FAIL("flashAttention: a query's first key (keyStart) is negative or after its last");
+  if (K->flash_attention(q, ldq, k, v, ldk, out, ldo, lse, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, keyStart, dropout,
                          (uint32_t)integer(env, argv[17])) != 0)
     FAIL_MEMORY();
   return NULL;
 }
 
-// flashAttentionBackward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, B, T, S, H, Hkv, hd, causal, keyBias | null[, dropout, seed]):
-// dout and out at stride ldo, dq at q's stride, dk and dv at k's (overwritten); the forward pass's dropout and seed
+// flashAttentionBackward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, B, T, S, H, Hkv, hd, causal, keyBias | null[, dropout, seed, keyStart | null]):
+// dout and out at stride ldo, dq at q's stride, dk and dv at k's (overwritten); the forward pass's dropout, seed and keyStart
 static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) {
   ARGS(20);
   bool ok = true;
@@ -505,10 +520,12 @@ static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) 
   float* dk = F32(10, f.k_rows);
   float* dv = F32(11, f.k_rows);
   float* keyBias = F32_OPT(19, f.B * f.S);
+  int32_t* keyStart = (int32_t*)array(env, argv[22], napi_int32_array, f.B * f.T, true, &ok);
   CHECK_ARRAYS("flashAttentionBackward");
   double dropout = number(env, argv[20]);
   if (!(dropout >= 0.0 && dropout < 1.0)) FAIL("flashAttentionBackward: dropout must be in [0, 1)");
-  if (K->flash_attention_backward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, dropout,
+  if (!key_starts_valid(keyStart, &f)) FAIL("flashAttentionBackward: a query's first key (keyStart) is negative or after its last");
+  if (K->flash_attention_backward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, keyStart, dropout,
                                   (uint32_t)integer(env, argv[21])) != 0)
     FAIL_MEMORY();
   return NULL;

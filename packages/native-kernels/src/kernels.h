@@ -34,11 +34,12 @@ typedef struct {
   int (*gqa_attention_backward)(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq, float* dk,
                                  float* dv, int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal);
   int (*flash_attention)(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, float* out, int64_t ldo, float* lse, int64_t B,
-                         int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias, double dropout,
-                         uint32_t seed);
+                         int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias,
+                         const int32_t* keyStart, double dropout, uint32_t seed);
   int (*flash_attention_backward)(const float* dout, const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, const float* out,
                                   int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t S, int64_t H,
-                                  int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias, double dropout, uint32_t seed);
+                                  int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias, const int32_t* keyStart, double dropout,
+                                  uint32_t seed);
 } ck_table;
 
 extern const ck_table ck_x86_64_v4, ck_x86_64_v3, ck_baseline;

@@ -13,6 +13,10 @@
 // (q, k, v, the probabilities and the output's gradient rounded as they enter a product; the
 // softmax, its statistics and every sum stay float32), as FlashAttention runs in bf16.
 //
+// Packed rows (several examples in one row, attention never crossing an example) give keyStart
+// [B, T]: the first key each query may see (its example's first position); the keys before it are
+// skipped block by block, so a row of short examples costs what its examples do.
+//
 // Dropout on the attention weights is fused: each weight's keep/drop decision is a hash of the
 // seed, its query row (b, h, i) and its key j (no mask is stored), so the backward pass draws the
 // same mask again and the result does not depend on the blocking or the thread count. With
@@ -66,34 +70,45 @@ static inline void flash_product(int ta, int tb, int64_t M, int64_t N, int64_t K
   ck_gemm_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// The first block of keys any of the nq queries may see: 0, or with packed rows the block holding
+// the smallest of their first keys.
+static inline int64_t first_key_block(const int32_t* start, int64_t nq) {
+  if (!start) return 0;
+  int64_t lo = start[0];
+  for (int64_t i = 1; i < nq; i++) lo = start[i] < lo ? start[i] : lo;
+  return lo / FLASH_BK * FLASH_BK;
+}
+
 // One block of queries of one head: out rows and their log-sum-exp. Scratch: s [BQ * BK], acc [BQ * hd].
 static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, const float* vh, int64_t ldk, float* oh, int64_t ldo, float* lse,
                                 int64_t i0, int64_t nq, int64_t S, int64_t hd, int64_t causal, const float* bias, float scale, float* s,
-                                float* acc, uint64_t row0, const flash_dropout* drop) {
+                                float* acc, uint64_t row0, const flash_dropout* drop, const int32_t* start) {
   float m[FLASH_BQ], l[FLASH_BQ];
   for (int64_t i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
   memset(acc, 0, (size_t)(nq * hd) * sizeof(float));
   int64_t kend = keys_seen(i0 + nq - 1, S, causal);
-  for (int64_t j0 = 0; j0 < kend; j0 += FLASH_BK) {
+  for (int64_t j0 = first_key_block(start, nq); j0 < kend; j0 += FLASH_BK) {
     int64_t nk = kend - j0 < FLASH_BK ? kend - j0 : FLASH_BK;
     flash_product(0, 1, nq, nk, hd, scale, qh, ldq, kh + j0 * ldk, ldk, 0.0f, s, FLASH_BK);
     for (int64_t i = 0; i < nq; i++) {
       float* r = s + i * FLASH_BK;
       int64_t seen = keys_seen(i0 + i, S, causal) - j0;
       int64_t n = seen < nk ? seen : nk;
-      if (n <= 0) {  // this query sees none of these keys
+      int64_t lo = start && start[i] > j0 ? start[i] - j0 : 0;  // keys lo..n of the block
+      if (n <= lo) {  // this query sees none of these keys
         for (int64_t j = 0; j < nk; j++) r[j] = 0.0f;
         continue;
       }
       if (bias)
-        for (int64_t j = 0; j < n; j++) r[j] += bias[j0 + j];
+        for (int64_t j = lo; j < n; j++) r[j] += bias[j0 + j];
       float mx;
-      float sum = exp_shifted(r, r, n, &mx);
+      float sum = exp_shifted(r + lo, r + lo, n - lo, &mx);
+      for (int64_t j = 0; j < lo; j++) r[j] = 0.0f;
       for (int64_t j = n; j < nk; j++) r[j] = 0.0f;
       float mnew = mx > m[i] ? mx : m[i];
       // rescale what came before to the new maximum, and this block's terms to it too
       float old = m[i] == -INFINITY ? 0.0f : exp_approx(m[i] - mnew), now = exp_approx(mx - mnew);
-      for (int64_t j = 0; j < n; j++) r[j] *= now;
+      for (int64_t j = lo; j < n; j++) r[j] *= now;
       if (drop->on) {  // l keeps the undropped sum
         float z[FLASH_BK];
         flash_mask_row(z, n, j0, flash_row_key(drop->seed, row0 + (uint64_t)i), drop);
@@ -117,7 +132,7 @@ static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, c
 // be allocated (before writing anything).
 static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, float* out, int64_t ldo, float* lse,
                               int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias,
-                              double dropout, uint32_t seed) {
+                              const int32_t* keyStart, double dropout, uint32_t seed) {
   int64_t group = H / Hkv, blocks = (T + FLASH_BQ - 1) / FLASH_BQ, units = B * H * blocks;
   float scale = 1.0f / sqrtf((float)hd);
   flash_dropout drop = flash_dropout_of(dropout, seed);
@@ -133,7 +148,7 @@ static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const
       int64_t nq = T - i0 < FLASH_BQ ? T - i0 : FLASH_BQ, g = h / group;
       flash_forward_block(q + (b * T + i0) * ldq + h * hd, ldq, k + b * S * ldk + g * hd, v + b * S * ldk + g * hd, ldk,
                           out + (b * T + i0) * ldo + h * hd, ldo, lse + (b * H + h) * T + i0, i0, nq, S, hd, causal, keyBias ? keyBias + b * S : NULL,
-                          scale, s, s + FLASH_BQ * FLASH_BK, (uint64_t)((b * H + h) * T + i0), &drop);
+                          scale, s, s + FLASH_BQ * FLASH_BK, (uint64_t)((b * H + h) * T + i0), &drop, keyStart ? keyStart + b * T + i0 : NULL);
     }
     free(s);
   }
@@ -146,8 +161,8 @@ static int ck_flash_attention(const float* q, int64_t ldq, const float* k, const
 // scratch could not be allocated.
 static int ck_flash_attention_backward(const float* dout, const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk,
                                        const float* out, int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T,
-                                       int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias, double dropout,
-                                       uint32_t seed) {
+                                       int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias,
+                                       const int32_t* keyStart, double dropout, uint32_t seed) {
   int64_t group = H / Hkv, units = B * Hkv;
   float scale = 1.0f / sqrtf((float)hd);
   flash_dropout drop = flash_dropout_of(dropout, seed);
@@ -185,8 +200,9 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
             for (int64_t e = 0; e < hd; e++) d += doh[i * ldo + e] * oh[i * ldo + e];
             D[i] = d;
           }
+          const int32_t* start = keyStart ? keyStart + b * T + i0 : NULL;
           int64_t kend = keys_seen(i0 + nq - 1, S, causal);
-          for (int64_t j0 = 0; j0 < kend; j0 += FLASH_BK) {
+          for (int64_t j0 = first_key_block(start, nq); j0 < kend; j0 += FLASH_BK) {
             int64_t nk = kend - j0 < FLASH_BK ? kend - j0 : FLASH_BK;
             // the block's probabilities again, from the scores and the row's log-sum-exp
             flash_product(0, 1, nq, nk, hd, scale, qh, ldq, kh + j0 * ldk, ldk, 0.0f, p, FLASH_BK);
@@ -194,7 +210,10 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
               float* r = p + i * FLASH_BK;
               int64_t seen = keys_seen(i0 + i, S, causal) - j0;
               int64_t n = seen < nk ? (seen > 0 ? seen : 0) : nk;
-              for (int64_t j = 0; j < n; j++) r[j] = exp_approx(r[j] + (bias ? bias[j0 + j] : 0.0f) - L[i]);
+              int64_t lo = start && start[i] > j0 ? start[i] - j0 : 0;
+              if (lo > n) lo = n;
+              for (int64_t j = 0; j < lo; j++) r[j] = 0.0f;
+              for (int64_t j = lo; j < n; j++) r[j] = exp_approx(r[j] + (bias ? bias[j0 + j] : 0.0f) - L[i]);
               for (int64_t j = n; j < nk; j++) r[j] = 0.0f;
             }
             flash_product(0, 1, nq, nk, hd, 1.0f, doh, ldo, vh + j0 * ldk, ldk, 0.0f, ds, FLASH_BK);  // dO V^T

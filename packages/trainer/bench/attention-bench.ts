@@ -1,16 +1,20 @@
-// npm run bench:attention: attention with dropout on its weights, forward and backward through
-// tfjs's gradient machinery on the native backend, at gpt2-small's shape (batch 4 x 1024, 12 heads
-// of 64): without dropout (the flash kernel), with dropout 0.1 fused in the flash kernel, and with
-// dropout 0.1 in tfjs ops (what ran before the kernel took the dropout: a [B, H, T, T] weight
-// tensor and its mask per layer). Each variant runs in its own process (its own peak RSS): a warm-up
-// pass, then --iters timed passes; prints ms per forward + backward and peak RSS.
+// npm run bench:attention: attention with dropout on its weights and on packed rows, forward and
+// backward through tfjs's gradient machinery on the native backend, at gpt2-small's shape (batch
+// 4 x 1024, 12 heads of 64): the flash kernel without dropout, with dropout 0.1 fused in it, and
+// with dropout 0.1 in tfjs ops (what ran before the kernel took the dropout: a [B, H, T, T] weight
+// tensor and its mask per layer); packed rows (8 examples of 128 tokens per row) in the flash
+// kernel (keyStart) and in tfjs ops (the [B, 1, T, T] block-diagonal mask, what ran before). Each
+// variant runs in its own process (its own peak RSS): a warm-up pass, then --iters timed passes;
+// prints ms per forward + backward and peak RSS.
 // Usage: npm run bench:attention [-- --iters 5] [-- --threads 2] [-- --seq 1024]
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import * as T from '../src/index';
+import { nativeKernels } from '../src/native-backend';
 import { attention } from '../src/ops';
+import { packedKeyStarts, packedMask } from '../src/packing';
 import { rand } from '../src/test-helpers';
 
 const arg = (k: string, d: string) => {
@@ -20,22 +24,38 @@ const arg = (k: string, d: string) => {
 const ITERS = Number(arg('--iters', '5'));
 const THREADS = Number(arg('--threads', String(availableParallelism())));
 const [B, SEQ, NH, HS] = [4, Number(arg('--seq', '1024')), 12, 64];
-const VARIANTS = ['flash, no dropout', 'flash, dropout 0.1', 'tfjs ops, dropout 0.1'] as const;
+const VARIANTS = ['flash, no dropout', 'flash, dropout 0.1', 'tfjs ops, dropout 0.1', 'flash, packed rows', 'tfjs ops, packed rows'] as const;
+const EXAMPLE = 128; // packed rows: examples of this many tokens
 type Variant = (typeof VARIANTS)[number];
 
-async function runOne(variant: Variant): Promise<{ ms: number; peakRssMb: number; backend: string }> {
+interface Row {
+  ms: number;
+  kernelMs: number | null;
+  peakRssMb: number;
+  backend: string;
+}
+
+async function runOne(variant: Variant): Promise<Row> {
   const choice = await T.initBackend('native', () => {}, { nativeThreads: THREADS });
   const C = NH * HS;
   const qkv = tf.tensor3d(rand(B * SEQ * 3 * C, 1), [B, SEQ, 3 * C]);
   const r = tf.tensor3d(rand(B * SEQ * C, 2), [B, SEQ, C]);
-  const dropout = variant === 'flash, no dropout' ? undefined : { rate: 0.1, seed: 7 };
+  const dropout = variant.endsWith('dropout 0.1') ? { rate: 0.1, seed: 7 } : undefined;
+  const rows = {
+    segments: Int32Array.from({ length: B * SEQ }, (_, i) => Math.floor((i % SEQ) / EXAMPLE)),
+    positions: Int32Array.from({ length: B * SEQ }, (_, i) => i % EXAMPLE),
+  };
+  const packed = variant.endsWith('packed rows')
+    ? { keyStart: tf.tensor2d(packedKeyStarts(rows, B, SEQ), [B, SEQ], 'int32'), mask: variant.startsWith('tfjs') ? packedMask(rows, B, SEQ) : undefined }
+    : undefined;
   const f = (x: tf.Tensor) => {
     // three [B, T, C] tensors take the tfjs-op path; one fused [B, T, 3C] the flash kernel
-    const input = variant === 'tfjs ops, dropout 0.1' ? (tf.split(x, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]) : x;
-    return tf.sum(tf.mul(attention(input, NH, { causal: true, causalMask: () => causalMask(SEQ), dropout }), r));
+    const input = variant.startsWith('tfjs') ? (tf.split(x, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]) : x;
+    const opts = { causal: true, causalMask: () => causalMask(SEQ), dropout, mask: packed?.mask, keyStart: packed?.keyStart };
+    return attention(input, NH, opts);
   };
   const pass = () => {
-    const g = tf.tidy(() => tf.grad(f)(qkv));
+    const g = tf.tidy(() => tf.grad(f)(qkv, r) /* r: the output's gradient */);
     g.dataSync();
     g.dispose();
   };
@@ -43,7 +63,48 @@ async function runOne(variant: Variant): Promise<{ ms: number; peakRssMb: number
   const t0 = performance.now();
   for (let i = 0; i < ITERS; i++) pass();
   const ms = (performance.now() - t0) / ITERS;
-  return { ms, peakRssMb: process.resourceUsage().maxRSS / 1024, backend: choice.name };
+  // the flash kernel alone (forward, then backward), without tfjs around it
+  let kernelMs: number | null = null;
+  const k = nativeKernels();
+  if (k && variant.startsWith('flash')) {
+    const x = qkv.dataSync() as Float32Array;
+    const o = new Float32Array(B * SEQ * C);
+    const lse = new Float32Array(B * NH * SEQ);
+    const d = new Float32Array(x.length);
+    const ks = packed ? (packed.keyStart.dataSync() as Int32Array) : null;
+    const [rate, seed] = [dropout?.rate ?? 0, dropout?.seed ?? 0];
+    const t1 = performance.now();
+    for (let i = 0; i < ITERS; i++) {
+      k.flashAttention(x, 3 * C, x.subarray(C), x.subarray(2 * C), 3 * C, o, C, lse, B, SEQ, SEQ, NH, NH, HS, 0, null, rate, seed, ks);
+      k.flashAttentionBackward(
+        o,
+        x,
+        3 * C,
+        x.subarray(C),
+        x.subarray(2 * C),
+        3 * C,
+        o,
+        C,
+        lse,
+        d,
+        d.subarray(C),
+        d.subarray(2 * C),
+        B,
+        SEQ,
+        SEQ,
+        NH,
+        NH,
+        HS,
+        0,
+        null,
+        rate,
+        seed,
+        ks,
+      );
+    }
+    kernelMs = (performance.now() - t1) / ITERS;
+  }
+  return { ms, kernelMs, peakRssMb: process.resourceUsage().maxRSS / 1024, backend: choice.name };
 }
 
 function causalMask(n: number): tf.Tensor {
@@ -58,7 +119,7 @@ if (child >= 0) {
   console.log(`RESULT ${JSON.stringify(row)}`);
 } else {
   console.log(`attention forward + backward, batch ${B} x ${SEQ}, ${NH} heads of ${HS}, causal, ${THREADS} threads, ${ITERS} timed passes`);
-  const rows: Array<[Variant, { ms: number; peakRssMb: number; backend: string }]> = [];
+  const rows: Array<[Variant, Row]> = [];
   for (const v of VARIANTS) {
     const out = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--child', v], {
       encoding: 'utf8',
@@ -68,6 +129,10 @@ if (child >= 0) {
     rows.push([v, JSON.parse(line.slice(7))]);
   }
   const base = rows[0]?.[1].ms ?? 1;
-  for (const [v, r] of rows)
-    console.log(`${v.padEnd(24)} ${r.ms.toFixed(1).padStart(8)} ms  (${(r.ms / base).toFixed(2)}x)  peak RSS ${r.peakRssMb.toFixed(0)} MB  [${r.backend}]`);
+  for (const [v, r] of rows) {
+    const kernel = r.kernelMs === null ? '' : `  kernel alone ${r.kernelMs.toFixed(1)} ms`;
+    console.log(
+      `${v.padEnd(24)} ${r.ms.toFixed(1).padStart(8)} ms  (${(r.ms / base).toFixed(2)}x)${kernel}  peak RSS ${r.peakRssMb.toFixed(0)} MB  [${r.backend}]`,
+    );
+  }
 }

@@ -45,7 +45,8 @@ export function recomputedInBackward(
           engine.state.activeTape = outer;
         }
         const [dx, ...dparams] = grads;
-        return [dx as tf.Tensor, ...c0.map((c) => tf.zerosLike(c)), ...dparams];
+        // float32 zeros whatever a constant's dtype (an int32 one too: tfjs takes float32 gradients only)
+        return [dx as tf.Tensor, ...c0.map((c) => tf.zeros(c.shape)), ...dparams];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

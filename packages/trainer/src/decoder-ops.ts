@@ -88,8 +88,10 @@ export interface DecoderAttentionOptions {
   mask: () => tf.Tensor | undefined;
   /** [B, S] additive bias on keys (padding), or none. */
   keyBias?: tf.Tensor2D;
-  /** [B, 1, T, S] additive mask in place of `mask` (packed examples): the tfjs ops, never the fused kernel. */
+  /** [B, 1, T, S] additive mask in place of `mask` (packed examples), for the tfjs ops. */
   fullMask?: tf.Tensor;
+  /** Packed examples for the fused kernel: [B, T] int32, the first key each query may read. */
+  keyStart?: tf.Tensor2D;
 }
 
 /**
@@ -98,11 +100,19 @@ export interface DecoderAttentionOptions {
  * head in place; elsewhere the heads are transposed apart for `groupedAttention`.
  */
 export function decoderAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, H: number, Hkv: number, opts: DecoderAttentionOptions): tf.Tensor3D {
-  if (fusedKernels() && !opts.fullMask) {
-    // keyBias is always an input (zeros without one, unread: bias false), so that the gradient can save it
-    const inputs: tf.NamedTensorMap = { q, k, v, keyBias: opts.keyBias ?? tf.zeros([q.shape[0], k.shape[1]]) };
-    return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset, bias: !!opts.keyBias }) as tf.Tensor[])[0] as tf.Tensor3D;
+  if (fusedKernels() && (!opts.fullMask || opts.keyStart)) {
+    // keyBias and keyStart are always inputs (zeros when unread), so that the gradient can save them
+    const [B, T] = q.shape;
+    const inputs: tf.NamedTensorMap = {
+      q,
+      k,
+      v,
+      keyBias: opts.keyBias ?? tf.zeros([B, k.shape[1]]),
+      keyStart: opts.keyStart ?? tf.zeros([B, T], 'int32'),
+    };
+    return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset, bias: !!opts.keyBias, packed: !!opts.keyStart }) as tf.Tensor[])[0] as tf.Tensor3D;
   }
+  if (opts.keyStart && !opts.fullMask) throw new RangeError('decoderAttention: packed rows on the tfjs ops need their mask');
   return tf.tidy(() => {
     const [B, , HD] = q.shape;
     const hd = HD / H;

@@ -10,6 +10,7 @@ import { recomputedInBackward } from './activation-checkpointing';
 import { decoderAttention, rmsNorm, rope, swiglu } from './decoder-ops';
 import { cachedCausalMask, type KvCache } from './kv-cache';
 import { dropout, linear } from './ops';
+import type { PackedAttention } from './packing';
 import { mixSeed } from './rng';
 
 export interface DecoderContext {
@@ -37,8 +38,8 @@ export function decoderHidden(
   idx: tf.Tensor2D,
   attentionMask?: tf.Tensor2D,
   cache?: KvCache,
-  /** Packed examples: the [B, 1, T, T] mask and each token's position in its example. */
-  packed?: { mask: tf.Tensor; positions: tf.Tensor1D },
+  /** Packed examples: each token's position in its example, each query's first key, the [B, 1, T, T] mask (tfjs ops only). */
+  packed?: PackedAttention,
 ): tf.Tensor3D {
   return tf.tidy(() => {
     const d = decoderOf(c);
@@ -59,8 +60,10 @@ export function decoderHidden(
     // copies the backward pass saved.
     const layer = (l: number, x: tf.Tensor, consts: tf.Tensor[]): tf.Tensor => {
       const [cos, sin, ...rest] = consts as [tf.Tensor, tf.Tensor, ...tf.Tensor[]];
-      const bias = keyBias ? (rest[0] as tf.Tensor2D) : undefined;
-      const fullMask = packed ? rest[keyBias ? 1 : 0] : undefined;
+      let at = 0;
+      const bias = keyBias ? (rest[at++] as tf.Tensor2D) : undefined;
+      const keyStart = packed ? (rest[at++] as tf.Tensor2D) : undefined;
+      const fullMask = packed?.mask ? rest[at++] : undefined;
       const h = `model.layers.${l}.`;
       let drops = 0;
       const proj = (input: tf.Tensor, name: string, hasBias: boolean) => {
@@ -83,14 +86,14 @@ export function decoderHidden(
       const v = proj(a, `${h}self_attn.v_proj`, d.qkvBias) as tf.Tensor3D;
       const kv = cache ? cache.append(l, k, v, 1) : { k, v };
       const mask = () => (cache ? cachedCausalMask(offset, T) : ctx.causalMask(T));
-      const y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias, fullMask });
+      const y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias, fullMask, keyStart });
       const mid = tf.add(x, proj(y, `${h}self_attn.o_proj`, d.oBias));
       const m = rmsNorm(mid, p(`${h}post_attention_layernorm.weight`), d.rmsNormEps);
       const inner = swiglu(proj(m, `${h}mlp.gate_proj`, d.mlpBias), proj(m, `${h}mlp.up_proj`, d.mlpBias));
       return tf.add(mid, proj(inner, `${h}mlp.down_proj`, d.mlpBias));
     };
 
-    const consts = [tables.cos, tables.sin, ...(keyBias ? [keyBias] : []), ...(packed ? [packed.mask] : [])];
+    const consts = [tables.cos, tables.sin, ...(keyBias ? [keyBias] : []), ...(packed ? [packed.keyStart] : []), ...(packed?.mask ? [packed.mask] : [])];
     let x: tf.Tensor = tf.gather(p('model.embed_tokens.weight'), idx.reshape([-1])).reshape([B, T, C]);
     for (let l = 0; l < c.nLayer; l++) {
       const checkpoint = ctx.checkpoint;

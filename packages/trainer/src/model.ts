@@ -12,7 +12,7 @@ import { decoderHidden } from './decoder';
 import { groupedAttention, ropeInverseFrequencies, ropeTables } from './decoder-ops';
 import { cachedCausalMask, type KvCache } from './kv-cache';
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
-import { type PackedRows, packedMask } from './packing';
+import { type PackedRows, packedAttention } from './packing';
 import { mixSeed } from './rng';
 
 export interface ForwardOptions {
@@ -218,7 +218,7 @@ export class Transformer {
       if (cache && (c.arch === 'bert' || opts.attentionMask || opts.training || opts.packing))
         throw new RangeError('a KV cache is for decoding a causal model, without padding, packing or training');
       if (opts.packing && (c.arch === 'bert' || opts.attentionMask)) throw new RangeError('packing is for causal models, without padding masks');
-      const packed = opts.packing && { mask: packedMask(opts.packing, B, T), positions: tf.tensor1d(opts.packing.positions, 'int32') };
+      const packed = opts.packing ? packedAttention(opts.packing, B, T) : undefined;
       if (c.arch === 'llama') {
         if (opts.training && c.dropout > 0) throw new RangeError('llama-architecture models train without dropout');
         const lora = c.peft?.type === 'lora' ? c.peft : undefined;
@@ -272,6 +272,7 @@ export class Transformer {
         causalMask: () => this.causalMask(T),
         keyMask: opts.attentionMask,
         mask: packed?.mask,
+        keyStart: packed?.keyStart,
       };
 
       for (let l = 0; l < c.nLayer; l++) {

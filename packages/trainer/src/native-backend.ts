@@ -69,13 +69,25 @@ export function fusedKernels(): boolean {
 }
 
 type Info = tf.TensorInfo;
-/** K.attention's attributes: heads, causal, whether keyBias is read, dropout on the weights (0: none) and its mask's seed. */
+/**
+ * K.attention's attributes: heads, causal, whether keyBias is read, dropout on the weights (0: none)
+ * and its mask's seed, whether keyStart is read (packed rows).
+ */
 interface AttentionAttrs {
   nh: number;
   causal: boolean;
   bias: boolean;
   dropout: number;
   seed: number;
+  packed: boolean;
+}
+/** K.gqa's attributes: query and key/value heads, the causal offset (< 0: none), whether keyBias and keyStart are read. */
+interface GqaAttrs {
+  H: number;
+  Hkv: number;
+  causal: number;
+  bias: boolean;
+  packed: boolean;
 }
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -89,6 +101,12 @@ function f32(b: MathBackendCPU, t: Info): Float32Array {
   // float32 tensors may hold other typed arrays (a cast from bool keeps its bytes): convert
   if (t.dtype === 'float32' && ArrayBuffer.isView(v)) return Float32Array.from(v as Uint8Array);
   throw new TypeError(`native kernel: expected float32 data, got ${t.dtype} of shape [${t.shape}]`);
+}
+
+function i32(b: MathBackendCPU, t: Info): Int32Array {
+  const v = b.data.get(t.dataId)?.values;
+  if (v instanceof Int32Array) return v;
+  throw new TypeError(`native kernel: expected int32 data, got ${t.dtype} of shape [${t.shape}]`);
 }
 
 function out(b: MathBackendCPU, shape: number[], values: Float32Array): Info {
@@ -345,8 +363,8 @@ export function registerNativeBackend(k: NativeKernels): void {
   // log-sum-exp, from which the backward pass recomputes the probabilities); dropout on the weights
   // (rate 0: none) with a mask hashed from the seed, drawn again by the backward pass
   reg(K.attention, ({ inputs, attrs, backend }) => {
-    const { qkv, keyBias } = inputs as { qkv: Info; keyBias: Info };
-    const { nh, causal, bias, dropout, seed } = attrs as unknown as AttentionAttrs;
+    const { qkv, keyBias, keyStart } = inputs as { qkv: Info; keyBias: Info; keyStart: Info };
+    const { nh, causal, bias, dropout, seed, packed } = attrs as unknown as AttentionAttrs;
     const bk = be(backend);
     const [B, T, C3] = qkv.shape as [number, number, number];
     const C = C3 / 3;
@@ -354,12 +372,13 @@ export function registerNativeBackend(k: NativeKernels): void {
     const lse = alloc(bk, B * nh * T);
     const x = f32(bk, qkv);
     const kb = bias ? f32(bk, keyBias) : null;
-    k.flashAttention(x, C3, x.subarray(C), x.subarray(2 * C), C3, o, C, lse, B, T, T, nh, nh, C / nh, causal ? 0 : -1, kb, dropout, seed);
+    const ks = packed ? i32(bk, keyStart) : null;
+    k.flashAttention(x, C3, x.subarray(C), x.subarray(2 * C), C3, o, C, lse, B, T, T, nh, nh, C / nh, causal ? 0 : -1, kb, dropout, seed, ks);
     return [out(bk, [B, T, C], o), out(bk, [B, nh, T], lse)];
   });
   reg(K.attentionGrad, ({ inputs, attrs, backend }) => {
-    const { dy, qkv, out: o, lse, keyBias } = inputs as { dy: Info; qkv: Info; out: Info; lse: Info; keyBias: Info };
-    const { nh, causal, bias, dropout, seed } = attrs as unknown as AttentionAttrs;
+    const { dy, qkv, out: o, lse, keyBias, keyStart } = inputs as { dy: Info; qkv: Info; out: Info; lse: Info; keyBias: Info; keyStart: Info };
+    const { nh, causal, bias, dropout, seed, packed } = attrs as unknown as AttentionAttrs;
     const bk = be(backend);
     const [B, T, C3] = qkv.shape as [number, number, number];
     const C = C3 / 3;
@@ -388,6 +407,7 @@ export function registerNativeBackend(k: NativeKernels): void {
       bias ? f32(bk, keyBias) : null,
       dropout,
       seed,
+      packed ? i32(bk, keyStart) : null,
     );
     return out(bk, qkv.shape, dqkv);
   });
@@ -527,20 +547,39 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
 
   // q [B, T, H * hd], k and v [B, S, Hkv * hd], flash attention: [out [B, T, H * hd], lse [B, H, T]]
   reg(K.gqa, ({ inputs, attrs, backend }) => {
-    const { q, k: key, v, keyBias } = inputs as { q: Info; k: Info; v: Info; keyBias: Info };
-    const { H, Hkv, causal, bias } = attrs as unknown as { H: number; Hkv: number; causal: number; bias: boolean };
+    const { q, k: key, v, keyBias, keyStart } = inputs as { q: Info; k: Info; v: Info; keyBias: Info; keyStart: Info };
+    const { H, Hkv, causal, bias, packed } = attrs as unknown as GqaAttrs;
     const bk = be(backend);
     const [B, T, HD] = q.shape as [number, number, number];
     const S = key.shape[1] as number;
     const hd = HD / H;
     const o = alloc(bk, B * T * HD);
     const lse = alloc(bk, B * H * T);
-    k.flashAttention(f32(bk, q), HD, f32(bk, key), f32(bk, v), Hkv * hd, o, HD, lse, B, T, S, H, Hkv, hd, causal, bias ? f32(bk, keyBias) : null);
+    const kb = bias ? f32(bk, keyBias) : null;
+    k.flashAttention(f32(bk, q), HD, f32(bk, key), f32(bk, v), Hkv * hd, o, HD, lse, B, T, S, H, Hkv, hd, causal, kb, 0, 0, packed ? i32(bk, keyStart) : null);
     return [out(bk, q.shape, o), out(bk, [B, H, T], lse)];
   });
   reg(K.gqaGrad, ({ inputs, attrs, backend }) => {
-    const { dy, q, k: key, v, out: o, lse, keyBias } = inputs as { dy: Info; q: Info; k: Info; v: Info; out: Info; lse: Info; keyBias: Info };
-    const { H, Hkv, causal, bias: hasBias } = attrs as unknown as { H: number; Hkv: number; causal: number; bias: boolean };
+    const {
+      dy,
+      q,
+      k: key,
+      v,
+      out: o,
+      lse,
+      keyBias,
+      keyStart,
+    } = inputs as {
+      dy: Info;
+      q: Info;
+      k: Info;
+      v: Info;
+      out: Info;
+      lse: Info;
+      keyBias: Info;
+      keyStart: Info;
+    };
+    const { H, Hkv, causal, bias: hasBias, packed } = attrs as unknown as GqaAttrs;
     const bk = be(backend);
     const [B, T, HD] = q.shape as [number, number, number];
     const S = key.shape[1] as number;
@@ -570,6 +609,9 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
       hd,
       causal,
       bias,
+      0,
+      0,
+      packed ? i32(bk, keyStart) : null,
     );
     return [out(bk, q.shape, dq), out(bk, key.shape, dk), out(bk, v.shape, dv)];
   });
@@ -618,14 +660,15 @@ function registerGradients(): void {
   // flash attention saves its inputs, its output and each row's log-sum-exp
   tf.registerGradient({
     kernelName: K.attention,
-    inputsToSave: ['qkv', 'keyBias'],
+    inputsToSave: ['qkv', 'keyBias', 'keyStart'],
     outputsToSave: [true, true],
     gradFunc: (dys, saved, attrs) => {
-      const [qkv, keyBias, o, lse] = saved as tf.Tensor[];
+      const [qkv, keyBias, keyStart, o, lse] = saved as tf.Tensor[];
       const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
       return {
-        qkv: () => run(K.attentionGrad, { dy, qkv, out: o, lse, keyBias } as tf.NamedTensorMap, attrs) as tf.Tensor,
+        qkv: () => run(K.attentionGrad, { dy, qkv, out: o, lse, keyBias, keyStart } as tf.NamedTensorMap, attrs) as tf.Tensor,
         keyBias: () => tf.zeros((qkv as tf.Tensor).shape.slice(0, 2)),
+        keyStart: () => tf.zeros((qkv as tf.Tensor).shape.slice(0, 2)),
       };
     },
   });
@@ -662,17 +705,18 @@ function registerGradients(): void {
   });
   tf.registerGradient({
     kernelName: K.gqa,
-    inputsToSave: ['q', 'k', 'v', 'keyBias'],
+    inputsToSave: ['q', 'k', 'v', 'keyBias', 'keyStart'],
     outputsToSave: [true, true],
     gradFunc: (dys, saved, attrs) => {
-      const [q, key, v, keyBias, o, lse] = saved as tf.Tensor[];
+      const [q, key, v, keyBias, keyStart, o, lse] = saved as tf.Tensor[];
       const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
-      const [dq, dk, dv] = run(K.gqaGrad, { dy, q, k: key, v, out: o, lse, keyBias } as tf.NamedTensorMap, attrs) as tf.Tensor[];
+      const [dq, dk, dv] = run(K.gqaGrad, { dy, q, k: key, v, out: o, lse, keyBias, keyStart } as tf.NamedTensorMap, attrs) as tf.Tensor[];
       return {
         q: () => dq as tf.Tensor,
         k: () => dk as tf.Tensor,
         v: () => dv as tf.Tensor,
         keyBias: () => tf.zeros([(q as tf.Tensor).shape[0] as number, (key as tf.Tensor).shape[1] as number]),
+        keyStart: () => tf.zeros((keyStart as tf.Tensor).shape),
       };
     },
   });

@@ -436,11 +436,12 @@ describe.skipIf(!k)('flash attention against the probability-tensor kernels', ()
   });
 });
 
-// Attention dropout inside the flash kernel, against a dense float64 reference that draws the
-// documented mask (murmur3's finaliser over the seed, the query row and the key; keep iff
-// (hash >>> 8) >= ceil(rate 2^24)) and applies it to the normalised weights; gradients against
-// central finite differences of that reference.
-describe.skipIf(!k)('flash attention with dropout on the weights', () => {
+// Flash attention's dropout on the weights and its packed rows (keyStart: attention never crossing
+// an example), against a dense float64 reference that draws the documented mask (murmur3's
+// finaliser over the seed, the query row and the key; keep iff (hash >>> 8) >= ceil(rate 2^24)),
+// applies it to the normalised weights and lets query i of a packed row read keys start[i]..i;
+// gradients against central finite differences of that reference.
+describe.skipIf(!k)('flash attention with dropout on the weights and packed rows', () => {
   const mix = (x: number) => {
     let h = x >>> 0;
     h ^= h >>> 16;
@@ -454,29 +455,35 @@ describe.skipIf(!k)('flash attention with dropout on the weights', () => {
   const keep = (key: number, j: number, rate: number) => mix((key + Math.imul(j, 0x9e3779b9)) >>> 0) >>> 8 >= Math.ceil(rate * 2 ** 24);
   const [B, T, S, H, Hkv, hd] = [2, 70, 70, 2, 1, 4];
   const causal = 0;
-  const rate = 0.3;
   const seed = 12345;
-  // out [B, T, H hd] in float64, keys 0..i for query i (causal), bias added to the scores
-  const reference = (q: Float64Array, key: Float64Array, v: Float64Array, bias: Float32Array) => {
+  // packed rows: row 0 holds examples of 5, 60 and 3 tokens (the second crosses the 64-key block
+  // boundary) and 2 positions of padding (each reads itself); row 1 one example of 70
+  const packedStart = Int32Array.from({ length: B * T }, (_, p) => {
+    const [b, i] = [Math.floor(p / T), p % T];
+    if (b === 1) return 0;
+    return i < 5 ? 0 : i < 65 ? 5 : i < 68 ? 65 : i;
+  });
+  // out [B, T, H hd] in float64: keys start[i]..i for query i (causal), bias added to the scores
+  const reference = (q: Float64Array, key: Float64Array, v: Float64Array, bias: Float32Array, rate: number, start: Int32Array | null) => {
     const out = new Float64Array(B * T * H * hd);
     for (let b = 0; b < B; b++)
       for (let h = 0; h < H; h++) {
         const g = Math.floor(h / (H / Hkv));
         for (let i = 0; i < T; i++) {
-          const n = i + 1;
-          const s = new Float64Array(n);
+          const lo = start ? (start[b * T + i] as number) : 0;
+          const s = new Float64Array(i + 1);
           let m = -Infinity;
-          for (let j = 0; j < n; j++) {
+          for (let j = lo; j <= i; j++) {
             let dot = 0;
             for (let d = 0; d < hd; d++) dot += (q[(b * T + i) * H * hd + h * hd + d] as number) * (key[(b * S + j) * Hkv * hd + g * hd + d] as number);
             s[j] = dot / Math.sqrt(hd) + (bias[b * S + j] as number);
             m = Math.max(m, s[j] as number);
           }
           let sum = 0;
-          for (let j = 0; j < n; j++) sum += Math.exp((s[j] as number) - m);
+          for (let j = lo; j <= i; j++) sum += Math.exp((s[j] as number) - m);
           const rk = rowKey(seed, (b * H + h) * T + i);
-          for (let j = 0; j < n; j++) {
-            if (!keep(rk, j, rate)) continue;
+          for (let j = lo; j <= i; j++) {
+            if (rate > 0 && !keep(rk, j, rate)) continue;
             const p = Math.exp((s[j] as number) - m) / sum / (1 - rate);
             for (let d = 0; d < hd; d++) {
               const o = (b * T + i) * H * hd + h * hd + d;
@@ -492,18 +499,19 @@ describe.skipIf(!k)('flash attention with dropout on the weights', () => {
   const v = rand(B * S * Hkv * hd, 63);
   const bias = rand(B * S, 64, 2);
   const dout = rand(B * T * H * hd, 65);
-  const flash = (threads: number, r = rate, sd = seed) => {
+  const flash = (threads: number, rate: number, start: Int32Array | null, sd = seed) => {
     k?.setThreads(threads);
     const out = new Float32Array(B * T * H * hd);
     const lse = new Float32Array(B * H * T);
-    k?.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias, r, sd);
+    k?.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias, rate, sd, start);
     const grads = [q, key, v].map((x) => new Float32Array(x.length).fill(Number.NaN)) as [Float32Array, Float32Array, Float32Array];
-    k?.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias, r, sd);
+    k?.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias, rate, sd, start);
     k?.setThreads(1);
     return { out, grads };
   };
 
   it('draws the documented mask: about rate of the weights dropped, independent rows', () => {
+    const rate = 0.3;
     let dropped = 0;
     let same = 0;
     const n = 200 * 200;
@@ -521,62 +529,82 @@ describe.skipIf(!k)('flash attention with dropout on the weights', () => {
   });
 
   it('is the mask the tfjs-op path multiplies by (one mask on every backend)', () => {
+    const rate = 0.3;
     const mask = attentionDropoutMask(B, H, T, S, rate, seed);
     for (let row = 0; row < B * H * T; row++)
       for (let j = 0; j < S; j++) expect(mask[row * S + j], `row ${row} key ${j}`).toBe(keep(rowKey(seed, row), j, rate) ? Math.fround(1 / (1 - rate)) : 0);
   });
 
-  it('forward pass equals the dense reference with that mask', () => {
-    const { out } = flash(1);
-    const want = reference(Float64Array.from(q), Float64Array.from(key), Float64Array.from(v), bias);
-    let err = 0;
-    for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs((out[i] as number) - (want[i] as number)));
-    expect(err).toBeLessThan(1e-5);
-    // and dropout really happened: the output without it differs
-    const plain = flash(1, 0);
-    expect(Math.max(...out.map((x, i) => Math.abs(x - (plain.out[i] as number))))).toBeGreaterThan(1e-2);
-  });
+  for (const [rate, packed] of [
+    [0.3, false],
+    [0, true],
+    [0.3, true],
+  ] as const) {
+    const start = packed ? packedStart : null;
+    const what = `dropout ${rate}${packed ? ', packed rows' : ''}`;
 
-  it('gradients equal central finite differences of the reference', () => {
-    const { grads } = flash(1);
-    const inputs = [q, key, v].map((x) => Float64Array.from(x));
-    const loss = () => {
-      const o = reference(inputs[0] as Float64Array, inputs[1] as Float64Array, inputs[2] as Float64Array, bias);
-      let s = 0;
-      for (let i = 0; i < o.length; i++) s += (o[i] as number) * (dout[i] as number);
-      return s;
-    };
-    const eps = 1e-4;
-    for (const [which, x] of inputs.entries()) {
-      const got = grads[which] as Float32Array;
+    it(`forward pass equals the dense reference (${what})`, () => {
+      const { out } = flash(1, rate, start);
+      const want = reference(Float64Array.from(q), Float64Array.from(key), Float64Array.from(v), bias, rate, start);
       let err = 0;
-      let scale = 0;
-      // every 7th entry of q, k and v (a spread over rows, heads, blocks and features)
-      for (let i = which; i < x.length; i += 7) {
-        const x0 = x[i] as number;
-        x[i] = x0 + eps;
-        const up = loss();
-        x[i] = x0 - eps;
-        const down = loss();
-        x[i] = x0;
-        const fd = (up - down) / (2 * eps);
-        err = Math.max(err, Math.abs((got[i] as number) - fd));
-        scale = Math.max(scale, Math.abs(fd));
-      }
-      expect(err / scale, `input ${which}`).toBeLessThan(1e-4);
-    }
-  });
+      for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs((out[i] as number) - (want[i] as number)));
+      expect(err).toBeLessThan(1e-5);
+      // and the option really acted: the output without it differs
+      const plain = flash(1, 0, null);
+      expect(Math.max(...out.map((x, i) => Math.abs(x - (plain.out[i] as number))))).toBeGreaterThan(1e-2);
+    });
 
-  it('is the same on 1 and 2 threads, differs between seeds, and rate 0 is no dropout', () => {
-    const one = flash(1);
-    const two = flash(2);
-    expect(Array.from(two.out)).toEqual(Array.from(one.out));
-    for (const [i, g] of two.grads.entries()) expect(Array.from(g)).toEqual(Array.from(one.grads[i] as Float32Array));
-    expect(Array.from(flash(1, rate, seed + 1).out)).not.toEqual(Array.from(one.out));
+    it(`gradients equal central finite differences of the reference (${what})`, () => {
+      const { grads } = flash(1, rate, start);
+      const inputs = [q, key, v].map((x) => Float64Array.from(x));
+      const loss = () => {
+        const o = reference(inputs[0] as Float64Array, inputs[1] as Float64Array, inputs[2] as Float64Array, bias, rate, start);
+        let s = 0;
+        for (let i = 0; i < o.length; i++) s += (o[i] as number) * (dout[i] as number);
+        return s;
+      };
+      const eps = 1e-4;
+      for (const [which, x] of inputs.entries()) {
+        const got = grads[which] as Float32Array;
+        let err = 0;
+        let scale = 0;
+        // every 7th entry of q, k and v (a spread over rows, heads, blocks and features)
+        for (let i = which; i < x.length; i += 7) {
+          const x0 = x[i] as number;
+          x[i] = x0 + eps;
+          const up = loss();
+          x[i] = x0 - eps;
+          const down = loss();
+          x[i] = x0;
+          const fd = (up - down) / (2 * eps);
+          err = Math.max(err, Math.abs((got[i] as number) - fd));
+          scale = Math.max(scale, Math.abs(fd));
+        }
+        expect(err / scale, `input ${which}`).toBeLessThan(1e-4);
+      }
+    });
+
+    it(`is the same on 1 and 2 threads (${what})`, () => {
+      const one = flash(1, rate, start);
+      const two = flash(2, rate, start);
+      expect(Array.from(two.out)).toEqual(Array.from(one.out));
+      for (const [i, g] of two.grads.entries()) expect(Array.from(g)).toEqual(Array.from(one.grads[i] as Float32Array));
+    });
+  }
+
+  it('differs between seeds; rate 0 and no keyStart are the kernel without either; bad arguments are refused', () => {
+    const one = flash(1, 0.3, null);
+    expect(Array.from(flash(1, 0.3, null, seed + 1).out)).not.toEqual(Array.from(one.out));
     const none = new Float32Array(B * T * H * hd);
     k?.flashAttention(q, H * hd, key, v, Hkv * hd, none, H * hd, new Float32Array(B * H * T), B, T, S, H, Hkv, hd, causal, bias);
-    expect(Array.from(flash(1, 0).out)).toEqual(Array.from(none));
-    expect(() => flash(1, 1)).toThrow(/dropout must be in \[0, 1\)/);
+    expect(Array.from(flash(1, 0, null).out)).toEqual(Array.from(none));
+    // every query starting at key 0 is the plain causal kernel
+    expect(Array.from(flash(1, 0, new Int32Array(B * T)).out)).toEqual(Array.from(none));
+    expect(() => flash(1, 1, null)).toThrow(/dropout must be in \[0, 1\)/);
+    const late = Int32Array.from(packedStart);
+    late[3] = 4; // query 3 cannot start at key 4
+    expect(() => flash(1, 0, late)).toThrow(/first key \(keyStart\)/);
+    expect(() => flash(1, 0, new Int32Array(5))).toThrow(/shorter than the shapes/);
   });
 });
 

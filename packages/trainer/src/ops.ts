@@ -260,8 +260,10 @@ export interface AttentionOptions {
   causalMask?: () => tf.Tensor;
   /** [B, T]: 1 for real tokens, 0 for padding keys nobody may attend to. */
   keyMask?: tf.Tensor2D;
-  /** [B, 1, T, T] additive mask in place of the causal one (packed examples: block-diagonal and causal). */
+  /** [B, 1, T, T] additive mask in place of the causal one (packed examples: block-diagonal and causal), for the tfjs ops. */
   mask?: tf.Tensor;
+  /** Packed examples for the fused kernel: [B, T] int32, the first key each query may read (causal attention only). */
+  keyStart?: tf.Tensor2D;
   /** Dropout on the attention weights (training only) and its mask's seed; undefined or rate 0 for none. */
   dropout?: { rate: number; seed: number };
 }
@@ -290,8 +292,8 @@ export function qkvProjection(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, lora?: 
 /**
  * Multi-head scaled dot-product attention over q, k and v (see Qkv; heads side by side in each): softmax(q k^T / sqrt(hs) + mask) v per
  * head, heads re-assembled to [B, T, C]. One fused kernel on the native backend (flash attention,
- * with the dropout on the weights in it); tfjs ops elsewhere and for a packed batch's mask. Both draw
- * the same dropout mask for a seed (attention-dropout.ts).
+ * with the dropout on the weights and packed rows' keyStart in it); tfjs ops elsewhere (a packed
+ * batch's [B, 1, T, T] mask). Both draw the same dropout mask for a seed (attention-dropout.ts).
  */
 export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tensor {
   const [B, T, C] = Array.isArray(qkv)
@@ -299,14 +301,16 @@ export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tens
     : [qkv.shape[0] as number, qkv.shape[1] as number, (qkv.shape[2] as number) / 3];
   const padBias = opts.keyMask ? tf.mul(tf.sub(1, tf.cast(opts.keyMask, 'float32')), -1e9) : undefined; // [B, T]
   const drop = opts.dropout && opts.dropout.rate > 0 ? opts.dropout : undefined;
-  if (fusedKernels() && !opts.mask && !Array.isArray(qkv)) {
-    // keyBias is always an input (zeros without a mask, unread: bias false), so that the gradient can save it
-    const inputs: tf.NamedTensorMap = { qkv, keyBias: padBias ?? tf.zeros([B, T]) };
-    const attrs = { nh, causal: opts.causal, bias: !!padBias, dropout: drop?.rate ?? 0, seed: drop?.seed ?? 0 };
+  const packed = opts.keyStart && opts.causal ? opts.keyStart : undefined;
+  if (fusedKernels() && (!opts.mask || packed) && !Array.isArray(qkv)) {
+    // keyBias and keyStart are always inputs (zeros when unread), so that the gradient can save them
+    const inputs: tf.NamedTensorMap = { qkv, keyBias: padBias ?? tf.zeros([B, T]), keyStart: packed ?? tf.zeros([B, T], 'int32') };
+    const attrs = { nh, causal: opts.causal, bias: !!padBias, dropout: drop?.rate ?? 0, seed: drop?.seed ?? 0, packed: !!packed };
     return (runFused(K.attention, inputs, attrs) as tf.Tensor[])[0] as tf.Tensor;
   }
   const hs = C / nh;
   const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);
+  if (opts.keyStart && !opts.mask) throw new RangeError('attention: packed rows on the tfjs ops need their mask');
   let bias: tf.Tensor | undefined = opts.mask ?? (opts.causal ? opts.causalMask?.() : undefined);
   if (padBias) bias = bias ? tf.add(bias, padBias.reshape([B, 1, 1, T])) : padBias.reshape([B, 1, 1, T]);
   // heads are split with rank-4 transposes only (the wasm backend's rank-5 transpose is slow)

@@ -59,6 +59,53 @@ describe.each([
     expect(Math.abs((leaky[second] as number) - (together[second] as number))).toBeGreaterThan(1e-3);
     model.dispose();
   });
+
+  // the packed loss is the sum of the examples' losses, so its gradient is the sum of theirs: this
+  // checks the backward pass of packed attention (the flash kernel's keyStart on the native backend,
+  // the block-diagonal mask elsewhere), with activation checkpointing too (keyStart an int32 constant)
+  for (const checkpointActivations of [false, true])
+    it(`give the gradients of the examples alone, summed (activation checkpointing ${checkpointActivations ? 'on' : 'off'})`, () => {
+      const model = Transformer.create(config, 5);
+      scaleParams(model, 2);
+      const lengths = [5, 3, 7, 4, 2, 6];
+      let seed = 30;
+      const examples: PackedExample[] = lengths.map((n) => ({ tokens: randomTokens(n, config.vocabSize, seed++) }));
+      const T = 12;
+      const params = [...model.params.values()];
+      const gradsOf = (b: ReturnType<typeof packRows>, packing: boolean) => {
+        const { grads } = tf.variableGrads(() => {
+          const idx = tf.tensor2d(b.x, [b.B, b.T], 'int32');
+          const logits = model.forwardFlat(idx, { packing: packing ? b.packing : undefined, training: true, checkpointActivations });
+          const lp = tokenLogProbs(logits, tf.tensor1d(b.y, 'int32'));
+          return tf.sum(tf.mul(lp, tf.tensor1d(b.w ?? new Float32Array(b.B * b.T).fill(1)))) as tf.Scalar;
+        }, params);
+        const out = params.map((v) => Float32Array.from((grads[v.name] as tf.Tensor).dataSync()));
+        tf.dispose(Object.values(grads));
+        return out;
+      };
+      const packed = packRows(examples, [0, 1, 2, 3, 4, 5], 3, T);
+      const together = gradsOf(packed, true);
+      const sum = params.map((v) => new Float32Array(v.size));
+      for (let id = 0; id < examples.length; id++) {
+        const alone = gradsOf(packRows(examples, [id], 1, T, 1), false);
+        for (const [i, g] of alone.entries()) {
+          const acc = sum[i] as Float32Array;
+          for (let j = 0; j < g.length; j++) acc[j] = (acc[j] as number) + (g[j] as number);
+        }
+      }
+      let worst = 0;
+      let scale = 0;
+      for (const [i, g] of together.entries()) {
+        const want = sum[i] as Float32Array;
+        for (let j = 0; j < g.length; j++) {
+          worst = Math.max(worst, Math.abs((g[j] as number) - (want[j] as number)));
+          scale = Math.max(scale, Math.abs(g[j] as number));
+        }
+      }
+      expect(scale).toBeGreaterThan(1e-2);
+      expect(worst / scale).toBeLessThan(2e-5);
+      model.dispose();
+    });
 });
 
 describe('the packer', () => {

@@ -5,6 +5,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from './data';
+import { fusedKernels } from './native-backend';
 import { Rng, type RngState } from './rng';
 
 /** Which example each position of a packed batch belongs to (-1: padding), and its position in it. */
@@ -75,6 +76,39 @@ export function packRows(
     placed++;
   }
   return { B, T, x, y, w, packing: { segments, positions }, examples: placed };
+}
+
+/** What attention needs of packed rows: each token's position in its example, each query's first key [B, T] (the fused kernel), the [B, 1, T, T] mask (the tfjs ops only). */
+export interface PackedAttention {
+  positions: tf.Tensor1D;
+  keyStart: tf.Tensor2D;
+  mask?: tf.Tensor;
+}
+
+/** PackedAttention of packed rows; the T x T mask only where the tfjs ops will read it. */
+export function packedAttention(p: PackedRows, B: number, T: number): PackedAttention {
+  return {
+    positions: tf.tensor1d(p.positions, 'int32'),
+    keyStart: tf.tensor2d(packedKeyStarts(p, B, T), [B, T], 'int32'),
+    mask: fusedKernels() ? undefined : packedMask(p, B, T),
+  };
+}
+
+/**
+ * The first key each query of packed rows may read, [B * T]: its example's first position in the
+ * row (padding reads itself only). With causality this is packedMask's block-diagonal mask, as the
+ * flash kernel takes it (no T x T tensor).
+ */
+export function packedKeyStarts(p: PackedRows, B: number, T: number): Int32Array {
+  const start = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < T; i++) {
+      const si = p.segments[b * T + i] as number;
+      const same = i > 0 && si >= 0 && p.segments[b * T + i - 1] === si;
+      start[b * T + i] = same ? (start[b * T + i - 1] as number) : i;
+    }
+  }
+  return start;
 }
 
 /** The additive attention mask of packed rows, [B, 1, T, T]: 0 where query i may read key j (same example, j <= i), -1e9 elsewhere. */
