@@ -25,11 +25,15 @@ function windowNll(model: Transformer, x: number[], y: number[]): { nll: number[
 }
 
 describe('scoreTokens', () => {
-  it('mean loss over every next-token position; perplexity is exp of it; answer loss over weighted positions', async () => {
+  // chunkedHeadBytes 5 rows x 11 x 4: the head over chunks of 5 rows, which split the 12-row batches unevenly
+  it.each([
+    ['whole logits', undefined],
+    ['the head over chunks of 5 rows', 5 * 11 * 4],
+  ])('mean loss over every next-token position; perplexity is exp of it; answer loss over weighted positions (%s)', async (_what, chunkedHeadBytes) => {
     const model = Transformer.create(tinyConfig(), 4); // block size 6, vocab 11
     const tokens = randomTokens(23, 11, 9);
     const weights = Float32Array.from(tokens, (_, i) => (i % 3 === 0 ? 1 : 0));
-    const r = await scoreTokens(model, tokens, weights, { batchSize: 2, seqLen: 6 });
+    const r = await scoreTokens(model, tokens, weights, { batchSize: 2, seqLen: 6, chunkedHeadBytes });
     // independent: windows of 6 inputs starting at 0, 6, 12, 18 (the last one shorter), each
     // predicting its next tokens; 22 positions in all
     let sum = 0;

@@ -5,6 +5,7 @@
 // a mean of batch means), and perplexity = exp(mean loss).
 import * as tf from '@tensorflow/tfjs';
 import { applyMasking, type MaskingConfig } from './data';
+import { forEachLogitChunk } from './logit-chunks';
 import type { Transformer } from './model';
 import { Rng } from './rng';
 
@@ -19,6 +20,8 @@ export interface ScoreOptions {
   /** Called after each batch with positions done and total. */
   onProgress?: (done: number, total: number) => void | Promise<void>;
   signal?: AbortSignal;
+  /** Logits larger than this (bytes) are never held: the head runs over chunks of rows (default CHUNKED_HEAD_BYTES). */
+  chunkedHeadBytes?: number;
 }
 
 export interface ScoreSums {
@@ -90,13 +93,24 @@ export async function scoreTokens(model: Transformer, tokens: Int32Array, weight
       x.set(g.x, b * t);
       y.set(g.y, b * t);
     });
-    const [nll, hit] = tf.tidy(() => {
-      const logits = model.forward(tf.tensor2d(x, [B, t], 'int32')).reshape([B * t, -1]) as tf.Tensor2D;
-      const logp = tf.logSoftmax(logits);
-      const yT = tf.tensor1d(y, 'int32');
-      const picked = tf.sum(tf.mul(logp, tf.oneHot(yT, logits.shape[1])), -1);
-      return [tf.neg(picked).dataSync() as Float32Array, tf.equal(tf.argMax(logits, -1), yT).dataSync() as Uint8Array];
-    });
+    // each position's loss and hit, the head over chunks of rows where the logits would be large
+    const nll = new Float32Array(B * t);
+    const hit = new Uint8Array(B * t);
+    const idx = tf.tensor2d(x, [B, t], 'int32');
+    forEachLogitChunk(
+      model,
+      idx,
+      {},
+      (logits, r0, n) => {
+        const logp = tf.logSoftmax(logits);
+        const yT = tf.tensor1d(y.subarray(r0, r0 + n), 'int32');
+        const picked = tf.sum(tf.mul(logp, tf.oneHot(yT, logits.shape[1])), -1);
+        nll.set(tf.neg(picked).dataSync() as Float32Array, r0);
+        hit.set(tf.equal(tf.argMax(logits, -1), yT).dataSync() as Uint8Array, r0);
+      },
+      o.chunkedHeadBytes,
+    );
+    idx.dispose();
     group.forEach((g, b) => {
       for (let j = 0; j < t; j++) {
         const k = b * t + j;

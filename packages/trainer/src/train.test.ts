@@ -22,6 +22,23 @@ function trainer(over: Partial<TrainConfig> = {}, seed = 3) {
 }
 
 describe('training loop', () => {
+  it('evaluates over chunks of the head as over whole logits (loss, accuracy, tokens; chunks without weight skipped)', () => {
+    const valWeights = Float32Array.from(data.val, (_, i) => (i < 40 || i % 5 === 0 ? 0 : 1)); // zero-weight runs: whole chunks count nothing
+    for (const weighted of [false, true]) {
+      const cfg = defaultTrainConfig(small, { maxSteps: 3, batchSize: 4, evalInterval: 0, evalBatches: 2, seed: 11 });
+      const t = new Trainer(Transformer.create(small, 3), tok, cfg, weighted ? { ...data, valWeights } : data);
+      for (let i = 0; i < 3; i++) t.trainStep();
+      const whole = t.evaluate(Number.POSITIVE_INFINITY);
+      const chunked = t.evaluate(7 * tok.vocabSize * 4); // 7 rows per chunk: 64-row batches split unevenly
+      expect(chunked.tokens).toBe(whole.tokens);
+      expect(whole.tokens).toBeGreaterThan(0);
+      expect(Math.abs(chunked.loss - whole.loss), `weighted ${weighted}`).toBeLessThan(1e-5);
+      expect(Math.abs(chunked.accuracy - whole.accuracy)).toBeLessThan(1e-9);
+      t.optimizer.dispose();
+      t.model.dispose();
+    }
+  });
+
   it('overfits a single batch to a loss under 0.05', () => {
     const cfg = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 48, blockSize: 16 }, tok.vocabSize);
     const t = new Trainer(

@@ -32,6 +32,7 @@ import {
   rolloutLogProbs,
   sampleGroup,
 } from './grpo';
+import { CHUNKED_HEAD_BYTES, forEachLogitChunk } from './logit-chunks';
 import type { Transformer } from './model';
 import { crossEntropy, linearCrossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
@@ -416,31 +417,47 @@ export class Trainer {
     return { B: Math.max(1, Math.round((c.batchSize * c.seqLen) / T)), T };
   }
 
-  /** Mean loss, perplexity and token accuracy over the fixed validation batches (in the run's precision). */
-  evaluate(): EvalMetrics {
-    return withPrecision(this.config.precision, () => this.evaluateInPrecision());
+  /**
+   * Mean loss, perplexity and token accuracy over the fixed validation batches (in the run's
+   * precision). Logits over `chunkedHeadBytes` are never held: the head runs over chunks of rows.
+   */
+  evaluate(chunkedHeadBytes = CHUNKED_HEAD_BYTES): EvalMetrics {
+    return withPrecision(this.config.precision, () => this.evaluateInPrecision(chunkedHeadBytes));
   }
 
-  private evaluateInPrecision(): EvalMetrics {
+  private evaluateInPrecision(chunkedHeadBytes: number): EvalMetrics {
     if (this.pairs) return this.evaluatePairs(this.pairs);
     if (this.rl) return this.evaluateRollouts(this.rl);
     let lossSum = 0;
     let correct = 0;
     let count = 0;
     for (const batch of this.evalSet) {
-      const [l, acc, n] = tf.tidy(() => {
-        const { B, T } = batch;
-        const logits = this.model.forward(tf.tensor2d(batch.x, [B, T], 'int32'), { packing: batch.packing }).reshape([B * T, -1]) as tf.Tensor2D;
-        const y = tf.tensor1d(batch.y, 'int32');
-        const w = batch.w ? tf.tensor1d(batch.w) : tf.ones([B * T]);
-        const total = tf.sum(w);
-        const lossSumT = tf.mul(crossEntropy(logits, y, w as tf.Tensor1D), total);
-        const hits = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'float32'), w));
-        return [lossSumT.dataSync()[0], hits.dataSync()[0], total.dataSync()[0]] as number[];
-      });
-      lossSum += l as number;
-      correct += acc as number;
-      count += n as number;
+      const { B, T } = batch;
+      const weights = batch.w ?? new Float32Array(B * T).fill(1);
+      const idx = tf.tensor2d(batch.x, [B, T], 'int32');
+      // [weighted loss sum, weighted hits, weight] of each chunk of rows
+      const parts = forEachLogitChunk(
+        this.model,
+        idx,
+        { packing: batch.packing },
+        (logits, r0, n) => {
+          const w = weights.subarray(r0, r0 + n);
+          if (!w.some((x) => x > 0)) return [0, 0, 0]; // no token of this chunk counts
+          const y = tf.tensor1d(batch.y.subarray(r0, r0 + n), 'int32');
+          const wT = tf.tensor1d(w);
+          const total = tf.sum(wT);
+          const lossSum = tf.mul(crossEntropy(logits, y, wT), total);
+          const hits = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'float32'), wT));
+          return [lossSum.dataSync()[0], hits.dataSync()[0], total.dataSync()[0]] as number[];
+        },
+        chunkedHeadBytes,
+      );
+      idx.dispose();
+      for (const [l, acc, n] of parts) {
+        lossSum += l as number;
+        correct += acc as number;
+        count += n as number;
+      }
     }
     const loss = count > 0 ? lossSum / count : Number.NaN;
     return { step: this.step, loss, perplexity: Math.exp(loss), accuracy: count > 0 ? correct / count : Number.NaN, tokens: count };
@@ -571,10 +588,6 @@ export class Trainer {
     this.optimizer.dispose();
   }
 }
-
-/** Weighted cross-entropy of one batch (the training objective). */
-/** Logits larger than this (bytes) are never held: the causal loss runs the head in chunks (linearCrossEntropy). */
-export const CHUNKED_HEAD_BYTES = 256 * 2 ** 20;
 
 /** The loss of a batch; logits over `chunkedHeadBytes` are never held (the head runs in chunks of rows with the loss). */
 export function batchLoss(
