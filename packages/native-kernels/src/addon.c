@@ -471,8 +471,7 @@ static bool key_starts_valid(const int32_t* ks, const flash_shape* f) {
   for (int64_t b = 0; b < f->B; b++)
     for (int64_t i = 0; i < f->T; i++) {
       int32_t s = ks[b * f->T + i];
-      int64_t seen = f->causal < 0 || f->causal + i + 1 > f->S ? f->S : f->causal + i + 1;
-      if (s < 0 || s >= seen) return false;
+      if (s < 0 || s >= keys_seen(i, f->S, f->causal)) return false;
     }
   return true;
 }

@@ -133,36 +133,22 @@ static void pack_a(int ta, const float* A, int64_t lda, int64_t m0, int64_t k0, 
 // the backward pass): only a regrouping of 16-bit values into pairs, no rounding.
 static inline uint32_t pair16(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
 
-static void pack_b16(int tb, const uint16_t* B, int64_t ldb, int64_t k0, int64_t n0, int64_t kc, int64_t nc, uint32_t* restrict Bp) {
+// Panels of `width` lines (rows of op(A) or columns of op(B)) over kc values of k, from element
+// (line i, k) at src[k * ld + i] (k_major) or src[i * ld + k]: each entry two consecutive k of a line.
+static void pack_pairs16(int k_major, const uint16_t* src, int64_t ld, int64_t i0, int64_t k0, int64_t lines, int64_t kc, int64_t width,
+                         uint32_t* restrict dst) {
   int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < nc; p += NR, Bp += NR * kp) {
-    int64_t cols = nc - p < NR ? nc - p : NR;
+  for (int64_t p = 0; p < lines; p += width, dst += width * kp) {
+    int64_t n = lines - p < width ? lines - p : width;
     for (int64_t q = 0; q < kp; q++) {
       int64_t k = k0 + 2 * q, second = 2 * q + 1 < kc;
-      uint32_t* dst = Bp + q * NR;
-      int64_t j = 0;
-      if (!tb)
-        for (; j < cols; j++) dst[j] = pair16(B[k * ldb + n0 + p + j], second ? B[(k + 1) * ldb + n0 + p + j] : 0);
-      else
-        for (; j < cols; j++) dst[j] = pair16(B[(n0 + p + j) * ldb + k], second ? B[(n0 + p + j) * ldb + k + 1] : 0);
-      for (; j < NR; j++) dst[j] = 0;
-    }
-  }
-}
-
-static void pack_a16(int ta, const uint16_t* A, int64_t lda, int64_t m0, int64_t k0, int64_t mc, int64_t kc, uint32_t* restrict Ap) {
-  int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp) {
-    int64_t rows = mc - p < MR ? mc - p : MR;
-    for (int64_t q = 0; q < kp; q++) {
-      int64_t k = k0 + 2 * q, second = 2 * q + 1 < kc;
-      uint32_t* dst = Ap + q * MR;
+      uint32_t* d = dst + q * width;
       int64_t i = 0;
-      if (ta)
-        for (; i < rows; i++) dst[i] = pair16(A[k * lda + m0 + p + i], second ? A[(k + 1) * lda + m0 + p + i] : 0);
+      if (k_major)
+        for (; i < n; i++) d[i] = pair16(src[k * ld + i0 + p + i], second ? src[(k + 1) * ld + i0 + p + i] : 0);
       else
-        for (; i < rows; i++) dst[i] = pair16(A[(m0 + p + i) * lda + k], second ? A[(m0 + p + i) * lda + k + 1] : 0);
-      for (; i < MR; i++) dst[i] = 0;
+        for (; i < n; i++) d[i] = pair16(src[(i0 + p + i) * ld + k], second ? src[(i0 + p + i) * ld + k + 1] : 0);
+      for (; i < width; i++) d[i] = 0;
     }
   }
 }
@@ -242,11 +228,11 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
     for (int64_t pc = 0; pc < K; pc += KC) {
       int64_t kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
       float b = pc == 0 ? beta : 1.0f;
-      if (B.bf16) pack_b16(tb, B.p, ldb, pc, n0 + jc, kc, nc, Bp);
+      if (B.bf16) pack_pairs16(!tb, B.p, ldb, n0 + jc, pc, nc, kc, NR, Bp);  // op(B)'s columns: k-major unless transposed
       else pack_b(tb, B.p, ldb, pc, n0 + jc, kc, nc, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         int64_t mc = M - ic < MC ? M - ic : MC;
-        if (A.bf16) pack_a16(ta, A.p, lda, m0 + ic, pc, mc, kc, Ap);
+        if (A.bf16) pack_pairs16(ta, A.p, lda, m0 + ic, pc, mc, kc, MR, Ap);  // op(A)'s rows: k-major when transposed
         else pack_a(ta, A.p, lda, m0 + ic, pc, mc, kc, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           int64_t nr = nc - jr < NR ? nc - jr : NR;
@@ -259,7 +245,6 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
     }
   }
 }
-
 
 int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* Ap, int a_bf16, int64_t lda, const void* Bp,
                           int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -239,13 +239,6 @@ static inline float exp_shifted(const float* x, float* y, int64_t n, float* max_
   return sum;
 }
 
-// Keys query row i sees: causal >= 0 puts the queries at positions causal.. of the keys (0 in
-// training, a KV cache's length in decoding), each seeing the keys up to its own; < 0: all S.
-static inline int64_t keys_seen(int64_t i, int64_t S, int64_t causal) {
-  if (causal < 0) return S;
-  int64_t n = causal + i + 1;
-  return n < S ? n : S;
-}
 
 // Softmax of score rows row0..row1-1 of length S in place, keyBias added, unseen keys zeroed.
 static void softmax_rows(float* s, int64_t S, int64_t causal, const float* keyBias, int64_t row0, int64_t row1) {

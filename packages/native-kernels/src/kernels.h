@@ -4,6 +4,14 @@
 #define CRUCIBLE_KERNELS_H
 #include <stdint.h>
 
+// Keys query row i sees: causal >= 0 puts the queries at positions causal.. of the keys (0 in
+// training, a KV cache's length in decoding), each seeing the keys up to its own; < 0: all S.
+static inline int64_t keys_seen(int64_t i, int64_t S, int64_t causal) {
+  if (causal < 0) return S;
+  int64_t n = causal + i + 1;
+  return n < S ? n : S;
+}
+
 typedef struct {
   void (*sgemm)(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb, int64_t sa,
                 int64_t sb);

@@ -10,6 +10,12 @@ import { linear } from './ops';
 /** Logits larger than this (bytes) are never held: the head runs in chunks of rows. */
 export const CHUNKED_HEAD_BYTES = 256 * 2 ** 20;
 
+/** The head's input (Transformer.headInput) where idx's logits would pass maxBytes; undefined where they are held whole. */
+export function largeHeadInput(model: Transformer, idx: tf.Tensor2D, opts: ForwardOptions, maxBytes = CHUNKED_HEAD_BYTES) {
+  const [B, T] = idx.shape;
+  return B * T * model.config.vocabSize * 4 > maxBytes ? model.headInput(idx, opts) : undefined;
+}
+
 /**
  * Calls visit(logits [n, V], first row, n) for consecutive chunks of the B T rows of idx's
  * logits, each in its own scope (what visit returns is kept; its tensors are freed after it).
@@ -25,7 +31,7 @@ export function forEachLogitChunk<R extends tf.TensorContainer>(
   const N = B * T;
   const V = model.config.vocabSize;
   return tf.tidy(() => {
-    const viaHead = N * V * 4 > maxBytes ? model.headInput(idx, opts) : undefined;
+    const viaHead = largeHeadInput(model, idx, opts, maxBytes);
     if (!viaHead) return [visit(model.forward(idx, opts).reshape([N, -1]) as tf.Tensor2D, 0, N)];
     const rows = Math.max(1, Math.floor(maxBytes / (V * 4)));
     const out: R[] = [];

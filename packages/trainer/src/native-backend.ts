@@ -437,8 +437,7 @@ export function registerNativeBackend(k: NativeKernels): void {
     const V = inputs.w.shape[0] as number;
     const h = f32(bk, inputs.h);
     const w = f32(bk, inputs.w);
-    const ids = bk.data.get(inputs.targets.dataId)?.values;
-    if (!(ids instanceof Int32Array)) throw new TypeError('native linearCrossEntropy: targets must be int32');
+    const ids = i32(bk, inputs.targets);
     const weights = f32(bk, inputs.weights);
     let total = 0;
     for (let i = 0; i < N; i++) total += weights[i] as number;

@@ -32,7 +32,7 @@ import {
   rolloutLogProbs,
   sampleGroup,
 } from './grpo';
-import { CHUNKED_HEAD_BYTES, forEachLogitChunk } from './logit-chunks';
+import { CHUNKED_HEAD_BYTES, forEachLogitChunk, largeHeadInput } from './logit-chunks';
 import type { Transformer } from './model';
 import { crossEntropy, linearCrossEntropy } from './ops';
 import { DEFAULT_OPTIMIZER, globalNorm, Optimizer } from './optim';
@@ -604,10 +604,8 @@ export function batchLoss(
     const opts = { training, seed, checkpointActivations, packing: batch.packing };
     const w = batch.w ? tf.tensor1d(batch.w) : undefined;
     const y = tf.tensor1d(batch.y, 'int32');
-    if (B * T * model.config.vocabSize * 4 > chunkedHeadBytes) {
-      const viaHead = model.headInput(idx, opts);
-      if (viaHead) return linearCrossEntropy(viaHead.h, viaHead.head as tf.Tensor2D, y, w, { headTrainable: model.trainable().has(viaHead.name) });
-    }
+    const viaHead = largeHeadInput(model, idx, opts, chunkedHeadBytes);
+    if (viaHead) return linearCrossEntropy(viaHead.h, viaHead.head as tf.Tensor2D, y, w, { headTrainable: model.trainable().has(viaHead.name) });
     return crossEntropy(model.forwardFlat(idx, opts), y, w);
   });
 }
