@@ -121,6 +121,17 @@ describe('LoRA fine-tuning through the API', () => {
     };
     expect(await exact(loraId)).toBeGreaterThanOrEqual(2);
     expect(await exact(baseId)).toBe(0);
+    // served unmerged: the adapter on the base's cache entry, which the base's own requests share;
+    // the adapter costs its own bytes (8 x (in + out) per adapted matrix), not a copy of the base
+    const loaded = p.worker?.models() ?? [];
+    expect(loaded.map((e) => e.kind).sort()).toEqual(['adapter', 'model']);
+    const adapterEntry = loaded.find((e) => e.kind === 'adapter');
+    const baseEntry = loaded.find((e) => e.kind === 'model');
+    expect(adapterEntry?.key).toContain(encodeURIComponent(loraId));
+    expect(baseEntry?.key).toContain(encodeURIComponent(baseId));
+    const perLayer = 8 * (128 + 384) + 8 * (128 + 128) + 8 * (128 + 512) + 8 * (512 + 128);
+    expect(adapterEntry?.bytes).toBe(4 * perLayer * 4);
+    expect(baseEntry?.bytes).toBeGreaterThan(10 * (adapterEntry?.bytes ?? 0));
     const model = await client.models.retrieve(loraId);
     expect(model).toMatchObject({ source: 'trained', peft: { type: 'lora', rank: 8 }, base_model: baseId });
   });

@@ -267,6 +267,22 @@ describe('a Qwen2-shaped folder, sharded in BF16', () => {
       }
       expect(worst).toBeLessThan(1e-5);
     }
+    // served unmerged (the adapter on the imported base's weights), it answers as its merged
+    // weights imported as a model of their own do, log-probability for log-probability
+    const mergedImport = await importFiles(Object.fromEntries([...full].filter(([name]) => !name.startsWith('adapter_'))));
+    expect(mergedImport.status, JSON.stringify(mergedImport.body)).toBe(200);
+    const ask = (model: string) => client.completions.create({ model, prompt: 'Q1:', max_tokens: 4, temperature: 0, logprobs: 3 });
+    const [unmergedAnswer, mergedAnswer] = [await ask(done.fine_tuned_model as string), await ask(mergedImport.body.id)];
+    expect(unmergedAnswer.choices[0]?.text).toBe(mergedAnswer.choices[0]?.text);
+    const lp = (c: typeof unmergedAnswer) => c.choices[0]?.logprobs?.token_logprobs as number[];
+    expect(lp(unmergedAnswer).length).toBe(4);
+    for (const [i, v] of lp(unmergedAnswer).entries()) expect(Math.abs(v - (lp(mergedAnswer)[i] as number))).toBeLessThan(1e-4);
+    expect(
+      p.worker
+        ?.models()
+        .filter((e) => e.kind === 'adapter')
+        .map((e) => e.key),
+    ).toEqual([expect.stringContaining(encodeURIComponent(done.fine_tuned_model as string))]);
   });
 
   it('gives its files back byte for byte', async () => {
@@ -296,6 +312,8 @@ describe("the quickstart's --base path", () => {
       expect(job).toMatchObject({ status: 'succeeded', method: { type: 'supervised' } });
       expect((await crucible.retrieveFile(job.training_file)).format).toBe('jsonl_chat');
       expect(typeof r.answer).toBe('string');
+      // it answered as its adapter on the imported base, not as a merged copy
+      expect(p.worker?.models().some((e) => e.kind === 'adapter' && e.key.includes(encodeURIComponent(r.model)))).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { buildApp, createDeps, createProjectWithKey, type Deps, parseApiConfig } from '@crucible/api';
 import { deployMigrations, ensureDatabase } from '@crucible/db';
 import { startLocalS3 } from '@crucible/storage';
-import { parseWorkerConfig, startWorker } from '@crucible/worker';
+import { parseWorkerConfig, type RunningWorker, startWorker } from '@crucible/worker';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import pg from 'pg';
@@ -21,6 +21,8 @@ export interface TestPlatform {
   deps: Deps;
   app: FastifyInstance;
   env: Record<string, string>;
+  /** The worker started beside the API (none with `worker: false`). */
+  worker?: RunningWorker;
   /** Another project's key (for isolation checks). */
   newProject(name: string): Promise<{ apiKey: string; projectId: string }>;
   /** The official openai client on this API (no retries), with this project's key by default. */
@@ -82,6 +84,7 @@ export async function startPlatform(opts: { worker?: boolean; env?: Record<strin
     deps,
     app,
     env,
+    worker,
     openai: (key = secret) => new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 }),
     api: (path, init = {}) => fetch(`${url}/v1${path}`, { ...init, headers: { authorization: `Bearer ${secret}`, ...init.headers } }),
     newProject: async (name) => {

@@ -1,5 +1,6 @@
 // The worker's configuration, parsed once from the environment at boot.
-import { availableParallelism, hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
 import type { GemmChoice } from '@crucible/trainer';
 
@@ -12,8 +13,11 @@ export interface WorkerConfig extends PlatformConfig {
   evaluationConcurrency: number;
   /** TFJS_BACKEND: tensorflow-gpu | tensorflow | wasm | cpu | auto. Default auto. */
   backend: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-  /** Trained models kept loaded for inference. Default 4. */
-  modelCacheSize: number;
+  /**
+   * MODEL_CACHE_BYTES: memory for the models loaded for inference (bytes, or with a unit: 8GiB,
+   * 512MB). Default 40% of the machine's memory (its cgroup limit where lower).
+   */
+  modelCacheBytes: number;
   /** Checkpoints kept per job (older ones are deleted). Default 3. */
   keepCheckpoints: number;
   /** BullMQ lock on a running queue entry. Default 120 s (dead workers are found sooner by heartbeats). */
@@ -46,7 +50,7 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     inferenceConcurrency: r.int('INFERENCE_CONCURRENCY', 2, 1, 64),
     evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 1, 1, 64),
     backend: backend as WorkerConfig['backend'],
-    modelCacheSize: r.int('MODEL_CACHE_SIZE', 4, 1, 1000),
+    modelCacheBytes: byteSize(r, 'MODEL_CACHE_BYTES', Math.floor(0.4 * machineMemory())),
     keepCheckpoints: r.int('KEEP_CHECKPOINTS', 3, 1, 1000),
     lockDurationMs: r.int('WORKER_LOCK_MS', 120_000, 5_000),
     transientRetryMs: r.int('TRANSIENT_RETRY_MS', 600_000, 0),
@@ -59,6 +63,38 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
   if (!(GEMM_CHOICES as readonly string[]).includes(cfg.nativeGemm))
     r.problems.push(`NATIVE_GEMM must be one of ${GEMM_CHOICES.join(', ')}, got ${cfg.nativeGemm}`);
   if (!['auto', 'float32', 'bf16'].includes(cfg.nativePrecision)) r.problems.push(`NATIVE_PRECISION must be auto, float32 or bf16, got ${cfg.nativePrecision}`);
+  if (env.MODEL_CACHE_SIZE !== undefined && env.MODEL_CACHE_SIZE !== '')
+    r.problems.push('MODEL_CACHE_SIZE (a count of models) was replaced by MODEL_CACHE_BYTES (a memory budget, e.g. 8GiB)');
   r.done();
   return cfg;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** A size in bytes: a whole number, or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB). */
+export function byteSize(r: EnvReader, name: string, fallback: number): number {
+  const raw = r.optional(name);
+  if (raw === undefined) return fallback;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
+  const unit = UNITS[(m?.[2] ?? '').toLowerCase()];
+  const n = m && unit ? Math.floor(Number(m[1]) * unit) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    r.problems.push(`${name} must be a size in bytes, e.g. 8GiB or 536870912, got ${JSON.stringify(raw)}`);
+    return fallback;
+  }
+  return n;
+}
+
+/** The memory this process may use: the machine's, or its cgroup's limit where that is lower (a container). */
+export function machineMemory(): number {
+  const total = totalmem();
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const limit = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isFinite(limit) && limit > 0 && limit < total) return limit;
+    } catch {
+      // not in a cgroup with a limit (or not on Linux)
+    }
+  }
+  return total;
 }

@@ -1,2 +1,2 @@
 export { parseWorkerConfig, type WorkerConfig } from './config';
-export { startWorker } from './main';
+export { type RunningWorker, startWorker } from './main';

@@ -3,7 +3,6 @@
 // the request itself (too long, no mask, wrong architecture) goes back as an input error, which
 // the API answers with a 400.
 
-import { findModelRef, type Store } from '@crucible/db';
 import {
   CHAT_STOP,
   type EmbeddingPayload,
@@ -14,6 +13,7 @@ import {
   INFERENCE_INPUT_ERROR,
   type InferencePayload,
   type InferenceResult,
+  MODEL_CAPACITY_ERROR,
   type TokenLogprobResult,
 } from '@crucible/domain';
 import {
@@ -30,21 +30,28 @@ import {
 import { isCausal } from '@crucible/training-config';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { ModelCache } from './model-cache';
+import { type Lease, type ModelCache, ModelCapacityError } from './model-cache';
+import type { ModelLoader } from './model-loader';
 
 interface Deps {
-  store: Store;
   cache: ModelCache;
+  loader: ModelLoader;
   redis: Redis;
 }
 
 export async function handleInference(deps: Deps, p: InferencePayload): Promise<InferenceResult> {
   // a model, or a job's checkpoint by its fine_tuned_model_checkpoint name
-  const ref = await findModelRef(deps.store, p.projectId, p.model);
-  if (!ref) throw new UnrecoverableError(`model ${p.model} not found`);
-  const { model, tokenizer, eosIds } = await (ref.kind === 'model'
-    ? deps.cache.get(ref.model)
-    : deps.cache.getCheckpoint(p.projectId, p.model, ref.checkpoint.storageKey));
+  const item = await deps.loader.item(p.projectId, p.model);
+  if (!item) throw new UnrecoverableError(`model ${p.model} not found`);
+  let lease: Lease;
+  try {
+    lease = await deps.cache.acquire(item);
+  } catch (err) {
+    if (err instanceof ModelCapacityError)
+      throw new UnrecoverableError(`${MODEL_CAPACITY_ERROR}${JSON.stringify({ message: err.message, retryAfter: err.retryAfter })}`);
+    throw err;
+  }
+  const { model, tokenizer, eosIds } = lease;
   try {
     if (p.kind === 'embed') return embedRequest(model, tokenizer, p);
     if (p.kind === 'fill_mask') return fillMaskRequest(model, tokenizer, p);
@@ -52,6 +59,8 @@ export async function handleInference(deps: Deps, p: InferencePayload): Promise<
   } catch (err) {
     if (err instanceof InputError) throw new UnrecoverableError(`${INFERENCE_INPUT_ERROR}${JSON.stringify({ message: err.message, index: err.index })}`);
     throw err;
+  } finally {
+    lease.release();
   }
 }
 

@@ -12,11 +12,14 @@ import { parseWorkerConfig, type WorkerConfig } from './config';
 import { JobControl } from './control';
 import { handleEvaluation } from './evaluation-handler';
 import { handleInference } from './inference-handler';
-import { ModelCache } from './model-cache';
+import { type CacheEntryInfo, ModelCache } from './model-cache';
+import { ModelLoader } from './model-loader';
 import { handleTraining } from './training/handler';
 
 export interface RunningWorker {
   backend: string;
+  /** The models loaded for inference now (the model cache's entries), least recently used first. */
+  models(): CacheEntryInfo[];
   close(): Promise<void>;
 }
 
@@ -46,7 +49,8 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
   const redis = conn('command');
   const control = new JobControl(cfg.queuePrefix);
   await control.listen(conn('blocking'));
-  const cache = new ModelCache(store, storage, cfg.modelCacheSize);
+  const cache = new ModelCache(cfg.modelCacheBytes);
+  const loader = new ModelLoader(store, storage);
   const queue = trainingQueue(conn('command'), cfg.queuePrefix);
   const reconciler = new Reconciler({
     store,
@@ -75,7 +79,7 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
       stalledInterval: Math.min(30_000, cfg.lockDurationMs),
     },
   );
-  const inference = new Worker<InferencePayload, InferenceResult>(QUEUES.inference, async (job) => handleInference({ store, cache, redis }, job.data), {
+  const inference = new Worker<InferencePayload, InferenceResult>(QUEUES.inference, async (job) => handleInference({ cache, loader, redis }, job.data), {
     connection: conn('blocking'),
     prefix: cfg.queuePrefix,
     concurrency: cfg.inferenceConcurrency,
@@ -93,6 +97,7 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
 
   return {
     backend: choice.name,
+    models: () => cache.list(),
     async close() {
       await reconciler.stop();
       control.stopAll();

@@ -15,6 +15,7 @@ import {
   decodeCheckpoint,
   decoderConfigFromHf,
   decodeSafetensors,
+  loraFromPeft,
   type ModelConfig,
   mergeLora,
   readModelFolder,
@@ -22,9 +23,12 @@ import {
   safetensorsMetadata,
   storedConfig,
   type Tokenizer,
+  Transformer,
   takeDecoderWeights,
   type Weights,
+  weightBytes,
 } from '@crucible/trainer';
+import type { CacheItem, Loaded } from './model-cache';
 
 export interface LoadedWeights {
   config: ModelConfig;
@@ -39,6 +43,63 @@ export class ModelLoader {
     private readonly store: Pick<Store, 'models' | 'jobs'>,
     private readonly storage: Storage,
   ) {}
+
+  /**
+   * What the model cache loads for a model id or checkpoint name of the project, or undefined when
+   * there is none. A LoRA model whose base is a model of the project with the same shape is served
+   * unmerged: its adapter files on the base's cache entry. Otherwise (its base deleted, a base
+   * that is itself a LoRA model or a checkpoint) its stored merged weights are loaded whole.
+   */
+  async item(projectId: string, ref: string): Promise<CacheItem | undefined> {
+    const found = await findModelRef(this.store, projectId, ref);
+    if (!found) return undefined;
+    if (found.kind === 'checkpoint') {
+      const key = found.checkpoint.storageKey;
+      // the checkpoint file (weights and optimizer state) bounds what its weights take
+      return { key, kind: 'model', estimateBytes: (await this.storage.size(key)) ?? 0, load: () => this.load(projectId, ref).then(asModel) };
+    }
+    const m = found.model;
+    const whole: CacheItem = {
+      key: m.storageKey,
+      kind: 'model',
+      estimateBytes: weightBytes(m.config as unknown as ModelConfig),
+      load: () => this.loadRecord(m).then(asModel),
+    };
+    return (await this.adapterItem(m)) ?? whole;
+  }
+
+  /** A LoRA model as its adapter on its base's cache entry, where that can be done (see item()). */
+  private async adapterItem(m: ModelRecord): Promise<CacheItem | undefined> {
+    if (m.peft?.type !== 'lora' || !(m.arch === 'gpt' || m.arch === 'llama')) return undefined;
+    const base = await findModelRef(this.store, m.projectId, m.baseModel);
+    if (base?.kind !== 'model' || base.model.peft?.type === 'lora' || !sameShape(base.model.config, m.config)) return undefined;
+    const file = (name: string) => keys.modelFile(m.projectId, m.id, name);
+    if (!(await this.storage.exists(file('adapter_model.safetensors')))) return undefined;
+    const b = base.model;
+    const peft = m.peft;
+    return {
+      key: `${m.storageKey}#adapter`,
+      kind: 'adapter',
+      estimateBytes: weightBytes({ ...(m.config as unknown as ModelConfig), peft }) - weightBytes(m.config as unknown as ModelConfig),
+      base: { key: b.storageKey, kind: 'model', estimateBytes: weightBytes(b.config as unknown as ModelConfig), load: () => this.loadRecord(b).then(asModel) },
+      load: async (loadedBase) => {
+        if (!loadedBase) throw new Error(`adapter ${m.id}: its base ${m.baseModel} is not loaded`);
+        const get = (name: string) => this.storage.get(file(name));
+        const config = JSON.parse(new TextDecoder().decode(await get('adapter_config.json'))) as Record<string, unknown>;
+        const { peft: files, weights } = loraFromPeft(config, decodeSafetensors(await get('adapter_model.safetensors')).tensors, m.arch);
+        const tokenizerConfig = (await this.storage.exists(file('tokenizer_config.json'))) ? await get('tokenizer_config.json') : undefined;
+        const tokenizer = readTokenizer(await get('tokenizer.json'), tokenizerConfig);
+        const generation = (await this.storage.exists(file('generation_config.json')))
+          ? (JSON.parse(new TextDecoder().decode(await get('generation_config.json'))) as Record<string, unknown>)
+          : undefined;
+        return {
+          model: Transformer.withLora(loadedBase.model, { ...files, dropout: 0 }, weights),
+          tokenizer,
+          eosIds: eosIdsOf(generation) ?? loadedBase.eosIds,
+        };
+      },
+    };
+  }
 
   /** A model id or a checkpoint reference of the project. */
   async load(projectId: string, ref: string, depth = 0): Promise<LoadedWeights> {
@@ -105,4 +166,16 @@ function eosIdsOf(doc: Record<string, unknown> | undefined): number[] | undefine
 
 function mergeIfLora(config: ModelConfig, weights: Weights, tokenizer: Tokenizer): LoadedWeights {
   return { config: storedConfig(config), weights: config.peft?.type === 'lora' ? mergeLora(config, weights) : weights, tokenizer };
+}
+
+/** Whether two stored model configs have the same parameters (a LoRA model's base, and the merged model). */
+function sameShape(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const shape = (c: Record<string, unknown>) =>
+    JSON.stringify([c.arch, c.vocabSize, c.nLayer, c.nHead, c.dModel, c.ffnMult, c.bias, c.tiedEmbeddings, c.decoder ?? null]);
+  return shape(a) === shape(b);
+}
+
+/** Loaded weights as a model for inference (taken tensor by tensor: never two full copies at once). */
+function asModel(w: LoadedWeights): Loaded {
+  return { model: Transformer.fromWeights(w.config, w.weights, true), tokenizer: w.tokenizer, eosIds: w.eosIds };
 }

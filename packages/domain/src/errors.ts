@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   rate_limited: 429,
   quota_exceeded: 429,
   service_unavailable: 503,
+  model_capacity: 503,
   inference_timeout: 504,
   internal_error: 500,
 } as const;
@@ -66,10 +67,10 @@ export class CrucibleError extends Error {
   }
 }
 
-/** A 429 the client may retry after `retryAfter` seconds (sent as Retry-After). */
+/** A 429 (or model_capacity's 503) the client may retry after `retryAfter` seconds (sent as Retry-After). */
 export class RetryLaterError extends CrucibleError {
   constructor(
-    code: 'rate_limited' | 'quota_exceeded',
+    code: 'rate_limited' | 'quota_exceeded' | 'model_capacity',
     message: string,
     readonly retryAfter: number,
     param: string | null = null,

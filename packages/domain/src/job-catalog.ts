@@ -104,6 +104,9 @@ export type InferenceResult = GenerationResult | EmbeddingResult | FillMaskResul
 /** How a worker reports a problem of the request itself (answered as a 400 by the API). */
 export const INFERENCE_INPUT_ERROR = 'crucible-input-error:';
 
+/** How a worker reports that the request's model does not fit its model cache beside the models in use (a 503 model_capacity). */
+export const MODEL_CAPACITY_ERROR = 'crucible-model-capacity:';
+
 export const JOB_OPTIONS = {
   // BullMQ never retries a training entry: a run that cannot go on is queued again as a new
   // attempt with its own entry, by requeueAttempt in @crucible/queue (the one retry owner)

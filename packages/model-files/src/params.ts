@@ -25,6 +25,11 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   return [...baseParamSpecs(c), ...adapterParamSpecs(c)];
 }
 
+/** Bytes of a config's parameters in float32 (what a loaded model holds). */
+export function weightBytes(c: ModelConfig): number {
+  return paramSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1) * 4, 0);
+}
+
 /** The base model's parameters (what a GPT-2 or BERT file holds). */
 export function baseParamSpecs(c: ModelConfig): ParamSpec[] {
   if (c.arch === 'llama') return decoderParamSpecs(c);

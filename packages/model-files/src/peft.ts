@@ -6,7 +6,7 @@
 // Crucible keeps A as [in, rank] and B as [rank, out] (x @ A @ B), so both are transposed.
 // Bottleneck adapters have no PEFT type; they are written in Crucible's own documented names.
 
-import { type AdapterConfig, type LoraConfig, type LoraTarget, type ModelConfig, PEFT_DEFAULTS } from '@crucible/training-config';
+import { type AdapterConfig, DECODER_LORA_TARGETS, type LoraConfig, type LoraTarget, type ModelConfig, PEFT_DEFAULTS } from '@crucible/training-config';
 import { HF_PREFIX, ModelFormatError, PEFT_TARGET_NAMES, type Weights } from './hf-gpt2';
 import type { NamedTensor } from './safetensors';
 
@@ -65,21 +65,35 @@ export function loraToPeft(
   };
 }
 
-/** PEFT LoRA files -> Crucible's LoRA config and parameters (A [in, rank], B [rank, out]). */
-export function loraFromPeft(config: Record<string, unknown>, tensors: Map<string, NamedTensor>): { peft: LoraConfig; weights: Weights } {
+/**
+ * PEFT LoRA files -> Crucible's LoRA config and parameters: for GPT-2 (fan_in_fan_out) A [in, rank]
+ * and B [rank, out]; for the llama architecture PEFT's own names and layout.
+ */
+export function loraFromPeft(
+  config: Record<string, unknown>,
+  tensors: Map<string, NamedTensor>,
+  arch: ModelConfig['arch'] = 'gpt',
+): { peft: LoraConfig; weights: Weights } {
   if (config.peft_type !== 'LORA')
     throw new ModelFormatError(`adapter_config.json: peft_type ${JSON.stringify(config.peft_type)} is not LORA`, 'adapter_config.json');
-  const byPeftName = Object.fromEntries(Object.entries(PEFT_TARGET_NAMES).map(([k, v]) => [v, k as LoraTarget]));
+  const decoder = arch === 'llama';
+  const byPeftName: Record<string, LoraTarget> = decoder
+    ? Object.fromEntries(DECODER_LORA_TARGETS.map((t) => [t, t]))
+    : Object.fromEntries(Object.entries(PEFT_TARGET_NAMES).map(([k, v]) => [v, k as LoraTarget]));
   const targets = ((config.target_modules as string[]) ?? []).map((m) => {
     const t = byPeftName[m];
     if (!t) throw new ModelFormatError(`adapter_config.json: target module ${m} is not one Crucible adapts`, 'adapter_config.json');
     return t;
   });
+  const prefix = decoder ? 'base_model.model.' : PEFT_PREFIX;
   const weights: Weights = new Map();
   for (const [name, t] of tensors) {
-    if (!name.startsWith(PEFT_PREFIX)) throw new ModelFormatError(`adapter_model.safetensors: unexpected tensor ${name}`, 'adapter_model.safetensors');
+    if (!name.startsWith(prefix)) throw new ModelFormatError(`adapter_model.safetensors: unexpected tensor ${name}`, 'adapter_model.safetensors');
+    if (t.dtype !== 'F32' || t.shape.length !== 2)
+      throw new ModelFormatError(`adapter_model.safetensors: ${name} is not a 2-D F32 tensor`, 'adapter_model.safetensors');
     const [rows, cols] = t.shape as [number, number];
-    weights.set(name.slice(PEFT_PREFIX.length), { shape: [cols, rows], data: transpose(t.data as Float32Array, rows, cols) });
+    const data = t.data as Float32Array;
+    weights.set(name.slice(prefix.length), decoder ? { shape: [rows, cols], data } : { shape: [cols, rows], data: transpose(data, rows, cols) });
   }
   const peft: LoraConfig = {
     type: 'lora',

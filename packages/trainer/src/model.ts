@@ -6,6 +6,7 @@
 // chosen linear layers or bottleneck adapters after each branch, and freezes every base weight.
 
 import { isAdapterParam, paramSpecs, type Weights } from '@crucible/model-files';
+import type { LoraConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
 import { decoderHidden } from './decoder';
@@ -47,7 +48,14 @@ export class Transformer {
   private readonly ropeCache = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
   private ropeFrequencies: Float64Array | undefined;
 
-  private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
+  /**
+   * `borrowed`: parameters another model owns (withLora's base), which dispose() leaves alone.
+   */
+  private constructor(
+    config: ModelConfig,
+    params: Map<string, tf.Variable>,
+    private readonly borrowed: ReadonlySet<string> = new Set(),
+  ) {
     this.config = config;
     this.params = params;
   }
@@ -107,6 +115,39 @@ export class Transformer {
     return Transformer.create(config, 0, weights, consume);
   }
 
+  /**
+   * A LoRA model served unmerged: `base`'s parameters, shared (not copied: the new model costs only
+   * its adapter's bytes), plus the low-rank matrices in `adapter` (Crucible's names and layout, as
+   * loraFromPeft gives them). `base` must be a plain model of the same shape; it must outlive the
+   * new model, whose dispose() frees only the adapter's own tensors.
+   */
+  static withLora(base: Transformer, peft: LoraConfig, adapter: Weights): Transformer {
+    if (base.config.peft) throw new Error('withLora: the base model must be a plain model (no peft of its own)');
+    const config: ModelConfig = { ...base.config, peft };
+    validateModelConfig(config);
+    const id = ++modelCounter;
+    const params = new Map<string, tf.Variable>();
+    const borrowed = new Set<string>();
+    for (const spec of paramSpecs(config)) {
+      if (!isAdapterParam(spec.name)) {
+        params.set(spec.name, base.param(spec.name));
+        borrowed.add(spec.name);
+        continue;
+      }
+      const given = adapter.get(spec.name);
+      if (!given) throw new Error(`the adapter lacks parameter ${spec.name}`);
+      if (given.shape.join(',') !== spec.shape.join(',')) {
+        throw new Error(`adapter parameter ${spec.name}: shape [${given.shape}] does not match the base's [${spec.shape}]`);
+      }
+      const value = tf.tensor(given.data, given.shape, 'float32');
+      params.set(spec.name, tf.variable(value, false, `crucible${id}/${spec.name}`));
+      value.dispose();
+    }
+    const model = new Transformer(config, params, borrowed);
+    model.freeze(() => true);
+    return model;
+  }
+
   /** Every parameter's current values, by name (read back from the backend). */
   weights(): Weights {
     return new Map([...this.params].map(([n, v]) => [n, { shape: v.shape.slice(), data: v.dataSync() as Float32Array }]));
@@ -135,6 +176,13 @@ export class Transformer {
   /** The trainable parameters whose names start with prefix. */
   private trainableUnder(prefix: string): tf.Variable[] {
     return [...this.trainable()].filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
+  }
+
+  /** Bytes of the parameters this model owns (a withLora model's adapter, not its shared base). */
+  ownBytes(): number {
+    let n = 0;
+    for (const [name, p] of this.params) if (!this.borrowed.has(name)) n += p.size * 4;
+    return n;
   }
 
   numParams(): number {
@@ -299,7 +347,7 @@ export class Transformer {
   }
 
   dispose(): void {
-    for (const v of this.params.values()) v.dispose();
+    for (const [name, v] of this.params) if (!this.borrowed.has(name)) v.dispose();
     for (const m of this.causalMasks.values()) m.dispose();
     for (const r of this.ropeCache.values()) tf.dispose([r.cos, r.sin]);
     this.params.clear();

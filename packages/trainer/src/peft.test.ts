@@ -1,14 +1,14 @@
 // LoRA and bottleneck adapters: the adapted model starts equal to its base, training moves only
 // the adapter parameters, the merged export computes the same function, and the trainable
 // parameter counts equal counts worked out by hand.
-import { CharTokenizer, decodeSafetensors, readModelFolder } from '@crucible/model-files';
+import { CharTokenizer, decodeSafetensors, loraFromPeft, mergeLora, readModelFolder, storedConfig, weightBytes } from '@crucible/model-files';
 import type { ModelConfig, PeftConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint, exportModel } from './checkpoint';
 import { modelConfig } from './config';
 import { Transformer } from './model';
-import { gradCheck, randomTokens, scaleParams, useBackend } from './test-helpers';
+import { gradCheck, randomTokens, scaleParams, tinyLlamaConfig, useBackend } from './test-helpers';
 import { defaultTrainConfig, Trainer } from './train';
 
 beforeAll(useBackend);
@@ -135,5 +135,56 @@ describe('LoRA export', () => {
     expect(Object.keys(files)).toEqual(expect.arrayContaining(['adapter_model.safetensors', 'adapter_config.json']));
     for (const mod of [merged, b, m]) mod.dispose();
     t.dispose();
+  });
+});
+
+describe('a LoRA model served unmerged (Transformer.withLora on a shared base)', () => {
+  const llama = tinyLlamaConfig(tok.vocabSize);
+  it.each([
+    ['gpt', base, LORA],
+    ['llama', llama, { type: 'lora', rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj', 'down_proj'] } as PeftConfig],
+  ] as const)(
+    '%s: the adapter read from its PEFT files on the base computes the merged model within 1e-4, and costs only its own bytes',
+    (arch, config, peft) => {
+      const b = Transformer.create(config, 1);
+      scaleParams(b, 3);
+      const m = Transformer.create({ ...config, peft }, 7, b.weights());
+      // adapter values far from their initialization (B starts at zero)
+      for (const [name, v] of m.params) if (name.includes('.lora_')) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', name.length));
+      const files = exportModel(m, tok, 'base-test');
+      const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json'])) as Record<string, unknown>;
+      const { peft: read, weights } = loraFromPeft(adapterConfig, decodeSafetensors(files['adapter_model.safetensors'] as Uint8Array).tensors, arch);
+      expect(read).toMatchObject({ rank: 4, alpha: 8, targets: (peft as { targets: string[] }).targets });
+      const unmerged = Transformer.withLora(b, read, weights);
+      const merged = Transformer.fromWeights(storedConfig(m.config), mergeLora(m.config, m.weights()));
+      const x = randomTokens(24, tok.vocabSize, 2);
+      const T = arch === 'gpt' ? 12 : 8;
+      const want = logits(merged, x, T);
+      const got = logits(unmerged, x, T);
+      const plain = logits(b, x, T);
+      let moved = 0;
+      for (let i = 0; i < want.length; i++) {
+        expect(Math.abs((got[i] as number) - (want[i] as number))).toBeLessThan(1e-4 * (1 + Math.abs(want[i] as number)));
+        moved = Math.max(moved, Math.abs((want[i] as number) - (plain[i] as number)));
+      }
+      expect(moved).toBeGreaterThan(0.1); // the adapter changes the outputs: the comparison means something
+      // the base's tensors are shared, not copied; disposing the adapter model leaves the base whole
+      expect(unmerged.param(arch === 'gpt' ? 'wte.weight' : 'model.embed_tokens.weight')).toBe(
+        b.param(arch === 'gpt' ? 'wte.weight' : 'model.embed_tokens.weight'),
+      );
+      expect(unmerged.ownBytes()).toBe(weightBytes({ ...config, peft }) - weightBytes(config));
+      expect(unmerged.trainable().size).toBe(0);
+      unmerged.dispose();
+      expect(logits(b, x, T)).toEqual(plain);
+      for (const mod of [merged, b, m]) mod.dispose();
+    },
+  );
+
+  it('refuses an adapter whose matrices do not fit the base', () => {
+    const b = Transformer.create(base, 1);
+    const m = Transformer.create({ ...base, dModel: 8, peft: LORA }, 7);
+    expect(() => Transformer.withLora(b, LORA as never, m.weights())).toThrow(/shape \[8,4\] does not match the base's \[16,4\]/);
+    b.dispose();
+    m.dispose();
   });
 });

@@ -32,17 +32,49 @@ import {
   streamInference,
 } from './service';
 
+/**
+ * A Server-Sent Events reply whose status line waits for the first generated piece (or the
+ * result): events sent before then (a chat stream's role chunks, an echoed prompt) wait with it.
+ * A request that fails before any text, say with 503 model_capacity, is then answered as an
+ * ordinary error with its status and Retry-After, not as an event of a 200 stream.
+ */
 function sse(reply: FastifyReply) {
-  reply.hijack();
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const waiting: string[] = [];
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    for (const line of waiting) reply.raw.write(line);
+    waiting.length = 0;
+  };
   return {
-    send: (obj: unknown) => reply.raw.write(`data: ${JSON.stringify(obj)}\n\n`),
-    end: () => reply.raw.end('data: [DONE]\n\n'),
+    /** Queues an event until the stream starts, or writes it. */
+    send: (obj: unknown) => {
+      const line = `data: ${JSON.stringify(obj)}\n\n`;
+      if (started) reply.raw.write(line);
+      else waiting.push(line);
+    },
+    /** Starts the stream (if it has not) and writes the event. */
+    piece(obj: unknown) {
+      start();
+      this.send(obj);
+    },
+    end: () => {
+      start();
+      reply.raw.end('data: [DONE]\n\n');
+    },
+    started: () => started,
   };
 }
 
-/** An error after the stream began, as its last event (Crucible's own message; no internals); nothing when the client left. */
-function streamError(out: { send: (obj: unknown) => void }, err: unknown): void {
+/**
+ * A failure of a stream: before it started, rethrown (the error handler answers with its status);
+ * after, its last event (Crucible's own message; no internals); nothing when the client left.
+ */
+function streamError(out: ReturnType<typeof sse>, err: unknown): void {
+  if (!out.started()) throw err;
   if (err instanceof ClientGoneError) return;
   const e = err instanceof CrucibleError ? err : new CrucibleError('internal_error', 'internal error', null);
   out.send(e.toJSON());
@@ -134,7 +166,13 @@ export const completionRoutes =
         const out = sse(reply);
         try {
           if (echo) for (let i = 0; i < payload.n; i++) out.send(chunk(i, body.prompt, null));
-          const r = await streamInference<GenerationResult>(deps, payload, cfg.inferenceTimeoutMs, (i, t) => out.send(chunk(i, t, null)), inflight(req, reply));
+          const r = await streamInference<GenerationResult>(
+            deps,
+            payload,
+            cfg.inferenceTimeoutMs,
+            (i, t) => out.piece(chunk(i, t, null)),
+            inflight(req, reply),
+          );
           r.choices.forEach((c, i) => {
             out.send(chunk(i, '', c.finishReason));
           });
@@ -191,7 +229,7 @@ export const completionRoutes =
             deps,
             payload,
             cfg.inferenceTimeoutMs,
-            (i, t) => out.send(chunk(i, { content: t }, null)),
+            (i, t) => out.piece(chunk(i, { content: t }, null)),
             inflight(req, reply),
           );
           r.choices.forEach((c, i) => {

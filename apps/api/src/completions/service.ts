@@ -13,6 +13,7 @@ import {
   type InferenceResult,
   isCausal,
   isTransientError,
+  MODEL_CAPACITY_ERROR,
   newId,
   RetryLaterError,
   renderChat,
@@ -192,6 +193,11 @@ export async function runInference<R extends InferenceResult>(
         throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
       }
       if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
+      const full = message.indexOf(MODEL_CAPACITY_ERROR);
+      if (full >= 0) {
+        const e = JSON.parse(message.slice(full + MODEL_CAPACITY_ERROR.length)) as { message: string; retryAfter: number };
+        throw new RetryLaterError('model_capacity', `${e.message}; retry in ${e.retryAfter} s`, e.retryAfter, 'model');
+      }
       const at = message.indexOf(INFERENCE_INPUT_ERROR);
       if (at >= 0) {
         const e = JSON.parse(message.slice(at + INFERENCE_INPUT_ERROR.length)) as { message: string; index: number };
