@@ -132,6 +132,18 @@ describe('LoRA fine-tuning through the API', () => {
     const perLayer = 8 * (128 + 384) + 8 * (128 + 128) + 8 * (128 + 512) + 8 * (512 + 128);
     expect(adapterEntry?.bytes).toBe(4 * perLayer * 4);
     expect(baseEntry?.bytes).toBeGreaterThan(10 * (adapterEntry?.bytes ?? 0));
+    // the job's last checkpoint (step 200, what the model was published from) is served the same
+    // way: its adapter tensors on the same base entry, answering as the model does
+    const last = (await client.fineTuning.jobs.checkpoints.list(job.id)).data.find((c) => c.step_number === 200);
+    const ckName = last?.fine_tuned_model_checkpoint as string;
+    expect(ckName).toMatch(/:ckpt-step-200$/);
+    for (const [prompt] of PAIRS.slice(0, 2)) {
+      const ask = (model: string) => client.completions.create({ model, prompt, max_tokens: 12, temperature: 0 });
+      expect((await ask(ckName)).choices[0]?.text).toBe((await ask(loraId)).choices[0]?.text);
+    }
+    const after = p.worker?.models() ?? [];
+    expect(after.filter((e) => e.kind === 'model')).toHaveLength(1);
+    expect(after.filter((e) => e.kind === 'adapter').map((e) => e.bytes)).toEqual([adapterEntry?.bytes, adapterEntry?.bytes]);
     const model = await client.models.retrieve(loraId);
     expect(model).toMatchObject({ source: 'trained', peft: { type: 'lora', rank: 8 }, base_model: baseId });
   });

@@ -15,9 +15,11 @@ import {
   decodeCheckpoint,
   decoderConfigFromHf,
   decodeSafetensors,
+  isAdapterParam,
   loraFromPeft,
   type ModelConfig,
   mergeLora,
+  readCheckpointFile,
   readModelFolder,
   readTokenizer,
   safetensorsMetadata,
@@ -28,6 +30,7 @@ import {
   type Weights,
   weightBytes,
 } from '@crucible/trainer';
+import type { LoraConfig } from '@crucible/training-config';
 import type { CacheItem, Loaded } from './model-cache';
 
 export interface LoadedWeights {
@@ -46,57 +49,74 @@ export class ModelLoader {
 
   /**
    * What the model cache loads for a model id or checkpoint name of the project, or undefined when
-   * there is none. A LoRA model whose base is a model of the project with the same shape is served
-   * unmerged: its adapter files on the base's cache entry. Otherwise (its base deleted, a base
-   * that is itself a LoRA model or a checkpoint) its stored merged weights are loaded whole.
+   * there is none. A LoRA model, or a checkpoint of a LoRA job, whose base is a plain model of the
+   * project is served unmerged: its adapter on the base's cache entry. Otherwise (its base deleted,
+   * or itself a LoRA model or a checkpoint; a model of another shape) its weights are loaded whole,
+   * merged.
    */
   async item(projectId: string, ref: string): Promise<CacheItem | undefined> {
     const found = await findModelRef(this.store, projectId, ref);
     if (!found) return undefined;
-    if (found.kind === 'checkpoint') {
-      const key = found.checkpoint.storageKey;
-      // the checkpoint file (weights and optimizer state) bounds what its weights take
-      return { key, kind: 'model', estimateBytes: (await this.storage.size(key)) ?? 0, load: () => this.load(projectId, ref).then(asModel) };
+    if (found.kind === 'model') return (await this.adapterItem(found.model)) ?? this.wholeItem(found.model);
+    const key = found.checkpoint.storageKey;
+    if (found.jobPeft?.type === 'lora') {
+      const base = await this.plainBase(projectId, found.jobModel);
+      if (base) return this.checkpointAdapterItem(key, base, found.jobPeft);
     }
-    const m = found.model;
-    const whole: CacheItem = {
-      key: m.storageKey,
-      kind: 'model',
-      estimateBytes: weightBytes(m.config as unknown as ModelConfig),
-      load: () => this.loadRecord(m).then(asModel),
-    };
-    return (await this.adapterItem(m)) ?? whole;
+    // the checkpoint file (weights and optimizer state) bounds what its weights take
+    return { key, kind: 'model', estimateBytes: (await this.storage.size(key)) ?? 0, load: () => this.load(projectId, ref).then(asModel) };
   }
 
-  /** A LoRA model as its adapter on its base's cache entry, where that can be done (see item()). */
+  private wholeItem(m: ModelRecord): CacheItem {
+    return { key: m.storageKey, kind: 'model', estimateBytes: weightBytes(stored(m)), load: () => this.loadRecord(m).then(asModel) };
+  }
+
+  /** The base a LoRA adapter can be served on unmerged: a plain (not LoRA) gpt or llama model of the project. */
+  private async plainBase(projectId: string, ref: string): Promise<ModelRecord | undefined> {
+    const base = await findModelRef(this.store, projectId, ref);
+    if (base?.kind !== 'model' || base.model.peft?.type === 'lora' || !(base.model.arch === 'gpt' || base.model.arch === 'llama')) return undefined;
+    return base.model;
+  }
+
+  /** A LoRA model as its adapter files on its base's cache entry, where that can be done (see item()). */
   private async adapterItem(m: ModelRecord): Promise<CacheItem | undefined> {
-    if (m.peft?.type !== 'lora' || !(m.arch === 'gpt' || m.arch === 'llama')) return undefined;
-    const base = await findModelRef(this.store, m.projectId, m.baseModel);
-    if (base?.kind !== 'model' || base.model.peft?.type === 'lora' || !sameShape(base.model.config, m.config)) return undefined;
+    if (m.peft?.type !== 'lora') return undefined;
+    const b = await this.plainBase(m.projectId, m.baseModel);
+    if (!b || !sameShape(b.config, m.config)) return undefined;
     const file = (name: string) => keys.modelFile(m.projectId, m.id, name);
     if (!(await this.storage.exists(file('adapter_model.safetensors')))) return undefined;
-    const b = base.model;
-    const peft = m.peft;
     return {
       key: `${m.storageKey}#adapter`,
       kind: 'adapter',
-      estimateBytes: weightBytes({ ...(m.config as unknown as ModelConfig), peft }) - weightBytes(m.config as unknown as ModelConfig),
-      base: { key: b.storageKey, kind: 'model', estimateBytes: weightBytes(b.config as unknown as ModelConfig), load: () => this.loadRecord(b).then(asModel) },
+      estimateBytes: weightBytes({ ...stored(m), peft: m.peft }) - weightBytes(stored(m)),
+      base: this.wholeItem(b),
       load: async (loadedBase) => {
-        if (!loadedBase) throw new Error(`adapter ${m.id}: its base ${m.baseModel} is not loaded`);
         const get = (name: string) => this.storage.get(file(name));
+        const has = (name: string) => this.storage.exists(file(name));
         const config = JSON.parse(new TextDecoder().decode(await get('adapter_config.json'))) as Record<string, unknown>;
-        const { peft: files, weights } = loraFromPeft(config, decodeSafetensors(await get('adapter_model.safetensors')).tensors, m.arch);
-        const tokenizerConfig = (await this.storage.exists(file('tokenizer_config.json'))) ? await get('tokenizer_config.json') : undefined;
-        const tokenizer = readTokenizer(await get('tokenizer.json'), tokenizerConfig);
-        const generation = (await this.storage.exists(file('generation_config.json')))
+        const { peft, weights } = loraFromPeft(config, decodeSafetensors(await get('adapter_model.safetensors')).tensors, m.arch);
+        const tokenizer = readTokenizer(await get('tokenizer.json'), (await has('tokenizer_config.json')) ? await get('tokenizer_config.json') : undefined);
+        const generation = (await has('generation_config.json'))
           ? (JSON.parse(new TextDecoder().decode(await get('generation_config.json'))) as Record<string, unknown>)
           : undefined;
-        return {
-          model: Transformer.withLora(loadedBase.model, { ...files, dropout: 0 }, weights),
-          tokenizer,
-          eosIds: eosIdsOf(generation) ?? loadedBase.eosIds,
-        };
+        return { model: onBase(loadedBase, peft, weights), tokenizer, eosIds: eosIdsOf(generation) ?? loadedBase?.eosIds };
+      },
+    };
+  }
+
+  /** A LoRA job's checkpoint (its adapter tensors alone) on its base's cache entry. */
+  private checkpointAdapterItem(key: string, b: ModelRecord, peft: LoraConfig): CacheItem {
+    return {
+      key: `${key}#adapter`,
+      kind: 'adapter',
+      estimateBytes: weightBytes({ ...stored(b), peft }) - weightBytes(stored(b)),
+      base: this.wholeItem(b),
+      load: async (loadedBase) => {
+        const ck = readCheckpointFile(await this.storage.get(key));
+        const lora = ck.modelConfig.peft;
+        if (ck.metadata.partial !== 'adapters' || lora?.type !== 'lora') throw new Error(`checkpoint ${key} holds no LoRA adapter`);
+        const weights: Weights = new Map([...ck.weights].filter(([name]) => isAdapterParam(name)));
+        return { model: onBase(loadedBase, lora, weights), tokenizer: ck.tokenizer, eosIds: loadedBase?.eosIds };
       },
     };
   }
@@ -178,4 +198,15 @@ function sameShape(a: Record<string, unknown>, b: Record<string, unknown>): bool
 /** Loaded weights as a model for inference (taken tensor by tensor: never two full copies at once). */
 function asModel(w: LoadedWeights): Loaded {
   return { model: Transformer.fromWeights(w.config, w.weights, true), tokenizer: w.tokenizer, eosIds: w.eosIds };
+}
+
+/** A stored model's config (the trainer's ModelConfig of its stored, merged weights). */
+function stored(m: ModelRecord): ModelConfig {
+  return m.config as unknown as ModelConfig;
+}
+
+/** A LoRA adapter on its loaded base, never trained (no dropout). */
+function onBase(base: Loaded | undefined, peft: LoraConfig, weights: Weights): Transformer {
+  if (!base) throw new Error('a LoRA adapter needs its base model loaded first');
+  return Transformer.withLora(base.model, { ...peft, dropout: 0 }, weights);
 }
