@@ -15,7 +15,7 @@ let client: OpenAI;
 let model: string;
 
 beforeAll(async () => {
-  p = await startPlatform({ env: { INFERENCE_CONCURRENCY: '1', MAX_CONCURRENT_INFERENCE: '4' } });
+  p = await startPlatform({ env: { INFERENCE_CONCURRENCY: '1', MAX_CONCURRENT_INFERENCE: '4', WORKER_NAME: 'fair-a' } });
   client = p.openai();
   const f = await client.files.create({ file: await toFile(Buffer.from(shakespeare(20_000)), 'base.txt'), purpose: 'fine-tune' });
   const job = await client.fineTuning.jobs.create({
@@ -44,6 +44,9 @@ async function complete(key: string, maxTokens: number, as = model) {
 
 const redisClients = async (redis: Redis) => ((await redis.client('LIST')) as string).trim().split('\n').length;
 
+/** The shared inference queue and the worker's own (requests for a model it holds are routed there). */
+const queues = async () => [p.deps.inferenceQueue, (await p.deps.workerQueues.get('fair-a')).queue];
+
 describe('abandoned streams', () => {
   it('stop generating within a token of the client leaving, and leave no Redis connection behind', async () => {
     const redis = new Redis(p.env.REDIS_URL as string);
@@ -52,7 +55,7 @@ describe('abandoned streams', () => {
       const control = await client.completions.create({ model, prompt: 'ROMEO:', max_tokens: 300, temperature: 0 });
       expect(control.choices[0]?.finish_reason).toBe('length');
       expect(control.usage?.completion_tokens).toBe(300);
-      await p.deps.inferenceQueue.clean(0, 1000, 'completed');
+      for (const q of await queues()) await q.clean(0, 1000, 'completed');
       const before = await redisClients(redis);
       const t0 = Date.now();
       for (let round = 0; round < 3; round++) {
@@ -76,13 +79,13 @@ describe('abandoned streams', () => {
       let left = 1;
       for (let i = 0; i < 100 && left > 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        left =
-          (await p.deps.inferenceQueue.getActiveCount()) +
-          (await p.deps.inferenceQueue.getWaitingCount()) +
-          (await p.deps.inferenceQueue.getPrioritizedCount());
+        left = 0;
+        for (const q of await queues()) left += (await q.getActiveCount()) + (await q.getWaitingCount()) + (await q.getPrioritizedCount());
       }
       expect(left).toBe(0);
-      const completed = (await p.deps.inferenceQueue.getCompleted(0, 100)) as Array<{ returnvalue: { choices?: Array<{ completionTokens: number }> } }>;
+      const completed = (await Promise.all((await queues()).map((q) => q.getCompleted(0, 100)))).flat() as Array<{
+        returnvalue: { choices?: Array<{ completionTokens: number }> };
+      }>;
       const streamed = completed.map((j) => j.returnvalue?.choices?.[0]?.completionTokens ?? 0);
       expect(streamed.length).toBeGreaterThanOrEqual(4);
       expect(streamed.length).toBeLessThanOrEqual(12);
@@ -109,12 +112,12 @@ describe('one project’s flood', () => {
     };
     await complete(b.apiKey, 1, imported.id); // loaded before anything is timed
     // workers take nothing new while the flood and B's request arrive: the order is the queue's alone
-    await p.deps.inferenceQueue.pause();
+    for (const q of await queues()) await q.pause();
     const flood = Array.from({ length: 12 }, () => complete(p.apiKey, 50));
     await new Promise((r) => setTimeout(r, 500));
     const pending = complete(b.apiKey, 1, imported.id);
     await new Promise((r) => setTimeout(r, 500));
-    await p.deps.inferenceQueue.resume();
+    for (const q of await queues()) await q.resume();
     const [mine, results] = await Promise.all([pending, Promise.all(flood)]);
     expect(mine.status).toBe(200);
     const admitted = results.filter((r) => r.status === 200);

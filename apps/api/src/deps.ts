@@ -6,6 +6,7 @@ import {
   evaluationQueue,
   type InferenceQueue,
   inferenceQueue,
+  ModelRoutes,
   Reconciler,
   redisConnection,
   type TrainingQueue,
@@ -17,6 +18,7 @@ import type { Redis } from 'ioredis';
 import { KeyAuthenticator, keyEventsChannel } from './auth';
 import { InferenceAdmission } from './completions/admission';
 import { StreamHub } from './completions/stream-hub';
+import { WorkerQueues } from './completions/worker-queues';
 import type { ApiConfig } from './config';
 import { FileWorkPool } from './files/file-work-pool';
 import { FileProcessor } from './files/processor';
@@ -32,6 +34,10 @@ export interface Deps {
   inferenceQueue: InferenceQueue;
   evaluationQueue: EvaluationQueue;
   inferenceEvents: QueueEvents;
+  /** Which live workers hold a model loaded (model routing). */
+  routes: ModelRoutes;
+  /** The inference queues of single workers, for requests routed to them. */
+  workerQueues: WorkerQueues;
   /** Publishes control messages (cancel, pause); fails at once while Redis is down. */
   redis: Redis;
   /** A new connection for subscribing; the caller closes it. */
@@ -76,6 +82,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
   const inferenceEvents = new QueueEvents(QUEUES.inference, { connection: eventsConnection, prefix });
   inferenceEvents.on('error', () => {}); // reconnects by itself; requests see their own errors
   await inferenceEvents.waitUntilReady();
+  const workerQueues = new WorkerQueues(connection, () => redisConnection(cfg.redisUrl, 'blocking'), prefix);
   const reconciler = new Reconciler({
     store,
     queue: training,
@@ -111,6 +118,8 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
     inferenceQueue: inference,
     evaluationQueue: evaluation,
     inferenceEvents,
+    routes: new ModelRoutes(redis, prefix),
+    workerQueues,
     redis,
     subscriber: () => redisConnection(cfg.redisUrl, 'command'),
     streams,
@@ -133,7 +142,7 @@ export async function createDeps(cfg: ApiConfig): Promise<Deps> {
       await processor.close();
       await fileWork.close();
       streams.close();
-      await Promise.allSettled([training.close(), inference.close(), evaluation.close(), inferenceEvents.close()]);
+      await Promise.allSettled([training.close(), inference.close(), evaluation.close(), inferenceEvents.close(), workerQueues.close()]);
       // BullMQ leaves connections it was given open
       for (const c of [redis, connection, eventsConnection]) c.disconnect();
       storage.destroy();

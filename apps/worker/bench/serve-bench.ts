@@ -5,13 +5,15 @@
 //   merged    N whole models (what serving each fine-tune as its merged copy holds)
 // and prints peak RSS, the cache's bytes and the load time, then greedy decode speed through the
 // KV cache on the base alone and on an adapter (the low-rank products' cost per token).
-// Usage: npm run bench:serve [-- --adapters 20] [-- --rank 8] [-- --tokens 32]
+// Then the platform serving 1, 8 and 32 concurrent streams (serve-streams.ts).
+// Usage: npm run bench:serve [-- --adapters 20] [-- --rank 8] [-- --tokens 32] [-- --only memory|streams]
 import { spawnSync } from 'node:child_process';
 import { decoderConfigFromHf, initBackend, isAdapterParam, KvCache, paramSpecs, Rng, Transformer, type Weights } from '@crucible/trainer';
 import type { LoraConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { SMOLLM2_135M } from '../../../packages/trainer/bench/open-shapes';
 import { ModelCache } from '../src/model-cache';
+import { streamsBench } from './serve-streams';
 
 const arg = (k: string, d: number) => {
   const i = process.argv.indexOf(k);
@@ -23,12 +25,18 @@ const TOKENS = arg('--tokens', 32);
 const mode = process.argv.includes('--mode') ? process.argv[process.argv.indexOf('--mode') + 1] : undefined;
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
 
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (!mode && only === 'streams') {
+  await streamsBench();
+  process.exit(0);
+}
 if (!mode) {
   // each mode in its own process, so that one's memory never counts in the other's
   for (const m of ['unmerged', 'merged']) {
     const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1] as string, ...process.argv.slice(2), '--mode', m], { stdio: 'inherit' });
     if (r.status !== 0) process.exit(r.status ?? 1);
   }
+  if (only !== 'memory') await streamsBench();
   process.exit(0);
 }
 

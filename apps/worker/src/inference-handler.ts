@@ -37,6 +37,8 @@ interface Deps {
   cache: ModelCache;
   loader: ModelLoader;
   redis: Redis;
+  /** A request for `name` was served from the cache entry `key` (announced for routing). */
+  served?: (key: string, name: { projectId: string; model: string }) => void;
 }
 
 export async function handleInference(deps: Deps, p: InferencePayload): Promise<InferenceResult> {
@@ -51,6 +53,7 @@ export async function handleInference(deps: Deps, p: InferencePayload): Promise<
       throw new UnrecoverableError(`${MODEL_CAPACITY_ERROR}${JSON.stringify({ message: err.message, retryAfter: err.retryAfter })}`);
     throw err;
   }
+  deps.served?.(item.key, { projectId: p.projectId, model: p.model });
   const { model, tokenizer, eosIds } = lease;
   try {
     if (p.kind === 'embed') return embedRequest(model, tokenizer, p);

@@ -3,7 +3,7 @@
 // checkpoints, queue the jobs again for another worker, and exit.
 import { createStore } from '@crucible/db';
 import { ConfigError, type EvaluationPayload, type InferencePayload, type InferenceResult, QUEUES, type TrainingPayload } from '@crucible/domain';
-import { Reconciler, redisConnection, trainingQueue } from '@crucible/queue';
+import { ModelRoutes, Reconciler, redisConnection, trainingQueue, workerInferenceQueue } from '@crucible/queue';
 import { Storage } from '@crucible/storage';
 import { initBackend } from '@crucible/trainer';
 import { DelayedError, Worker } from 'bullmq';
@@ -12,8 +12,10 @@ import { parseWorkerConfig, type WorkerConfig } from './config';
 import { JobControl } from './control';
 import { handleEvaluation } from './evaluation-handler';
 import { handleInference } from './inference-handler';
+import { LoadedModels } from './loaded-models';
 import { type CacheEntryInfo, ModelCache } from './model-cache';
 import { ModelLoader } from './model-loader';
+import { Slots } from './slots';
 import { handleTraining } from './training/handler';
 
 export interface RunningWorker {
@@ -49,7 +51,8 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
   const redis = conn('command');
   const control = new JobControl(cfg.queuePrefix);
   await control.listen(conn('blocking'));
-  const cache = new ModelCache(cfg.modelCacheBytes);
+  const loaded = new LoadedModels(new ModelRoutes(redis, cfg.queuePrefix), cfg.workerName);
+  const cache = new ModelCache(cfg.modelCacheBytes, (key) => loaded.evicted(key));
   const loader = new ModelLoader(store, storage);
   const queue = trainingQueue(conn('command'), cfg.queuePrefix);
   const reconciler = new Reconciler({
@@ -79,20 +82,30 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
       stalledInterval: Math.min(30_000, cfg.lockDurationMs),
     },
   );
-  const inference = new Worker<InferencePayload, InferenceResult>(QUEUES.inference, async (job) => handleInference({ cache, loader, redis }, job.data), {
-    connection: conn('blocking'),
-    prefix: cfg.queuePrefix,
-    concurrency: cfg.inferenceConcurrency,
-  });
+  // the shared inference queue and this worker's own (requests routed to the models it holds),
+  // at most INFERENCE_CONCURRENCY requests at once over both
+  const slots = new Slots(cfg.inferenceConcurrency);
+  const serve = (job: { data: InferencePayload }) =>
+    slots.run(() => handleInference({ cache, loader, redis, served: (key, name) => loaded.served(key, name) }, job.data));
+  const inferenceQueues = [QUEUES.inference, workerInferenceQueue(cfg.workerName)].map(
+    (name) =>
+      new Worker<InferencePayload, InferenceResult>(name, serve, {
+        connection: conn('blocking'),
+        prefix: cfg.queuePrefix,
+        concurrency: cfg.inferenceConcurrency,
+      }),
+  );
+  const [inference, routed] = inferenceQueues as [Worker<InferencePayload, InferenceResult>, Worker<InferencePayload, InferenceResult>];
   const evaluation = new Worker<EvaluationPayload>(QUEUES.evaluation, async (job) => handleEvaluation({ store, storage, log }, job.data), {
     connection: conn('blocking'),
     prefix: cfg.queuePrefix,
     concurrency: cfg.evaluationConcurrency,
     lockDuration: cfg.lockDurationMs,
   });
-  for (const w of [training, inference, evaluation]) w.on('error', (err) => log(`queue error: ${err.message}`));
-  await Promise.all([training.waitUntilReady(), inference.waitUntilReady(), evaluation.waitUntilReady()]);
+  for (const w of [training, inference, routed, evaluation]) w.on('error', (err) => log(`queue error: ${err.message}`));
+  await Promise.all([training.waitUntilReady(), inference.waitUntilReady(), routed.waitUntilReady(), evaluation.waitUntilReady()]);
   reconciler.start();
+  loaded.start();
   log(`consuming ${QUEUES.training}, ${QUEUES.inference} and ${QUEUES.evaluation} (backend ${choice.name})`);
 
   return {
@@ -100,8 +113,9 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
     models: () => cache.list(),
     async close() {
       await reconciler.stop();
+      await loaded.stop(); // no request is routed here any more
       control.stopAll();
-      await Promise.allSettled([training.close(), inference.close(), evaluation.close()]);
+      await Promise.allSettled([training.close(), inference.close(), routed.close(), evaluation.close()]);
       await queue.close().catch(() => {});
       cache.clear();
       for (const c of connections) c.disconnect(); // BullMQ leaves connections it was given open

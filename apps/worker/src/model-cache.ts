@@ -62,7 +62,11 @@ export class ModelCache {
   private readonly entries = new Map<string, Entry>();
   private clock = 0;
 
-  constructor(readonly budgetBytes: number) {}
+  /** `onEvict(key)`: a model left the cache (evicted, or cleared). */
+  constructor(
+    readonly budgetBytes: number,
+    private readonly onEvict: (key: string) => void = () => {},
+  ) {}
 
   /** The item's model (and an adapter's base), loaded when it is not; held until release(). */
   async acquire(item: CacheItem): Promise<Lease> {
@@ -155,6 +159,7 @@ export class ModelCache {
 
   private evict(e: Entry): void {
     this.remove(e);
+    this.onEvict(e.item.key);
     void e.value.then(
       (loaded) => loaded.model.dispose(),
       () => {},

@@ -19,9 +19,12 @@ import {
   renderChat,
   ServiceUnavailableError,
 } from '@crucible/domain';
+import { ROUTE_PICKUP_MS } from '@crucible/queue';
+import type { Job } from 'bullmq';
 import type { Actor } from '../auth';
 import type { Deps } from '../deps';
 import { getModel, getSamplingModel } from '../models/service';
+import type { WorkerQueue } from './worker-queues';
 
 export interface SamplingRequest {
   model: string;
@@ -164,8 +167,8 @@ export async function runInference<R extends InferenceResult>(
     void deps.admission.release(payload.projectId, requestId);
   };
   try {
-    const job = await guard('queue', () => deps.inferenceQueue.add(payload.kind, payload, priority ? { priority } : {}));
-    const finished = job.waitUntilFinished(deps.inferenceEvents, timeoutMs);
+    const placed = await place(deps, payload, priority, timeoutMs);
+    const finished = placed.finished;
     let onAbort = () => {};
     const gone = new Promise<never>((_, reject) => {
       onAbort = () => reject(new ClientGoneError('the client closed the connection'));
@@ -177,10 +180,13 @@ export async function runInference<R extends InferenceResult>(
     } catch (err) {
       if (err instanceof ClientGoneError) {
         // a request still waiting goes from the queue; one being generated keeps its place until it ends
-        const removed = await job.remove().then(
-          () => true,
-          () => false,
-        );
+        const removed = await placed
+          .job()
+          .remove()
+          .then(
+            () => true,
+            () => false,
+          );
         if (!removed) {
           held = false;
           void finished.catch(() => {}).finally(() => deps.admission.release(payload.projectId, requestId));
@@ -189,7 +195,10 @@ export async function runInference<R extends InferenceResult>(
       }
       const message = (err as Error).message;
       if (/timed out/i.test(message)) {
-        await job.remove().catch(() => {});
+        await placed
+          .job()
+          .remove()
+          .catch(() => {});
         throw new CrucibleError('inference_timeout', `no worker finished the request within ${timeoutMs} ms`, null);
       }
       if (isTransientError(err)) throw new ServiceUnavailableError('queue', err);
@@ -214,6 +223,50 @@ export async function runInference<R extends InferenceResult>(
     release();
   }
 }
+
+/**
+ * Puts a request on a queue and answers its result: on the queue of a live worker that holds its
+ * model loaded (model routing), or the shared one. A routed request still waiting when its worker
+ * no longer announces the model (it stopped, died or evicted the model; checked every
+ * ROUTE_PICKUP_MS) is taken back and put on the shared queue; a busy worker keeps its requests in
+ * their order. `job()` is the entry as it is now (to remove it when the client leaves).
+ */
+async function place(
+  deps: Deps,
+  payload: InferencePayload,
+  priority: number | undefined,
+  timeoutMs: number,
+): Promise<{ job: () => Job<InferencePayload, InferenceResult>; finished: Promise<InferenceResult> }> {
+  const name = { projectId: payload.projectId, model: payload.model };
+  const holders = await deps.routes.holders(name);
+  const worker = holders[Math.floor(Math.random() * holders.length)];
+  const add = async (target: WorkerQueue) => {
+    const job = await guard('queue', () => target.queue.add(payload.kind, payload, priority ? { priority } : {}));
+    return { job, finished: job.waitUntilFinished(target.events, timeoutMs) as Promise<InferenceResult> };
+  };
+  const shared: WorkerQueue = { queue: deps.inferenceQueue, events: deps.inferenceEvents };
+  const routed = worker ? await deps.workerQueues.get(worker).catch(() => undefined) : undefined;
+  let current = await add(routed ?? shared);
+  if (!routed) return { job: () => current.job, finished: current.finished };
+  const finished = (async () => {
+    const first = current;
+    const done = first.finished.then(settled, settled);
+    for (;;) {
+      if (await Promise.race([done, new Promise((r) => setTimeout(r, ROUTE_PICKUP_MS, false))])) return first.finished;
+      // a worker that still announces the model is alive (busy, perhaps): the request keeps its place
+      if ((await deps.routes.holders(name)).includes(worker as string)) continue;
+      const state = await first.job.getState().catch(() => 'unknown');
+      if (state !== 'waiting' && state !== 'prioritized') continue;
+      if (!(await first.job.remove().then(settled, () => false))) continue;
+      first.finished.catch(() => {}); // removed: that wait ends unread
+      current = await add(shared);
+      return current.finished;
+    }
+  })();
+  return { job: () => current.job, finished };
+}
+
+const settled = () => true;
 
 /**
  * Runs a generation and calls `onText(index, text)` for each streamed piece. The worker publishes
