@@ -253,10 +253,11 @@ async function place(
     const done = first.finished.then(settled, settled);
     for (;;) {
       if (await Promise.race([done, new Promise((r) => setTimeout(r, ROUTE_PICKUP_MS, false))])) return first.finished;
+      // once its worker has taken it (or it is gone), its result or the timeout is the answer
+      const state = await first.job.getState().catch(() => 'unknown');
+      if (state !== 'waiting' && state !== 'prioritized') return first.finished;
       // a worker that still announces the model is alive (busy, perhaps): the request keeps its place
       if ((await deps.routes.holders(name)).includes(worker as string)) continue;
-      const state = await first.job.getState().catch(() => 'unknown');
-      if (state !== 'waiting' && state !== 'prioritized') continue;
       if (!(await first.job.remove().then(settled, () => false))) continue;
       first.finished.catch(() => {}); // removed: that wait ends unread
       current = await add(shared);
