@@ -87,15 +87,14 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
   const slots = new Slots(cfg.inferenceConcurrency);
   const serve = (job: { data: InferencePayload }) =>
     slots.run(() => handleInference({ cache, loader, redis, served: (key, name) => loaded.served(key, name) }, job.data));
-  const inferenceQueues = [QUEUES.inference, workerInferenceQueue(cfg.workerName)].map(
-    (name) =>
-      new Worker<InferencePayload, InferenceResult>(name, serve, {
-        connection: conn('blocking'),
-        prefix: cfg.queuePrefix,
-        concurrency: cfg.inferenceConcurrency,
-      }),
-  );
-  const [inference, routed] = inferenceQueues as [Worker<InferencePayload, InferenceResult>, Worker<InferencePayload, InferenceResult>];
+  const inferenceWorker = (name: string) =>
+    new Worker<InferencePayload, InferenceResult>(name, serve, {
+      connection: conn('blocking'),
+      prefix: cfg.queuePrefix,
+      concurrency: cfg.inferenceConcurrency,
+    });
+  const inference = inferenceWorker(QUEUES.inference);
+  const routed = inferenceWorker(workerInferenceQueue(cfg.workerName));
   const evaluation = new Worker<EvaluationPayload>(QUEUES.evaluation, async (job) => handleEvaluation({ store, storage, log }, job.data), {
     connection: conn('blocking'),
     prefix: cfg.queuePrefix,

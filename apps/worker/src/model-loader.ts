@@ -83,23 +83,18 @@ export class ModelLoader {
     if (m.peft?.type !== 'lora') return undefined;
     const b = await this.plainBase(m.projectId, m.baseModel);
     if (!b || !sameShape(b.config, m.config)) return undefined;
-    const file = (name: string) => keys.modelFile(m.projectId, m.id, name);
-    if (!(await this.storage.exists(file('adapter_model.safetensors')))) return undefined;
+    const folder = this.folder(m);
+    if (!(await folder.has('adapter_model.safetensors'))) return undefined;
     return {
       key: `${m.storageKey}#adapter`,
       kind: 'adapter',
-      estimateBytes: weightBytes({ ...stored(m), peft: m.peft }) - weightBytes(stored(m)),
+      estimateBytes: adapterBytes(stored(m), m.peft),
       base: this.wholeItem(b),
       load: async (loadedBase) => {
-        const get = (name: string) => this.storage.get(file(name));
-        const has = (name: string) => this.storage.exists(file(name));
-        const config = JSON.parse(new TextDecoder().decode(await get('adapter_config.json'))) as Record<string, unknown>;
-        const { peft, weights } = loraFromPeft(config, decodeSafetensors(await get('adapter_model.safetensors')).tensors, m.arch);
-        const tokenizer = readTokenizer(await get('tokenizer.json'), (await has('tokenizer_config.json')) ? await get('tokenizer_config.json') : undefined);
-        const generation = (await has('generation_config.json'))
-          ? (JSON.parse(new TextDecoder().decode(await get('generation_config.json'))) as Record<string, unknown>)
-          : undefined;
-        return { model: onBase(loadedBase, peft, weights), tokenizer, eosIds: eosIdsOf(generation) ?? loadedBase?.eosIds };
+        const config = JSON.parse(new TextDecoder().decode(await folder.get('adapter_config.json'))) as Record<string, unknown>;
+        const { peft, weights } = loraFromPeft(config, decodeSafetensors(await folder.get('adapter_model.safetensors')).tensors, m.arch);
+        const eosIds = eosIdsOf(await folder.json('generation_config.json')) ?? loadedBase?.eosIds;
+        return { model: onBase(loadedBase, peft, weights), tokenizer: await folder.tokenizer(), eosIds };
       },
     };
   }
@@ -109,7 +104,7 @@ export class ModelLoader {
     return {
       key: `${key}#adapter`,
       kind: 'adapter',
-      estimateBytes: weightBytes({ ...stored(b), peft }) - weightBytes(stored(b)),
+      estimateBytes: adapterBytes(stored(b), peft),
       base: this.wholeItem(b),
       load: async (loadedBase) => {
         const ck = readCheckpointFile(await this.storage.get(key));
@@ -162,17 +157,31 @@ export class ModelLoader {
    * widened to float32 and taken into the weights before the next is read.
    */
   private async loadDecoderFolder(m: ModelRecord): Promise<LoadedWeights> {
-    const key = (name: string) => keys.modelFile(m.projectId, m.id, name);
-    const json = async (name: string) =>
-      (await this.storage.exists(key(name))) ? (JSON.parse(new TextDecoder().decode(await this.storage.get(key(name)))) as Record<string, unknown>) : undefined;
-    const config = decoderConfigFromHf((await json('config.json')) as Record<string, unknown>);
-    const tokenizerConfig = (await this.storage.exists(key('tokenizer_config.json'))) ? await this.storage.get(key('tokenizer_config.json')) : undefined;
-    const tokenizer = readTokenizer(await this.storage.get(key('tokenizer.json')), tokenizerConfig);
-    const index = m.storageKey.endsWith(DECODER_INDEX) ? await json(DECODER_INDEX) : undefined;
+    const folder = this.folder(m);
+    const config = decoderConfigFromHf((await folder.json('config.json')) as Record<string, unknown>);
+    const tokenizer = await folder.tokenizer();
+    const index = m.storageKey.endsWith(DECODER_INDEX) ? await folder.json(DECODER_INDEX) : undefined;
     const files = index ? [...new Set(Object.values(index.weight_map as Record<string, string>))] : ['model.safetensors'];
     const weights: Weights = new Map();
-    for (const f of files) takeDecoderWeights(config, decodeSafetensors(await this.storage.get(key(f))).tensors, weights);
-    return { config, weights, tokenizer, eosIds: eosIdsOf(await json('generation_config.json')) };
+    for (const f of files) takeDecoderWeights(config, decodeSafetensors(await folder.get(f)).tensors, weights);
+    return { config, weights, tokenizer, eosIds: eosIdsOf(await folder.json('generation_config.json')) };
+  }
+
+  /** A stored model's files: read whole, as JSON (undefined where the folder lacks it), and its tokenizer. */
+  private folder(m: ModelRecord) {
+    const key = (name: string) => keys.modelFile(m.projectId, m.id, name);
+    const get = (name: string) => this.storage.get(key(name));
+    const has = (name: string) => this.storage.exists(key(name));
+    const optional = async (name: string) => ((await has(name)) ? get(name) : undefined);
+    return {
+      get,
+      has,
+      json: async (name: string) => {
+        const bytes = await optional(name);
+        return bytes && (JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>);
+      },
+      tokenizer: async () => readTokenizer(await get('tokenizer.json'), await optional('tokenizer_config.json')),
+    };
   }
 }
 
@@ -198,6 +207,11 @@ function sameShape(a: Record<string, unknown>, b: Record<string, unknown>): bool
 /** Loaded weights as a model for inference (taken tensor by tensor: never two full copies at once). */
 function asModel(w: LoadedWeights): Loaded {
   return { model: Transformer.fromWeights(w.config, w.weights, true), tokenizer: w.tokenizer, eosIds: w.eosIds };
+}
+
+/** Bytes of the LoRA matrices `peft` adds to a model of `config`. */
+function adapterBytes(config: ModelConfig, peft: LoraConfig): number {
+  return weightBytes({ ...config, peft }) - weightBytes(config);
 }
 
 /** A stored model's config (the trainer's ModelConfig of its stored, merged weights). */
