@@ -61,6 +61,17 @@ export interface NativeKernels {
   ): void;
   /** out[i] = x[i] rounded to bf16 (to nearest even; as the packing of the bf16 product rounds), i < n. */
   toBf16(x: Float32Array, out: Uint16Array, n: number): void;
+  /**
+   * Registers bf16 copies (toBf16) of float32 arrays, replacing the earlier registration ([] and []
+   * clear it): a bf16 product on Crucible's kernel (setPrecision('bf16'), gemm 'auto', linear,
+   * sgemm) whose operand lies inside arrays[i] reads copies[i] at the same offset instead of rounding
+   * as it packs: the same numbers, half the reads, no rounding per product. The caller keeps both
+   * alive and arrays[i] unchanged until it clears them (a training step's weights, between optimizer
+   * updates). Returns how many are registered.
+   */
+  setBf16Copies(arrays: Float32Array[], copies: Uint16Array[]): number;
+  /** The bf16 products that have read a registered copy since the addon loaded (for tests). */
+  bf16CopyReads(): number;
   /** y[M, N] = x[M, K] w (+ bias[N]); w is [K, N], or [N, K] when transposedW. */
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, m: number, k: number, n: number, transposedW: boolean): void;
   /** out[N] = column sums of x[M, N]. */
@@ -279,6 +290,8 @@ export interface NativeKernels {
     features: Record<string, boolean>;
     bf16: string;
     precision: 'float32' | 'bf16';
+    /** Whether products now read the copies setBf16Copies registers (bf16 on Crucible's kernel). */
+    bf16Copies: boolean;
   };
 }
 /** The addon when it was built (a C compiler present at install), else null. */

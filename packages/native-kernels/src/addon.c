@@ -597,6 +597,46 @@ static bool string_is(napi_env env, napi_value v, const char* want) {
   return strcmp(got, want) == 0;
 }
 
+// setBf16Copies(arrays: Float32Array[], copies: Uint16Array[]) -> how many are registered: bf16
+// products read copies[i] for operands inside arrays[i] (gemm.h's ck_gemm_set_bf16_copies) until the
+// next call; setBf16Copies([], []) clears. The caller keeps both alive and arrays[i] unchanged meanwhile.
+static napi_value SetBf16Copies(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  bool ok = true, isArray = false;
+  uint32_t n = 0, m = 0;
+  napi_is_array(env, argv[0], &isArray);
+  if (!isArray) FAIL("setBf16Copies: arrays must be an array");
+  napi_is_array(env, argv[1], &isArray);
+  if (!isArray) FAIL("setBf16Copies: copies must be an array");
+  napi_get_array_length(env, argv[0], &n);
+  napi_get_array_length(env, argv[1], &m);
+  if (n != m) FAIL("setBf16Copies: one copy per array");
+  if (n > CK_BF16_COPIES) FAIL("setBf16Copies: more arrays than the registry holds (4096)");
+  static const float* arrays[CK_BF16_COPIES];
+  static const uint16_t* bf16s[CK_BF16_COPIES];
+  static int64_t lengths[CK_BF16_COPIES];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value a, c;
+    napi_typedarray_type ta, tc;
+    size_t la, lc, oa, oc;
+    void *da, *dc;
+    napi_value buf;
+    napi_get_element(env, argv[0], i, &a);
+    napi_get_element(env, argv[1], i, &c);
+    if (napi_get_typedarray_info(env, a, &ta, &la, &da, &buf, &oa) != napi_ok || ta != napi_float32_array) ok = false;
+    else if (napi_get_typedarray_info(env, c, &tc, &lc, &dc, &buf, &oc) != napi_ok || tc != napi_uint16_array || lc != la) ok = false;
+    if (!ok) FAIL("setBf16Copies: each array must be a Float32Array and its copy a Uint16Array of the same length");
+    arrays[i] = da, bf16s[i] = dc, lengths[i] = (int64_t)la;
+  }
+  ck_gemm_set_bf16_copies(arrays, bf16s, lengths, (int)n);
+  napi_value r;
+  napi_create_uint32(env, n, &r);
+  return r;
+}
+
+// bf16CopyReads() -> the bf16 products that have read a registered copy since the addon loaded
+static napi_value Bf16CopyReads(napi_env env, napi_callback_info info) { return double_value(env, (double)ck_gemm_bf16_copy_reads()); }
+
 // setPrecision("float32" | "bf16") -> the precision now in force (bf16 only where the CPU has
 // AVX512-BF16 or AMX-BF16)
 static napi_value SetPrecision(napi_env env, napi_callback_info info) {
@@ -693,6 +733,7 @@ static napi_value Info(napi_env env, napi_callback_info info) {
   const char* engine = ck_gemm_bf16_engine();
   set_string(env, obj, "bf16", engine ? engine : "none (this CPU has neither AVX512-BF16 nor AMX-BF16)");
   set_string(env, obj, "precision", ck_gemm_bf16() ? "bf16" : "float32");
+  set_bool(env, obj, "bf16Copies", ck_gemm_bf16_copies_read());
   set_string(env, obj, "gemm", ck_gemm_name(ck_gemm_choice()));
   return obj;
 }
@@ -719,6 +760,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_default, NULL},
       {"gemmBf16", NULL, GemmBf16, NULL, NULL, NULL, napi_default, NULL},
       {"toBf16", NULL, ToBf16, NULL, NULL, NULL, napi_default, NULL},
+      {"setBf16Copies", NULL, SetBf16Copies, NULL, NULL, NULL, napi_default, NULL},
+      {"bf16CopyReads", NULL, Bf16CopyReads, NULL, NULL, NULL, napi_default, NULL},
       {"gemmTable", NULL, GemmTable, NULL, NULL, NULL, napi_default, NULL},
       {"linear", NULL, Linear, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, ColSum, NULL, NULL, NULL, napi_default, NULL},

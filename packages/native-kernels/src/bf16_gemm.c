@@ -68,87 +68,132 @@ static inline __m512i pairs16(__m512 lo, __m512 hi) {
   return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
 }
 
-// The pairs of one contiguous run of kc floats (a row of B in the transposed case, of A in the
-// plain one) into every `stride`-th element of dst; zeros for a padding row (src NULL).
-static void pack_row_pairs(const float* src, int64_t kc, uint32_t* dst, int64_t stride) {
-  int64_t kp = (kc + 1) / 2, q = 0;
-  if (!src) {
-    for (; q < kp; q++) dst[q * stride] = 0;
-    return;
+// r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit lanes (pairs within 128-bit lanes, then
+// the 128-bit lanes themselves).
+static inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]), u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]), u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
   }
-  for (; 2 * q + 32 <= kc; q += 16) {
-    __m512 a = _mm512_loadu_ps(src + 2 * q), b = _mm512_loadu_ps(src + 2 * q + 16);
-    uint32_t t[16] __attribute__((aligned(64)));
-    _mm512_store_si512(t, (__m512i)_mm512_cvtne2ps_pbh(b, a));
-    for (int i = 0; i < 16; i++) dst[(q + i) * stride] = t[i];
+  // u[4g + j], 128-bit lane L: column 4L + j of rows 4g..4g+3
+  for (int j = 0; j < 4; j++) {
+    __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+    __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_i32x4(v0, v2, 0x88), r[8 + j] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(v1, v3, 0x88), r[12 + j] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
   }
-  for (; q < kp; q++) dst[q * stride] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0.0f);
+}
+
+// Panel entries dst[q * width + i] = pair q (values 2q and 2q + 1, the second 0 past kc) of line i,
+// for lines i < width (zeros from n on) and pairs q < (kc + 1) / 2, where line i's kc values run
+// contiguously from f + i * ld (float32, rounded here) or h + i * ld (bf16). Sixteen lines and
+// sixteen pairs at a time go through a register transpose, so every store writes 16 lines' pair.
+static void pack_lines(const float* f, const uint16_t* h, int64_t ld, int64_t n, int64_t kc, int64_t width, uint32_t* restrict dst) {
+  int64_t kp = (kc + 1) / 2, q16 = kc / 2 / 16 * 16;
+  for (int64_t i0 = 0; i0 < width; i0 += 16) {
+    int64_t lanes = width - i0 < 16 ? width - i0 : 16;
+    __mmask16 m = (__mmask16)((1u << lanes) - 1);
+    for (int64_t q = 0; q < q16; q += 16) {
+      __m512i r[16];
+      for (int64_t i = 0; i < 16; i++) {
+        int64_t line = i0 + i;
+        if (line >= n) r[i] = _mm512_setzero_si512();
+        else if (f) r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(f + line * ld + 2 * q + 16), _mm512_loadu_ps(f + line * ld + 2 * q));
+        else r[i] = _mm512_loadu_si512(h + line * ld + 2 * q);
+      }
+      transpose16(r);
+      for (int64_t j = 0; j < 16; j++) _mm512_mask_storeu_epi32(dst + (q + j) * width + i0, m, r[j]);
+    }
+  }
+  for (int64_t i = 0; i < width; i++)  // the pairs after the last 16
+    for (int64_t q = q16; q < kp; q++) {
+      uint32_t v = 0;
+      if (i < n && f) v = pair(f[i * ld + 2 * q], 2 * q + 1 < kc ? f[i * ld + 2 * q + 1] : 0.0f);
+      if (i < n && h) v = (uint32_t)h[i * ld + 2 * q] | (2 * q + 1 < kc ? (uint32_t)h[i * ld + 2 * q + 1] << 16 : 0u);
+      dst[q * width + i] = v;
+    }
 }
 
 // op(B)[k0 + k][n0 + j] for k < kc, j < nc into 32-wide panels of k pairs: Bp[panel][k / 2][j] is the
 // 32-bit pair (k, k + 1) of column j; zero-padded in j and in an odd last k.
 static void pack_b(int tb, const float* B, int64_t ldb, int64_t k0, int64_t n0, int64_t kc, int64_t nc, uint32_t* restrict Bp) {
   int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < nc; p += NR, Bp += NR * kp) {
-    int64_t cols = nc - p < NR ? nc - p : NR;
-    if (!tb) {  // rows of op(B) are contiguous: two rows make 16 pairs per vector
-      for (int64_t q = 0; q < kp; q++) {
-        const float* r0 = B + (k0 + 2 * q) * ldb + n0 + p;
-        const float* r1 = 2 * q + 1 < kc ? r0 + ldb : NULL;
-        uint32_t* dst = Bp + q * NR;
+  if (!tb) {  // rows of op(B) are contiguous: two rows make 16 pairs per vector, for every panel (each row read once)
+    for (int64_t q = 0; q < kp; q++) {
+      const float* r0 = B + (k0 + 2 * q) * ldb + n0;
+      const float* r1 = 2 * q + 1 < kc ? r0 + ldb : NULL;
+      for (int64_t p = 0; p < nc; p += NR) {
+        uint32_t* dst = Bp + (p / NR) * NR * kp + q * NR;
         for (int64_t j = 0; j < NR; j += 16) {
-          int64_t n = cols - j;
+          int64_t n = nc - p - j;
           __mmask16 m = n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-          __m512 lo = _mm512_maskz_loadu_ps(m, r0 + j);
-          __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
+          __m512 lo = _mm512_maskz_loadu_ps(m, r0 + p + j);
+          __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + p + j) : _mm512_setzero_ps();
           _mm512_storeu_si512(dst + j, pairs16(lo, hi));
         }
       }
-    } else {  // op(B)[k][n] = B[n][k]: a pair is two adjacent floats of a row of B
-      for (int64_t j = 0; j < NR; j++) pack_row_pairs(j < cols ? B + (n0 + p + j) * ldb + k0 : NULL, kc, Bp + j, NR);
     }
+    return;
   }
+  for (int64_t p = 0; p < nc; p += NR, Bp += NR * kp)  // op(B)[k][n] = B[n][k]: a pair is two adjacent floats of a row of B
+    pack_lines(B + (n0 + p) * ldb + k0, NULL, ldb, nc - p < NR ? nc - p : NR, kc, NR, Bp);
 }
 
 // op(A)[m0 + i][k0 + k] for i < mc, k < kc into 14-tall panels of k pairs: Ap[panel][k / 2][i].
 static void pack_a(int ta, const float* A, int64_t lda, int64_t m0, int64_t k0, int64_t mc, int64_t kc, uint32_t* restrict Ap) {
   int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp) {
-    int64_t rows = mc - p < MR ? mc - p : MR;
-    __mmask16 m = (__mmask16)((1u << rows) - 1);
-    if (ta) {  // op(A)[m][k] = A[k][m]: two rows of A make the panel's pairs
-      for (int64_t q = 0; q < kp; q++) {
-        const float* r0 = A + (k0 + 2 * q) * lda + m0 + p;
-        __m512 lo = _mm512_maskz_loadu_ps(m, r0);
-        __m512 hi = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, r0 + lda) : _mm512_setzero_ps();
-        _mm512_mask_storeu_epi32(Ap + q * MR, 0x3fff, pairs16(lo, hi));
+  if (ta) {  // op(A)[m][k] = A[k][m]: two rows of A make the pairs of every panel, read once each
+    for (int64_t q = 0; q < kp; q++) {
+      const float* r0 = A + (k0 + 2 * q) * lda + m0;
+      int second = 2 * q + 1 < kc;
+      for (int64_t p = 0; p < mc; p += MR) {
+        int64_t rows = mc - p < MR ? mc - p : MR;
+        __mmask16 m = (__mmask16)((1u << rows) - 1);
+        __m512 lo = _mm512_maskz_loadu_ps(m, r0 + p);
+        __m512 hi = second ? _mm512_maskz_loadu_ps(m, r0 + lda + p) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(Ap + (p / MR) * MR * kp + q * MR, 0x3fff, pairs16(lo, hi));
       }
-    } else {  // a pair is two adjacent floats of a row of A
-      for (int64_t i = 0; i < MR; i++) pack_row_pairs(i < rows ? A + (m0 + p + i) * lda + k0 : NULL, kc, Ap + i, MR);
     }
+    return;
+  }
+  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp) {  // a pair is two adjacent floats of a row of A
+    int64_t rows = mc - p < MR ? mc - p : MR;
+    pack_lines(A + (m0 + p) * lda + k0, NULL, lda, rows, kc, MR, Ap);
   }
 }
 
-// The same panels from operands already stored as bf16 (uint16, e.g. an activation saved in bf16 for
-// the backward pass): only a regrouping of 16-bit values into pairs, no rounding.
-static inline uint32_t pair16(uint16_t lo, uint16_t hi) { return (uint32_t)lo | ((uint32_t)hi << 16); }
-
-// Panels of `width` lines (rows of op(A) or columns of op(B)) over kc values of k, from element
+// The same panels from operands already stored as bf16 (uint16: a weight's copy made once per
+// optimizer step, an activation saved in bf16): only a regrouping of 16-bit values into pairs, no
+// rounding. Panels of `width` lines (rows of op(A) or columns of op(B)) over kc values of k, from element
 // (line i, k) at src[k * ld + i] (k_major) or src[i * ld + k]: each entry two consecutive k of a line.
 static void pack_pairs16(int k_major, const uint16_t* src, int64_t ld, int64_t i0, int64_t k0, int64_t lines, int64_t kc, int64_t width,
                          uint32_t* restrict dst) {
   int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < lines; p += width, dst += width * kp) {
-    int64_t n = lines - p < width ? lines - p : width;
-    for (int64_t q = 0; q < kp; q++) {
-      int64_t k = k0 + 2 * q, second = 2 * q + 1 < kc;
-      uint32_t* d = dst + q * width;
-      int64_t i = 0;
-      if (k_major)
-        for (; i < n; i++) d[i] = pair16(src[k * ld + i0 + p + i], second ? src[(k + 1) * ld + i0 + p + i] : 0);
-      else
-        for (; i < n; i++) d[i] = pair16(src[(i0 + p + i) * ld + k], second ? src[(i0 + p + i) * ld + k + 1] : 0);
-      for (; i < width; i++) d[i] = 0;
+  if (!k_major) {  // a pair is two adjacent values of a line
+    for (int64_t p = 0; p < lines; p += width, dst += width * kp)
+      pack_lines(NULL, src + (i0 + p) * ld + k0, ld, lines - p < width ? lines - p : width, kc, width, dst);
+    return;
+  }
+  // two rows of k give the pairs of up to 32 lines at a time (an interleave of 16-bit lanes), for
+  // every panel: each row is read once
+  // lane j of the low half: (a[j], b[j]); of the high half: (a[16 + j], b[16 + j])
+  const __m512i lo_idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2,
+                                          33, 1, 32, 0);
+  const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
+  __mmask16 wlo = width >= 16 ? 0xffff : (__mmask16)((1u << width) - 1), whi = width >= 32 ? 0xffff : width > 16 ? (__mmask16)((1u << (width - 16)) - 1) : 0;
+  for (int64_t q = 0; q < kp; q++) {
+    const uint16_t* r0 = src + (k0 + 2 * q) * ld + i0;
+    int second = 2 * q + 1 < kc;
+    for (int64_t p = 0; p < lines; p += width) {
+      int64_t n = lines - p < width ? lines - p : width;
+      __mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+      __m512i a = _mm512_maskz_loadu_epi16(m, r0 + p);
+      __m512i b = second ? _mm512_maskz_loadu_epi16(m, r0 + ld + p) : _mm512_setzero_si512();
+      uint32_t* d = dst + (p / width) * width * kp + q * width;
+      _mm512_mask_storeu_epi32(d, wlo, _mm512_permutex2var_epi16(a, lo_idx, b));
+      if (whi) _mm512_mask_storeu_epi32(d + 16, whi, _mm512_permutex2var_epi16(a, hi_idx, b));
     }
   }
 }
@@ -273,10 +318,15 @@ int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
   return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc);
 }
 
+// (memory-bound: threads split it in blocks of 64 Ki values where there are several)
 void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i*)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
-  for (; i < n; i++) y[i] = round_bf16(x[i]);
+  const int64_t block = 1 << 16, whole = n / 16 * 16;
+#pragma omp parallel for schedule(static) if (n >= 4 * block && !omp_in_parallel())
+  for (int64_t b = 0; b < whole; b += block) {
+    int64_t end = b + block < whole ? b + block : whole;
+    for (int64_t i = b; i < end; i += 16) _mm256_storeu_si256((__m256i*)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  }
+  for (int64_t i = whole; i < n; i++) y[i] = round_bf16(x[i]);
 }
 
 #else

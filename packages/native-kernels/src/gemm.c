@@ -241,21 +241,63 @@ int ck_gemm_use_bf16(int on) {
   return bf16 != 0;
 }
 
-// The product on Crucible's bf16 kernel when the mode runs there and it is wider than 16 columns;
-// 0 when it is not (the caller runs it in float32).
-static int on_own_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float beta, float* C, int64_t ldc) {
-  return bf16 == BF16_OWN && N > 16 && ck_bf16_blocked_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+// ---- bf16 copies of registered arrays ----
+
+typedef struct {
+  const float* array;
+  const uint16_t* copy;
+  int64_t length;
+} bf16_copy;
+
+static bf16_copy copies[CK_BF16_COPIES];
+static int copies_used;
+static int64_t copy_reads;
+
+int ck_gemm_set_bf16_copies(const float* const* arrays, const uint16_t* const* bf16s, const int64_t* lengths, int n) {
+  if (n < 0 || n > CK_BF16_COPIES) return 0;
+  for (int i = 0; i < n; i++) copies[i] = (bf16_copy){arrays[i], bf16s[i], lengths[i]};
+  copies_used = n;
+  return 1;
 }
 
+int64_t ck_gemm_bf16_copy_reads(void) { return copy_reads; }
+
+int ck_gemm_bf16_copies_read(void) { return bf16 == BF16_OWN; }
+
+// The copy of the `extent` floats from x on, when one registered array holds all of them; else NULL.
+static const uint16_t* copy_of(const float* x, int64_t extent) {
+  for (int i = 0; i < copies_used; i++) {
+    const bf16_copy* c = &copies[i];
+    if (x >= c->array && x + extent <= c->array + c->length) return c->copy + (x - c->array);
+  }
+  return NULL;
+}
+
+// The product on Crucible's bf16 kernel when the mode runs there and it is wider than 16 columns;
+// 0 when it is not (the caller runs it in float32). With `copies`, an operand inside a registered
+// array is read from its bf16 copy.
+static int on_own_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float beta, float* C, int64_t ldc, int with_copies) {
+  if (bf16 != BF16_OWN || N <= 16) return 0;
+  const uint16_t *a16 = NULL, *b16 = NULL;
+  if (with_copies && copies_used && M > 0 && N > 0 && K > 0) {
+    a16 = copy_of(A, ta ? (K - 1) * lda + M : (M - 1) * lda + K);
+    b16 = copy_of(B, tb ? (N - 1) * ldb + K : (K - 1) * ldb + N);
+    if (a16 || b16) __atomic_fetch_add(&copy_reads, 1, __ATOMIC_RELAXED);
+  }
+  return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, a16 ? (const void*)a16 : A, a16 != NULL, lda, b16 ? (const void*)b16 : B, b16 != NULL,
+                               ldb, beta, C, ldc);
+}
+
+// (flash attention's blocks read activations only: no lookup of copies)
 void ck_gemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                  float beta, float* C, int64_t ldc) {
-  if (!on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0)) blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
              float* C, int64_t ldc) {
-  if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1)) return;
 #ifdef CRUCIBLE_DNNL
   if (bf16 == BF16_ONEDNN && N > 16 && alpha == 1.0f && beta == 0.0f && lda == (ta ? M : K) && ldb == (tb ? K : N) && ldc == N &&
       ck_bf16_gemm(A, B, C, M, N, K, ta, tb))

@@ -39,6 +39,20 @@ int ck_gemm_table_entry(int i, int* ta, int* tb, int* mBucket, int* nBucket, int
  */
 int ck_gemm_use_bf16(int on);
 int ck_gemm_bf16(void);
+/**
+ * bf16 copies of float32 arrays (a training step's weights, converted once per optimizer step): while
+ * registered, a bf16 product on Crucible's kernel whose operand lies inside arrays[i] reads copies[i]
+ * at the same offset instead of rounding the float32 values as it packs them (the same numbers: the
+ * copy is rounded as the packing rounds). Replaces every earlier registration; n = 0 clears. The
+ * caller keeps the arrays alive and unchanged until it clears them. Returns 0 when n is over
+ * CK_BF16_COPIES.
+ */
+#define CK_BF16_COPIES 4096
+int ck_gemm_set_bf16_copies(const float* const* arrays, const uint16_t* const* copies, const int64_t* lengths, int n);
+/** Whether products read registered copies now: the bf16 mode on Crucible's kernel (not on oneDNN's AMX). */
+int ck_gemm_bf16_copies_read(void);
+/** The products that have read a registered copy since the addon loaded (for tests). */
+int64_t ck_gemm_bf16_copy_reads(void);
 /** What bf16 products run on here ("AVX512-BF16 on Crucible's kernel", "AMX-BF16 on oneDNN"), or NULL. */
 const char* ck_gemm_bf16_engine(void);
 

@@ -8,7 +8,8 @@
 // query attention (query head h reads key/value head h / (H / Hkv) in place): every operand is given
 // as a pointer and a row stride. Scores = scale q k^T + keyBias; causal >= 0 puts the queries at key
 // positions causal.. (0 in training, the cache's length in decoding), < 0 lets every query see every
-// key. Blocks of 64 queries and 64 keys; their products run on Crucible's own GEMM on the calling
+// key. Blocks of 128 queries and 128 keys (measured at gpt2-small's 4 x 1024: 12% faster than 64 x 64
+// in float32 and 17% in bf16, fewer and larger block products); their products run on Crucible's own GEMM on the calling
 // thread (the blocks themselves are spread over the threads), in bf16 in the mixed-precision mode
 // (q, k, v, the probabilities and the output's gradient rounded as they enter a product; the
 // softmax, its statistics and every sum stay float32), as FlashAttention runs in bf16.
@@ -23,8 +24,8 @@
 // Z = keep / (1 - rate): out = (P o Z) V; dV = (P o Z)^T dO; dP = (dO V^T) o Z; dS = P o (dP - D)
 // with D = rowsum(dO o out) as without dropout (since out = (P o Z) V).
 
-#define FLASH_BQ 64
-#define FLASH_BK 64
+#define FLASH_BQ 128
+#define FLASH_BK 128
 
 // Dropout on the weights: keep iff (hash >> 8) >= threshold, threshold = ceil(rate * 2^24); kept
 // weights are scaled by 1 / (1 - rate). on = 0: no dropout.

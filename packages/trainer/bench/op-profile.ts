@@ -1,6 +1,7 @@
 // Per-op profile of training steps: where the time goes. Default: the nanoGPT CPU configuration.
 // Usage: npm run bench:ops [-- --steps 3] [-- --no-native] [-- --threads 1] [-- --precision bf16]
-//        [-- --preset gpt2-small --batch 4 --block 1024] (TFJS_BACKEND=wasm for the wasm backend)
+//        [-- --preset gpt2-small --batch 4 --block 1024] [-- --vocab 50257] (TFJS_BACKEND=wasm for the wasm backend)
+// (--vocab: a model vocabulary larger than the corpus's characters, for the head's share of a step)
 import { readFileSync } from 'node:fs';
 import * as T from '../src/index';
 import { loadCorpus } from './corpus';
@@ -14,7 +15,7 @@ await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', conso
 const text = loadCorpus(readFileSync);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
-const mc = T.modelConfig((opt('--preset') ?? 'gpt-nano') as T.PresetName, tok.vocabSize);
+const mc = T.modelConfig((opt('--preset') ?? 'gpt-nano') as T.PresetName, Math.max(tok.vocabSize, Number(opt('--vocab') ?? 0)));
 const shape = { ...(opt('--batch') ? { batchSize: Number(opt('--batch')) } : {}), ...(opt('--block') ? { seqLen: Number(opt('--block')) } : {}) };
 const trainer = new T.Trainer(
   T.Transformer.create(mc),

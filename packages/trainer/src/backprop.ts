@@ -27,8 +27,12 @@ interface EngineInternals {
   scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
 }
 
-/** The loss f() and its gradient for each of `vars` that it depends on (by variable name, as tf.variableGrads). */
-export function variableGrads(f: () => tf.Scalar, vars: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+/**
+ * The loss f() and its gradient for each of `vars` that it depends on (by variable name, as
+ * tf.variableGrads); as there, variables marked untrainable (a model's frozen parameters) get none.
+ */
+export function variableGrads(f: () => tf.Scalar, all: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  const vars = all.filter((v) => v.trainable);
   const engine = tf.engine() as unknown as EngineInternals;
   // inside another gradient computation (higher-order gradients): the engine's own walk
   if (engine.state.gradientDepth > 0 || engine.state.activeTape) return tf.variableGrads(f, vars);

@@ -160,12 +160,22 @@ export class Transformer {
   }
 
   /** Freezes every parameter whose name matches (a string prefix, a RegExp or a predicate). */
+  // (a frozen variable is marked untrainable too: its linear layers then keep nothing of their
+  // inputs for a backward pass that computes no gradient for it; ops.ts's linear)
   freeze(match: Matcher): void {
-    for (const name of this.params.keys()) if (matches(name, match)) this.frozen.add(name);
+    for (const [name, v] of this.params)
+      if (matches(name, match)) {
+        this.frozen.add(name);
+        v.trainable = false;
+      }
   }
 
   unfreeze(match: Matcher): void {
-    for (const name of [...this.frozen]) if (matches(name, match)) this.frozen.delete(name);
+    for (const name of [...this.frozen])
+      if (matches(name, match)) {
+        this.frozen.delete(name);
+        (this.params.get(name) as tf.Variable).trainable = true;
+      }
   }
 
   /** Parameters the optimizer updates, by name. */
@@ -324,22 +334,28 @@ export class Transformer {
       };
 
       for (let l = 0; l < c.nLayer; l++) {
-        const h = `h.${l}.`;
-        // --- attention ---
-        const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
-        const xa = loraIn(h, 'attn.c_attn', a);
-        const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
-        const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
-        const merged = cache
-          ? cachedAttention(qkv, nh, cache, l, offset)
-          : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
-        const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
-        x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
-        // --- MLP ---
-        const m = layerNorm(x, p(`${h}ln_2.weight`), pb(`${h}ln_2.bias`));
-        const f = gelu(loraOut(h, 'mlp.c_fc', loraIn(h, 'mlp.c_fc', m), linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`)))); // (B, T, 4C)
-        const mlpOut = loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))); // (B, T, C)
-        x = tf.add(x, drop(adapter(h, 'mlp', mlpOut)));
+        const input = x;
+        // a scope per layer: what the backward pass does not keep is freed now, not after the last layer
+        x = tf.tidy(() => {
+          let x = input;
+          const h = `h.${l}.`;
+          // --- attention ---
+          const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
+          const xa = loraIn(h, 'attn.c_attn', a);
+          const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
+          const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
+          const merged = cache
+            ? cachedAttention(qkv, nh, cache, l, offset)
+            : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
+          const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
+          x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
+          // --- MLP ---
+          const m = layerNorm(x, p(`${h}ln_2.weight`), pb(`${h}ln_2.bias`));
+          const f = gelu(loraOut(h, 'mlp.c_fc', loraIn(h, 'mlp.c_fc', m), linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`)))); // (B, T, 4C)
+          const mlpOut = loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))); // (B, T, C)
+          x = tf.add(x, drop(adapter(h, 'mlp', mlpOut)));
+          return x;
+        });
       }
       cache?.advance(T);
       return layerNorm(x, p('ln_f.weight'), pb('ln_f.bias')) as tf.Tensor3D;

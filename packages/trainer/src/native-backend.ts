@@ -17,6 +17,11 @@ export const NATIVE = 'native';
 /** Fused kernels the model uses when the backend has them (ops.ts falls back to tfjs ops elsewhere). */
 export const K = {
   linear: 'CrucibleLinear',
+  /** linear whose weight takes no gradient (frozen): its backward pass needs only w, so x is not saved */
+  linearFrozen: 'CrucibleLinearFrozen',
+  /** linear that saves its input for the backward pass in bf16 (its second output), not float32 */
+  linearSavingBf16: 'CrucibleLinearSavingBf16',
+  linearWeightGradBf16: 'CrucibleLinearWeightGradBf16',
   colSum: 'CrucibleColSum',
   layerNorm: 'CrucibleLayerNorm',
   layerNormGrad: 'CrucibleLayerNormGrad',
@@ -299,15 +304,44 @@ export function registerNativeBackend(k: NativeKernels): void {
   });
 
   // y = x w (+ b): x [M, K], w [K, N] ([N, K] when transposeW), b [N]
-  reg(K.linear, ({ inputs, attrs, backend }) => {
+  // (x may have any rank from 2: its last axis is K and y keeps its leading axes)
+  const linearKernel = ({ inputs, attrs, backend }: Parameters<tf.KernelFunc>[0]) => {
     const { x, w, b } = inputs as { x: Info; w: Info; b?: Info };
     const { transposeW } = attrs as unknown as { transposeW: boolean };
     const bk = be(backend);
-    const [M, Kd] = x.shape as [number, number];
+    const Kd = x.shape[x.shape.length - 1] as number;
+    const M = size(x.shape) / Kd;
     const N = (transposeW ? w.shape[0] : w.shape[1]) as number;
     const y = alloc(bk, M * N);
     k.linear(f32(bk, x), f32(bk, w), b ? f32(bk, b) : null, y, M, Kd, N, transposeW);
-    return out(bk, [M, N], y);
+    return out(bk, [...x.shape.slice(0, -1), N], y);
+  };
+  reg(K.linear, linearKernel);
+  reg(K.linearFrozen, linearKernel);
+  // [y, x in bf16]: the input rounded to bf16 (two per int32 element), all the weight's gradient
+  // needs in the bf16 mode, whose product would round it anyway
+  reg(K.linearSavingBf16, (args) => {
+    const y = linearKernel(args);
+    const x = (args.inputs as { x: Info }).x;
+    const bk = be(args.backend);
+    const n = size(x.shape);
+    const store = alloc(bk, Math.ceil(n / 2));
+    k.toBf16(f32(bk, x), new Uint16Array(store.buffer, store.byteOffset, n), n);
+    return [y, bk.makeTensorInfo([store.length], 'int32', new Int32Array(store.buffer, store.byteOffset, store.length))];
+  });
+  // the weight's gradient from dy [M, N] and the bf16 input [M, K] (linearSavingBf16's)
+  reg(K.linearWeightGradBf16, ({ inputs, attrs, backend }) => {
+    const { dy, x16 } = inputs as { dy: Info; x16: Info };
+    const { transposeW, inDim: Kd } = attrs as unknown as { transposeW: boolean; inDim: number };
+    const bk = be(backend);
+    const [M, N] = dy.shape as [number, number];
+    const x = new Uint16Array(i32(bk, x16).buffer, i32(bk, x16).byteOffset, M * Kd);
+    const g = f32(bk, dy);
+    const dw = alloc(bk, Kd * N);
+    // w [N, K]: dW = dy^T x; w [K, N]: dW = x^T dy (the products the float32 path runs, on the same kernel)
+    if (transposeW) k.gemmBf16(true, false, N, Kd, M, 1, g, N, x, Kd, 0, dw, Kd);
+    else k.gemmBf16(true, false, Kd, N, M, 1, x, Kd, g, N, 0, dw, N);
+    return out(bk, transposeW ? [N, Kd] : [Kd, N], dw);
   });
   reg(K.colSum, ({ inputs, backend }) => {
     const { x } = inputs as { x: Info };
@@ -626,18 +660,53 @@ const scaledByLossGradient = (g: tf.Tensor, dy: tf.Tensor) => (dy.dataSync()[0] 
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
   tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
 
+// The linear kernels take x of any rank from 2 (its last axis the input features): dy has its leading axes.
+const flat = (t: tf.Tensor) => (t.rank === 2 ? t : tf.reshape(t, [-1, t.shape[t.shape.length - 1] as number])) as tf.Tensor2D;
+const linearInputGrad = (g: tf.Tensor2D, w: tf.Tensor, transposeW: boolean, dy: tf.Tensor) => {
+  const dx = tf.matMul(g, w as tf.Tensor2D, false, !transposeW);
+  return dy.rank === 2 ? dx : tf.reshape(dx, [...dy.shape.slice(0, -1), w.shape[transposeW ? 1 : 0] as number]);
+};
+
 function registerGradients(): void {
   tf.registerGradient({
     kernelName: K.linear,
     inputsToSave: ['x', 'w'],
     gradFunc: (dy, saved, attrs) => {
-      const [x, w] = saved as [tf.Tensor2D, tf.Tensor2D];
-      const g = dy as tf.Tensor2D;
+      const [x, w] = saved as [tf.Tensor, tf.Tensor2D];
+      const g = flat(dy as tf.Tensor);
       const { transposeW } = attrs as unknown as { transposeW: boolean };
       return {
-        x: () => tf.matMul(g, w, false, !transposeW),
-        w: () => (transposeW ? tf.matMul(g, x, true, false) : tf.matMul(x, g, true, false)),
+        x: () => linearInputGrad(g, w, transposeW, dy as tf.Tensor),
+        w: () => (transposeW ? tf.matMul(g, flat(x), true, false) : tf.matMul(flat(x), g, true, false)),
         b: () => run(K.colSum, { x: g }) as tf.Tensor,
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.linearFrozen,
+    inputsToSave: ['w'],
+    gradFunc: (dy, saved, attrs) => {
+      const [w] = saved as [tf.Tensor];
+      const { transposeW } = attrs as unknown as { transposeW: boolean };
+      const frozen = () => {
+        throw new Error('linearFrozen: the gradient of a weight declared frozen was asked for');
+      };
+      return { x: () => linearInputGrad(flat(dy as tf.Tensor), w, transposeW, dy as tf.Tensor), w: frozen, b: frozen };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.linearSavingBf16,
+    inputsToSave: ['w'],
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [w, x16] = saved as [tf.Tensor, tf.Tensor];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
+      const { transposeW } = attrs as unknown as { transposeW: boolean };
+      const inDim = w.shape[transposeW ? 1 : 0] as number;
+      return {
+        x: () => linearInputGrad(flat(dy), w, transposeW, dy),
+        w: () => run(K.linearWeightGradBf16, { dy: flat(dy), x16 }, { transposeW, inDim }) as tf.Tensor,
+        b: () => run(K.colSum, { x: flat(dy) }) as tf.Tensor,
       };
     },
   });

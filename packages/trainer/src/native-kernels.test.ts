@@ -4,16 +4,16 @@
 // training, and the fallback (with its one-time message) where the addon is missing.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { CharTokenizer } from '@crucible/model-files';
+import { CharTokenizer, decoderConfigFromHf } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionDropoutMask } from './attention-dropout';
 import { initBackend, withPrecision } from './backend';
-import { modelConfig } from './config';
+import { type ModelConfig, modelConfig } from './config';
 import { decoderAttention, rmsNorm, rope, ropeInverseFrequencies, ropeTables, swiglu } from './decoder-ops';
 import { cachedCausalMask } from './kv-cache';
 import { Transformer } from './model';
-import { nativeKernels, ownedValues } from './native-backend';
+import { nativeKernels, ownedValues, valuesOf } from './native-backend';
 import { attention, crossEntropy, gelu, layerNorm, linear } from './ops';
 import { Optimizer } from './optim';
 import { rand, toBf16 } from './test-helpers';
@@ -320,7 +320,7 @@ const bf16Isa = k?.info().bf16 ?? '';
 const canBf16 = /^(AVX512|AMX)-BF16/.test(bf16Isa);
 
 // Flash attention (what the backend runs) against the kernels that keep the [B, H, T, S]
-// probability tensor: blocks of 64 crossed, causal offsets, padding biases, key/value groups, the
+// probability tensor: blocks of 128 crossed, causal offsets, padding biases, key/value groups, the
 // fused multi-head layout read through subarrays, 1 and 2 threads.
 describe.skipIf(!k)('flash attention against the probability-tensor kernels', () => {
   const relative = (got: Float32Array, want: Float32Array) => {
@@ -453,15 +453,15 @@ describe.skipIf(!k)('flash attention with dropout on the weights and packed rows
   };
   const rowKey = (seed: number, row: number) => mix(seed ^ mix(Math.imul(row >>> 0, 0x9e3779b9) + mix(Math.floor(row / 2 ** 32) + 0x7f4a7c15)));
   const keep = (key: number, j: number, rate: number) => mix((key + Math.imul(j, 0x9e3779b9)) >>> 0) >>> 8 >= Math.ceil(rate * 2 ** 24);
-  const [B, T, S, H, Hkv, hd] = [2, 70, 70, 2, 1, 4];
+  const [B, T, S, H, Hkv, hd] = [2, 140, 140, 2, 1, 4];
   const causal = 0;
   const seed = 12345;
-  // packed rows: row 0 holds examples of 5, 60 and 3 tokens (the second crosses the 64-key block
-  // boundary) and 2 positions of padding (each reads itself); row 1 one example of 70
+  // packed rows: row 0 holds examples of 5, 125 and 3 tokens (the second crosses the 128-key block
+  // boundary) and 7 positions of padding (each reads itself); row 1 one example of 140
   const packedStart = Int32Array.from({ length: B * T }, (_, p) => {
     const [b, i] = [Math.floor(p / T), p % T];
     if (b === 1) return 0;
-    return i < 5 ? 0 : i < 65 ? 5 : i < 68 ? 65 : i;
+    return i < 5 ? 0 : i < 130 ? 5 : i < 133 ? 130 : i;
   });
   // out [B, T, H hd] in float64: keys start[i]..i for query i (causal), bias added to the scores
   const reference = (q: Float64Array, key: Float64Array, v: Float64Array, bias: Float32Array, rate: number, start: Int32Array | null) => {
@@ -724,6 +724,213 @@ describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructi
     ).toThrow('step failed');
     expect(k?.info().precision).toBe('float32');
     expect(() => defaultTrainConfig(cfg, { precision: 'fp16' as 'bf16' })).toThrow(/precision must be float32 or bf16/);
+  });
+});
+
+// Weights converted to bf16 once per optimizer step (bf16-weights.ts): where bf16 products run on
+// Crucible's AVX512-BF16 kernel
+const copiesHere = (() => {
+  if (!k || !canBf16) return false;
+  k.setPrecision('bf16');
+  const on = k.info().bf16Copies;
+  k.setPrecision('float32');
+  return on;
+})();
+describe.skipIf(!copiesHere)(`bf16 weight copies (${copiesHere ? bf16Isa : "skipped: bf16 products do not run on Crucible's AVX512-BF16 kernel here"})`, () => {
+  it('a registered copy is read in place of the array it copies: only for operands inside it, at their offset, until cleared', () => {
+    if (!k) return;
+    const [M, N, K] = [40, 64, 48];
+    const x = rand(M * K, 1);
+    const big = rand(2 * N * K, 2);
+    const w = big.subarray(0, N * K); // [N, K]: y = x w^T
+    const linear = (weight: Float32Array, rows = N) => {
+      const y = new Float32Array(M * rows);
+      k.linear(x, weight, null, y, M, K, rows, true);
+      return y;
+    };
+    // a stale copy (of 2w) shows which operand was read: the product doubles exactly
+    const stale = new Uint16Array(N * K);
+    k.toBf16(
+      w.map((v) => 2 * v),
+      stale,
+      N * K,
+    );
+    k.setGemm('crucible');
+    k.setPrecision('bf16');
+    try {
+      const want = linear(w);
+      const half = w.subarray((N / 2) * K); // the last N / 2 rows: inside w, at an offset
+      const wantHalf = linear(half, N / 2);
+      const straddling = big.subarray((N / 2) * K, (N / 2) * K + N * K); // starts inside w, ends past it
+      const wantStraddling = linear(straddling);
+      expect(k.setBf16Copies([w], [stale])).toBe(1);
+      const reads = k.bf16CopyReads();
+      expect(linear(w)).toEqual(want.map((v) => 2 * v));
+      expect(linear(half, N / 2)).toEqual(wantHalf.map((v) => 2 * v));
+      expect(k.bf16CopyReads()).toBe(reads + 2);
+      expect(linear(straddling), 'an operand that leaves the array reads its own values').toEqual(wantStraddling);
+      expect(k.bf16CopyReads()).toBe(reads + 2);
+      // a true copy gives the same numbers as rounding while packing, bit for bit
+      const copy = new Uint16Array(N * K);
+      k.toBf16(w, copy, N * K);
+      k.setBf16Copies([w], [copy]);
+      expect(linear(w)).toEqual(want);
+      k.setBf16Copies([], []);
+      k.setBf16Copies([w], [stale]);
+      k.setPrecision('float32');
+      expect(k.info().bf16Copies, 'float32 products read no copies').toBe(false);
+      expect(linear(w)).not.toEqual(want.map((v) => 2 * v));
+      k.setPrecision('bf16');
+      k.setBf16Copies([], []);
+      expect(linear(w), 'cleared: the array itself again').toEqual(want);
+      expect(() => k.setBf16Copies([w], [new Uint16Array(3)])).toThrow(/same length/);
+      expect(() => k.setBf16Copies([w], [])).toThrow(/one copy per array/);
+    } finally {
+      k.setBf16Copies([], []);
+      k.setPrecision('float32');
+      k.setGemm('auto');
+    }
+  });
+
+  it('a bf16 step reads its weights from copies made once per step (frozen ones once per run): the same numbers bit for bit', async () => {
+    await initBackend('native', () => {}, { nativeThreads: 2 });
+    const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
+    const tok = CharTokenizer.train(text, ['<|endoftext|>']);
+    const ids = Int32Array.from(tok.encode(text));
+    const cfg = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize);
+    const lora = { ...cfg, peft: { type: 'lora' as const, rank: 4, alpha: 8, dropout: 0, targets: ['attn.c_attn' as const, 'mlp.c_fc' as const] } };
+    const run = (model: typeof cfg, copies: boolean) => {
+      const before = process.env.NATIVE_BF16_COPIES;
+      process.env.NATIVE_BF16_COPIES = copies ? '1' : '0';
+      try {
+        const base = Transformer.create(cfg, 3);
+        const m = model.peft ? Transformer.create(model, 4, base.weights()) : base;
+        const train = defaultTrainConfig(model, { maxSteps: 3, batchSize: 4, evalInterval: 0, evalBatches: 1, seed: 11, precision: 'bf16' });
+        const t = new Trainer(m, tok, train, { train: ids.subarray(0, 2000), val: ids.subarray(2000) });
+        const reads = k?.bf16CopyReads() ?? 0;
+        const losses = [t.trainStep().loss, t.trainStep().loss, t.trainStep().loss];
+        const matrices = [...m.params].filter(([, p]) => p.rank === 2);
+        const trainable = [...m.trainable()].filter(([, p]) => p.rank === 2).length;
+        // after the step nothing stays registered: a bf16 product on a weight reads its own values
+        const [, wte] = matrices[0] as [string, tf.Variable];
+        const [V, C] = wte.shape as [number, number];
+        k?.setPrecision('bf16');
+        const after = k?.bf16CopyReads();
+        k?.linear(rand(3 * C, 5), valuesOf(wte), null, new Float32Array(3 * V), 3, C, V, true);
+        k?.setPrecision('float32');
+        expect(k?.bf16CopyReads()).toBe(after);
+        const out = {
+          losses,
+          params: matrices.map(([, p]) => Array.from(p.dataSync())),
+          reads: (k?.bf16CopyReads() ?? 0) - reads,
+          conversions: t.bf16Weights.conversions,
+          expected: 3 * trainable + (matrices.length - trainable),
+        };
+        m.dispose();
+        if (m !== base) base.dispose();
+        t.optimizer.dispose();
+        return out;
+      } finally {
+        if (before === undefined) delete process.env.NATIVE_BF16_COPIES;
+        else process.env.NATIVE_BF16_COPIES = before;
+      }
+    };
+    for (const model of [cfg, lora]) {
+      const off = run(model, false);
+      const on = run(model, true);
+      expect(off.reads).toBe(0);
+      expect(off.conversions).toBe(0);
+      expect(on.reads, 'products read the copies').toBeGreaterThan(0);
+      expect(on.conversions, 'trainable matrices once per step, frozen ones once').toBe(on.expected);
+      expect(on.losses).toEqual(off.losses);
+      expect(on.params).toEqual(off.params);
+    }
+  });
+});
+
+// Activations saved in bf16 (ops.ts's linear): where bf16 products run on Crucible's kernel, a
+// recorded linear layer keeps its input for the weight's gradient in bf16, which that gradient's
+// product would round to anyway; a frozen weight's layer keeps nothing of its input
+describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skipped: bf16 products do not run on Crucible's AVX512-BF16 kernel here"})`, () => {
+  const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
+  const tok = CharTokenizer.train(text, ['<|endoftext|>']);
+  const ids = Int32Array.from(tok.encode(text));
+  const gpt = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize);
+  // a small SmolLM2-shaped model (GQA 3:1, tied embeddings)
+  const llama = decoderConfigFromHf({
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: 48,
+    intermediate_size: 64,
+    num_attention_heads: 6,
+    num_key_value_heads: 2,
+    num_hidden_layers: 2,
+    vocab_size: tok.vocabSize,
+    max_position_embeddings: 16,
+    rms_norm_eps: 1e-5,
+    rope_theta: 100000,
+    attention_bias: false,
+    mlp_bias: false,
+    hidden_act: 'silu',
+    tie_word_embeddings: true,
+  });
+  const run = (cfg: ModelConfig, precision: 'bf16' | 'float32', saved: boolean, peft?: ModelConfig['peft']) => {
+    const before = process.env.NATIVE_BF16_ACTIVATIONS;
+    process.env.NATIVE_BF16_ACTIVATIONS = saved ? '1' : '0';
+    try {
+      const base = Transformer.create(cfg, 3);
+      const model = peft ? { ...cfg, peft } : cfg;
+      const m = peft ? Transformer.create(model, 4, base.weights()) : base;
+      const train = defaultTrainConfig(model, { maxSteps: 2, batchSize: 4, evalInterval: 0, evalBatches: 1, seed: 11, precision });
+      const t = new Trainer(m, tok, train, { train: ids.subarray(0, 2000), val: ids.subarray(2000) });
+      const kernels = new Set<string>();
+      const losses: number[] = [];
+      return tf
+        .profile(() => {
+          losses.push(t.trainStep().loss, t.trainStep().loss);
+        })
+        .then((info) => {
+          for (const kk of info.kernels) kernels.add(kk.name);
+          const params = [...m.trainable()].map(([, p]) => Array.from(p.dataSync()));
+          m.dispose();
+          if (m !== base) base.dispose();
+          t.optimizer.dispose();
+          return { losses, params, kernels };
+        });
+    } finally {
+      if (before === undefined) delete process.env.NATIVE_BF16_ACTIVATIONS;
+      else process.env.NATIVE_BF16_ACTIVATIONS = before;
+    }
+  };
+
+  for (const [name, cfg] of [
+    ['gpt', gpt],
+    ['llama', llama],
+  ] as const)
+    it(`${name}: a bf16 step keeps its linear layers' inputs in bf16, with the same numbers bit for bit`, async () => {
+      await initBackend('native', () => {}, { nativeThreads: 2 });
+      const off = await run(cfg, 'bf16', false);
+      const on = await run(cfg, 'bf16', true);
+      expect(on.kernels.has('CrucibleLinearSavingBf16')).toBe(true);
+      expect(off.kernels.has('CrucibleLinearSavingBf16')).toBe(false);
+      expect(on.losses).toEqual(off.losses);
+      expect(on.params).toEqual(off.params);
+      // float32 steps keep float32 inputs
+      expect((await run(cfg, 'float32', true)).kernels.has('CrucibleLinearSavingBf16')).toBe(false);
+    });
+
+  // (the LoRA gradients through these layers are checked against finite differences in peft.test.ts
+  // and decoder.test.ts, which run on this backend)
+  it("a frozen weight's linear layer keeps nothing of its input, in float32 and bf16", async () => {
+    await initBackend('native', () => {}, { nativeThreads: 2 });
+    const peft = { type: 'lora' as const, rank: 4, alpha: 8, dropout: 0, targets: ['q_proj' as const, 'v_proj' as const] };
+    for (const precision of ['float32', 'bf16'] as const) {
+      const got = await run(llama, precision, true, peft);
+      expect(got.kernels.has('CrucibleLinearFrozen'), precision).toBe(true);
+      expect(got.losses.every(Number.isFinite)).toBe(true);
+    }
+    // a full fine-tune has no frozen weight
+    expect((await run(llama, 'float32', true)).kernels.has('CrucibleLinearFrozen')).toBe(false);
   });
 });
 

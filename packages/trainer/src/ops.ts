@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attentionDropoutMask } from './attention-dropout';
 import { transposedProductsAreFast } from './backend';
-import { fusedKernels, K, runFused } from './native-backend';
+import { fusedKernels, K, nativeKernels, runFused } from './native-backend';
 
 type GradFn = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
 /** tf.customGrad with the save function typed as what it is (tfjs types it as part of the inputs). */
@@ -72,15 +72,44 @@ export const mmBias = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, transposed = false): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1] as number;
   const outDim = w.shape[transposed ? 0 : 1] as number;
+  if (fusedKernels()) {
+    // what the backward pass keeps of x (the kernels take x of any rank: a recorded reshape would
+    // keep its input alive): nothing when the weight is frozen, x in bf16 where the weight's
+    // gradient product runs in bf16 anyway, else x
+    const kernel = !recordingGradients() ? K.linear : linearToRecord(w, b, inDim, outDim);
+    const y = runFused(kernel, b ? { x, w, b } : { x, w }, { transposeW: transposed });
+    return Array.isArray(y) ? (y[0] as tf.Tensor) : y;
+  }
   // 2-D operands are not reshaped: a recorded reshape keeps its input alive for the backward pass
   const x2 = (x.rank === 2 ? x : x.reshape([-1, inDim])) as tf.Tensor2D;
-  let y: tf.Tensor;
-  if (fusedKernels()) y = runFused(K.linear, b ? { x: x2, w, b } : { x: x2, w }, { transposeW: transposed }) as tf.Tensor;
-  else {
-    const w2 = (transposed ? tf.transpose(w) : w) as tf.Tensor2D;
-    y = b ? mmBias(x2, w2, b as tf.Tensor1D) : mm(x2, w2);
-  }
+  const w2 = (transposed ? tf.transpose(w) : w) as tf.Tensor2D;
+  const y = b ? mmBias(x2, w2, b as tf.Tensor1D) : mm(x2, w2);
   return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), outDim]);
+}
+
+/** Whether a gradient is being recorded (a training step's forward pass). */
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
+const frozen = (t: tf.Tensor | undefined) => t === undefined || (t instanceof tf.Variable && !t.trainable);
+
+/** The linear kernel a recorded forward pass runs (see linear). */
+function linearToRecord(w: tf.Tensor, b: tf.Tensor | undefined, inDim: number, outDim: number): string {
+  if (frozen(w) && frozen(b)) return K.linearFrozen;
+  // products of at most 16 columns run in float32: the weight's gradient needs x as it is there
+  if (inDim > 16 && outDim > 16 && bf16ActivationsOn()) return K.linearSavingBf16;
+  return K.linear;
+}
+
+/**
+ * Whether linear layers save their inputs in bf16: with NATIVE_BF16_ACTIVATIONS=1, where bf16
+ * products run on Crucible's kernel (a step in bf16). Off by default: on gpt2-small it took 5.5% off
+ * the peak RSS and added 5-8% to the step (the conversion, and the weight's gradient read from a
+ * separate kernel), measured side by side in one process (BENCHMARKS.md).
+ */
+function bf16ActivationsOn(): boolean {
+  return process.env.NATIVE_BF16_ACTIVATIONS === '1' && Boolean(nativeKernels()?.info().bf16Copies);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -146,7 +175,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?
   return f(logits) as tf.Scalar;
 }
 
-/** Rows per chunk of linearCrossEntropy: about this many floats of logits at a time (128 MB; the native kernels hold two buffers of half that). */
+/** Rows per chunk of linearCrossEntropy: about this many floats of logits at a time (128 MB; the native kernels hold two buffers of this size, logits and their gradient). */
 export const LINEAR_CE_CHUNK_FLOATS = 32 * 2 ** 20;
 
 /**
@@ -173,8 +202,10 @@ export function linearCrossEntropy(
   if (fusedKernels()) {
     // the native kernel: two scratch buffers of rows x V, the products on the GEMM, and the
     // gradients computed in the same pass while gradients are being recorded
-    // at least 256 rows: each chunk's two products pack the whole head again (and round it, in bf16)
-    const native = Math.max(1, opts.chunkRows ?? Math.max(256, Math.floor(LINEAR_CE_CHUNK_FLOATS / 2 / v)));
+    // at least 256 rows, LINEAR_CE_CHUNK_FLOATS in each buffer: each chunk's products pack the whole
+    // head again and add into its whole gradient (GPT-2's vocabulary: 667 rows, 7-18% faster
+    // than 333 in bf16, for 134 MB more)
+    const native = Math.max(1, opts.chunkRows ?? Math.max(256, Math.floor(LINEAR_CE_CHUNK_FLOATS / v)));
     const gradients = (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
     const attrs = { rows: native, gradients, headGradient: gradients && opts.headTrainable };
     return (runFused(K.linearCrossEntropy, { h, w: head, targets, weights: w }, attrs) as tf.Tensor[])[0] as tf.Scalar;

@@ -18,6 +18,7 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import { withPrecision } from './backend';
 import { variableGrads } from './backprop';
+import { Bf16Weights } from './bf16-weights';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
 import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data';
@@ -201,6 +202,8 @@ export class Trainer {
   private readonly evalSet: Batch[];
   private readonly pairs?: PreferenceRun;
   private readonly rl?: { data: ReinforcementData; evalIds: number[] };
+  /** The weights' bf16 copies for steps in bf16 (converted once per step, frozen ones once). */
+  readonly bf16Weights = new Bf16Weights();
 
   constructor(
     readonly model: Transformer,
@@ -313,30 +316,34 @@ export class Trainer {
     const shape = this.windowShape(this.step);
     const rewards = { chosen: 0, rejected: 0, accurate: 0, pairs: 0 };
     const tally = new ReinforcementTally();
-    for (let micro = 0; micro < c.gradAccumSteps; micro++) {
-      const seed = mixSeed(c.seed, this.step, micro);
-      const lossOf = this.pairs
-        ? this.pairLoss((this.source as PairSource).next(), rewards)
-        : this.rl
-          ? this.rolloutLoss((this.source as PairSource).next(), seed, tally)
-          : (() => {
-              const batch = (this.source as BatchSource | PackedSource).next(shape);
-              return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
-            })();
-      const { value, grads } = variableGrads(lossOf, vars);
-      loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
-      value.dispose();
-      for (const [vname, g] of Object.entries(grads)) {
-        if (!byVarName.has(vname)) continue;
-        const name = nameOf.get(vname) as string;
-        const prev = sum.get(name);
-        if (prev) {
-          sum.set(name, tf.add(prev, g));
-          prev.dispose();
-          g.dispose();
-        } else sum.set(name, g);
+    // the forward and backward passes read the weights' bf16 copies (bf16 precision on Crucible's
+    // kernel); the optimizer below updates the float32 weights after the copies are let go
+    this.bf16Weights.during(this.model.params, new Set(vars), () => {
+      for (let micro = 0; micro < c.gradAccumSteps; micro++) {
+        const seed = mixSeed(c.seed, this.step, micro);
+        const lossOf = this.pairs
+          ? this.pairLoss((this.source as PairSource).next(), rewards)
+          : this.rl
+            ? this.rolloutLoss((this.source as PairSource).next(), seed, tally)
+            : (() => {
+                const batch = (this.source as BatchSource | PackedSource).next(shape);
+                return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
+              })();
+        const { value, grads } = variableGrads(lossOf, vars);
+        loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
+        value.dispose();
+        for (const [vname, g] of Object.entries(grads)) {
+          if (!byVarName.has(vname)) continue;
+          const name = nameOf.get(vname) as string;
+          const prev = sum.get(name);
+          if (prev) {
+            sum.set(name, tf.add(prev, g));
+            prev.dispose();
+            g.dispose();
+          } else sum.set(name, g);
+        }
       }
-    }
+    });
     const inv = 1 / c.gradAccumSteps;
     const gradNorm = globalNorm(sum.values()) * inv;
     const clip = c.maxGradNorm > 0 && gradNorm > c.maxGradNorm ? c.maxGradNorm / (gradNorm + 1e-6) : 1;
