@@ -4,7 +4,11 @@
 // RSS, its own measured product table), a warm-up step then --steps timed steps; prints ms/step,
 // tokens/s, bf16's speed-up, the loss of each step (the same data in both) and peak RSS.
 // The 2,000-iteration parity run is bench:train's: npm run bench:train -- --precision bf16.
+// --switches: bf16 steps of one case in one process, round-robin over NATIVE_BF16_COPIES and
+// NATIVE_BF16_ACTIVATIONS on and off (the env is read per step), so that the VM's drift touches
+// every setting alike; prints each setting's steps.
 // Usage: npm run bench:bf16 [-- --steps 3] [-- --threads 2] [-- --only 'gpt2-small (vocab 65)'|qwen2.5-0.5b-lora]
+//        npm run bench:bf16 -- --switches 'gpt2-small (vocab 65)' [-- --steps 3]
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +45,15 @@ interface Row {
   backend: string;
 }
 
-async function runOne(name: string, precision: Precision): Promise<Row> {
+/** The step's bf16 switches: weights' copies, activations saved in bf16 ('1' on, '0' off). */
+const SWITCHES: Array<[string, string]> = [
+  ['1', '0'],
+  ['0', '0'],
+  ['1', '1'],
+  ['0', '1'],
+];
+
+async function runOne(name: string, precision: Precision, switches = false): Promise<Row> {
   const c = CASES[name];
   if (!c) throw new Error(`no case ${name}`);
   let said = '';
@@ -50,18 +62,36 @@ async function runOne(name: string, precision: Precision): Promise<Row> {
   const config = c.model();
   const model = T.Transformer.create(config, 1);
   const tok = T.CharTokenizer.train('ab', ['<|endoftext|>']); // unused by the steps: the data are ids
-  const n = c.batch * c.seq * (STEPS + 2) + 1;
+  const rounds = switches ? STEPS * SWITCHES.length : STEPS;
+  const n = c.batch * c.seq * (rounds + 2) + 1;
   const ids = Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % config.vocabSize);
   const tc = T.defaultTrainConfig(config, {
-    maxSteps: STEPS + 1,
+    maxSteps: rounds + 1,
     batchSize: c.batch,
     seqLen: c.seq,
     evalInterval: 0,
     evalBatches: 1,
     precision,
-    schedule: { kind: 'constant', lr: c.lr, minLr: c.lr, warmupSteps: 0, decaySteps: STEPS + 1 },
+    schedule: { kind: 'constant', lr: c.lr, minLr: c.lr, warmupSteps: 0, decaySteps: rounds + 1 },
   });
   const trainer = new T.Trainer(model, tok, tc, { train: ids, val: ids.subarray(0, c.batch * c.seq + 1) });
+  if (switches) {
+    trainer.trainStep();
+    const by = SWITCHES.map(() => [] as number[]);
+    for (let r = 0; r < STEPS; r++)
+      for (const [i, [copies, activations]] of SWITCHES.entries()) {
+        process.env.NATIVE_BF16_COPIES = copies;
+        process.env.NATIVE_BF16_ACTIVATIONS = activations;
+        by[i]?.push(trainer.trainStep().ms);
+      }
+    for (const [i, [copies, activations]] of SWITCHES.entries()) {
+      const t = by[i] as number[];
+      console.log(
+        `${name} bf16, NATIVE_BF16_COPIES=${copies} NATIVE_BF16_ACTIVATIONS=${activations}: ${(t.reduce((a, b) => a + b, 0) / t.length).toFixed(0)} ms/step (${t.map((x) => x.toFixed(0)).join(', ')})`,
+      );
+    }
+    process.exit(0);
+  }
   const times: number[] = [];
   const losses: number[] = [];
   for (let s = 0; s < STEPS + 1; s++) {
@@ -75,7 +105,10 @@ async function runOne(name: string, precision: Precision): Promise<Row> {
 }
 
 const child = process.argv.indexOf('--child');
-if (child >= 0) {
+const switches = process.argv.indexOf('--switches');
+if (switches >= 0) {
+  await runOne(process.argv[switches + 1] as string, 'bf16', true);
+} else if (child >= 0) {
   console.log(JSON.stringify(await runOne(process.argv[child + 1] as string, process.argv[child + 2] as Precision)));
 } else {
   const only = process.argv.includes('--only')
