@@ -321,7 +321,13 @@ export class Transformer {
 
       const tokEmb = tf.gather(p('wte.weight'), idx.reshape([-1])).reshape([B, T, C]); // (B, T, C)
       // (T, C), or per token (B, T, C) for packed examples, each from position 0
-      const posEmb = packed ? tf.gather(p('wpe.weight'), packed.positions).reshape([B, T, C]) : tf.slice(p('wpe.weight'), [offset, 0], [T, C]);
+      // (all of wpe, when the rows span it, is wpe itself: a slice's gradient is a pad, a full copy)
+      const wpe = p('wpe.weight');
+      const posEmb = packed
+        ? tf.gather(wpe, packed.positions).reshape([B, T, C])
+        : offset === 0 && T === wpe.shape[0]
+          ? wpe
+          : tf.slice(wpe, [offset, 0], [T, C]);
       let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
 
       // gpt attends causally; padding keys (attentionMask 0) are never attended to
