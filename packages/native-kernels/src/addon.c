@@ -90,8 +90,6 @@ static napi_value double_value(napi_env env, double x) {
 #define CHECK_ARRAYS(name) \
   if (!ok) FAIL(name ": an array has the wrong type or is shorter than the shapes say");
 
-// Elements a row-major operand with `rows` rows of `cols` used columns and leading dimension ld spans.
-static int64_t span(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
 
 static int library_named(napi_env env, napi_value v);
 
@@ -109,9 +107,9 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   if (lib < CK_GEMM_AUTO) FAIL("gemm: unknown library");
   if (M < 0 || N < 0 || Kd < 0) FAIL("gemm: bad shape");
   if (lda < (ta ? M : Kd) || ldb < (tb ? Kd : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1) FAIL("gemm: a leading dimension is smaller than its rows");
-  float* a = F32(7, ta ? span(Kd, M, lda) : span(M, Kd, lda));
-  float* b = F32(9, tb ? span(N, Kd, ldb) : span(Kd, N, ldb));
-  float* c = F32(12, span(M, N, ldc));
+  float* a = F32(7, ta ? ck_span(Kd, M, lda) : ck_span(M, Kd, lda));
+  float* b = F32(9, tb ? ck_span(N, Kd, ldb) : ck_span(Kd, N, ldb));
+  float* c = F32(12, ck_span(M, N, ldc));
   CHECK_ARRAYS("gemm");
   float alpha = (float)number(env, argv[6]), beta = (float)number(env, argv[11]);
   if (own_bf16 && !ck_bf16_kernel_supported()) FAIL("gemm: Crucible's bf16 kernel needs AVX512-BF16");
@@ -141,9 +139,9 @@ static napi_value GemmBf16(napi_env env, napi_callback_info info) {
   if (M < 1 || N < 1 || Kd < 1) FAIL("gemmBf16: bad shape");
   if (lda < (ta ? M : Kd) || ldb < (tb ? Kd : N) || ldc < N) FAIL("gemmBf16: a leading dimension is smaller than its rows");
   int abf = 0, bbf = 0;
-  const void* a = bf16_operand(env, argv[6], ta ? span(Kd, M, lda) : span(M, Kd, lda), &abf, &ok);
-  const void* b = bf16_operand(env, argv[8], tb ? span(N, Kd, ldb) : span(Kd, N, ldb), &bbf, &ok);
-  float* c = F32(11, span(M, N, ldc));
+  const void* a = bf16_operand(env, argv[6], ta ? ck_span(Kd, M, lda) : ck_span(M, Kd, lda), &abf, &ok);
+  const void* b = bf16_operand(env, argv[8], tb ? ck_span(N, Kd, ldb) : ck_span(Kd, N, ldb), &bbf, &ok);
+  float* c = F32(11, ck_span(M, N, ldc));
   CHECK_ARRAYS("gemmBf16");
   float alpha = (float)number(env, argv[5]), beta = (float)number(env, argv[10]);
   if (alpha == 0.0f) FAIL("gemmBf16: alpha 0");
@@ -454,9 +452,9 @@ static bool read_flash_shape(napi_env env, napi_value* argv, int at, int64_t ldq
   for (int i = 0; i < 7; i++) x[i] = integer(env, argv[at + i]);
   *f = (flash_shape){x[0], x[1], x[2], x[3], x[4], x[5], x[6], 0, 0, 0};
   if (!gqa_shape(f->B, f->T, f->S, f->H, f->Hkv, f->hd, f->causal)) return false;
-  f->q_rows = span(f->B * f->T, f->H * f->hd, ldq);
-  f->o_rows = span(f->B * f->T, f->H * f->hd, ldo);
-  f->k_rows = span(f->B * f->S, f->Hkv * f->hd, ldk);
+  f->q_rows = ck_span(f->B * f->T, f->H * f->hd, ldq);
+  f->o_rows = ck_span(f->B * f->T, f->H * f->hd, ldo);
+  f->k_rows = ck_span(f->B * f->S, f->Hkv * f->hd, ldk);
   return ldq >= f->H * f->hd && ldk >= f->Hkv * f->hd && ldo >= f->H * f->hd;
 }
 

@@ -116,52 +116,48 @@ static void pack_lines(const float* f, const uint16_t* h, int64_t ld, int64_t n,
     }
 }
 
+// Panel entries dst[q * width + i] = pair q of line i (values 2q and 2q + 1 of k, the second 0 past
+// kc), panel after panel of `width` lines, zeros from line n on, where value k of line i is f[k * ld
+// + i], rounded here: two rows of k give 16 lines' pairs per vector, and each row is read once for
+// every panel.
+static void pack_rows(const float* f, int64_t ld, int64_t n, int64_t kc, int64_t width, uint32_t* restrict dst) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t q = 0; q < kp; q++) {
+    const float* r0 = f + 2 * q * ld;
+    const float* r1 = 2 * q + 1 < kc ? r0 + ld : NULL;
+    for (int64_t p = 0; p < n; p += width)
+      for (int64_t j = 0; j < width; j += 16) {
+        int64_t lanes = width - j < 16 ? width - j : 16, have = n - p - j;
+        have = have < 0 ? 0 : have < lanes ? have : lanes;
+        __mmask16 m = (__mmask16)((1u << have) - 1);
+        __m512 lo = _mm512_maskz_loadu_ps(m, r0 + p + j);
+        __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + p + j) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(dst + (p / width) * width * kp + q * width + j, (__mmask16)((1u << lanes) - 1), pairs16(lo, hi));
+      }
+  }
+}
+
 // op(B)[k0 + k][n0 + j] for k < kc, j < nc into 32-wide panels of k pairs: Bp[panel][k / 2][j] is the
 // 32-bit pair (k, k + 1) of column j; zero-padded in j and in an odd last k.
 static void pack_b(int tb, const float* B, int64_t ldb, int64_t k0, int64_t n0, int64_t kc, int64_t nc, uint32_t* restrict Bp) {
-  int64_t kp = (kc + 1) / 2;
-  if (!tb) {  // rows of op(B) are contiguous: two rows make 16 pairs per vector, for every panel (each row read once)
-    for (int64_t q = 0; q < kp; q++) {
-      const float* r0 = B + (k0 + 2 * q) * ldb + n0;
-      const float* r1 = 2 * q + 1 < kc ? r0 + ldb : NULL;
-      for (int64_t p = 0; p < nc; p += NR) {
-        uint32_t* dst = Bp + (p / NR) * NR * kp + q * NR;
-        for (int64_t j = 0; j < NR; j += 16) {
-          int64_t n = nc - p - j;
-          __mmask16 m = n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-          __m512 lo = _mm512_maskz_loadu_ps(m, r0 + p + j);
-          __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + p + j) : _mm512_setzero_ps();
-          _mm512_storeu_si512(dst + j, pairs16(lo, hi));
-        }
-      }
-    }
+  if (!tb) {  // rows of op(B) are contiguous
+    pack_rows(B + k0 * ldb + n0, ldb, nc, kc, NR, Bp);
     return;
   }
+  int64_t kp = (kc + 1) / 2;
   for (int64_t p = 0; p < nc; p += NR, Bp += NR * kp)  // op(B)[k][n] = B[n][k]: a pair is two adjacent floats of a row of B
     pack_lines(B + (n0 + p) * ldb + k0, NULL, ldb, nc - p < NR ? nc - p : NR, kc, NR, Bp);
 }
 
 // op(A)[m0 + i][k0 + k] for i < mc, k < kc into 14-tall panels of k pairs: Ap[panel][k / 2][i].
 static void pack_a(int ta, const float* A, int64_t lda, int64_t m0, int64_t k0, int64_t mc, int64_t kc, uint32_t* restrict Ap) {
-  int64_t kp = (kc + 1) / 2;
-  if (ta) {  // op(A)[m][k] = A[k][m]: two rows of A make the pairs of every panel, read once each
-    for (int64_t q = 0; q < kp; q++) {
-      const float* r0 = A + (k0 + 2 * q) * lda + m0;
-      int second = 2 * q + 1 < kc;
-      for (int64_t p = 0; p < mc; p += MR) {
-        int64_t rows = mc - p < MR ? mc - p : MR;
-        __mmask16 m = (__mmask16)((1u << rows) - 1);
-        __m512 lo = _mm512_maskz_loadu_ps(m, r0 + p);
-        __m512 hi = second ? _mm512_maskz_loadu_ps(m, r0 + lda + p) : _mm512_setzero_ps();
-        _mm512_mask_storeu_epi32(Ap + (p / MR) * MR * kp + q * MR, 0x3fff, pairs16(lo, hi));
-      }
-    }
+  if (ta) {  // op(A)[m][k] = A[k][m]: rows of A run along m
+    pack_rows(A + k0 * lda + m0, lda, mc, kc, MR, Ap);
     return;
   }
-  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp) {  // a pair is two adjacent floats of a row of A
-    int64_t rows = mc - p < MR ? mc - p : MR;
-    pack_lines(A + (m0 + p) * lda + k0, NULL, lda, rows, kc, MR, Ap);
-  }
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < mc; p += MR, Ap += MR * kp)  // a pair is two adjacent floats of a row of A
+    pack_lines(A + (m0 + p) * lda + k0, NULL, lda, mc - p < MR ? mc - p : MR, kc, MR, Ap);
 }
 
 // The same panels from operands already stored as bf16 (uint16: a weight's copy made once per
@@ -176,9 +172,9 @@ static void pack_pairs16(int k_major, const uint16_t* src, int64_t ld, int64_t i
       pack_lines(NULL, src + (i0 + p) * ld + k0, ld, lines - p < width ? lines - p : width, kc, width, dst);
     return;
   }
-  // two rows of k give the pairs of up to 32 lines at a time (an interleave of 16-bit lanes), for
-  // every panel: each row is read once
-  // lane j of the low half: (a[j], b[j]); of the high half: (a[16 + j], b[16 + j])
+  // pack_rows's layout from bf16 rows: two rows of k give the pairs of up to 32 lines at a time (an
+  // interleave of 16-bit lanes; lane j of the low half: (a[j], b[j]), of the high half: (a[16 + j],
+  // b[16 + j])), for every panel: each row is read once
   const __m512i lo_idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2,
                                           33, 1, 32, 0);
   const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));

@@ -281,8 +281,8 @@ static int on_own_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float al
   if (bf16 != BF16_OWN || N <= 16) return 0;
   const uint16_t *a16 = NULL, *b16 = NULL;
   if (with_copies && copies_used && M > 0 && N > 0 && K > 0) {
-    a16 = copy_of(A, ta ? (K - 1) * lda + M : (M - 1) * lda + K);
-    b16 = copy_of(B, tb ? (N - 1) * ldb + K : (K - 1) * ldb + N);
+    a16 = copy_of(A, ta ? ck_span(K, M, lda) : ck_span(M, K, lda));
+    b16 = copy_of(B, tb ? ck_span(N, K, ldb) : ck_span(K, N, ldb));
     if (a16 || b16) __atomic_fetch_add(&copy_reads, 1, __ATOMIC_RELAXED);
   }
   return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, a16 ? (const void*)a16 : A, a16 != NULL, lda, b16 ? (const void*)b16 : B, b16 != NULL,

@@ -56,6 +56,9 @@ int64_t ck_gemm_bf16_copy_reads(void);
 /** What bf16 products run on here ("AVX512-BF16 on Crucible's kernel", "AMX-BF16 on oneDNN"), or NULL. */
 const char* ck_gemm_bf16_engine(void);
 
+/** Elements a row-major operand with `rows` rows of `cols` used columns and leading dimension ld spans. */
+static inline int64_t ck_span(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols; }
+
 // ---- shared by Crucible's float32 and bf16 products (blocked_gemm.c, bf16_gemm.c) ----
 
 /** A packing buffer of at least `bytes`, 64-byte aligned, kept between calls; NULL when it cannot be allocated. */

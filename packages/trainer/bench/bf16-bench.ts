@@ -53,7 +53,8 @@ const SWITCHES: Array<[string, string]> = [
   ['0', '1'],
 ];
 
-async function runOne(name: string, precision: Precision, switches = false): Promise<Row> {
+/** The case's trainer for `steps` timed steps after a warm-up one, and what the backend said. */
+async function caseTrainer(name: string, precision: Precision, steps: number): Promise<{ c: Case; trainer: T.Trainer; said: string }> {
   const c = CASES[name];
   if (!c) throw new Error(`no case ${name}`);
   let said = '';
@@ -62,36 +63,22 @@ async function runOne(name: string, precision: Precision, switches = false): Pro
   const config = c.model();
   const model = T.Transformer.create(config, 1);
   const tok = T.CharTokenizer.train('ab', ['<|endoftext|>']); // unused by the steps: the data are ids
-  const rounds = switches ? STEPS * SWITCHES.length : STEPS;
-  const n = c.batch * c.seq * (rounds + 2) + 1;
+  const n = c.batch * c.seq * (steps + 2) + 1;
   const ids = Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % config.vocabSize);
   const tc = T.defaultTrainConfig(config, {
-    maxSteps: rounds + 1,
+    maxSteps: steps + 1,
     batchSize: c.batch,
     seqLen: c.seq,
     evalInterval: 0,
     evalBatches: 1,
     precision,
-    schedule: { kind: 'constant', lr: c.lr, minLr: c.lr, warmupSteps: 0, decaySteps: rounds + 1 },
+    schedule: { kind: 'constant', lr: c.lr, minLr: c.lr, warmupSteps: 0, decaySteps: steps + 1 },
   });
-  const trainer = new T.Trainer(model, tok, tc, { train: ids, val: ids.subarray(0, c.batch * c.seq + 1) });
-  if (switches) {
-    trainer.trainStep();
-    const by = SWITCHES.map(() => [] as number[]);
-    for (let r = 0; r < STEPS; r++)
-      for (const [i, [copies, activations]] of SWITCHES.entries()) {
-        process.env.NATIVE_BF16_COPIES = copies;
-        process.env.NATIVE_BF16_ACTIVATIONS = activations;
-        by[i]?.push(trainer.trainStep().ms);
-      }
-    for (const [i, [copies, activations]] of SWITCHES.entries()) {
-      const t = by[i] as number[];
-      console.log(
-        `${name} bf16, NATIVE_BF16_COPIES=${copies} NATIVE_BF16_ACTIVATIONS=${activations}: ${(t.reduce((a, b) => a + b, 0) / t.length).toFixed(0)} ms/step (${t.map((x) => x.toFixed(0)).join(', ')})`,
-      );
-    }
-    process.exit(0);
-  }
+  return { c, trainer: new T.Trainer(model, tok, tc, { train: ids, val: ids.subarray(0, c.batch * c.seq + 1) }), said };
+}
+
+async function runOne(name: string, precision: Precision): Promise<Row> {
+  const { c, trainer, said } = await caseTrainer(name, precision, STEPS);
   const times: number[] = [];
   const losses: number[] = [];
   for (let s = 0; s < STEPS + 1; s++) {
@@ -104,10 +91,29 @@ async function runOne(name: string, precision: Precision, switches = false): Pro
   return { msPerStep: ms, tokensPerSec: (c.batch * c.seq * 1000) / ms, losses, peakRssMb: process.resourceUsage().maxRSS / 1024, backend: said };
 }
 
+/** bf16 steps of one case, round-robin over SWITCHES (the env is read per step); prints each setting's steps. */
+async function runSwitches(name: string): Promise<void> {
+  const { trainer } = await caseTrainer(name, 'bf16', STEPS * SWITCHES.length);
+  trainer.trainStep();
+  const by = SWITCHES.map(() => [] as number[]);
+  for (let r = 0; r < STEPS; r++)
+    for (const [i, [copies, activations]] of SWITCHES.entries()) {
+      process.env.NATIVE_BF16_COPIES = copies;
+      process.env.NATIVE_BF16_ACTIVATIONS = activations;
+      by[i]?.push(trainer.trainStep().ms);
+    }
+  for (const [i, [copies, activations]] of SWITCHES.entries()) {
+    const t = by[i] as number[];
+    console.log(
+      `${name} bf16, NATIVE_BF16_COPIES=${copies} NATIVE_BF16_ACTIVATIONS=${activations}: ${(t.reduce((a, b) => a + b, 0) / t.length).toFixed(0)} ms/step (${t.map((x) => x.toFixed(0)).join(', ')})`,
+    );
+  }
+}
+
 const child = process.argv.indexOf('--child');
 const switches = process.argv.indexOf('--switches');
 if (switches >= 0) {
-  await runOne(process.argv[switches + 1] as string, 'bf16', true);
+  await runSwitches(process.argv[switches + 1] as string);
 } else if (child >= 0) {
   console.log(JSON.stringify(await runOne(process.argv[child + 1] as string, process.argv[child + 2] as Precision)));
 } else {

@@ -23,12 +23,6 @@ export class Bf16Weights {
   /** Weights converted so far (tests: trainable ones once per step, frozen ones once). */
   conversions = 0;
 
-  /** Whether copies are made here: bf16 products on Crucible's kernel, and not turned off. */
-  static apply(): boolean {
-    const k = nativeKernels();
-    return Boolean(k && fusedKernels() && process.env.NATIVE_BF16_COPIES !== '0' && k.info().bf16Copies);
-  }
-
   /**
    * Runs `fn` (synchronous) with bf16 copies of `params`' matrices registered: those in `trainable`
    * converted now, the others converted the first time they are seen (again only if their values
@@ -36,7 +30,8 @@ export class Bf16Weights {
    */
   during<T>(params: ReadonlyMap<string, tf.Variable>, trainable: ReadonlySet<tf.Variable>, fn: () => T): T {
     const k = nativeKernels();
-    if (!k || !Bf16Weights.apply()) return fn();
+    // copies are made for bf16 products on Crucible's kernel, unless turned off
+    if (!k || !fusedKernels() || process.env.NATIVE_BF16_COPIES === '0' || !k.info().bf16Copies) return fn();
     const arrays: Float32Array[] = [];
     const copies: Uint16Array[] = [];
     for (const [name, p] of params) {
@@ -61,10 +56,5 @@ export class Bf16Weights {
     } finally {
       k.setBf16Copies([], []);
     }
-  }
-
-  /** Forgets the copies (their memory goes with them). */
-  clear(): void {
-    this.copies.clear();
   }
 }

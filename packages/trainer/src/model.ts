@@ -159,9 +159,11 @@ export class Transformer {
     return p;
   }
 
-  /** Freezes every parameter whose name matches (a string prefix, a RegExp or a predicate). */
-  // (a frozen variable is marked untrainable too: its linear layers then keep nothing of their
-  // inputs for a backward pass that computes no gradient for it; ops.ts's linear)
+  /**
+   * Freezes every parameter whose name matches (a string prefix, a RegExp or a predicate). Its
+   * variable is marked untrainable too: its linear layers then keep nothing of their inputs for a
+   * backward pass that computes no gradient for it (ops.ts's linear).
+   */
   freeze(match: Matcher): void {
     for (const [name, v] of this.params)
       if (matches(name, match)) {

@@ -335,7 +335,8 @@ export function registerNativeBackend(k: NativeKernels): void {
     const { transposeW, inDim: Kd } = attrs as unknown as { transposeW: boolean; inDim: number };
     const bk = be(backend);
     const [M, N] = dy.shape as [number, number];
-    const x = new Uint16Array(i32(bk, x16).buffer, i32(bk, x16).byteOffset, M * Kd);
+    const stored = i32(bk, x16);
+    const x = new Uint16Array(stored.buffer, stored.byteOffset, M * Kd);
     const g = f32(bk, dy);
     const dw = alloc(bk, Kd * N);
     // w [N, K]: dW = dy^T x; w [K, N]: dW = x^T dy (the products the float32 path runs, on the same kernel)
@@ -687,11 +688,12 @@ function registerGradients(): void {
     inputsToSave: ['w'],
     gradFunc: (dy, saved, attrs) => {
       const [w] = saved as [tf.Tensor];
+      const g = flat(dy as tf.Tensor);
       const { transposeW } = attrs as unknown as { transposeW: boolean };
       const frozen = () => {
         throw new Error('linearFrozen: the gradient of a weight declared frozen was asked for');
       };
-      return { x: () => linearInputGrad(flat(dy as tf.Tensor), w, transposeW, dy as tf.Tensor), w: frozen, b: frozen };
+      return { x: () => linearInputGrad(g, w, transposeW, dy as tf.Tensor), w: frozen, b: frozen };
     },
   });
   tf.registerGradient({
@@ -701,12 +703,13 @@ function registerGradients(): void {
     gradFunc: (dys, saved, attrs) => {
       const [w, x16] = saved as [tf.Tensor, tf.Tensor];
       const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
+      const g = flat(dy);
       const { transposeW } = attrs as unknown as { transposeW: boolean };
       const inDim = w.shape[transposeW ? 1 : 0] as number;
       return {
-        x: () => linearInputGrad(flat(dy), w, transposeW, dy),
-        w: () => run(K.linearWeightGradBf16, { dy: flat(dy), x16 }, { transposeW, inDim }) as tf.Tensor,
-        b: () => run(K.colSum, { x: flat(dy) }) as tf.Tensor,
+        x: () => linearInputGrad(g, w, transposeW, dy),
+        w: () => run(K.linearWeightGradBf16, { dy: g, x16 }, { transposeW, inDim }) as tf.Tensor,
+        b: () => run(K.colSum, { x: g }) as tf.Tensor,
       };
     },
   });

@@ -4,7 +4,7 @@
 // training, and the fallback (with its one-time message) where the addon is missing.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { CharTokenizer, decoderConfigFromHf } from '@crucible/model-files';
+import { CharTokenizer } from '@crucible/model-files';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionDropoutMask } from './attention-dropout';
@@ -16,7 +16,7 @@ import { Transformer } from './model';
 import { nativeKernels, ownedValues, valuesOf } from './native-backend';
 import { attention, crossEntropy, gelu, layerNorm, linear } from './ops';
 import { Optimizer } from './optim';
-import { rand, toBf16 } from './test-helpers';
+import { rand, tinyLlamaConfig, toBf16 } from './test-helpers';
 import { batchLoss, defaultTrainConfig, Trainer } from './train';
 
 const k = nativeKernels();
@@ -608,6 +608,25 @@ describe.skipIf(!k)('flash attention with dropout on the weights and packed rows
   });
 });
 
+/** Tiny Shakespeare's opening lines, character-tokenized, and a small GPT config for them. */
+function smallRun() {
+  const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
+  const tok = CharTokenizer.train(text, ['<|endoftext|>']);
+  return { tok, ids: Int32Array.from(tok.encode(text)), gpt: modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize) };
+}
+
+/** fn() with process.env[name] = value, the old value back once fn (and its promise) ends. */
+async function withEnv<T>(name: string, value: string, fn: () => T | Promise<T>): Promise<T> {
+  const before = process.env[name];
+  process.env[name] = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  }
+}
+
 describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructions or no oneDNN'})`, () => {
   it('equal the product of bf16-rounded operands accumulated exactly, in every transpose variant and with a bias', async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
@@ -695,10 +714,7 @@ describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructi
 
   it("a run's precision applies to its steps and evaluations, deterministically, and nothing else", async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
-    const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
-    const tok = CharTokenizer.train(text, ['<|endoftext|>']);
-    const ids = Int32Array.from(tok.encode(text));
-    const cfg = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize);
+    const { tok, ids, gpt: cfg } = smallRun();
     const run = (precision?: 'float32' | 'bf16') => {
       const train = defaultTrainConfig(cfg, { maxSteps: 3, batchSize: 4, evalInterval: 0, evalBatches: 1, seed: 11, ...(precision ? { precision } : {}) });
       const t = new Trainer(Transformer.create(cfg, 3), tok, train, { train: ids.subarray(0, 2000), val: ids.subarray(2000) });
@@ -794,15 +810,10 @@ describe.skipIf(!copiesHere)(`bf16 weight copies (${copiesHere ? bf16Isa : "skip
 
   it('a bf16 step reads its weights from copies made once per step (frozen ones once per run): the same numbers bit for bit', async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
-    const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
-    const tok = CharTokenizer.train(text, ['<|endoftext|>']);
-    const ids = Int32Array.from(tok.encode(text));
-    const cfg = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize);
+    const { tok, ids, gpt: cfg } = smallRun();
     const lora = { ...cfg, peft: { type: 'lora' as const, rank: 4, alpha: 8, dropout: 0, targets: ['attn.c_attn' as const, 'mlp.c_fc' as const] } };
-    const run = (model: typeof cfg, copies: boolean) => {
-      const before = process.env.NATIVE_BF16_COPIES;
-      process.env.NATIVE_BF16_COPIES = copies ? '1' : '0';
-      try {
+    const run = (model: typeof cfg, copies: boolean) =>
+      withEnv('NATIVE_BF16_COPIES', copies ? '1' : '0', () => {
         const base = Transformer.create(cfg, 3);
         const m = model.peft ? Transformer.create(model, 4, base.weights()) : base;
         const train = defaultTrainConfig(model, { maxSteps: 3, batchSize: 4, evalInterval: 0, evalBatches: 1, seed: 11, precision: 'bf16' });
@@ -830,14 +841,10 @@ describe.skipIf(!copiesHere)(`bf16 weight copies (${copiesHere ? bf16Isa : "skip
         if (m !== base) base.dispose();
         t.optimizer.dispose();
         return out;
-      } finally {
-        if (before === undefined) delete process.env.NATIVE_BF16_COPIES;
-        else process.env.NATIVE_BF16_COPIES = before;
-      }
-    };
+      });
     for (const model of [cfg, lora]) {
-      const off = run(model, false);
-      const on = run(model, true);
+      const off = await run(model, false);
+      const on = await run(model, true);
       expect(off.reads).toBe(0);
       expect(off.conversions).toBe(0);
       expect(on.reads, 'products read the copies').toBeGreaterThan(0);
@@ -852,56 +859,26 @@ describe.skipIf(!copiesHere)(`bf16 weight copies (${copiesHere ? bf16Isa : "skip
 // recorded linear layer keeps its input for the weight's gradient in bf16, which that gradient's
 // product would round to anyway; a frozen weight's layer keeps nothing of its input
 describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skipped: bf16 products do not run on Crucible's AVX512-BF16 kernel here"})`, () => {
-  const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n'.repeat(30);
-  const tok = CharTokenizer.train(text, ['<|endoftext|>']);
-  const ids = Int32Array.from(tok.encode(text));
-  const gpt = modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize);
-  // a small SmolLM2-shaped model (GQA 3:1, tied embeddings)
-  const llama = decoderConfigFromHf({
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: 48,
-    intermediate_size: 64,
-    num_attention_heads: 6,
-    num_key_value_heads: 2,
-    num_hidden_layers: 2,
-    vocab_size: tok.vocabSize,
-    max_position_embeddings: 16,
-    rms_norm_eps: 1e-5,
-    rope_theta: 100000,
-    attention_bias: false,
-    mlp_bias: false,
-    hidden_act: 'silu',
-    tie_word_embeddings: true,
-  });
-  const run = (cfg: ModelConfig, precision: 'bf16' | 'float32', saved: boolean, peft?: ModelConfig['peft']) => {
-    const before = process.env.NATIVE_BF16_ACTIVATIONS;
-    process.env.NATIVE_BF16_ACTIVATIONS = saved ? '1' : '0';
-    try {
+  const { tok, ids, gpt } = smallRun();
+  const llama = tinyLlamaConfig(tok.vocabSize);
+  const run = (cfg: ModelConfig, precision: 'bf16' | 'float32', saved: boolean, peft?: ModelConfig['peft']) =>
+    withEnv('NATIVE_BF16_ACTIVATIONS', saved ? '1' : '0', async () => {
       const base = Transformer.create(cfg, 3);
       const model = peft ? { ...cfg, peft } : cfg;
       const m = peft ? Transformer.create(model, 4, base.weights()) : base;
       const train = defaultTrainConfig(model, { maxSteps: 2, batchSize: 4, evalInterval: 0, evalBatches: 1, seed: 11, precision });
       const t = new Trainer(m, tok, train, { train: ids.subarray(0, 2000), val: ids.subarray(2000) });
-      const kernels = new Set<string>();
       const losses: number[] = [];
-      return tf
-        .profile(() => {
-          losses.push(t.trainStep().loss, t.trainStep().loss);
-        })
-        .then((info) => {
-          for (const kk of info.kernels) kernels.add(kk.name);
-          const params = [...m.trainable()].map(([, p]) => Array.from(p.dataSync()));
-          m.dispose();
-          if (m !== base) base.dispose();
-          t.optimizer.dispose();
-          return { losses, params, kernels };
-        });
-    } finally {
-      if (before === undefined) delete process.env.NATIVE_BF16_ACTIVATIONS;
-      else process.env.NATIVE_BF16_ACTIVATIONS = before;
-    }
-  };
+      const info = await tf.profile(() => {
+        losses.push(t.trainStep().loss, t.trainStep().loss);
+      });
+      const kernels = new Set(info.kernels.map((kk) => kk.name));
+      const params = [...m.trainable()].map(([, p]) => Array.from(p.dataSync()));
+      m.dispose();
+      if (m !== base) base.dispose();
+      t.optimizer.dispose();
+      return { losses, params, kernels };
+    });
 
   for (const [name, cfg] of [
     ['gpt', gpt],

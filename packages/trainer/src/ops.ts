@@ -206,7 +206,7 @@ export function linearCrossEntropy(
     // head again and add into its whole gradient (GPT-2's vocabulary: 667 rows, 7-18% faster
     // than 333 in bf16, for 134 MB more)
     const native = Math.max(1, opts.chunkRows ?? Math.max(256, Math.floor(LINEAR_CE_CHUNK_FLOATS / v)));
-    const gradients = (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+    const gradients = recordingGradients();
     const attrs = { rows: native, gradients, headGradient: gradients && opts.headTrainable };
     return (runFused(K.linearCrossEntropy, { h, w: head, targets, weights: w }, attrs) as tf.Tensor[])[0] as tf.Scalar;
   }
