@@ -7,7 +7,7 @@
         "src/addon.c", "src/gemm.c", "src/bf16_gemm.c", "src/blocked_gemm_v4.c", "src/blocked_gemm_v3.c", "src/blocked_gemm_base.c",
         "src/kernels_v4.c", "src/kernels_v3.c", "src/kernels_base.c"
       ],
-      "cflags": ["-O3", "-fopenmp", "-std=gnu11"],
+      "cflags": ["-O3", "-fopenmp", "-std=gnu11", "-fno-math-errno"],
       "ldflags": ["-fopenmp"],
       "conditions": [
         ["with_openblas==1", { "defines": ["CRUCIBLE_OPENBLAS"], "libraries": ["-lopenblas"] }],
