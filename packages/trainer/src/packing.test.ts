@@ -138,7 +138,8 @@ describe('the packer', () => {
     const tok = new CharTokenizer([...'abcdefgh.']);
     const docs = Array.from({ length: 40 }, (_, i) => 'abcdefgh'.slice(i % 4, (i % 4) + 3 + (i % 3)) + '.');
     const ids = docs.flatMap((d) => [...tok.encode(d)]);
-    const starts = docs.reduce<number[]>((acc, d, i) => [...acc, i === 0 ? 0 : (acc.at(-1) as number) + (docs[i - 1] as string).length], []);
+    const starts: number[] = [];
+    for (let i = 0, at = 0; i < docs.length; at += (docs[i] as string).length, i++) starts.push(at);
     const model = Transformer.create(tinyConfig({ vocabSize: tok.vocabSize, blockSize: 16 }), 2);
     const data = { train: Int32Array.from(ids), val: Int32Array.from(ids), trainDocStarts: starts, valDocStarts: starts };
     const cfg = defaultTrainConfig(model.config, {
