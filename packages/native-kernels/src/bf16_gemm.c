@@ -35,8 +35,8 @@ int ck_bf16_kernel_supported(void) {
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
 #include <immintrin.h>
 
-#define MR 14
-#define NR 32
+#define MR CK_BF16_MR
+#define NR CK_BF16_NR
 #define KC 1024  // k per packed block (even): measured best here from 192 to 2048 (fewer passes over C)
 #define MC 112
 #define NC 3072
@@ -253,6 +253,12 @@ static void gemm_unpacked(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, in
     }
 }
 
+// op(B)'s columns n0 + p .. n0 + p + n of the block (k from pc, kc values) into panels at Bp.
+static void pack_b_operand(int tb, operand B, int64_t ldb, int64_t pc, int64_t n0, int64_t kc, int64_t n, uint32_t* restrict Bp) {
+  if (B.bf16) pack_pairs16(!tb, B.p, ldb, n0, pc, n, kc, NR, Bp);  // op(B)'s columns: k-major unless transposed
+  else pack_b(tb, B.p, ldb, pc, n0, kc, n, Bp);
+}
+
 // C[m0..m1, n0..n1) on the calling thread.
 static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, operand A, int64_t lda,
                        operand B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -269,8 +275,7 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
     for (int64_t pc = 0; pc < K; pc += KC) {
       int64_t kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
       float b = pc == 0 ? beta : 1.0f;
-      if (B.bf16) pack_pairs16(!tb, B.p, ldb, n0 + jc, pc, nc, kc, NR, Bp);  // op(B)'s columns: k-major unless transposed
-      else pack_b(tb, B.p, ldb, pc, n0 + jc, kc, nc, Bp);
+      pack_b_operand(tb, B, ldb, pc, n0 + jc, kc, nc, Bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         int64_t mc = M - ic < MC ? M - ic : MC;
         if (A.bf16) pack_pairs16(ta, A.p, lda, m0 + ic, pc, mc, kc, MR, Ap);  // op(A)'s rows: k-major when transposed
@@ -287,6 +292,62 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
   }
 }
 
+static __thread void* buf_shared;
+static __thread size_t cap_shared;
+
+// Rows split over the threads with op(B)'s block packed once, by all of them: each packs its share
+// of the panels into one shared buffer (Bp, from the calling thread), and after a barrier each runs
+// its rows against all of it. (Each thread packing the whole block for itself cost a tenth of a
+// weight gradient's product at two threads, where K is the batch's 4096 tokens.) Returns 0, having
+// written nothing, when a thread's buffer for op(A) could not be allocated.
+static int gemm_rows_shared_b(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, operand A, int64_t lda, operand B, int64_t ldb,
+                              float beta, float* C, int64_t ldc, int threads, int64_t tiles, uint32_t* Bp) {
+  int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
+  int failed = 0;
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), n = omp_get_num_threads();
+    int64_t m0 = tiles * t / n * MR, m1 = tiles * (t + 1) / n * MR;
+    m1 = m1 < M ? m1 : M;
+    int64_t rows = m1 - m0;
+    uint32_t* Ap = ck_packing_buffer(&buf_a, &cap_a, (size_t)(round_up(rows < MC ? rows : MC, MR) * kpMax) * sizeof(uint32_t));
+    if (!Ap && rows > 0) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp barrier
+    int ok;
+#pragma omp atomic read
+    ok = failed;
+    ok = !ok;
+    for (int64_t jc = 0; ok && jc < N; jc += NC) {
+      int64_t nc = N - jc < NC ? N - jc : NC, panels = (nc + NR - 1) / NR;
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        int64_t kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
+        float b = pc == 0 ? beta : 1.0f;
+        int64_t p0 = panels * t / n * NR, p1 = panels * (t + 1) / n * NR;
+        p1 = p1 < nc ? p1 : nc;
+        if (p0 < p1) pack_b_operand(tb, B, ldb, pc, jc + p0, kc, p1 - p0, Bp + p0 * kp);
+#pragma omp barrier
+        for (int64_t ic = 0; ic < rows; ic += MC) {
+          int64_t mc = rows - ic < MC ? rows - ic : MC;
+          if (A.bf16) pack_pairs16(ta, A.p, lda, m0 + ic, pc, mc, kc, MR, Ap);
+          else pack_a(ta, A.p, lda, m0 + ic, pc, mc, kc, Ap);
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            int64_t nr = nc - jr < NR ? nc - jr : NR;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+              int64_t mr = mc - ir < MR ? mc - ir : MR;
+              microkernel(kp, Ap + ir * kp, Bp + jr * kp, C + (m0 + ic + ir) * ldc + jc + jr, ldc, alpha, b, mr, nr);
+            }
+          }
+        }
+#pragma omp barrier
+      }
+    }
+  }
+  return !failed;
+}
+
 int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* Ap, int a_bf16, int64_t lda, const void* Bp,
                           int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc) {
   operand A = {Ap, a_bf16}, B = {Bp, b_bf16};
@@ -298,6 +359,11 @@ int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float
   if (threads <= 1) {
     gemm_range(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return 1;
+  }
+  if (byRows) {
+    int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
+    uint32_t* shared = ck_packing_buffer(&buf_shared, &cap_shared, (size_t)(round_up(N < NC ? N : NC, NR) * kpMax) * sizeof(uint32_t));
+    if (shared && gemm_rows_shared_b(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads, tiles, shared)) return 1;
   }
 #pragma omp parallel num_threads(threads)
   {
@@ -314,6 +380,22 @@ int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
   return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc);
 }
 
+// ---- operands packed once and used by many products (flash attention's blocks) ----
+
+void ck_bf16_pack_a(int ta, const float* A, int64_t lda, int64_t rows, int64_t K, uint32_t* dst) {
+  pack_a(ta, A, lda, 0, 0, rows, K, dst);
+}
+
+void ck_bf16_pack_b(int tb, const float* B, int64_t ldb, int64_t K, int64_t cols, uint32_t* dst) { pack_b(tb, B, ldb, 0, 0, K, cols, dst); }
+
+void ck_bf16_tiles(int64_t M, int64_t N, int64_t kp, const uint32_t* Ap, int64_t aStride, const uint32_t* Bp, int64_t bStride, float alpha,
+                   float beta, float* C, int64_t ldc) {
+  for (int64_t jr = 0; jr < N; jr += NR)
+    for (int64_t ir = 0; ir < M; ir += MR)
+      microkernel(kp, Ap + ir / MR * aStride, Bp + jr / NR * bStride, C + ir * ldc + jr, ldc, alpha, beta, M - ir < MR ? M - ir : MR,
+                  N - jr < NR ? N - jr : NR);
+}
+
 // (memory-bound: threads split it in blocks of 64 Ki values where there are several)
 void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
   const int64_t block = 1 << 16, whole = n / 16 * 16;
@@ -327,6 +409,10 @@ void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
 
 #else
 int ck_bf16_kernel_supported(void) { return 0; }
+void ck_bf16_pack_a(int ta, const float* A, int64_t lda, int64_t rows, int64_t K, uint32_t* dst) {}
+void ck_bf16_pack_b(int tb, const float* B, int64_t ldb, int64_t K, int64_t cols, uint32_t* dst) {}
+void ck_bf16_tiles(int64_t M, int64_t N, int64_t kp, const uint32_t* Ap, int64_t aStride, const uint32_t* Bp, int64_t bStride, float alpha,
+                   float beta, float* C, int64_t ldc) {}
 int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                          float beta, float* C, int64_t ldc) {
   return 0;

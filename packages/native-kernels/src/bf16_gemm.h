@@ -13,6 +13,25 @@ int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
 /** The same with either operand already stored as bf16 (uint16: a_bf16 / b_bf16 = 1); leading dimensions in elements. */
 int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int a_bf16, int64_t lda, const void* B,
                           int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc);
+/**
+ * Operands packed once for many products (flash attention's blocks), in the kernel's panels: rows of
+ * op(A) in panels of CK_BF16_MR, columns of op(B) in panels of CK_BF16_NR, each panel (K + 1) / 2
+ * pairs of consecutive k (the second of an odd last pair 0) with consecutive pairs one panel's width
+ * apart; the last panel zero-padded. So op(A) takes round_up(rows, MR) * kp entries, op(B)
+ * round_up(cols, NR) * kp, and pairs q0.. of every panel start at panel + q0 * width (a range of k
+ * that starts at an even k). dst is 64-byte aligned.
+ */
+#define CK_BF16_MR 14
+#define CK_BF16_NR 32
+void ck_bf16_pack_a(int ta, const float* A, int64_t lda, int64_t rows, int64_t K, uint32_t* dst);
+void ck_bf16_pack_b(int tb, const float* B, int64_t ldb, int64_t K, int64_t cols, uint32_t* dst);
+/**
+ * C = alpha op(A) op(B) + beta C (beta 0 never reads C) over M x N from packed panels, kp pairs of k:
+ * A's panel i at Ap + i * aStride, B's panel j at Bp + j * bStride (entries; B's 64-byte aligned). The
+ * same sums as ck_bf16_gemm_operands of the same operands with K <= 1024 on one thread.
+ */
+void ck_bf16_tiles(int64_t M, int64_t N, int64_t kp, const uint32_t* Ap, int64_t aStride, const uint32_t* Bp, int64_t bStride, float alpha,
+                   float beta, float* C, int64_t ldc);
 /** y[i] = x[i] rounded to bf16 (nearest even, denormals to zero, as the instruction rounds). */
 void ck_bf16_convert(const float* x, uint16_t* y, int64_t n);
 /** x rounded to the nearest bf16 (ties to even), as a float. */

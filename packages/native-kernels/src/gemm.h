@@ -49,6 +49,8 @@ int ck_gemm_bf16(void);
  */
 #define CK_BF16_COPIES 4096
 int ck_gemm_set_bf16_copies(const float* const* arrays, const uint16_t* const* copies, const int64_t* lengths, int n);
+/** Whether bf16 products run on Crucible's kernel now (the mixed-precision mode on a CPU with AVX512-BF16 and no AMX). */
+int ck_gemm_own_bf16(void);
 /** Whether products read registered copies now: the bf16 mode on Crucible's kernel (not on oneDNN's AMX). */
 int ck_gemm_bf16_copies_read(void);
 /** The products that have read a registered copy since the addon loaded (for tests). */

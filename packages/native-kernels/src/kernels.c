@@ -8,6 +8,7 @@
 #endif
 #include "kernels.h"
 
+#include "bf16_gemm.h"
 #include "gemm.h"
 #include <math.h>
 #include <omp.h>

@@ -6,7 +6,11 @@
 // kernel (keyStart) and in tfjs ops (the [B, 1, T, T] block-diagonal mask, what ran before). Each
 // variant runs in its own process (its own peak RSS): a warm-up pass, then --iters timed passes;
 // prints ms per forward + backward and peak RSS.
-// Usage: npm run bench:attention [-- --iters 5] [-- --threads 2] [-- --seq 1024]
+// --precisions: instead, the flash kernel alone (no dropout) in float32, in bf16, and in bf16 with
+// every block product packing its own operands (NATIVE_FLASH_PACKED=0, what ran before Q, K, V
+// and dO were packed once), forward and backward timed apart, in interleaved rounds so that the
+// VM's drift touches each setting alike; prints the fastest and the median pass of each.
+// Usage: npm run bench:attention [-- --iters 5] [-- --threads 2] [-- --seq 1024] [-- --precisions]
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -113,8 +117,75 @@ function causalMask(n: number): tf.Tensor {
   return tf.tensor2d(m, [n, n]);
 }
 
+/** The flash kernel alone per setting: forward and backward ms of each of ITERS interleaved rounds. */
+async function precisions(): Promise<void> {
+  await T.initBackend('native', () => {}, { nativeThreads: THREADS });
+  const k = nativeKernels();
+  if (!k) throw new Error('the native addon is not built');
+  const C = NH * HS;
+  const x = rand(B * SEQ * 3 * C, 1);
+  const dout = rand(B * SEQ * C, 2);
+  const o = new Float32Array(B * SEQ * C);
+  const lse = new Float32Array(B * NH * SEQ);
+  const d = new Float32Array(x.length);
+  const settings = [
+    { name: 'float32', precision: 'float32' as const, packed: '1' },
+    ...(k.info().features.avx512bf16 || k.info().features.amxbf16
+      ? [
+          { name: 'bf16', precision: 'bf16' as const, packed: '1' },
+          { name: 'bf16, NATIVE_FLASH_PACKED=0', precision: 'bf16' as const, packed: '0' },
+        ]
+      : []),
+  ];
+  const times = settings.map(() => ({ forward: [] as number[], backward: [] as number[] }));
+  for (let round = -1; round < ITERS; round++)
+    for (const [i, s] of settings.entries()) {
+      k.setPrecision(s.precision);
+      process.env.NATIVE_FLASH_PACKED = s.packed;
+      const t0 = performance.now();
+      k.flashAttention(x, 3 * C, x.subarray(C), x.subarray(2 * C), 3 * C, o, C, lse, B, SEQ, SEQ, NH, NH, HS, 0, null);
+      const t1 = performance.now();
+      k.flashAttentionBackward(
+        dout,
+        x,
+        3 * C,
+        x.subarray(C),
+        x.subarray(2 * C),
+        3 * C,
+        o,
+        C,
+        lse,
+        d,
+        d.subarray(C),
+        d.subarray(2 * C),
+        B,
+        SEQ,
+        SEQ,
+        NH,
+        NH,
+        HS,
+        0,
+        null,
+      );
+      const t2 = performance.now();
+      if (round < 0) continue; // a warm-up round
+      times[i]?.forward.push(t1 - t0);
+      times[i]?.backward.push(t2 - t1);
+    }
+  k.setPrecision('float32');
+  delete process.env.NATIVE_FLASH_PACKED;
+  const stat = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    return `${(s[0] as number).toFixed(1)} / ${(s[Math.floor(s.length / 2)] as number).toFixed(1)} ms`;
+  };
+  console.log(`flash kernel alone, batch ${B} x ${SEQ}, ${NH} heads of ${HS}, causal, ${THREADS} threads, ${ITERS} interleaved rounds (fastest / median)`);
+  for (const [i, s] of settings.entries())
+    console.log(`${s.name.padEnd(30)} forward ${stat(times[i]?.forward ?? [])}  backward ${stat(times[i]?.backward ?? [])}`);
+}
+
 const child = process.argv.indexOf('--child');
-if (child >= 0) {
+if (process.argv.includes('--precisions')) await precisions();
+else if (child >= 0) {
   const row = await runOne(process.argv[child + 1] as Variant);
   console.log(`RESULT ${JSON.stringify(row)}`);
 } else {

@@ -214,7 +214,14 @@ describe.skipIf(!ownBf16)(`Crucible's bf16 product (${ownBf16 ? 'AVX512-BF16' : 
   it('equals the product of the bf16-rounded operands: every transpose, stride, alpha and beta, at 1 and 2 threads', () => {
     for (const threads of [1, 2]) {
       k?.setThreads(threads);
-      for (const [i, c] of [...cases(), { ta: true, tb: false, M: 45, N: 70, K: 1100, alpha: 1, beta: 0.5, pad: 1 }].entries()) {
+      // past one block of k (1024 pairs' worth), and rows split over the threads with op(B) packed by
+      // all of them together, over two blocks of columns (3072) and of k
+      const wide = [
+        { ta: true, tb: false, M: 45, N: 70, K: 1100, alpha: 1, beta: 0.5, pad: 1 },
+        { ta: false, tb: true, M: 99, N: 3080, K: 1030, alpha: 1, beta: 0.5, pad: 2 },
+        { ta: true, tb: false, M: 113, N: 3075, K: 1027, alpha: -0.5, beta: 0, pad: 0 },
+      ];
+      for (const [i, c] of [...cases(), ...(threads === 2 ? wide : wide.slice(0, 1))].entries()) {
         const worst = worstError('bf16', c, 300 + i);
         expect(worst, `${threads} threads, ${JSON.stringify(c)}`).toBeLessThan(1e-6);
       }

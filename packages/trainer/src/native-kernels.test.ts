@@ -712,6 +712,52 @@ describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructi
     }
   });
 
+  it("with Crucible's bf16 kernel, Q, K, V and dO packed once per head give the numbers of products that pack their own, bit for bit", async () => {
+    if (!k || k.info().bf16 !== "AVX512-BF16 on Crucible's kernel") return;
+    // [B, T, S, H, Hkv, hd, causal, dropout, packed rows]: GQA, a partial last block, an odd head
+    // width, a decoding offset (causal = the cache's length), every key seen, dropout, packed rows
+    const shapes = [
+      [2, 130, 130, 4, 2, 32, 0, 0, false],
+      [2, 300, 300, 4, 4, 64, 0, 0.1, false],
+      [1, 5, 263, 4, 2, 64, 258, 0, false],
+      [2, 257, 257, 2, 1, 48, -1, 0, false],
+      [2, 140, 140, 2, 1, 24, 0, 0.1, true],
+    ] as const;
+    for (const [n, [B, T, S, H, Hkv, hd, causal, dropout, packed]] of shapes.entries()) {
+      const q = rand(B * T * H * hd, 71 + n);
+      const key = rand(B * S * Hkv * hd, 81 + n);
+      const v = rand(B * S * Hkv * hd, 91 + n);
+      const dout = rand(B * T * H * hd, 101 + n);
+      const bias = Float32Array.from(rand(B * S, 111 + n), (x) => (x > 0.9 ? -1e9 : x));
+      // packed rows: examples of 5, 125 and the rest of each row
+      const start = packed ? Int32Array.from({ length: B * T }, (_, p) => (p % T < 5 ? 0 : p % T < 130 ? 5 : 130)) : null;
+      const run = () => {
+        const out = new Float32Array(q.length);
+        const lse = new Float32Array(B * H * T);
+        k.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias, dropout, 9, start);
+        const grads = [q, key, v].map((x) => new Float32Array(x.length)) as [Float32Array, Float32Array, Float32Array];
+        k.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias, dropout, 9, start);
+        return [out, lse, ...grads];
+      };
+      k.setThreads(2);
+      k.setPrecision('bf16');
+      try {
+        const once = run();
+        const own = await withEnv('NATIVE_FLASH_PACKED', '0', run);
+        k.setPrecision('float32');
+        const f32 = run();
+        for (const [i, x] of once.entries()) {
+          expect(x, `shape ${n}, tensor ${i}`).toEqual(own[i]);
+          expect(x.some((y) => Number.isNaN(y))).toBe(false);
+          if (i !== 1) expect(x, `shape ${n}, tensor ${i} ran in bf16`).not.toEqual(f32[i]);
+        }
+      } finally {
+        k.setPrecision('float32');
+        k.setThreads(1);
+      }
+    }
+  });
+
   it("a run's precision applies to its steps and evaluations, deterministically, and nothing else", async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
     const { tok, ids, gpt: cfg } = smallRun();
