@@ -145,7 +145,7 @@ static napi_value GemmBf16(napi_env env, napi_callback_info info) {
   CHECK_ARRAYS("gemmBf16");
   float alpha = (float)number(env, argv[5]), beta = (float)number(env, argv[10]);
   if (alpha == 0.0f) FAIL("gemmBf16: alpha 0");
-  ck_bf16_gemm_operands(ta, tb, M, N, Kd, alpha, a, abf, lda, b, bbf, ldb, beta, c, ldc);
+  ck_bf16_gemm_operands(ta, tb, M, N, Kd, alpha, a, abf, lda, b, bbf, ldb, beta, c, ldc, NULL);
   return NULL;
 }
 

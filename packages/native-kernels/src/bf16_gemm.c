@@ -194,9 +194,11 @@ static void pack_pairs16(int k_major, const uint16_t* src, int64_t ld, int64_t i
   }
 }
 
-// The 14 x 32 tile of kp pairs; C = alpha tile + beta C over its first mr x nr (beta 0 never reads C).
+// The 14 x 32 tile of kp pairs; C = alpha tile + beta C over its first mr x nr (beta 0 never reads C),
+// then + bias[j] on every row when bias is given (the last block of k of a linear layer's product:
+// the sums and roundings of adding it to C afterwards, without another pass over C).
 static void microkernel(int64_t kp, const uint32_t* restrict Ap, const uint32_t* restrict Bp, float* restrict C, int64_t ldc, float alpha,
-                        float beta, int64_t mr, int64_t nr) {
+                        float beta, int64_t mr, int64_t nr, const float* restrict bias) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int64_t q = 0; q < kp; q++) {
@@ -219,6 +221,7 @@ static void microkernel(int64_t kp, const uint32_t* restrict Ap, const uint32_t*
       float* c = C + i * ldc + 16 * h;
       __m512 r = _mm512_mul_ps(acc[i][h], va);
       if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c), vb, r);
+      if (bias) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, bias + 16 * h));
       _mm512_mask_storeu_ps(c, m, r);
     }
 }
@@ -244,12 +247,13 @@ static inline float element(operand x, int64_t i) {
 
 // C[m0..m1, n0..n1) without buffers, the same sums: only where the packing buffers could not be allocated.
 static void gemm_unpacked(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, operand A, int64_t lda,
-                          operand B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                          operand B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   for (int64_t i = m0; i < m1; i++)
     for (int64_t j = n0; j < n1; j++) {
       float s = 0.0f;
       for (int64_t k = 0; k < K; k++) s += element(A, ta ? k * lda + i : i * lda + k) * element(B, tb ? j * ldb + k : k * ldb + j);
       C[i * ldc + j] = beta == 0.0f ? alpha * s : alpha * s + beta * C[i * ldc + j];
+      if (bias) C[i * ldc + j] += bias[j];
     }
 }
 
@@ -261,13 +265,13 @@ static void pack_b_operand(int tb, operand B, int64_t ldb, int64_t pc, int64_t n
 
 // C[m0..m1, n0..n1) on the calling thread.
 static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, operand A, int64_t lda,
-                       operand B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                       operand B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   int64_t M = m1 - m0, N = n1 - n0;
   int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
   uint32_t* Ap = ck_packing_buffer(&buf_a, &cap_a, (size_t)(round_up(M < MC ? M : MC, MR) * kpMax) * sizeof(uint32_t));
   uint32_t* Bp = ck_packing_buffer(&buf_b, &cap_b, (size_t)(round_up(N < NC ? N : NC, NR) * kpMax) * sizeof(uint32_t));
   if (!Ap || !Bp) {
-    gemm_unpacked(ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_unpacked(ta, tb, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
     return;
   }
   for (int64_t jc = 0; jc < N; jc += NC) {
@@ -284,7 +288,8 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
           int64_t nr = nc - jr < NR ? nc - jr : NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             int64_t mr = mc - ir < MR ? mc - ir : MR;
-            microkernel(kp, Ap + ir * kp, Bp + jr * kp, C + (m0 + ic + ir) * ldc + n0 + jc + jr, ldc, alpha, b, mr, nr);
+            microkernel(kp, Ap + ir * kp, Bp + jr * kp, C + (m0 + ic + ir) * ldc + n0 + jc + jr, ldc, alpha, b, mr, nr,
+                        bias && pc + KC >= K ? bias + n0 + jc + jr : NULL);
           }
         }
       }
@@ -301,7 +306,7 @@ static __thread size_t cap_shared;
 // weight gradient's product at two threads, where K is the batch's 4096 tokens.) Returns 0, having
 // written nothing, when a thread's buffer for op(A) could not be allocated.
 static int gemm_rows_shared_b(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, operand A, int64_t lda, operand B, int64_t ldb,
-                              float beta, float* C, int64_t ldc, int threads, int64_t tiles, uint32_t* Bp) {
+                              float beta, float* C, int64_t ldc, const float* bias, int threads, int64_t tiles, uint32_t* Bp) {
   int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
   int failed = 0;
 #pragma omp parallel num_threads(threads)
@@ -337,7 +342,8 @@ static int gemm_rows_shared_b(int ta, int tb, int64_t M, int64_t N, int64_t K, f
             int64_t nr = nc - jr < NR ? nc - jr : NR;
             for (int64_t ir = 0; ir < mc; ir += MR) {
               int64_t mr = mc - ir < MR ? mc - ir : MR;
-              microkernel(kp, Ap + ir * kp, Bp + jr * kp, C + (m0 + ic + ir) * ldc + jc + jr, ldc, alpha, b, mr, nr);
+              microkernel(kp, Ap + ir * kp, Bp + jr * kp, C + (m0 + ic + ir) * ldc + jc + jr, ldc, alpha, b, mr, nr,
+                          bias && pc + KC >= K ? bias + jc + jr : NULL);
             }
           }
         }
@@ -349,7 +355,7 @@ static int gemm_rows_shared_b(int ta, int tb, int64_t M, int64_t N, int64_t K, f
 }
 
 int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* Ap, int a_bf16, int64_t lda, const void* Bp,
-                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc) {
+                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   operand A = {Ap, a_bf16}, B = {Bp, b_bf16};
   if (M <= 0 || N <= 0 || K <= 0 || alpha == 0.0f) return 0;  // the caller's float32 path handles C = beta C
   int threads = omp_in_parallel() || (double)M * N * K < PAR_MIN_FLOPS ? 1 : omp_get_max_threads();
@@ -357,27 +363,27 @@ int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float
   int64_t tiles;
   threads = ck_split(M, N, MR, NR, threads, &byRows, &tiles);
   if (threads <= 1) {
-    gemm_range(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_range(ta, tb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
     return 1;
   }
   if (byRows) {
     int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
     uint32_t* shared = ck_packing_buffer(&buf_shared, &cap_shared, (size_t)(round_up(N < NC ? N : NC, NR) * kpMax) * sizeof(uint32_t));
-    if (shared && gemm_rows_shared_b(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads, tiles, shared)) return 1;
+    if (shared && gemm_rows_shared_b(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, threads, tiles, shared)) return 1;
   }
 #pragma omp parallel num_threads(threads)
   {
     int t = omp_get_thread_num(), n = omp_get_num_threads();
     int64_t lo = tiles * t / n, hi = tiles * (t + 1) / n;
-    if (lo < hi && byRows) gemm_range(ta, tb, lo * MR, hi * MR < M ? hi * MR : M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (lo < hi && !byRows) gemm_range(ta, tb, 0, M, lo * NR, hi * NR < N ? hi * NR : N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (lo < hi && byRows) gemm_range(ta, tb, lo * MR, hi * MR < M ? hi * MR : M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+    if (lo < hi && !byRows) gemm_range(ta, tb, 0, M, lo * NR, hi * NR < N ? hi * NR : N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
   }
   return 1;
 }
 
 int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                          float beta, float* C, int64_t ldc) {
-  return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc);
+  return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc, NULL);
 }
 
 // ---- operands packed once and used by many products (flash attention's blocks) ----
@@ -393,7 +399,7 @@ void ck_bf16_tiles(int64_t M, int64_t N, int64_t kp, const uint32_t* Ap, int64_t
   for (int64_t jr = 0; jr < N; jr += NR)
     for (int64_t ir = 0; ir < M; ir += MR)
       microkernel(kp, Ap + ir / MR * aStride, Bp + jr / NR * bStride, C + ir * ldc + jr, ldc, alpha, beta, M - ir < MR ? M - ir : MR,
-                  N - jr < NR ? N - jr : NR);
+                  N - jr < NR ? N - jr : NR, NULL);
 }
 
 // (memory-bound: threads split it in blocks of 64 Ki values where there are several)
@@ -418,7 +424,7 @@ int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
   return 0;
 }
 int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int a_bf16, int64_t lda, const void* B,
-                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc) {
+                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   return 0;
 }
 void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {

@@ -10,9 +10,13 @@ int ck_bf16_kernel_supported(void);
  */
 int ck_bf16_blocked_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                          float beta, float* C, int64_t ldc);
-/** The same with either operand already stored as bf16 (uint16: a_bf16 / b_bf16 = 1); leading dimensions in elements. */
+/**
+ * The same with either operand already stored as bf16 (uint16: a_bf16 / b_bf16 = 1); leading
+ * dimensions in elements. bias (N values, or NULL) is then added to every row of C, with the
+ * roundings of adding it afterwards.
+ */
 int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int a_bf16, int64_t lda, const void* B,
-                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc);
+                          int b_bf16, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias);
 /**
  * Operands packed once for many products (flash attention's blocks), in the kernel's panels: rows of
  * op(A) in panels of CK_BF16_MR, columns of op(B) in panels of CK_BF16_NR, each panel (K + 1) / 2

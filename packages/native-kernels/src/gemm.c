@@ -278,7 +278,7 @@ static const uint16_t* copy_of(const float* x, int64_t extent) {
 // 0 when it is not (the caller runs it in float32). With `copies`, an operand inside a registered
 // array is read from its bf16 copy.
 static int on_own_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float beta, float* C, int64_t ldc, int with_copies) {
+                       float beta, float* C, int64_t ldc, int with_copies, const float* bias) {
   if (bf16 != BF16_OWN || N <= 16) return 0;
   const uint16_t *a16 = NULL, *b16 = NULL;
   if (with_copies && copies_used && M > 0 && N > 0 && K > 0) {
@@ -287,18 +287,18 @@ static int on_own_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float al
     if (a16 || b16) __atomic_fetch_add(&copy_reads, 1, __ATOMIC_RELAXED);
   }
   return ck_bf16_gemm_operands(ta, tb, M, N, K, alpha, a16 ? (const void*)a16 : A, a16 != NULL, lda, b16 ? (const void*)b16 : B, b16 != NULL,
-                               ldb, beta, C, ldc);
+                               ldb, beta, C, ldc, bias);
 }
 
 // (flash attention's blocks read activations only: no lookup of copies)
 void ck_gemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                  float beta, float* C, int64_t ldc) {
-  if (!on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0)) blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, NULL)) blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
              float* C, int64_t ldc) {
-  if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1)) return;
+  if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, NULL)) return;
 #ifdef CRUCIBLE_DNNL
   if (bf16 == BF16_ONEDNN && N > 16 && alpha == 1.0f && beta == 0.0f && lda == (ta ? M : K) && ldb == (tb ? K : N) && ldc == N &&
       ck_bf16_gemm(A, B, C, M, N, K, ta, tb))
@@ -306,4 +306,11 @@ void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
 #endif
   if (choice == CK_GEMM_AUTO) auto_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else ck_gemm_on(choice, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int ck_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                 float* C, int64_t ldc, const float* bias) {
+  if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, bias)) return 1;
+  ck_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  return 0;
 }

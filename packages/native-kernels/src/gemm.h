@@ -9,6 +9,13 @@ enum { CK_GEMM_CRUCIBLE = 0, CK_GEMM_ONEDNN = 1, CK_GEMM_OPENBLAS = 2, CK_GEMM_L
 
 void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
              float* C, int64_t ldc);
+/**
+ * ck_gemm, then C's rows + bias (N values) where the product ran on Crucible's bf16 kernel, which adds
+ * it as it writes C (the same roundings as adding it afterwards). Returns 1 when the bias was added,
+ * 0 when the caller still has to add it.
+ */
+int ck_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                 float* C, int64_t ldc, const float* bias);
 /** One product on the given library (when built in; else on Crucible's own). */
 void ck_gemm_on(int library, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                 int64_t ldb, float beta, float* C, int64_t ldc);

@@ -108,6 +108,35 @@ describe.skipIf(!k)('native backend kernels', () => {
     ]);
   });
 
+  it('add, mul and column sums over the threads: every element, b repeated from any offset (hand-computed in float32)', () => {
+    if (!k) return;
+    k.setThreads(2);
+    try {
+      const rows = 60;
+      for (const nb of [777, rows * 777, 1]) {
+        const n = rows * 777;
+        const a = rand(n, nb);
+        const b = rand(nb, nb + 1);
+        const sum = new Float32Array(n);
+        const product = new Float32Array(n);
+        k.add(a, b, sum, n, nb);
+        k.mul(a, b, product, n, nb);
+        expect(sum).toEqual(Float32Array.from(a, (x, i) => Math.fround(x + (b[i % nb] as number))));
+        expect(product).toEqual(Float32Array.from(a, (x, i) => Math.fround(x * (b[i % nb] as number))));
+      }
+      // each column summed down the rows in order, in float32
+      const [M, N] = [700, 613];
+      const x = rand(M * N, 5);
+      const want = new Float32Array(N);
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) want[j] = Math.fround((want[j] as number) + (x[i * N + j] as number));
+      const got = new Float32Array(N).fill(Number.NaN);
+      k.colSum(x, got, M, N);
+      expect(got).toEqual(want);
+    } finally {
+      k.setThreads(2);
+    }
+  });
+
   it.each([1, 2])('LayerNorm and GELU (random shapes, seed %i)', async (seed) => {
     const [B, T, C] = [randInt(1, 4, seed), randInt(1, 9, seed + 1), randInt(2, 48, seed + 2)];
     await check('layerNorm', (x, g, b) => layerNorm(x as tf.Tensor, g as tf.Tensor, b), [
@@ -318,6 +347,8 @@ describe.skipIf(!k)('native backend kernels', () => {
 
 const bf16Isa = k?.info().bf16 ?? '';
 const canBf16 = /^(AVX512|AMX)-BF16/.test(bf16Isa);
+/** bf16 products on Crucible's own AVX512-BF16 kernel (not oneDNN's AMX): what its own tests need. */
+const ownBf16Kernel = bf16Isa === "AVX512-BF16 on Crucible's kernel";
 
 // Flash attention (what the backend runs) against the kernels that keep the [B, H, T, S]
 // probability tensor: blocks of 128 crossed, causal offsets, padding biases, key/value groups, the
@@ -712,51 +743,81 @@ describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructi
     }
   });
 
-  it("with Crucible's bf16 kernel, Q, K, V and dO packed once per head give the numbers of products that pack their own, bit for bit", async () => {
-    if (!k || k.info().bf16 !== "AVX512-BF16 on Crucible's kernel") return;
-    // [B, T, S, H, Hkv, hd, causal, dropout, packed rows]: GQA, a partial last block, an odd head
-    // width, a decoding offset (causal = the cache's length), every key seen, dropout, packed rows
-    const shapes = [
-      [2, 130, 130, 4, 2, 32, 0, 0, false],
-      [2, 300, 300, 4, 4, 64, 0, 0.1, false],
-      [1, 5, 263, 4, 2, 64, 258, 0, false],
-      [2, 257, 257, 2, 1, 48, -1, 0, false],
-      [2, 140, 140, 2, 1, 24, 0, 0.1, true],
-    ] as const;
-    for (const [n, [B, T, S, H, Hkv, hd, causal, dropout, packed]] of shapes.entries()) {
-      const q = rand(B * T * H * hd, 71 + n);
-      const key = rand(B * S * Hkv * hd, 81 + n);
-      const v = rand(B * S * Hkv * hd, 91 + n);
-      const dout = rand(B * T * H * hd, 101 + n);
-      const bias = Float32Array.from(rand(B * S, 111 + n), (x) => (x > 0.9 ? -1e9 : x));
-      // packed rows: examples of 5, 125 and the rest of each row
-      const start = packed ? Int32Array.from({ length: B * T }, (_, p) => (p % T < 5 ? 0 : p % T < 130 ? 5 : 130)) : null;
-      const run = () => {
-        const out = new Float32Array(q.length);
-        const lse = new Float32Array(B * H * T);
-        k.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias, dropout, 9, start);
-        const grads = [q, key, v].map((x) => new Float32Array(x.length)) as [Float32Array, Float32Array, Float32Array];
-        k.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias, dropout, 9, start);
-        return [out, lse, ...grads];
-      };
-      k.setThreads(2);
-      k.setPrecision('bf16');
-      try {
-        const once = run();
-        const own = await withEnv('NATIVE_FLASH_PACKED', '0', run);
-        k.setPrecision('float32');
-        const f32 = run();
-        for (const [i, x] of once.entries()) {
-          expect(x, `shape ${n}, tensor ${i}`).toEqual(own[i]);
-          expect(x.some((y) => Number.isNaN(y))).toBe(false);
-          if (i !== 1) expect(x, `shape ${n}, tensor ${i} ran in bf16`).not.toEqual(f32[i]);
-        }
-      } finally {
-        k.setPrecision('float32');
-        k.setThreads(1);
+  it.skipIf(!ownBf16Kernel)("Crucible's bf16 kernel adds a linear layer's bias as it writes y: the numbers of adding it afterwards, bit for bit", () => {
+    if (!k) return;
+    k.setThreads(2);
+    k.setPrecision('bf16');
+    try {
+      // one and two blocks of k (1024), both weight layouts, rows split over the threads, columns past one tile
+      for (const [M, K, N, tw] of [
+        [150, 96, 70, false],
+        [130, 1100, 45, true],
+        [3, 40, 33, false],
+      ] as const) {
+        const x = rand(M * K, M);
+        const w = rand(K * N, N);
+        const bias = rand(N, K);
+        const y = new Float32Array(M * N);
+        k.linear(x, w, bias, y, M, K, N, tw);
+        const want = new Float32Array(M * N);
+        k.gemm('bf16', false, tw, M, N, K, 1, x, K, w, tw ? K : N, 0, want, N);
+        for (let i = 0; i < M * N; i++) want[i] = Math.fround((want[i] as number) + (bias[i % N] as number));
+        expect(y, `${M} x ${K} x ${N}`).toEqual(want);
       }
+    } finally {
+      k.setPrecision('float32');
+      k.setThreads(1);
     }
   });
+
+  it.skipIf(!ownBf16Kernel)(
+    "with Crucible's bf16 kernel, Q, K, V and dO packed once per head give the numbers of products that pack their own, bit for bit",
+    async () => {
+      if (!k) return;
+      // [B, T, S, H, Hkv, hd, causal, dropout, packed rows]: GQA, a partial last block, an odd head
+      // width, a decoding offset (causal = the cache's length), every key seen, dropout, packed rows
+      const shapes = [
+        [2, 130, 130, 4, 2, 32, 0, 0, false],
+        [2, 300, 300, 4, 4, 64, 0, 0.1, false],
+        [1, 5, 263, 4, 2, 64, 258, 0, false],
+        [2, 257, 257, 2, 1, 48, -1, 0, false],
+        [2, 140, 140, 2, 1, 24, 0, 0.1, true],
+      ] as const;
+      for (const [n, [B, T, S, H, Hkv, hd, causal, dropout, packed]] of shapes.entries()) {
+        const q = rand(B * T * H * hd, 71 + n);
+        const key = rand(B * S * Hkv * hd, 81 + n);
+        const v = rand(B * S * Hkv * hd, 91 + n);
+        const dout = rand(B * T * H * hd, 101 + n);
+        const bias = Float32Array.from(rand(B * S, 111 + n), (x) => (x > 0.9 ? -1e9 : x));
+        // packed rows: examples of 5, 125 and the rest of each row
+        const start = packed ? Int32Array.from({ length: B * T }, (_, p) => (p % T < 5 ? 0 : p % T < 130 ? 5 : 130)) : null;
+        const run = () => {
+          const out = new Float32Array(q.length);
+          const lse = new Float32Array(B * H * T);
+          k.flashAttention(q, H * hd, key, v, Hkv * hd, out, H * hd, lse, B, T, S, H, Hkv, hd, causal, bias, dropout, 9, start);
+          const grads = [q, key, v].map((x) => new Float32Array(x.length)) as [Float32Array, Float32Array, Float32Array];
+          k.flashAttentionBackward(dout, q, H * hd, key, v, Hkv * hd, out, H * hd, lse, ...grads, B, T, S, H, Hkv, hd, causal, bias, dropout, 9, start);
+          return [out, lse, ...grads];
+        };
+        k.setThreads(2);
+        k.setPrecision('bf16');
+        try {
+          const once = run();
+          const own = await withEnv('NATIVE_FLASH_PACKED', '0', run);
+          k.setPrecision('float32');
+          const f32 = run();
+          for (const [i, x] of once.entries()) {
+            expect(x, `shape ${n}, tensor ${i}`).toEqual(own[i]);
+            expect(x.some((y) => Number.isNaN(y))).toBe(false);
+            if (i !== 1) expect(x, `shape ${n}, tensor ${i} ran in bf16`).not.toEqual(f32[i]);
+          }
+        } finally {
+          k.setPrecision('float32');
+          k.setThreads(1);
+        }
+      }
+    },
+  );
 
   it("a run's precision applies to its steps and evaluations, deterministically, and nothing else", async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
