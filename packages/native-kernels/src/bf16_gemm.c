@@ -61,6 +61,14 @@ float ck_bf16_round(float x) {
 
 static inline uint32_t pair(float lo, float hi) { return (uint32_t)round_bf16(lo) | ((uint32_t)round_bf16(hi) << 16); }
 
+// A store of 16 32-bit lanes under a mask: a plain store when every lane is written. Masked stores
+// to memory are slow on some CPUs (on the AMD EPYC development VM, plain ones made a gpt2-small bf16
+// step 2-5% faster, measured side by side), and the packers store every pair through here.
+static inline void store16(uint32_t* dst, __mmask16 m, __m512i v) {
+  if (m == 0xffff) _mm512_storeu_si512(dst, v);
+  else _mm512_mask_storeu_epi32(dst, m, v);
+}
+
 // 16 pairs from two rows of 16 floats: lane j = (lo[j], hi[j]) as bf16.
 static inline __m512i pairs16(__m512 lo, __m512 hi) {
   __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
@@ -104,7 +112,7 @@ static void pack_lines(const float* f, const uint16_t* h, int64_t ld, int64_t n,
         else r[i] = _mm512_loadu_si512(h + line * ld + 2 * q);
       }
       transpose16(r);
-      for (int64_t j = 0; j < 16; j++) _mm512_mask_storeu_epi32(dst + (q + j) * width + i0, m, r[j]);
+      for (int64_t j = 0; j < 16; j++) store16(dst + (q + j) * width + i0, m, r[j]);
     }
   }
   for (int64_t i = 0; i < width; i++)  // the pairs after the last 16
@@ -132,7 +140,7 @@ static void pack_rows(const float* f, int64_t ld, int64_t n, int64_t kc, int64_t
         __mmask16 m = (__mmask16)((1u << have) - 1);
         __m512 lo = _mm512_maskz_loadu_ps(m, r0 + p + j);
         __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + p + j) : _mm512_setzero_ps();
-        _mm512_mask_storeu_epi32(dst + (p / width) * width * kp + q * width + j, (__mmask16)((1u << lanes) - 1), pairs16(lo, hi));
+        store16(dst + (p / width) * width * kp + q * width + j, (__mmask16)((1u << lanes) - 1), pairs16(lo, hi));
       }
   }
 }
@@ -188,8 +196,8 @@ static void pack_pairs16(int k_major, const uint16_t* src, int64_t ld, int64_t i
       __m512i a = _mm512_maskz_loadu_epi16(m, r0 + p);
       __m512i b = second ? _mm512_maskz_loadu_epi16(m, r0 + ld + p) : _mm512_setzero_si512();
       uint32_t* d = dst + (p / width) * width * kp + q * width;
-      _mm512_mask_storeu_epi32(d, wlo, _mm512_permutex2var_epi16(a, lo_idx, b));
-      if (whi) _mm512_mask_storeu_epi32(d + 16, whi, _mm512_permutex2var_epi16(a, hi_idx, b));
+      store16(d, wlo, _mm512_permutex2var_epi16(a, lo_idx, b));
+      if (whi) store16(d + 16, whi, _mm512_permutex2var_epi16(a, hi_idx, b));
     }
   }
 }
@@ -222,7 +230,7 @@ static void microkernel(int64_t kp, const uint32_t* restrict Ap, const uint32_t*
       __m512 r = _mm512_mul_ps(acc[i][h], va);
       if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, c), vb, r);
       if (bias) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, bias + 16 * h));
-      _mm512_mask_storeu_ps(c, m, r);
+      store16((uint32_t*)c, m, _mm512_castps_si512(r));
     }
 }
 
