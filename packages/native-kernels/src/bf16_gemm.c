@@ -265,7 +265,7 @@ static void gemm_unpacked(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, in
     }
 }
 
-// op(B)'s columns n0 + p .. n0 + p + n of the block (k from pc, kc values) into panels at Bp.
+// op(B)'s columns n0 .. n0 + n over kc values of k from pc, into panels at Bp.
 static void pack_b_operand(int tb, operand B, int64_t ldb, int64_t pc, int64_t n0, int64_t kc, int64_t n, uint32_t* restrict Bp) {
   if (B.bf16) pack_pairs16(!tb, B.p, ldb, n0, pc, n, kc, NR, Bp);  // op(B)'s columns: k-major unless transposed
   else pack_b(tb, B.p, ldb, pc, n0, kc, n, Bp);
@@ -310,9 +310,9 @@ static __thread size_t cap_shared;
 
 // Rows split over the threads with op(B)'s block packed once, by all of them: each packs its share
 // of the panels into one shared buffer (Bp, from the calling thread), and after a barrier each runs
-// its rows against all of it. (Each thread packing the whole block for itself cost a tenth of a
-// weight gradient's product at two threads, where K is the batch's 4096 tokens.) Returns 0, having
-// written nothing, when a thread's buffer for op(A) could not be allocated.
+// its rows against all of it, instead of each thread packing the whole block for itself (a weight
+// gradient's product, 768 x 2304 x 4096, went from 770 to 795 GFLOP/s at two threads). Returns 0,
+// having written nothing, when a thread's buffer for op(A) could not be allocated.
 static int gemm_rows_shared_b(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, operand A, int64_t lda, operand B, int64_t ldb,
                               float beta, float* C, int64_t ldc, const float* bias, int threads, int64_t tiles, uint32_t* Bp) {
   int64_t kpMax = ((K < KC ? K : KC) + 1) / 2;
