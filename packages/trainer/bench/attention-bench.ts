@@ -78,37 +78,61 @@ async function runOne(variant: Variant): Promise<Row> {
     const ks = packed ? (packed.keyStart.dataSync() as Int32Array) : null;
     const [rate, seed] = [dropout?.rate ?? 0, dropout?.seed ?? 0];
     const t1 = performance.now();
-    for (let i = 0; i < ITERS; i++) {
-      k.flashAttention(x, 3 * C, x.subarray(C), x.subarray(2 * C), 3 * C, o, C, lse, B, SEQ, SEQ, NH, NH, HS, 0, null, rate, seed, ks);
-      k.flashAttentionBackward(
-        o,
-        x,
-        3 * C,
-        x.subarray(C),
-        x.subarray(2 * C),
-        3 * C,
-        o,
-        C,
-        lse,
-        d,
-        d.subarray(C),
-        d.subarray(2 * C),
-        B,
-        SEQ,
-        SEQ,
-        NH,
-        NH,
-        HS,
-        0,
-        null,
-        rate,
-        seed,
-        ks,
-      );
-    }
+    for (let i = 0; i < ITERS; i++) flashPass(k, { x, dout: o, out: o, lse, dx: d, rate, seed, keyStart: ks });
     kernelMs = (performance.now() - t1) / ITERS;
   }
   return { ms, kernelMs, peakRssMb: process.resourceUsage().maxRSS / 1024, backend: choice.name };
+}
+
+/**
+ * The flash kernel on the fused layout (x [B, T, 3C]: q, k and v side by side) at the bench's shape,
+ * causal: forward into out and lse, then backward from dout into dx. Returns each pass's ms.
+ */
+function flashPass(
+  k: NonNullable<ReturnType<typeof nativeKernels>>,
+  a: {
+    x: Float32Array;
+    dout: Float32Array;
+    out: Float32Array;
+    lse: Float32Array;
+    dx: Float32Array;
+    rate?: number;
+    seed?: number;
+    keyStart?: Int32Array | null;
+  },
+): { forward: number; backward: number } {
+  const C = NH * HS;
+  const [x, dx] = [a.x, a.dx];
+  const [rate, seed, keyStart] = [a.rate ?? 0, a.seed ?? 0, a.keyStart ?? null];
+  const t0 = performance.now();
+  k.flashAttention(x, 3 * C, x.subarray(C), x.subarray(2 * C), 3 * C, a.out, C, a.lse, B, SEQ, SEQ, NH, NH, HS, 0, null, rate, seed, keyStart);
+  const t1 = performance.now();
+  k.flashAttentionBackward(
+    a.dout,
+    x,
+    3 * C,
+    x.subarray(C),
+    x.subarray(2 * C),
+    3 * C,
+    a.out,
+    C,
+    a.lse,
+    dx,
+    dx.subarray(C),
+    dx.subarray(2 * C),
+    B,
+    SEQ,
+    SEQ,
+    NH,
+    NH,
+    HS,
+    0,
+    null,
+    rate,
+    seed,
+    keyStart,
+  );
+  return { forward: t1 - t0, backward: performance.now() - t1 };
 }
 
 function causalMask(n: number): tf.Tensor {
@@ -142,35 +166,10 @@ async function precisions(): Promise<void> {
     for (const [i, s] of settings.entries()) {
       k.setPrecision(s.precision);
       process.env.NATIVE_FLASH_PACKED = s.packed;
-      const t0 = performance.now();
-      k.flashAttention(x, 3 * C, x.subarray(C), x.subarray(2 * C), 3 * C, o, C, lse, B, SEQ, SEQ, NH, NH, HS, 0, null);
-      const t1 = performance.now();
-      k.flashAttentionBackward(
-        dout,
-        x,
-        3 * C,
-        x.subarray(C),
-        x.subarray(2 * C),
-        3 * C,
-        o,
-        C,
-        lse,
-        d,
-        d.subarray(C),
-        d.subarray(2 * C),
-        B,
-        SEQ,
-        SEQ,
-        NH,
-        NH,
-        HS,
-        0,
-        null,
-      );
-      const t2 = performance.now();
+      const { forward, backward } = flashPass(k, { x, dout, out: o, lse, dx: d });
       if (round < 0) continue; // a warm-up round
-      times[i]?.forward.push(t1 - t0);
-      times[i]?.backward.push(t2 - t1);
+      times[i]?.forward.push(forward);
+      times[i]?.backward.push(backward);
     }
   k.setPrecision('float32');
   delete process.env.NATIVE_FLASH_PACKED;
