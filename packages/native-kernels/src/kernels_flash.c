@@ -103,6 +103,20 @@ static int flash_packs(void) {
 // (CK_BF16_NR) over K values of k.
 static inline int64_t flash_panels(int64_t lines, int64_t width, int64_t K) { return (lines + width - 1) / width * width * ((K + 1) / 2); }
 
+// An operand from x's float32 rows (leading dimension ld), packed into dst when dst is given:
+// op(A) of `rows` rows over K values of k (ta: x holds op(A) transposed), or op(B) of `cols` columns.
+static inline flash_op flash_a(int ta, const float* x, int64_t ld, int64_t rows, int64_t K, uint32_t* dst) {
+  flash_op o = flash_rows(x, ld);
+  if (dst) ck_bf16_pack_a(ta, x, ld, rows, K, dst), o.packed = dst, o.stride = flash_panels(CK_BF16_MR, CK_BF16_MR, K);
+  return o;
+}
+
+static inline flash_op flash_b(int tb, const float* x, int64_t ld, int64_t K, int64_t cols, uint32_t* dst) {
+  flash_op o = flash_rows(x, ld);
+  if (dst) ck_bf16_pack_b(tb, x, ld, K, cols, dst), o.packed = dst, o.stride = flash_panels(CK_BF16_NR, CK_BF16_NR, K);
+  return o;
+}
+
 // Operands read whole by a head's products, packed once (per head): K^T for Q K^T (columns: keys;
 // k: the head's dims; key block j0, a multiple of 128, starts at panel j0 / NR), V for P V and K for
 // dS K (columns: the head's dims; k: keys; key block j0 starts at pair j0 / 2). packed NULL: none.
@@ -134,11 +148,7 @@ static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, c
   float m[FLASH_BQ], l[FLASH_BQ];
   for (int64_t i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
   memset(acc, 0, (size_t)(nq * hd) * sizeof(float));
-  flash_op q = flash_rows(qh, ldq), p = flash_rows(s, FLASH_BK);
-  if (kp) {
-    ck_bf16_pack_a(0, qh, ldq, nq, hd, qa);
-    q.packed = qa, q.stride = flash_panels(CK_BF16_MR, CK_BF16_MR, hd);
-  }
+  flash_op q = flash_a(0, qh, ldq, nq, hd, kp ? qa : NULL);
   int64_t kend = keys_seen(i0 + nq - 1, S, causal);
   for (int64_t j0 = first_key_block(start, nq); j0 < kend; j0 += FLASH_BK) {
     int64_t nk = kend - j0 < FLASH_BK ? kend - j0 : FLASH_BK;
@@ -172,11 +182,7 @@ static void flash_forward_block(const float* qh, int64_t ldq, const float* kh, c
       l[i] = l[i] * old + sum * now;
       m[i] = mnew;
     }
-    if (kp) {
-      ck_bf16_pack_a(0, s, FLASH_BK, nq, nk, pa);
-      p.packed = pa, p.stride = flash_panels(CK_BF16_MR, CK_BF16_MR, nk);
-    }
-    flash_product(0, 0, nq, hd, nk, 1.0f, p, flash_along_keys(vp, vh, ldk, j0, S), 1.0f, acc, hd);
+    flash_product(0, 0, nq, hd, nk, 1.0f, flash_a(0, s, FLASH_BK, nq, nk, kp ? pa : NULL), flash_along_keys(vp, vh, ldk, j0, S), 1.0f, acc, hd);
   }
   for (int64_t i = 0; i < nq; i++) {
     float inv = 1.0f / l[i];
@@ -309,13 +315,9 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
             for (int64_t e = 0; e < hd; e++) d += doh[i * ldo + e] * oh[i * ldo + e];
             D[i] = d;
           }
-          flash_op qRows = flash_rows(qh, ldq), doRows = flash_rows(doh, ldo), qAlong = qRows, doAlong = doRows;
-          if (scratch) {
-            ck_bf16_pack_a(0, qh, ldq, nq, hd, qa), ck_bf16_pack_a(0, doh, ldo, nq, hd, da);
-            ck_bf16_pack_b(0, doh, ldo, nq, hd, db), ck_bf16_pack_b(0, qh, ldq, nq, hd, qb);
-            qRows.packed = qa, doRows.packed = da, qRows.stride = doRows.stride = flash_panels(MR, MR, hd);
-            qAlong.packed = qb, doAlong.packed = db, qAlong.stride = doAlong.stride = flash_panels(NR, NR, nq);
-          }
+          // (the panels are NULL without packed operands: flash_a and flash_b then pack nothing)
+          flash_op qRows = flash_a(0, qh, ldq, nq, hd, qa), doRows = flash_a(0, doh, ldo, nq, hd, da);
+          flash_op qAlong = flash_b(0, qh, ldq, nq, hd, qb), doAlong = flash_b(0, doh, ldo, nq, hd, db);
           const int32_t* start = keyStart ? keyStart + b * T + i0 : NULL;
           int64_t kend = keys_seen(i0 + nq - 1, S, causal);
           for (int64_t j0 = first_key_block(start, nq); j0 < kend; j0 += FLASH_BK) {
@@ -346,12 +348,7 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
                 for (int64_t j = 0; j < nk; j++) d[j] = r[j] * (d[j] - D[i]) * scale;
               }
             }
-            flash_op pT = flash_rows(p, FLASH_BK), dsRows = flash_rows(ds, FLASH_BK), dsT = dsRows;
-            if (scratch) {
-              ck_bf16_pack_a(1, p, FLASH_BK, nk, nq, pt), ck_bf16_pack_a(0, ds, FLASH_BK, nq, nk, dsa), ck_bf16_pack_a(1, ds, FLASH_BK, nk, nq, dst);
-              pT.packed = pt, dsT.packed = dst, dsRows.packed = dsa;
-              pT.stride = dsT.stride = flash_panels(MR, MR, nq), dsRows.stride = flash_panels(MR, MR, nk);
-            }
+            flash_op pT = flash_a(1, p, FLASH_BK, nk, nq, pt), dsRows = flash_a(0, ds, FLASH_BK, nq, nk, dsa), dsT = flash_a(1, ds, FLASH_BK, nk, nq, dst);
             flash_product(1, 0, nk, hd, nq, 1.0f, pT, doAlong, 1.0f, dvh + j0 * ldk, ldk);  // dV += (P o Z)^T dO
             flash_product(0, 0, nq, hd, nk, 1.0f, dsRows, flash_along_keys(ka, kh, ldk, j0, S), 1.0f, dqh, ldq);  // dQ += dS K
             flash_product(1, 0, nk, hd, nq, 1.0f, dsT, qAlong, 1.0f, dkh + j0 * ldk, ldk);  // dK += dS^T Q
