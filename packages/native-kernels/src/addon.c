@@ -731,7 +731,7 @@ static napi_value Info(napi_env env, napi_callback_info info) {
   const char* engine = ck_gemm_bf16_engine();
   set_string(env, obj, "bf16", engine ? engine : "none (this CPU has neither AVX512-BF16 nor AMX-BF16)");
   set_string(env, obj, "precision", ck_gemm_bf16() ? "bf16" : "float32");
-  set_bool(env, obj, "bf16Copies", ck_gemm_bf16_copies_read());
+  set_bool(env, obj, "bf16Copies", ck_gemm_own_bf16());
   set_string(env, obj, "gemm", ck_gemm_name(ck_gemm_choice()));
   return obj;
 }

@@ -263,7 +263,6 @@ int ck_gemm_set_bf16_copies(const float* const* arrays, const uint16_t* const* b
 int64_t ck_gemm_bf16_copy_reads(void) { return copy_reads; }
 
 int ck_gemm_own_bf16(void) { return bf16 == BF16_OWN; }
-int ck_gemm_bf16_copies_read(void) { return ck_gemm_own_bf16(); }
 
 // The copy of the `extent` floats from x on, when one registered array holds all of them; else NULL.
 static const uint16_t* copy_of(const float* x, int64_t extent) {

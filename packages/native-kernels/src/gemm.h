@@ -56,10 +56,11 @@ int ck_gemm_bf16(void);
  */
 #define CK_BF16_COPIES 4096
 int ck_gemm_set_bf16_copies(const float* const* arrays, const uint16_t* const* copies, const int64_t* lengths, int n);
-/** Whether bf16 products run on Crucible's kernel now (the mixed-precision mode on a CPU with AVX512-BF16 and no AMX). */
+/**
+ * Whether bf16 products run on Crucible's kernel now (the mixed-precision mode on a CPU with
+ * AVX512-BF16 and no AMX): then they read registered copies, and flash attention packs once.
+ */
 int ck_gemm_own_bf16(void);
-/** Whether products read registered copies now: the bf16 mode on Crucible's kernel (not on oneDNN's AMX). */
-int ck_gemm_bf16_copies_read(void);
 /** The products that have read a registered copy since the addon loaded (for tests). */
 int64_t ck_gemm_bf16_copy_reads(void);
 /** What bf16 products run on here ("AVX512-BF16 on Crucible's kernel", "AMX-BF16 on oneDNN"), or NULL. */

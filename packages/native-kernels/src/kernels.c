@@ -69,8 +69,8 @@ static void ck_linear(const float* x, const float* w, const float* bias, float* 
 // out[N] = sum over rows of x[M, N] (a bias gradient).
 static void ck_col_sum(const float* x, float* out, int64_t M, int64_t N) {
   // each thread sums its columns 256 at a time in a local row (kept in registers and L1, not
-  // written back per row): twice as fast as adding every row into out; each column's sum still
-  // runs down the rows in order, so the result does not depend on the thread count
+  // written back per row: a gpt2-small step's 48 bias gradients took 35 ms instead of 50); each
+  // column's sum still runs down the rows in order, so the result does not depend on the thread count
 #pragma omp parallel if (M * N > PAR_MIN)
   {
     int nt = omp_get_num_threads(), id = omp_get_thread_num();
