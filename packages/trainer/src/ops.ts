@@ -105,8 +105,8 @@ function linearToRecord(w: tf.Tensor, b: tf.Tensor | undefined, inDim: number, o
 /**
  * Whether linear layers save their inputs in bf16: with NATIVE_BF16_ACTIVATIONS=1, where bf16
  * products run on Crucible's kernel (a step in bf16). Off by default: on gpt2-small it took 5.5% off
- * the peak RSS and added 5-8% to the step (the conversion, and the weight's gradient read from a
- * separate kernel), measured side by side in one process (BENCHMARKS.md).
+ * the peak RSS and added 2-11% to the step (the conversion, and the weight's gradient read from a
+ * separate kernel), measured side by side in one process in two sessions (BENCHMARKS.md).
  */
 function bf16ActivationsOn(): boolean {
   return process.env.NATIVE_BF16_ACTIVATIONS === '1' && Boolean(nativeKernels()?.info().bf16Copies);
