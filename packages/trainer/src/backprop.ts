@@ -100,11 +100,16 @@ function backward(nodes: TapeNode[], y: tf.Tensor, vars: tf.Variable[]): tf.Name
   };
   const isVar = new Set(vars.map((v) => v.id));
   put(y.id, tf.onesLike(y));
+  // Crucible's kernels of several outputs (the saved mean and rstd of a norm, a linear layer's input
+  // kept in bf16) read only their first output's gradient; for the others the engine would make
+  // zeros of their size (on gpt2-small with bf16 activations, 510 MB a step), so they get this
+  const unread = tf.scalar(0);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i] as TapeNode;
     if (!node.gradient) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
     const names = Object.keys(node.inputs);
-    const dys = node.outputs.map((o) => grad.get(o.id) ?? null);
+    const ours = node.kernelName.startsWith('Crucible');
+    const dys = node.outputs.map((o, k) => grad.get(o.id) ?? (ours && k > 0 ? unread : null));
     const gradient = node.gradient;
     const dxs = tf.tidy(() => {
       const fns = gradient(dys);
