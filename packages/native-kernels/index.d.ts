@@ -72,6 +72,21 @@ export interface NativeKernels {
   setBf16Copies(arrays: Float32Array[], copies: Uint16Array[]): number;
   /** The bf16 products that have read a registered copy since the addon loaded (for tests). */
   bf16CopyReads(): number;
+  /**
+   * linear, with x rounded to bf16 (toBf16) into x16 on the way: where the mode runs on Crucible's
+   * bf16 kernel the product then packs x from x16 (half the bytes); the same numbers as linear's.
+   */
+  linearBf16Input(
+    x: Float32Array,
+    x16: Uint16Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    transposedW: boolean,
+  ): void;
   /** y[M, N] = x[M, K] w (+ bias[N]); w is [K, N], or [N, K] when transposedW. */
   linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, m: number, k: number, n: number, transposedW: boolean): void;
   /** out[N] = column sums of x[M, N]. */
@@ -84,6 +99,10 @@ export interface NativeKernels {
   /** GELU, tanh approximation. */
   gelu(x: Float32Array, y: Float32Array, n: number): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /** gelu, keeping x rounded to bf16 (to nearest even) in x16 for the backward pass. */
+  geluSavingBf16(x: Float32Array, y: Float32Array, x16: Uint16Array, n: number): void;
+  /** geluBackward at the input kept in bf16 (geluSavingBf16's x16). */
+  geluBackwardBf16(x16: Uint16Array, dy: Float32Array, dx: Float32Array, n: number): void;
   /** LayerNorm over rows of length c; writes y and each row's mean and 1/std. */
   layerNorm(
     x: Float32Array,
@@ -142,6 +161,10 @@ export interface NativeKernels {
   /** y = silu(gate) * up. */
   swiglu(gate: Float32Array, up: Float32Array, y: Float32Array, n: number): void;
   swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
+  /** swiglu, keeping gate and up rounded to bf16 (to nearest even) in g16 and u16 for the backward pass. */
+  swigluSavingBf16(gate: Float32Array, up: Float32Array, y: Float32Array, g16: Uint16Array, u16: Uint16Array, n: number): void;
+  /** swigluBackward at the inputs kept in bf16 (swigluSavingBf16's g16 and u16). */
+  swigluBackwardBf16(g16: Uint16Array, u16: Uint16Array, dy: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
   /**
    * Grouped-query attention: q [B, T, H * hd], k and v [B, S, Hkv * hd] (heads side by side; query
    * head h reads key/value head h / (H / Hkv), no copies), out [B, T, H * hd], probs [B, H, T, S].

@@ -191,6 +191,27 @@ static napi_value Linear(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// linearBf16Input(x, x16, w, bias | null, y, M, K, N, transposedW): linear, with x rounded to bf16
+// into x16 (a Uint16Array) on the way
+static napi_value LinearBf16Input(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  bool ok = true;
+  int64_t M = integer(env, argv[5]), Kd = integer(env, argv[6]), N = integer(env, argv[7]);
+  if (M < 0 || Kd < 0 || N < 0) FAIL("linearBf16Input: bad shape");
+  float* x = F32(0, M * Kd);
+  uint16_t* x16 = (uint16_t*)array(env, argv[1], napi_uint16_array, M * Kd, false, &ok);
+  float* w = F32(2, Kd * N);
+  float* bias = F32_OPT(3, N);
+  float* y = F32(4, M * N);
+  CHECK_ARRAYS("linearBf16Input");
+  int tw = flag(env, argv[8]);
+  if (!ck_linear_bf16_input(x, x16, w, bias, y, M, Kd, N, tw)) {
+    K->linear(x, w, bias, y, M, Kd, N, tw);
+    ck_bf16_convert(x, x16, M * Kd);
+  }
+  return NULL;
+}
+
 // colSum(x, out, M, N)
 static napi_value ColSum(napi_env env, napi_callback_info info) {
   ARGS(4);
@@ -252,6 +273,32 @@ static napi_value GeluBackward(napi_env env, napi_callback_info info) {
   float* dx = F32(2, n);
   CHECK_ARRAYS("geluBackward");
   K->gelu_backward(x, dy, dx, n);
+  return NULL;
+}
+
+// geluSavingBf16(x, y, x16, n): gelu, keeping x rounded to bf16 in x16 (a Uint16Array)
+static napi_value GeluSavingBf16(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  bool ok = true;
+  int64_t n = integer(env, argv[3]);
+  float* x = F32(0, n);
+  float* y = F32(1, n);
+  uint16_t* x16 = (uint16_t*)array(env, argv[2], napi_uint16_array, n, false, &ok);
+  CHECK_ARRAYS("geluSavingBf16");
+  K->gelu_saving_bf16(x, y, x16, n);
+  return NULL;
+}
+
+// geluBackwardBf16(x16, dy, dx, n): geluBackward at the input kept in bf16
+static napi_value GeluBackwardBf16(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  bool ok = true;
+  int64_t n = integer(env, argv[3]);
+  uint16_t* x16 = (uint16_t*)array(env, argv[0], napi_uint16_array, n, false, &ok);
+  float* dy = F32(1, n);
+  float* dx = F32(2, n);
+  CHECK_ARRAYS("geluBackwardBf16");
+  K->gelu_backward_bf16(x16, dy, dx, n);
   return NULL;
 }
 
@@ -380,6 +427,36 @@ static napi_value Swiglu(napi_env env, napi_callback_info info) {
   float* y = F32(2, n);
   CHECK_ARRAYS("swiglu");
   K->swiglu(gate, up, y, n);
+  return NULL;
+}
+
+// swigluSavingBf16(gate, up, y, g16, u16, n): swiglu, keeping gate and up rounded to bf16
+static napi_value SwigluSavingBf16(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  bool ok = true;
+  int64_t n = integer(env, argv[5]);
+  float* gate = F32(0, n);
+  float* up = F32(1, n);
+  float* y = F32(2, n);
+  uint16_t* g16 = (uint16_t*)array(env, argv[3], napi_uint16_array, n, false, &ok);
+  uint16_t* u16 = (uint16_t*)array(env, argv[4], napi_uint16_array, n, false, &ok);
+  CHECK_ARRAYS("swigluSavingBf16");
+  K->swiglu_saving_bf16(gate, up, y, g16, u16, n);
+  return NULL;
+}
+
+// swigluBackwardBf16(g16, u16, dy, dgate, dup, n): swigluBackward at the inputs kept in bf16
+static napi_value SwigluBackwardBf16(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  bool ok = true;
+  int64_t n = integer(env, argv[5]);
+  uint16_t* g16 = (uint16_t*)array(env, argv[0], napi_uint16_array, n, false, &ok);
+  uint16_t* u16 = (uint16_t*)array(env, argv[1], napi_uint16_array, n, false, &ok);
+  float* dy = F32(2, n);
+  float* dgate = F32(3, n);
+  float* dup = F32(4, n);
+  CHECK_ARRAYS("swigluBackwardBf16");
+  K->swiglu_backward_bf16(g16, u16, dy, dgate, dup, n);
   return NULL;
 }
 
@@ -758,6 +835,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_default, NULL},
       {"gemmBf16", NULL, GemmBf16, NULL, NULL, NULL, napi_default, NULL},
       {"toBf16", NULL, ToBf16, NULL, NULL, NULL, napi_default, NULL},
+      {"linearBf16Input", NULL, LinearBf16Input, NULL, NULL, NULL, napi_default, NULL},
       {"setBf16Copies", NULL, SetBf16Copies, NULL, NULL, NULL, napi_default, NULL},
       {"bf16CopyReads", NULL, Bf16CopyReads, NULL, NULL, NULL, napi_default, NULL},
       {"gemmTable", NULL, GemmTable, NULL, NULL, NULL, napi_default, NULL},
@@ -768,6 +846,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sumSquares", NULL, SumSquares, NULL, NULL, NULL, napi_default, NULL},
       {"gelu", NULL, Gelu, NULL, NULL, NULL, napi_default, NULL},
       {"geluBackward", NULL, GeluBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"geluSavingBf16", NULL, GeluSavingBf16, NULL, NULL, NULL, napi_default, NULL},
+      {"geluBackwardBf16", NULL, GeluBackwardBf16, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_default, NULL},
       {"layerNormBackward", NULL, LayerNormBackward, NULL, NULL, NULL, napi_default, NULL},
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_default, NULL},
@@ -779,6 +859,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"rope", NULL, Rope, NULL, NULL, NULL, napi_default, NULL},
       {"swiglu", NULL, Swiglu, NULL, NULL, NULL, napi_default, NULL},
       {"swigluBackward", NULL, SwigluBackward, NULL, NULL, NULL, napi_default, NULL},
+      {"swigluSavingBf16", NULL, SwigluSavingBf16, NULL, NULL, NULL, napi_default, NULL},
+      {"swigluBackwardBf16", NULL, SwigluBackwardBf16, NULL, NULL, NULL, napi_default, NULL},
       {"gqaAttention", NULL, GqaAttention, NULL, NULL, NULL, napi_default, NULL},
       {"gqaAttentionBackward", NULL, GqaAttentionBackward, NULL, NULL, NULL, napi_default, NULL},
       {"flashAttention", NULL, FlashAttention, NULL, NULL, NULL, napi_default, NULL},

@@ -307,6 +307,14 @@ void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
   else ck_gemm_on(choice, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+int ck_linear_bf16_input(const float* x, uint16_t* x16, const float* w, const float* bias, float* y, int64_t M, int64_t K, int64_t N, int tw) {
+  if (bf16 != BF16_OWN || N <= 16 || M <= 0 || K <= 0) return 0;
+  ck_bf16_convert(x, x16, M * K);
+  const uint16_t* w16 = copies_used ? copy_of(w, K * N) : NULL;
+  if (w16) __atomic_fetch_add(&copy_reads, 1, __ATOMIC_RELAXED);
+  return ck_bf16_gemm_operands(0, tw, M, N, K, 1.0f, x16, 1, K, w16 ? (const void*)w16 : w, w16 != NULL, tw ? K : N, 0.0f, y, N, bias);
+}
+
 int ck_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                  float* C, int64_t ldc, const float* bias) {
   if (on_own_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, bias)) return 1;

@@ -16,6 +16,13 @@ void ck_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
  */
 int ck_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                  float* C, int64_t ldc, const float* bias);
+/**
+ * y[M, N] = x[M, K] w (+ bias) with x first rounded to bf16 into x16 (the input a linear layer keeps
+ * for its weight's gradient) and the product packing x from x16: half the bytes, no rounding in the
+ * packing; the same numbers as ck_gemm_bias's. Only where the mode runs on Crucible's bf16 kernel and
+ * N > 16 (w read from its registered copy when it has one): returns 1; else 0, nothing written.
+ */
+int ck_linear_bf16_input(const float* x, uint16_t* x16, const float* w, const float* bias, float* y, int64_t M, int64_t K, int64_t N, int tw);
 /** One product on the given library (when built in; else on Crucible's own). */
 void ck_gemm_on(int library, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                 int64_t ldb, float beta, float* C, int64_t ldc);

@@ -139,24 +139,53 @@ static double ck_sum_squares(const float* x, int64_t n) {
 #define GELU_C 0.7978845608028654f
 #define GELU_A 0.044715f
 
+static inline float gelu_of(float v) { return 0.5f * v * (1.0f + tanh_approx(GELU_C * (v + GELU_A * v * v * v))); }
+
+// d gelu(v) / dv
+static inline float gelu_slope(float v) {
+  float v2 = v * v;
+  float t = tanh_approx(GELU_C * (v + GELU_A * v2 * v));
+  return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v2);
+}
+
+// v rounded to bf16, to nearest even (NaN stays NaN): written out so that the loops vectorise
+static inline uint16_t bf16_of(float v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : r;
+}
+
+static inline float float_of_bf16(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
 static void ck_gelu(const float* x, float* y, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) {
-    float v = x[i];
-    float t = tanh_approx(GELU_C * (v + GELU_A * v * v * v));
-    y[i] = 0.5f * v * (1.0f + t);
-  }
+  for (int64_t i = 0; i < n; i++) y[i] = gelu_of(x[i]);
 }
 
 static void ck_gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_slope(x[i]);
+}
+
+// GELU keeping its input for the backward pass in bf16 (x16), as mixed precision keeps activations:
+// the output from x itself, the slope later from x rounded to bf16.
+static void ck_gelu_saving_bf16(const float* x, float* y, uint16_t* x16, int64_t n) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
   for (int64_t i = 0; i < n; i++) {
-    float v = x[i];
-    float v2 = v * v;
-    float t = tanh_approx(GELU_C * (v + GELU_A * v2 * v));
-    float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v2);
-    dx[i] = dy[i] * d;
+    y[i] = gelu_of(x[i]);
+    x16[i] = bf16_of(x[i]);
   }
+}
+
+static void ck_gelu_backward_bf16(const uint16_t* x16, const float* dy, float* dx, int64_t n) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_slope(float_of_bf16(x16[i]));
 }
 
 // ---- LayerNorm over the last axis ----
@@ -452,6 +481,8 @@ const ck_table CK_TABLE = {
     .sum_squares = ck_sum_squares,
     .gelu = ck_gelu,
     .gelu_backward = ck_gelu_backward,
+    .gelu_saving_bf16 = ck_gelu_saving_bf16,
+    .gelu_backward_bf16 = ck_gelu_backward_bf16,
     .layer_norm = ck_layer_norm,
     .layer_norm_backward = ck_layer_norm_backward,
     .attention = ck_attention,
@@ -463,6 +494,8 @@ const ck_table CK_TABLE = {
     .rope = ck_rope,
     .swiglu = ck_swiglu,
     .swiglu_backward = ck_swiglu_backward,
+    .swiglu_saving_bf16 = ck_swiglu_saving_bf16,
+    .swiglu_backward_bf16 = ck_swiglu_backward_bf16,
     .gqa_attention = ck_gqa_attention,
     .gqa_attention_backward = ck_gqa_attention_backward,
     .flash_attention = ck_flash_attention,

@@ -22,6 +22,8 @@ typedef struct {
   double (*sum_squares)(const float* x, int64_t n);
   void (*gelu)(const float* x, float* y, int64_t n);
   void (*gelu_backward)(const float* x, const float* dy, float* dx, int64_t n);
+  void (*gelu_saving_bf16)(const float* x, float* y, uint16_t* x16, int64_t n);
+  void (*gelu_backward_bf16)(const uint16_t* x16, const float* dy, float* dx, int64_t n);
   void (*layer_norm)(const float* x, const float* g, const float* b, float* y, float* mean, float* rstd, int64_t rows, int64_t C, float eps);
   int (*layer_norm_backward)(const float* dy, const float* x, const float* g, const float* mean, const float* rstd, float* dx, float* dg,
                               float* db, int64_t rows, int64_t C);
@@ -37,6 +39,8 @@ typedef struct {
   void (*rope)(const float* x, const float* cs, const float* sn, float* y, int64_t B, int64_t T, int64_t n, int64_t hd, int backward);
   void (*swiglu)(const float* gate, const float* up, float* y, int64_t n);
   void (*swiglu_backward)(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t n);
+  void (*swiglu_saving_bf16)(const float* gate, const float* up, float* y, uint16_t* g16, uint16_t* u16, int64_t n);
+  void (*swiglu_backward_bf16)(const uint16_t* g16, const uint16_t* u16, const float* dy, float* dgate, float* dup, int64_t n);
   void (*gqa_attention)(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T, int64_t S, int64_t H,
                         int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias);
   int (*gqa_attention_backward)(const float* dout, const float* q, const float* k, const float* v, const float* probs, float* dq, float* dk,

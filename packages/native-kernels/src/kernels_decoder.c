@@ -112,6 +112,29 @@ static void ck_swiglu_backward(const float* gate, const float* up, const float* 
   }
 }
 
+// SwiGLU keeping gate and up for the backward pass in bf16 (g16, u16), as mixed precision keeps
+// activations: the output from the float32 inputs, the gradients later from the rounded ones.
+static void ck_swiglu_saving_bf16(const float* gate, const float* up, float* y, uint16_t* g16, uint16_t* u16, int64_t n) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) {
+    float g = gate[i];
+    float s = 1.0f / (1.0f + exp_approx(-g));
+    y[i] = g * s * up[i];
+    g16[i] = bf16_of(g);
+    u16[i] = bf16_of(up[i]);
+  }
+}
+
+static void ck_swiglu_backward_bf16(const uint16_t* g16, const uint16_t* u16, const float* dy, float* dgate, float* dup, int64_t n) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) {
+    float g = float_of_bf16(g16[i]), u = float_of_bf16(u16[i]);
+    float s = 1.0f / (1.0f + exp_approx(-g));
+    dgate[i] = dy[i] * u * s * (1.0f + g * (1.0f - s));
+    dup[i] = dy[i] * g * s;
+  }
+}
+
 // ---- grouped-query attention ----
 // q [B, T, H * hd], k and v [B, S, Hkv * hd] (heads side by side); query head h reads key/value
 // head h / (H / Hkv) in place: no copies of the shared heads. out [B, T, H * hd]; probs

@@ -6,7 +6,7 @@
 import type { DecoderConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels, K, runFused } from './native-backend';
-import { bmm } from './ops';
+import { bmm, savesBf16Activations } from './ops';
 
 /** x / sqrt(mean(x^2) + eps) * w over the last axis. */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
@@ -19,6 +19,7 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
 
 /** silu(gate) * up: the SwiGLU MLP's inner activation. */
 export function swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  if (fusedKernels() && savesBf16Activations()) return (runFused(K.swigluSavingBf16, { gate, up }) as tf.Tensor[])[0] as tf.Tensor;
   if (fusedKernels()) return runFused(K.swiglu, { gate, up }) as tf.Tensor;
   return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
 }

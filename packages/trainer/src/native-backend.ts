@@ -27,6 +27,9 @@ export const K = {
   layerNormGrad: 'CrucibleLayerNormGrad',
   gelu: 'CrucibleGelu',
   geluGrad: 'CrucibleGeluGrad',
+  /** gelu that saves its input for the backward pass in bf16 (its second output) */
+  geluSavingBf16: 'CrucibleGeluSavingBf16',
+  geluGradBf16: 'CrucibleGeluGradBf16',
   attention: 'CrucibleAttention',
   attentionGrad: 'CrucibleAttentionGrad',
   crossEntropy: 'CrucibleCrossEntropy',
@@ -36,6 +39,9 @@ export const K = {
   rope: 'CrucibleRope',
   swiglu: 'CrucibleSwiglu',
   swigluGrad: 'CrucibleSwigluGrad',
+  /** swiglu that saves gate and up for the backward pass in bf16 (its second and third outputs) */
+  swigluSavingBf16: 'CrucibleSwigluSavingBf16',
+  swigluGradBf16: 'CrucibleSwigluGradBf16',
   gqa: 'CrucibleGqaAttention',
   gqaGrad: 'CrucibleGqaAttentionGrad',
 } as const;
@@ -182,6 +188,19 @@ class NativeBackend extends MathBackendCPU {
 
 const alloc = (b: MathBackendCPU, n: number) => (b as NativeBackend).alloc(n);
 
+/** n bf16 values (two per int32 element of a pooled buffer): an activation kept for the backward pass. */
+function bf16Store(b: MathBackendCPU, n: number): { values: Uint16Array; info: Info } {
+  const store = alloc(b, Math.ceil(n / 2));
+  const info = b.makeTensorInfo([store.length], 'int32', new Int32Array(store.buffer, store.byteOffset, store.length));
+  return { values: new Uint16Array(store.buffer, store.byteOffset, n), info };
+}
+
+/** The n bf16 values a bf16Store tensor holds. */
+function bf16Values(b: MathBackendCPU, t: Info, n: number): Uint16Array {
+  const stored = i32(b, t);
+  return new Uint16Array(stored.buffer, stored.byteOffset, n);
+}
+
 /**
  * The float32 array behind a tensor on the native backend when nothing else can see it (one
  * tensor-data entry, no live view of its memory, never read out), so that it may be updated in
@@ -319,15 +338,19 @@ export function registerNativeBackend(k: NativeKernels): void {
   reg(K.linear, linearKernel);
   reg(K.linearFrozen, linearKernel);
   // [y, x in bf16]: the input rounded to bf16 (two per int32 element), all the weight's gradient
-  // needs in the bf16 mode, whose product would round it anyway
-  reg(K.linearSavingBf16, (args) => {
-    const y = linearKernel(args);
-    const x = (args.inputs as { x: Info }).x;
-    const bk = be(args.backend);
+  // needs in the bf16 mode, whose product would round it anyway; the forward product reads it too
+  reg(K.linearSavingBf16, ({ inputs, attrs, backend }) => {
+    const { x, w, b } = inputs as { x: Info; w: Info; b?: Info };
+    const { transposeW } = attrs as unknown as { transposeW: boolean };
+    const bk = be(backend);
+    const Kd = x.shape[x.shape.length - 1] as number;
     const n = size(x.shape);
-    const store = alloc(bk, Math.ceil(n / 2));
-    k.toBf16(f32(bk, x), new Uint16Array(store.buffer, store.byteOffset, n), n);
-    return [y, bk.makeTensorInfo([store.length], 'int32', new Int32Array(store.buffer, store.byteOffset, store.length))];
+    const M = n / Kd;
+    const N = (transposeW ? w.shape[0] : w.shape[1]) as number;
+    const y = alloc(bk, M * N);
+    const x16 = bf16Store(bk, n);
+    k.linearBf16Input(f32(bk, x), x16.values, f32(bk, w), b ? f32(bk, b) : null, y, M, Kd, N, transposeW);
+    return [out(bk, [...x.shape.slice(0, -1), N], y), x16.info];
   });
   // the weight's gradient from dy [M, N] and the bf16 input [M, K] (linearSavingBf16's)
   reg(K.linearWeightGradBf16, ({ inputs, attrs, backend }) => {
@@ -335,8 +358,7 @@ export function registerNativeBackend(k: NativeKernels): void {
     const { transposeW, inDim: Kd } = attrs as unknown as { transposeW: boolean; inDim: number };
     const bk = be(backend);
     const [M, N] = dy.shape as [number, number];
-    const stored = i32(bk, x16);
-    const x = new Uint16Array(stored.buffer, stored.byteOffset, M * Kd);
+    const x = bf16Values(bk, x16, M * Kd);
     const g = f32(bk, dy);
     const dw = alloc(bk, Kd * N);
     // w [N, K]: dW = dy^T x; w [K, N]: dW = x^T dy (the products the float32 path runs, on the same kernel)
@@ -366,6 +388,22 @@ export function registerNativeBackend(k: NativeKernels): void {
     const dx = alloc(bk, size(x.shape));
     k.geluBackward(f32(bk, x), f32(bk, dy), dx, dx.length);
     return out(bk, x.shape, dx);
+  });
+  // [y, x in bf16]
+  reg(K.geluSavingBf16, ({ inputs, backend }) => {
+    const { x } = inputs as { x: Info };
+    const bk = be(backend);
+    const y = alloc(bk, size(x.shape));
+    const x16 = bf16Store(bk, y.length);
+    k.geluSavingBf16(f32(bk, x), y, x16.values, y.length);
+    return [out(bk, x.shape, y), x16.info];
+  });
+  reg(K.geluGradBf16, ({ inputs, backend }) => {
+    const { x16, dy } = inputs as { x16: Info; dy: Info };
+    const bk = be(backend);
+    const dx = alloc(bk, size(dy.shape));
+    k.geluBackwardBf16(bf16Values(bk, x16, dx.length), f32(bk, dy), dx, dx.length);
+    return out(bk, dy.shape, dx);
   });
 
   // LayerNorm over the last axis: [y, mean, rstd]
@@ -578,6 +616,25 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
     k.swigluBackward(f32(bk, gate), f32(bk, up), f32(bk, dy), dgate, dup, n);
     return [out(bk, gate.shape, dgate), out(bk, gate.shape, dup)];
   });
+  // [y, gate in bf16, up in bf16]
+  reg(K.swigluSavingBf16, ({ inputs, backend }) => {
+    const { gate, up } = inputs as { gate: Info; up: Info };
+    const bk = be(backend);
+    const y = alloc(bk, size(gate.shape));
+    const g16 = bf16Store(bk, y.length);
+    const u16 = bf16Store(bk, y.length);
+    k.swigluSavingBf16(f32(bk, gate), f32(bk, up), y, g16.values, u16.values, y.length);
+    return [out(bk, gate.shape, y), g16.info, u16.info];
+  });
+  reg(K.swigluGradBf16, ({ inputs, backend }) => {
+    const { g16, u16, dy } = inputs as { g16: Info; u16: Info; dy: Info };
+    const bk = be(backend);
+    const n = size(dy.shape);
+    const dgate = alloc(bk, n);
+    const dup = alloc(bk, n);
+    k.swigluBackwardBf16(bf16Values(bk, g16, n), bf16Values(bk, u16, n), f32(bk, dy), dgate, dup, n);
+    return [out(bk, dy.shape, dgate), out(bk, dy.shape, dup)];
+  });
 
   // q [B, T, H * hd], k and v [B, S, Hkv * hd], flash attention: [out [B, T, H * hd], lse [B, H, T]]
   reg(K.gqa, ({ inputs, attrs, backend }) => {
@@ -719,6 +776,14 @@ function registerGradients(): void {
     gradFunc: (dy, saved) => ({ x: () => run(K.geluGrad, { x: (saved as tf.Tensor[])[0] as tf.Tensor, dy: dy as tf.Tensor }) as tf.Tensor }),
   });
   tf.registerGradient({
+    kernelName: K.geluSavingBf16,
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved) => {
+      const [x16] = saved as [tf.Tensor];
+      return { x: () => run(K.geluGradBf16, { x16, dy: (dys as tf.Tensor[])[0] as tf.Tensor }) as tf.Tensor };
+    },
+  });
+  tf.registerGradient({
     kernelName: K.layerNorm,
     inputsToSave: ['x', 'g'],
     outputsToSave: [false, true, true],
@@ -771,6 +836,15 @@ function registerGradients(): void {
     gradFunc: (dy, saved) => {
       const [gate, up] = saved as [tf.Tensor, tf.Tensor];
       const [dgate, dup] = run(K.swigluGrad, { gate, up, dy: dy as tf.Tensor }) as tf.Tensor[];
+      return { gate: () => dgate as tf.Tensor, up: () => dup as tf.Tensor };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.swigluSavingBf16,
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved) => {
+      const [g16, u16] = saved as [tf.Tensor, tf.Tensor];
+      const [dgate, dup] = run(K.swigluGradBf16, { g16, u16, dy: (dys as tf.Tensor[])[0] as tf.Tensor }) as tf.Tensor[];
       return { gate: () => dgate as tf.Tensor, up: () => dup as tf.Tensor };
     },
   });

@@ -279,6 +279,36 @@ describe.skipIf(!ownBf16)(`Crucible's bf16 product (${ownBf16 ? 'AVX512-BF16' : 
       }
   });
 
+  it("linearBf16Input keeps x in bf16 and gives linear's numbers bit for bit", () => {
+    if (!k) return;
+    k.setGemm('crucible');
+    expect(k.setPrecision('bf16')).toBe('bf16');
+    try {
+      for (const [M, K, N] of [
+        [37, 71, 45],
+        [130, 1030, 33],
+        [20, 64, 16], // 16 columns: float32, x still stored in bf16
+      ] as const)
+        for (const tw of [false, true]) {
+          const x = rand(M * K, M + K);
+          const w = rand(K * N, N);
+          const bias = rand(N, 5);
+          const want = new Float32Array(M * N);
+          k.linear(x, w, bias, want, M, K, N, tw);
+          const want16 = new Uint16Array(M * K);
+          k.toBf16(x, want16, want16.length);
+          const got = new Float32Array(M * N);
+          const x16 = new Uint16Array(M * K);
+          k.linearBf16Input(x, x16, w, bias, got, M, K, N, tw);
+          expect(got, `${M} x ${K} x ${N}, transposed ${tw}`).toEqual(want);
+          expect(x16).toEqual(want16);
+        }
+    } finally {
+      k.setPrecision('float32');
+      k.setGemm('auto');
+    }
+  });
+
   it("setPrecision('bf16') runs products wider than 16 columns on it, narrower ones in float32", () => {
     if (!k) return;
     const [M, K] = [50, 90];

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionDropoutMask } from './attention-dropout';
 import { initBackend, withPrecision } from './backend';
+import { variableGrads } from './backprop';
 import { type ModelConfig, modelConfig } from './config';
 import { decoderAttention, rmsNorm, rope, ropeInverseFrequencies, ropeTables, swiglu } from './decoder-ops';
 import { cachedCausalMask } from './kv-cache';
@@ -646,10 +647,11 @@ function smallRun() {
   return { tok, ids: Int32Array.from(tok.encode(text)), gpt: modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 16 }, tok.vocabSize) };
 }
 
-/** fn() with process.env[name] = value, the old value back once fn (and its promise) ends. */
-async function withEnv<T>(name: string, value: string, fn: () => T | Promise<T>): Promise<T> {
+/** fn() with process.env[name] = value (unset: undefined), the old value back once fn (and its promise) ends. */
+async function withEnv<T>(name: string, value: string | undefined, fn: () => T | Promise<T>): Promise<T> {
   const before = process.env[name];
-  process.env[name] = value;
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
   try {
     return await fn();
   } finally {
@@ -962,14 +964,16 @@ describe.skipIf(!copiesHere)(`bf16 weight copies (${copiesHere ? bf16Isa : "skip
   });
 });
 
-// Activations saved in bf16 (ops.ts's linear): where bf16 products run on Crucible's kernel, a
-// recorded linear layer keeps its input for the weight's gradient in bf16, which that gradient's
-// product would round to anyway; a frozen weight's layer keeps nothing of its input
+// Activations saved in bf16 (ops.ts's savesBf16Activations): where bf16 products run on Crucible's
+// kernel, a recorded linear layer keeps its input for the weight's gradient in bf16, which that
+// gradient's product would round to anyway, and GELU and SwiGLU keep theirs in bf16; a frozen
+// weight's layer keeps nothing of its input
 describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skipped: bf16 products do not run on Crucible's AVX512-BF16 kernel here"})`, () => {
   const { tok, ids, gpt } = smallRun();
   const llama = tinyLlamaConfig(tok.vocabSize);
-  const run = (cfg: ModelConfig, precision: 'bf16' | 'float32', saved: boolean, peft?: ModelConfig['peft']) =>
-    withEnv('NATIVE_BF16_ACTIVATIONS', saved ? '1' : '0', async () => {
+  // saved: NATIVE_BF16_ACTIVATIONS '1' or '0'; undefined: unset (the default)
+  const run = (cfg: ModelConfig, precision: 'bf16' | 'float32', saved: boolean | undefined, peft?: ModelConfig['peft']) =>
+    withEnv('NATIVE_BF16_ACTIVATIONS', saved === undefined ? undefined : saved ? '1' : '0', async () => {
       const base = Transformer.create(cfg, 3);
       const model = peft ? { ...cfg, peft } : cfg;
       const m = peft ? Transformer.create(model, 4, base.weights()) : base;
@@ -987,20 +991,149 @@ describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skippe
       return { losses, params, kernels };
     });
 
-  for (const [name, cfg] of [
-    ['gpt', gpt],
-    ['llama', llama],
+  const bf16Kernels = ['CrucibleLinearSavingBf16', 'CrucibleGeluSavingBf16', 'CrucibleSwigluSavingBf16'];
+
+  it("a linear layer's gradients are the same bit for bit with its input kept in bf16", async () => {
+    await initBackend('native', () => {}, { nativeThreads: 2 });
+    const [M, K, N] = [37, 70, 45];
+    const x = tf.tensor2d(rand(M * K, 1), [M, K]);
+    const w = tf.variable(tf.tensor2d(rand(K * N, 2), [K, N]));
+    const b = tf.variable(tf.tensor1d(rand(N, 3)));
+    const r = tf.tensor2d(rand(M * N, 4), [M, N]);
+    const grads = (saved: boolean) =>
+      withEnv('NATIVE_BF16_ACTIVATIONS', saved ? '1' : '0', async () => {
+        const info = await tf.profile(() =>
+          withPrecision('bf16', () => {
+            const g = tf.variableGrads(() => tf.sum(tf.mul(linear(x, w, b), r)) as tf.Scalar, [w, b]);
+            return [g.grads[w.name], g.grads[b.name]].map((t) => Array.from((t as tf.Tensor).dataSync()));
+          }),
+        );
+        return { kernels: new Set(info.kernels.map((kk) => kk.name)), result: info.result as unknown as number[][] };
+      });
+    const on = await grads(true);
+    const off = await grads(false);
+    expect(on.kernels.has('CrucibleLinearSavingBf16')).toBe(true);
+    expect(off.kernels.has('CrucibleLinearSavingBf16')).toBe(false);
+    expect(on.result).toEqual(off.result);
+    for (const t of [x, w, b, r]) t.dispose();
+  });
+
+  it('the backward pass makes no zeros for the gradient of an output nothing reads (a bf16 copy)', async () => {
+    await initBackend('native', () => {}, { nativeThreads: 2 });
+    const [M, K, N] = [64, 512, 64];
+    const x = tf.variable(tf.tensor2d(rand(M * K, 1), [M, K]));
+    const w = tf.variable(tf.tensor2d(rand(K * N, 2), [K, N]));
+    // TensorFlow.js's engine makes zeros of an output's size where that output has no gradient;
+    // the int32 arrays built while the gradients are computed show whether it did
+    const made: number[] = [];
+    const Int32 = globalThis.Int32Array;
+    globalThis.Int32Array = new Proxy(Int32, {
+      construct(target, args, newTarget) {
+        if (typeof args[0] === 'number') made.push(args[0]);
+        return Reflect.construct(target, args, newTarget);
+      },
+    });
+    try {
+      await withEnv('NATIVE_BF16_ACTIVATIONS', '1', () =>
+        withPrecision('bf16', () => tf.tidy(() => variableGrads(() => tf.sum(gelu(linear(x, w))) as tf.Scalar, [x, w]).value)),
+      );
+    } finally {
+      globalThis.Int32Array = Int32;
+    }
+    expect(made.filter((n) => n >= (M * K) / 2)).toEqual([]);
+    x.dispose();
+    w.dispose();
+  });
+
+  // the tanh-approximated GELU and SwiGLU and their derivatives in float64, written out here
+  const geluF64 = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+  const geluSlopeF64 = (v: number) => {
+    const c = Math.sqrt(2 / Math.PI);
+    const t = Math.tanh(c * (v + 0.044715 * v ** 3));
+    return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v);
+  };
+  const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+  const fromBf16 = (h: number) => new Float32Array(new Uint32Array([h << 16]).buffer)[0] as number;
+  const special = [0, -0, 1, -1, 1.00390625, 1.01171875, 3.5e38, -3.5e38, Number.POSITIVE_INFINITY, Number.NaN];
+
+  it('GELU keeps its input rounded to bf16 and takes its slope there; its output is from the float32 input', () => {
+    if (!k) return;
+    const n = 3000;
+    const x = rand(n, 7, 4);
+    x.set(special);
+    const dy = rand(n, 8);
+    const y = new Float32Array(n);
+    const want = new Float32Array(n);
+    const x16 = new Uint16Array(n);
+    k.geluSavingBf16(x, y, x16, n);
+    k.gelu(x, want, n);
+    expect(y).toEqual(want);
+    for (let i = 0; i < n; i++) {
+      const v = x[i] as number;
+      if (Number.isNaN(v)) expect(Number.isNaN(fromBf16(x16[i] as number))).toBe(true);
+      else expect(fromBf16(x16[i] as number), `x[${i}] = ${v}`).toBe(toBf16(v));
+    }
+    const dx = new Float32Array(n);
+    k.geluBackwardBf16(x16, dy, dx, n);
+    for (let i = special.length; i < n; i++) {
+      const v = fromBf16(x16[i] as number);
+      const d = (dy[i] as number) * geluSlopeF64(v);
+      expect(Math.abs((dx[i] as number) - d), `at ${v}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(d)));
+    }
+    expect(Math.abs(geluF64(1) - (want[2] as number))).toBeLessThan(1e-6);
+  });
+
+  it('SwiGLU keeps gate and up rounded to bf16 and takes its gradients there', () => {
+    if (!k) return;
+    const n = 3000;
+    const gate = rand(n, 9, 6);
+    const up = rand(n, 10, 3);
+    gate.set(special.slice(0, 6));
+    const dy = rand(n, 11);
+    const y = new Float32Array(n);
+    const want = new Float32Array(n);
+    const g16 = new Uint16Array(n);
+    const u16 = new Uint16Array(n);
+    k.swigluSavingBf16(gate, up, y, g16, u16, n);
+    k.swiglu(gate, up, want, n);
+    expect(y).toEqual(want);
+    for (let i = 0; i < n; i++) {
+      expect(fromBf16(g16[i] as number)).toBe(toBf16(gate[i] as number));
+      expect(fromBf16(u16[i] as number)).toBe(toBf16(up[i] as number));
+    }
+    const dgate = new Float32Array(n);
+    const dup = new Float32Array(n);
+    k.swigluBackwardBf16(g16, u16, dy, dgate, dup, n);
+    for (let i = 0; i < n; i++) {
+      const g = fromBf16(g16[i] as number);
+      const u = fromBf16(u16[i] as number);
+      const s = sigmoid(g);
+      const wantGate = (dy[i] as number) * u * s * (1 + g * (1 - s));
+      const wantUp = (dy[i] as number) * g * s;
+      expect(Math.abs((dgate[i] as number) - wantGate), `gate ${g}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(wantGate)));
+      expect(Math.abs((dup[i] as number) - wantUp), `gate ${g}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(wantUp)));
+    }
+  });
+
+  for (const [name, cfg, activation] of [
+    ['gpt', gpt, 'CrucibleGeluSavingBf16'],
+    ['llama', llama, 'CrucibleSwigluSavingBf16'],
   ] as const)
-    it(`${name}: a bf16 step keeps its linear layers' inputs in bf16, with the same numbers bit for bit`, async () => {
+    it(`${name}: a bf16 step keeps its activations in bf16 by default: the same forward pass, gradients within bf16's rounding`, async () => {
       await initBackend('native', () => {}, { nativeThreads: 2 });
       const off = await run(cfg, 'bf16', false);
-      const on = await run(cfg, 'bf16', true);
+      const on = await run(cfg, 'bf16', undefined);
       expect(on.kernels.has('CrucibleLinearSavingBf16')).toBe(true);
-      expect(off.kernels.has('CrucibleLinearSavingBf16')).toBe(false);
-      expect(on.losses).toEqual(off.losses);
-      expect(on.params).toEqual(off.params);
-      // float32 steps keep float32 inputs
-      expect((await run(cfg, 'float32', true)).kernels.has('CrucibleLinearSavingBf16')).toBe(false);
+      expect(on.kernels.has(activation)).toBe(true);
+      for (const kernel of bf16Kernels) expect(off.kernels.has(kernel), kernel).toBe(false);
+      // the first step's forward pass is the same computation; the second starts from parameters
+      // that moved by gradients taken at bf16-rounded GELU / SwiGLU inputs
+      expect(on.losses[0]).toBe(off.losses[0]);
+      expect(Math.abs((on.losses[1] as number) - (off.losses[1] as number))).toBeLessThan(1e-3 * (off.losses[1] as number));
+      expect(on.losses[1], 'the gradients were taken at the rounded inputs').not.toBe(off.losses[1]);
+      // float32 steps keep float32 activations
+      const f32 = await run(cfg, 'float32', true);
+      for (const kernel of bf16Kernels) expect(f32.kernels.has(kernel), kernel).toBe(false);
     });
 
   // (the LoRA gradients through these layers are checked against finite differences in peft.test.ts

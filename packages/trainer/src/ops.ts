@@ -103,20 +103,29 @@ function linearToRecord(w: tf.Tensor, b: tf.Tensor | undefined, inDim: number, o
 }
 
 /**
- * Whether linear layers save their inputs in bf16: with NATIVE_BF16_ACTIVATIONS=1, where bf16
- * products run on Crucible's kernel (a step in bf16). Off by default: on gpt2-small it took 5.5% off
- * the peak RSS and added 2-11% to the step (the conversion, and the weight's gradient read from a
- * separate kernel), measured side by side in one process in two sessions (BENCHMARKS.md).
+ * Whether a recorded forward pass keeps activations for the backward pass in bf16: where bf16
+ * products run on Crucible's kernel (a step in bf16), unless NATIVE_BF16_ACTIVATIONS=0, as mixed
+ * precision does. Linear layers keep their inputs so: their weight's gradient product rounds them
+ * to bf16 anyway, so the numbers are the same bit for bit, and the forward product reads the bf16
+ * copy too (linearBf16Input). GELU and SwiGLU keep their inputs so: their gradients are then
+ * computed at the rounded inputs (their outputs still from the float32 ones). On gpt2-small it costs
+ * no time, measured side by side (BENCHMARKS.md), and holds those activations in half the memory.
  */
+export function savesBf16Activations(): boolean {
+  return recordingGradients() && bf16ActivationsOn();
+}
+
 function bf16ActivationsOn(): boolean {
-  return process.env.NATIVE_BF16_ACTIVATIONS === '1' && Boolean(nativeKernels()?.info().bf16Copies);
+  return process.env.NATIVE_BF16_ACTIVATIONS !== '0' && Boolean(nativeKernels()?.info().bf16Copies);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation (GPT-2's "gelu_new"), with its analytic derivative. */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return fusedKernels() ? (runFused(K.gelu, { x }) as tf.Tensor) : geluOps(x);
+  if (!fusedKernels()) return geluOps(x);
+  if (savesBf16Activations()) return (runFused(K.geluSavingBf16, { x }) as tf.Tensor[])[0] as tf.Tensor;
+  return runFused(K.gelu, { x }) as tf.Tensor;
 }
 
 const geluOps = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.GradSaveFunc) => {
