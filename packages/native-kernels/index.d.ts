@@ -253,15 +253,19 @@ export interface NativeKernels {
     seed?: number,
     keyStart?: Int32Array | null,
   ): void;
-  /** Gradients of flashAttention (recomputing the probabilities and the dropout mask): dq at q's stride, dk and dv at k's; overwritten. */
+  /**
+   * Gradients of flashAttention (recomputing the probabilities and the dropout mask): dq at q's
+   * stride, dk and dv at k's; overwritten. q, k, v and out are all Float32Arrays, or all
+   * Uint16Arrays of their bf16 values (what a bf16 training step keeps, at the same strides).
+   */
   flashAttentionBackward(
     dout: Float32Array,
-    q: Float32Array,
+    q: Float32Array | Uint16Array,
     ldq: number,
-    k: Float32Array,
-    v: Float32Array,
+    k: Float32Array | Uint16Array,
+    v: Float32Array | Uint16Array,
     ldk: number,
-    out: Float32Array,
+    out: Float32Array | Uint16Array,
     ldo: number,
     lse: Float32Array,
     dq: Float32Array,

@@ -585,10 +585,12 @@ static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) 
   if (!read_flash_shape(env, argv, 12, ldq, ldk, ldo, &f))
     FAIL("flashAttentionBackward: bad shape (H a multiple of Hkv; causal + T <= S; a row stride is shorter than its heads)");
   float* dout = F32(0, f.o_rows);
-  float* q = F32(1, f.q_rows);
-  float* k = F32(3, f.k_rows);
-  float* v = F32(4, f.k_rows);
-  float* out = F32(6, f.o_rows);
+  // q, k, v and out: all Float32Arrays, or all Uint16Arrays of bf16 values (a training step's copies)
+  int qb = 0, kb = 0, vb = 0, ob = 0;
+  const void* q = bf16_operand(env, argv[1], f.q_rows, &qb, &ok);
+  const void* k = bf16_operand(env, argv[3], f.k_rows, &kb, &ok);
+  const void* v = bf16_operand(env, argv[4], f.k_rows, &vb, &ok);
+  const void* out = bf16_operand(env, argv[6], f.o_rows, &ob, &ok);
   float* lse = F32(8, f.B * f.H * f.T);
   float* dq = F32(9, f.q_rows);
   float* dk = F32(10, f.k_rows);
@@ -599,8 +601,9 @@ static napi_value FlashAttentionBackward(napi_env env, napi_callback_info info) 
   double dropout = number(env, argv[20]);
   if (!(dropout >= 0.0 && dropout < 1.0)) FAIL("flashAttentionBackward: dropout must be in [0, 1)");
   if (!key_starts_valid(keyStart, &f)) FAIL("flashAttentionBackward: a query's first key (keyStart) is negative or after its last");
+  if (qb != kb || qb != vb || qb != ob) FAIL("flashAttentionBackward: q, k, v and out must all be float32 or all bf16 (Uint16Array)");
   if (K->flash_attention_backward(dout, q, ldq, k, v, ldk, out, ldo, lse, dq, dk, dv, f.B, f.T, f.S, f.H, f.Hkv, f.hd, f.causal, keyBias, keyStart, dropout,
-                                  (uint32_t)integer(env, argv[21])) != 0)
+                                  (uint32_t)integer(env, argv[21]), qb) != 0)
     FAIL_MEMORY();
   return NULL;
 }

@@ -48,10 +48,11 @@ typedef struct {
   int (*flash_attention)(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, float* out, int64_t ldo, float* lse, int64_t B,
                          int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias,
                          const int32_t* keyStart, double dropout, uint32_t seed);
-  int (*flash_attention_backward)(const float* dout, const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk, const float* out,
+  // saved_bf16: q, k, v and out are bf16 values (uint16) with the same row strides, not float32
+  int (*flash_attention_backward)(const float* dout, const void* q, int64_t ldq, const void* k, const void* v, int64_t ldk, const void* out,
                                   int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T, int64_t S, int64_t H,
                                   int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias, const int32_t* keyStart, double dropout,
-                                  uint32_t seed);
+                                  uint32_t seed, int saved_bf16);
 } ck_table;
 
 extern const ck_table ck_x86_64_v4, ck_x86_64_v3, ck_baseline;

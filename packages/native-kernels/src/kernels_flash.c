@@ -248,16 +248,30 @@ static inline uint32_t* flash_carve(uint32_t** at, int64_t n) {
   return p;
 }
 
+// rows x cols bf16 values (row stride ld) as float32 rows of stride cols
+static void flash_widen(const uint16_t* x, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = float_of_bf16(x[r * ld + c]);
+}
+
 // Gradients of q, k and v from dout, the inputs, the forward output and its log-sum-exp. dq has q's
-// layout (ldq), dk and dv k's (ldk); they are overwritten. Each thread owns whole key/value heads
+// layout (ldq), dk and dv k's (ldk); they are overwritten. With saved_bf16, q, k, v and out are the
+// bf16 copies a training step kept (uint16, the same strides): each head's K and V and each block's
+// Q and output are widened to float32 as they are reached, so the products (which round them to
+// bf16 anyway) give the same sums; D = rowsum(dout o out) reads the rounded output. Each thread owns whole key/value heads
 // (b, g): the query heads of a group add into their shared dk and dv without races. With packed
 // operands, a thread packs its head's K (twice: K^T for the scores, K along keys for dS K) and V^T
 // once, and each block of queries' Q and dO (as rows of a product and along the queries) once.
 // Returns -1 when scratch could not be allocated.
-static int ck_flash_attention_backward(const float* dout, const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk,
-                                       const float* out, int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T,
+static int ck_flash_attention_backward(const float* dout, const void* q_, int64_t ldq, const void* k_, const void* v_, int64_t ldk,
+                                       const void* out_, int64_t ldo, const float* lse, float* dq, float* dk, float* dv, int64_t B, int64_t T,
                                        int64_t S, int64_t H, int64_t Hkv, int64_t hd, int64_t causal, const float* keyBias,
-                                       const int32_t* keyStart, double dropout, uint32_t seed) {
+                                       const int32_t* keyStart, double dropout, uint32_t seed, int saved_bf16) {
+  const float *q = saved_bf16 ? NULL : q_, *k = saved_bf16 ? NULL : k_, *v = saved_bf16 ? NULL : v_, *out = saved_bf16 ? NULL : out_;
+  // (widened: a head's K and V, a block of queries' Q and output)
+  const uint16_t *q16 = saved_bf16 ? q_ : NULL, *k16 = saved_bf16 ? k_ : NULL, *v16 = saved_bf16 ? v_ : NULL, *out16 = saved_bf16 ? out_ : NULL;
+  // widened rows read at these strides: a head's K and V, a block's Q (hd each when widened)
+  const int64_t ldkr = saved_bf16 ? hd : ldk, ldqr = saved_bf16 ? hd : ldq, ldor = saved_bf16 ? hd : ldo;
   int64_t group = H / Hkv, units = B * Hkv;
   float scale = 1.0f / sqrtf((float)hd);
   flash_dropout drop = flash_dropout_of(dropout, seed);
@@ -270,8 +284,13 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
   int failed = 0;
 #pragma omp parallel if (units > 1 && (T * S * hd) * B * H > PAR_MIN) reduction(| : failed)
   {
-    float* p = malloc((size_t)(2 * FLASH_BQ * FLASH_BK) * sizeof(float));
+    size_t wide = saved_bf16 ? (size_t)(2 * S * hd + 2 * FLASH_BQ * hd) : 0;
+    float* p = malloc((size_t)(2 * FLASH_BQ * FLASH_BK + wide) * sizeof(float));
     float* ds = p ? p + FLASH_BQ * FLASH_BK : NULL;
+    float* kw = p && saved_bf16 ? ds + FLASH_BQ * FLASH_BK : NULL;
+    float* vw = kw ? kw + S * hd : NULL;
+    float* qw = vw ? vw + S * hd : NULL;
+    float* ow = qw ? qw + FLASH_BQ * hd : NULL;
     uint32_t* scratch = packed ? aligned_alloc(64, (size_t)packed * sizeof(uint32_t)) : NULL;
     float D[FLASH_BQ];
     if (!p || (packed && !scratch)) failed = 1;
@@ -287,15 +306,19 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
     for (int64_t u = 0; u < units; u++) {
       if (!p || (packed && !scratch)) continue;
       int64_t b = u / Hkv, g = u % Hkv;
-      const float* kh = k + b * S * ldk + g * hd;
-      const float* vh = v + b * S * ldk + g * hd;
+      const float* kh = kw ? kw : k + b * S * ldk + g * hd;
+      const float* vh = vw ? vw : v + b * S * ldk + g * hd;
+      if (kw) {
+        flash_widen(k16 + b * S * ldk + g * hd, ldk, S, hd, kw);
+        flash_widen(v16 + b * S * ldk + g * hd, ldk, S, hd, vw);
+      }
       float* dkh = dk + b * S * ldk + g * hd;
       float* dvh = dv + b * S * ldk + g * hd;
       const float* bias = keyBias ? keyBias + b * S : NULL;
       if (scratch) {
-        ck_bf16_pack_b(1, kh, ldk, hd, S, kt);
-        ck_bf16_pack_b(1, vh, ldk, hd, S, vt);
-        ck_bf16_pack_b(0, kh, ldk, S, hd, ka);
+        ck_bf16_pack_b(1, kh, ldkr, hd, S, kt);
+        ck_bf16_pack_b(1, vh, ldkr, hd, S, vt);
+        ck_bf16_pack_b(0, kh, ldkr, S, hd, ka);
       }
       for (int64_t j = 0; j < S; j++) {
         memset(dkh + j * ldk, 0, (size_t)hd * sizeof(float));
@@ -305,25 +328,27 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
         for (int64_t t = 0; t < T; t++) memset(dq + (b * T + t) * ldq + h * hd, 0, (size_t)hd * sizeof(float));
         for (int64_t i0 = 0; i0 < T; i0 += FLASH_BQ) {
           int64_t nq = T - i0 < FLASH_BQ ? T - i0 : FLASH_BQ;
-          const float* qh = q + (b * T + i0) * ldq + h * hd;
+          const float* qh = qw ? qw : q + (b * T + i0) * ldq + h * hd;
+          if (qw) flash_widen(q16 + (b * T + i0) * ldq + h * hd, ldq, nq, hd, qw);
           const float* doh = dout + (b * T + i0) * ldo + h * hd;
-          const float* oh = out + (b * T + i0) * ldo + h * hd;
+          const float* oh = ow ? ow : out + (b * T + i0) * ldo + h * hd;
+          if (ow) flash_widen(out16 + (b * T + i0) * ldo + h * hd, ldo, nq, hd, ow);
           const float* L = lse + (b * H + h) * T + i0;
           float* dqh = dq + (b * T + i0) * ldq + h * hd;
           for (int64_t i = 0; i < nq; i++) {  // D = rowsum(dout * out): the softmax's correction term
             float d = 0.0f;
-            for (int64_t e = 0; e < hd; e++) d += doh[i * ldo + e] * oh[i * ldo + e];
+            for (int64_t e = 0; e < hd; e++) d += doh[i * ldo + e] * oh[i * ldor + e];
             D[i] = d;
           }
           // (the panels are NULL without packed operands: flash_a and flash_b then pack nothing)
-          flash_op qRows = flash_a(0, qh, ldq, nq, hd, qa), doRows = flash_a(0, doh, ldo, nq, hd, da);
-          flash_op qAlong = flash_b(0, qh, ldq, nq, hd, qb), doAlong = flash_b(0, doh, ldo, nq, hd, db);
+          flash_op qRows = flash_a(0, qh, ldqr, nq, hd, qa), doRows = flash_a(0, doh, ldo, nq, hd, da);
+          flash_op qAlong = flash_b(0, qh, ldqr, nq, hd, qb), doAlong = flash_b(0, doh, ldo, nq, hd, db);
           const int32_t* start = keyStart ? keyStart + b * T + i0 : NULL;
           int64_t kend = keys_seen(i0 + nq - 1, S, causal);
           for (int64_t j0 = first_key_block(start, nq); j0 < kend; j0 += FLASH_BK) {
             int64_t nk = kend - j0 < FLASH_BK ? kend - j0 : FLASH_BK;
             // the block's probabilities again, from the scores and the row's log-sum-exp
-            flash_product(0, 1, nq, nk, hd, scale, qRows, flash_keys_t(kt, kh, ldk, j0, hd), 0.0f, p, FLASH_BK);
+            flash_product(0, 1, nq, nk, hd, scale, qRows, flash_keys_t(kt, kh, ldkr, j0, hd), 0.0f, p, FLASH_BK);
             for (int64_t i = 0; i < nq; i++) {
               float* r = p + i * FLASH_BK;
               int64_t seen = keys_seen(i0 + i, S, causal) - j0;
@@ -334,7 +359,7 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
               for (int64_t j = lo; j < n; j++) r[j] = exp_approx(r[j] + (bias ? bias[j0 + j] : 0.0f) - L[i]);
               for (int64_t j = n; j < nk; j++) r[j] = 0.0f;
             }
-            flash_product(0, 1, nq, nk, hd, 1.0f, doRows, flash_keys_t(vt, vh, ldk, j0, hd), 0.0f, ds, FLASH_BK);  // dO V^T
+            flash_product(0, 1, nq, nk, hd, 1.0f, doRows, flash_keys_t(vt, vh, ldkr, j0, hd), 0.0f, ds, FLASH_BK);  // dO V^T
             for (int64_t i = 0; i < nq; i++) {
               float *r = p + i * FLASH_BK, *d = ds + i * FLASH_BK;
               if (drop.on) {  // dP = (dO V^T) o Z, and P o Z for dV
@@ -350,7 +375,7 @@ static int ck_flash_attention_backward(const float* dout, const float* q, int64_
             }
             flash_op pT = flash_a(1, p, FLASH_BK, nk, nq, pt), dsRows = flash_a(0, ds, FLASH_BK, nq, nk, dsa), dsT = flash_a(1, ds, FLASH_BK, nk, nq, dst);
             flash_product(1, 0, nk, hd, nq, 1.0f, pT, doAlong, 1.0f, dvh + j0 * ldk, ldk);  // dV += (P o Z)^T dO
-            flash_product(0, 0, nq, hd, nk, 1.0f, dsRows, flash_along_keys(ka, kh, ldk, j0, S), 1.0f, dqh, ldq);  // dQ += dS K
+            flash_product(0, 0, nq, hd, nk, 1.0f, dsRows, flash_along_keys(ka, kh, ldkr, j0, S), 1.0f, dqh, ldq);  // dQ += dS K
             flash_product(1, 0, nk, hd, nq, 1.0f, dsT, qAlong, 1.0f, dkh + j0 * ldk, ldk);  // dK += dS^T Q
           }
         }

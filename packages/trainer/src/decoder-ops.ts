@@ -111,7 +111,10 @@ export function decoderAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
       keyBias: opts.keyBias ?? tf.zeros([B, k.shape[1]]),
       keyStart: opts.keyStart ?? tf.zeros([B, T], 'int32'),
     };
-    return (runFused(K.gqa, inputs, { H, Hkv, causal: opts.offset, bias: !!opts.keyBias, packed: !!opts.keyStart }) as tf.Tensor[])[0] as tf.Tensor3D;
+    // a training step in bf16 keeps q, k, v and the output in bf16 (stores of even last axes)
+    const even = (q.shape[2] as number) % 2 === 0 && (k.shape[2] as number) % 2 === 0;
+    const kernel = even && savesBf16Activations() ? K.gqaSavingBf16 : K.gqa;
+    return (runFused(kernel, inputs, { H, Hkv, causal: opts.offset, bias: !!opts.keyBias, packed: !!opts.keyStart }) as tf.Tensor[])[0] as tf.Tensor3D;
   }
   if (opts.keyStart && !opts.fullMask) throw new RangeError('decoderAttention: packed rows on the tfjs ops need their mask');
   return tf.tidy(() => {

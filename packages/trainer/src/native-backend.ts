@@ -32,6 +32,8 @@ export const K = {
   geluGradBf16: 'CrucibleGeluGradBf16',
   attention: 'CrucibleAttention',
   attentionGrad: 'CrucibleAttentionGrad',
+  /** attention that saves qkv and its output for the backward pass in bf16 (outputs 3 and 4) */
+  attentionSavingBf16: 'CrucibleAttentionSavingBf16',
   crossEntropy: 'CrucibleCrossEntropy',
   linearCrossEntropy: 'CrucibleLinearCrossEntropy',
   rmsNorm: 'CrucibleRmsNorm',
@@ -44,6 +46,8 @@ export const K = {
   swigluGradBf16: 'CrucibleSwigluGradBf16',
   gqa: 'CrucibleGqaAttention',
   gqaGrad: 'CrucibleGqaAttentionGrad',
+  /** gqa that saves q, k, v and its output for the backward pass in bf16 (outputs 3 to 6) */
+  gqaSavingBf16: 'CrucibleGqaAttentionSavingBf16',
 } as const;
 
 let kernels: NativeKernels | null | undefined;
@@ -188,11 +192,25 @@ class NativeBackend extends MathBackendCPU {
 
 const alloc = (b: MathBackendCPU, n: number) => (b as NativeBackend).alloc(n);
 
-/** n bf16 values (two per int32 element of a pooled buffer): an activation kept for the backward pass. */
-function bf16Store(b: MathBackendCPU, n: number): { values: Uint16Array; info: Info } {
+/**
+ * n bf16 values (two per int32 element of a pooled buffer): an activation kept for the backward
+ * pass. Given the activation's shape with an even last axis, the store keeps it with that axis
+ * halved (so the gradient can read the shape back); else it is flat.
+ */
+function bf16Store(b: MathBackendCPU, n: number, shape?: number[]): { values: Uint16Array; info: Info } {
   const store = alloc(b, Math.ceil(n / 2));
-  const info = b.makeTensorInfo([store.length], 'int32', new Int32Array(store.buffer, store.byteOffset, store.length));
+  const last = shape?.[shape.length - 1] ?? 1;
+  const storeShape = shape && last % 2 === 0 ? [...shape.slice(0, -1), last / 2] : [store.length];
+  const info = b.makeTensorInfo(storeShape, 'int32', new Int32Array(store.buffer, store.byteOffset, store.length));
   return { values: new Uint16Array(store.buffer, store.byteOffset, n), info };
+}
+
+/** A float32 tensor's values rounded to bf16, in a bf16Store of its shape. */
+function savedInBf16(b: MathBackendCPU, t: Info): Info {
+  const n = size(t.shape);
+  const store = bf16Store(b, n, t.shape);
+  nativeKernels()?.toBf16(f32(b, t), store.values, n);
+  return store.info;
 }
 
 /** The n bf16 values a bf16Store tensor holds. */
@@ -435,7 +453,7 @@ export function registerNativeBackend(k: NativeKernels): void {
   // tensor (flash attention, kernels_flash.c): [out [B, T, C], lse [B, nh, T]] (each query row's
   // log-sum-exp, from which the backward pass recomputes the probabilities); dropout on the weights
   // (rate 0: none) with a mask hashed from the seed, drawn again by the backward pass
-  reg(K.attention, ({ inputs, attrs, backend }) => {
+  const attentionKernel = ({ inputs, attrs, backend }: Parameters<tf.KernelFunc>[0]) => {
     const { qkv, keyBias, keyStart } = inputs as { qkv: Info; keyBias: Info; keyStart: Info };
     const { nh, causal, bias, dropout, seed, packed } = attrs as unknown as AttentionAttrs;
     const bk = be(backend);
@@ -448,15 +466,25 @@ export function registerNativeBackend(k: NativeKernels): void {
     const ks = packed ? i32(bk, keyStart) : null;
     k.flashAttention(x, C3, x.subarray(C), x.subarray(2 * C), C3, o, C, lse, B, T, T, nh, nh, C / nh, causal ? 0 : -1, kb, dropout, seed, ks);
     return [out(bk, [B, T, C], o), out(bk, [B, nh, T], lse)];
+  };
+  reg(K.attention, attentionKernel);
+  // [out, lse, qkv in bf16, out in bf16]: what the backward pass reads, rounded (its products round
+  // q, k and v anyway)
+  reg(K.attentionSavingBf16, (args) => {
+    const [o, lse] = attentionKernel(args) as [Info, Info];
+    const bk = be(args.backend);
+    const qkv = (args.inputs as { qkv: Info }).qkv;
+    return [o, lse, savedInBf16(bk, qkv), savedInBf16(bk, o)];
   });
+  // (qkv and out float32, or the bf16 stores of attentionSavingBf16)
   reg(K.attentionGrad, ({ inputs, attrs, backend }) => {
     const { dy, qkv, out: o, lse, keyBias, keyStart } = inputs as { dy: Info; qkv: Info; out: Info; lse: Info; keyBias: Info; keyStart: Info };
     const { nh, causal, bias, dropout, seed, packed } = attrs as unknown as AttentionAttrs;
     const bk = be(backend);
-    const [B, T, C3] = qkv.shape as [number, number, number];
-    const C = C3 / 3;
+    const [B, T, C] = dy.shape as [number, number, number];
+    const C3 = 3 * C;
     const dqkv = alloc(bk, B * T * C3);
-    const x = f32(bk, qkv);
+    const x = qkv.dtype === 'int32' ? bf16Values(bk, qkv, B * T * C3) : f32(bk, qkv);
     k.flashAttentionBackward(
       f32(bk, dy),
       x,
@@ -464,7 +492,7 @@ export function registerNativeBackend(k: NativeKernels): void {
       x.subarray(C),
       x.subarray(2 * C),
       C3,
-      f32(bk, o),
+      o.dtype === 'int32' ? bf16Values(bk, o, B * T * C) : f32(bk, o),
       C,
       f32(bk, lse),
       dqkv,
@@ -482,7 +510,7 @@ export function registerNativeBackend(k: NativeKernels): void {
       seed,
       packed ? i32(bk, keyStart) : null,
     );
-    return out(bk, qkv.shape, dqkv);
+    return out(bk, [B, T, C3], dqkv);
   });
 
   // Weighted mean cross-entropy of logits [N, V]: [loss (scalar), dloss/dlogits [N, V]]
@@ -637,7 +665,7 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
   });
 
   // q [B, T, H * hd], k and v [B, S, Hkv * hd], flash attention: [out [B, T, H * hd], lse [B, H, T]]
-  reg(K.gqa, ({ inputs, attrs, backend }) => {
+  const gqaKernel = ({ inputs, attrs, backend }: Parameters<tf.KernelFunc>[0]) => {
     const { q, k: key, v, keyBias, keyStart } = inputs as { q: Info; k: Info; v: Info; keyBias: Info; keyStart: Info };
     const { H, Hkv, causal, bias, packed } = attrs as unknown as GqaAttrs;
     const bk = be(backend);
@@ -649,6 +677,14 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
     const kb = bias ? f32(bk, keyBias) : null;
     k.flashAttention(f32(bk, q), HD, f32(bk, key), f32(bk, v), Hkv * hd, o, HD, lse, B, T, S, H, Hkv, hd, causal, kb, 0, 0, packed ? i32(bk, keyStart) : null);
     return [out(bk, q.shape, o), out(bk, [B, H, T], lse)];
+  };
+  reg(K.gqa, gqaKernel);
+  // [out, lse, q, k, v and out in bf16]
+  reg(K.gqaSavingBf16, (args) => {
+    const [o, lse] = gqaKernel(args) as [Info, Info];
+    const bk = be(args.backend);
+    const { q, k: key, v } = args.inputs as { q: Info; k: Info; v: Info };
+    return [o, lse, savedInBf16(bk, q), savedInBf16(bk, key), savedInBf16(bk, v), savedInBf16(bk, o)];
   });
   reg(K.gqaGrad, ({ inputs, attrs, backend }) => {
     const {
@@ -672,21 +708,25 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
     };
     const { H, Hkv, causal, bias: hasBias, packed } = attrs as unknown as GqaAttrs;
     const bk = be(backend);
-    const [B, T, HD] = q.shape as [number, number, number];
+    // (q, k, v and out float32, or the bf16 stores of gqaSavingBf16, whose last axis is halved)
+    const saved16 = q.dtype === 'int32';
+    const [B, T, HD] = dy.shape as [number, number, number];
     const S = key.shape[1] as number;
     const hd = HD / H;
-    const dq = alloc(bk, size(q.shape));
-    const dk = alloc(bk, size(key.shape));
-    const dv = alloc(bk, size(v.shape));
+    const kShape = [B, S, Hkv * hd];
+    const dq = alloc(bk, B * T * HD);
+    const dk = alloc(bk, size(kShape));
+    const dv = alloc(bk, size(kShape));
     const bias = hasBias ? f32(bk, keyBias) : null;
+    const read = (t: Info, n: number) => (saved16 ? bf16Values(bk, t, n) : f32(bk, t));
     k.flashAttentionBackward(
       f32(bk, dy),
-      f32(bk, q),
+      read(q, B * T * HD),
       HD,
-      f32(bk, key),
-      f32(bk, v),
+      read(key, size(kShape)),
+      read(v, size(kShape)),
       Hkv * hd,
-      f32(bk, o),
+      read(o, B * T * HD),
       HD,
       f32(bk, lse),
       dq,
@@ -704,7 +744,7 @@ function registerDecoderKernels(k: NativeKernels, reg: (kernelName: string, kern
       0,
       packed ? i32(bk, keyStart) : null,
     );
-    return [out(bk, q.shape, dq), out(bk, key.shape, dk), out(bk, v.shape, dv)];
+    return [out(bk, dy.shape, dq), out(bk, kShape, dk), out(bk, kShape, dv)];
   });
 }
 
@@ -809,6 +849,20 @@ function registerGradients(): void {
     },
   });
   tf.registerGradient({
+    kernelName: K.attentionSavingBf16,
+    inputsToSave: ['keyBias', 'keyStart'],
+    outputsToSave: [false, true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [keyBias, keyStart, lse, qkv16, o16] = saved as tf.Tensor[];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
+      return {
+        qkv: () => run(K.attentionGrad, { dy, qkv: qkv16, out: o16, lse, keyBias, keyStart } as tf.NamedTensorMap, attrs) as tf.Tensor,
+        keyBias: () => tf.zeros(dy.shape.slice(0, 2)),
+        keyStart: () => tf.zeros(dy.shape.slice(0, 2)),
+      };
+    },
+  });
+  tf.registerGradient({
     kernelName: K.rmsNorm,
     inputsToSave: ['x', 'w'],
     outputsToSave: [false, true],
@@ -846,6 +900,23 @@ function registerGradients(): void {
       const [g16, u16] = saved as [tf.Tensor, tf.Tensor];
       const [dgate, dup] = run(K.swigluGradBf16, { g16, u16, dy: (dys as tf.Tensor[])[0] as tf.Tensor }) as tf.Tensor[];
       return { gate: () => dgate as tf.Tensor, up: () => dup as tf.Tensor };
+    },
+  });
+  tf.registerGradient({
+    kernelName: K.gqaSavingBf16,
+    inputsToSave: ['keyBias', 'keyStart'],
+    outputsToSave: [false, true, true, true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [keyBias, keyStart, lse, q16, k16, v16, o16] = saved as tf.Tensor[];
+      const dy = (dys as tf.Tensor[])[0] as tf.Tensor;
+      const [dq, dk, dv] = run(K.gqaGrad, { dy, q: q16, k: k16, v: v16, out: o16, lse, keyBias, keyStart } as tf.NamedTensorMap, attrs) as tf.Tensor[];
+      return {
+        q: () => dq as tf.Tensor,
+        k: () => dk as tf.Tensor,
+        v: () => dv as tf.Tensor,
+        keyBias: () => tf.zeros((keyBias as tf.Tensor).shape),
+        keyStart: () => tf.zeros((keyStart as tf.Tensor).shape),
+      };
     },
   });
   tf.registerGradient({

@@ -821,6 +821,111 @@ describe.skipIf(!canBf16)(`bf16 matrix products (${bf16Isa || 'no bf16 instructi
     },
   );
 
+  it('the backward pass from q, k, v and out kept in bf16 gives the numbers of their values widened to float32, bit for bit', () => {
+    if (!k) return;
+    const bits = (x: Float32Array) => {
+      const h = new Uint16Array(x.length);
+      k.toBf16(x, h, x.length);
+      return { h, f: Float32Array.from(h, (u) => new Float32Array(new Uint32Array([u << 16]).buffer)[0] as number) };
+    };
+    // [B, T, H, Hkv, hd, causal, dropout, fused]: GQA with a last key block of 12 (products of at
+    // most 16 columns run in float32), heads of 12 (every dV, dQ and dK product so), the fused qkv
+    // layout with dropout, every key seen
+    const shapes = [
+      [2, 140, 4, 2, 32, 0, 0, false],
+      [1, 70, 2, 2, 12, 0, 0, false],
+      [2, 130, 4, 4, 16, 0, 0.1, true],
+      [1, 33, 2, 1, 8, -1, 0, false],
+    ] as const;
+    for (const precision of ['bf16', 'float32'] as const) {
+      if (precision === 'bf16' && !ownBf16Kernel) continue;
+      k.setPrecision(precision);
+      k.setThreads(2);
+      try {
+        for (const [n, [B, T, H, Hkv, hd, causal, dropout, fused]] of shapes.entries()) {
+          const C = H * hd;
+          const ldq = fused ? 3 * C : C;
+          const ldk = fused ? 3 * C : Hkv * hd;
+          // the fused layout: q, k and v side by side in one array of rows of 3C
+          const x = bits(rand(B * T * (fused ? 3 * C : C + 2 * Hkv * hd), 5 + n));
+          const split = (a: Float32Array | Uint16Array) =>
+            fused
+              ? [a, a.subarray(C), a.subarray(2 * C)]
+              : [a.subarray(0, B * T * C), a.subarray(B * T * C, B * T * (C + Hkv * hd)), a.subarray(B * T * (C + Hkv * hd))];
+          const [qf, kf, vf] = split(x.f) as Float32Array[];
+          const [qh, kh, vh] = split(x.h) as Uint16Array[];
+          const out = new Float32Array(B * T * C);
+          const lse = new Float32Array(B * H * T);
+          const bias = Float32Array.from(rand(B * T, 15 + n), (y) => (y > 0.9 ? -1e9 : y));
+          k.flashAttention(qf as Float32Array, ldq, kf as Float32Array, vf as Float32Array, ldk, out, C, lse, B, T, T, H, Hkv, hd, causal, bias, dropout, 3);
+          const o = bits(out);
+          const dout = rand(B * T * C, 25 + n);
+          const grads = (q: Float32Array | Uint16Array, kk: Float32Array | Uint16Array, v: Float32Array | Uint16Array, oo: Float32Array | Uint16Array) => {
+            const dx = new Float32Array(x.f.length);
+            const [dq, dk, dv] = split(dx) as Float32Array[];
+            k.flashAttentionBackward(
+              dout,
+              q,
+              ldq,
+              kk,
+              v,
+              ldk,
+              oo,
+              C,
+              lse,
+              dq as Float32Array,
+              dk as Float32Array,
+              dv as Float32Array,
+              B,
+              T,
+              T,
+              H,
+              Hkv,
+              hd,
+              causal,
+              bias,
+              dropout,
+              3,
+            );
+            return dx;
+          };
+          const wide = grads(qf as Float32Array, kf as Float32Array, vf as Float32Array, o.f);
+          const kept = grads(qh as Uint16Array, kh as Uint16Array, vh as Uint16Array, o.h);
+          expect(kept, `${precision}, shape ${n}`).toEqual(wide);
+          expect(kept.some((y) => y !== 0) && !kept.some(Number.isNaN)).toBe(true);
+        }
+        const [q, key, v] = [new Uint16Array(64), new Float32Array(64), new Float32Array(64)];
+        expect(() =>
+          k.flashAttentionBackward(
+            new Float32Array(64),
+            q,
+            8,
+            key,
+            v,
+            8,
+            new Float32Array(64),
+            8,
+            new Float32Array(8),
+            new Float32Array(64),
+            new Float32Array(64),
+            new Float32Array(64),
+            1,
+            8,
+            8,
+            1,
+            1,
+            8,
+            0,
+            null,
+          ),
+        ).toThrow(/must all be float32 or all bf16/);
+      } finally {
+        k.setPrecision('float32');
+        k.setThreads(1);
+      }
+    }
+  });
+
   it("a run's precision applies to its steps and evaluations, deterministically, and nothing else", async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
     const { tok, ids, gpt: cfg } = smallRun();
@@ -966,8 +1071,8 @@ describe.skipIf(!copiesHere)(`bf16 weight copies (${copiesHere ? bf16Isa : "skip
 
 // Activations saved in bf16 (ops.ts's savesBf16Activations): where bf16 products run on Crucible's
 // kernel, a recorded linear layer keeps its input for the weight's gradient in bf16, which that
-// gradient's product would round to anyway, and GELU and SwiGLU keep theirs in bf16; a frozen
-// weight's layer keeps nothing of its input
+// gradient's product would round to anyway; GELU and SwiGLU keep their inputs, flash attention q,
+// k, v and its output in bf16; a frozen weight's layer keeps nothing of its input
 describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skipped: bf16 products do not run on Crucible's AVX512-BF16 kernel here"})`, () => {
   const { tok, ids, gpt } = smallRun();
   const llama = tinyLlamaConfig(tok.vocabSize);
@@ -991,7 +1096,13 @@ describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skippe
       return { losses, params, kernels };
     });
 
-  const bf16Kernels = ['CrucibleLinearSavingBf16', 'CrucibleGeluSavingBf16', 'CrucibleSwigluSavingBf16'];
+  const bf16Kernels = [
+    'CrucibleLinearSavingBf16',
+    'CrucibleGeluSavingBf16',
+    'CrucibleSwigluSavingBf16',
+    'CrucibleAttentionSavingBf16',
+    'CrucibleGqaAttentionSavingBf16',
+  ];
 
   it("a linear layer's gradients are the same bit for bit with its input kept in bf16", async () => {
     await initBackend('native', () => {}, { nativeThreads: 2 });
@@ -1115,9 +1226,9 @@ describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skippe
     }
   });
 
-  for (const [name, cfg, activation] of [
-    ['gpt', gpt, 'CrucibleGeluSavingBf16'],
-    ['llama', llama, 'CrucibleSwigluSavingBf16'],
+  for (const [name, cfg, activation, attention] of [
+    ['gpt', gpt, 'CrucibleGeluSavingBf16', 'CrucibleAttentionSavingBf16'],
+    ['llama', llama, 'CrucibleSwigluSavingBf16', 'CrucibleGqaAttentionSavingBf16'],
   ] as const)
     it(`${name}: a bf16 step keeps its activations in bf16 by default: the same forward pass, gradients within bf16's rounding`, async () => {
       await initBackend('native', () => {}, { nativeThreads: 2 });
@@ -1125,9 +1236,10 @@ describe.skipIf(!copiesHere)(`bf16 activations (${copiesHere ? bf16Isa : "skippe
       const on = await run(cfg, 'bf16', undefined);
       expect(on.kernels.has('CrucibleLinearSavingBf16')).toBe(true);
       expect(on.kernels.has(activation)).toBe(true);
+      expect(on.kernels.has(attention)).toBe(true);
       for (const kernel of bf16Kernels) expect(off.kernels.has(kernel), kernel).toBe(false);
       // the first step's forward pass is the same computation; the second starts from parameters
-      // that moved by gradients taken at bf16-rounded GELU / SwiGLU inputs
+      // that moved by gradients taken at bf16-rounded GELU / SwiGLU inputs and attention outputs
       expect(on.losses[0]).toBe(off.losses[0]);
       expect(Math.abs((on.losses[1] as number) - (off.losses[1] as number))).toBeLessThan(1e-3 * (off.losses[1] as number));
       expect(on.losses[1], 'the gradients were taken at the rounded inputs').not.toBe(off.losses[1]);

@@ -108,8 +108,10 @@ function linearToRecord(w: tf.Tensor, b: tf.Tensor | undefined, inDim: number, o
  * precision does. Linear layers keep their inputs so: their weight's gradient product rounds them
  * to bf16 anyway, so the numbers are the same bit for bit, and the forward product reads the bf16
  * copy too (linearBf16Input). GELU and SwiGLU keep their inputs so: their gradients are then
- * computed at the rounded inputs (their outputs still from the float32 ones). On gpt2-small it costs
- * no time, measured side by side (BENCHMARKS.md), and holds those activations in half the memory.
+ * computed at the rounded inputs (their outputs still from the float32 ones). Flash attention keeps
+ * q, k, v and its output so: its backward products round q, k and v anyway; the softmax's
+ * correction term rowsum(dO o out) then reads the rounded output. On gpt2-small it costs no time,
+ * measured side by side (BENCHMARKS.md), and holds those activations in half the memory.
  */
 export function savesBf16Activations(): boolean {
   return recordingGradients() && bf16ActivationsOn();
@@ -346,7 +348,9 @@ export function attention(qkv: Qkv, nh: number, opts: AttentionOptions): tf.Tens
     // keyBias and keyStart are always inputs (zeros when unread), so that the gradient can save them
     const inputs: tf.NamedTensorMap = { qkv, keyBias: padBias ?? tf.zeros([B, T]), keyStart: packed ?? tf.zeros([B, T], 'int32') };
     const attrs = { nh, causal: opts.causal, bias: !!padBias, dropout: drop?.rate ?? 0, seed: drop?.seed ?? 0, packed: !!packed };
-    return (runFused(K.attention, inputs, attrs) as tf.Tensor[])[0] as tf.Tensor;
+    // a training step in bf16 keeps qkv and the output in bf16 (a store of an even last axis)
+    const kernel = C % 2 === 0 && savesBf16Activations() ? K.attentionSavingBf16 : K.attention;
+    return (runFused(kernel, inputs, attrs) as tf.Tensor[])[0] as tf.Tensor;
   }
   const hs = C / nh;
   const [q, k, v] = Array.isArray(qkv) ? qkv : (tf.split(qkv, 3, 2) as [tf.Tensor, tf.Tensor, tf.Tensor]);
