@@ -14,7 +14,8 @@ import { decoderConfigFromHf, initBackend, readTokenizer, Transformer, writeMode
 import OpenAI from 'openai';
 import { benchApiEnv, startBenchServices } from '../../api/bench/bench-services';
 
-const TOKENS = Number(process.argv[process.argv.indexOf('--tokens') + 1] || 32);
+const at = process.argv.indexOf('--tokens');
+const TOKENS = at >= 0 ? Number(process.argv[at + 1]) : 32;
 const FOLDER = join(import.meta.dirname, '../../../../shared/data/hf-tokenizers/smollm2-135m-instruct');
 const name = 'servebench';
 

@@ -7,8 +7,12 @@ import type { GemmChoice } from '@crucible/trainer';
 export interface WorkerConfig extends PlatformConfig {
   /** Training jobs run at once by this process. Default 1 (TensorFlow.js runs on one thread). */
   trainingConcurrency: number;
-  /** Completion requests served at once. Default 2. */
+  /** INFERENCE_CONCURRENCY: requests served at once; those for one model are decoded together (continuous batching). Default 16. */
   inferenceConcurrency: number;
+  /** DECODE_MAX_BATCH: sequences (requests' choices) of one model decoded in one step at most; the others wait their turn. Default 32. */
+  decodeMaxBatch: number;
+  /** PREFILL_CHUNK: prompt tokens a request reads per decoding step (chunked prefill). Default 64. */
+  prefillChunk: number;
   /** EVALUATION_CONCURRENCY: evaluations run at once. Default 1. */
   evaluationConcurrency: number;
   /** TFJS_BACKEND: tensorflow-gpu | tensorflow | wasm | cpu | auto. Default auto. */
@@ -47,7 +51,9 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
   const cfg: WorkerConfig = {
     ...readPlatformConfig(r),
     trainingConcurrency: r.int('TRAINING_CONCURRENCY', 1, 1, 64),
-    inferenceConcurrency: r.int('INFERENCE_CONCURRENCY', 2, 1, 64),
+    inferenceConcurrency: r.int('INFERENCE_CONCURRENCY', 16, 1, 256),
+    decodeMaxBatch: r.int('DECODE_MAX_BATCH', 32, 1, 1024),
+    prefillChunk: r.int('PREFILL_CHUNK', 64, 1, 65536),
     evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 1, 1, 64),
     backend: backend as WorkerConfig['backend'],
     modelCacheBytes: byteSize(r, 'MODEL_CACHE_BYTES', Math.floor(0.4 * machineMemory())),

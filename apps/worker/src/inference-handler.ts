@@ -1,5 +1,7 @@
 // Serves an inference request: load the model (cached), then generate (n choices, with
-// log-probabilities when asked, streaming pieces to the API), embed, or fill masks. A problem of
+// log-probabilities when asked, streaming pieces to the API), embed, or fill masks. Generation goes
+// through the loaded model's ContinuousBatcher: the requests (and choices) this worker serves for
+// one model at once are decoded together. A problem of
 // the request itself (too long, no mask, wrong architecture) goes back as an input error, which
 // the API answers with a 400.
 
@@ -17,12 +19,14 @@ import {
   type TokenLogprobResult,
 } from '@crucible/domain';
 import {
+  type BatcherOptions,
+  ContinuousBatcher,
   chatTemplateOf,
   embed,
   fillMask,
   InputError,
   promptLogprobs,
-  sampleStream,
+  type SampleResult,
   type Tokenizer,
   type TokenLogprob,
   type Transformer,
@@ -39,6 +43,17 @@ interface Deps {
   redis: Redis;
   /** A request for `name` was served from the cache entry `key` (announced for routing). */
   served?: (key: string, name: { projectId: string; model: string }) => void;
+  /** The batchers' limits (DECODE_MAX_BATCH, PREFILL_CHUNK). */
+  batching?: BatcherOptions;
+}
+
+/** One batcher per loaded model (a model evicted from the cache takes its batcher with it). */
+const batchers = new WeakMap<Transformer, ContinuousBatcher>();
+
+function batcherFor(model: Transformer, tokenizer: Tokenizer, opts: BatcherOptions = {}): ContinuousBatcher {
+  let b = batchers.get(model);
+  if (!b) batchers.set(model, (b = new ContinuousBatcher(model, tokenizer, opts)));
+  return b;
 }
 
 export async function handleInference(deps: Deps, p: InferencePayload): Promise<InferenceResult> {
@@ -86,7 +101,6 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
     logprob: lp.logprob,
     top: lp.top.map((t) => ({ ...tokenInfo(tokenizer, t.id), logprob: t.logprob })),
   });
-  const choices: GenerationChoice[] = [];
   let promptTokens = 0;
   // a streamed piece that reaches no subscriber means the client left: stop within that token
   const gone = new AbortController();
@@ -95,8 +109,10 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
   const template = p.messages ? chatTemplateOf(tokenizer) : undefined;
   const prompt = template && p.messages ? template.prompt(p.messages) : p.prompt;
   const stop = template?.crucible ? [...p.stop, CHAT_STOP] : p.stop;
-  for (let index = 0; index < p.n && !gone.signal.aborted; index++) {
-    const it = sampleStream(model, tokenizer, prompt, {
+  // the n choices decoded together, each with its own seed
+  const batcher = batcherFor(model, tokenizer, deps.batching);
+  const choose = async (index: number): Promise<SampleResult> => {
+    const it = batcher.stream(prompt, {
       addSpecialTokens: !template,
       signal: gone.signal,
       maxNewTokens: p.maxTokens,
@@ -110,19 +126,24 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
     });
     for (;;) {
       const r = await it.next();
-      if (r.done) {
-        promptTokens = r.value.promptTokens;
-        choices.push({
-          text: r.value.text,
-          finishReason: r.value.finishReason,
-          completionTokens: r.value.tokens.length,
-          ...(r.value.logprobs ? { logprobs: r.value.logprobs.map(describe) } : {}),
-        });
-        break;
-      }
+      if (r.done) return r.value;
       if (p.streamChannel && (await deps.redis.publish(p.streamChannel, JSON.stringify({ index, text: r.value }))) === 0) gone.abort();
     }
+  };
+  let results: SampleResult[];
+  try {
+    results = await Promise.all(Array.from({ length: p.n }, (_, index) => choose(index)));
+  } catch (err) {
+    gone.abort(); // the other choices leave the batch at its next step
+    throw err;
   }
+  promptTokens = results[0]?.promptTokens ?? 0;
+  const choices: GenerationChoice[] = results.map((r) => ({
+    text: r.text,
+    finishReason: r.finishReason,
+    completionTokens: r.tokens.length,
+    ...(r.logprobs ? { logprobs: r.logprobs.map(describe) } : {}),
+  }));
   if (p.streamChannel) await deps.redis.publish(p.streamChannel, JSON.stringify({ done: true }));
   const result: GenerationResult = { kind: 'generate', promptTokens, choices };
   if (p.echo && p.logprobs !== null) {

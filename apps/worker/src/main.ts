@@ -2,7 +2,16 @@
 // training and inference queues. SIGTERM/SIGINT stop running jobs at the next step, save
 // checkpoints, queue the jobs again for another worker, and exit.
 import { createStore } from '@crucible/db';
-import { ConfigError, type EvaluationPayload, type InferencePayload, type InferenceResult, QUEUES, type TrainingPayload } from '@crucible/domain';
+import {
+  ConfigError,
+  type EvaluationPayload,
+  INFERENCE_INPUT_ERROR,
+  type InferencePayload,
+  type InferenceResult,
+  MODEL_CAPACITY_ERROR,
+  QUEUES,
+  type TrainingPayload,
+} from '@crucible/domain';
 import { ModelRoutes, Reconciler, redisConnection, trainingQueue, workerInferenceQueue } from '@crucible/queue';
 import { Storage } from '@crucible/storage';
 import { initBackend } from '@crucible/trainer';
@@ -86,7 +95,18 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
   // at most INFERENCE_CONCURRENCY requests at once over both
   const slots = new Slots(cfg.inferenceConcurrency);
   const serve = (job: { data: InferencePayload }) =>
-    slots.run(() => handleInference({ cache, loader, redis, served: (key, name) => loaded.served(key, name) }, job.data));
+    slots.run(() =>
+      handleInference(
+        {
+          cache,
+          loader,
+          redis,
+          served: (key, name) => loaded.served(key, name),
+          batching: { maxBatch: cfg.decodeMaxBatch, prefillChunk: cfg.prefillChunk },
+        },
+        job.data,
+      ),
+    );
   const inferenceWorker = (name: string) =>
     new Worker<InferencePayload, InferenceResult>(name, serve, {
       connection: conn('blocking'),
@@ -102,6 +122,12 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
     lockDuration: cfg.lockDurationMs,
   });
   for (const w of [training, inference, routed, evaluation]) w.on('error', (err) => log(`queue error: ${err.message}`));
+  // a request's own problems (input, capacity) go back to its client; anything else is the worker's
+  for (const w of [inference, routed])
+    w.on('failed', (job, err) => {
+      if (!err.message.includes(INFERENCE_INPUT_ERROR) && !err.message.includes(MODEL_CAPACITY_ERROR))
+        log(`inference ${job?.id ?? ''} failed: ${err.stack ?? err.message}`);
+    });
   await Promise.all([training.waitUntilReady(), inference.waitUntilReady(), routed.waitUntilReady(), evaluation.waitUntilReady()]);
   reconciler.start();
   loaded.start();

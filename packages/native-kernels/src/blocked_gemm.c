@@ -217,30 +217,36 @@ static void gemm_range(int ta, int tb, int64_t m0, int64_t m1, int64_t n0, int64
 // A product with at most one tile's width of columns (a LoRA down-projection: N = the rank) uses
 // each row of op(A) for a single tile: packing it would cost as much as the product. With op(A) = A
 // the rows are read in place (NARROW_ROWS at a time, R being a constant where inlined), and only
-// op(B) is packed.
+// op(B) is packed. The sums run in blocks of KC values of k, added into C block after block, as the
+// tiled path's do: a row of C is the same whichever path computes it, so it does not depend on how
+// many rows the product has (continuous batching relies on it).
 #define NARROW_ROWS 6
 static inline __attribute__((always_inline)) void narrow_tile(const int R, int64_t K, const float* A, int64_t lda, const float* Bp,
                                                               float* C, int64_t ldc, float alpha, float beta, int64_t nr) {
-  vf acc[NARROW_ROWS][NV];
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV; j++) acc[i][j] = (vf){0};
   const float* row[NARROW_ROWS];
   for (int i = 0; i < R; i++) row[i] = A + i * lda;
-  for (int64_t k = 0; k < K; k++) {
-    vf b[NV];
-    for (int j = 0; j < NV; j++) b[j] = *(const vf*)(Bp + k * NR + j * VW);
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    int64_t k1 = K - k0 < KC ? K : k0 + KC;
+    vf acc[NARROW_ROWS][NV];
     for (int i = 0; i < R; i++)
-      for (int j = 0; j < NV; j++) acc[i][j] += b[j] * row[i][k];
-  }
-  float out[NARROW_ROWS * NR] __attribute__((aligned(64)));
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV; j++) *(vf*)(out + i * NR + j * VW) = acc[i][j];
-  for (int64_t i = 0; i < R; i++)
-    for (int64_t j = 0; j < nr && j < NR; j++) {
-      float* c = C + i * ldc + j;
-      float r = alpha * out[i * NR + j];
-      *c = beta == 0.0f ? r : r + beta * *c;
+      for (int j = 0; j < NV; j++) acc[i][j] = (vf){0};
+    for (int64_t k = k0; k < k1; k++) {
+      vf b[NV];
+      for (int j = 0; j < NV; j++) b[j] = *(const vf*)(Bp + k * NR + j * VW);
+      for (int i = 0; i < R; i++)
+        for (int j = 0; j < NV; j++) acc[i][j] += b[j] * row[i][k];
     }
+    float out[NARROW_ROWS * NR] __attribute__((aligned(64)));
+    for (int i = 0; i < R; i++)
+      for (int j = 0; j < NV; j++) *(vf*)(out + i * NR + j * VW) = acc[i][j];
+    float b = k0 == 0 ? beta : 1.0f;  // the first block scales C by beta; the next ones add into it
+    for (int64_t i = 0; i < R; i++)
+      for (int64_t j = 0; j < nr && j < NR; j++) {
+        float* c = C + i * ldc + j;
+        float r = alpha * out[i * NR + j];
+        *c = b == 0.0f ? r : r + b * *c;
+      }
+  }
 }
 
 static void narrow_rows(int64_t m0, int64_t m1, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* Bp,

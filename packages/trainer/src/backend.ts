@@ -83,6 +83,7 @@ export async function initBackend(
       if (name === 'native' && k) {
         k.setThreads(threads);
         k.setGemm(opts.gemm ?? 'auto');
+        gemmChoice = opts.gemm ?? 'auto';
         k.setPrecision(opts.precision ?? 'float32');
         matmul = 'native';
       } else if (name === 'wasm' && opts.nativeKernels !== false && registerNativeMatMul(threads, opts.gemm ?? 'auto')) matmul = 'native';
@@ -162,6 +163,27 @@ export function withPrecision<T>(precision: Precision | undefined, fn: () => T):
     return fn();
   } finally {
     k.setPrecision(own);
+  }
+}
+
+/** The native products' library as the backend set it (BackendOptions.gemm). */
+let gemmChoice: GemmChoice = 'auto';
+
+/**
+ * Runs `fn` (synchronous) with every native matrix product on Crucible's own kernel in float32,
+ * whose rows of C do not depend on how many rows the product has (measured tables pick a library
+ * per shape class, and libraries differ in their sums): continuous batching gives each request the
+ * numbers it gets alone. Then restores the process's choice.
+ */
+export function withRowIndependentProducts<T>(fn: () => T): T {
+  const own = gemmChoice;
+  const k = current?.matmul === 'native' ? nativeKernels() : null;
+  if (!k || own === 'crucible') return withPrecision('float32', fn);
+  k.setGemm('crucible');
+  try {
+    return withPrecision('float32', fn);
+  } finally {
+    k.setGemm(own);
   }
 }
 
@@ -247,6 +269,7 @@ function registerNativeMatMul(threads: number, gemm: GemmChoice): boolean {
   const k = native;
   k.setThreads(threads);
   k.setGemm(gemm);
+  gemmChoice = gemm;
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({
     kernelName: 'BatchMatMul',

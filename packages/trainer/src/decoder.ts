@@ -8,7 +8,7 @@ import type { ModelConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { recomputedInBackward } from './activation-checkpointing';
 import { decoderAttention, rmsNorm, rope, swiglu } from './decoder-ops';
-import { cachedCausalMask, type KvCache } from './kv-cache';
+import { cachedCausalMask, type DecodeSegments, type KvCache, segmentPositions } from './kv-cache';
 import { dropout, linear } from './ops';
 import type { PackedAttention } from './packing';
 import { mixSeed } from './rng';
@@ -40,6 +40,8 @@ export function decoderHidden(
   cache?: KvCache,
   /** Packed examples: each token's position in its example, each query's first key, the [B, 1, T, T] mask (tfjs ops only). */
   packed?: PackedAttention,
+  /** Several sequences' new tokens, each span over its own cache (kv-cache.ts). */
+  segments?: DecodeSegments,
 ): tf.Tensor3D {
   return tf.tidy(() => {
     const d = decoderOf(c);
@@ -52,7 +54,12 @@ export function decoderHidden(
     const opt = (name: string, present: boolean) => (present ? p(name) : undefined);
     const offset = cache?.length ?? 0;
     // packed examples each start at position 0: the tables per token, [B, T, hd]
-    const tables = packed ? perToken(ctx.rope(c.blockSize), packed.positions, B, T) : ctx.rope(T, offset);
+    const segs = segments ? segmentPositions(segments) : undefined;
+    const tables = packed
+      ? perToken(ctx.rope(c.blockSize), packed.positions, B, T)
+      : segs
+        ? perToken(ctx.rope(c.blockSize), tf.tensor1d(segs.positions, 'int32'), B, T)
+        : ctx.rope(T, offset);
     const keyBias = attentionMask ? (tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), -1e9) as tf.Tensor2D) : undefined;
 
     // One layer: x -> x + attention(RMSNorm(x)) -> + MLP(RMSNorm(.)). The tensors it reads that are
@@ -84,9 +91,21 @@ export function decoderHidden(
       const q = rotated(proj(a, `${h}self_attn.q_proj`, d.qkvBias), H, d.qkNorm ? 'q_norm' : undefined);
       const k = rotated(proj(a, `${h}self_attn.k_proj`, d.qkvBias), Hkv, d.qkNorm ? 'k_norm' : undefined);
       const v = proj(a, `${h}self_attn.v_proj`, d.qkvBias) as tf.Tensor3D;
-      const kv = cache ? cache.append(l, k, v, 1) : { k, v };
-      const mask = () => (cache ? cachedCausalMask(offset, T) : ctx.causalMask(T));
-      const y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias, fullMask, keyStart });
+      let y: tf.Tensor3D;
+      if (segments && segs) {
+        // each span over its own cache
+        const span = (t: tf.Tensor3D, s: number) => t.slice([0, segs.starts[s] as number, 0], [1, segments.lengths[s] as number, t.shape[2]]) as tf.Tensor3D;
+        const parts = segments.caches.map((kc, s) => {
+          const n = segments.lengths[s] as number;
+          const kv = kc.append(l, span(k, s), span(v, s), 1);
+          return decoderAttention(span(q, s), kv.k, kv.v, H, Hkv, { offset: kc.length, mask: () => cachedCausalMask(kc.length, n) });
+        });
+        y = (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor3D;
+      } else {
+        const kv = cache ? cache.append(l, k, v, 1) : { k, v };
+        const mask = () => (cache ? cachedCausalMask(offset, T) : ctx.causalMask(T));
+        y = decoderAttention(q, kv.k, kv.v, H, Hkv, { offset, mask, keyBias: bias, fullMask, keyStart });
+      }
       const mid = tf.add(x, proj(y, `${h}self_attn.o_proj`, d.oBias));
       const m = rmsNorm(mid, p(`${h}post_attention_layernorm.weight`), d.rmsNormEps);
       const inner = swiglu(proj(m, `${h}mlp.gate_proj`, d.mlpBias), proj(m, `${h}mlp.up_proj`, d.mlpBias));
@@ -106,6 +125,9 @@ export function decoderHidden(
       );
     }
     cache?.advance(T);
+    segments?.caches.forEach((kc, s) => {
+      kc.advance(segments.lengths[s] as number);
+    });
     return rmsNorm(x, p('model.norm.weight'), d.rmsNormEps) as tf.Tensor3D;
   });
 }

@@ -5,6 +5,7 @@ export * from '@crucible/model-files';
 export * from './backend';
 export * from './checkpoint';
 export * from './config';
+export * from './continuous-batching';
 export * from './data';
 export * from './early-stopping';
 export * from './encoder-tasks';

@@ -52,3 +52,28 @@ export function cachedCausalMask(offset: number, T: number): tf.Tensor2D | undef
   for (let i = 0; i < T; i++) for (let j = offset + i + 1; j < S; j++) data[i * S + j] = -1e9;
   return tf.tensor2d(data, [T, S]);
 }
+
+/**
+ * Several sequences decoded in one forward pass (continuous batching): idx [1, N] holds consecutive
+ * spans of new tokens, span s (lengths[s] of them) continuing the sequence in caches[s]. Each span
+ * attends to its own cache only; every other layer runs on all N tokens at once.
+ */
+export interface DecodeSegments {
+  caches: KvCache[];
+  lengths: number[];
+}
+
+/** Each token's position (its cache's length, then on) and each span's first token. */
+export function segmentPositions(seg: DecodeSegments): { positions: Int32Array; starts: number[] } {
+  const total = seg.lengths.reduce((a, b) => a + b, 0);
+  const positions = new Int32Array(total);
+  const starts: number[] = [];
+  let at = 0;
+  seg.lengths.forEach((n, s) => {
+    starts.push(at);
+    const from = (seg.caches[s] as KvCache).length;
+    for (let i = 0; i < n; i++) positions[at + i] = from + i;
+    at += n;
+  });
+  return { positions, starts };
+}

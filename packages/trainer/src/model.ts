@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, validateModelConfig } from './config';
 import { decoderHidden } from './decoder';
 import { groupedAttention, ropeInverseFrequencies, ropeTables } from './decoder-ops';
-import { cachedCausalMask, type KvCache } from './kv-cache';
+import { cachedCausalMask, type DecodeSegments, type KvCache, segmentPositions } from './kv-cache';
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
 import { type PackedRows, packedAttention } from './packing';
 import { mixSeed } from './rng';
@@ -35,6 +35,8 @@ export interface ForwardOptions {
   checkpointActivations?: boolean;
   /** Packed examples (training, evaluation): attention within each, positions from 0 in each (packing.ts). */
   packing?: PackedRows;
+  /** Several sequences' new tokens in one pass, each with its own cache (kv-cache.ts's DecodeSegments). */
+  segments?: DecodeSegments;
 }
 
 let modelCounter = 0;
@@ -215,6 +217,26 @@ export class Transformer {
     });
   }
 
+  /**
+   * Continuous batching's step: idx [1, N] holds the spans of `segments` (each continuing its own
+   * cache, which grows by its span); returns the logits [spans, V] of each span's last position.
+   * Each span's numbers are those of decoding it alone, given products whose rows do not depend on
+   * the others (backend.ts's withRowIndependentProducts).
+   */
+  forwardSegments(idx: tf.Tensor2D, segments: DecodeSegments): tf.Tensor2D {
+    return tf.tidy(() => {
+      const h = this.hidden(idx, { segments });
+      const { starts } = segmentPositions(segments);
+      const last = tf.tensor1d(
+        starts.map((s, i) => s + (segments.lengths[i] as number) - 1),
+        'int32',
+      );
+      const C = h.shape[2];
+      const rows = tf.gather(h.reshape([-1, C]), last);
+      return this.head(rows.reshape([1, starts.length, C]) as tf.Tensor3D).reshape([starts.length, this.config.vocabSize]) as tf.Tensor2D;
+    });
+  }
+
   /** The language-model head over final hidden states [B, T, C] -> logits [B, T, V]. */
   head(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => this.headFlat(x).reshape([x.shape[0], x.shape[1], this.config.vocabSize]) as tf.Tensor3D);
@@ -274,7 +296,20 @@ export class Transformer {
       const [B, T] = idx.shape;
       const cache = opts.cache;
       const offset = cache?.length ?? 0;
-      if (offset + T > c.blockSize) throw new RangeError(`sequence length ${offset + T} exceeds block_size ${c.blockSize}`);
+      const segments = opts.segments;
+      // (spans each have their own positions: checked below)
+      if (!segments && offset + T > c.blockSize) throw new RangeError(`sequence length ${offset + T} exceeds block_size ${c.blockSize}`);
+      const segs = segments ? segmentPositions(segments) : undefined;
+      if (segments && segs) {
+        if (B !== 1 || segs.positions.length !== T || segments.caches.length !== segments.lengths.length)
+          throw new RangeError('segments: idx must be [1, N], N the sum of the spans');
+        if (c.arch === 'bert' || cache || opts.attentionMask || opts.training || opts.packing)
+          throw new RangeError('segments are for decoding a causal model, without padding, packing or training');
+        segments.caches.forEach((k, s) => {
+          if (k.length + (segments.lengths[s] as number) > c.blockSize)
+            throw new RangeError(`sequence length ${k.length + (segments.lengths[s] as number)} exceeds block_size ${c.blockSize}`);
+        });
+      }
       if (cache && (c.arch === 'bert' || opts.attentionMask || opts.training || opts.packing))
         throw new RangeError('a KV cache is for decoding a causal model, without padding, packing or training');
       if (opts.packing && (c.arch === 'bert' || opts.attentionMask)) throw new RangeError('packing is for causal models, without padding masks');
@@ -294,7 +329,7 @@ export class Transformer {
           },
           checkpoint: opts.checkpointActivations && opts.training ? { trainable: (prefix: string) => this.trainableUnder(prefix) } : undefined,
         };
-        return decoderHidden(c, ctx, idx, opts.attentionMask, cache, packed);
+        return decoderHidden(c, ctx, idx, opts.attentionMask, cache, packed, segments);
       }
       const C = c.dModel;
       const nh = c.nHead;
@@ -327,9 +362,11 @@ export class Transformer {
       const wpe = p('wpe.weight');
       const posEmb = packed
         ? tf.gather(wpe, packed.positions).reshape([B, T, C])
-        : offset === 0 && T === wpe.shape[0]
-          ? wpe
-          : tf.slice(wpe, [offset, 0], [T, C]);
+        : segs
+          ? tf.gather(wpe, tf.tensor1d(segs.positions, 'int32')).reshape([B, T, C])
+          : offset === 0 && T === wpe.shape[0]
+            ? wpe
+            : tf.slice(wpe, [offset, 0], [T, C]);
       let x: tf.Tensor = drop(tf.add(tokEmb, posEmb)); // (B, T, C)
 
       // gpt attends causally; padding keys (attentionMask 0) are never attended to
@@ -352,9 +389,11 @@ export class Transformer {
           const xa = loraIn(h, 'attn.c_attn', a);
           const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
           const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
-          const merged = cache
-            ? cachedAttention(qkv, nh, cache, l, offset)
-            : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
+          const merged = segments
+            ? segmentedAttention(qkv, nh, segments, l)
+            : cache
+              ? cachedAttention(qkv, nh, cache, l, offset)
+              : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
           const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
           x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
           // --- MLP ---
@@ -366,6 +405,9 @@ export class Transformer {
         });
       }
       cache?.advance(T);
+      segments?.caches.forEach((k, s) => {
+        k.advance(segments.lengths[s] as number);
+      });
       return layerNorm(x, p('ln_f.weight'), pb('ln_f.bias')) as tf.Tensor3D;
     });
   }
@@ -418,4 +460,14 @@ function cachedAttention(qkv: tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor], nh:
   const heads = (t: tf.Tensor) => t.reshape([B, T, nh, C / nh]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
   const all = cache.append(layer, heads(k), heads(v));
   return groupedAttention(heads(q), all.k, all.v, { mask: cachedCausalMask(offset, T) });
+}
+
+/** GPT attention of several spans of new tokens (DecodeSegments), each over its own cache. */
+function segmentedAttention(qkv: tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor], nh: number, segments: DecodeSegments, layer: number): tf.Tensor {
+  const { starts } = segmentPositions(segments);
+  const span = (t: tf.Tensor, s: number) => t.slice([0, starts[s] as number, 0], [1, segments.lengths[s] as number, t.shape[2] as number]);
+  const parts = segments.caches.map((cache, s) =>
+    cachedAttention(Array.isArray(qkv) ? (qkv.map((t) => span(t, s)) as [tf.Tensor, tf.Tensor, tf.Tensor]) : span(qkv, s), nh, cache, layer, cache.length),
+  );
+  return parts.length === 1 ? (parts[0] as tf.Tensor) : tf.concat(parts, 1);
 }

@@ -150,6 +150,33 @@ describe.skipIf(!k)('native matrix products against a float64 product', () => {
     k.setGemm('auto');
   });
 
+  it("Crucible's product gives a row of C the same sums whatever the number of rows (continuous batching)", () => {
+    if (!k) return;
+    // wide and narrow (N at most one tile: its own path from 56 rows on), K over one block of k
+    for (const [N, K] of [
+      [384, 128],
+      [4, 1000],
+      [16, 1000],
+      [40, 700],
+      [3, 5],
+    ] as const)
+      for (const tb of [false, true])
+        for (const threads of [1, 2]) {
+          k.setThreads(threads);
+          const A = rand(90 * K, N + K);
+          const B = rand(K * N, N);
+          const rows = (M: number) => {
+            const c = new Float32Array(M * N);
+            k.gemm('crucible', false, tb, M, N, K, 1, A, K, B, tb ? K : N, 0, c, N);
+            return c;
+          };
+          const one = rows(1);
+          for (const M of [2, 13, 14, 55, 56, 57, 90])
+            expect(rows(M).subarray(0, N), `${N} x ${K}, transposed ${tb}, ${threads} threads, ${M} rows`).toEqual(one);
+        }
+    k.setThreads(1);
+  });
+
   it('auto measures every library built in once per shape class and keeps the fastest', () => {
     if (!k) return;
     expect(k.setGemm('auto')).toBe('auto');

@@ -192,34 +192,119 @@ export function pickToken(logits: Float32Array, rng: Rng, o: Pick<SampleOptions,
   return order[keep - 1] as number;
 }
 
+/** What one token's logits did to a generation: a piece of text to hand out, and the result once it ended. */
+export interface GenerationStep {
+  piece?: string;
+  result?: SampleResult;
+}
+
+/**
+ * One request's text generation, fed the next token's logits one step at a time (by sampleStream,
+ * or by a ContinuousBatcher with others): its ids, random stream, stop tokens and sequences,
+ * log-probabilities, and the text handed out so far. Every decoding path shares it, so a request's
+ * tokens depend only on its logits.
+ */
+export class Generation {
+  /** The prompt's ids, then every sampled token (the sequence the model reads). */
+  readonly ids: number[];
+  readonly promptTokens: number;
+  /** Tokens sampled so far (each step samples one). */
+  sampled = 0;
+  private readonly rng: Rng;
+  private readonly stops: string[];
+  private readonly stopIds: Set<number>;
+  private readonly suppressed: number[];
+  private readonly logprobs: TokenLogprob[] | undefined;
+  private readonly generated: number[] = [];
+  private emitted = 0; // characters of the decoded output already handed out
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    prompt: string,
+    private readonly o: SampleOptions,
+  ) {
+    this.rng = new Rng(o.seed ?? 0);
+    const promptIds = o.addSpecialTokens !== false && tokenizer.encodePrompt ? tokenizer.encodePrompt(prompt) : tokenizer.encode(prompt);
+    this.promptTokens = promptIds.length;
+    this.ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];
+    this.stops = (o.stop ?? []).filter((x) => x.length > 0);
+    const eot = tokenizer.special('eot');
+    this.stopIds = new Set(o.stopTokens ?? (eot === undefined ? [] : [eot]));
+    // generation never emits the other special tokens (pad, mask, unk, ...); a stop token ends it
+    this.suppressed = [...tokenizer.specialTokens.values()].filter((id) => !this.stopIds.has(id));
+    this.logprobs = o.logprobs === undefined ? undefined : [];
+  }
+
+  /** Whether the token budget is spent (or was 0). */
+  get exhausted(): boolean {
+    return this.sampled >= this.o.maxNewTokens;
+  }
+
+  /** Samples the next token from its logits (which it may change): the text it adds, and the result if that ended the generation. */
+  step(data: Float32Array): GenerationStep {
+    const { tokenizer, generated, logprobs } = this;
+    this.sampled++;
+    for (const id of this.suppressed) data[id] = Number.NEGATIVE_INFINITY;
+    // an embedding padded past the tokenizer (Qwen's 151,936 rows for 151,665 ids): those rows are no tokens
+    for (let id = tokenizer.vocabSize; id < data.length; id++) data[id] = Number.NEGATIVE_INFINITY;
+    const next = pickToken(data, this.rng, this.o);
+    if (this.stopIds.has(next)) {
+      const text = tokenizer.decode(generated);
+      return { ...(text.length > this.emitted ? { piece: text.slice(this.emitted) } : {}), result: this.result(text, 'stop') };
+    }
+    logprobs?.push(logprobsOf(data, next, this.o.logprobs ?? 0));
+    this.ids.push(next);
+    generated.push(next);
+    const text = tokenizer.decode(generated);
+    const hit = firstStop(text, this.stops);
+    if (hit >= 0) {
+      const piece = hit > this.emitted ? text.slice(this.emitted, hit) : undefined;
+      // drop the tokens that belong to the stop sequence (and their logprobs)
+      while (generated.length > 0 && tokenizer.decode(generated).length > hit) {
+        generated.pop();
+        logprobs?.pop();
+      }
+      return { ...(piece ? { piece } : {}), result: this.result(text.slice(0, hit), 'stop') };
+    }
+    // hold back a tail that could still grow into a stop sequence, and an unfinished UTF-8 char
+    const safe = safeLength(text, this.stops);
+    if (safe > this.emitted) {
+      const piece = text.slice(this.emitted, safe);
+      this.emitted = safe;
+      return { piece };
+    }
+    return {};
+  }
+
+  /** Ends the generation where it stands (its budget spent, or the client gone): the rest of its text, and the result. */
+  end(): GenerationStep & { result: SampleResult } {
+    const text = this.tokenizer.decode(this.generated);
+    return { ...(text.length > this.emitted ? { piece: text.slice(this.emitted) } : {}), result: this.result(text, 'length') };
+  }
+
+  private result(text: string, finishReason: 'stop' | 'length'): SampleResult {
+    return {
+      text,
+      tokens: this.generated,
+      finishReason,
+      promptTokens: this.promptTokens,
+      ...(this.logprobs ? { logprobs: this.logprobs } : {}),
+    };
+  }
+}
+
 /** Yields text pieces as they are generated; returns the finish reason. */
 export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, prompt: string, o: SampleOptions): AsyncGenerator<string, SampleResult> {
   if (!isCausal(model.config.arch)) throw new Error('text generation needs a causal (gpt or llama) model');
-  const rng = new Rng(o.seed ?? 0);
-  const promptIds = o.addSpecialTokens !== false && tokenizer.encodePrompt ? tokenizer.encodePrompt(prompt) : tokenizer.encode(prompt);
-  const ids = promptIds.length ? [...promptIds] : [tokenizer.special('eot') ?? 0];
-  const stops = (o.stop ?? []).filter((s) => s.length > 0);
-  const eot = tokenizer.special('eot');
-  const stopIds = new Set(o.stopTokens ?? (eot === undefined ? [] : [eot]));
-  // generation never emits the other special tokens (pad, mask, unk, ...); a stop token ends it
-  const suppressed = [...tokenizer.specialTokens.values()].filter((id) => !stopIds.has(id));
-  const logprobs: TokenLogprob[] | undefined = o.logprobs === undefined ? undefined : [];
-  const result = (text: string, finishReason: 'stop' | 'length'): SampleResult => ({
-    text,
-    tokens: generated,
-    finishReason,
-    promptTokens: promptIds.length,
-    ...(logprobs ? { logprobs } : {}),
-  });
-  const generated: number[] = [];
-  let emitted = 0; // characters of the decoded output already yielded
+  const g = new Generation(tokenizer, prompt, o);
+  const ids = g.ids;
   const T = model.config.blockSize;
   // the cache holds the positions of ids[start..start + cache.length); a context that slides past
   // block_size is read again from its new start (positions restart, as a full recompute sees them)
   const cache = o.kvCache === false ? undefined : new KvCache();
   let start = 0;
   try {
-    for (let n = 0; n < o.maxNewTokens; n++) {
+    while (!g.exhausted) {
       if (o.signal?.aborted) break;
       let feed: number[];
       if (!cache) feed = ids.slice(-T);
@@ -233,39 +318,13 @@ export async function* sampleStream(model: Transformer, tokenizer: Tokenizer, pr
       const logits = tf.tidy(() => model.forwardLast(tf.tensor2d(feed, [1, feed.length], 'int32'), { cache }).reshape([-1]));
       const data = (await logits.data()) as Float32Array;
       logits.dispose();
-      for (const id of suppressed) data[id] = Number.NEGATIVE_INFINITY;
-      // an embedding padded past the tokenizer (Qwen's 151,936 rows for 151,665 ids): those rows are no tokens
-      for (let id = tokenizer.vocabSize; id < data.length; id++) data[id] = Number.NEGATIVE_INFINITY;
-      const next = pickToken(data, rng, o);
-      if (stopIds.has(next)) {
-        const text = tokenizer.decode(generated);
-        if (text.length > emitted) yield text.slice(emitted);
-        return result(text, 'stop');
-      }
-      logprobs?.push(logprobsOf(data, next, o.logprobs ?? 0));
-      ids.push(next);
-      generated.push(next);
-      const text = tokenizer.decode(generated);
-      const hit = firstStop(text, stops);
-      if (hit >= 0) {
-        if (hit > emitted) yield text.slice(emitted, hit);
-        // drop the tokens that belong to the stop sequence (and their logprobs)
-        while (generated.length > 0 && tokenizer.decode(generated).length > hit) {
-          generated.pop();
-          logprobs?.pop();
-        }
-        return result(text.slice(0, hit), 'stop');
-      }
-      // hold back a tail that could still grow into a stop sequence, and an unfinished UTF-8 char
-      const safe = safeLength(text, stops);
-      if (safe > emitted) {
-        yield text.slice(emitted, safe);
-        emitted = safe;
-      }
+      const step = g.step(data);
+      if (step.piece) yield step.piece;
+      if (step.result) return step.result;
     }
-    const text = tokenizer.decode(generated);
-    if (text.length > emitted) yield text.slice(emitted);
-    return result(text, 'length');
+    const end = g.end();
+    if (end.piece) yield end.piece;
+    return end.result;
   } finally {
     cache?.dispose();
   }
