@@ -4,11 +4,24 @@
 //             the shared base, as the worker serves a LoRA model)
 //   merged    N whole models (what serving each fine-tune as its merged copy holds)
 // and prints peak RSS, the cache's bytes and the load time, then greedy decode speed through the
-// KV cache on the base alone and on an adapter (the low-rank products' cost per token).
+// KV cache on the base alone and on an adapter (the low-rank products' cost per token), and
+// continuous batching's throughput with 8 requests on the base, on one adapter and on 8 adapters.
 // Then the platform serving 1, 8 and 32 concurrent streams (serve-streams.ts).
 // Usage: npm run bench:serve [-- --adapters 20] [-- --rank 8] [-- --tokens 32] [-- --only memory|streams]
 import { spawnSync } from 'node:child_process';
-import { decoderConfigFromHf, initBackend, isAdapterParam, KvCache, paramSpecs, Rng, Transformer, type Weights } from '@crucible/trainer';
+import {
+  batchedSample,
+  CharTokenizer,
+  ContinuousBatcher,
+  decoderConfigFromHf,
+  initBackend,
+  isAdapterParam,
+  KvCache,
+  paramSpecs,
+  Rng,
+  Transformer,
+  type Weights,
+} from '@crucible/trainer';
 import type { LoraConfig } from '@crucible/training-config';
 import * as tf from '@tensorflow/tfjs';
 import { SMOLLM2_135M } from '../../../packages/trainer/bench/open-shapes';
@@ -55,6 +68,9 @@ function adapterWeights(seed: number): Weights {
   }
   return w;
 }
+
+/** A character tokenizer for the batching figures (the random model's ids past it are never picked). */
+const CHARS = CharTokenizer.train('Story 0123456789: once upon a time, there was abcdefghijklmnopqrstuvwxyz.\n', ['<|endoftext|>']);
 
 let peak = process.memoryUsage().rss;
 const sampleRss = () => {
@@ -115,6 +131,23 @@ if (mode === 'unmerged') {
   const baseTps = Math.max(await decode(baseLease.model), await decode(baseLease.model));
   const adapterTps = Math.max(await decode(adapterModel), await decode(adapterModel));
   console.log(`  decode (greedy, KV cache, ${TOKENS} tokens): base ${baseTps.toFixed(2)} tokens/s, adapter unmerged ${adapterTps.toFixed(2)} tokens/s`);
+  // continuous batching: 8 requests in one batch on the base, on one adapter, on 8 adapters
+  const adapters = leases.slice(0, 8).map((l) => (l as { model: Transformer }).model);
+  const batchTps = async (of: (i: number) => Transformer | undefined): Promise<number> => {
+    const b = new ContinuousBatcher(baseLease.model, CHARS);
+    const t = performance.now();
+    const r = await Promise.all(adapters.map((_, i) => batchedSample(b, `Story ${i}: once upon a time`, { maxNewTokens: TOKENS, temperature: 0 }, of(i))));
+    return r.reduce((n, x) => n + x.tokens.length, 0) / ((performance.now() - t) / 1000);
+  };
+  await batchTps(() => undefined); // warm-up
+  const best = async (of: (i: number) => Transformer | undefined) => Math.max(await batchTps(of), await batchTps(of));
+  const onBase = await best(() => undefined);
+  const single = await best(() => adapters[0]);
+  const mixed = await best((i) => adapters[i]);
+  console.log(
+    `  continuous batching, 8 requests x ${TOKENS} tokens in one batch: base ${onBase.toFixed(1)} tokens/s, one adapter ${single.toFixed(1)} tokens/s, ` +
+      `8 adapters (mixed) ${mixed.toFixed(1)} tokens/s`,
+  );
 } else {
   const models: Transformer[] = [];
   for (let i = 0; i < N; i++) {

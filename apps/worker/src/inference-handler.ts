@@ -47,7 +47,7 @@ interface Deps {
   batching?: BatcherOptions;
 }
 
-/** One batcher per loaded model (a model evicted from the cache takes its batcher with it). */
+/** One batcher per loaded base model (a model evicted from the cache takes its batcher with it). */
 const batchers = new WeakMap<Transformer, ContinuousBatcher>();
 
 function batcherFor(model: Transformer, tokenizer: Tokenizer, opts: BatcherOptions = {}): ContinuousBatcher {
@@ -109,21 +109,28 @@ async function generate(deps: Deps, model: Transformer, tokenizer: Tokenizer, p:
   const template = p.messages ? chatTemplateOf(tokenizer) : undefined;
   const prompt = template && p.messages ? template.prompt(p.messages) : p.prompt;
   const stop = template?.crucible ? [...p.stop, CHAT_STOP] : p.stop;
-  // the n choices decoded together, each with its own seed
-  const batcher = batcherFor(model, tokenizer, deps.batching);
+  // the n choices decoded together, each with its own seed; a LoRA model served unmerged shares its
+  // base's batcher (its requests batch with the base's and with its other adapters')
+  const base = model.loraBase;
+  const batcher = batcherFor(base ?? model, tokenizer, deps.batching);
   const choose = async (index: number): Promise<SampleResult> => {
-    const it = batcher.stream(prompt, {
-      addSpecialTokens: !template,
-      signal: gone.signal,
-      maxNewTokens: p.maxTokens,
-      temperature: p.temperature,
-      topK: p.topK,
-      topP: p.topP,
-      stop,
-      seed: p.seed + index,
-      stopTokens,
-      logprobs: p.logprobs ?? undefined,
-    });
+    const it = batcher.stream(
+      prompt,
+      {
+        addSpecialTokens: !template,
+        signal: gone.signal,
+        maxNewTokens: p.maxTokens,
+        temperature: p.temperature,
+        topK: p.topK,
+        topP: p.topP,
+        stop,
+        seed: p.seed + index,
+        stopTokens,
+        logprobs: p.logprobs ?? undefined,
+      },
+      base ? model : undefined,
+      tokenizer,
+    );
     for (;;) {
       const r = await it.next();
       if (r.done) return r.value;

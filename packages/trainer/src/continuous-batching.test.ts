@@ -1,8 +1,10 @@
-import { CharTokenizer } from '@crucible/model-files';
+import { CharTokenizer, isAdapterParam, paramSpecs, type Weights } from '@crucible/model-files';
+import type { LoraConfig } from '@crucible/training-config';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ModelConfig, modelConfig } from './config';
 import { type BatchStep, batchedSample, ContinuousBatcher } from './continuous-batching';
 import { Transformer } from './model';
+import { Rng } from './rng';
 import { type SampleOptions, type SampleResult, sample } from './sample';
 import { tinyLlamaConfig, useBackend } from './test-helpers';
 
@@ -10,10 +12,26 @@ beforeAll(useBackend);
 
 const text = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n';
 const tok = CharTokenizer.train(text, ['<|endoftext|>']);
-const models: Array<[string, ModelConfig]> = [
-  ['gpt', modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 48 }, tok.vocabSize)],
-  ['llama', { ...tinyLlamaConfig(tok.vocabSize), blockSize: 48 }],
+const models: Array<[string, ModelConfig, LoraConfig['targets']]> = [
+  [
+    'gpt',
+    modelConfig({ arch: 'gpt', nLayer: 2, nHead: 2, dModel: 32, blockSize: 48 }, tok.vocabSize),
+    ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'],
+  ],
+  ['llama', { ...tinyLlamaConfig(tok.vocabSize), blockSize: 48 }, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj']],
 ];
+
+/** Random LoRA matrices for cfg (B not zero, so the adapter changes the outputs). */
+function adapterWeights(cfg: ModelConfig, peft: LoraConfig, seed: number): Weights {
+  const rng = new Rng(seed);
+  const w: Weights = new Map();
+  for (const s of paramSpecs({ ...cfg, peft })) {
+    if (!isAdapterParam(s.name)) continue;
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    w.set(s.name, { shape: s.shape, data: Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 0.6) });
+  }
+  return w;
+}
 
 // requests with different parameters: greedy, seeded sampling with top-k and top-p, logprobs, a stop
 // sequence, prompts longer than a prefill chunk, and one that slides past the context
@@ -26,7 +44,7 @@ const requests: Array<[string, SampleOptions]> = [
   ['A', { maxNewTokens: 0 }],
 ];
 
-describe.each(models)('continuous batching (%s)', (_, cfg) => {
+describe.each(models)('continuous batching (%s)', (_, cfg, targets) => {
   const model = Transformer.create(cfg, 7);
   const batcher = (onStep?: (s: BatchStep) => void) => {
     const b = new ContinuousBatcher(model, tok, { prefillChunk: 5, maxBatch: 4 });
@@ -62,6 +80,56 @@ describe.each(models)('continuous batching (%s)', (_, cfg) => {
       expect(got.text).toBe(want.text);
       for (const [i, lp] of (want.logprobs ?? []).entries()) expect(got.logprobs?.[i]?.logprob).toBeCloseTo(lp.logprob, 5);
     }
+  });
+
+  it('requests for LoRA fine-tunes of the model share its steps, each with its own adapter, and get what they get alone', async () => {
+    // two adapters of different ranks and targets, unmerged on the model
+    const adapters = [
+      Transformer.withLora(
+        model,
+        { type: 'lora', rank: 4, alpha: 8, dropout: 0, targets },
+        adapterWeights(cfg, { type: 'lora', rank: 4, alpha: 8, dropout: 0, targets }, 1),
+      ),
+      Transformer.withLora(
+        model,
+        { type: 'lora', rank: 2, alpha: 8, dropout: 0, targets: targets.slice(0, 2) },
+        adapterWeights(cfg, { type: 'lora', rank: 2, alpha: 8, dropout: 0, targets: targets.slice(0, 2) }, 2),
+      ),
+    ];
+    const jobs = requests.slice(0, 5).map(([prompt, o], i) => ({ prompt, o, adapter: i % 3 === 0 ? undefined : adapters[i % 3 === 1 ? 0 : 1] }));
+    // alone: each adapter as its own model (its own LoRA forward pass), the base as itself
+    const alone: SampleResult[] = [];
+    for (const j of jobs) alone.push(await batchedSample(new ContinuousBatcher(j.adapter ?? model, tok, { prefillChunk: 5 }), j.prompt, j.o));
+    const steps: BatchStep[] = [];
+    const together = await Promise.all(
+      jobs.map((j) =>
+        batchedSample(
+          batcher((st) => steps.push(st)),
+          j.prompt,
+          j.o,
+          j.adapter,
+        ),
+      ),
+    );
+    const b = batcher((st) => steps.push(st));
+    const shared = await Promise.all(jobs.map((j) => batchedSample(b, j.prompt, j.o, j.adapter)));
+    expect(steps.some((st) => st.requests >= 3)).toBe(true);
+    for (const [i, got] of shared.entries()) {
+      expect(got.tokens, `request ${i}`).toEqual(alone[i]?.tokens);
+      for (const [t, lp] of (alone[i]?.logprobs ?? []).entries()) expect(got.logprobs?.[t]?.logprob).toBeCloseTo(lp.logprob, 5);
+    }
+    expect(together).toEqual(shared);
+    // the adapters change what the model says
+    expect(alone[1]?.tokens).not.toEqual((await batchedSample(batcher(), jobs[1]?.prompt as string, jobs[1]?.o as SampleOptions)).tokens);
+    // another model's adapter is refused
+    const other = Transformer.create(cfg, 8);
+    const foreign = Transformer.withLora(
+      other,
+      { type: 'lora', rank: 2, alpha: 4, dropout: 0, targets },
+      adapterWeights(cfg, { type: 'lora', rank: 2, alpha: 4, dropout: 0, targets }, 3),
+    );
+    await expect(batchedSample(batcher(), 'A', { maxNewTokens: 2 }, foreign)).rejects.toThrow(/its own model/);
+    for (const m of [...adapters, foreign, other]) m.dispose();
   });
 
   it('a step may read more tokens than one context holds: each span has its own positions', async () => {

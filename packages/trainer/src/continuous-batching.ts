@@ -6,6 +6,8 @@
 // stream, stop sequences and log-probabilities (sample.ts's Generation), and its chunks do not
 // depend on the other requests: with products whose rows do not depend on the batch
 // (withRowIndependentProducts), a request gets the tokens and log-probabilities it gets alone.
+// Requests for LoRA fine-tunes of the model (served unmerged) share its steps: the base's products
+// run once over every request's tokens, and each adds its own adapter's low-rank product.
 
 import type { Tokenizer } from '@crucible/model-files';
 import { isCausal } from '@crucible/training-config';
@@ -32,6 +34,8 @@ export interface BatchStep {
 
 interface Request {
   g: Generation;
+  /** The LoRA fine-tune of the batcher's model the request is for, or undefined: the model itself. */
+  adapter?: Transformer;
   cache: KvCache;
   /** The cache holds the positions of g.ids[start..start + cache.length). */
   start: number;
@@ -64,9 +68,15 @@ export class ContinuousBatcher {
     return this.active.length;
   }
 
-  /** Yields the request's text pieces as they are generated; returns its result (as sampleStream). */
-  async *stream(prompt: string, o: SampleOptions): AsyncGenerator<string, SampleResult> {
-    const r: Request = { g: new Generation(this.tokenizer, prompt, o), cache: new KvCache(), start: 0, signal: o.signal, out: [] };
+  /**
+   * Yields the request's text pieces as they are generated; returns its result (as sampleStream).
+   * `adapter`: a LoRA fine-tune of the batcher's model (Transformer.withLora on it) to generate
+   * from; its requests share steps with the model's and with other adapters' (span-lora.ts).
+   * `tokenizer`: the request's model's, when it is not the batcher's object (the same vocabulary).
+   */
+  async *stream(prompt: string, o: SampleOptions, adapter?: Transformer, tokenizer = this.tokenizer): AsyncGenerator<string, SampleResult> {
+    if (adapter && adapter.loraBase !== this.model) throw new Error("a batcher's adapters must be LoRA models on its own model");
+    const r: Request = { g: new Generation(tokenizer, prompt, o), adapter, cache: new KvCache(), start: 0, signal: o.signal, out: [] };
     this.active.push(r);
     this.run();
     try {
@@ -147,6 +157,7 @@ export class ContinuousBatcher {
         this.model.forwardSegments(tf.tensor2d(tokens, [1, tokens.length], 'int32'), {
           caches: batch.map((r) => r.cache),
           lengths: feeds.map((f) => f.tokens.length),
+          ...(batch.some((r) => r.adapter) ? { adapters: batch.map((r) => r.adapter) } : {}),
         }),
       ),
     );
@@ -170,8 +181,8 @@ export class ContinuousBatcher {
 }
 
 /** The whole result of a batcher's stream (as sample). */
-export async function batchedSample(b: ContinuousBatcher, prompt: string, o: SampleOptions): Promise<SampleResult> {
-  const it = b.stream(prompt, o);
+export async function batchedSample(b: ContinuousBatcher, prompt: string, o: SampleOptions, adapter?: Transformer): Promise<SampleResult> {
+  const it = b.stream(prompt, o, adapter);
   for (;;) {
     const r = await it.next();
     if (r.done) return r.value;

@@ -12,6 +12,7 @@ import { cachedCausalMask, type DecodeSegments, type KvCache, segmentPositions }
 import { dropout, linear } from './ops';
 import type { PackedAttention } from './packing';
 import { mixSeed } from './rng';
+import { withSpanLora } from './span-lora';
 
 export interface DecoderContext {
   param: (name: string) => tf.Tensor;
@@ -55,10 +56,11 @@ export function decoderHidden(
     const offset = cache?.length ?? 0;
     // packed examples each start at position 0: the tables per token, [B, T, hd]
     const segs = segments ? segmentPositions(segments) : undefined;
+    const spans = segments?.adapters && segs ? { starts: segs.starts, lengths: segments.lengths, adapters: segments.adapters } : undefined;
     const tables = packed
       ? perToken(ctx.rope(c.blockSize), packed.positions, B, T)
       : segs
-        ? perToken(ctx.rope(c.blockSize), tf.tensor1d(segs.positions, 'int32'), B, T)
+        ? rows(ctx.rope(c.blockSize), tf.tensor1d(segs.positions, 'int32')) // B = 1: row t for token t, the fused kernel's layout
         : ctx.rope(T, offset);
     const keyBias = attentionMask ? (tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), -1e9) as tf.Tensor2D) : undefined;
 
@@ -74,7 +76,9 @@ export function decoderHidden(
       const h = `model.layers.${l}.`;
       let drops = 0;
       const proj = (input: tf.Tensor, name: string, hasBias: boolean) => {
-        const y = linear(input, p(`${name}.weight`), opt(`${name}.bias`, hasBias), true);
+        const base = linear(input, p(`${name}.weight`), opt(`${name}.bias`, hasBias), true);
+        // each span's own adapter (continuous batching across LoRA fine-tunes of this model)
+        const y = spans ? withSpanLora(base, input, spans, name, name.slice(name.lastIndexOf('.') + 1), 'llama') : base;
         const lora = ctx.lora;
         if (!lora?.targets.has(name.slice(name.lastIndexOf('.') + 1))) return y;
         const xin = lora.dropout > 0 ? dropout(input, lora.dropout, mixSeed(lora.seed, 1000 + 16 * l + drops++)) : input;
@@ -130,6 +134,11 @@ export function decoderHidden(
     });
     return rmsNorm(x, p('model.norm.weight'), d.rmsNormEps) as tf.Tensor3D;
   });
+}
+
+/** RoPE tables of positions 0..blockSize-1 picked per position: [N, hd]. */
+function rows(tables: { cos: tf.Tensor2D; sin: tf.Tensor2D }, positions: tf.Tensor1D): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  return { cos: tf.gather(tables.cos, positions), sin: tf.gather(tables.sin, positions) };
 }
 
 /** RoPE tables of positions 0..blockSize-1 picked per token: [B, T, hd]. */

@@ -61,6 +61,11 @@ export function cachedCausalMask(offset: number, T: number): tf.Tensor2D | undef
 export interface DecodeSegments {
   caches: KvCache[];
   lengths: number[];
+  /**
+   * Each span's LoRA fine-tune of the model (Transformer.withLora on it), or undefined for the
+   * model itself: the spans of several adapters share the base's products (span-lora.ts).
+   */
+  adapters?: Array<import('./model').Transformer | undefined>;
 }
 
 /** Each token's position (its cache's length, then on) and each span's first token. */

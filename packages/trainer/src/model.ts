@@ -15,6 +15,7 @@ import { cachedCausalMask, type DecodeSegments, type KvCache, segmentPositions }
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
 import { type PackedRows, packedAttention } from './packing';
 import { mixSeed } from './rng';
+import { withSpanLora } from './span-lora';
 
 export interface ForwardOptions {
   /** Enables dropout. Default false. */
@@ -43,6 +44,8 @@ let modelCounter = 0;
 
 export class Transformer {
   readonly config: ModelConfig;
+  /** The model whose parameters a LoRA model made by withLora shares: its base. */
+  loraBase?: Transformer;
   /** Every parameter by name, e.g. `h.0.attn.c_attn.weight`. */
   readonly params: Map<string, tf.Variable>;
   private readonly frozen = new Set<string>();
@@ -147,6 +150,7 @@ export class Transformer {
     }
     const model = new Transformer(config, params, borrowed);
     model.freeze(() => true);
+    model.loraBase = base;
     return model;
   }
 
@@ -305,6 +309,8 @@ export class Transformer {
           throw new RangeError('segments: idx must be [1, N], N the sum of the spans');
         if (c.arch === 'bert' || cache || opts.attentionMask || opts.training || opts.packing)
           throw new RangeError('segments are for decoding a causal model, without padding, packing or training');
+        if (segments.adapters && (c.peft || segments.adapters.some((a) => a && a.loraBase !== this)))
+          throw new RangeError("segments' adapters must be LoRA models on this (plain) model");
         segments.caches.forEach((k, s) => {
           if (k.length + (segments.lengths[s] as number) > c.blockSize)
             throw new RangeError(`sequence length ${k.length + (segments.lengths[s] as number)} exceeds block_size ${c.blockSize}`);
@@ -349,6 +355,10 @@ export class Transformer {
       };
       const loraOut = (h: string, target: string, xa: tf.Tensor | undefined, y: tf.Tensor): tf.Tensor =>
         xa ? tf.add(y, linear(xa, p(`${h}${target}.lora_B.weight`))) : y;
+      // each span's own adapter (continuous batching across LoRA fine-tunes of this model)
+      const spans = segments?.adapters && segs ? { starts: segs.starts, lengths: segments.lengths, adapters: segments.adapters } : undefined;
+      const spanLora = (h: string, target: string, input: tf.Tensor, y: tf.Tensor): tf.Tensor =>
+        spans ? withSpanLora(y, input, spans, `${h}${target}`, target, 'gpt') : y;
       const adapter = (h: string, where: 'attn' | 'mlp', y: tf.Tensor): tf.Tensor => {
         if (peft?.type !== 'adapter') return y;
         const a = `${h}adapter_${where}.`;
@@ -388,18 +398,32 @@ export class Transformer {
           const a = layerNorm(x, p(`${h}ln_1.weight`), pb(`${h}ln_1.bias`));
           const xa = loraIn(h, 'attn.c_attn', a);
           const lora = xa ? { xa, b: p(`${h}attn.c_attn.lora_B.weight`) } : undefined;
-          const qkv = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
+          const projected = qkvProjection(a, p(`${h}attn.c_attn.weight`), pb(`${h}attn.c_attn.bias`), lora); // q, k, v: (B, T, C) each
+          // (spans add their adapters' products to q, k and v side by side)
+          const qkv = spans ? spanLora(h, 'attn.c_attn', a, Array.isArray(projected) ? tf.concat(projected, 2) : projected) : projected;
           const merged = segments
             ? segmentedAttention(qkv, nh, segments, l)
             : cache
               ? cachedAttention(qkv, nh, cache, l, offset)
               : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
-          const attnOut = loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`)));
+          const attnOut = spanLora(
+            h,
+            'attn.c_proj',
+            merged,
+            loraOut(h, 'attn.c_proj', loraIn(h, 'attn.c_proj', merged), linear(merged, p(`${h}attn.c_proj.weight`), pb(`${h}attn.c_proj.bias`))),
+          );
           x = tf.add(x, drop(adapter(h, 'attn', attnOut)));
           // --- MLP ---
           const m = layerNorm(x, p(`${h}ln_2.weight`), pb(`${h}ln_2.bias`));
-          const f = gelu(loraOut(h, 'mlp.c_fc', loraIn(h, 'mlp.c_fc', m), linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`)))); // (B, T, 4C)
-          const mlpOut = loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))); // (B, T, C)
+          const f = gelu(
+            spanLora(h, 'mlp.c_fc', m, loraOut(h, 'mlp.c_fc', loraIn(h, 'mlp.c_fc', m), linear(m, p(`${h}mlp.c_fc.weight`), pb(`${h}mlp.c_fc.bias`)))),
+          ); // (B, T, 4C)
+          const mlpOut = spanLora(
+            h,
+            'mlp.c_proj',
+            f,
+            loraOut(h, 'mlp.c_proj', loraIn(h, 'mlp.c_proj', f), linear(f, p(`${h}mlp.c_proj.weight`), pb(`${h}mlp.c_proj.bias`))),
+          ); // (B, T, C)
           x = tf.add(x, drop(adapter(h, 'mlp', mlpOut)));
           return x;
         });
