@@ -13,6 +13,12 @@ export interface WorkerConfig extends PlatformConfig {
   decodeMaxBatch: number;
   /** PREFILL_CHUNK: prompt tokens a request reads per decoding step (chunked prefill). Default 64. */
   prefillChunk: number;
+  /**
+   * DECODE_CACHE_BYTES: memory for the KV caches of the sequences decoded at once, per loaded model
+   * (a sequence waits its turn when its cache, grown to its prompt plus token budget, would not
+   * fit). Default 20% of the machine's memory.
+   */
+  decodeCacheBytes: number;
   /** EVALUATION_CONCURRENCY: evaluations run at once. Default 1. */
   evaluationConcurrency: number;
   /** TFJS_BACKEND: tensorflow-gpu | tensorflow | wasm | cpu | auto. Default auto. */
@@ -54,6 +60,7 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     inferenceConcurrency: r.int('INFERENCE_CONCURRENCY', 16, 1, 256),
     decodeMaxBatch: r.int('DECODE_MAX_BATCH', 32, 1, 1024),
     prefillChunk: r.int('PREFILL_CHUNK', 64, 1, 65536),
+    decodeCacheBytes: byteSize(r, 'DECODE_CACHE_BYTES', Math.floor(0.2 * machineMemory())),
     evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 1, 1, 64),
     backend: backend as WorkerConfig['backend'],
     modelCacheBytes: byteSize(r, 'MODEL_CACHE_BYTES', Math.floor(0.4 * machineMemory())),

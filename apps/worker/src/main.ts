@@ -102,7 +102,7 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
           loader,
           redis,
           served: (key, name) => loaded.served(key, name),
-          batching: { maxBatch: cfg.decodeMaxBatch, prefillChunk: cfg.prefillChunk },
+          batching: { maxBatch: cfg.decodeMaxBatch, prefillChunk: cfg.prefillChunk, maxCacheBytes: cfg.decodeCacheBytes },
         },
         job.data,
       ),

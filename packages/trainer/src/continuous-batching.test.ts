@@ -2,7 +2,7 @@ import { CharTokenizer, isAdapterParam, paramSpecs, type Weights } from '@crucib
 import type { LoraConfig } from '@crucible/training-config';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ModelConfig, modelConfig } from './config';
-import { type BatchStep, batchedSample, ContinuousBatcher } from './continuous-batching';
+import { type BatchStep, batchedSample, ContinuousBatcher, kvBytesPerPosition } from './continuous-batching';
 import { Transformer } from './model';
 import { Rng } from './rng';
 import { type SampleOptions, type SampleResult, sample } from './sample';
@@ -171,6 +171,20 @@ describe.each(models)('continuous batching (%s)', (_, cfg, targets) => {
     const after = steps.slice(before + 1);
     expect(after.every((s) => s.requests === 1)).toBe(true);
     expect(b.size).toBe(0);
+  });
+
+  it('runs only the requests whose KV caches fit its memory, the others waiting their turn in order', async () => {
+    const perRequest = Math.min(cfg.blockSize, 'Speak'.length + 10) * kvBytesPerPosition(model);
+    const steps: BatchStep[] = [];
+    const b = new ContinuousBatcher(model, tok, { maxCacheBytes: 2 * perRequest });
+    b.onStep = (s) => steps.push(s);
+    const o = { maxNewTokens: 10, temperature: 0 };
+    const all = await Promise.all(Array.from({ length: 5 }, () => batchedSample(b, 'Speak', o)));
+    expect(Math.max(...steps.map((s) => s.requests))).toBe(2);
+    for (const r of all) expect(r).toEqual(all[0]);
+    // one request always runs, however small the budget
+    const tiny = new ContinuousBatcher(model, tok, { maxCacheBytes: 1 });
+    expect((await batchedSample(tiny, 'Speak', o)).tokens).toEqual(all[0]?.tokens);
   });
 
   it('a reader that stops reading takes its request out of the batch', async () => {

@@ -22,6 +22,19 @@ export interface BatcherOptions {
   maxBatch?: number;
   /** Prompt tokens a request reads per step. Default 64. */
   prefillChunk?: number;
+  /**
+   * Memory for the running requests' KV caches, in bytes: a request joins the running ones only
+   * when the caches it and they may grow to (prompt plus token budget, at most the context) fit;
+   * otherwise it waits, first come first served. One request always runs. Default: unlimited.
+   */
+  maxCacheBytes?: number;
+}
+
+/** Bytes a KV cache holds per position: keys and values of every layer, float32. */
+export function kvBytesPerPosition(model: Transformer): number {
+  const c = model.config;
+  const width = c.arch === 'llama' && c.decoder ? c.decoder.nKvHead * c.decoder.headDim : c.dModel;
+  return c.nLayer * 2 * width * 4;
 }
 
 /** What a step reports, for benchmarks and tests. */
@@ -48,6 +61,8 @@ interface Request {
 export class ContinuousBatcher {
   private readonly maxBatch: number;
   private readonly prefillChunk: number;
+  private readonly maxCacheBytes: number;
+  private readonly bytesPerPosition: number;
   private readonly active: Request[] = [];
   private running = false;
   /** Called after every step (benchmarks, tests). */
@@ -61,6 +76,13 @@ export class ContinuousBatcher {
     if (!isCausal(model.config.arch)) throw new Error('text generation needs a causal (gpt or llama) model');
     this.maxBatch = Math.max(1, opts.maxBatch ?? 32);
     this.prefillChunk = Math.max(1, opts.prefillChunk ?? 64);
+    this.maxCacheBytes = opts.maxCacheBytes ?? Number.POSITIVE_INFINITY;
+    this.bytesPerPosition = kvBytesPerPosition(model);
+  }
+
+  /** The bytes a request's cache may grow to: its prompt and token budget, at most the context. */
+  private cacheBytes(r: Request): number {
+    return Math.min(this.model.config.blockSize, r.g.ids.length + r.g.remaining) * this.bytesPerPosition;
   }
 
   /** Requests being decoded or waiting for a place. */
@@ -138,7 +160,16 @@ export class ContinuousBatcher {
         this.send(r, r.g.end());
       }
     }
-    const batch = this.active.slice(0, this.maxBatch);
+    // the first requests that fit (in arrival order: a later one never overtakes a waiting one)
+    const batch: Request[] = [];
+    let bytes = 0;
+    for (const r of this.active) {
+      if (batch.length >= this.maxBatch) break;
+      const need = this.cacheBytes(r);
+      if (batch.length && bytes + need > this.maxCacheBytes) break;
+      batch.push(r);
+      bytes += need;
+    }
     if (!batch.length) return;
     const T = this.model.config.blockSize;
     const feeds = batch.map((r) => {

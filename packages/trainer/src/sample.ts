@@ -240,6 +240,11 @@ export class Generation {
     return this.sampled >= this.o.maxNewTokens;
   }
 
+  /** Tokens it may still sample. */
+  get remaining(): number {
+    return Math.max(0, this.o.maxNewTokens - this.sampled);
+  }
+
   /** Samples the next token from its logits (which it may change): the text it adds, and the result if that ended the generation. */
   step(data: Float32Array): GenerationStep {
     const { tokenizer, generated, logprobs } = this;
