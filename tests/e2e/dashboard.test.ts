@@ -561,7 +561,8 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       training_file: trained.training_file ?? file.id,
       method: {
         type: 'pretrain',
-        pretrain: { hyperparameters: { max_steps: 5000, block_size: 32, batch_size: 4, eval_interval: 0, log_interval: 1, tokenizer: { type: 'char' } } },
+        // (steps enough that the job still runs when the API comes back: 5,000 ran out on a fast worker)
+        pretrain: { hyperparameters: { max_steps: 1_000_000, block_size: 32, batch_size: 4, eval_interval: 0, log_interval: 1, tokenizer: { type: 'char' } } },
       },
     });
     try {
