@@ -42,24 +42,11 @@ int ck_bf16_kernel_supported(void) {
 #define NC 3072
 #define PAR_MIN_FLOPS (1 << 18)
 
-// One float rounded to bf16, to nearest even; NaN stays NaN (quiet).
-// (The instruction's rounding written out, for the ends of rows; the rest uses the instruction.)
-static inline uint16_t round_bf16(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000);  // denormals flush to zero, as in the instruction
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
+// (ck_bf16_bits, bf16_gemm.h: the instruction's rounding written out, for the ends of rows; the
+// rest uses the instruction)
+float ck_bf16_round(float x) { return ck_bf16_float(ck_bf16_bits(x)); }
 
-float ck_bf16_round(float x) {
-  uint32_t u = (uint32_t)round_bf16(x) << 16;
-  float y;
-  memcpy(&y, &u, 4);
-  return y;
-}
-
-static inline uint32_t pair(float lo, float hi) { return (uint32_t)round_bf16(lo) | ((uint32_t)round_bf16(hi) << 16); }
+static inline uint32_t pair(float lo, float hi) { return (uint32_t)ck_bf16_bits(lo) | ((uint32_t)ck_bf16_bits(hi) << 16); }
 
 // A store of 16 32-bit lanes under a mask: a plain store when every lane is written. Masked stores
 // to memory are slow on some CPUs (on the AMD EPYC development VM, plain ones made a gpt2-small bf16
@@ -247,10 +234,7 @@ typedef struct {
 
 static inline float element(operand x, int64_t i) {
   if (!x.bf16) return ck_bf16_round(((const float*)x.p)[i]);
-  uint32_t u = (uint32_t)((const uint16_t*)x.p)[i] << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
+  return ck_bf16_float(((const uint16_t*)x.p)[i]);
 }
 
 // C[m0..m1, n0..n1) without buffers, the same sums: only where the packing buffers could not be allocated.
@@ -418,7 +402,7 @@ void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
     int64_t end = b + block < whole ? b + block : whole;
     for (int64_t i = b; i < end; i += 16) _mm256_storeu_si256((__m256i*)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
   }
-  for (int64_t i = whole; i < n; i++) y[i] = round_bf16(x[i]);
+  for (int64_t i = whole; i < n; i++) y[i] = ck_bf16_bits(x[i]);
 }
 
 #else
@@ -436,11 +420,7 @@ int ck_bf16_gemm_operands(int ta, int tb, int64_t M, int64_t N, int64_t K, float
   return 0;
 }
 void ck_bf16_convert(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t u;
-    memcpy(&u, x + i, 4);
-    y[i] = (uint16_t)(u >> 16);
-  }
+  for (int64_t i = 0; i < n; i++) y[i] = ck_bf16_bits(x[i]);
 }
-float ck_bf16_round(float x) { return x; }
+float ck_bf16_round(float x) { return ck_bf16_float(ck_bf16_bits(x)); }
 #endif

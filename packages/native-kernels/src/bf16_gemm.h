@@ -2,6 +2,27 @@
 #ifndef CRUCIBLE_BF16_GEMM_H
 #define CRUCIBLE_BF16_GEMM_H
 #include <stdint.h>
+#include <string.h>
+
+/**
+ * x rounded to bf16 (to nearest even, denormals to zero, NaN stays a quiet NaN): the rounding of
+ * VCVTNEPS2BF16, written out for the ends of rows and for loops that keep bf16 copies.
+ */
+static inline uint16_t ck_bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/** A bf16 value (its 16 bits) as a float. */
+static inline float ck_bf16_float(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 /** Whether this CPU has the instructions (AVX512-BF16) and the addon was compiled with the kernel. */
 int ck_bf16_kernel_supported(void);
 /**

@@ -148,21 +148,6 @@ static inline float gelu_slope(float v) {
   return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v2);
 }
 
-// v rounded to bf16, to nearest even (NaN stays NaN): written out so that the loops vectorise
-static inline uint16_t bf16_of(float v) {
-  uint32_t u;
-  memcpy(&u, &v, sizeof u);
-  uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : r;
-}
-
-static inline float float_of_bf16(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float v;
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
 static void ck_gelu(const float* x, float* y, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
   for (int64_t i = 0; i < n; i++) y[i] = gelu_of(x[i]);
@@ -179,13 +164,13 @@ static void ck_gelu_saving_bf16(const float* x, float* y, uint16_t* x16, int64_t
 #pragma omp parallel for if (n > PAR_MIN / 4)
   for (int64_t i = 0; i < n; i++) {
     y[i] = gelu_of(x[i]);
-    x16[i] = bf16_of(x[i]);
+    x16[i] = ck_bf16_bits(x[i]);
   }
 }
 
 static void ck_gelu_backward_bf16(const uint16_t* x16, const float* dy, float* dx, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_slope(float_of_bf16(x16[i]));
+  for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_slope(ck_bf16_float(x16[i]));
 }
 
 // ---- LayerNorm over the last axis ----

@@ -92,24 +92,25 @@ static void ck_rope(const float* x, const float* cs, const float* sn, float* y, 
 
 // ---- SwiGLU: y = silu(gate) up = gate sigmoid(gate) up ----
 
-static void ck_swiglu(const float* gate, const float* up, float* y, int64_t n) {
-#pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) {
-    float g = gate[i];
-    float s = 1.0f / (1.0f + exp_approx(-g));
-    y[i] = g * s * up[i];
-  }
-}
+static inline float sigmoid_of(float g) { return 1.0f / (1.0f + exp_approx(-g)); }
+
+static inline float swiglu_of(float g, float u) { return g * sigmoid_of(g) * u; }
 
 // dgate = dy up sigmoid(g) (1 + g (1 - sigmoid(g))); dup = dy silu(g).
+static inline void swiglu_grads(float g, float u, float dy, float* dgate, float* dup) {
+  float s = sigmoid_of(g);
+  *dgate = dy * u * s * (1.0f + g * (1.0f - s));
+  *dup = dy * g * s;
+}
+
+static void ck_swiglu(const float* gate, const float* up, float* y, int64_t n) {
+#pragma omp parallel for if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++) y[i] = swiglu_of(gate[i], up[i]);
+}
+
 static void ck_swiglu_backward(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) {
-    float g = gate[i];
-    float s = 1.0f / (1.0f + exp_approx(-g));
-    dgate[i] = dy[i] * up[i] * s * (1.0f + g * (1.0f - s));
-    dup[i] = dy[i] * g * s;
-  }
+  for (int64_t i = 0; i < n; i++) swiglu_grads(gate[i], up[i], dy[i], dgate + i, dup + i);
 }
 
 // SwiGLU keeping gate and up for the backward pass in bf16 (g16, u16), as mixed precision keeps
@@ -117,22 +118,15 @@ static void ck_swiglu_backward(const float* gate, const float* up, const float* 
 static void ck_swiglu_saving_bf16(const float* gate, const float* up, float* y, uint16_t* g16, uint16_t* u16, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
   for (int64_t i = 0; i < n; i++) {
-    float g = gate[i];
-    float s = 1.0f / (1.0f + exp_approx(-g));
-    y[i] = g * s * up[i];
-    g16[i] = bf16_of(g);
-    u16[i] = bf16_of(up[i]);
+    y[i] = swiglu_of(gate[i], up[i]);
+    g16[i] = ck_bf16_bits(gate[i]);
+    u16[i] = ck_bf16_bits(up[i]);
   }
 }
 
 static void ck_swiglu_backward_bf16(const uint16_t* g16, const uint16_t* u16, const float* dy, float* dgate, float* dup, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN / 4)
-  for (int64_t i = 0; i < n; i++) {
-    float g = float_of_bf16(g16[i]), u = float_of_bf16(u16[i]);
-    float s = 1.0f / (1.0f + exp_approx(-g));
-    dgate[i] = dy[i] * u * s * (1.0f + g * (1.0f - s));
-    dup[i] = dy[i] * g * s;
-  }
+  for (int64_t i = 0; i < n; i++) swiglu_grads(ck_bf16_float(g16[i]), ck_bf16_float(u16[i]), dy[i], dgate + i, dup + i);
 }
 
 // ---- grouped-query attention ----

@@ -251,7 +251,7 @@ static inline uint32_t* flash_carve(uint32_t** at, int64_t n) {
 // rows x cols bf16 values (row stride ld) as float32 rows of stride cols
 static void flash_widen(const uint16_t* x, int64_t ld, int64_t rows, int64_t cols, float* dst) {
   for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = float_of_bf16(x[r * ld + c]);
+    for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = ck_bf16_float(x[r * ld + c]);
 }
 
 // Gradients of q, k and v from dout, the inputs, the forward output and its log-sum-exp. dq has q's
