@@ -198,7 +198,7 @@ export class ContinuousBatcher {
     const V = this.model.config.vocabSize;
     batch.forEach((r, i) => {
       if (!(feeds[i] as { last: boolean }).last) return; // its prompt is still being read
-      const step = r.g.step(data.slice(i * V, (i + 1) * V));
+      const step = r.g.step(data.subarray(i * V, (i + 1) * V)); // (its own row: step may change it)
       if (step.result) {
         this.leave(r);
         this.send(r, step);

@@ -12,7 +12,7 @@ import { cachedCausalMask, type DecodeSegments, type KvCache, segmentPositions }
 import { dropout, linear } from './ops';
 import type { PackedAttention } from './packing';
 import { mixSeed } from './rng';
-import { withSpanLora } from './span-lora';
+import { spanAdapters, withSpanLora } from './span-lora';
 
 export interface DecoderContext {
   param: (name: string) => tf.Tensor;
@@ -56,7 +56,7 @@ export function decoderHidden(
     const offset = cache?.length ?? 0;
     // packed examples each start at position 0: the tables per token, [B, T, hd]
     const segs = segments ? segmentPositions(segments) : undefined;
-    const spans = segments?.adapters && segs ? { starts: segs.starts, lengths: segments.lengths, adapters: segments.adapters } : undefined;
+    const spans = segs && spanAdapters(segments, segs.starts);
     const tables = packed
       ? perToken(ctx.rope(c.blockSize), packed.positions, B, T)
       : segs
@@ -144,5 +144,6 @@ function rows(tables: { cos: tf.Tensor2D; sin: tf.Tensor2D }, positions: tf.Tens
 /** RoPE tables of positions 0..blockSize-1 picked per token: [B, T, hd]. */
 function perToken(tables: { cos: tf.Tensor2D; sin: tf.Tensor2D }, positions: tf.Tensor1D, B: number, T: number): { cos: tf.Tensor; sin: tf.Tensor } {
   const hd = tables.cos.shape[1];
-  return { cos: tf.gather(tables.cos, positions).reshape([B, T, hd]), sin: tf.gather(tables.sin, positions).reshape([B, T, hd]) };
+  const r = rows(tables, positions);
+  return { cos: r.cos.reshape([B, T, hd]), sin: r.sin.reshape([B, T, hd]) };
 }

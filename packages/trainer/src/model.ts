@@ -15,7 +15,7 @@ import { cachedCausalMask, type DecodeSegments, type KvCache, segmentPositions }
 import { attention, dropout as dropoutOp, gelu, layerNorm, linear, qkvProjection } from './ops';
 import { type PackedRows, packedAttention } from './packing';
 import { mixSeed } from './rng';
-import { withSpanLora } from './span-lora';
+import { spanAdapters, withSpanLora } from './span-lora';
 
 export interface ForwardOptions {
   /** Enables dropout. Default false. */
@@ -356,7 +356,7 @@ export class Transformer {
       const loraOut = (h: string, target: string, xa: tf.Tensor | undefined, y: tf.Tensor): tf.Tensor =>
         xa ? tf.add(y, linear(xa, p(`${h}${target}.lora_B.weight`))) : y;
       // each span's own adapter (continuous batching across LoRA fine-tunes of this model)
-      const spans = segments?.adapters && segs ? { starts: segs.starts, lengths: segments.lengths, adapters: segments.adapters } : undefined;
+      const spans = segs && spanAdapters(segments, segs.starts);
       const spanLora = (h: string, target: string, input: tf.Tensor, y: tf.Tensor): tf.Tensor =>
         spans ? withSpanLora(y, input, spans, `${h}${target}`, target, 'gpt') : y;
       const adapter = (h: string, where: 'attn' | 'mlp', y: tf.Tensor): tf.Tensor => {
@@ -402,7 +402,7 @@ export class Transformer {
           // (spans add their adapters' products to q, k and v side by side)
           const qkv = spans ? spanLora(h, 'attn.c_attn', a, Array.isArray(projected) ? tf.concat(projected, 2) : projected) : projected;
           const merged = segments
-            ? segmentedAttention(qkv, nh, segments, l)
+            ? segmentedAttention(qkv, nh, segments, segs?.starts ?? [], l)
             : cache
               ? cachedAttention(qkv, nh, cache, l, offset)
               : attention(qkv, nh, { ...attnOpts, dropout: rate > 0 ? { rate, seed: mixSeed(opts.seed ?? 0, drops++) } : undefined }); // (B, T, C), heads side by side
@@ -487,8 +487,13 @@ function cachedAttention(qkv: tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor], nh:
 }
 
 /** GPT attention of several spans of new tokens (DecodeSegments), each over its own cache. */
-function segmentedAttention(qkv: tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor], nh: number, segments: DecodeSegments, layer: number): tf.Tensor {
-  const { starts } = segmentPositions(segments);
+function segmentedAttention(
+  qkv: tf.Tensor | [tf.Tensor, tf.Tensor, tf.Tensor],
+  nh: number,
+  segments: DecodeSegments,
+  starts: number[],
+  layer: number,
+): tf.Tensor {
   const span = (t: tf.Tensor, s: number) => t.slice([0, starts[s] as number, 0], [1, segments.lengths[s] as number, t.shape[2] as number]);
   const parts = segments.caches.map((cache, s) =>
     cachedAttention(Array.isArray(qkv) ? (qkv.map((t) => span(t, s)) as [tf.Tensor, tf.Tensor, tf.Tensor]) : span(qkv, s), nh, cache, layer, cache.length),

@@ -4,6 +4,7 @@
 // as that adapter's own forward pass does, so a request gets the numbers it gets served alone.
 
 import * as tf from '@tensorflow/tfjs';
+import type { DecodeSegments } from './kv-cache';
 import type { Transformer } from './model';
 import { linear } from './ops';
 
@@ -13,6 +14,11 @@ export interface SpanAdapters {
   lengths: number[];
   /** Each span's adapter (a LoRA model on the base: Transformer.withLora), or undefined: the base. */
   adapters: Array<Transformer | undefined>;
+}
+
+/** The spans of `segments` that name adapters (spans starting at `starts`); undefined when none do. */
+export function spanAdapters(segments: DecodeSegments | undefined, starts: number[]): SpanAdapters | undefined {
+  return segments?.adapters ? { starts, lengths: segments.lengths, adapters: segments.adapters } : undefined;
 }
 
 /**
