@@ -561,8 +561,19 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       training_file: trained.training_file ?? file.id,
       method: {
         type: 'pretrain',
-        // (steps enough that the job still runs when the API comes back: 5,000 ran out on a fast worker)
-        pretrain: { hyperparameters: { max_steps: 1_000_000, block_size: 32, batch_size: 4, eval_interval: 0, log_interval: 1, tokenizer: { type: 'char' } } },
+        // steps enough that the job still runs when the API comes back (5,000 ran out on a fast
+        // worker), and a checkpoint every 10 steps, whose event reaches the page while it cannot refresh
+        pretrain: {
+          hyperparameters: {
+            max_steps: 1_000_000,
+            checkpoint_interval: 10,
+            block_size: 32,
+            batch_size: 4,
+            eval_interval: 0,
+            log_interval: 1,
+            tokenizer: { type: 'char' },
+          },
+        },
       },
     });
     try {
@@ -573,6 +584,9 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
       await page.getByTestId('offline').waitFor({ timeout: 15_000 });
       await page.getByTestId('stale').waitFor();
       expect(await page.getByRole('button', { name: 'Pause' }).isDisabled()).toBe(true);
+      // the stream still open brings a checkpoint the page cannot refresh for: it loses the stream,
+      // and must reopen it when the API is back although the new one never ends
+      await page.getByTestId('stale').filter({ hasText: 'the live stream is lost' }).waitFor({ timeout: 60_000 });
       await shot('api-unreachable');
       await page.unroute(`${p.url}/**`);
       await page.getByTestId('offline').waitFor({ state: 'detached', timeout: 15_000 });

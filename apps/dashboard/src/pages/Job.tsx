@@ -64,6 +64,9 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         };
         const [, m] = await Promise.all([refresh(), crucible.jobMetrics(id, 2000)]);
         setPoints(new Map(m.data.map((p) => [p.step, p])));
+        // the API answered: a stream lost before (an outage) is live again from here, even when
+        // this one never ends (a long run)
+        setStreamLost(false);
         // one connection yields each event once
         const log: JobEvent[] = [];
         for await (const e of crucible.jobEvents(id, { signal: ctl.signal })) {
@@ -76,7 +79,6 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
           } else await refresh(); // a new status or checkpoint
         }
         if (!ctl.signal.aborted) await refresh();
-        setStreamLost(false);
       } catch (err) {
         if (ctl.signal.aborted) return;
         setError(err);
@@ -243,7 +245,8 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
       </div>
       {stale && (
         <p className="warning" role="status" data-testid="stale">
-          Out of date: the live stream is lost. It reopens when the API is back; until then the buttons are off.
+          Out of date: {streamLost ? 'the live stream is lost' : 'the API cannot be reached'}. The page catches up when the API is back; until then the buttons
+          are off.
         </p>
       )}
       <ErrorNote error={stale ? null : (error ?? actionError)} />
