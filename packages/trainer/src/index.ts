@@ -7,6 +7,7 @@ export * from './checkpoint';
 export * from './config';
 export * from './continuous-batching';
 export * from './data';
+export * from './data-parallel';
 export * from './early-stopping';
 export * from './encoder-tasks';
 export * from './evaluate';

@@ -22,6 +22,7 @@ import { Bf16Weights } from './bf16-weights';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
 import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data';
+import type { DataParallel } from './data-parallel';
 import {
   groupAdvantages,
   grpoTerms,
@@ -211,10 +212,17 @@ export class Trainer {
     readonly config: TrainConfig,
     data: TrainData,
     resume?: { step: number; dataRng: [number, number, number, number]; optimizer: Optimizer },
+    /** Data parallelism: this rank's group; `config.batchSize` is then each rank's share of a global batch of size times as many rows. */
+    readonly parallel?: DataParallel,
   ) {
     validateTrainConfig(config, model.config);
+    if (parallel && (config.objective === 'dpo' || config.objective === 'grpo')) {
+      throw new RangeError(`train config: the ${config.objective} objective runs on one worker (data parallelism covers causal and mlm)`);
+    }
     const masking = config.objective === 'mlm' ? maskingFor(tokenizer, config.mlmProbability) : undefined;
-    const { batchSize: B, seqLen: T } = config;
+    const { seqLen: T } = config;
+    // every rank draws the same global batches and trains on its own rows of each
+    const B = config.batchSize * (parallel?.size ?? 1);
     const dataSeed = resume?.dataRng ?? mixSeed(config.seed, 1);
     if (config.objective === 'dpo') {
       const p = data.preference;
@@ -257,7 +265,12 @@ export class Trainer {
    * (decode once, read the tokenizer to encode the data, then hand the checkpoint over).
    */
   /** Resumes a training checkpoint; `over` changes its config before the trainer checks it (a resumed job's steps). */
-  static fromCheckpoint(ck: DecodedCheckpoint, data: TrainData, over: Partial<Pick<TrainConfig, 'maxSteps' | 'precision'>> = {}): Trainer {
+  static fromCheckpoint(
+    ck: DecodedCheckpoint,
+    data: TrainData,
+    over: Partial<Pick<TrainConfig, 'maxSteps' | 'precision'>> = {},
+    parallel?: DataParallel,
+  ): Trainer {
     if (!ck.train || !ck.state) throw new Error('checkpoint has no training state (it is a model export)');
     const optimizer = new Optimizer(ck.train.optimizer);
     const m = new Map<string, tf.Tensor>();
@@ -267,24 +280,43 @@ export class Trainer {
     for (const t of [...m.values(), ...v.values()]) t.dispose();
     // a dpo run keeps comparing with the reference of its start, not with the checkpoint's model
     const resumed = data.preference && ck.reference ? { ...data, preference: { ...data.preference, reference: ck.reference } } : data;
-    const trainer = new Trainer(ck.model, ck.tokenizer, { ...ck.train, ...over }, resumed, { step: ck.state.step, dataRng: ck.state.dataRng, optimizer });
+    const trainer = new Trainer(
+      ck.model,
+      ck.tokenizer,
+      { ...ck.train, ...over },
+      resumed,
+      { step: ck.state.step, dataRng: ck.state.dataRng, optimizer },
+      parallel,
+    );
     trainer.baseModel = ck.baseModel;
     return trainer;
   }
 
   async run(hooks: TrainHooks = {}, signal?: AbortSignal): Promise<TrainResult> {
     const c = this.config;
+    const dp = this.parallel;
     let lastEval: EvalMetrics | undefined;
+    // the ranks start from rank 0's parameters, and stop, evaluate and checkpoint at the same steps
+    if (dp) {
+      dp.broadcastParameters(this.model.trainable());
+      dp.verify(this.model.trainable(), this.step);
+    }
+    const leads = !dp || dp.rank === 0; // evaluates, and decides an early stop
     while (this.step < c.maxSteps) {
-      if (signal?.aborted) return { status: 'aborted', step: this.step, lastEval };
+      if (dp ? dp.anyStops(signal?.aborted === true) : signal?.aborted) return { status: 'aborted', step: this.step, lastEval };
       if (c.evalInterval > 0 && this.step % c.evalInterval === 0) {
-        lastEval = this.evaluate();
-        if ((await hooks.onEval?.(lastEval)) === 'stop') {
+        let stop = false;
+        if (leads) {
+          lastEval = this.evaluate();
+          stop = (await hooks.onEval?.(lastEval)) === 'stop';
+        }
+        if (dp ? dp.rootDecides(stop) : stop) {
           await hooks.onCheckpoint?.(this.step, () => this.checkpoint());
           return { status: 'stopped_early', step: this.step, lastEval };
         }
       }
       const m = this.trainStep();
+      if (dp && (m.step % dp.checksumInterval === 0 || m.step === c.maxSteps)) dp.verify(this.model.trainable(), m.step);
       if (m.step % c.logInterval === 0 || m.step === c.maxSteps) await hooks.onStep?.(m);
       if (c.checkpointInterval > 0 && m.step % c.checkpointInterval === 0 && m.step < c.maxSteps) {
         await hooks.onCheckpoint?.(m.step, () => this.checkpoint());
@@ -292,8 +324,10 @@ export class Trainer {
       // let timers and I/O (abort requests, hooks) run between steps
       await new Promise((r) => setImmediate(r));
     }
-    lastEval = this.evaluate();
-    await hooks.onEval?.(lastEval);
+    if (leads) {
+      lastEval = this.evaluate();
+      await hooks.onEval?.(lastEval);
+    }
     await hooks.onCheckpoint?.(this.step, () => this.checkpoint());
     return { status: 'completed', step: this.step, lastEval };
   }
@@ -326,7 +360,8 @@ export class Trainer {
           : this.rl
             ? this.rolloutLoss((this.source as PairSource).next(), seed, tally)
             : (() => {
-                const batch = (this.source as BatchSource | PackedSource).next(shape);
+                const drawn = (this.source as BatchSource | PackedSource).next(shape && { B: shape.B * (this.parallel?.size ?? 1), T: shape.T });
+                const batch = this.parallel ? this.parallel.shard(drawn) : drawn;
                 return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
               })();
         const { value, grads } = variableGrads(lossOf, vars);
@@ -344,6 +379,8 @@ export class Trainer {
         }
       }
     });
+    // data parallelism: every rank's sums become the ranks' mean (the loss too), so every rank steps alike
+    if (this.parallel) [loss] = this.parallel.average(sum, params, [loss]) as [number];
     const inv = 1 / c.gradAccumSteps;
     const gradNorm = globalNorm(sum.values()) * inv;
     const clip = c.maxGradNorm > 0 && gradNorm > c.maxGradNorm ? c.maxGradNorm / (gradNorm + 1e-6) : 1;
@@ -351,7 +388,8 @@ export class Trainer {
     for (const g of sum.values()) g.dispose();
     this.step += 1;
     const ms = performance.now() - t0;
-    const tokens = this.rl ? tally.tokens : (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps;
+    const ranks = this.parallel?.size ?? 1; // tokens per second of the whole group
+    const tokens = this.rl ? tally.tokens : (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps * ranks;
     const m: StepMetrics = { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
     if (this.pairs) return { ...m, preference: preferenceMetrics(rewards) };
     return this.rl ? { ...m, reinforcement: tally.metrics() } : m;

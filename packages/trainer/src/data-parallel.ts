@@ -1,0 +1,197 @@
+// Data parallelism: N ranks, each with the whole model, each computing the gradients of its own
+// rows of every global batch; the gradients are averaged over the ranks (an allreduce, in buckets),
+// so that every rank takes the same optimizer step and the parameters stay identical. A periodic
+// checksum of the parameters proves it, and a divergence fails loudly. The collectives come from
+// outside (Gloo in the worker, see @crucible/collectives): the trainer only needs this interface.
+
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from './data';
+
+/** What a data-parallel trainer needs of a group of ranks (GlooGroup fits it). */
+export interface Collective {
+  readonly rank: number;
+  readonly size: number;
+  /** Reduces `buf` over the ranks in place. */
+  allreduce<T extends Float32Array | Float64Array>(buf: T, op?: 'sum' | 'min' | 'max'): T;
+  /** Copies rank `root`'s `buf` into every rank's. */
+  broadcast<T extends Float32Array | Float64Array>(buf: T, root?: number): T;
+}
+
+/** The ranks' parameters differ: their steps were not the same (a bug, or a rank's hardware). */
+export class DivergenceError extends Error {
+  override readonly name = 'DivergenceError';
+}
+
+/** Gradients travel in buckets of this many bytes (PyTorch DDP's default bucket, 25 MiB). */
+export const BUCKET_BYTES = 25 * 2 ** 20;
+/** The parameters are compared across ranks every this many steps (and at the start). */
+export const CHECKSUM_INTERVAL = 100;
+
+export interface DataParallelOptions {
+  bucketBytes?: number;
+  checksumInterval?: number;
+}
+
+export class DataParallel {
+  /** Milliseconds spent in collectives since the last `takeCommMs`. */
+  private commMs = 0;
+  readonly bucketBytes: number;
+  readonly checksumInterval: number;
+
+  constructor(
+    readonly group: Collective,
+    o: DataParallelOptions = {},
+  ) {
+    this.bucketBytes = o.bucketBytes ?? BUCKET_BYTES;
+    this.checksumInterval = o.checksumInterval ?? CHECKSUM_INTERVAL;
+  }
+
+  get rank(): number {
+    return this.group.rank;
+  }
+
+  get size(): number {
+    return this.group.size;
+  }
+
+  /** This rank's rows of a global batch: rows [rank·B/size, (rank+1)·B/size). */
+  shard(batch: Batch): Batch {
+    const { B, T } = batch;
+    if (B % this.size !== 0) throw new RangeError(`a global batch of ${B} rows does not split over ${this.size} ranks`);
+    const b = B / this.size;
+    const [from, to] = [this.rank * b * T, (this.rank + 1) * b * T];
+    return {
+      B: b,
+      T,
+      x: batch.x.slice(from, to),
+      y: batch.y.slice(from, to),
+      ...(batch.w ? { w: batch.w.slice(from, to) } : {}),
+      ...(batch.packing ? { packing: { segments: batch.packing.segments.slice(from, to), positions: batch.packing.positions.slice(from, to) } } : {}),
+    };
+  }
+
+  /**
+   * Replaces every gradient in `grads` by its mean over the ranks, and returns the means of
+   * `extras` (the step's loss, ...). The gradients go in name order, packed into buckets of
+   * `bucketBytes`; a parameter without a gradient on this rank counts as zeros.
+   */
+  average(grads: Map<string, tf.Tensor>, params: Map<string, tf.Variable>, extras: number[]): number[] {
+    const names = [...params.keys()].sort();
+    const outputs = names.map((n) => {
+      const g = grads.get(n);
+      return g ? Float32Array.from(g.dataSync() as Float32Array) : new Float32Array((params.get(n) as tf.Variable).size);
+    });
+    outputs.push(Float32Array.from(extras));
+    const total = outputs.reduce((s, o) => s + o.length, 0);
+    const bucket = new Float32Array(Math.min(total, Math.max(1, Math.floor(this.bucketBytes / 4))));
+    const inv = 1 / this.size;
+    // walk the concatenation of the outputs in bucket-sized windows
+    let part = 0;
+    let offset = 0; // within outputs[part]
+    while (part < outputs.length) {
+      const spans: [Float32Array, number, number][] = []; // [output, its offset, length]
+      let filled = 0;
+      while (filled < bucket.length && part < outputs.length) {
+        const o = outputs[part] as Float32Array;
+        const n = Math.min(o.length - offset, bucket.length - filled);
+        bucket.set(o.subarray(offset, offset + n), filled);
+        spans.push([o, offset, n]);
+        filled += n;
+        offset += n;
+        if (offset === o.length) {
+          part += 1;
+          offset = 0;
+        }
+      }
+      const view = bucket.subarray(0, filled);
+      this.timed(() => this.group.allreduce(view, 'sum'));
+      let at = 0;
+      for (const [o, from, n] of spans) {
+        for (let i = 0; i < n; i++) o[from + i] = (view[at + i] as number) * inv;
+        at += n;
+      }
+    }
+    names.forEach((n, i) => {
+      const shape = (params.get(n) as tf.Variable).shape;
+      grads.get(n)?.dispose();
+      grads.set(n, tf.tensor(outputs[i] as Float32Array, shape, 'float32'));
+    });
+    return Array.from(outputs[names.length] as Float32Array);
+  }
+
+  /** Every rank's parameters become rank 0's (the start of a run: one initialization for all). */
+  broadcastParameters(params: Map<string, tf.Variable>): void {
+    for (const n of [...params.keys()].sort()) {
+      const v = params.get(n) as tf.Variable;
+      if (v.dtype !== 'float32') continue;
+      const data = Float32Array.from(v.dataSync() as Float32Array);
+      this.timed(() => this.group.broadcast(data, 0));
+      if (this.rank !== 0) v.assign(tf.tensor(data, v.shape, 'float32'));
+    }
+  }
+
+  /**
+   * Compares the ranks' parameters by two checksums (their sum and a position-weighted sum, in
+   * float64); throws DivergenceError when any rank's differ. Float64 sums of the same values in the
+   * same order are the same bits, so any difference is a real one.
+   */
+  verify(params: Map<string, tf.Variable>, step: number): void {
+    const local = parameterChecksum(params);
+    const lo = Float64Array.from(local);
+    const hi = Float64Array.from(local);
+    this.timed(() => {
+      this.group.allreduce(lo, 'min');
+      this.group.allreduce(hi, 'max');
+    });
+    if (lo[0] !== hi[0] || lo[1] !== hi[1]) {
+      throw new DivergenceError(
+        `the ranks' parameters diverged at step ${step}: checksums range over [${lo[0]}, ${hi[0]}] and [${lo[1]}, ${hi[1]}] (this rank ${this.rank}: ${local[0]}, ${local[1]})`,
+      );
+    }
+  }
+
+  /** Whether any rank asks to stop (its abort signal): every rank stops at the same step. */
+  anyStops(local: boolean): boolean {
+    const flag = new Float32Array([local ? 1 : 0]);
+    this.timed(() => this.group.allreduce(flag, 'max'));
+    return flag[0] === 1;
+  }
+
+  /** Rank 0's decision (an evaluation that stops early), for every rank. */
+  rootDecides(value: boolean): boolean {
+    const flag = new Float32Array([value ? 1 : 0]);
+    this.timed(() => this.group.broadcast(flag, 0));
+    return flag[0] === 1;
+  }
+
+  /** Milliseconds spent in collectives since the last call. */
+  takeCommMs(): number {
+    const ms = this.commMs;
+    this.commMs = 0;
+    return ms;
+  }
+
+  private timed(f: () => void): void {
+    const t0 = performance.now();
+    f();
+    this.commMs += performance.now() - t0;
+  }
+}
+
+/** [sum, position-weighted sum] of the float32 parameters, in name order, in float64. */
+export function parameterChecksum(params: Map<string, tf.Variable>): [number, number] {
+  let sum = 0;
+  let weighted = 0;
+  let k = 0;
+  for (const n of [...params.keys()].sort()) {
+    const v = params.get(n) as tf.Variable;
+    if (v.dtype !== 'float32') continue;
+    const d = v.dataSync() as Float32Array;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i] as number;
+      sum += x;
+      weighted += x * ((k++ % 1021) + 1);
+    }
+  }
+  return [sum, weighted];
+}
