@@ -1,6 +1,6 @@
 // The worker's configuration, parsed once from the environment at boot.
 import { readFileSync } from 'node:fs';
-import { availableParallelism, hostname, totalmem } from 'node:os';
+import { availableParallelism, hostname, networkInterfaces, totalmem } from 'node:os';
 import { type Env, EnvReader, type PlatformConfig, readPlatformConfig } from '@crucible/domain';
 import type { GemmChoice } from '@crucible/trainer';
 
@@ -45,6 +45,34 @@ export interface WorkerConfig extends PlatformConfig {
   nativePrecision: 'auto' | 'float32' | 'bf16';
   /** NATIVE_GEMM: the library for float32 products: auto (the fastest measured per shape), crucible, onednn or openblas. Default auto. */
   nativeGemm: GemmChoice;
+  /** Multi-worker jobs (data parallelism over Gloo). */
+  gang: GangConfig;
+}
+
+export interface GangConfig {
+  /** WORKER_ADVERTISE_HOST: the address the other ranks of a job reach this worker at (Gloo listens on it). Default: the first non-loopback IPv4 address, else 127.0.0.1. */
+  advertiseHost: string;
+  /** GANG_ASSEMBLY_MS: how long a rank waits for the others to come before its entry waits and tries again. Default 60 s. */
+  assemblyMs: number;
+  /** GANG_RETRY_MS: how long a rank's entry waits before it tries again. Default 5 s. */
+  retryMs: number;
+  /** GANG_STAGE_MS: how long the ranks wait for the slowest to read the data and build its trainer. Default 10 min. */
+  stageMs: number;
+  /** GANG_COLLECTIVE_TIMEOUT_MS: the bound on Gloo's rendezvous and on each collective (a rank silent for longer is lost). Default 5 min. */
+  collectiveMs: number;
+  /** GANG_MAX_RENDEZVOUS_FAILURES: failed rendezvous in a row before the job fails. Default 3. */
+  maxRendezvousFailures: number;
+  /** GANG_CHECKSUM_INTERVAL: steps between the ranks' parameter checksums. Default 100. */
+  checksumInterval: number;
+}
+
+/** The first non-loopback IPv4 address of this machine, else 127.0.0.1. */
+function defaultAdvertiseHost(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    const a = addrs?.find((x) => x.family === 'IPv4' && !x.internal);
+    if (a) return a.address;
+  }
+  return '127.0.0.1';
 }
 
 const GEMM_CHOICES = ['auto', 'crucible', 'onednn', 'openblas'] as const satisfies readonly GemmChoice[];
@@ -72,6 +100,15 @@ export function parseWorkerConfig(env: Env): WorkerConfig {
     nativeThreads: r.int('NATIVE_THREADS', availableParallelism(), 1, 256),
     nativePrecision: r.str('NATIVE_PRECISION', 'auto') as WorkerConfig['nativePrecision'],
     nativeGemm: r.str('NATIVE_GEMM', 'auto') as GemmChoice,
+    gang: {
+      advertiseHost: r.str('WORKER_ADVERTISE_HOST', defaultAdvertiseHost()),
+      assemblyMs: r.int('GANG_ASSEMBLY_MS', 60_000, 100),
+      retryMs: r.int('GANG_RETRY_MS', 5_000, 10),
+      stageMs: r.int('GANG_STAGE_MS', 600_000, 100),
+      collectiveMs: r.int('GANG_COLLECTIVE_TIMEOUT_MS', 300_000, 1_000),
+      maxRendezvousFailures: r.int('GANG_MAX_RENDEZVOUS_FAILURES', 3, 1, 1000),
+      checksumInterval: r.int('GANG_CHECKSUM_INTERVAL', 100, 1),
+    },
   };
   if (!(GEMM_CHOICES as readonly string[]).includes(cfg.nativeGemm))
     r.problems.push(`NATIVE_GEMM must be one of ${GEMM_CHOICES.join(', ')}, got ${cfg.nativeGemm}`);

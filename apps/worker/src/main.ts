@@ -81,7 +81,7 @@ export async function startWorker(cfg: WorkerConfig, log: WorkerLog = jsonLog(cf
         await job.moveToDelayed(Date.now() + ms, token);
         throw new DelayedError();
       };
-      return handleTraining({ store, storage, control, queue, cfg, log, defer }, job.data, (pct) => job.updateProgress(pct));
+      return handleTraining({ store, storage, control, queue, cfg, redis, log, defer }, job.data, (pct) => job.updateProgress(pct));
     },
     {
       connection: conn('blocking'),

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   invalid_hyperparameters: 400,
   unsupported_method: 400,
   unsupported_parameter: 400,
+  unsupported_resources: 400,
   invalid_grader: 400,
   unsupported_grader: 400,
   invalid_model: 400,

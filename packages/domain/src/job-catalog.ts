@@ -17,6 +17,8 @@ export interface TrainingPayload {
   jobId: string;
   projectId: string;
   attempt: number;
+  /** A multi-worker job's rank (1..workers-1; absent: rank 0, which holds the job's record). */
+  rank?: number;
 }
 
 /** Text generation: `n` samples of one prompt (completions, chat). */

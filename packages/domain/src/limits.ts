@@ -14,6 +14,8 @@ export interface ProjectLimits {
   maxStorageBytes: number;
   /** MAX_JOB_TOKENS: the largest job, in tokens trained (steps x batch x block x accumulation). Default 2e9. */
   maxJobTokens: number;
+  /** MAX_JOB_WORKERS: the most workers one job may train on at once (resources.workers, data parallelism). Default 4. */
+  maxJobWorkers: number;
   /** MAX_PROMPT_CHARS: the longest prompt (or all chat messages together) a completion takes. Default 32768. */
   maxPromptChars: number;
   /** MAX_COMPLETION_TOKENS: the most tokens one completion may ask for (max_tokens). Default 2048. */
@@ -29,6 +31,7 @@ export const LIMIT_FIELDS = {
   max_queued_jobs: 'maxQueuedJobs',
   max_storage_bytes: 'maxStorageBytes',
   max_job_tokens: 'maxJobTokens',
+  max_job_workers: 'maxJobWorkers',
   max_prompt_chars: 'maxPromptChars',
   max_completion_tokens: 'maxCompletionTokens',
   max_concurrent_inference: 'maxConcurrentInference',
@@ -49,6 +52,7 @@ export function readProjectLimits(r: EnvReader): ProjectLimits {
     maxQueuedJobs: r.int('MAX_QUEUED_JOBS', 20, 1, 1_000_000),
     maxStorageBytes: r.int('MAX_STORAGE_BYTES', 20 * 2 ** 30, 0),
     maxJobTokens: r.int('MAX_JOB_TOKENS', 2_000_000_000, 1),
+    maxJobWorkers: r.int('MAX_JOB_WORKERS', 4, 1, 1024),
     maxPromptChars: r.int('MAX_PROMPT_CHARS', 32_768, 1, 10_000_000),
     maxCompletionTokens: r.int('MAX_COMPLETION_TOKENS', 2048, 1, 4096),
     maxConcurrentInference: r.int('MAX_CONCURRENT_INFERENCE', 8, 1, 100_000),

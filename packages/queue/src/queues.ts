@@ -33,13 +33,20 @@ export function inferenceQueue(connection: Redis, prefix: string): InferenceQueu
   return new Queue<InferencePayload, InferenceResult>(QUEUES.inference, { connection, prefix });
 }
 
-/** Puts one attempt of a job on the training queue (idempotent: one entry per attempt). */
-export async function dispatchTraining(queue: TrainingQueue, job: { id: string; projectId: string; attempt: number }): Promise<void> {
+/**
+ * Puts one attempt of a job on the training queue (idempotent: one entry per attempt and rank):
+ * a multi-worker job's attempt is a gang of `workers` entries, one per rank, that wait for each
+ * other on the workers that take them.
+ */
+export async function dispatchTraining(queue: TrainingQueue, job: { id: string; projectId: string; attempt: number; workers?: number }): Promise<void> {
+  const ranks = Array.from({ length: job.workers ?? 1 }, (_, rank) => rank);
   await guard('queue', () =>
-    queue.add(
-      'train',
-      { jobId: job.id, projectId: job.projectId, attempt: job.attempt },
-      { ...JOB_OPTIONS.training, jobId: trainingQueueEntryId(job.id, job.attempt) },
+    queue.addBulk(
+      ranks.map((rank) => ({
+        name: 'train',
+        data: { jobId: job.id, projectId: job.projectId, attempt: job.attempt, ...(rank > 0 ? { rank } : {}) },
+        opts: { ...JOB_OPTIONS.training, jobId: trainingQueueEntryId(job.id, job.attempt, rank) },
+      })),
     ),
   );
 }

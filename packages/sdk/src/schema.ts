@@ -899,6 +899,17 @@ export interface components {
             organization_id: string;
             precision: ("bf16" | "float32") | null;
             prepared_training_file: string | null;
+            ranks: {
+                /** @description The address the other ranks reach it at (WORKER_ADVERTISE_HOST). */
+                host: string;
+                rank: number;
+                /** @description The worker (WORKER_NAME) that holds the rank. */
+                worker: string;
+            }[] | null;
+            resources: {
+                /** @description Crucible: workers that train the job at once (one rank each). */
+                workers: number;
+            };
             result_files: string[];
             /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
             running_seconds: number;
@@ -3676,6 +3687,10 @@ export interface operations {
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
                     precision?: ("bf16" | "float32") | null;
+                    resources?: {
+                        /** @description Crucible: workers that train the job at once (data parallelism over Gloo; default 1). Each worker trains on batch_size rows of every global batch of workers x batch_size rows, and their gradients are averaged, so that the job trains like one worker with workers x batch_size. At most the project's max_job_workers; methods supervised, pretrain and mlm; refused where the server has no Gloo. */
+                        workers?: number;
+                    } | null;
                     seed?: number | null;
                     suffix?: string | null;
                     training_file: string;
@@ -3754,6 +3769,17 @@ export interface operations {
                         organization_id: string;
                         precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
+                        ranks: {
+                            /** @description The address the other ranks reach it at (WORKER_ADVERTISE_HOST). */
+                            host: string;
+                            rank: number;
+                            /** @description The worker (WORKER_NAME) that holds the rank. */
+                            worker: string;
+                        }[] | null;
+                        resources: {
+                            /** @description Crucible: workers that train the job at once (one rank each). */
+                            workers: number;
+                        };
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
                         running_seconds: number;
@@ -3849,6 +3875,17 @@ export interface operations {
                         organization_id: string;
                         precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
+                        ranks: {
+                            /** @description The address the other ranks reach it at (WORKER_ADVERTISE_HOST). */
+                            host: string;
+                            rank: number;
+                            /** @description The worker (WORKER_NAME) that holds the rank. */
+                            worker: string;
+                        }[] | null;
+                        resources: {
+                            /** @description Crucible: workers that train the job at once (one rank each). */
+                            workers: number;
+                        };
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
                         running_seconds: number;
@@ -3944,6 +3981,17 @@ export interface operations {
                         organization_id: string;
                         precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
+                        ranks: {
+                            /** @description The address the other ranks reach it at (WORKER_ADVERTISE_HOST). */
+                            host: string;
+                            rank: number;
+                            /** @description The worker (WORKER_NAME) that holds the rank. */
+                            worker: string;
+                        }[] | null;
+                        resources: {
+                            /** @description Crucible: workers that train the job at once (one rank each). */
+                            workers: number;
+                        };
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
                         running_seconds: number;
@@ -4192,6 +4240,17 @@ export interface operations {
                         organization_id: string;
                         precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
+                        ranks: {
+                            /** @description The address the other ranks reach it at (WORKER_ADVERTISE_HOST). */
+                            host: string;
+                            rank: number;
+                            /** @description The worker (WORKER_NAME) that holds the rank. */
+                            worker: string;
+                        }[] | null;
+                        resources: {
+                            /** @description Crucible: workers that train the job at once (one rank each). */
+                            workers: number;
+                        };
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
                         running_seconds: number;
@@ -4287,6 +4346,17 @@ export interface operations {
                         organization_id: string;
                         precision: ("bf16" | "float32") | null;
                         prepared_training_file: string | null;
+                        ranks: {
+                            /** @description The address the other ranks reach it at (WORKER_ADVERTISE_HOST). */
+                            host: string;
+                            rank: number;
+                            /** @description The worker (WORKER_NAME) that holds the rank. */
+                            worker: string;
+                        }[] | null;
+                        resources: {
+                            /** @description Crucible: workers that train the job at once (one rank each). */
+                            workers: number;
+                        };
                         result_files: string[];
                         /** @description Crucible: seconds spent running so far, over every attempt; time paused or queued does not count. */
                         running_seconds: number;
@@ -5450,6 +5520,10 @@ export interface operations {
                     /** @description A preset (gpt-nano, gpt-micro, gpt2-small, bert-mini), a trained or imported model id, or a checkpoint (its fine_tuned_model_checkpoint name or ftckpt- id). */
                     model: string;
                     precision?: ("bf16" | "float32") | null;
+                    resources?: {
+                        /** @description Crucible: workers that train the job at once (data parallelism over Gloo; default 1). Each worker trains on batch_size rows of every global batch of workers x batch_size rows, and their gradients are averaged, so that the job trains like one worker with workers x batch_size. At most the project's max_job_workers; methods supervised, pretrain and mlm; refused where the server has no Gloo. */
+                        workers?: number;
+                    } | null;
                     seed?: number | null;
                     suffix?: string | null;
                     training_file: string;
@@ -5594,6 +5668,7 @@ export interface operations {
                                 max_concurrent_inference: number;
                                 max_concurrent_jobs: number;
                                 max_job_tokens: number;
+                                max_job_workers: number;
                                 max_prompt_chars: number;
                                 max_queued_jobs: number;
                                 max_storage_bytes: number;
@@ -5947,6 +6022,7 @@ export interface operations {
                             max_concurrent_inference: number;
                             max_concurrent_jobs: number;
                             max_job_tokens: number;
+                            max_job_workers: number;
                             max_prompt_chars: number;
                             max_queued_jobs: number;
                             max_storage_bytes: number;
@@ -6022,6 +6098,7 @@ export interface operations {
                             max_concurrent_inference: number;
                             max_concurrent_jobs: number;
                             max_job_tokens: number;
+                            max_job_workers: number;
                             max_prompt_chars: number;
                             max_queued_jobs: number;
                             max_storage_bytes: number;

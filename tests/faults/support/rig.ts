@@ -158,7 +158,8 @@ export class Rig {
     return r.body.id as string;
   }
 
-  async createJob(fileId: string, maxSteps: number, hp: Record<string, unknown> = {}): Promise<Job> {
+  /** A pretraining job of gpt-nano; `body` adds fields to the request (resources, ...). */
+  async createJob(fileId: string, maxSteps: number, hp: Record<string, unknown> = {}, body: Record<string, unknown> = {}): Promise<Job> {
     const r = await this.call('/fine_tuning/jobs', {
       method: 'POST',
       body: JSON.stringify({
@@ -166,6 +167,7 @@ export class Rig {
         training_file: fileId,
         seed: 7,
         method: { type: 'pretrain', pretrain: { hyperparameters: { ...JOB_HP, ...hp, max_steps: maxSteps } } },
+        ...body,
       }),
     });
     if (r.status !== 200) throw new Error(`create job: ${r.status} ${JSON.stringify(r.body)}`);

@@ -2,6 +2,7 @@
 // cancel, pause, resume, events, checkpoints and metrics. Status changes go through the job
 // repository, which refuses what the state machine forbids.
 
+import { gloo, glooMissing } from '@crucible/collectives';
 import { resolveRules } from '@crucible/datasets';
 import { findModelRef, type ModelRef } from '@crucible/db';
 import {
@@ -82,6 +83,8 @@ export function jobObject(j: JobRecord): JobObject {
     backend: j.backend,
     precision: j.precision,
     running_seconds: Math.round(j.runningSeconds * 10) / 10,
+    resources: { workers: j.workers },
+    ranks: j.ranks,
     data_preparation: j.preparation,
     prepared_training_file: j.preparedFileId,
   };
@@ -193,6 +196,29 @@ export async function resolveJobRequest(deps: Deps, actor: Actor, req: CreateJob
 }
 
 /**
+ * The workers a job asks for (resources.workers): at most the project's MAX_JOB_WORKERS, for the
+ * methods data parallelism covers, and only where this server has Gloo (the API and the workers
+ * share an install). Checked before the job is written.
+ */
+function jobWorkers(actor: Actor, req: CreateJobRequest, method: MethodType): number {
+  const workers = req.resources?.workers ?? 1;
+  if (workers === 1) return 1;
+  const param = 'resources.workers';
+  if (workers > actor.limits.maxJobWorkers) {
+    throw new CrucibleError(
+      'unsupported_resources',
+      `resources.workers ${workers} is over this project's limit of ${actor.limits.maxJobWorkers} (MAX_JOB_WORKERS)`,
+      param,
+    );
+  }
+  if (method === 'dpo' || method === 'reinforcement') {
+    throw new CrucibleError('unsupported_method', `a ${method} job trains on one worker: data parallelism covers supervised, pretrain and mlm`, param);
+  }
+  if (!gloo) throw new CrucibleError('unsupported_resources', `this server cannot run a job on several workers: ${glooMissing}`, param);
+  return workers;
+}
+
+/**
  * A job's size is the tokens it trains on: max_steps x batch x block x accumulation, or, when
  * the steps come from epochs, n_epochs x the training file's bytes (an upper bound on its tokens).
  */
@@ -240,6 +266,7 @@ export async function createJob(deps: Deps, actor: Actor, req: CreateJobRequest)
       metadata: req.metadata ?? null,
       preparation: req.data_preparation ? resolveRules(req.data_preparation) : null,
       precision: req.precision ?? null,
+      workers: jobWorkers(actor, req, method),
     },
     actor.limits.maxQueuedJobs,
   );

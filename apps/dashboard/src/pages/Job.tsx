@@ -287,6 +287,11 @@ export function JobPage({ crucible, id }: { crucible: Crucible; id: string }) {
         <dd>{job.backend ?? '–'}</dd>
         <dt>Precision</dt>
         <dd>{job.precision ?? 'chosen by the worker'}</dd>
+        <dt>Workers</dt>
+        <dd data-testid="workers">
+          {job.resources.workers}
+          {job.ranks && job.ranks.length > 1 ? ` (${job.ranks.map((r) => `rank ${r.rank} on ${r.worker}`).join(', ')})` : ''}
+        </dd>
       </dl>
       <div className={stale ? 'charts stale' : 'charts'}>
         <LineChart

@@ -50,7 +50,9 @@ import {
   type BackendChoice,
   BestTracker,
   backendChoice,
+  bf16Engine,
   checkpointInfo,
+  DataParallel,
   type DecodedCheckpoint,
   decodeCheckpoint,
   defaultPrecision,
@@ -71,10 +73,12 @@ import {
 } from '@crucible/trainer';
 import { TRAINING_DEFAULTS as D, type PresetName } from '@crucible/training-config';
 import { UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { WorkerConfig } from '../config';
 import type { JobControl, StopReason } from '../control';
 import { type LoadedWeights, ModelLoader } from '../model-loader';
 import { internalFailureMessage } from './failure';
+import { clearRendezvousFailures, countRendezvousFailure, Gang, GangAbandoned, GangTimeout, RankLost } from './gang';
 import { Heartbeat } from './heartbeat';
 import { Owned } from './owned';
 import { reinforcementData } from './reinforcement';
@@ -85,6 +89,8 @@ export interface TrainDeps {
   control: JobControl;
   queue: TrainingQueue;
   cfg: WorkerConfig;
+  /** Commands (a multi-worker job's gang meets here). */
+  redis: Redis;
   log: (msg: string, fields?: Record<string, unknown>) => void;
   /** Puts this queue entry back for `ms` (the project is at its concurrent-jobs limit); never returns. */
   defer?: (ms: number) => Promise<never>;
@@ -111,6 +117,7 @@ type StartingPoint =
 export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progress: (pct: number) => Promise<void>): Promise<void> {
   const job = await deps.store.jobs.get(p.projectId, p.jobId);
   if (!job || job.attempt !== p.attempt) return; // deleted, or an entry of an earlier attempt
+  if ((p.rank ?? 0) > 0) return followRank(deps, job, p.rank as number);
   if (job.status === 'validating_files' || job.status === 'running') {
     // This attempt was started before and its run stopped (a worker died or gave up during an
     // outage). If no live worker holds it, a new attempt resumes it from its latest checkpoint.
@@ -121,10 +128,70 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
   const leaseId = `${deps.cfg.workerName}/${randomUUID().slice(0, 8)}`;
   const project = await deps.store.projects.get(job.projectId);
   const { maxConcurrentJobs } = effectiveLimits(deps.cfg.limits, project?.limits as LimitOverrides | null);
+  // a multi-worker job: its ranks assemble before rank 0 claims it (a job is never held while its gang is incomplete)
+  const gang = job.workers > 1 ? await assembleGang(deps, job, 0) : undefined;
+  if (gang === null) return;
   const claimed = await deps.store.jobs.claim(job.projectId, job.id, job.attempt, leaseId, deps.defer ? maxConcurrentJobs : undefined);
-  if (claimed === 'busy') return (deps.defer as (ms: number) => Promise<never>)(CONCURRENCY_RETRY_MS);
-  if (!claimed) return; // cancelled or paused meanwhile
-  await new TrainingRun(deps, claimed, leaseId, progress).execute();
+  if (claimed === 'busy') {
+    await gang?.leave();
+    return (deps.defer as (ms: number) => Promise<never>)(CONCURRENCY_RETRY_MS);
+  }
+  if (!claimed) {
+    await gang?.abandon('the job was cancelled or paused before it started');
+    return;
+  }
+  await new TrainingRun(deps, claimed, leaseId, progress, gang).execute();
+}
+
+/**
+ * This worker's member of a job's gang, once every rank joined; null when rank 0 gave it up. A
+ * gang that does not assemble within GANG_ASSEMBLY_MS lets this worker go: its entry waits
+ * GANG_RETRY_MS and tries again.
+ */
+async function assembleGang(deps: TrainDeps, job: JobRecord, rank: number): Promise<Gang | null> {
+  const { cfg } = deps;
+  const gang = new Gang(
+    deps.redis,
+    cfg.queuePrefix,
+    job.id,
+    job.attempt,
+    job.workers,
+    { rank, worker: cfg.workerName, host: cfg.gang.advertiseHost, bf16: bf16Engine() !== undefined },
+    cfg.gang,
+  );
+  try {
+    await gang.join();
+    return gang;
+  } catch (err) {
+    if (err instanceof GangAbandoned) return null;
+    if (!(err instanceof GangTimeout)) throw err;
+    deps.log(`job ${job.id}: rank ${rank} waits again: ${err.message}`, { job_id: job.id, rank });
+    if (!deps.defer) throw err;
+    return deps.defer(cfg.gang.retryMs);
+  }
+}
+
+/**
+ * Rank 1 and up of a multi-worker job: joins the gang, waits for rank 0 to have the data ready,
+ * then trains its share of every batch with no writes of its own (rank 0 records the job).
+ */
+async function followRank(deps: TrainDeps, job: JobRecord, rank: number): Promise<void> {
+  if (job.status !== 'queued' && job.status !== 'validating_files') return; // ended, paused or already running without it
+  const gang = await assembleGang(deps, job, rank);
+  if (!gang) return;
+  try {
+    await gang.stage('data');
+  } catch (err) {
+    if (err instanceof GangAbandoned) return;
+    if (!(err instanceof GangTimeout)) throw err;
+    await gang.leave();
+    deps.log(`job ${job.id}: rank ${rank} waits again: ${err.message}`, { job_id: job.id, rank });
+    if (!deps.defer) throw err;
+    return deps.defer(deps.cfg.gang.retryMs);
+  }
+  const current = await deps.store.jobs.get(job.projectId, job.id); // with the file rank 0 prepared
+  if (!current || current.attempt !== job.attempt) return;
+  await new TrainingRun(deps, current, `${deps.cfg.workerName}/rank-${rank}`, async () => {}, gang).execute();
 }
 
 /** What `encode` throws is the file's fault: a JobInputError naming the parameter. */
@@ -163,33 +230,131 @@ class TrainingRun {
   /** The step of the best evaluation so far when no checkpoint exists there yet: a checkpoint saved at it is the best. */
   private bestPending: number | undefined;
 
+  /** Rank 1 and up of a multi-worker job: trains, and records nothing (rank 0 holds the job). */
+  private readonly follower: boolean;
+  /** Whether the gang's ranks connected (a failure before is a failed rendezvous). */
+  private connected = false;
+
   constructor(
     private readonly deps: TrainDeps,
     private readonly job: JobRecord,
     private readonly leaseId: string,
     private readonly progress: (pct: number) => Promise<void>,
+    /** A multi-worker job's gang, assembled. */
+    private readonly gang?: Gang,
   ) {
-    this.ctl = deps.control.register(job.id);
+    this.follower = (gang?.rank ?? 0) > 0;
+    // pause and cancel reach rank 0, and the others stop at the same step through the collectives;
+    // a rank's own worker shutting down stops them all too (rank 0 then saves a checkpoint and
+    // queues the job again)
+    this.ctl = deps.control.register(this.controlKey);
     this.writes = deps.store.jobs.attemptWriter(job.projectId, job.id, job.attempt);
   }
 
   async execute(): Promise<void> {
-    this.heartbeat = new Heartbeat(this.deps.store, this.job, this.leaseId, this.deps.cfg.jobs.heartbeatMs, (reason) => this.ctl.abort(reason));
+    if (!this.follower) {
+      this.heartbeat = new Heartbeat(this.deps.store, this.job, this.leaseId, this.deps.cfg.jobs.heartbeatMs, (reason) => this.ctl.abort(reason));
+    }
     try {
-      await this.event(this.job.attempt > 0 || this.job.startedAt ? `Validating training file (attempt ${this.job.attempt + 1})` : 'Validating training file');
+      if (!this.follower) {
+        await this.event(
+          this.job.attempt > 0 || this.job.startedAt ? `Validating training file (attempt ${this.job.attempt + 1})` : 'Validating training file',
+        );
+      }
       const datasets = await this.readDatasets();
+      if (this.gang && !this.follower) await this.gang.stage('data'); // the others read the file prepared here
       const start = await this.startingPoint(datasets.train);
       const trainer = await this.prepare(start, datasets);
+      if (this.gang) await this.connectGang(this.gang);
+      if (this.follower) {
+        await trainer.run({}, this.ctl.signal);
+        return;
+      }
       if (!(await this.markRunning(trainer, start))) return;
       const result = await this.train(trainer);
       await this.settle(trainer, result);
     } catch (err) {
-      await this.fail(err);
+      if (this.follower) this.followerStopped(err);
+      else if (err instanceof RankLost || err instanceof GangTimeout) await this.requeueGang(err);
+      else if (!(err instanceof GangAbandoned)) await this.fail(err);
     } finally {
-      await this.heartbeat.stop();
-      this.deps.control.release(this.job.id);
+      await this.heartbeat?.stop();
+      this.deps.control.release(this.controlKey);
+      this.gang?.close();
+      if (this.gang && !this.follower) await this.gang.abandon('the attempt ended').catch(() => {});
       this.owned.disposeAll();
     }
+  }
+
+  /** This run in the worker's job control: the job's id for rank 0 (pause and cancel name it). */
+  private get controlKey(): string {
+    return this.follower ? `${this.job.id}/rank-${this.gang?.rank}` : this.job.id;
+  }
+
+  /**
+   * Every trainer is built: the ranks connect through Gloo. A rank that cannot (its advertised
+   * address is not its own, a peer it cannot reach) says so in a job event naming it and its
+   * address, and gives the gang up; rank 0 then queues the attempt again.
+   */
+  private async connectGang(gang: Gang): Promise<void> {
+    await gang.stage('built');
+    try {
+      await gang.connect(this.deps.cfg.redisUrl);
+    } catch (err) {
+      if (this.follower) {
+        await this.event(
+          `Rank ${gang.rank} could not join the other ranks: ${(err as Error).message} (check WORKER_ADVERTISE_HOST and the ports between workers)`,
+          {
+            level: 'warn',
+            data: { reason: 'rendezvous_failed', rank: gang.rank, worker: gang.me.worker, host: gang.me.host },
+          },
+        ).catch(() => {});
+        await gang.abandon((err as Error).message).catch(() => {});
+      }
+      throw err;
+    }
+    this.connected = true;
+    if (this.follower) return;
+    await clearRendezvousFailures(this.deps.redis, this.deps.cfg.queuePrefix, this.job.id).catch(() => {});
+    const ranks = gang.ranks();
+    await this.io(() => this.deps.store.jobs.setRanks(this.job.projectId, this.job.id, this.leaseId, ranks));
+    await this.event(`Training on ${gang.size} workers: ${gang.describe()}`, { data: { workers: gang.size, ranks } });
+  }
+
+  /** A rank that stops: logged (rank 0 records the job, and queues it again when a rank is lost). */
+  private followerStopped(err: unknown): void {
+    if (err instanceof GangAbandoned) return;
+    this.deps.log(`job ${this.job.id}: rank ${this.gang?.rank} stopped: ${(err as Error).message}`, { job_id: this.job.id, level: 'warn' });
+  }
+
+  /**
+   * Rank 0 lost a rank (or the gang never connected): the attempt goes back to the queue and a new
+   * gang resumes it from the latest checkpoint. A gang that fails its rendezvous
+   * GANG_MAX_RENDEZVOUS_FAILURES times in a row fails the job instead, saying why.
+   */
+  private async requeueGang(err: Error): Promise<void> {
+    const { cfg, redis } = this.deps;
+    if (!this.connected) {
+      const failures = await countRendezvousFailure(redis, cfg.queuePrefix, this.job.id).catch(() => 1);
+      if (failures >= cfg.gang.maxRendezvousFailures) {
+        await this.fail(
+          new CrucibleError(
+            'unsupported_resources',
+            `the job's ${this.job.workers} workers failed to connect ${failures} times in a row; the last time: ${err.message}`,
+            'resources.workers',
+          ),
+        );
+        return;
+      }
+    }
+    this.deps.log(`job ${this.job.id}: ${err.message}`, { job_id: this.job.id, level: 'warn' });
+    await this.io(() =>
+      requeueAttempt(this.deps.store, this.deps.queue, this.job, {
+        message: `${err.message}; queued again to resume from the latest checkpoint when ${this.job.workers} workers are free`,
+        level: 'warn',
+        data: { reason: this.connected ? 'rank_lost' : 'rendezvous_failed', step: this.step },
+      }),
+    );
   }
 
   // ── steps ─────────────────────────────────────────────────────────────────────────────────
@@ -299,13 +464,20 @@ class TrainingRun {
     try {
       if (start.kind === 'checkpoint') {
         // takes over the checkpoint's model; the steps come from this attempt's data
-        trainer = Trainer.fromCheckpoint(start.ck, data, { maxSteps: schedule.maxSteps, precision: this.precision });
+        trainer = Trainer.fromCheckpoint(start.ck, data, { maxSteps: schedule.maxSteps, precision: this.precision }, this.parallel());
       } else {
         const model =
           start.kind === 'base'
             ? start.model
             : this.owned.add(Transformer.create(modelConfig(start.preset, tokenizer.vocabSize, { blockSize: T, dropout: hp.dropout }), this.job.seed));
-        trainer = new Trainer(model, tokenizer, { ...trainConfigFor(hp, this.job.method, schedule, this.job.seed), precision: this.precision }, data);
+        trainer = new Trainer(
+          model,
+          tokenizer,
+          { ...trainConfigFor(hp, this.job.method, schedule, this.job.seed), precision: this.precision },
+          data,
+          undefined,
+          this.parallel(),
+        );
       }
     } catch (err) {
       if (err instanceof RangeError) throw new JobInputError('invalid_hyperparameters', err.message, 'hyperparameters');
@@ -407,9 +579,14 @@ class TrainingRun {
     return this.job.precision ?? (own === 'auto' ? defaultPrecision() : own);
   }
 
-  /** The precision it trains in here: bf16 only where this worker runs bf16 products. */
+  /** The precision it trains in here: bf16 only where this worker (every worker of a gang) runs bf16 products. */
   private get precision(): Precision {
-    return effectivePrecision(this.wantedPrecision());
+    return this.gang ? this.gang.precision(this.wantedPrecision()) : effectivePrecision(this.wantedPrecision());
+  }
+
+  /** A multi-worker job's data parallelism: this rank's share of every batch, its gradients averaged over the gang. */
+  private parallel(): DataParallel | undefined {
+    return this.gang && new DataParallel(this.gang.collective(), { checksumInterval: this.deps.cfg.gang.checksumInterval });
   }
 
   private async markRunning(trainer: Trainer, start: StartingPoint): Promise<boolean> {
@@ -592,9 +769,11 @@ class TrainingRun {
     // pause or shutdown: keep the full training state to resume from
     await this.saveCheckpoint(result.step, trainer.checkpoint());
     if (reason === 'pause') return this.event(`Paused at step ${result.step}; resume continues from here`);
+    // (no reason of its own: another rank of the gang stopped, its worker shutting down)
+    const who = reason === undefined && this.gang ? "A worker of the job's gang is" : 'Worker';
     await this.io(() =>
       requeueAttempt(this.deps.store, this.deps.queue, this.job, {
-        message: `Worker shutting down at step ${result.step}; the job continues on another worker`,
+        message: `${who} shutting down at step ${result.step}; the job continues on ${this.gang ? `${this.job.workers} other workers` : 'another worker'}`,
         level: 'warn',
         data: { reason: 'worker_shutdown', resume_step: result.step },
       }),

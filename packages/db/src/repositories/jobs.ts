@@ -10,6 +10,7 @@ import {
   ID_PREFIX,
   type JobEventRecord,
   type JobFailure,
+  type JobRank,
   type JobRecord,
   type JobStatus,
   type MethodType,
@@ -50,6 +51,8 @@ function jobRecord(j: JobRow): JobRecord {
     precision: (j.precision as Precision | null) ?? null,
     preparation: jsonField<PreparationRules | null>(j.preparation) ?? null,
     preparedFileId: j.preparedFileId,
+    workers: j.workers,
+    ranks: jsonField<JobRank[] | null>(j.ranks) ?? null,
     attempt: j.attempt,
     leaseId: j.leaseId,
     heartbeatAt: j.heartbeatAt,
@@ -105,7 +108,7 @@ function checkpointRecord(c: CheckpointRow): CheckpointRecord {
 export type NewJob = Pick<
   JobRecord,
   'id' | 'projectId' | 'model' | 'method' | 'hyperparameters' | 'trainingFileId' | 'validationFileId' | 'seed' | 'suffix' | 'metadata'
-> & { preparation?: PreparationRules | null; precision?: Precision | null };
+> & { preparation?: PreparationRules | null; precision?: Precision | null; workers?: number };
 
 /** Fields a status change may set besides the status. */
 export interface JobChanges {
@@ -118,6 +121,7 @@ export interface JobChanges {
   trainedTokens?: number;
   fineTunedModel?: string;
   preparedFileId?: string;
+  ranks?: JobRank[] | null;
 }
 
 export interface TransitionOptions {
@@ -142,9 +146,10 @@ export interface NewModel {
 }
 
 function changes(set: JobChanges = {}): Prisma.JobUpdateManyMutationInput {
-  const { error, hyperparameters, ...rest } = set;
+  const { error, hyperparameters, ranks, ...rest } = set;
   return {
     ...rest,
+    ...(ranks !== undefined ? { ranks: jsonOrNull(ranks) } : {}),
     ...(error !== undefined ? { error: jsonOrNull(error) } : {}),
     ...(hyperparameters !== undefined ? { hyperparameters: jsonInput(hyperparameters) } : {}),
   };
@@ -176,8 +181,8 @@ export class JobRepository extends Repository {
     await q(
       `WITH job AS (
          INSERT INTO jobs (id, project_id, model, method_type, hyperparameters, training_file_id, validation_file_id, status, seed, suffix,
-                           metadata, preparation, precision, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, 'queued', $8, $9, $10::jsonb, $11::jsonb, $15, $12, $12)
+                           metadata, preparation, precision, workers, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, 'queued', $8, $9, $10::jsonb, $11::jsonb, $15, $16, $12, $12)
          RETURNING id, project_id)
        INSERT INTO job_events (id, project_id, job_id, level, type, message, created_at)
        SELECT $13, project_id, id, 'info', 'message', $14, $12 FROM job`,
@@ -197,6 +202,7 @@ export class JobRepository extends Repository {
         newId(ID_PREFIX.event),
         `Created fine-tuning job: ${j.id}`,
         j.precision ?? null,
+        j.workers ?? 1,
       ],
     );
     return {
@@ -218,6 +224,8 @@ export class JobRepository extends Repository {
       precision: j.precision ?? null,
       preparation: j.preparation ?? null,
       preparedFileId: null,
+      workers: j.workers ?? 1,
+      ranks: null,
       attempt: 0,
       leaseId: null,
       heartbeatAt: null,
@@ -481,6 +489,12 @@ export class JobRepository extends Repository {
   /** Records the prepared training file made by the worker run that holds the job. */
   async setPreparedFile(projectId: string, id: string, leaseId: string, fileId: string): Promise<boolean> {
     const r = await this.run((db) => db.job.updateMany({ where: { id, projectId, leaseId }, data: { preparedFileId: fileId } }));
+    return r.count === 1;
+  }
+
+  /** Records which worker holds each rank of a multi-worker job's attempt (by the run that holds the job). */
+  async setRanks(projectId: string, id: string, leaseId: string, ranks: JobRank[]): Promise<boolean> {
+    const r = await this.run((db) => db.job.updateMany({ where: { id, projectId, leaseId }, data: { ranks: jsonInput(ranks) } }));
     return r.count === 1;
   }
 

@@ -42,6 +42,6 @@ export function checkpointId(jobId: string, step: number): string {
 }
 
 /** The queue entry of one attempt of a job (each attempt is a distinct queue entry). */
-export function trainingQueueEntryId(jobId: string, attempt: number): string {
-  return `${jobId}.${attempt}`;
+export function trainingQueueEntryId(jobId: string, attempt: number, rank = 0): string {
+  return rank === 0 ? `${jobId}.${attempt}` : `${jobId}.${attempt}.r${rank}`;
 }

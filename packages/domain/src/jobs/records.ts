@@ -36,6 +36,10 @@ export interface JobRecord {
   preparation: PreparationRules | null;
   /** The prepared training file the job trains on (made by its first attempt). */
   preparedFileId: string | null;
+  /** Workers the job trains on at once (data parallelism, one rank each). */
+  workers: number;
+  /** Which worker holds each rank of the current attempt, once its gang assembled. */
+  ranks: JobRank[] | null;
   /** Runs of the job so far: each resume or requeue is a new attempt (and a new queue entry). */
   attempt: number;
   /** The worker run that holds the job (validating_files, running), if any. */
@@ -47,6 +51,13 @@ export interface JobRecord {
   finishedAt: Date | null;
   /** Seconds spent running so far, summed over attempts (pauses and waits in the queue excluded). */
   runningSeconds: number;
+}
+
+/** One rank of a multi-worker job: the worker that holds it and the address the others reach it at. */
+export interface JobRank {
+  rank: number;
+  worker: string;
+  host: string;
 }
 
 export type EventLevel = Static<typeof EventLevelSchema>;

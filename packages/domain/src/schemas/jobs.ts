@@ -299,6 +299,23 @@ export const CreateJobRequest = Type.Object(
         }),
       ),
     ),
+    resources: Type.Optional(
+      Nullable(
+        Type.Object(
+          {
+            workers: Type.Optional(
+              Type.Integer({
+                minimum: 1,
+                maximum: 1024,
+                description:
+                  "Crucible: workers that train the job at once (data parallelism over Gloo; default 1). Each worker trains on batch_size rows of every global batch of workers x batch_size rows, and their gradients are averaged, so that the job trains like one worker with workers x batch_size. At most the project's max_job_workers; methods supervised, pretrain and mlm; refused where the server has no Gloo.",
+              }),
+            ),
+          },
+          { additionalProperties: false, description: 'Crucible: what the job runs on.' },
+        ),
+      ),
+    ),
     data_preparation: Type.Optional(
       Nullable(
         Type.Object(PreparationRulesRequest.properties, {
@@ -342,6 +359,17 @@ export const JobObject = Type.Object(
       }),
     ),
     running_seconds: Type.Number({ description: 'Crucible: seconds spent running so far, over every attempt; time paused or queued does not count.' }),
+    resources: Type.Object({ workers: Type.Integer({ description: 'Crucible: workers that train the job at once (one rank each).' }) }),
+    ranks: Nullable(
+      Type.Array(
+        Type.Object({
+          rank: Type.Integer(),
+          worker: Type.String({ description: 'The worker (WORKER_NAME) that holds the rank.' }),
+          host: Type.String({ description: 'The address the other ranks reach it at (WORKER_ADVERTISE_HOST).' }),
+        }),
+        { description: "Crucible: a multi-worker job's ranks in its current attempt, once they all joined; null before, and for one worker." },
+      ),
+    ),
     data_preparation: Nullable(PreparationRules),
     prepared_training_file: Nullable(Type.String({ description: 'The prepared file the job trained on.' })),
   },

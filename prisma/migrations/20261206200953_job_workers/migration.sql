@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "jobs" ADD COLUMN     "ranks" JSONB,
+ADD COLUMN     "workers" INTEGER NOT NULL DEFAULT 1;
