@@ -48,7 +48,7 @@ describe('DataParallel', () => {
     expect(() => new DataParallel(fakeGroup(0, 3, [])).shard(batch)).toThrow(/does not split over 3 ranks/);
   });
 
-  it('averages gradients over the ranks across bucket boundaries, a missing gradient counting as zeros', () => {
+  it('sums gradients over the ranks across bucket boundaries, a missing gradient counting as zeros', () => {
     tf.tidy(() => {
       const params = new Map([
         ['a', tf.variable(tf.zeros([3]), true, 'dp.a')],
@@ -62,10 +62,10 @@ describe('DataParallel', () => {
       ].map((v) => [Float64Array.from(v)]);
       const dp = new DataParallel(fakeGroup(0, 2, other), { bucketBytes: 8 });
       const grads = new Map<string, tf.Tensor>([['a', tf.tensor1d([2, 4, 6])]]);
-      const [loss] = dp.average(grads, params, [1]);
-      expect([...(grads.get('a') as tf.Tensor).dataSync()]).toEqual([6, 7, 8]);
-      expect([...(grads.get('b') as tf.Tensor).dataSync()]).toEqual([10, 10]);
-      expect(loss).toBe(2);
+      const [loss] = dp.allreduceSum(grads, params, [1]);
+      expect([...(grads.get('a') as tf.Tensor).dataSync()]).toEqual([12, 14, 16]);
+      expect([...(grads.get('b') as tf.Tensor).dataSync()]).toEqual([20, 20]);
+      expect(loss).toBe(4);
       for (const v of params.values()) v.dispose();
     });
   });

@@ -71,52 +71,37 @@ export class DataParallel {
   }
 
   /**
-   * Replaces every gradient in `grads` by its mean over the ranks, and returns the means of
-   * `extras` (the step's loss, ...). The gradients go in name order, packed into buckets of
-   * `bucketBytes`; a parameter without a gradient on this rank counts as zeros.
+   * Replaces every gradient in `grads` by its sum over the ranks, and returns the sums of `extras`
+   * (the step's loss, ...): the caller divides by `size` (folded into the optimizer's gradient
+   * scale, so no pass over the values is spent on it). The gradients are copied once, in name
+   * order, into one flat buffer whose `bucketBytes` slices are allreduced in place; the summed
+   * tensors are views of it. A parameter without a gradient on this rank counts as zeros.
    */
-  average(grads: Map<string, tf.Tensor>, params: Map<string, tf.Variable>, extras: number[]): number[] {
+  allreduceSum(grads: Map<string, tf.Tensor>, params: Map<string, tf.Variable>, extras: number[]): number[] {
     const names = [...params.keys()].sort();
-    const outputs = names.map((n) => {
-      const g = grads.get(n);
-      return g ? Float32Array.from(g.dataSync() as Float32Array) : new Float32Array((params.get(n) as tf.Variable).size);
-    });
-    outputs.push(Float32Array.from(extras));
-    const total = outputs.reduce((s, o) => s + o.length, 0);
-    const bucket = new Float32Array(Math.min(total, Math.max(1, Math.floor(this.bucketBytes / 4))));
-    const inv = 1 / this.size;
-    // walk the concatenation of the outputs in bucket-sized windows
-    let part = 0;
-    let offset = 0; // within outputs[part]
-    while (part < outputs.length) {
-      const spans: [Float32Array, number, number][] = []; // [output, its offset, length]
-      let filled = 0;
-      while (filled < bucket.length && part < outputs.length) {
-        const o = outputs[part] as Float32Array;
-        const n = Math.min(o.length - offset, bucket.length - filled);
-        bucket.set(o.subarray(offset, offset + n), filled);
-        spans.push([o, offset, n]);
-        filled += n;
-        offset += n;
-        if (offset === o.length) {
-          part += 1;
-          offset = 0;
-        }
-      }
-      const view = bucket.subarray(0, filled);
-      this.timed(() => this.group.allreduce(view, 'sum'));
-      let at = 0;
-      for (const [o, from, n] of spans) {
-        for (let i = 0; i < n; i++) o[from + i] = (view[at + i] as number) * inv;
-        at += n;
-      }
-    }
+    const sizes = names.map((n) => (params.get(n) as tf.Variable).size);
+    const total = sizes.reduce((a, b) => a + b, 0) + extras.length;
+    const flat = new Float32Array(total);
+    let at = 0;
     names.forEach((n, i) => {
-      const shape = (params.get(n) as tf.Variable).shape;
-      grads.get(n)?.dispose();
-      grads.set(n, tf.tensor(outputs[i] as Float32Array, shape, 'float32'));
+      const g = grads.get(n);
+      if (g) flat.set(g.dataSync() as Float32Array, at);
+      at += sizes[i] as number;
     });
-    return Array.from(outputs[names.length] as Float32Array);
+    flat.set(extras, at);
+    const step = Math.max(1, Math.floor(this.bucketBytes / 4));
+    for (let from = 0; from < total; from += step) {
+      const bucket = flat.subarray(from, Math.min(total, from + step));
+      this.timed(() => this.group.allreduce(bucket, 'sum'));
+    }
+    at = 0;
+    names.forEach((n, i) => {
+      const size = sizes[i] as number;
+      grads.get(n)?.dispose();
+      grads.set(n, tf.tensor(flat.subarray(at, at + size), (params.get(n) as tf.Variable).shape, 'float32'));
+      at += size;
+    });
+    return Array.from(flat.subarray(at));
   }
 
   /** Every rank's parameters become rank 0's (the start of a run: one initialization for all). */

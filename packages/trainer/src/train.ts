@@ -379,16 +379,18 @@ export class Trainer {
         }
       }
     });
-    // data parallelism: every rank's sums become the ranks' mean (the loss too), so every rank steps alike
-    if (this.parallel) [loss] = this.parallel.average(sum, params, [loss]) as [number];
-    const inv = 1 / c.gradAccumSteps;
+    // data parallelism: every rank's sums become the sums over the ranks (the loss too), whose mean
+    // every rank then steps by alike
+    const ranks = this.parallel?.size ?? 1;
+    if (this.parallel) loss = (this.parallel.allreduceSum(sum, params, [loss])[0] as number) / ranks;
+    const inv = 1 / (c.gradAccumSteps * ranks);
     const gradNorm = globalNorm(sum.values()) * inv;
     const clip = c.maxGradNorm > 0 && gradNorm > c.maxGradNorm ? c.maxGradNorm / (gradNorm + 1e-6) : 1;
     this.optimizer.step(params, sum, lr, inv * clip);
     for (const g of sum.values()) g.dispose();
     this.step += 1;
     const ms = performance.now() - t0;
-    const ranks = this.parallel?.size ?? 1; // tokens per second of the whole group
+    // (tokens per second of the whole group)
     const tokens = this.rl ? tally.tokens : (this.pairs ? 2 : 1) * (shape ? shape.B * shape.T : c.batchSize * c.seqLen) * c.gradAccumSteps * ranks;
     const m: StepMetrics = { step: this.step, loss, lr, gradNorm, ms, tokensPerSec: (tokens * 1000) / ms };
     if (this.pairs) return { ...m, preference: preferenceMetrics(rewards) };
