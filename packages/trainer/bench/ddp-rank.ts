@@ -11,7 +11,7 @@ import { loadCorpus } from './corpus';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: string) => {
-  const i = argv.indexOf(`--${k}`);
+  const i = argv.lastIndexOf(`--${k}`); // the last one given wins
   return i >= 0 ? (argv[i + 1] as string) : d;
 };
 const rank = Number(opt('rank', '0'));
@@ -28,8 +28,17 @@ await T.initBackend((process.env.TFJS_BACKEND as T.BackendName) ?? 'auto', () =>
 const text = loadCorpus(readFileSync).slice(0, 200_000);
 const tok = T.trainTokenizer(text, { type: 'char', specialTokens: [] });
 const data = T.trainValSplit(Int32Array.from(tok.encode(text)));
-const mc = T.modelConfig(preset, tok.vocabSize, { blockSize: seqLen, dropout: 0 });
-const model = T.Transformer.create(mc, 1337 + rank); // rank 0's start reaches every rank by broadcast
+// --lora: LoRA on attention over a frozen base, which every rank must hold the same (a platform
+// worker loads the job's base): built from one seed unless --base-per-rank makes them differ
+const lora = argv.includes('--lora');
+const mc = T.modelConfig(preset, tok.vocabSize, {
+  blockSize: seqLen,
+  dropout: 0,
+  ...(lora ? { peft: { type: 'lora', rank: 4, alpha: 8, dropout: 0, targets: ['attn.c_attn', 'attn.c_proj'] } } : {}),
+});
+// a full model starts from rank 0's parameters, which reach every rank by broadcast
+const seed = lora && !argv.includes('--base-per-rank') ? 1337 : 1337 + rank;
+const model = T.Transformer.create(mc, seed);
 const tc = T.defaultTrainConfig(mc, {
   maxSteps: steps,
   batchSize: batch,
@@ -70,22 +79,28 @@ if (argv.includes('--bandwidth')) {
 }
 
 const trainer = new T.Trainer(model, tok, tc, data, undefined, parallel);
+const failure = (err: unknown) => {
+  if (out) writeFileSync(out, JSON.stringify({ rank, size, error: `${(err as Error).name}: ${(err as Error).message}` }));
+  process.exit(3);
+};
 const losses: number[] = [];
 const stepMs: number[] = [];
 const commMs: number[] = [];
 const params: Record<string, Record<string, number[]>> = {};
 parallel?.takeCommMs(); // the start's broadcast is not a step's
-await trainer.run({
-  onStep: (m) => {
-    losses.push(m.loss);
-    stepMs.push(m.ms);
-    commMs.push(parallel?.takeCommMs() ?? 0);
-  },
-  onCheckpoint: (step) => {
-    if (!withParams) return;
-    params[step] = Object.fromEntries([...model.trainable()].map(([n, v]) => [n, Array.from(v.dataSync())]));
-  },
-});
+await trainer
+  .run({
+    onStep: (m) => {
+      losses.push(m.loss);
+      stepMs.push(m.ms);
+      commMs.push(parallel?.takeCommMs() ?? 0);
+    },
+    onCheckpoint: (step) => {
+      if (!withParams) return;
+      params[step] = Object.fromEntries([...model.trainable()].map(([n, v]) => [n, Array.from(v.dataSync())]));
+    },
+  })
+  .catch(failure);
 group?.close();
 const report = { rank, size, batch, steps, params: model.numParams(), losses, stepMs, commMs, checkpoints: params };
 if (out) writeFileSync(out, JSON.stringify(report));

@@ -296,10 +296,11 @@ export class Trainer {
     const c = this.config;
     const dp = this.parallel;
     let lastEval: EvalMetrics | undefined;
-    // the ranks start from rank 0's parameters, and stop, evaluate and checkpoint at the same steps
+    // the ranks start from rank 0's trained parameters, with the same frozen ones (a LoRA model's
+    // base: checked, not sent), and stop, evaluate and checkpoint at the same steps
     if (dp) {
       dp.broadcastParameters(this.model.trainable());
-      dp.verify(this.model.trainable(), this.step);
+      dp.verify(this.model.params, this.step);
     }
     const leads = !dp || dp.rank === 0; // evaluates, and decides an early stop
     while (this.step < c.maxSteps) {

@@ -19,11 +19,13 @@ const TSX = join(__dirname, '../../../node_modules/.bin/tsx');
 interface Report {
   losses: number[];
   checkpoints: Record<string, Record<string, number[]>>;
+  error?: string;
 }
 
+/** One run of ddp-rank.ts (50 steps unless `args` says otherwise); a run that failed reports its error. */
 async function rank(args: string[]): Promise<Report> {
   const out = join(tmpdir(), `ddp-${randomUUID()}.json`);
-  await run(TSX, [RANK, '--steps', '50', '--checkpoint-interval', '10', '--threads', '1', '--out', out, ...args], { timeout: 240_000 });
+  await run(TSX, [RANK, '--steps', '50', '--checkpoint-interval', '10', '--threads', '1', '--out', out, ...args], { timeout: 240_000 }).catch(() => {});
   return JSON.parse(readFileSync(out, 'utf8')) as Report;
 }
 
@@ -69,5 +71,26 @@ describe.skipIf(!gloo)(`data-parallel training${glooMissing ? ` (skipped: ${gloo
     expect(r1.losses).toEqual(r0.losses);
     for (const [i, l] of r0.losses.entries()) expect(l).toBeCloseTo(single.losses[i] as number, 4);
     expect(Math.max(...halfBatch.losses.map((l, i) => Math.abs(l - (single.losses[i] as number))))).toBeGreaterThan(1e-2);
+  });
+
+  it('trains LoRA adapters over a frozen base like one worker with twice the micro-batch', async () => {
+    const prefix = `test:ddp:${randomUUID()}`;
+    const lora = ['--lora', '--steps', '20'];
+    const [r0, r1] = await Promise.all([0, 1].map((r) => rank([...lora, '--rank', String(r), '--size', '2', '--batch', '4', '--prefix', prefix])));
+    const one = await rank([...lora, '--size', '1', '--batch', '8']);
+    expect(Object.keys(one.checkpoints)).toEqual(['10', '20']);
+    for (const step of Object.keys(one.checkpoints)) {
+      expect(Object.keys(r0?.checkpoints[step] ?? {}).every((n) => n.includes('lora'))).toBe(true); // only the adapters train
+      expect(r1?.checkpoints[step]).toEqual(r0?.checkpoints[step]);
+      expect(relative(r0?.checkpoints[step] as Record<string, number[]>, one.checkpoints[step] as Record<string, number[]>)).toBeLessThan(1e-5);
+    }
+  });
+
+  it('fails loudly, before the first step, when the ranks hold different frozen bases', async () => {
+    const prefix = `test:ddp:${randomUUID()}`;
+    const reports = await Promise.all(
+      [0, 1].map((r) => rank(['--lora', '--base-per-rank', '--steps', '5', '--rank', String(r), '--size', '2', '--batch', '4', '--prefix', prefix])),
+    );
+    for (const r of reports) expect(r.error).toMatch(/^DivergenceError: the ranks' parameters diverged at step 0/);
   });
 });
