@@ -48,6 +48,15 @@ class GlooGroup {
     return buf;
   }
 
+  /**
+   * Queues a sum allreduce of `buf` in place on the group's own thread (queued ones run in order)
+   * and returns a function that waits for it, throwing its error; JavaScript runs on meanwhile.
+   */
+  allreduceAsync(buf) {
+    const ticket = addon.enqueue(this.handle, buf);
+    return () => addon.wait(this.handle, ticket);
+  }
+
   broadcast(buf, root = 0) {
     addon.broadcast(this.handle, buf, root);
     return buf;

@@ -19,6 +19,12 @@ export declare class GlooGroup {
   static connect(o: ConnectOptions): GlooGroup;
   /** Reduces `buf` over the ranks in place. */
   allreduce<T extends Float32Array | Float64Array>(buf: T, op?: 'sum' | 'min' | 'max'): T;
+  /**
+   * Queues a sum allreduce of `buf` in place, run on the group's own thread in the order queued
+   * (the synchronous calls wait for the queue first); returns a function that waits for it and
+   * throws its error. `buf` must not be touched until then.
+   */
+  allreduceAsync(buf: Float32Array): () => void;
   /** Copies root's `buf` into every rank's. */
   broadcast<T extends Float32Array | Float64Array>(buf: T, root?: number): T;
   barrier(): void;

@@ -362,6 +362,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium', () => {
     const ckpt = (await row.locator('code').textContent()) as string;
     expect(ckpt).toMatch(/:ckpt-step-30$/);
     await expect.poll(() => page.getByTestId('step-counter').textContent()).toContain('step 30 of 30');
+    expect(await page.getByTestId('workers').textContent()).toBe('1'); // one worker: no ranks to list
 
     // charts: hovering reads the values at a step; dragging zooms to a range, and back
     const chart = page.getByTestId('chart-Loss');

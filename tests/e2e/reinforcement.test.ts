@@ -23,7 +23,10 @@ beforeAll(async () => {
   // float32 jobs: the reward thresholds below were set on float32's trajectory through this tiny
   // problem; bf16, the default where the CPU has AVX512-BF16, takes another one (a final held-out
   // reward of 0.83 instead of at least 0.9). bf16's numerics are tested in the trainer's own tests.
-  p = await startPlatform({ env: { NATIVE_PRECISION: 'float32' } });
+  // Crucible's own matrix product, pinned: NATIVE_GEMM=auto picks the fastest library by timing it,
+  // so a busy machine can pick another one, whose rounding sends this chaotic little problem down
+  // another path (a CI run under load ended at a held-out reward of 0)
+  p = await startPlatform({ env: { NATIVE_PRECISION: 'float32', NATIVE_GEMM: 'crucible' } });
   client = p.openai();
 });
 afterAll(async () => {

@@ -17,6 +17,8 @@ interface Report {
   max?: number[];
   root?: number[];
   big?: number[];
+  queued?: number[];
+  after?: number;
   error?: string;
   stage?: string;
   ms: number;
@@ -29,7 +31,7 @@ async function rank(r: number, size: number, host: string, prefix: string, ...ex
 }
 
 describe.skipIf(!gloo)(`Gloo collectives${glooMissing ? ` (skipped: ${glooMissing})` : ''}`, () => {
-  it('allreduces (sum, min, max), broadcasts and passes a barrier between three processes', async () => {
+  it('allreduces (sum, min, max; queued ones in order on the group thread), broadcasts and passes a barrier between three processes', async () => {
     const prefix = `test:gloo:${randomUUID()}`;
     const reports = await Promise.all([0, 1, 2].map((r) => rank(r, 3, '127.0.0.1', prefix)));
     for (const r of reports) {
@@ -39,6 +41,8 @@ describe.skipIf(!gloo)(`Gloo collectives${glooMissing ? ` (skipped: ${glooMissin
       expect(r?.max).toEqual([2.25, 0]);
       expect(r?.root).toEqual([7, 8, 9]);
       expect(r?.big).toEqual([6, 6]);
+      expect(r?.queued).toEqual([6, 6, 0 + 1 + 2, 3, 0]);
+      expect(r?.after).toBe(30);
     }
   });
 

@@ -42,6 +42,7 @@ const model = T.Transformer.create(mc, seed);
 const tc = T.defaultTrainConfig(mc, {
   maxSteps: steps,
   batchSize: batch,
+  gradAccumSteps: Number(opt('accum', '1')),
   seqLen,
   evalInterval: 0,
   logInterval: 1,

@@ -103,4 +103,25 @@ describe('the backward walk that frees as it goes', () => {
     expect(ours).toBeLessThan(engine / 4);
     w.dispose();
   });
+
+  it('hands each gradient to onGradient once, final, before the walk has ended (the output layer first)', () => {
+    const model = Transformer.create(tinyConfig(), 4);
+    const B = 2;
+    const T = 6;
+    const x = randomTokens(B * T, model.config.vocabSize, 5);
+    const y = randomTokens(B * T, model.config.vocabSize, 6);
+    const vars = [...model.trainable().values()];
+    const seen: [string, number[]][] = [];
+    const r = variableGrads(() => batchLoss(model, { B, T, x, y }, true, 7), vars, (name, g) => seen.push([name, Array.from(g.dataSync())]));
+    const names = seen.map(([n]) => n);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names.sort()).toEqual(Object.keys(r.grads).sort());
+    for (const [n, g] of seen) expect(g, n).toEqual(Array.from((r.grads[n] as tf.Tensor).dataSync()));
+    // the walk runs from the loss back: the last block's weights are final before the first block's
+    const order = seen.map(([n]) => n);
+    const at = (part: string) => order.findIndex((n) => n.includes(part));
+    expect(at(`h.${model.config.nLayer - 1}.`)).toBeLessThan(at('h.0.'));
+    tf.dispose([r.value, ...Object.values(r.grads)]);
+    model.dispose();
+  });
 });

@@ -27,15 +27,24 @@ interface EngineInternals {
   scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
 }
 
+/** Called with a variable's gradient as soon as the backward pass has finished it (read it then: it is freed later). */
+export type OnGradient = (variableName: string, gradient: tf.Tensor) => void;
+
 /**
  * The loss f() and its gradient for each of `vars` that it depends on (by variable name, as
  * tf.variableGrads); as there, variables marked untrainable (a model's frozen parameters) get none.
+ * `onGradient` sees each gradient the moment it is final, while the backward pass goes on (data
+ * parallelism sends it then); the order is the tape's, the same for the same graph.
  */
-export function variableGrads(f: () => tf.Scalar, all: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+export function variableGrads(f: () => tf.Scalar, all: tf.Variable[], onGradient?: OnGradient): { value: tf.Scalar; grads: tf.NamedTensorMap } {
   const vars = all.filter((v) => v.trainable);
   const engine = tf.engine() as unknown as EngineInternals;
   // inside another gradient computation (higher-order gradients): the engine's own walk
-  if (engine.state.gradientDepth > 0 || engine.state.activeTape) return tf.variableGrads(f, vars);
+  if (engine.state.gradientDepth > 0 || engine.state.activeTape) {
+    const out = tf.variableGrads(f, vars);
+    if (onGradient) for (const [name, g] of Object.entries(out.grads)) onGradient(name, g);
+    return out;
+  }
   const value = engine.scopedRun(
     () => engine.startTape(),
     () => engine.endTape(),
@@ -43,7 +52,7 @@ export function variableGrads(f: () => tf.Scalar, all: tf.Variable[]): { value: 
   );
   const tape = recorded(engine);
   try {
-    const grads = tf.tidy(() => backward(onPath(tape, vars, value), value, vars));
+    const grads = tf.tidy(() => backward(onPath(tape, vars, value), value, vars, onGradient));
     return { value, grads };
   } finally {
     for (const node of tape) for (const t of node.saved ?? []) t.dispose();
@@ -78,7 +87,7 @@ function onPath(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
   });
 }
 
-function backward(nodes: TapeNode[], y: tf.Tensor, vars: tf.Variable[]): tf.NamedTensorMap {
+function backward(nodes: TapeNode[], y: tf.Tensor, vars: tf.Variable[], onGradient?: OnGradient): tf.NamedTensorMap {
   // gradients by tensor id; one tensor may be the gradient of several (an add passes dy to both
   // inputs), so each is disposed when the last id holding it lets go
   const grad = new Map<number, tf.Tensor>();
@@ -99,6 +108,20 @@ function backward(nodes: TapeNode[], y: tf.Tensor, vars: tf.Variable[]): tf.Name
     }
   };
   const isVar = new Set(vars.map((v) => v.id));
+  // a variable's gradient is final once the walk has passed the first node that reads it
+  const finalAt = new Map<number, tf.Variable[]>();
+  if (onGradient) {
+    const seen = new Set<number>();
+    const byId = new Map(vars.map((v) => [v.id, v]));
+    nodes.forEach((node, i) => {
+      for (const t of Object.values(node.inputs)) {
+        const v = byId.get(t.id);
+        if (!v || seen.has(v.id)) continue;
+        seen.add(v.id);
+        finalAt.set(i, [...(finalAt.get(i) ?? []), v]);
+      }
+    });
+  }
   put(y.id, tf.onesLike(y));
   // Crucible's kernels of several outputs (the saved mean and rstd of a norm, a linear layer's input
   // kept in bf16) read only their first output's gradient; for the others the engine would make
@@ -138,6 +161,10 @@ function backward(nodes: TapeNode[], y: tf.Tensor, vars: tf.Variable[]): tf.Name
     // this node is done: its saved activations and its outputs' gradients are needed no more
     for (const t of node.saved ?? []) t.dispose();
     for (const o of node.outputs) if (!isVar.has(o.id)) drop(o.id);
+    for (const v of finalAt.get(i) ?? []) {
+      const g = grad.get(v.id);
+      if (g) onGradient?.(v.name, g);
+    }
   }
   const out: tf.NamedTensorMap = {};
   for (const v of vars) {

@@ -70,6 +70,49 @@ describe('DataParallel', () => {
     });
   });
 
+  it('streams gradients in the order they become final, each bucket queued once filled, and waits at the end', () => {
+    tf.tidy(() => {
+      const params = new Map([
+        ['a', tf.variable(tf.zeros([3]), true, 'dps.a')],
+        ['b', tf.variable(tf.zeros([2]), true, 'dps.b')],
+        ['c', tf.variable(tf.zeros([1]), true, 'dps.c')],
+      ]);
+      const queued: number[][] = [];
+      let waited = 0;
+      const group: Collective = {
+        ...fakeGroup(0, 2, []),
+        allreduceAsync(buf) {
+          queued.push([...buf]);
+          return () => {
+            waited += 1;
+            buf.set(buf.map((x) => x * 2)); // the other rank holds the same values
+          };
+        },
+      };
+      const dp = new DataParallel(group, { bucketBytes: 8 });
+      const stream = dp.stream(params, 1);
+      if (!stream) throw new Error('a group with allreduceAsync streams');
+      stream.add('b', Float32Array.from([1, 2])); // b's gradient is final first
+      expect(queued).toEqual([[1, 2]]); // a full bucket goes at once
+      stream.add('a', Float32Array.from([3, 4, 5]));
+      expect(queued).toEqual([
+        [1, 2],
+        [3, 4],
+      ]);
+      expect(waited).toBe(0);
+      const grads = new Map<string, tf.Tensor>();
+      const [loss] = stream.finish(grads, [0.5]); // c never got a gradient: zeros
+      expect(queued.slice(2)).toEqual([[5, 0], [0.5]]);
+      expect(waited).toBe(4);
+      expect([...(grads.get('a') as tf.Tensor).dataSync()]).toEqual([6, 8, 10]);
+      expect([...(grads.get('b') as tf.Tensor).dataSync()]).toEqual([2, 4]);
+      expect([...(grads.get('c') as tf.Tensor).dataSync()]).toEqual([0]);
+      expect(loss).toBe(1);
+      expect(new DataParallel(fakeGroup(0, 2, [])).stream(params, 1)).toBeNull();
+      for (const v of params.values()) v.dispose();
+    });
+  });
+
   it('fails loudly when another rank holds other parameters', () => {
     const params = new Map([['w', tf.variable(tf.tensor1d([1, 2, 3]), true, 'dp.w')]]);
     const mine = parameterChecksum(params);

@@ -15,6 +15,11 @@ export interface Collective {
   allreduce<T extends Float32Array | Float64Array>(buf: T, op?: 'sum' | 'min' | 'max'): T;
   /** Copies rank `root`'s `buf` into every rank's. */
   broadcast<T extends Float32Array | Float64Array>(buf: T, root?: number): T;
+  /**
+   * Optional: a sum allreduce queued to run while JavaScript goes on (queued ones run in order);
+   * returns the function that waits for it. Without it, gradients are reduced after the backward pass.
+   */
+  allreduceAsync?(buf: Float32Array): () => void;
 }
 
 /** The ranks' parameters differ: their steps were not the same (a bug, or a rank's hardware). */
@@ -104,6 +109,20 @@ export class DataParallel {
     return Array.from(flat.subarray(at));
   }
 
+  /**
+   * The last backward pass of a step sends its gradients as they become final (see variableGrads'
+   * onGradient), bucket by bucket, while it goes on; null where the group cannot queue allreduces.
+   */
+  stream(params: Map<string, tf.Variable>, extras: number): GradientStream | null {
+    return this.group.allreduceAsync ? new GradientStream(this, params, extras) : null;
+  }
+
+  /** Queues `bucket`'s sum allreduce; returns its wait (timed as communication when called). */
+  queue(bucket: Float32Array): () => void {
+    const wait = (this.group.allreduceAsync as (b: Float32Array) => () => void)(bucket);
+    return () => this.timed(wait);
+  }
+
   /** Every rank's parameters become rank 0's (the start of a run: one initialization for all). */
   broadcastParameters(params: Map<string, tf.Variable>): void {
     for (const n of [...params.keys()].sort()) {
@@ -160,6 +179,65 @@ export class DataParallel {
     const t0 = performance.now();
     f();
     this.commMs += performance.now() - t0;
+  }
+}
+
+/**
+ * One step's gradients summed over the ranks while the backward pass goes on: each gradient is
+ * copied into a flat buffer in the order it becomes final (the tape's, the same on every rank), and
+ * each bucket-sized run of the buffer is queued for its allreduce as soon as it is filled. `finish`
+ * adds what no gradient reached (zeros), the extras (the loss), sends the rest and waits.
+ */
+export class GradientStream {
+  private readonly flat: Float32Array;
+  private readonly slots = new Map<string, [number, number]>();
+  private readonly waits: (() => void)[] = [];
+  private readonly step: number;
+  private filled = 0;
+  private sent = 0;
+
+  constructor(
+    private readonly dp: DataParallel,
+    private readonly params: Map<string, tf.Variable>,
+    extras: number,
+  ) {
+    let total = extras;
+    for (const v of params.values()) total += v.size;
+    this.flat = new Float32Array(total);
+    this.step = Math.max(1, Math.floor(dp.bucketBytes / 4));
+  }
+
+  /** A parameter's final gradient (this rank's sum over its micro-batches). */
+  add(name: string, values: Float32Array): void {
+    if (this.slots.has(name)) throw new Error(`the gradient of ${name} came twice`);
+    this.slots.set(name, [this.filled, values.length]);
+    this.flat.set(values, this.filled);
+    this.filled += values.length;
+    while (this.filled - this.sent >= this.step) this.send(this.sent + this.step);
+  }
+
+  /** Sends the rest, waits for every bucket, and puts the sums in `grads`; returns the extras' sums. */
+  finish(grads: Map<string, tf.Tensor>, extras: number[]): number[] {
+    for (const n of [...this.params.keys()].sort()) {
+      if (this.slots.has(n)) continue;
+      const size = (this.params.get(n) as tf.Variable).size;
+      this.slots.set(n, [this.filled, size]);
+      this.filled += size;
+    }
+    this.flat.set(extras, this.filled);
+    this.filled += extras.length;
+    while (this.sent < this.filled) this.send(Math.min(this.filled, this.sent + this.step));
+    for (const wait of this.waits) wait();
+    for (const [n, [at, size]] of this.slots) {
+      grads.get(n)?.dispose();
+      grads.set(n, tf.tensor(this.flat.subarray(at, at + size), (this.params.get(n) as tf.Variable).shape, 'float32'));
+    }
+    return Array.from(this.flat.subarray(this.filled - extras.length, this.filled));
+  }
+
+  private send(to: number): void {
+    this.waits.push(this.dp.queue(this.flat.subarray(this.sent, to)));
+    this.sent = to;
   }
 }
 

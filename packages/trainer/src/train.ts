@@ -22,7 +22,7 @@ import { Bf16Weights } from './bf16-weights';
 import { type DecodedCheckpoint, decodeCheckpoint, encodeCheckpoint } from './checkpoint';
 import type { ModelConfig } from './config';
 import { type Batch, BatchSource, evalBatches, type MaskingConfig } from './data';
-import type { DataParallel } from './data-parallel';
+import type { DataParallel, GradientStream } from './data-parallel';
 import {
   groupAdvantages,
   grpoTerms,
@@ -348,6 +348,9 @@ export class Trainer {
     const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
     const sum = new Map<string, tf.Tensor>();
     let loss = 0;
+    // data parallelism: the last micro-batch's backward pass sends the step's gradients as they
+    // become final (where the group can queue allreduces), else they go after it
+    let streamed = null as GradientStream | null; // (set inside the closure below)
     const shape = this.windowShape(this.step);
     const rewards = { chosen: 0, rejected: 0, accurate: 0, pairs: 0 };
     const tally = new ReinforcementTally();
@@ -365,9 +368,26 @@ export class Trainer {
                 const batch = this.parallel ? this.parallel.shard(drawn) : drawn;
                 return () => batchLoss(this.model, batch, true, seed, this.config.activationCheckpointing);
               })();
-        const { value, grads } = variableGrads(lossOf, vars);
+        const stream = micro === c.gradAccumSteps - 1 ? (this.parallel?.stream(params, 1) ?? null) : null;
+        const onGradient = stream
+          ? (vname: string, g: tf.Tensor) => {
+              const name = nameOf.get(vname);
+              if (name === undefined) return;
+              const prev = sum.get(name); // the earlier micro-batches'
+              stream.add(name, prev ? tf.tidy(() => tf.add(prev, g).dataSync() as Float32Array) : (g.dataSync() as Float32Array));
+            }
+          : undefined;
+        const { value, grads } = variableGrads(lossOf, vars, onGradient);
         loss += (value.dataSync()[0] as number) / c.gradAccumSteps;
         value.dispose();
+        if (stream) {
+          // every sum is in the stream now
+          for (const g of Object.values(grads)) g.dispose();
+          for (const t of sum.values()) t.dispose();
+          sum.clear();
+          streamed = stream;
+          continue;
+        }
         for (const [vname, g] of Object.entries(grads)) {
           if (!byVarName.has(vname)) continue;
           const name = nameOf.get(vname) as string;
@@ -383,7 +403,8 @@ export class Trainer {
     // data parallelism: every rank's sums become the sums over the ranks (the loss too), whose mean
     // every rank then steps by alike
     const ranks = this.parallel?.size ?? 1;
-    if (this.parallel) loss = (this.parallel.allreduceSum(sum, params, [loss])[0] as number) / ranks;
+    if (streamed) loss = (streamed.finish(sum, [loss])[0] as number) / ranks;
+    else if (this.parallel) loss = (this.parallel.allreduceSum(sum, params, [loss])[0] as number) / ranks;
     const inv = 1 / (c.gradAccumSteps * ranks);
     const gradNorm = globalNorm(sum.values()) * inv;
     const clip = c.maxGradNorm > 0 && gradNorm > c.maxGradNorm ? c.maxGradNorm / (gradNorm + 1e-6) : 1;

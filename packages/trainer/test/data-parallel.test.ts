@@ -86,6 +86,16 @@ describe.skipIf(!gloo)(`data-parallel training${glooMissing ? ` (skipped: ${gloo
     }
   });
 
+  it('accumulates micro-batches before the streamed allreduce: 2 ranks x 2 rows x 2 micro-batches train like 1 rank x 8 rows', async () => {
+    const prefix = `test:ddp:${randomUUID()}`;
+    const short = ['--steps', '20'];
+    const [r0] = await Promise.all([0, 1].map((r) => rank([...short, '--rank', String(r), '--size', '2', '--batch', '2', '--accum', '2', '--prefix', prefix])));
+    const one = await rank([...short, '--size', '1', '--batch', '8']);
+    for (const step of Object.keys(one.checkpoints)) {
+      expect(relative(r0?.checkpoints[step] as Record<string, number[]>, one.checkpoints[step] as Record<string, number[]>)).toBeLessThan(1e-5);
+    }
+  });
+
   it('fails loudly, before the first step, when the ranks hold different frozen bases', async () => {
     const prefix = `test:ddp:${randomUUID()}`;
     const reports = await Promise.all(

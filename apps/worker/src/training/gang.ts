@@ -6,6 +6,7 @@
 // and one abandoned by its rank 0 (the job ended, or a rank cannot be reached) sends them home.
 
 import { type GlooGroup, gloo, glooMissing } from '@crucible/collectives';
+import { guard } from '@crucible/domain';
 import type { Collective } from '@crucible/trainer';
 import type { Precision } from '@crucible/training-config';
 import type { Redis } from 'ioredis';
@@ -69,21 +70,21 @@ export class Gang {
 
   /** Joins and waits until every rank has; GangTimeout (having left) or GangAbandoned otherwise. */
   async join(): Promise<GangMember[]> {
-    await this.redis.multi().hset(this.key, `member:${this.rank}`, JSON.stringify(this.me)).expire(this.key, KEY_TTL_S).exec();
+    await guard('queue', () => this.redis.multi().hset(this.key, `member:${this.rank}`, JSON.stringify(this.me)).expire(this.key, KEY_TTL_S).exec());
     try {
       await this.waitFor('member', this.times.assemblyMs);
     } catch (err) {
       if (err instanceof GangTimeout) await this.leave();
       throw err;
     }
-    const all = await this.redis.hgetall(this.key);
+    const all = await guard('queue', () => this.redis.hgetall(this.key));
     this.members = Array.from({ length: this.size }, (_, r) => JSON.parse(all[`member:${r}`] as string) as GangMember);
     return this.members;
   }
 
   /** Marks this rank past `stage` and waits for every other rank to be. */
   async stage(stage: string): Promise<void> {
-    await this.redis.hset(this.key, `${stage}:${this.rank}`, '1');
+    await guard('queue', () => this.redis.hset(this.key, `${stage}:${this.rank}`, '1'));
     await this.waitFor(stage, this.times.stageMs);
   }
 
@@ -127,6 +128,21 @@ export class Gang {
           return lost(err);
         }
       },
+      allreduceAsync: (buf) => {
+        let wait: () => void;
+        try {
+          wait = group().allreduceAsync(buf);
+        } catch (err) {
+          return lost(err);
+        }
+        return () => {
+          try {
+            wait();
+          } catch (err) {
+            lost(err);
+          }
+        };
+      },
     };
   }
 
@@ -165,12 +181,12 @@ export class Gang {
 
   /** Gives the gang up (rank 0, or a rank that cannot take part): every waiting member goes. */
   async abandon(reason: string): Promise<void> {
-    await this.redis.multi().hset(this.key, 'abandoned', reason).expire(this.key, KEY_TTL_S).exec();
+    await guard('queue', () => this.redis.multi().hset(this.key, 'abandoned', reason).expire(this.key, KEY_TTL_S).exec());
   }
 
   /** Leaves before the gang assembled (the entry waits and tries again). */
   async leave(): Promise<void> {
-    await this.redis.hdel(this.key, `member:${this.rank}`);
+    await guard('queue', () => this.redis.hdel(this.key, `member:${this.rank}`));
   }
 
   /** Closes the Gloo connections (the others' next collective fails at once). */
@@ -182,7 +198,7 @@ export class Gang {
   private async waitFor(stage: string, timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const all = await this.redis.hgetall(this.key);
+      const all = await guard('queue', () => this.redis.hgetall(this.key));
       if (all.abandoned !== undefined) throw new GangAbandoned(all.abandoned);
       const missing = Array.from({ length: this.size }, (_, r) => r).filter((r) => all[`${stage}:${r}`] === undefined);
       if (missing.length === 0) return;

@@ -276,6 +276,11 @@ class TrainingRun {
     } catch (err) {
       if (this.follower) this.followerStopped(err);
       else if (err instanceof RankLost || err instanceof GangTimeout) await this.requeueGang(err);
+      else if (err instanceof TransientError && this.gang && !this.connected) {
+        // Redis lost while the gang was meeting: said, and tried again like a failed rendezvous
+        const g = this.gang;
+        await this.requeueGang(new RankLost(`rank ${g.rank} (${g.me.worker} at ${g.me.host}) lost Redis during the rendezvous: ${err.message}`));
+      }
       else if (!(err instanceof GangAbandoned)) await this.fail(err);
     } finally {
       await this.heartbeat?.stop();
