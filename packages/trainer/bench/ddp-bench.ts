@@ -73,5 +73,10 @@ for (const model of models) {
   };
   row('1 rank, 1 thread', await ranks(1, [...common, '--batch', String(batch), '--threads', '1']), batch);
   row('1 rank, 2 threads', await ranks(1, [...common, '--batch', String(2 * batch), '--threads', '2']), 2 * batch);
-  row('2 ranks, 1 thread each', await ranks(2, [...common, '--batch', String(batch), '--threads', '1']), 2 * batch);
+  row(
+    '2 ranks, 1 thread each, allreduce after the backward',
+    await ranks(2, [...common, '--batch', String(batch), '--threads', '1', '--no-overlap']),
+    2 * batch,
+  );
+  row('2 ranks, 1 thread each, allreduce during the backward', await ranks(2, [...common, '--batch', String(batch), '--threads', '1']), 2 * batch);
 }

@@ -60,7 +60,7 @@ if (size > 1) {
   if (!gloo) throw new Error(glooMissing ?? 'Gloo is absent');
   const g = gloo.connect({ rank, size, host: '127.0.0.1', prefix: opt('prefix', 'ddp'), timeoutMs: 60_000 });
   group = g;
-  parallel = new T.DataParallel(g, { checksumInterval: checkpointInterval || 100 });
+  parallel = new T.DataParallel(g, { checksumInterval: checkpointInterval || 100, overlap: !argv.includes('--no-overlap') });
 }
 
 if (argv.includes('--bandwidth')) {

@@ -112,7 +112,11 @@ describe('the backward walk that frees as it goes', () => {
     const y = randomTokens(B * T, model.config.vocabSize, 6);
     const vars = [...model.trainable().values()];
     const seen: [string, number[]][] = [];
-    const r = variableGrads(() => batchLoss(model, { B, T, x, y }, true, 7), vars, (name, g) => seen.push([name, Array.from(g.dataSync())]));
+    const r = variableGrads(
+      () => batchLoss(model, { B, T, x, y }, true, 7),
+      vars,
+      (name, g) => seen.push([name, Array.from(g.dataSync())]),
+    );
     const names = seen.map(([n]) => n);
     expect(new Set(names).size).toBe(names.length);
     expect(names.sort()).toEqual(Object.keys(r.grads).sort());

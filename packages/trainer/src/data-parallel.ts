@@ -35,6 +35,8 @@ export const CHECKSUM_INTERVAL = 100;
 export interface DataParallelOptions {
   bucketBytes?: number;
   checksumInterval?: number;
+  /** Allreduce the gradients while the backward pass goes on, where the group can queue them (default true). */
+  overlap?: boolean;
 }
 
 export class DataParallel {
@@ -42,6 +44,7 @@ export class DataParallel {
   private commMs = 0;
   readonly bucketBytes: number;
   readonly checksumInterval: number;
+  readonly overlap: boolean;
 
   constructor(
     readonly group: Collective,
@@ -49,6 +52,7 @@ export class DataParallel {
   ) {
     this.bucketBytes = o.bucketBytes ?? BUCKET_BYTES;
     this.checksumInterval = o.checksumInterval ?? CHECKSUM_INTERVAL;
+    this.overlap = o.overlap ?? true;
   }
 
   get rank(): number {
@@ -114,7 +118,7 @@ export class DataParallel {
    * onGradient), bucket by bucket, while it goes on; null where the group cannot queue allreduces.
    */
   stream(params: Map<string, tf.Variable>, extras: number): GradientStream | null {
-    return this.group.allreduceAsync ? new GradientStream(this, params, extras) : null;
+    return this.overlap && this.group.allreduceAsync ? new GradientStream(this, params, extras) : null;
   }
 
   /** Queues `bucket`'s sum allreduce; returns its wait (timed as communication when called). */

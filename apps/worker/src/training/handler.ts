@@ -280,8 +280,7 @@ class TrainingRun {
         // Redis lost while the gang was meeting: said, and tried again like a failed rendezvous
         const g = this.gang;
         await this.requeueGang(new RankLost(`rank ${g.rank} (${g.me.worker} at ${g.me.host}) lost Redis during the rendezvous: ${err.message}`));
-      }
-      else if (!(err instanceof GangAbandoned)) await this.fail(err);
+      } else if (!(err instanceof GangAbandoned)) await this.fail(err);
     } finally {
       await this.heartbeat?.stop();
       this.deps.control.release(this.controlKey);
