@@ -27,6 +27,10 @@ export interface GangTimes {
   stageMs: number;
   /** The bound on Gloo's rendezvous and on each collective (GANG_COLLECTIVE_TIMEOUT_MS). */
   collectiveMs: number;
+  /** How often a member beats while it is in the gang (JOB_HEARTBEAT_MS). */
+  beatMs: number;
+  /** A member waited for at a stage whose beat is this old is lost (WORKER_DEAD_AFTER_MS). */
+  deadMs: number;
   pollMs?: number;
 }
 
@@ -51,6 +55,7 @@ export class Gang {
   readonly key: string;
   private members: GangMember[] = [];
   private group: GlooGroup | undefined;
+  private beat: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -70,11 +75,24 @@ export class Gang {
 
   /** Joins and waits until every rank has; GangTimeout (having left) or GangAbandoned otherwise. */
   async join(): Promise<GangMember[]> {
-    await guard('queue', () => this.redis.multi().hset(this.key, `member:${this.rank}`, JSON.stringify(this.me)).expire(this.key, KEY_TTL_S).exec());
+    await guard('queue', () =>
+      this.redis
+        .multi()
+        .hset(this.key, `member:${this.rank}`, JSON.stringify(this.me))
+        .hincrby(this.key, `beat:${this.rank}`, 1)
+        .expire(this.key, KEY_TTL_S)
+        .exec(),
+    );
+    // a beat while this member is in the gang: the others waiting for it at a stage notice a dead one
+    this.beat = setInterval(() => {
+      this.redis.hincrby(this.key, `beat:${this.rank}`, 1).catch(() => {});
+    }, this.times.beatMs);
+    this.beat.unref();
     try {
       await this.waitFor('member', this.times.assemblyMs);
     } catch (err) {
       if (err instanceof GangTimeout) await this.leave();
+      else clearInterval(this.beat);
       throw err;
     }
     const all = await guard('queue', () => this.redis.hgetall(this.key));
@@ -186,22 +204,39 @@ export class Gang {
 
   /** Leaves before the gang assembled (the entry waits and tries again). */
   async leave(): Promise<void> {
-    await guard('queue', () => this.redis.hdel(this.key, `member:${this.rank}`));
+    clearInterval(this.beat);
+    await guard('queue', () => this.redis.hdel(this.key, `member:${this.rank}`, `beat:${this.rank}`));
   }
 
-  /** Closes the Gloo connections (the others' next collective fails at once). */
+  /** Stops beating and closes the Gloo connections (the others' next collective fails at once). */
   close(): void {
+    clearInterval(this.beat);
     this.group?.close();
     this.group = undefined;
   }
 
   private async waitFor(stage: string, timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
+    const beats = new Map<number, { beat: string | undefined; at: number }>(); // as last seen changing, by this clock
     for (;;) {
       const all = await guard('queue', () => this.redis.hgetall(this.key));
       if (all.abandoned !== undefined) throw new GangAbandoned(all.abandoned);
       const missing = Array.from({ length: this.size }, (_, r) => r).filter((r) => all[`${stage}:${r}`] === undefined);
       if (missing.length === 0) return;
+      // a member that joined and stopped beating is lost (its worker died): no need to wait it out
+      if (stage !== 'member') {
+        for (const r of missing) {
+          const beat = all[`beat:${r}`];
+          const seen = beats.get(r);
+          if (!seen || seen.beat !== beat) beats.set(r, { beat, at: Date.now() });
+          else if (Date.now() - seen.at > this.times.deadMs) {
+            const m = all[`member:${r}`] ? (JSON.parse(all[`member:${r}`] as string) as GangMember) : undefined;
+            throw new RankLost(
+              `rank ${r}${m ? ` (${m.worker} at ${m.host})` : ''} stopped beating for ${Math.round(this.times.deadMs / 1000)} s while the ranks waited at ${stage}`,
+            );
+          }
+        }
+      }
       if (Date.now() >= until) {
         throw new GangTimeout(`rank(s) ${missing.join(', ')} of ${this.size} did not reach ${stage} within ${Math.round(timeoutMs / 1000)} s`);
       }

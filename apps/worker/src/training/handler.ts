@@ -138,6 +138,7 @@ export async function handleTraining(deps: TrainDeps, p: TrainingPayload, progre
   }
   if (!claimed) {
     await gang?.abandon('the job was cancelled or paused before it started');
+    gang?.close();
     return;
   }
   await new TrainingRun(deps, claimed, leaseId, progress, gang).execute();
@@ -157,7 +158,7 @@ async function assembleGang(deps: TrainDeps, job: JobRecord, rank: number): Prom
     job.attempt,
     job.workers,
     { rank, worker: cfg.workerName, host: cfg.gang.advertiseHost, bf16: bf16Engine() !== undefined },
-    cfg.gang,
+    { ...cfg.gang, beatMs: cfg.jobs.heartbeatMs, deadMs: cfg.jobs.deadAfterMs },
   );
   try {
     await gang.join();
@@ -182,9 +183,14 @@ async function followRank(deps: TrainDeps, job: JobRecord, rank: number): Promis
   try {
     await gang.stage('data');
   } catch (err) {
-    if (err instanceof GangAbandoned) return;
+    if (err instanceof GangAbandoned || err instanceof RankLost) {
+      gang.close();
+      if (err instanceof RankLost) deps.log(`job ${job.id}: rank ${rank} stops: ${err.message}`, { job_id: job.id, rank });
+      return;
+    }
     if (!(err instanceof GangTimeout)) throw err;
     await gang.leave();
+    gang.close();
     deps.log(`job ${job.id}: rank ${rank} waits again: ${err.message}`, { job_id: job.id, rank });
     if (!deps.defer) throw err;
     return deps.defer(deps.cfg.gang.retryMs);
