@@ -5,6 +5,7 @@
 // retries, then a failed job saying why: never a hang.
 import { gloo, glooMissing } from '@crucible/collectives';
 import { afterEach, describe, expect, it } from 'vitest';
+import { shakespeare } from '../support/data';
 import { Rig } from './support/rig';
 import { PG_BIN, sleep } from './support/services';
 
@@ -95,5 +96,57 @@ describe.skipIf(!PG_BIN || !gloo)(`a two-worker job${glooMissing ? ` (skipped: $
     const single = await r.call('/fine_tuning/jobs', { method: 'POST', body: body(1) });
     expect(single.status).toBe(200);
     expect(single.body.resources).toEqual({ workers: 1 });
+  });
+
+  it('fine-tunes a trained base with LoRA on two workers, the followers loading the base and the data themselves', async () => {
+    rig = await Rig.start({ worker: false });
+    const r = rig;
+    await r.startWorker({ ...GANG, WORKER_NAME: 'w1', WORKER_ADVERTISE_HOST: '127.0.0.1' });
+    await r.startWorker({ ...GANG, WORKER_NAME: 'w2', WORKER_ADVERTISE_HOST: '127.0.0.1' });
+    const base = await r.createJob(await r.upload(20_000), 40, { block_size: 32, checkpoint_interval: 1000 });
+    const baseModel = (await r.waitFor(base.id, ['succeeded'])).fine_tuned_model as string;
+    // consecutive lines of the base's own text (its characters), each pair once, and one twice
+    const lines = shakespeare(20_000)
+      .split('\n')
+      .filter((l) => l.length > 8);
+    const pairs = Array.from({ length: 40 }, (_, i) => ({ prompt: lines[2 * i], completion: ` ${lines[2 * i + 1]}` }));
+    const form = new FormData();
+    form.append('purpose', 'fine-tune');
+    const rows = [...pairs, pairs[0]].map((x) => JSON.stringify(x)).join('\n');
+    form.append('file', new Blob([rows]), 'sft.jsonl');
+    const file = await r.call('/files', { method: 'POST', body: form });
+    expect(file.status).toBe(200);
+    const created = await r.call('/fine_tuning/jobs', {
+      method: 'POST',
+      body: JSON.stringify({
+        model: baseModel,
+        training_file: file.body.id,
+        resources: { workers: 2 },
+        // prepared by rank 0 (duplicates removed); the other rank trains on the file it made
+        data_preparation: { scrub_pii: false },
+        method: {
+          type: 'supervised',
+          supervised: {
+            peft: { type: 'lora', rank: 4, alpha: 8 },
+            hyperparameters: { max_steps: 30, batch_size: 2, block_size: 32, eval_interval: 10, eval_batches: 2, checkpoint_interval: 10, log_interval: 5 },
+          },
+        },
+      }),
+    });
+    expect(created.status).toBe(200);
+    const id = created.body.id as string;
+    const done = await r.waitFor(id, ['succeeded']);
+    expect(done.fine_tuned_model).toMatch(/^ft:gpt-nano:/);
+    const events = await r.events(id);
+    expect(events.some((e) => /^Training on 2 workers/.test(e.message))).toBe(true);
+    const prepared = events.filter((e) => /^Prepared the training file/.test(e.message));
+    expect(prepared).toHaveLength(1);
+    expect(prepared[0]?.message).toMatch(/41 records in, 40 out \(1 exact/);
+    expect((done as unknown as { prepared_training_file: string | null }).prepared_training_file).toMatch(/^file-/);
+    await r.assertWhole(id, 30);
+    // the metrics the job reported are the two ranks' mean: a loss that fell
+    const m = await r.call(`/fine_tuning/jobs/${id}/metrics`);
+    const losses = (m.body.data as Array<{ train_loss: number | null }>).map((d) => d.train_loss).filter((x): x is number => x !== null);
+    expect(losses.at(-1)).toBeLessThan(losses[0] as number);
   });
 });
