@@ -29,6 +29,16 @@
 
 namespace {
 
+// op 0 sum, 1 min, 2 max
+using ReduceFn = void (*)(void*, const void*, const void*, size_t);
+
+template <typename T>
+ReduceFn reducer(int op) {
+  if (op == 1) return static_cast<ReduceFn>(&gloo::min<T>);
+  if (op == 2) return static_cast<ReduceFn>(&gloo::max<T>);
+  return static_cast<ReduceFn>(&gloo::sum<T>);
+}
+
 struct Queued {
   float* data;
   size_t length;
@@ -66,7 +76,7 @@ struct Group {
         gloo::AllreduceOptions opts(context);
         opts.setTag(tag++);
         opts.setOutput(q.data, q.length);
-        opts.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
+        opts.setReduceFunction(reducer<float>(0));
         gloo::allreduce(opts);
       } catch (const std::exception& e) {
         error = e.what();
@@ -200,15 +210,6 @@ napi_value Connect(napi_env env, napi_callback_info info) {
 napi_value Throw(napi_env env, const char* what) {
   napi_throw_error(env, nullptr, what);
   return nullptr;
-}
-
-using ReduceFn = void (*)(void*, const void*, const void*, size_t);
-
-template <typename T>
-ReduceFn reducer(int op) {
-  if (op == 1) return static_cast<ReduceFn>(&gloo::min<T>);
-  if (op == 2) return static_cast<ReduceFn>(&gloo::max<T>);
-  return static_cast<ReduceFn>(&gloo::sum<T>);
 }
 
 // allreduce(group, typedArray, op) with op 0 sum, 1 min, 2 max; in place

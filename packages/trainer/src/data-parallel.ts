@@ -82,49 +82,34 @@ export class DataParallel {
   /**
    * Replaces every gradient in `grads` by its sum over the ranks, and returns the sums of `extras`
    * (the step's loss, ...): the caller divides by `size` (folded into the optimizer's gradient
-   * scale, so no pass over the values is spent on it). The gradients are copied once, in name
-   * order, into one flat buffer whose `bucketBytes` slices are allreduced in place; the summed
-   * tensors are views of it. A parameter without a gradient on this rank counts as zeros.
+   * scale, so no pass over the values is spent on it). The gradients go in name order through a
+   * GradientStream whose buckets are allreduced as they fill; a parameter without a gradient on
+   * this rank counts as zeros.
    */
   allreduceSum(grads: Map<string, tf.Tensor>, params: Map<string, tf.Variable>, extras: number[]): number[] {
-    const names = [...params.keys()].sort();
-    const sizes = names.map((n) => (params.get(n) as tf.Variable).size);
-    const total = sizes.reduce((a, b) => a + b, 0) + extras.length;
-    const flat = new Float32Array(total);
-    let at = 0;
-    names.forEach((n, i) => {
-      const g = grads.get(n);
-      if (g) flat.set(g.dataSync() as Float32Array, at);
-      at += sizes[i] as number;
-    });
-    flat.set(extras, at);
-    const step = Math.max(1, Math.floor(this.bucketBytes / 4));
-    for (let from = 0; from < total; from += step) {
-      const bucket = flat.subarray(from, Math.min(total, from + step));
+    const stream = new GradientStream(this.bucketBytes, params, extras.length, (bucket) => {
       this.timed(() => this.group.allreduce(bucket, 'sum'));
-    }
-    at = 0;
-    names.forEach((n, i) => {
-      const size = sizes[i] as number;
-      grads.get(n)?.dispose();
-      grads.set(n, tf.tensor(flat.subarray(at, at + size), (params.get(n) as tf.Variable).shape, 'float32'));
-      at += size;
+      return () => {};
     });
-    return Array.from(flat.subarray(at));
+    for (const n of [...params.keys()].sort()) {
+      const g = grads.get(n);
+      stream.add(n, g ? (g.dataSync() as Float32Array) : new Float32Array((params.get(n) as tf.Variable).size));
+    }
+    return stream.finish(grads, extras);
   }
 
   /**
    * The last backward pass of a step sends its gradients as they become final (see variableGrads'
-   * onGradient), bucket by bucket, while it goes on; null where the group cannot queue allreduces.
+   * onGradient), bucket by bucket, on the group's own thread while it goes on; null where the group
+   * cannot queue allreduces (or overlap is off).
    */
   stream(params: Map<string, tf.Variable>, extras: number): GradientStream | null {
-    return this.overlap && this.group.allreduceAsync ? new GradientStream(this, params, extras) : null;
-  }
-
-  /** Queues `bucket`'s sum allreduce; returns its wait (timed as communication when called). */
-  queue(bucket: Float32Array): () => void {
-    const wait = (this.group.allreduceAsync as (b: Float32Array) => () => void)(bucket);
-    return () => this.timed(wait);
+    const group = this.group;
+    if (!this.overlap || !group.allreduceAsync) return null;
+    return new GradientStream(this.bucketBytes, params, extras, (bucket) => {
+      const wait = (group.allreduceAsync as (b: Float32Array) => () => void)(bucket);
+      return () => this.timed(wait);
+    });
   }
 
   /** Every rank's parameters become rank 0's (the start of a run: one initialization for all). */
@@ -200,15 +185,17 @@ export class GradientStream {
   private filled = 0;
   private sent = 0;
 
+  /** `send` starts a filled bucket's sum allreduce and returns the function that waits for it. */
   constructor(
-    private readonly dp: DataParallel,
+    bucketBytes: number,
     private readonly params: Map<string, tf.Variable>,
     extras: number,
+    private readonly send: (bucket: Float32Array) => () => void,
   ) {
     let total = extras;
     for (const v of params.values()) total += v.size;
     this.flat = new Float32Array(total);
-    this.step = Math.max(1, Math.floor(dp.bucketBytes / 4));
+    this.step = Math.max(1, Math.floor(bucketBytes / 4));
   }
 
   /** A parameter's final gradient (this rank's sum over its micro-batches). */
@@ -217,7 +204,7 @@ export class GradientStream {
     this.slots.set(name, [this.filled, values.length]);
     this.flat.set(values, this.filled);
     this.filled += values.length;
-    while (this.filled - this.sent >= this.step) this.send(this.sent + this.step);
+    while (this.filled - this.sent >= this.step) this.sendTo(this.sent + this.step);
   }
 
   /** Sends the rest, waits for every bucket, and puts the sums in `grads`; returns the extras' sums. */
@@ -230,7 +217,7 @@ export class GradientStream {
     }
     this.flat.set(extras, this.filled);
     this.filled += extras.length;
-    while (this.sent < this.filled) this.send(Math.min(this.filled, this.sent + this.step));
+    while (this.sent < this.filled) this.sendTo(Math.min(this.filled, this.sent + this.step));
     for (const wait of this.waits) wait();
     for (const [n, [at, size]] of this.slots) {
       grads.get(n)?.dispose();
@@ -239,8 +226,8 @@ export class GradientStream {
     return Array.from(this.flat.subarray(this.filled - extras.length, this.filled));
   }
 
-  private send(to: number): void {
-    this.waits.push(this.dp.queue(this.flat.subarray(this.sent, to)));
+  private sendTo(to: number): void {
+    this.waits.push(this.send(this.flat.subarray(this.sent, to)));
     this.sent = to;
   }
 }

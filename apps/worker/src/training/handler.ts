@@ -166,10 +166,15 @@ async function assembleGang(deps: TrainDeps, job: JobRecord, rank: number): Prom
   } catch (err) {
     if (err instanceof GangAbandoned) return null;
     if (!(err instanceof GangTimeout)) throw err;
-    deps.log(`job ${job.id}: rank ${rank} waits again: ${err.message}`, { job_id: job.id, rank });
-    if (!deps.defer) throw err;
-    return deps.defer(cfg.gang.retryMs);
+    return waitAgain(deps, job, rank, err);
   }
+}
+
+/** A gang that did not form in time: this rank's entry waits GANG_RETRY_MS and tries again. */
+function waitAgain(deps: TrainDeps, job: JobRecord, rank: number, err: GangTimeout): Promise<never> {
+  deps.log(`job ${job.id}: rank ${rank} waits again: ${err.message}`, { job_id: job.id, rank });
+  if (!deps.defer) throw err;
+  return deps.defer(deps.cfg.gang.retryMs);
 }
 
 /**
@@ -191,9 +196,7 @@ async function followRank(deps: TrainDeps, job: JobRecord, rank: number): Promis
     if (!(err instanceof GangTimeout)) throw err;
     await gang.leave();
     gang.close();
-    deps.log(`job ${job.id}: rank ${rank} waits again: ${err.message}`, { job_id: job.id, rank });
-    if (!deps.defer) throw err;
-    return deps.defer(deps.cfg.gang.retryMs);
+    return waitAgain(deps, job, rank, err);
   }
   const current = await deps.store.jobs.get(job.projectId, job.id); // with the file rank 0 prepared
   if (!current || current.attempt !== job.attempt) return;
